@@ -1,0 +1,1 @@
+//! See stage/mod.rs.

@@ -1,0 +1,1 @@
+//! Traffic generator: profiles, pcap writer, DPDK sender.
