@@ -14,3 +14,12 @@ pub mod tag;
 
 /// Packets per burst, as in DPDK's l2fwd and testpmd.
 pub const BURST: usize = 32;
+
+/// Which way a mirrored packet travelled, as the input port's config says
+/// (a TAP has one port per direction). ERSPAN's D bit: 0 ingress, 1 egress.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Direction {
+    #[default]
+    Ingress,
+    Egress,
+}
