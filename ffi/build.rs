@@ -30,7 +30,11 @@ fn main() {
     // shims and bindgen must both see the configuration DPDK was built with.
     let cflags = dpdk_cflags();
     let mut build = cc::Build::new();
-    build.file("shim.c").include(".").opt_level(3).warnings(false);
+    build
+        .file("shim.c")
+        .include(".")
+        .opt_level(3)
+        .warnings(false);
     for flag in &cflags {
         build.flag(flag);
     }

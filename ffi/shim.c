@@ -46,3 +46,5 @@ unsigned sluice_rte_ring_dequeue_burst(struct rte_ring *r, void **objs, unsigned
 { return rte_ring_dequeue_burst(r, objs, n, available); }
 unsigned sluice_rte_ring_count(const struct rte_ring *r) { return rte_ring_count(r); }
 unsigned sluice_rte_ring_free_count(const struct rte_ring *r) { return rte_ring_free_count(r); }
+
+uint64_t sluice_rte_eth_rss_ip_tcp_udp(void) { return RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP; }

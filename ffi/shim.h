@@ -41,4 +41,7 @@ unsigned sluice_rte_ring_dequeue_burst(struct rte_ring *r, void **objs, unsigned
 unsigned sluice_rte_ring_count(const struct rte_ring *r);
 unsigned sluice_rte_ring_free_count(const struct rte_ring *r);
 
+/* RTE_ETH_RSS_* are 64-bit macros bindgen cannot evaluate. */
+uint64_t sluice_rte_eth_rss_ip_tcp_udp(void);
+
 #endif

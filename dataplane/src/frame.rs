@@ -172,7 +172,10 @@ mod tests {
         assert!(f.trim(4).is_err());
         f.trim(1).unwrap();
         assert_eq!(f.data(), &[2, 3]);
-        assert_eq!(f.append(3), Err(FrameError::NoTailroom { need: 3, have: 2 }));
+        assert_eq!(
+            f.append(3),
+            Err(FrameError::NoTailroom { need: 3, have: 2 })
+        );
         f.append(2).unwrap().copy_from_slice(&[7, 7]);
         assert_eq!(f.data(), &[2, 3, 7, 7]);
         f.truncate(10);

@@ -1,1 +1,27 @@
-//! Safe layer over DPDK.
+//! The safe layer over DPDK: the only place in the dataplane with `unsafe`.
+//!
+//! Follows capsule's shape: an owned [`Mbuf`] that frees on drop, bursts as
+//! fixed-capacity [`Batch`]es, `tx` that takes ownership only of what the
+//! device accepted. Every error carries DPDK's own `rte_strerror` text.
+
+mod batch;
+mod eal;
+mod error;
+mod lcore;
+mod mbuf;
+mod mempool;
+mod port;
+mod ring;
+pub mod testing;
+
+pub use batch::{Batch, Drain};
+pub use eal::Eal;
+pub use error::{DpdkError, Result};
+pub use lcore::{launch, main_lcore, tsc_hz, tsc_now, worker_lcores, LcoreHandle, WorkerPanic};
+pub use mbuf::{Mbuf, SharedMbuf};
+pub use mempool::Mempool;
+pub use port::{
+    LinkState, Port, PortConfig, PortInfo, PortStats, RssMode, RxQueue, TxQueue,
+    SYMMETRIC_RSS_KEY_WORD,
+};
+pub use ring::{Ring, RingItem};

@@ -1,0 +1,377 @@
+//! Owned packet buffers over `rte_mbuf`.
+//!
+//! [`Mbuf`] owns a chain whose first segment is a direct buffer this value
+//! alone may write: the received packet, or a fresh header segment. Shared
+//! (indirect) data is a separate type, [`SharedMbuf`], that can only be read
+//! or put behind a new header segment — so two destinations never write into
+//! the same bytes.
+
+use std::ptr::NonNull;
+
+use dpdk_sys::rte_mbuf;
+
+use super::error::{DpdkError, Result};
+use super::mempool::Mempool;
+use crate::frame::{Frame, FrameError};
+
+/// An owned packet; freed (the whole chain) on drop.
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct Mbuf(NonNull<rte_mbuf>);
+
+// SAFETY: an Mbuf is the only handle to its chain's first segment; mbufs may
+// be freed from any thread (mempool put is thread-safe).
+unsafe impl Send for Mbuf {}
+// SAFETY: &Mbuf only reads the buffer.
+unsafe impl Sync for Mbuf {}
+
+/// Read-only handle to data shared with other clones (an indirect mbuf chain).
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct SharedMbuf(NonNull<rte_mbuf>);
+
+// SAFETY: the shared data is never written through this type; refcounts are atomic.
+unsafe impl Send for SharedMbuf {}
+// SAFETY: as above.
+unsafe impl Sync for SharedMbuf {}
+
+/// Segments of the chain starting at `m`.
+fn segments(m: &rte_mbuf) -> impl Iterator<Item = &rte_mbuf> {
+    let mut cur: *const rte_mbuf = m;
+    std::iter::from_fn(move || {
+        // SAFETY: `cur` is null or a segment of a valid chain owned by the
+        // caller's Mbuf/SharedMbuf, which outlives the borrow.
+        let seg = unsafe { cur.as_ref()? };
+        cur = seg.next;
+        Some(seg)
+    })
+}
+
+/// Bytes of one segment.
+fn seg_data(seg: &rte_mbuf) -> &[u8] {
+    if seg.data_len == 0 {
+        return &[];
+    }
+    // SAFETY: buf_addr + data_off .. + data_len lies inside the segment's
+    // buffer by mbuf invariant, and the borrow is tied to the segment's.
+    unsafe {
+        std::slice::from_raw_parts(
+            (seg.buf_addr as *const u8).add(seg.data_off as usize),
+            seg.data_len as usize,
+        )
+    }
+}
+
+/// Whether a segment's buffer may be written by its holder.
+fn seg_writable(seg: &rte_mbuf) -> bool {
+    // SAFETY: seg is a valid mbuf; these helpers only read its fields.
+    unsafe {
+        dpdk_sys::sluice_rte_mbuf_is_indirect(seg) == 0
+            && dpdk_sys::sluice_rte_mbuf_refcnt_read(seg) == 1
+    }
+}
+
+impl Mbuf {
+    /// Takes one empty mbuf from `pool`.
+    pub fn alloc(pool: &Mempool) -> Result<Mbuf> {
+        // SAFETY: pool is a valid mempool.
+        let p = unsafe { dpdk_sys::sluice_rte_pktmbuf_alloc(pool.as_ptr()) };
+        NonNull::new(p).map(Mbuf).ok_or_else(|| DpdkError::NoMbuf {
+            pool: pool.name().to_owned(),
+        })
+    }
+
+    /// A packet holding `bytes`, chained over as many segments as it needs.
+    pub fn from_bytes(pool: &Mempool, bytes: &[u8]) -> Result<Mbuf> {
+        let mut head = Mbuf::alloc(pool)?;
+        let mut rest = bytes;
+        let room = head.tailroom();
+        let take = rest.len().min(room);
+        head.append_bytes(&rest[..take]);
+        rest = &rest[take..];
+        while !rest.is_empty() {
+            let mut seg = Mbuf::alloc(pool)?;
+            let take = rest.len().min(seg.tailroom());
+            seg.append_bytes(&rest[..take]);
+            rest = &rest[take..];
+            head.chain(seg)?;
+        }
+        Ok(head)
+    }
+
+    fn append_bytes(&mut self, bytes: &[u8]) {
+        if let Ok(dst) = Frame::append(self, bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+    }
+
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `p` must be a valid mbuf chain that nothing else owns, whose first
+    /// segment is direct and not shared.
+    pub(crate) unsafe fn from_raw(p: NonNull<rte_mbuf>) -> Mbuf {
+        Mbuf(p)
+    }
+
+    /// Gives up ownership without freeing.
+    pub(crate) fn into_raw(self) -> NonNull<rte_mbuf> {
+        let p = self.0;
+        std::mem::forget(self);
+        p
+    }
+
+    fn head(&self) -> &rte_mbuf {
+        // SAFETY: self owns a valid mbuf for its whole life.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Number of segments in the chain.
+    pub fn nb_segs(&self) -> u16 {
+        self.head().nb_segs
+    }
+
+    /// Port the packet was received on.
+    pub fn port(&self) -> u16 {
+        self.head().port
+    }
+
+    /// Bytes free after the last segment (0 when that segment is shared).
+    pub fn tailroom(&self) -> usize {
+        match segments(self.head()).last() {
+            // SAFETY: last is a valid segment of our chain.
+            Some(last) if seg_writable(last) => unsafe {
+                dpdk_sys::sluice_rte_pktmbuf_tailroom(last) as usize
+            },
+            _ => 0,
+        }
+    }
+
+    /// The whole packet, all segments, as one vector.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.pkt_len());
+        for seg in segments(self.head()) {
+            v.extend_from_slice(seg_data(seg));
+        }
+        v
+    }
+
+    /// Appends `tail`'s chain after this one.
+    pub fn chain(&mut self, tail: Mbuf) -> Result<()> {
+        let t = tail.into_raw();
+        // SAFETY: both chains are valid and owned; on success the head takes
+        // ownership of tail's segments.
+        let ret = unsafe { dpdk_sys::sluice_rte_pktmbuf_chain(self.0.as_ptr(), t.as_ptr()) };
+        if ret < 0 {
+            // SAFETY: on failure ownership of `t` stays with us: take it back.
+            drop(unsafe { Mbuf::from_raw(t) });
+            return Err(DpdkError::Invalid {
+                what: "mbuf chain".into(),
+                reason: "too many segments".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes the packet one contiguous segment (when it fits in one buffer).
+    pub fn linearize(&mut self) -> Result<()> {
+        // SAFETY: self owns a valid chain.
+        let ret = unsafe { dpdk_sys::sluice_rte_pktmbuf_linearize(self.0.as_ptr()) };
+        if ret < 0 {
+            return Err(DpdkError::Invalid {
+                what: "mbuf linearize".into(),
+                reason: format!("{} bytes do not fit in one segment", self.pkt_len()),
+            });
+        }
+        Ok(())
+    }
+
+    /// A deep copy of the whole packet into mbufs of `pool`.
+    pub fn copy(&self, pool: &Mempool) -> Result<Mbuf> {
+        // SAFETY: self is a valid chain; the copy is a new direct chain we own.
+        let p = unsafe {
+            dpdk_sys::sluice_rte_pktmbuf_copy(self.0.as_ptr(), pool.as_ptr(), 0, u32::MAX)
+        };
+        NonNull::new(p).map(Mbuf).ok_or_else(|| DpdkError::NoMbuf {
+            pool: pool.name().to_owned(),
+        })
+    }
+
+    /// An indirect clone of the packet: no data copied, read-only.
+    /// `pool` needs only small mbufs (data room 0 is enough).
+    pub fn share(&self, pool: &Mempool) -> Result<SharedMbuf> {
+        // SAFETY: self is a valid chain; the clone holds references on its buffers.
+        let p = unsafe { dpdk_sys::sluice_rte_pktmbuf_clone(self.0.as_ptr(), pool.as_ptr()) };
+        NonNull::new(p)
+            .map(SharedMbuf)
+            .ok_or_else(|| DpdkError::NoMbuf {
+                pool: pool.name().to_owned(),
+            })
+    }
+}
+
+impl SharedMbuf {
+    fn head(&self) -> &rte_mbuf {
+        // SAFETY: self owns a valid indirect chain for its whole life.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Length of the shared packet.
+    pub fn pkt_len(&self) -> usize {
+        self.head().pkt_len as usize
+    }
+
+    /// The first segment's bytes.
+    pub fn data(&self) -> &[u8] {
+        seg_data(self.head())
+    }
+
+    /// An [`Mbuf`] whose first segment is a fresh, empty, writable buffer from
+    /// `pool` with full headroom, followed by the shared data: tunnel headers
+    /// go in front with `prepend`, the payload is never copied.
+    pub fn with_header(self, pool: &Mempool) -> Result<Mbuf> {
+        let mut head = Mbuf::alloc(pool)?;
+        let shared = self.0;
+        std::mem::forget(self);
+        // SAFETY: `head` is a fresh single-segment mbuf we own; `shared` is a
+        // valid chain whose ownership moves into head's chain here.
+        unsafe {
+            let h = head.0.as_mut();
+            let s = shared.as_ptr();
+            h.next = s;
+            h.nb_segs = 1 + (*s).nb_segs;
+            h.pkt_len = (*s).pkt_len;
+        }
+        Ok(head)
+    }
+}
+
+impl Drop for SharedMbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the indirect chain; free detaches and drops references.
+        unsafe { dpdk_sys::sluice_rte_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the chain; freeing returns every segment to its pool.
+        unsafe { dpdk_sys::sluice_rte_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
+
+impl Frame for Mbuf {
+    fn data(&self) -> &[u8] {
+        seg_data(self.head())
+    }
+
+    fn data_mut(&mut self) -> &mut [u8] {
+        let seg = self.head();
+        if seg.data_len == 0 {
+            return &mut [];
+        }
+        // SAFETY: the first segment is direct and ours alone (type invariant),
+        // and &mut self makes this the only live view of it.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                (seg.buf_addr as *mut u8).add(seg.data_off as usize),
+                seg.data_len as usize,
+            )
+        }
+    }
+
+    fn pkt_len(&self) -> usize {
+        self.head().pkt_len as usize
+    }
+
+    fn headroom(&self) -> usize {
+        // SAFETY: valid mbuf.
+        unsafe { dpdk_sys::sluice_rte_pktmbuf_headroom(self.0.as_ptr()) as usize }
+    }
+
+    fn prepend(&mut self, len: usize) -> std::result::Result<&mut [u8], FrameError> {
+        let have = self.headroom();
+        if len > have {
+            return Err(FrameError::NoHeadroom { need: len, have });
+        }
+        // SAFETY: len fits the headroom, so prepend succeeds; the first
+        // segment is writable by type invariant.
+        let p = unsafe { dpdk_sys::sluice_rte_pktmbuf_prepend(self.0.as_ptr(), len as u16) };
+        if p.is_null() {
+            return Err(FrameError::NoHeadroom { need: len, have });
+        }
+        // SAFETY: `p` points at `len` bytes of our first segment.
+        Ok(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, len) })
+    }
+
+    fn adj(&mut self, len: usize) -> std::result::Result<(), FrameError> {
+        let have = self.head().data_len as usize;
+        if len > have {
+            // Headers live in the first segment; removing more than it holds
+            // would leave an empty leading segment that some PMDs reject.
+            return Err(FrameError::TooShort { need: len, have });
+        }
+        // SAFETY: len <= first segment length, so adj succeeds.
+        unsafe { dpdk_sys::sluice_rte_pktmbuf_adj(self.0.as_ptr(), len as u16) };
+        Ok(())
+    }
+
+    fn trim(&mut self, len: usize) -> std::result::Result<(), FrameError> {
+        let total = self.pkt_len();
+        if len > total {
+            return Err(FrameError::TooShort {
+                need: len,
+                have: total,
+            });
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let keep = total - len;
+        // Walk to the segment where the new end falls, shorten it and free
+        // every segment after it, so no empty segment is left in the chain.
+        // SAFETY: we own the whole chain and hold &mut self; every pointer
+        // followed is a segment of it; the detached tail is freed exactly once.
+        unsafe {
+            let head = self.0.as_ptr();
+            let mut seg = head;
+            let mut before = 0usize;
+            let mut nb = 1u16;
+            loop {
+                let s = &mut *seg;
+                let end = before + s.data_len as usize;
+                if keep <= end || s.next.is_null() {
+                    s.data_len = (keep - before) as u16;
+                    let rest = s.next;
+                    s.next = std::ptr::null_mut();
+                    if !rest.is_null() {
+                        dpdk_sys::sluice_rte_pktmbuf_free(rest);
+                    }
+                    break;
+                }
+                before = end;
+                seg = s.next;
+                nb += 1;
+            }
+            (*head).pkt_len = keep as u32;
+            (*head).nb_segs = nb;
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, len: usize) -> std::result::Result<&mut [u8], FrameError> {
+        let have = self.tailroom();
+        if len > have {
+            return Err(FrameError::NoTailroom { need: len, have });
+        }
+        // SAFETY: the last segment is writable (tailroom() checked) and has
+        // `len` bytes of room, so append succeeds and returns them.
+        unsafe {
+            let p = dpdk_sys::sluice_rte_pktmbuf_append(self.0.as_ptr(), len as u16);
+            if p.is_null() {
+                return Err(FrameError::NoTailroom { need: len, have });
+            }
+            Ok(std::slice::from_raw_parts_mut(p as *mut u8, len))
+        }
+    }
+}

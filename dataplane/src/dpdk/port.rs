@@ -1,0 +1,582 @@
+//! Ethernet ports: configure, start, stop, stats, and their queues.
+
+use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::batch::Batch;
+use super::error::{call_error, check, DpdkError, Result};
+use super::mempool::{Mempool, SOCKET_ID_ANY};
+
+/// One 16-bit word repeated over the whole RSS key makes Toeplitz hashing
+/// symmetric: (a, b) and (b, a) hash alike, so both directions of a flow and
+/// both mirrored copies of a packet land on the same queue and worker.
+pub const SYMMETRIC_RSS_KEY_WORD: [u8; 2] = [0x6d, 0x5a];
+
+/// How received packets are spread over RX queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RssMode {
+    /// One RX queue: nothing to spread.
+    SingleQueue,
+    /// The device hashes IP addresses and L4 ports with the symmetric key.
+    Symmetric,
+    /// The device cannot hash: every packet arrives on queue 0 and the
+    /// caller must spread them itself (a distributor lcore).
+    Unsupported,
+}
+
+/// How to set a port up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    /// MTU to set; `None` keeps the device's.
+    pub mtu: Option<u16>,
+    pub promiscuous: bool,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        Self {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            mtu: None,
+            promiscuous: true,
+        }
+    }
+}
+
+/// What the device is and can do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortInfo {
+    pub id: u16,
+    pub name: String,
+    pub driver: String,
+    pub max_rx_queues: u16,
+    pub max_tx_queues: u16,
+    pub min_mtu: u16,
+    pub max_mtu: u16,
+    pub reta_size: u16,
+    pub hash_key_size: u8,
+    /// Flow types the device can hash for RSS (`RTE_ETH_RSS_*` bits).
+    pub rss_offloads: u64,
+    pub socket: i32,
+}
+
+/// Link status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkState {
+    pub up: bool,
+    pub speed_mbps: u32,
+}
+
+/// Basic counters (`rte_eth_stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    /// Dropped by the device because no RX descriptor was free.
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    /// RX mbuf allocation failures.
+    pub rx_nombuf: u64,
+}
+
+/// An Ethernet port. Stopped and closed on drop.
+#[derive(Debug)]
+pub struct Port {
+    id: u16,
+    name: String,
+    started: bool,
+    rss: RssMode,
+    nb_rx: u16,
+    nb_tx: u16,
+    /// Queues already handed out: each may have one user only.
+    rx_taken: AtomicU64,
+    tx_taken: AtomicU64,
+}
+
+fn port_name(id: u16) -> Option<String> {
+    let mut buf = [0 as std::ffi::c_char; dpdk_sys::RTE_ETH_NAME_MAX_LEN as usize];
+    // SAFETY: buf has RTE_ETH_NAME_MAX_LEN bytes, as the call requires.
+    let ret = unsafe { dpdk_sys::rte_eth_dev_get_name_by_port(id, buf.as_mut_ptr()) };
+    if ret != 0 {
+        return None;
+    }
+    // SAFETY: on success buf holds a NUL-terminated name.
+    Some(
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+fn port_by_name(name: &str) -> Option<u16> {
+    let c = CString::new(name).ok()?;
+    let mut id = 0u16;
+    // SAFETY: c is a valid C string and id a valid out-pointer.
+    let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
+    (ret == 0).then_some(id)
+}
+
+impl Port {
+    /// Number of ports EAL knows about.
+    pub fn count() -> u16 {
+        // SAFETY: plain query.
+        unsafe { dpdk_sys::rte_eth_dev_count_avail() }
+    }
+
+    /// The port with this DPDK port id.
+    pub fn from_id(id: u16) -> Result<Port> {
+        // SAFETY: plain query.
+        if unsafe { dpdk_sys::rte_eth_dev_is_valid_port(id) } == 0 {
+            return Err(DpdkError::Invalid {
+                what: format!("port {id}"),
+                reason: format!("no such port ({} ports exist)", Port::count()),
+            });
+        }
+        let name = port_name(id).unwrap_or_else(|| format!("port{id}"));
+        Ok(Port::new(id, name))
+    }
+
+    /// The port named by `spec`: a device already probed (an EAL `--vdev`
+    /// or a PCI device), else devargs (`net_pcap0,rx_pcap=in.pcap`, a PCI
+    /// address) to hot-plug now.
+    pub fn open(spec: &str) -> Result<Port> {
+        let name = spec.split(',').next().unwrap_or(spec).trim();
+        if name.is_empty() {
+            return Err(DpdkError::Invalid {
+                what: format!("port {spec:?}"),
+                reason: "empty device name".into(),
+            });
+        }
+        if let Some(id) = port_by_name(name) {
+            return Ok(Port::new(id, name.to_owned()));
+        }
+        let c = CString::new(spec).map_err(|_| DpdkError::Invalid {
+            what: format!("port {spec:?}"),
+            reason: "contains a NUL byte".into(),
+        })?;
+        // SAFETY: c is a valid C string; probing is done from the main thread.
+        let ret = unsafe { dpdk_sys::rte_dev_probe(c.as_ptr()) };
+        if ret < 0 {
+            return Err(call_error(format!("cannot probe device {spec:?}"), ret));
+        }
+        port_by_name(name)
+            .map(|id| Port::new(id, name.to_owned()))
+            .ok_or_else(|| DpdkError::Invalid {
+                what: format!("port {spec:?}"),
+                reason: "device probed but it is not an Ethernet port".into(),
+            })
+    }
+
+    fn new(id: u16, name: String) -> Port {
+        Port {
+            id,
+            name,
+            started: false,
+            rss: RssMode::SingleQueue,
+            nb_rx: 0,
+            nb_tx: 0,
+            rx_taken: AtomicU64::new(0),
+            tx_taken: AtomicU64::new(0),
+        }
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How RX is spread, as decided by the last `configure`.
+    pub fn rss(&self) -> RssMode {
+        self.rss
+    }
+
+    /// What the device is and can do.
+    pub fn info(&self) -> Result<PortInfo> {
+        let info = self.raw_info()?;
+        // SAFETY: driver_name is a static NUL-terminated string or null.
+        let driver = unsafe { info.driver_name.as_ref() }
+            // SAFETY: non-null, NUL-terminated (above).
+            .map(|p| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(PortInfo {
+            id: self.id,
+            name: self.name.clone(),
+            driver,
+            max_rx_queues: info.max_rx_queues,
+            max_tx_queues: info.max_tx_queues,
+            min_mtu: info.min_mtu,
+            max_mtu: info.max_mtu,
+            reta_size: info.reta_size,
+            hash_key_size: info.hash_key_size,
+            rss_offloads: info.flow_type_rss_offloads,
+            socket: self.socket(),
+        })
+    }
+
+    fn raw_info(&self) -> Result<dpdk_sys::rte_eth_dev_info> {
+        let mut info = dpdk_sys::rte_eth_dev_info::default();
+        // SAFETY: info is a valid out-pointer for the call.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_info_get(self.id, &mut info) };
+        check(&format!("port {} info", self.name), ret)?;
+        Ok(info)
+    }
+
+    fn socket(&self) -> i32 {
+        // SAFETY: plain query; -1 means any socket (virtual devices).
+        unsafe { dpdk_sys::rte_eth_dev_socket_id(self.id) }
+    }
+
+    /// Configures queues, RSS, MTU and promiscuous mode; RX queues take
+    /// buffers from `pool`. Returns how RX will be spread.
+    pub fn configure(&mut self, cfg: &PortConfig, pool: &Mempool) -> Result<RssMode> {
+        if self.started {
+            self.stop()?;
+        }
+        let info = self.raw_info()?;
+        let what = |s: &str| format!("port {} ({}): {s}", self.id, self.name);
+        // Queue ownership is tracked in a 64-bit mask per direction.
+        let max_rx = info.max_rx_queues.min(64);
+        let max_tx = info.max_tx_queues.min(64);
+        if cfg.rx_queues == 0 || cfg.rx_queues > max_rx {
+            return Err(DpdkError::Invalid {
+                what: what("rx_queues"),
+                reason: format!("{} asked, this device allows 1..={max_rx}", cfg.rx_queues),
+            });
+        }
+        if cfg.tx_queues == 0 || cfg.tx_queues > max_tx {
+            return Err(DpdkError::Invalid {
+                what: what("tx_queues"),
+                reason: format!("{} asked, this device allows 1..={max_tx}", cfg.tx_queues),
+            });
+        }
+
+        // SAFETY: a pure function of DPDK's RSS flag macros.
+        let wanted = unsafe { dpdk_sys::sluice_rte_eth_rss_ip_tcp_udp() };
+        let hf = wanted & info.flow_type_rss_offloads;
+        let rss = match (cfg.rx_queues, hf) {
+            (1, _) => RssMode::SingleQueue,
+            (_, 0) => RssMode::Unsupported,
+            _ => RssMode::Symmetric,
+        };
+        let key_len = if info.hash_key_size == 0 {
+            40
+        } else {
+            info.hash_key_size
+        };
+        let mut key: Vec<u8> = SYMMETRIC_RSS_KEY_WORD
+            .iter()
+            .copied()
+            .cycle()
+            .take(key_len as usize)
+            .collect();
+        let mut conf = dpdk_sys::rte_eth_conf::default();
+        if rss == RssMode::Symmetric {
+            conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+            conf.rx_adv_conf.rss_conf.rss_key_len = key_len;
+            conf.rx_adv_conf.rss_conf.rss_hf = hf;
+        }
+        // SAFETY: conf (and the key it points to) is valid for the call, which copies it.
+        let ret = unsafe {
+            dpdk_sys::rte_eth_dev_configure(self.id, cfg.rx_queues, cfg.tx_queues, &conf)
+        };
+        check(&what("configure"), ret)?;
+
+        let (mut nb_rxd, mut nb_txd) = (cfg.rx_desc, cfg.tx_desc);
+        // SAFETY: valid out-pointers.
+        let ret = unsafe {
+            dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(self.id, &mut nb_rxd, &mut nb_txd)
+        };
+        check(&what("descriptor counts"), ret)?;
+        let socket = match self.socket() {
+            s if s < 0 => SOCKET_ID_ANY,
+            s => s,
+        } as u32;
+        for q in 0..cfg.rx_queues {
+            // SAFETY: port configured with this many queues; pool is valid and
+            // outlives the port's use of it (Mempool leaks itself while in use).
+            let ret = unsafe {
+                dpdk_sys::rte_eth_rx_queue_setup(
+                    self.id,
+                    q,
+                    nb_rxd,
+                    socket,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
+            };
+            check(&what(&format!("RX queue {q} setup")), ret)?;
+        }
+        for q in 0..cfg.tx_queues {
+            // SAFETY: as above; null conf means the device defaults.
+            let ret = unsafe {
+                dpdk_sys::rte_eth_tx_queue_setup(self.id, q, nb_txd, socket, std::ptr::null())
+            };
+            check(&what(&format!("TX queue {q} setup")), ret)?;
+        }
+        if let Some(mtu) = cfg.mtu {
+            // SAFETY: plain call on a configured port.
+            let ret = unsafe { dpdk_sys::rte_eth_dev_set_mtu(self.id, mtu) };
+            check(
+                &what(&format!(
+                    "set MTU {mtu} (device allows {}..={})",
+                    info.min_mtu, info.max_mtu
+                )),
+                ret,
+            )?;
+        }
+        if cfg.promiscuous {
+            // SAFETY: plain call. Not every virtual device has a promiscuous
+            // mode (it receives everything anyway): -ENOTSUP is fine.
+            let ret = unsafe { dpdk_sys::rte_eth_promiscuous_enable(self.id) };
+            if ret < 0 && ret != -(libc_enotsup()) {
+                check(&what("promiscuous mode"), ret)?;
+            }
+        }
+        self.rss = rss;
+        self.nb_rx = cfg.rx_queues;
+        self.nb_tx = cfg.tx_queues;
+        Ok(rss)
+    }
+
+    /// Starts the port.
+    pub fn start(&mut self) -> Result<()> {
+        // SAFETY: plain call on a configured port.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_start(self.id) };
+        check(&format!("port {} ({}) start", self.id, self.name), ret)?;
+        self.started = true;
+        Ok(())
+    }
+
+    /// Stops the port (its queues then return nothing).
+    pub fn stop(&mut self) -> Result<()> {
+        // SAFETY: plain call.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.id) };
+        self.started = false;
+        check(&format!("port {} ({}) stop", self.id, self.name), ret)?;
+        Ok(())
+    }
+
+    pub fn is_started(&self) -> bool {
+        self.started
+    }
+
+    /// Link status, without waiting.
+    pub fn link(&self) -> Result<LinkState> {
+        let mut link = dpdk_sys::rte_eth_link::default();
+        // SAFETY: valid out-pointer.
+        let ret = unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id, &mut link) };
+        check(&format!("port {} link", self.name), ret)?;
+        Ok(LinkState {
+            up: link.link_status() as u32 == dpdk_sys::RTE_ETH_LINK_UP,
+            speed_mbps: link.link_speed,
+        })
+    }
+
+    /// The port's MAC address.
+    pub fn mac(&self) -> Result<[u8; 6]> {
+        let mut addr = dpdk_sys::rte_ether_addr::default();
+        // SAFETY: valid out-pointer.
+        let ret = unsafe { dpdk_sys::rte_eth_macaddr_get(self.id, &mut addr) };
+        check(&format!("port {} MAC address", self.name), ret)?;
+        Ok(addr.addr_bytes)
+    }
+
+    /// Basic counters.
+    pub fn stats(&self) -> Result<PortStats> {
+        let mut s = dpdk_sys::rte_eth_stats::default();
+        // SAFETY: valid out-pointer.
+        let ret = unsafe { dpdk_sys::rte_eth_stats_get(self.id, &mut s) };
+        check(&format!("port {} stats", self.name), ret)?;
+        Ok(PortStats {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        })
+    }
+
+    /// Zeroes the basic counters and the extended ones.
+    pub fn reset_stats(&self) -> Result<()> {
+        // SAFETY: plain calls.
+        let ret = unsafe { dpdk_sys::rte_eth_stats_reset(self.id) };
+        check(&format!("port {} stats reset", self.name), ret)?;
+        // SAFETY: plain call; devices without xstats reset return -ENOTSUP.
+        unsafe { dpdk_sys::rte_eth_xstats_reset(self.id) };
+        Ok(())
+    }
+
+    /// Extended counters by name.
+    pub fn xstats(&self) -> Result<Vec<(String, u64)>> {
+        let what = format!("port {} xstats", self.name);
+        // SAFETY: a null buffer with size 0 asks for the count.
+        let n = unsafe { dpdk_sys::rte_eth_xstats_get_names(self.id, std::ptr::null_mut(), 0) };
+        let n = check(&what, n)? as usize;
+        let mut names = vec![dpdk_sys::rte_eth_xstat_name { name: [0; 64] }; n];
+        let mut values = vec![dpdk_sys::rte_eth_xstat::default(); n];
+        // SAFETY: both buffers hold n entries.
+        let got =
+            unsafe { dpdk_sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), n as u32) };
+        check(&what, got)?;
+        // SAFETY: as above.
+        let got = unsafe { dpdk_sys::rte_eth_xstats_get(self.id, values.as_mut_ptr(), n as u32) };
+        let got = (check(&what, got)? as usize).min(n);
+        Ok(values[..got]
+            .iter()
+            .map(|v| {
+                let name = names
+                    .get(v.id as usize)
+                    // SAFETY: DPDK NUL-terminates every name within its 64 bytes.
+                    .map(|nm| {
+                        unsafe { CStr::from_ptr(nm.name.as_ptr()) }
+                            .to_string_lossy()
+                            .into_owned()
+                    })
+                    .unwrap_or_default();
+                (name, v.value)
+            })
+            .collect())
+    }
+
+    /// RX queue `q`, for one user at a time: asking twice is an error.
+    pub fn rx_queue(&self, q: u16) -> Result<RxQueue> {
+        take_queue(&self.rx_taken, q, self.nb_rx, &self.name, "RX")?;
+        Ok(RxQueue {
+            port: self.id,
+            queue: q,
+        })
+    }
+
+    /// TX queue `q`, for one user at a time: asking twice is an error.
+    pub fn tx_queue(&self, q: u16) -> Result<TxQueue> {
+        take_queue(&self.tx_taken, q, self.nb_tx, &self.name, "TX")?;
+        Ok(TxQueue {
+            port: self.id,
+            queue: q,
+        })
+    }
+}
+
+fn take_queue(taken: &AtomicU64, q: u16, nb: u16, port: &str, dir: &str) -> Result<()> {
+    if q >= nb {
+        return Err(DpdkError::Invalid {
+            what: format!("port {port} {dir} queue {q}"),
+            reason: format!("port has {nb} {dir} queues"),
+        });
+    }
+    let bit = 1u64 << q;
+    if taken.fetch_or(bit, Ordering::AcqRel) & bit != 0 {
+        return Err(DpdkError::Invalid {
+            what: format!("port {port} {dir} queue {q}"),
+            reason: "already in use: a queue has one user".into(),
+        });
+    }
+    Ok(())
+}
+
+/// ENOTSUP, without a libc dependency for one constant.
+const fn libc_enotsup() -> i32 {
+    95
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        // SAFETY: stop and close; queue handles that outlive the port then
+        // reach DPDK's dummy burst functions, which return 0.
+        unsafe {
+            if self.started {
+                dpdk_sys::rte_eth_dev_stop(self.id);
+            }
+            dpdk_sys::rte_eth_dev_close(self.id);
+        }
+    }
+}
+
+/// One RX queue of a port, owned by one poller.
+#[derive(Debug)]
+pub struct RxQueue {
+    port: u16,
+    queue: u16,
+}
+
+impl RxQueue {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
+    /// Receives into the batch's free slots; returns how many arrived.
+    pub fn rx<const N: usize>(&mut self, batch: &mut Batch<N>) -> usize {
+        let (slots, free) = batch.spare_raw();
+        if free == 0 {
+            return 0;
+        }
+        // SAFETY: `slots` has `free` writable entries; this handle is the
+        // queue's only user (Port::rx_queue hands each out once).
+        let n = unsafe {
+            dpdk_sys::sluice_rte_eth_rx_burst(
+                self.port,
+                self.queue,
+                slots,
+                free.min(u16::MAX as usize) as u16,
+            )
+        } as usize;
+        // SAFETY: the PMD wrote n owned, valid mbufs into those slots.
+        unsafe { batch.commit(n) };
+        n
+    }
+}
+
+/// One TX queue of a port, owned by one sender.
+#[derive(Debug)]
+pub struct TxQueue {
+    port: u16,
+    queue: u16,
+}
+
+impl TxQueue {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
+    /// Sends from the front of the batch. The device takes ownership of what
+    /// it accepted; the rest stay in the batch, in order. Returns how many
+    /// were sent.
+    pub fn tx<const N: usize>(&mut self, batch: &mut Batch<N>) -> usize {
+        if batch.is_empty() {
+            return 0;
+        }
+        let len = batch.len();
+        // SAFETY: the batch holds `len` valid owned mbufs; this handle is the
+        // queue's only user.
+        let n = unsafe {
+            dpdk_sys::sluice_rte_eth_tx_burst(self.port, self.queue, batch.as_raw(), len as u16)
+        } as usize;
+        // SAFETY: the PMD now owns the first n mbufs.
+        unsafe { batch.consume_front(n) };
+        n
+    }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Sets up a machine to build, test and run Sluice. Idempotent; run as root.
+#  - installs every Debian package the build, tests, demo and benchmarks use
+#  - reserves hugepages and mounts hugetlbfs when needed
+#  - checks the result and says what is wrong if anything is
+set -euo pipefail
+
+HUGEPAGES=${SLUICE_HUGEPAGES:-1024}   # 2 MiB pages: 2 GiB
+HUGE_DIR=/dev/hugepages
+
+PACKAGES=(
+  libdpdk-dev dpdk dpdk-dev   # DPDK 22.11 headers and libraries; dpdk-testpmd, dpdk-pdump
+  clang libclang-dev          # bindgen
+  pkg-config gcc make         # build
+  libpcap-dev                 # net_pcap
+  tshark                      # independent judge of every emitted format
+  iproute2 tcpdump            # network namespaces, veth, tap
+  python3                     # dpdk-telemetry.py
+)
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "run as root (packages and hugepages need it): sudo make setup"
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # tshark asks whether non-root users may capture: answer no, unattended.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "packages present"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  die "cargo is missing: install a Rust toolchain (rustup) first"
+fi
+
+total=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages)
+if [ "$total" -lt "$HUGEPAGES" ]; then
+  say "reserving $HUGEPAGES hugepages of 2 MiB (had $total)"
+  echo "$HUGEPAGES" > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+  total=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages)
+fi
+if ! grep -qs " $HUGE_DIR hugetlbfs " /proc/mounts; then
+  say "mounting hugetlbfs on $HUGE_DIR"
+  mkdir -p "$HUGE_DIR"
+  mount -t hugetlbfs nodev "$HUGE_DIR"
+fi
+
+# Check the result.
+pkg-config --atleast-version=22.11 libdpdk || die "libdpdk 22.11 not found by pkg-config after install"
+command -v dpdk-testpmd >/dev/null || die "dpdk-testpmd missing (package dpdk-dev)"
+command -v tshark >/dev/null || die "tshark missing"
+[ "$total" -ge 64 ] || die "only $total hugepages could be reserved (memory fragmented?): free memory or reboot, then run again"
+grep -qs " $HUGE_DIR hugetlbfs " /proc/mounts || die "hugetlbfs is not mounted on $HUGE_DIR"
+say "ok: DPDK $(pkg-config --modversion libdpdk), $total hugepages of 2 MiB, hugetlbfs on $HUGE_DIR"
