@@ -24,7 +24,8 @@ fn sample_traffic() -> Vec<Vec<u8>> {
             );
             let mut out = Vec::new();
             let written = if i % 2 == 0 {
-                b.udp(40000 + (i % 16) as u16, 5001).write(&mut out, &payload)
+                b.udp(40000 + (i % 16) as u16, 5001)
+                    .write(&mut out, &payload)
             } else {
                 b.tcp(50000, 443, i as u32, 1024).write(&mut out, &payload)
             };

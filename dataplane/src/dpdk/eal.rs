@@ -166,8 +166,7 @@ fn has_flag(args: &[&str], name: &str) -> bool {
 
 /// A primary process needs hugepages unless told `--no-huge`.
 fn needs_hugepages(args: &[&str]) -> bool {
-    !has_flag(args, "--no-huge")
-        && !option_value(args, "--proc-type").is_some_and(|t| t == "secondary")
+    !has_flag(args, "--no-huge") && option_value(args, "--proc-type") != Some("secondary")
 }
 
 /// Fails early, with a message that says what to do, when no hugepage of any

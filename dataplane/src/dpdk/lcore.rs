@@ -66,7 +66,7 @@ extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     let job: Box<Job> = unsafe { Box::from_raw(arg as *mut Job) };
     // The job catches its own panic; this second net keeps an unwind from
     // ever crossing into C, whatever happens.
-    match catch_unwind(AssertUnwindSafe(move || job())) {
+    match catch_unwind(AssertUnwindSafe(job)) {
         Ok(()) => 0,
         Err(_) => -1,
     }
