@@ -1,1 +1,1035 @@
-//! See stage/mod.rs.
+//! encap: wrap a frame in its destination's tunnel.
+//!
+//! An [`EncapTemplate`] is built once per destination from an
+//! [`EncapConfig`]: it holds the outer headers (Ethernet, optional 802.1Q,
+//! IPv4 or IPv6, UDP or GRE, tunnel header) already emitted, plus the
+//! per-destination state (IPv4 ID, GRE/VXLAN sequence numbers, counters).
+//! Per packet it prepends those bytes into the frame's headroom — the payload
+//! is never copied — and patches what varies:
+//!
+//! - outer lengths; IPv4 ID and header checksum (the constant words are
+//!   summed once at build time, so the per-packet checksum is two adds and a
+//!   fold); IPv6 flow label;
+//! - UDP source port from a symmetric hash of the inner flow, in
+//!   49152–65535 (RFC 7348 §5), so both directions of a flow take the same
+//!   ECMP path; UDP checksum 0 over IPv4 (RFC 7348), computed over IPv6
+//!   (DESIGN §5: RFC 8200 wants one; zero-checksum receivers are opt-in);
+//! - GRE sequence number (ERSPAN II/III), VXLAN extended sequence;
+//! - ERSPAN T bit when the inner frame was sliced (by the slice stage or
+//!   here to fit the MTU), ERSPAN III timestamp, and the [`TagInfo`]
+//!   fields — mapped by [`crate::stage::tag`], the one place that decides
+//!   which origin fact goes where.
+//!
+//! Outer IPv4 always has DF set and nothing is ever fragmented: a frame
+//! whose encapsulation would exceed the uplink MTU is cut to fit
+//! ([`OversizePolicy::TruncateToMtu`], T=1 for ERSPAN) or dropped and
+//! counted ([`OversizePolicy::Drop`]).
+//!
+//! ERSPAN III timestamps: [`TimestampMode::Ieee1588`] (the default) sends
+//! `Gra=10`: nanoseconds within the second in the 32-bit header field and
+//! the seconds in platform sub-header ID 3 (O=1), i.e. full ns precision
+//! from the `now_ns` argument (ns since the Unix epoch). Linux's ERSPAN
+//! receiver ignores O and would take the sub-header for frame bytes; for
+//! such receivers [`TimestampMode::Us100`] sends `Gra=00`, 100 µs ticks in
+//! 32 bits (wrapping after ~5 days) and no sub-header.
+
+use std::net::IpAddr;
+
+use thiserror::Error;
+
+use crate::frame::Frame;
+use crate::stage::parse::{Fragment, Layers};
+use crate::stage::tag::{self, TagInfo, VxlanExtended};
+use crate::wire::ethernet::{self, Address, EtherType};
+use crate::wire::field::{set_u16, set_u32, u32_at};
+use crate::wire::{checksum, erspan, geneve, gre, ipv4, ipv6, udp, vlan, vxlan, IpProtocol};
+
+/// Lowest UDP source port encap uses (RFC 7348 §5: the dynamic range).
+pub const UDP_SRC_PORT_MIN: u16 = 49152;
+/// Room for the longest outer header: Ethernet, 802.1Q, IPv6, GRE with
+/// sequence, ERSPAN III with its platform sub-header (86 bytes).
+pub const MAX_HEADER_LEN: usize = 96;
+/// The smallest inner frame an MTU must leave room for: a minimum Ethernet
+/// frame without FCS. A smaller budget would cut every frame to nothing useful.
+pub const MIN_INNER_LEN: usize = 60;
+
+/// How a destination's tunnel is built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncapConfig {
+    pub tunnel: TunnelConfig,
+    pub outer: OuterConfig,
+    /// Uplink MTU: the largest outer IP packet (header included), as Linux
+    /// counts it. 1500 by default.
+    pub mtu: u16,
+    pub oversize: OversizePolicy,
+}
+
+/// The tunnel header, per destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TunnelConfig {
+    /// VXLAN (RFC 7348). `udp_dst_port` 4789 unless the receiver says
+    /// otherwise; `extended` opts in to DESIGN §5's use of reserved bits.
+    Vxlan {
+        vni: u32,
+        udp_dst_port: u16,
+        extended: Option<VxlanExtendedConfig>,
+    },
+    /// ERSPAN type II: GRE with S=1, protocol 0x88BE.
+    ErspanII { session: u16 },
+    /// ERSPAN type III: GRE with S=1, protocol 0x22EB. `hw_id` `None` sends
+    /// the appliance ID's low 6 bits (see [`crate::stage::tag`]).
+    ErspanIII {
+        session: u16,
+        hw_id: Option<u8>,
+        timestamp: TimestampMode,
+    },
+    /// L2GRE: GRE with K=1, protocol 0x6558 (TEB); the key is the tag.
+    L2Gre { key: u32 },
+    /// Geneve (RFC 8926) to UDP 6081, no options.
+    Geneve { vni: u32 },
+}
+
+impl TunnelConfig {
+    /// Standard VXLAN to the IANA port.
+    pub const fn vxlan(vni: u32) -> TunnelConfig {
+        TunnelConfig::Vxlan {
+            vni,
+            udp_dst_port: vxlan::PORT,
+            extended: None,
+        }
+    }
+
+    /// ERSPAN III with the default timestamp and the appliance's hardware ID.
+    pub const fn erspan3(session: u16) -> TunnelConfig {
+        TunnelConfig::ErspanIII {
+            session,
+            hw_id: None,
+            timestamp: TimestampMode::Ieee1588,
+        }
+    }
+}
+
+/// The opt-in VXLAN extended mode (DESIGN §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VxlanExtendedConfig {
+    /// Flags byte to send instead of `0x08`, so the receiver can tell the
+    /// mode apart. Keep the I bit (0x08) set for the VNI to count.
+    pub flags: u8,
+}
+
+impl Default for VxlanExtendedConfig {
+    fn default() -> Self {
+        VxlanExtendedConfig {
+            flags: vxlan::FLAG_I,
+        }
+    }
+}
+
+/// ERSPAN III timestamp granularity (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimestampMode {
+    /// `Gra=10`: ns within the second, seconds in sub-header ID 3.
+    #[default]
+    Ieee1588,
+    /// `Gra=00`: 100 µs ticks, no sub-header (Linux-compatible).
+    Us100,
+}
+
+/// The outer headers, per destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OuterConfig {
+    pub src_mac: Address,
+    /// The next hop's MAC (resolved by the control plane).
+    pub dst_mac: Address,
+    pub vlan: Option<OuterVlan>,
+    /// Both addresses must be of the same family.
+    pub src_ip: IpAddr,
+    pub dst_ip: IpAddr,
+    /// 6 bits.
+    pub dscp: u8,
+    /// IPv4 TTL / IPv6 hop limit; not 0.
+    pub ttl: u8,
+}
+
+/// An 802.1Q tag on the uplink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OuterVlan {
+    /// 1–4094.
+    pub vid: u16,
+    /// 0–7.
+    pub pcp: u8,
+}
+
+/// What to do with a frame whose encapsulation would exceed the MTU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OversizePolicy {
+    /// Cut the inner frame to fit (ERSPAN T=1) — `truncate_to_mtu`.
+    #[default]
+    TruncateToMtu,
+    /// Drop it and count `dropped_too_big`.
+    Drop,
+}
+
+/// Why a config cannot make a template. Each names the value at fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum EncapConfigError {
+    #[error("VNI {0} does not fit in 24 bits")]
+    Vni(u32),
+    #[error("ERSPAN session ID {0} does not fit in 10 bits")]
+    Session(u16),
+    #[error("ERSPAN hardware ID {0} does not fit in 6 bits")]
+    HwId(u8),
+    #[error("DSCP {0} does not fit in 6 bits")]
+    Dscp(u8),
+    #[error("TTL must not be 0")]
+    Ttl,
+    #[error("outer VLAN ID {0} is not in 1..=4094")]
+    Vid(u16),
+    #[error("outer VLAN PCP {0} is not in 0..=7")]
+    Pcp(u8),
+    #[error("outer source and destination addresses are of different families")]
+    AddressFamilies,
+    #[error("UDP destination port must not be 0")]
+    UdpPort,
+    #[error("MTU {mtu} leaves less than {MIN_INNER_LEN} bytes for the inner frame (needs at least {need})")]
+    Mtu { mtu: u16, need: usize },
+}
+
+/// What encap needs to know about one packet besides its bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EncapMeta<'a> {
+    /// What parse found in the inner frame: the flow for the UDP source
+    /// port hash (without it, the MAC pair is hashed).
+    pub layers: Option<&'a Layers>,
+    pub tag: TagInfo,
+    /// The matching rule's tag ([`crate::stage::filter::DestAction::tag`]):
+    /// overrides the destination's VNI / session / key.
+    pub tag_override: Option<u32>,
+    /// The slice stage cut this frame (ERSPAN T bit).
+    pub sliced: bool,
+}
+
+/// Why one frame was not encapsulated. Each is also counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum EncapError {
+    #[error("encapsulated frame would exceed the MTU (oversize policy: drop)")]
+    TooBig,
+    #[error("not enough headroom for the tunnel headers")]
+    NoHeadroom,
+}
+
+/// Per-destination encap counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EncapCounters {
+    /// Frames encapsulated.
+    pub packets: u64,
+    /// Bytes of the encapsulated frames, outer headers included.
+    pub bytes: u64,
+    /// Frames cut to fit the MTU (also in `packets`).
+    pub truncated_to_mtu: u64,
+    /// Frames dropped because they did not fit and the policy is `Drop`.
+    pub dropped_too_big: u64,
+    /// Frames dropped for lack of headroom.
+    pub no_headroom: u64,
+}
+
+/// The tunnel-specific part of a template, with the offsets encap patches.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Vxlan {
+        vni: u32,
+        extended: Option<u8>,
+    },
+    Geneve {
+        vni: u32,
+    },
+    L2Gre {
+        key: u32,
+    },
+    ErspanII {
+        session: u16,
+    },
+    ErspanIII {
+        session: u16,
+        hw_id: Option<u8>,
+        timestamp: TimestampMode,
+    },
+}
+
+/// One destination's pre-built outer headers and per-destination state.
+#[derive(Clone, Debug)]
+pub struct EncapTemplate {
+    hdr: [u8; MAX_HEADER_LEN],
+    len: usize,
+    /// Offset of the outer IP header.
+    l3: usize,
+    /// Offset of the UDP or GRE header.
+    l4: usize,
+    /// Offset of the VXLAN / Geneve / ERSPAN header (= `l4` for L2GRE).
+    tun: usize,
+    v4: bool,
+    kind: Kind,
+    /// IPv4: sum of the header's constant words (length, ID and checksum
+    /// zero). IPv6: the UDP pseudo-header's address and protocol words.
+    base_sum: u64,
+    max_inner: usize,
+    oversize: OversizePolicy,
+    ip_id: u16,
+    /// GRE sequence (ERSPAN) or VXLAN extended sequence of the next packet.
+    seq: u32,
+    counters: EncapCounters,
+}
+
+/// The ERSPAN III timestamp words for one `now_ns` (computed once a burst).
+#[derive(Clone, Copy, Debug, Default)]
+struct Stamp {
+    lo: u32,
+    hi: u32,
+}
+
+const NS_PER_S: u64 = 1_000_000_000;
+const NS_PER_100US: u64 = 100_000;
+
+impl EncapTemplate {
+    /// Validates `cfg` and builds the outer headers.
+    pub fn new(cfg: &EncapConfig) -> Result<EncapTemplate, EncapConfigError> {
+        let o = &cfg.outer;
+        if o.dscp > 63 {
+            return Err(EncapConfigError::Dscp(o.dscp));
+        }
+        if o.ttl == 0 {
+            return Err(EncapConfigError::Ttl);
+        }
+        if let Some(v) = o.vlan {
+            if v.vid == 0 || v.vid > 4094 {
+                return Err(EncapConfigError::Vid(v.vid));
+            }
+            if v.pcp > 7 {
+                return Err(EncapConfigError::Pcp(v.pcp));
+            }
+        }
+        let v4 = match (o.src_ip, o.dst_ip) {
+            (IpAddr::V4(_), IpAddr::V4(_)) => true,
+            (IpAddr::V6(_), IpAddr::V6(_)) => false,
+            _ => return Err(EncapConfigError::AddressFamilies),
+        };
+        let kind = match cfg.tunnel {
+            TunnelConfig::Vxlan {
+                vni,
+                udp_dst_port,
+                extended,
+            } => {
+                if vni > tag::VNI_MASK {
+                    return Err(EncapConfigError::Vni(vni));
+                }
+                if udp_dst_port == 0 {
+                    return Err(EncapConfigError::UdpPort);
+                }
+                Kind::Vxlan {
+                    vni,
+                    extended: extended.map(|x| x.flags),
+                }
+            }
+            TunnelConfig::Geneve { vni } => {
+                if vni > tag::VNI_MASK {
+                    return Err(EncapConfigError::Vni(vni));
+                }
+                Kind::Geneve { vni }
+            }
+            TunnelConfig::L2Gre { key } => Kind::L2Gre { key },
+            TunnelConfig::ErspanII { session } => {
+                if u32::from(session) > tag::SESSION_MASK {
+                    return Err(EncapConfigError::Session(session));
+                }
+                Kind::ErspanII { session }
+            }
+            TunnelConfig::ErspanIII {
+                session,
+                hw_id,
+                timestamp,
+            } => {
+                if u32::from(session) > tag::SESSION_MASK {
+                    return Err(EncapConfigError::Session(session));
+                }
+                if let Some(h) = hw_id.filter(|h| *h > tag::HW_ID_MASK) {
+                    return Err(EncapConfigError::HwId(h));
+                }
+                Kind::ErspanIII {
+                    session,
+                    hw_id,
+                    timestamp,
+                }
+            }
+        };
+
+        let mut hdr = [0u8; MAX_HEADER_LEN];
+        let ip_type = if v4 { EtherType::Ipv4 } else { EtherType::Ipv6 };
+        // Every emit_to below writes into a 96-byte buffer whose worst case
+        // use is 86 bytes, so none can fail; `?`-free `unwrap_or` keeps the
+        // builder total anyway.
+        let mut at = ethernet::Repr {
+            src_addr: o.src_mac,
+            dst_addr: o.dst_mac,
+            ethertype: if o.vlan.is_some() {
+                EtherType::Vlan
+            } else {
+                ip_type
+            },
+        }
+        .emit_to(&mut hdr)
+        .unwrap_or(0);
+        if let Some(v) = o.vlan {
+            at += vlan::Repr {
+                pcp: v.pcp,
+                dei: false,
+                vid: v.vid,
+                ethertype: ip_type,
+            }
+            .emit_to(&mut hdr[at..])
+            .unwrap_or(0);
+        }
+        let l3 = at;
+        let proto = match kind {
+            Kind::Vxlan { .. } | Kind::Geneve { .. } => IpProtocol::Udp,
+            _ => IpProtocol::Gre,
+        };
+        at += match (o.src_ip, o.dst_ip) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => ipv4::Repr {
+                ttl: o.ttl,
+                dscp: o.dscp,
+                dont_frag: true,
+                ..ipv4::Repr::new(s, d, proto, 0)
+            }
+            .emit_to(&mut hdr[at..]),
+            (IpAddr::V6(s), IpAddr::V6(d)) => ipv6::Repr {
+                hop_limit: o.ttl,
+                traffic_class: o.dscp << 2,
+                ..ipv6::Repr::new(s, d, proto, 0)
+            }
+            .emit_to(&mut hdr[at..]),
+            _ => Err(crate::wire::Error::Malformed),
+        }
+        .unwrap_or(0);
+        let l4 = at;
+        let udp_dst = match cfg.tunnel {
+            TunnelConfig::Vxlan { udp_dst_port, .. } => Some(udp_dst_port),
+            TunnelConfig::Geneve { .. } => Some(geneve::PORT),
+            _ => None,
+        };
+        if let Some(dst_port) = udp_dst {
+            at += udp::Repr {
+                src_port: UDP_SRC_PORT_MIN,
+                dst_port,
+                payload_len: 0,
+            }
+            .emit_to(&mut hdr[at..])
+            .unwrap_or(0);
+        }
+        let gre_repr = match kind {
+            Kind::L2Gre { key } => Some(gre::Repr {
+                key: Some(key),
+                ..gre::Repr::new(EtherType::Teb)
+            }),
+            Kind::ErspanII { .. } => Some(gre::Repr {
+                sequence: Some(0),
+                ..gre::Repr::new(EtherType::ErspanII)
+            }),
+            Kind::ErspanIII { .. } => Some(gre::Repr {
+                sequence: Some(0),
+                ..gre::Repr::new(EtherType::ErspanIII)
+            }),
+            _ => None,
+        };
+        if let Some(g) = gre_repr {
+            at += g.emit_to(&mut hdr[at..]).unwrap_or(0);
+        }
+        let tun = at;
+        // ERSPAN COS from the outer DSCP's class selector, as Linux does.
+        let cos = o.dscp >> 3;
+        at += match kind {
+            Kind::Vxlan { vni, extended } => vxlan::Repr {
+                flags: extended.unwrap_or(vxlan::FLAG_I),
+                ..vxlan::Repr::new(vni)
+            }
+            .emit_to(&mut hdr[at..]),
+            Kind::Geneve { vni } => geneve::Repr::new(vni).emit_to(&mut hdr[at..]),
+            Kind::L2Gre { .. } => Ok(0),
+            Kind::ErspanII { session } => erspan::Repr::TypeII(erspan::TypeII {
+                cos,
+                session_id: session,
+                ..erspan::TypeII::default()
+            })
+            .emit_to(&mut hdr[at..]),
+            Kind::ErspanIII {
+                session,
+                hw_id,
+                timestamp,
+            } => erspan::Repr::TypeIII(erspan::TypeIII {
+                vlan: 0,
+                cos,
+                bso: 0,
+                truncated: false,
+                session_id: session,
+                timestamp: 0,
+                sgt: 0,
+                // An Ethernet frame (FT=0) with P=1, as Linux sends it.
+                p: true,
+                frame_type: erspan::FRAME_TYPE_ETHERNET,
+                hw_id: hw_id.unwrap_or(0),
+                egress: false,
+                granularity: match timestamp {
+                    TimestampMode::Ieee1588 => erspan::Granularity::Ieee1588,
+                    TimestampMode::Us100 => erspan::Granularity::Us100,
+                },
+                platform: match timestamp {
+                    TimestampMode::Ieee1588 => Some(erspan::Platform::upper_timestamp(0, 0)),
+                    TimestampMode::Us100 => None,
+                },
+            })
+            .emit_to(&mut hdr[at..]),
+        }
+        .unwrap_or(0);
+        let len = at;
+
+        let outer_l3 = len - l3;
+        let max_inner = usize::from(cfg.mtu).saturating_sub(outer_l3);
+        if max_inner < MIN_INNER_LEN {
+            return Err(EncapConfigError::Mtu {
+                mtu: cfg.mtu,
+                need: outer_l3 + MIN_INNER_LEN,
+            });
+        }
+
+        let base_sum = match (o.src_ip, o.dst_ip) {
+            (IpAddr::V4(_), IpAddr::V4(_)) => {
+                let mut h = [0u8; ipv4::MIN_HEADER_LEN];
+                h.copy_from_slice(&hdr[l3..l3 + ipv4::MIN_HEADER_LEN]);
+                // Total length, ID and checksum vary per packet.
+                h[2..6].fill(0);
+                h[10..12].fill(0);
+                checksum::sum(&h, 0)
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => checksum::pseudo_v6(&s, &d, 17, 0),
+            _ => 0,
+        };
+
+        Ok(EncapTemplate {
+            hdr,
+            len,
+            l3,
+            l4,
+            tun,
+            v4,
+            kind,
+            base_sum,
+            max_inner,
+            oversize: cfg.oversize,
+            ip_id: 0,
+            seq: 0,
+            counters: EncapCounters::default(),
+        })
+    }
+
+    /// Bytes prepended to every frame.
+    pub fn header_len(&self) -> usize {
+        self.len
+    }
+
+    /// The pre-built outer headers (per-packet fields still zero).
+    pub fn header(&self) -> &[u8] {
+        &self.hdr[..self.len]
+    }
+
+    /// The longest inner frame that fits the MTU.
+    pub fn max_inner_len(&self) -> usize {
+        self.max_inner
+    }
+
+    pub fn counters(&self) -> &EncapCounters {
+        &self.counters
+    }
+
+    /// Encapsulates one frame. `now_ns` (ns since the Unix epoch) is only
+    /// read by ERSPAN III. On error the frame is unchanged, except that
+    /// nothing is ever half-written: `TooBig` and `NoHeadroom` leave it as
+    /// it came.
+    pub fn encap<F: Frame>(
+        &mut self,
+        frame: &mut F,
+        meta: &EncapMeta<'_>,
+        now_ns: u64,
+    ) -> Result<(), EncapError> {
+        let stamp = self.stamp(now_ns);
+        self.encap_one(frame, meta, stamp)
+    }
+
+    /// Encapsulates a burst: `verdicts[i]` says what happened to
+    /// `frames[i]`. Processes as many frames as all three slices have;
+    /// returns how many were encapsulated.
+    pub fn encap_burst<F: Frame>(
+        &mut self,
+        frames: &mut [F],
+        metas: &[EncapMeta<'_>],
+        now_ns: u64,
+        verdicts: &mut [Result<(), EncapError>],
+    ) -> usize {
+        let stamp = self.stamp(now_ns);
+        let mut ok = 0;
+        for ((f, m), v) in frames.iter_mut().zip(metas).zip(verdicts.iter_mut()) {
+            *v = self.encap_one(f, m, stamp);
+            ok += usize::from(v.is_ok());
+        }
+        ok
+    }
+
+    fn stamp(&self, now_ns: u64) -> Stamp {
+        match self.kind {
+            Kind::ErspanIII {
+                timestamp: TimestampMode::Ieee1588,
+                ..
+            } => Stamp {
+                lo: (now_ns % NS_PER_S) as u32,
+                hi: (now_ns / NS_PER_S) as u32,
+            },
+            Kind::ErspanIII {
+                timestamp: TimestampMode::Us100,
+                ..
+            } => Stamp {
+                lo: (now_ns / NS_PER_100US) as u32,
+                hi: 0,
+            },
+            _ => Stamp::default(),
+        }
+    }
+
+    #[inline]
+    fn encap_one<F: Frame>(
+        &mut self,
+        frame: &mut F,
+        meta: &EncapMeta<'_>,
+        stamp: Stamp,
+    ) -> Result<(), EncapError> {
+        let hl = self.len;
+        if frame.headroom() < hl {
+            self.counters.no_headroom += 1;
+            return Err(EncapError::NoHeadroom);
+        }
+        let mut truncated = meta.sliced;
+        if frame.pkt_len() > self.max_inner {
+            match self.oversize {
+                OversizePolicy::Drop => {
+                    self.counters.dropped_too_big += 1;
+                    return Err(EncapError::TooBig);
+                }
+                OversizePolicy::TruncateToMtu => {
+                    frame.truncate(self.max_inner);
+                    truncated = true;
+                    self.counters.truncated_to_mtu += 1;
+                }
+            }
+        }
+        let needs_hash = !self.v4 || matches!(self.kind, Kind::Vxlan { .. } | Kind::Geneve { .. });
+        let hash = if needs_hash {
+            flow_hash(meta.layers, frame.data())
+        } else {
+            0
+        };
+        let total = frame.pkt_len() + hl;
+        let (l3, l4, tun) = (self.l3, self.l4, self.tun);
+        let Ok(h) = frame.prepend(hl) else {
+            // Unreachable after the headroom check; counted rather than trusted.
+            self.counters.no_headroom += 1;
+            return Err(EncapError::NoHeadroom);
+        };
+        h.copy_from_slice(&self.hdr[..hl]);
+
+        // Both fit in 16 bits: max_inner keeps the IP packet within the MTU.
+        let ip_len = (total - l3) as u16;
+        if self.v4 {
+            let id = self.ip_id;
+            self.ip_id = id.wrapping_add(1);
+            set_u16(h, l3 + 2, ip_len);
+            set_u16(h, l3 + 4, id);
+            let c = checksum::finish(self.base_sum + u64::from(ip_len) + u64::from(id));
+            set_u16(h, l3 + 10, c);
+        } else {
+            set_u16(h, l3 + 4, ip_len - ipv6::HEADER_LEN as u16);
+            // RFC 6438: the flow label from the inner flow, for ECMP.
+            let w0 = u32_at(h, l3) & 0xfff0_0000;
+            set_u32(h, l3, w0 | (hash & 0x000f_ffff));
+        }
+
+        let tag = &meta.tag;
+        match self.kind {
+            Kind::Vxlan { vni, extended } => {
+                set_u16(h, l4, udp_src_port(hash));
+                set_u16(h, l4 + 4, (total - l4) as u16);
+                let ext = extended.map(|flags| {
+                    let sequence = self.seq;
+                    self.seq = self.seq.wrapping_add(1) & tag::VXLAN_SEQ_MASK;
+                    VxlanExtended { flags, sequence }
+                });
+                let vni = tag::vni(vni, meta.tag_override);
+                tag::apply_vxlan(&mut h[tun..], tag, vni, ext);
+            }
+            Kind::Geneve { vni } => {
+                set_u16(h, l4, udp_src_port(hash));
+                set_u16(h, l4 + 4, (total - l4) as u16);
+                if meta.tag_override.is_some() {
+                    let vni = tag::vni(vni, meta.tag_override);
+                    geneve::Packet::new_unchecked(&mut h[tun..]).set_vni_reserved(vni, 0);
+                }
+            }
+            Kind::L2Gre { key } => {
+                if meta.tag_override.is_some() {
+                    gre::Packet::new_unchecked(&mut h[l4..])
+                        .set_key(tag::gre_key(key, meta.tag_override));
+                }
+            }
+            Kind::ErspanII { session } => {
+                set_u32(h, l4 + 4, self.seq);
+                self.seq = self.seq.wrapping_add(1);
+                let e = &mut h[tun..];
+                tag::apply_erspan2(e, tag, tag::session(session, meta.tag_override), truncated);
+                if let Some(vid) = meta.layers.and_then(|l| l.outer_vlan) {
+                    // The mirrored frame's own VLAN, tag kept in the frame (En=3).
+                    let mut p = erspan::Packet::new_unchecked(e);
+                    p.set_vlan(vid);
+                    p.set_en_bso(3);
+                }
+            }
+            Kind::ErspanIII { session, hw_id, .. } => {
+                set_u32(h, l4 + 4, self.seq);
+                self.seq = self.seq.wrapping_add(1);
+                let e = &mut h[tun..];
+                let session = tag::session(session, meta.tag_override);
+                tag::apply_erspan3(e, tag, session, truncated, hw_id);
+                let mut p = erspan::Packet::new_unchecked(&mut *e);
+                p.set_timestamp(stamp.lo);
+                if let Some(vid) = meta.layers.and_then(|l| l.outer_vlan) {
+                    p.set_vlan(vid);
+                }
+                // Sub-header word 1: the upper timestamp bits (ID 3).
+                set_u32(e, erspan::TYPE_III_LEN + 4, stamp.hi);
+            }
+        }
+
+        if !self.v4 {
+            if let Kind::Vxlan { .. } | Kind::Geneve { .. } = self.kind {
+                self.fill_udp6_checksum(frame, total);
+            }
+        }
+        self.counters.packets += 1;
+        self.counters.bytes += total as u64;
+        Ok(())
+    }
+
+    /// The UDP checksum over IPv6 covers the whole datagram, payload
+    /// included: the only per-packet cost that grows with the frame. A frame
+    /// whose bytes are not all contiguous (a chained mbuf) keeps checksum 0,
+    /// which RFC 6935 allows for tunnels and Linux accepts with
+    /// `udp6zerocsumrx`.
+    fn fill_udp6_checksum<F: Frame>(&self, frame: &mut F, total: usize) {
+        let l4 = self.l4;
+        let data = frame.data();
+        if data.len() != total {
+            return;
+        }
+        let udp_len = (total - l4) as u64;
+        let acc = checksum::sum(data.get(l4..).unwrap_or(&[]), self.base_sum + udp_len);
+        let c = match checksum::finish(acc) {
+            0 => 0xffff,
+            c => c,
+        };
+        set_u16(frame.data_mut(), l4 + 6, c);
+    }
+}
+
+/// A UDP source port in 49152–65535 from a flow hash.
+#[inline]
+fn udp_src_port(hash: u32) -> u16 {
+    UDP_SRC_PORT_MIN | (hash as u16 & 0x3fff)
+}
+
+/// A hash of the inner flow that is the same for both directions: the two
+/// (address, port) ends are put in order before mixing. Fragments hash
+/// without ports so all pieces of a datagram take one path. Without IP the
+/// MAC pair and EtherType are hashed instead.
+#[inline]
+pub fn flow_hash(layers: Option<&Layers>, frame: &[u8]) -> u32 {
+    const K1: u64 = 0x9e37_79b9_7f4a_7c15;
+    const K2: u64 = 0xc2b2_ae3d_27d4_eb4f;
+    let (a, b, tail) = match layers {
+        Some(l) if l.ip_version != 0 => {
+            let ports = l.fragment == Fragment::None;
+            let pa = if ports { l.src_port } else { 0 };
+            let pb = if ports { l.dst_port } else { 0 };
+            let (lo, hi) = if (l.src_addr, pa) <= (l.dst_addr, pb) {
+                ((l.src_addr, pa), (l.dst_addr, pb))
+            } else {
+                ((l.dst_addr, pb), (l.src_addr, pa))
+            };
+            (
+                fold128(lo.0),
+                fold128(hi.0),
+                (u64::from(lo.1) << 32) | (u64::from(hi.1) << 16) | u64::from(l.l4_proto),
+            )
+        }
+        _ => {
+            let mac = |at: usize| {
+                let mut m = [0u8; 8];
+                if let Some(s) = frame.get(at..at + 6) {
+                    m[2..].copy_from_slice(s);
+                }
+                u64::from_be_bytes(m)
+            };
+            let (d, s) = (mac(0), mac(6));
+            let et = frame
+                .get(12..14)
+                .map_or(0, |e| u64::from(e[0]) << 8 | u64::from(e[1]));
+            (d.min(s), d.max(s), et)
+        }
+    };
+    let mut x = a.wrapping_mul(K1) ^ b.wrapping_mul(K2) ^ tail;
+    // splitmix64's finalizer: every input bit reaches the low bits we keep.
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    x as u32
+}
+
+#[inline]
+fn fold128(v: u128) -> u64 {
+    (v as u64) ^ ((v >> 64) as u64).rotate_left(17)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::VecFrame;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn outer(v6: bool) -> OuterConfig {
+        OuterConfig {
+            src_mac: Address([2, 0, 0, 0, 0, 1]),
+            dst_mac: Address([2, 0, 0, 0, 0, 2]),
+            vlan: None,
+            src_ip: if v6 {
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))
+            } else {
+                IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
+            },
+            dst_ip: if v6 {
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2))
+            } else {
+                IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))
+            },
+            dscp: 0,
+            ttl: 64,
+        }
+    }
+
+    fn cfg(tunnel: TunnelConfig, v6: bool) -> EncapConfig {
+        EncapConfig {
+            tunnel,
+            outer: outer(v6),
+            mtu: 1500,
+            oversize: OversizePolicy::TruncateToMtu,
+        }
+    }
+
+    #[test]
+    fn header_lengths_per_tunnel() {
+        let cases = [
+            (TunnelConfig::vxlan(1), false, 50),
+            (TunnelConfig::vxlan(1), true, 70),
+            (TunnelConfig::Geneve { vni: 1 }, false, 50),
+            (TunnelConfig::L2Gre { key: 1 }, false, 42),
+            (TunnelConfig::ErspanII { session: 1 }, false, 50),
+            (TunnelConfig::erspan3(1), false, 62),
+            (TunnelConfig::erspan3(1), true, 82),
+            (
+                TunnelConfig::ErspanIII {
+                    session: 1,
+                    hw_id: None,
+                    timestamp: TimestampMode::Us100,
+                },
+                false,
+                54,
+            ),
+        ];
+        for (t, v6, len) in cases {
+            let tpl = EncapTemplate::new(&cfg(t, v6)).unwrap();
+            assert_eq!(tpl.header_len(), len, "{t:?} v6={v6}");
+            assert_eq!(tpl.max_inner_len(), 1500 - (len - 14));
+        }
+        let mut c = cfg(TunnelConfig::erspan3(1), true);
+        c.outer.vlan = Some(OuterVlan { vid: 10, pcp: 1 });
+        assert_eq!(EncapTemplate::new(&c).unwrap().header_len(), 86);
+    }
+
+    #[test]
+    fn bad_configs_name_the_value() {
+        let mut c = cfg(TunnelConfig::vxlan(1 << 24), false);
+        assert_eq!(
+            EncapTemplate::new(&c).err(),
+            Some(EncapConfigError::Vni(1 << 24))
+        );
+        c.tunnel = TunnelConfig::ErspanII { session: 1024 };
+        assert_eq!(
+            EncapTemplate::new(&c).err(),
+            Some(EncapConfigError::Session(1024))
+        );
+        c.tunnel = TunnelConfig::ErspanIII {
+            session: 1,
+            hw_id: Some(64),
+            timestamp: TimestampMode::Ieee1588,
+        };
+        assert_eq!(
+            EncapTemplate::new(&c).err(),
+            Some(EncapConfigError::HwId(64))
+        );
+        c.tunnel = TunnelConfig::vxlan(1);
+        c.outer.dst_ip = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        assert_eq!(
+            EncapTemplate::new(&c).err(),
+            Some(EncapConfigError::AddressFamilies)
+        );
+        c.outer = outer(false);
+        c.mtu = 90;
+        assert_eq!(
+            EncapTemplate::new(&c).err(),
+            Some(EncapConfigError::Mtu { mtu: 90, need: 96 })
+        );
+        c.mtu = 1500;
+        c.outer.vlan = Some(OuterVlan { vid: 4095, pcp: 0 });
+        assert_eq!(
+            EncapTemplate::new(&c).err(),
+            Some(EncapConfigError::Vid(4095))
+        );
+        c.outer.vlan = None;
+        c.outer.ttl = 0;
+        assert_eq!(EncapTemplate::new(&c).err(), Some(EncapConfigError::Ttl));
+        c.outer.ttl = 1;
+        c.outer.dscp = 64;
+        assert_eq!(
+            EncapTemplate::new(&c).err(),
+            Some(EncapConfigError::Dscp(64))
+        );
+    }
+
+    #[test]
+    fn ipv4_checksum_and_lengths_are_patched() {
+        let mut tpl = EncapTemplate::new(&cfg(TunnelConfig::vxlan(77), false)).unwrap();
+        for n in [60usize, 61, 1000] {
+            let inner = vec![0xabu8; n];
+            let mut f = VecFrame::new(&inner);
+            tpl.encap(&mut f, &EncapMeta::default(), 0).unwrap();
+            let d = f.data();
+            let ip = ipv4::Packet::new_checked(&d[14..]).unwrap();
+            assert!(ip.verify_checksum());
+            assert!(ip.dont_frag());
+            assert_eq!(usize::from(ip.total_len()), n + 36);
+            let u = udp::Packet::new_checked(ip.payload()).unwrap();
+            assert_eq!(usize::from(u.len()), n + 16);
+            assert_eq!(u.checksum(), 0);
+            assert!(u.src_port() >= UDP_SRC_PORT_MIN);
+            assert_eq!(&d[50..], &inner[..]);
+        }
+        assert_eq!(tpl.counters().packets, 3);
+    }
+
+    #[test]
+    fn ipv6_udp_checksum_verifies() {
+        let mut tpl = EncapTemplate::new(&cfg(TunnelConfig::Geneve { vni: 5 }, true)).unwrap();
+        let mut f = VecFrame::new(&[7u8; 99]);
+        tpl.encap(&mut f, &EncapMeta::default(), 0).unwrap();
+        let d = f.data();
+        let ip = ipv6::Packet::new_checked(&d[14..]).unwrap();
+        let u = udp::Packet::new_checked(ip.payload()).unwrap();
+        assert_ne!(u.checksum(), 0);
+        assert!(u.verify_checksum(&IpAddr::V6(ip.src_addr()), &IpAddr::V6(ip.dst_addr())));
+    }
+
+    #[test]
+    fn oversize_policies() {
+        let mut c = cfg(TunnelConfig::ErspanII { session: 3 }, false);
+        let mut tpl = EncapTemplate::new(&c).unwrap();
+        let max = tpl.max_inner_len();
+        let big = vec![1u8; max + 10];
+        let mut f = VecFrame::new(&big);
+        tpl.encap(&mut f, &EncapMeta::default(), 0).unwrap();
+        assert_eq!(f.pkt_len(), 1500 + 14);
+        assert!(erspan::Packet::new_unchecked(&f.data()[42..]).truncated());
+        assert_eq!(tpl.counters().truncated_to_mtu, 1);
+
+        let mut f = VecFrame::new(&big[..max]);
+        tpl.encap(&mut f, &EncapMeta::default(), 0).unwrap();
+        assert!(!erspan::Packet::new_unchecked(&f.data()[42..]).truncated());
+
+        c.oversize = OversizePolicy::Drop;
+        let mut tpl = EncapTemplate::new(&c).unwrap();
+        let mut f = VecFrame::new(&big);
+        assert_eq!(
+            tpl.encap(&mut f, &EncapMeta::default(), 0),
+            Err(EncapError::TooBig)
+        );
+        assert_eq!(f.data(), &big[..]);
+        assert_eq!(tpl.counters().dropped_too_big, 1);
+        assert_eq!(tpl.counters().packets, 0);
+
+        let mut f = VecFrame::with_room(&big[..100], 10, 0);
+        assert_eq!(
+            tpl.encap(&mut f, &EncapMeta::default(), 0),
+            Err(EncapError::NoHeadroom)
+        );
+        assert_eq!(f.data(), &big[..100]);
+        assert_eq!(tpl.counters().no_headroom, 1);
+    }
+
+    #[test]
+    fn gre_sequence_counts_per_destination() {
+        let mut tpl = EncapTemplate::new(&cfg(TunnelConfig::erspan3(9), false)).unwrap();
+        let mut frames: Vec<VecFrame> = (0..4).map(|_| VecFrame::new(&[0u8; 64])).collect();
+        let metas = [EncapMeta::default(); 4];
+        let mut v = [Ok(()); 4];
+        let now = 1_700_000_000 * NS_PER_S + 123_456_789;
+        assert_eq!(tpl.encap_burst(&mut frames, &metas, now, &mut v), 4);
+        for (i, f) in frames.iter().enumerate() {
+            let g = gre::Packet::new_checked(&f.data()[34..]).unwrap();
+            assert_eq!(g.sequence(), Some(i as u32));
+            let e = erspan::Packet::new_checked(g.payload()).unwrap();
+            assert_eq!(e.timestamp(), 123_456_789);
+            assert_eq!(e.platform().map(|p| p.word1), Some(1_700_000_000));
+            assert_eq!(e.granularity(), erspan::Granularity::Ieee1588);
+        }
+    }
+
+    #[test]
+    fn flow_hash_is_symmetric_and_spreads() {
+        let l = |s: u128, d: u128, sp: u16, dp: u16| Layers {
+            ip_version: 4,
+            l4_proto: 6,
+            src_addr: s,
+            dst_addr: d,
+            src_port: sp,
+            dst_port: dp,
+            ..Layers::default()
+        };
+        let mut ports = std::collections::HashSet::new();
+        for i in 0..1000u16 {
+            let a = l(0x0a00_0001, 0x0a00_0002, 1000 + i, 80);
+            let b = l(0x0a00_0002, 0x0a00_0001, 80, 1000 + i);
+            let (ha, hb) = (flow_hash(Some(&a), &[]), flow_hash(Some(&b), &[]));
+            assert_eq!(ha, hb);
+            ports.insert(udp_src_port(ha));
+        }
+        assert!(ports.len() > 900, "{} distinct ports", ports.len());
+        let f1 = [1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 8, 6];
+        let f2 = [2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 8, 6];
+        assert_eq!(flow_hash(None, &f1), flow_hash(None, &f2));
+        assert_eq!(flow_hash(None, &[]), flow_hash(None, &[]));
+    }
+}
