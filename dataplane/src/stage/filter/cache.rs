@@ -1,0 +1,98 @@
+//! Per-worker exact-match flow cache in front of the classifier.
+
+use super::key::Key;
+use super::{Classifier, Verdict};
+
+/// Ways per set. Four keeps a set within four cache lines and makes
+/// conflict misses rare without an LRU to maintain.
+const WAYS: usize = 4;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    key: Key,
+    /// Generation of the classifier that produced `verdict`; 0 = empty
+    /// (generations start at 1).
+    generation: u64,
+    verdict: Verdict,
+}
+
+/// A fixed-size, 4-way set-associative cache from a packet's full filter
+/// key to the classifier's verdict. One per worker (`&mut`, no locking).
+///
+/// The key is every field a rule of the current classifier reads (the
+/// 5-tuple, input port, VLAN, direction, and EtherType / IP version / TCP
+/// flags when rules use them), so a hit is exactly what the classifier
+/// would answer. Entries carry the generation of the classifier that
+/// computed them: after a policy swap they simply stop hitting, with no
+/// pass over the table on the worker's fast path.
+#[derive(Clone, Debug)]
+pub struct FlowCache {
+    sets: Vec<[Slot; WAYS]>,
+    set_mask: usize,
+    hits: u64,
+    misses: u64,
+}
+
+impl FlowCache {
+    /// A cache of at least `capacity` flows (rounded up to a power of two,
+    /// at least one set). All memory is allocated here, none later.
+    pub fn new(capacity: usize) -> Self {
+        let sets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
+        FlowCache {
+            sets: vec![[Slot::default(); WAYS]; sets],
+            set_mask: sets - 1,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Number of flows the cache holds.
+    pub fn capacity(&self) -> usize {
+        self.sets.len() * WAYS
+    }
+
+    /// Lookups answered from the cache.
+    pub fn hits(&self) -> u64 {
+        self.hits
+    }
+
+    /// Lookups that went to the classifier.
+    pub fn misses(&self) -> u64 {
+        self.misses
+    }
+
+    /// Forget every entry (not needed on a classifier change; for tests
+    /// and for operators clearing state).
+    pub fn clear(&mut self) {
+        self.sets.fill([Slot::default(); WAYS]);
+    }
+
+    /// The verdict for `key` (already masked by the classifier's used
+    /// fields), from the cache or from `cls` on a miss.
+    #[inline]
+    pub(crate) fn lookup(&mut self, cls: &Classifier, key: &Key) -> Verdict {
+        let generation = cls.generation();
+        let set_idx = key.hash() as usize & self.set_mask;
+        let Some(set) = self.sets.get_mut(set_idx) else {
+            // Unreachable: set_mask < sets.len(). Answer without caching.
+            return cls.lookup_key(key);
+        };
+        for s in set.iter() {
+            if s.generation == generation && s.key == *key {
+                self.hits += 1;
+                return s.verdict;
+            }
+        }
+        self.misses += 1;
+        let verdict = cls.lookup_key(key);
+        // Insert at the front, shifting the others down: the oldest insert
+        // falls out (FIFO per set), and recent flows are found first.
+        set.copy_within(0..WAYS - 1, 1);
+        set[0] = Slot {
+            key: *key,
+            generation,
+            verdict,
+        };
+        verdict
+    }
+}

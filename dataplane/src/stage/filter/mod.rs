@@ -1,0 +1,300 @@
+//! filter: ordered rules, first match wins.
+//!
+//! The control plane compiles its policy into a list of [`Rule`]s and builds
+//! a [`Classifier`] once (validation errors name the rule and field). Each
+//! worker keeps its own [`FlowCache`] and [`FilterCounters`] and calls
+//! [`Classifier::classify_burst`]; the verdict is a rule index, resolved to
+//! the shared [`Action`] by reference with [`Classifier::action`].
+//!
+//! Inside: rules expand to value/mask entries (`compile`), stored in
+//! tuple-merge hash tables (`tuple`), fronted by the flow cache (`cache`).
+
+mod cache;
+mod compile;
+mod key;
+mod rule;
+mod tuple;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use cache::FlowCache;
+pub use rule::{
+    Cidr, CidrParseError, Field, Match, PortRange, Rule, RuleError, RuleErrorKind, RuleId,
+    TcpFlags, VlanMatch,
+};
+
+use crate::stage::parse::Layers;
+use crate::stage::slice::SliceSpec;
+use crate::stage::Direction;
+use key::Key;
+use tuple::{Tuples, NO_MATCH};
+
+/// Index of a destination in the compiled policy's destination table.
+pub type DestId = u16;
+
+/// What one destination of a matching rule gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DestAction {
+    pub dest: DestId,
+    /// How much of the frame this destination keeps.
+    pub slice: SliceSpec,
+    /// Drop copies seen within the dedup window before sending here.
+    pub dedup: bool,
+    /// Overrides the destination's VNI / ERSPAN session ID when set.
+    pub tag: Option<u32>,
+}
+
+/// The verdict of the rule that matched (or of the default rule).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    Drop,
+    Forward(Vec<DestAction>),
+}
+
+/// Which rule a packet matched: its position in the rule list given to
+/// [`Classifier::build`], or the default. Four bytes, `Copy`: the action is
+/// looked up by reference with [`Classifier::action`], never cloned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Verdict(u32);
+
+impl Verdict {
+    /// No rule matched: the default action applies.
+    pub const DEFAULT: Verdict = Verdict(NO_MATCH);
+
+    /// Position of the matching rule, `None` for the default.
+    pub fn rule_index(self) -> Option<usize> {
+        (self.0 != NO_MATCH).then_some(self.0 as usize)
+    }
+
+    pub fn is_default(self) -> bool {
+        self.0 == NO_MATCH
+    }
+}
+
+impl Default for Verdict {
+    fn default() -> Self {
+        Verdict::DEFAULT
+    }
+}
+
+/// Why a rule list cannot be compiled.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// Every nonsensical field of every rule, in rule order.
+    #[error("{} invalid rule field(s), first: {}", .0.len(), .0.first().map(ToString::to_string).unwrap_or_default())]
+    Invalid(Vec<RuleError>),
+    /// Rule indices are u32 and u32::MAX means "no match".
+    #[error("{0} rules: more than the classifier can index")]
+    TooManyRules(usize),
+}
+
+/// Per-worker filter counters: plain `u64`s, summed by the main lcore.
+/// Indexed by rule position in the classifier they were last used with;
+/// they restart from zero when the worker sees a new classifier (the
+/// runtime collects them before a policy swap if it wants totals).
+#[derive(Clone, Debug, Default)]
+pub struct FilterCounters {
+    generation: u64,
+    /// Packets matched, per rule position.
+    pub rule_hits: Vec<u64>,
+    /// Packets no rule matched (they took the default action).
+    pub default_hits: u64,
+    /// Packets whose action is `Drop`, by a rule or by the default: the
+    /// `filtered` terminal counter of DESIGN §3.
+    pub filtered: u64,
+}
+
+impl FilterCounters {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Zero the counters and size them for `cls`.
+    pub fn reset_for(&mut self, cls: &Classifier) {
+        self.generation = cls.generation;
+        self.rule_hits.clear();
+        self.rule_hits.resize(cls.actions.len(), 0);
+        self.default_hits = 0;
+        self.filtered = 0;
+    }
+}
+
+/// Source of classifier generations; 0 is never handed out, so an empty
+/// flow-cache slot never looks valid.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// A rule list compiled for fast first-match lookup. Immutable once built;
+/// shared by all workers, replaced whole on a policy change.
+#[derive(Clone, Debug)]
+pub struct Classifier {
+    tuples: Tuples,
+    /// Key bits some rule reads; the rest of a packet key is zeroed.
+    used: Key,
+    actions: Vec<Action>,
+    ids: Vec<RuleId>,
+    /// Per rule position: its action is `Drop` (for the filtered counter).
+    drops: Vec<bool>,
+    default: Action,
+    generation: u64,
+}
+
+impl Classifier {
+    /// Validate and compile `rules` (first match wins, in list order) with
+    /// `default` for packets no rule matches. Every invalid field of every
+    /// rule is reported, so an operator fixes a policy in one round.
+    pub fn build(rules: &[Rule], default: Action) -> Result<Classifier, BuildError> {
+        if rules.len() >= NO_MATCH as usize {
+            return Err(BuildError::TooManyRules(rules.len()));
+        }
+        let errors: Vec<RuleError> = rules
+            .iter()
+            .enumerate()
+            .flat_map(|(i, r)| r.validate(i))
+            .collect();
+        if !errors.is_empty() {
+            return Err(BuildError::Invalid(errors));
+        }
+        let mut entries = Vec::with_capacity(rules.len());
+        let mut residuals = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            // Fits: checked against NO_MATCH above.
+            compile::expand_rule(r, i as u32, &mut entries, &mut residuals);
+        }
+        Ok(Classifier {
+            tuples: Tuples::build(entries, residuals),
+            used: compile::used_fields(rules),
+            actions: rules.iter().map(|r| r.action.clone()).collect(),
+            ids: rules.iter().map(|r| r.id).collect(),
+            drops: rules.iter().map(|r| r.action == Action::Drop).collect(),
+            default,
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// A classifier with no rules: everything takes `default`.
+    pub fn empty(default: Action) -> Classifier {
+        // No rules, nothing to validate.
+        Classifier {
+            tuples: Tuples::default(),
+            used: Key::default(),
+            actions: Vec::new(),
+            ids: Vec::new(),
+            drops: Vec::new(),
+            default,
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Unique per build: flow caches and counters tell classifiers apart by it.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// Hash tables the lookup may probe (for `show policy` and tuning).
+    pub fn table_count(&self) -> usize {
+        self.tuples.table_count()
+    }
+
+    /// Compiled entries (rules expanded over their CIDR and port sets).
+    pub fn entry_count(&self) -> usize {
+        self.tuples.entry_count()
+    }
+
+    /// The action for a verdict: the rule's, or the default.
+    #[inline]
+    pub fn action(&self, v: Verdict) -> &Action {
+        v.rule_index()
+            .and_then(|i| self.actions.get(i))
+            .unwrap_or(&self.default)
+    }
+
+    /// The id of the matching rule, `None` for the default.
+    pub fn rule_id(&self, v: Verdict) -> Option<RuleId> {
+        v.rule_index().and_then(|i| self.ids.get(i).copied())
+    }
+
+    pub fn default_action(&self) -> &Action {
+        &self.default
+    }
+
+    #[inline]
+    fn key(&self, l: &Layers, in_port: u16, dir: Direction) -> Key {
+        Key::from_packet(l, in_port, dir).and(&self.used)
+    }
+
+    #[inline]
+    pub(crate) fn lookup_key(&self, k: &Key) -> Verdict {
+        Verdict(self.tuples.lookup(k))
+    }
+
+    /// Classify one packet, without a flow cache.
+    pub fn classify(&self, l: &Layers, in_port: u16, dir: Direction) -> Verdict {
+        self.lookup_key(&self.key(l, in_port, dir))
+    }
+
+    /// Classify one packet through `cache`.
+    pub fn classify_cached(
+        &self,
+        cache: &mut FlowCache,
+        l: &Layers,
+        in_port: u16,
+        dir: Direction,
+    ) -> Verdict {
+        cache.lookup(self, &self.key(l, in_port, dir))
+    }
+
+    /// Classify a burst: `out[i]` gets the verdict for `layers[i]` received
+    /// on `in_ports[i]` in direction `dirs[i]`; `counters` are updated.
+    /// Processes as many packets as the shortest slice holds and returns
+    /// that number.
+    pub fn classify_burst(
+        &self,
+        cache: &mut FlowCache,
+        layers: &[Layers],
+        in_ports: &[u16],
+        dirs: &[Direction],
+        out: &mut [Verdict],
+        counters: &mut FilterCounters,
+    ) -> usize {
+        if counters.generation != self.generation {
+            counters.reset_for(self);
+        }
+        let mut n = 0;
+        for (((l, &port), &dir), o) in layers.iter().zip(in_ports).zip(dirs).zip(out.iter_mut()) {
+            let v = cache.lookup(self, &self.key(l, port, dir));
+            *o = v;
+            self.count(v, counters);
+            n += 1;
+        }
+        n
+    }
+
+    #[inline]
+    fn count(&self, v: Verdict, c: &mut FilterCounters) {
+        match v.rule_index() {
+            Some(i) => {
+                if let Some(h) = c.rule_hits.get_mut(i) {
+                    *h += 1;
+                }
+                if self.drops.get(i).copied().unwrap_or(false) {
+                    c.filtered += 1;
+                }
+            }
+            None => {
+                c.default_hits += 1;
+                if self.default == Action::Drop {
+                    c.filtered += 1;
+                }
+            }
+        }
+    }
+}
