@@ -1,1 +1,4 @@
-//! The Sluice control plane.
+//! The Sluice control plane: everything on the main lcore.
+
+pub mod config;
+pub mod policy;

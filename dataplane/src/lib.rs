@@ -10,6 +10,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod frame;
+pub mod runtime;
 pub mod stage;
 pub mod wire;
 

@@ -1,0 +1,491 @@
+//! The appliance config: one TOML file (ports, lcores, mempools, dedup,
+//! uplink addressing, limits). Unknown keys and bad values are errors that
+//! name the key; every problem is reported, not just the first.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// A config that could not be used, with every reason.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("config {path}: {reason}")]
+    Syntax { path: String, reason: String },
+    #[error("config {path}: {}", .problems.join("; "))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+/// What a port is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Mirrored traffic in (TAP, SPAN, vhost, pdump).
+    Input,
+    /// Tunnels out towards the destinations.
+    Uplink,
+    /// Plain frames out to a legacy tool (decap mode).
+    Tool,
+}
+
+/// Which way traffic on an input port travelled (a TAP has one port per
+/// direction). ERSPAN's D bit and filter rules use it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortDirection {
+    #[default]
+    Ingress,
+    Egress,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// Operator's name for the port (policy rules refer to it).
+    pub name: String,
+    /// DPDK devargs (`net_pcap0,rx_pcap=in.pcap`) or a PCI address.
+    pub device: String,
+    pub role: Role,
+    #[serde(default)]
+    pub direction: PortDirection,
+    /// MTU to set on the device; the uplink's bounds encapsulated packets.
+    pub mtu: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkConfig {
+    /// The appliance's address on the uplink, with prefix length: `192.0.2.1/24`.
+    pub address: String,
+    /// Next hop for destinations outside the uplink's subnet.
+    pub gateway: Option<IpAddr>,
+    /// Source MAC of tunnels; default: the uplink port's own.
+    pub mac: Option<String>,
+    /// Largest outer IP packet; encapsulated packets never exceed it.
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+    /// Seconds between next-hop re-resolutions.
+    #[serde(default = "default_arp_refresh")]
+    pub arp_refresh_s: u32,
+}
+
+/// A neighbour's MAC fixed by the operator: no ARP/ND for it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighborConfig {
+    pub ip: IpAddr,
+    pub mac: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Worker lcores; default: every EAL lcore but the main one.
+    pub lcores: Option<Vec<u32>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MempoolConfig {
+    #[serde(default = "default_mbufs")]
+    pub mbufs: u32,
+    #[serde(default = "default_cache")]
+    pub cache: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueuesConfig {
+    #[serde(default = "default_desc")]
+    pub rx_desc: u16,
+    #[serde(default = "default_desc")]
+    pub tx_desc: u16,
+    /// Per-worker ring from the distributor, for inputs without RSS.
+    #[serde(default = "default_ring")]
+    pub distributor_ring: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupConfig {
+    /// Entries per worker (a power of two).
+    #[serde(default = "default_dedup_entries")]
+    pub table_entries: u32,
+    #[serde(default = "default_window_us")]
+    pub window_us: u64,
+    #[serde(default)]
+    pub ignore_dscp: bool,
+    #[serde(default)]
+    pub include_l2: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplianceId {
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Carried in tunnels (ERSPAN III hardware ID: low 6 bits).
+    #[serde(default = "default_id")]
+    pub id: u16,
+}
+
+/// The whole appliance config.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub appliance: ApplianceId,
+    #[serde(rename = "port")]
+    pub ports: Vec<PortConfig>,
+    pub uplink: UplinkConfig,
+    #[serde(default, rename = "neighbor")]
+    pub neighbors: Vec<NeighborConfig>,
+    #[serde(default)]
+    pub workers: WorkersConfig,
+    #[serde(default)]
+    pub mempool: MempoolConfig,
+    #[serde(default)]
+    pub queues: QueuesConfig,
+    #[serde(default)]
+    pub dedup: DedupConfig,
+}
+
+fn default_mtu() -> u16 {
+    1500
+}
+fn default_arp_refresh() -> u32 {
+    30
+}
+fn default_mbufs() -> u32 {
+    16383
+}
+fn default_cache() -> u32 {
+    256
+}
+fn default_desc() -> u16 {
+    1024
+}
+fn default_ring() -> u32 {
+    4096
+}
+fn default_dedup_entries() -> u32 {
+    1 << 20
+}
+fn default_window_us() -> u64 {
+    50_000
+}
+fn default_name() -> String {
+    "sluice".into()
+}
+fn default_id() -> u16 {
+    1
+}
+
+impl Default for ApplianceId {
+    fn default() -> Self {
+        Self {
+            name: default_name(),
+            id: default_id(),
+        }
+    }
+}
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self { lcores: None }
+    }
+}
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        Self {
+            mbufs: default_mbufs(),
+            cache: default_cache(),
+        }
+    }
+}
+impl Default for QueuesConfig {
+    fn default() -> Self {
+        Self {
+            rx_desc: default_desc(),
+            tx_desc: default_desc(),
+            distributor_ring: default_ring(),
+        }
+    }
+}
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self {
+            table_entries: default_dedup_entries(),
+            window_us: default_window_us(),
+            ignore_dscp: false,
+            include_l2: false,
+        }
+    }
+}
+
+/// Parses a MAC address `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for b in &mut out {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// Parses `addr/len` into the address and prefix length.
+pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, l) = s.split_once('/')?;
+    let addr: IpAddr = a.trim().parse().ok()?;
+    let len: u8 = l.trim().parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (len <= max).then_some((addr, len))
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: origin.to_owned(),
+            reason: e.to_string().trim().replace('\n', " "),
+        })?;
+        let problems = cfg.problems();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid {
+                path: origin.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    /// Every value that cannot work, each naming its key.
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let mut names = HashSet::new();
+        for (i, port) in self.ports.iter().enumerate() {
+            let key = format!("port[{i}]");
+            if port.name.trim().is_empty() {
+                p.push(format!("{key}.name: must not be empty"));
+            }
+            if !names.insert(port.name.as_str()) {
+                p.push(format!("{key}.name: {:?} is used by two ports", port.name));
+            }
+            if port.device.trim().is_empty() {
+                p.push(format!("{key}.device: must not be empty"));
+            }
+            if let Some(mtu) = port.mtu {
+                if !(68..=9600).contains(&mtu) {
+                    p.push(format!("{key}.mtu: {mtu} is outside 68..=9600"));
+                }
+            }
+        }
+        let inputs = self.ports.iter().filter(|x| x.role == Role::Input).count();
+        let uplinks = self.ports.iter().filter(|x| x.role == Role::Uplink).count();
+        if inputs == 0 {
+            p.push("port: at least one port needs role = \"input\"".into());
+        }
+        if uplinks != 1 {
+            p.push(format!(
+                "port: exactly one port needs role = \"uplink\" ({uplinks} have it)"
+            ));
+        }
+        match parse_cidr(&self.uplink.address) {
+            None => p.push(format!(
+                "uplink.address: {:?} is not an address with prefix length such as 192.0.2.1/24",
+                self.uplink.address
+            )),
+            Some((addr, _)) => {
+                if let Some(gw) = self.uplink.gateway {
+                    if gw.is_ipv4() != addr.is_ipv4() {
+                        p.push(format!(
+                            "uplink.gateway: {gw} is not of the address family of uplink.address"
+                        ));
+                    }
+                }
+                if addr.is_unspecified() || addr == IpAddr::V4(Ipv4Addr::BROADCAST) {
+                    p.push(format!(
+                        "uplink.address: {addr} cannot be an interface address"
+                    ));
+                }
+            }
+        }
+        if let Some(mac) = &self.uplink.mac {
+            if parse_mac(mac).is_none() {
+                p.push(format!("uplink.mac: {mac:?} is not a MAC address"));
+            }
+        }
+        if !(576..=9600).contains(&self.uplink.mtu) {
+            p.push(format!(
+                "uplink.mtu: {} is outside 576..=9600",
+                self.uplink.mtu
+            ));
+        }
+        if self.uplink.arp_refresh_s == 0 {
+            p.push("uplink.arp_refresh_s: must be at least 1".into());
+        }
+        for (i, n) in self.neighbors.iter().enumerate() {
+            if parse_mac(&n.mac).is_none() {
+                p.push(format!(
+                    "neighbor[{i}].mac: {:?} is not a MAC address",
+                    n.mac
+                ));
+            }
+        }
+        if let Some(l) = &self.workers.lcores {
+            if l.is_empty() {
+                p.push("workers.lcores: must list at least one lcore".into());
+            }
+            let mut seen = HashSet::new();
+            for c in l {
+                if !seen.insert(c) {
+                    p.push(format!("workers.lcores: lcore {c} is listed twice"));
+                }
+            }
+        }
+        if self.mempool.mbufs < 1024 {
+            p.push(format!(
+                "mempool.mbufs: {} is fewer than 1024",
+                self.mempool.mbufs
+            ));
+        }
+        if self.mempool.cache > 512 {
+            p.push(format!(
+                "mempool.cache: {} is more than DPDK's 512",
+                self.mempool.cache
+            ));
+        }
+        for (key, v) in [
+            ("queues.rx_desc", self.queues.rx_desc),
+            ("queues.tx_desc", self.queues.tx_desc),
+        ] {
+            if !(64..=8192).contains(&v) {
+                p.push(format!("{key}: {v} is outside 64..=8192"));
+            }
+        }
+        if !self.queues.distributor_ring.is_power_of_two() {
+            p.push(format!(
+                "queues.distributor_ring: {} is not a power of two",
+                self.queues.distributor_ring
+            ));
+        }
+        let e = self.dedup.table_entries;
+        if !e.is_power_of_two() || !(1024..=1 << 26).contains(&e) {
+            p.push(format!(
+                "dedup.table_entries: {e} is not a power of two in 1024..=67108864"
+            ));
+        }
+        if self.dedup.window_us == 0 || self.dedup.window_us > 10_000_000 {
+            p.push(format!(
+                "dedup.window_us: {} is outside 1..=10000000",
+                self.dedup.window_us
+            ));
+        }
+        p
+    }
+
+    /// The uplink port's config.
+    pub fn uplink_port(&self) -> Option<&PortConfig> {
+        self.ports.iter().find(|p| p.role == Role::Uplink)
+    }
+
+    /// Input ports in config order.
+    pub fn input_ports(&self) -> impl Iterator<Item = &PortConfig> {
+        self.ports.iter().filter(|p| p.role == Role::Input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [[port]]
+        name = "tap0"
+        device = "net_pcap0,rx_pcap=in.pcap"
+        role = "input"
+        [[port]]
+        name = "up"
+        device = "net_pcap1,tx_pcap=out.pcap"
+        role = "uplink"
+        [uplink]
+        address = "192.0.2.1/24"
+        gateway = "192.0.2.254"
+    "#;
+
+    #[test]
+    fn a_minimal_config_gets_defaults() {
+        let c = Config::parse(GOOD, "t").expect("valid");
+        assert_eq!(c.uplink.mtu, 1500);
+        assert_eq!(c.dedup.window_us, 50_000);
+        assert_eq!(c.uplink_port().map(|p| p.name.as_str()), Some("up"));
+        assert_eq!(c.input_ports().count(), 1);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let bad = GOOD.replace("[uplink]", "[uplink]\nmtuu = 9000");
+        let e = Config::parse(&bad, "t")
+            .expect_err("unknown key")
+            .to_string();
+        assert!(e.contains("mtuu"), "{e}");
+        let bad = format!("{GOOD}\n[dedupe]\nx = 1\n");
+        let e = Config::parse(&bad, "t")
+            .expect_err("unknown table")
+            .to_string();
+        assert!(e.contains("dedupe"), "{e}");
+    }
+
+    #[test]
+    fn every_bad_value_is_named_with_its_reason() {
+        let bad = GOOD
+            .replace("192.0.2.1/24", "192.0.2.1")
+            .replace("role = \"uplink\"", "role = \"input\"")
+            + "\n[dedup]\ntable_entries = 1000\n[mempool]\nmbufs = 10\n[[neighbor]]\nip = \"192.0.2.9\"\nmac = \"zz\"\n";
+        let e = Config::parse(&bad, "t")
+            .expect_err("bad values")
+            .to_string();
+        for key in [
+            "uplink.address",
+            "exactly one port needs role = \"uplink\"",
+            "dedup.table_entries: 1000",
+            "mempool.mbufs: 10",
+            "neighbor[0].mac",
+        ] {
+            assert!(e.contains(key), "missing {key} in {e}");
+        }
+    }
+
+    #[test]
+    fn bad_enum_values_say_what_is_accepted() {
+        let bad = GOOD.replace("role = \"input\"", "role = \"sideways\"");
+        let e = Config::parse(&bad, "t").expect_err("bad role").to_string();
+        assert!(e.contains("sideways") && e.contains("input"), "{e}");
+    }
+
+    #[test]
+    fn macs_and_cidrs_parse_strictly() {
+        assert_eq!(parse_mac("02:00:00:00:00:0a"), Some([2, 0, 0, 0, 0, 10]));
+        assert_eq!(parse_mac("02:00:00:00:00"), None);
+        assert_eq!(parse_mac("02:00:00:00:00:00:00"), None);
+        assert_eq!(parse_cidr("10.0.0.1/33"), None);
+        assert_eq!(parse_cidr("2001:db8::1/64").map(|c| c.1), Some(64));
+    }
+}

@@ -1,0 +1,47 @@
+//! Policy: the model operators and the controller write, its validation,
+//! and its compilation into the tables the workers run.
+
+mod compile;
+pub mod model;
+
+use std::path::Path;
+
+pub use compile::{compile, Context, Problem};
+use dataplane::runtime::policy::CompiledPolicy;
+pub use model::Policy;
+
+/// A policy that cannot be used, with every reason.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("policy {origin}: {reason}")]
+    Syntax { origin: String, reason: String },
+    #[error("policy {origin}: {} problem(s): {}", .problems.len(), .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        origin: String,
+        problems: Vec<Problem>,
+    },
+}
+
+/// Parses a TOML policy (without compiling it).
+pub fn parse_toml(text: &str, origin: &str) -> Result<Policy, PolicyError> {
+    toml::from_str(text).map_err(|e| PolicyError::Syntax {
+        origin: origin.to_owned(),
+        reason: e.to_string().trim().replace('\n', " "),
+    })
+}
+
+/// Reads, validates and compiles a TOML policy file.
+pub fn load(path: &Path, ctx: &Context) -> Result<CompiledPolicy, PolicyError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Read {
+        path: origin.clone(),
+        reason: e.to_string(),
+    })?;
+    let policy = parse_toml(&text, &origin)?;
+    compile(&policy, ctx).map_err(|problems| PolicyError::Invalid { origin, problems })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,216 @@
+//! The policy as the operator or controller writes it (TOML or JSON).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole policy: named address groups, destinations and ordered rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// A label for this version of the policy (controller version, date…).
+    #[serde(default)]
+    pub version: String,
+    /// What happens to packets no rule matches: `drop` (counted as filtered).
+    #[serde(default)]
+    pub default: DefaultAction,
+    #[serde(default, rename = "group")]
+    pub groups: Vec<Group>,
+    #[serde(default, rename = "destination")]
+    pub destinations: Vec<Destination>,
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAction {
+    #[default]
+    Drop,
+}
+
+/// A named set of CIDRs with labels (host, service, pod, business unit…).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    pub name: String,
+    pub cidrs: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelKind {
+    Vxlan,
+    Erspan2,
+    Erspan3,
+    L2gre,
+    Geneve,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Oversize {
+    /// Cut the inner frame so the tunnel packet fits the uplink MTU.
+    #[default]
+    Truncate,
+    /// Drop it and count `dropped_too_big`.
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SliceAfter {
+    L4,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Timestamp {
+    /// ERSPAN III: ns within the second, seconds in the platform sub-header.
+    #[default]
+    Ieee1588,
+    /// ERSPAN III: 100 µs ticks (what Linux sends).
+    #[serde(rename = "100us")]
+    Us100,
+}
+
+/// An analysis destination and its tunnel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    pub name: String,
+    pub tunnel: TunnelKind,
+    /// The tunnel's remote endpoint.
+    pub remote: String,
+    /// VXLAN / Geneve network identifier.
+    pub vni: Option<u32>,
+    /// ERSPAN session ID.
+    pub session: Option<u16>,
+    /// L2GRE key.
+    pub key: Option<u32>,
+    /// VXLAN UDP destination port (4789).
+    pub udp_port: Option<u16>,
+    /// VXLAN extended mode: sequence and direction in reserved bits.
+    #[serde(default)]
+    pub extended: bool,
+    /// ERSPAN III hardware ID; default: the appliance ID.
+    pub hw_id: Option<u8>,
+    #[serde(default)]
+    pub timestamp: Timestamp,
+    /// Keep the first N bytes (or N payload bytes with `slice_after = "l4"`).
+    pub slice: Option<u16>,
+    pub slice_after: Option<SliceAfter>,
+    /// Drop copies seen within the dedup window before sending here.
+    #[serde(default = "yes")]
+    pub dedup: bool,
+    pub rate_mbps: Option<u64>,
+    pub rate_pps: Option<u64>,
+    #[serde(default)]
+    pub oversize: Oversize,
+    #[serde(default)]
+    pub dscp: u8,
+    #[serde(default = "default_ttl")]
+    pub ttl: u8,
+    /// 802.1Q tag on the uplink.
+    pub vlan: Option<u16>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_ttl() -> u8 {
+    64
+}
+
+/// A number or a `lo-hi` range, as written in a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PortSpec {
+    One(u16),
+    Range(String),
+}
+
+/// A VLAN ID, or `"untagged"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum VlanSpec {
+    Id(u16),
+    Word(String),
+}
+
+/// An IP protocol by name (`tcp`, `udp`, `icmp`, `icmpv6`, `sctp`, `gre`) or number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProtoSpec {
+    Number(u8),
+    Name(String),
+}
+
+/// One input port name or several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PortNames {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A destination of a rule, by name, optionally with its own slice, dedup and tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RuleTarget {
+    Name(String),
+    Detailed(TargetDetail),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetDetail {
+    pub dest: String,
+    pub slice: Option<u16>,
+    pub slice_after: Option<SliceAfter>,
+    pub dedup: Option<bool>,
+    /// VNI / ERSPAN session / GRE key for this rule's traffic.
+    pub tag: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleAction {
+    Forward,
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectionSpec {
+    Ingress,
+    Egress,
+}
+
+/// An ordered rule: every field given must match; first match wins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub name: String,
+    /// Lower runs first; rules without one keep file order after those with one.
+    pub priority: Option<u32>,
+    pub in_port: Option<PortNames>,
+    pub vlan: Option<VlanSpec>,
+    pub ethertype: Option<u16>,
+    pub ip_version: Option<u8>,
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    pub src_group: Option<String>,
+    pub dst_group: Option<String>,
+    pub proto: Option<ProtoSpec>,
+    pub src_port: Option<PortSpec>,
+    pub dst_port: Option<PortSpec>,
+    /// Flags that must be set, `!flag` for flags that must be clear: `"syn,!ack"`.
+    pub tcp_flags: Option<String>,
+    pub direction: Option<DirectionSpec>,
+    pub action: Option<RuleAction>,
+    #[serde(default)]
+    pub to: Vec<RuleTarget>,
+}

@@ -1,0 +1,43 @@
+//! The compiled policy the workers run: what the control plane's policy
+//! compiler produces and swaps in as a whole.
+
+use std::net::IpAddr;
+
+use crate::stage::encap::{OuterVlan, OversizePolicy, TunnelConfig};
+use crate::stage::filter::Classifier;
+
+/// A per-destination rate limit; either bound may be absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Megabits per second of encapsulated traffic.
+    pub mbps: Option<u64>,
+    /// Packets per second.
+    pub pps: Option<u64>,
+}
+
+/// One analysis destination: where its tunnel goes and how it is built.
+/// Outer MACs and source address come from the uplink and the resolved
+/// next hop at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub name: String,
+    pub tunnel: TunnelConfig,
+    pub remote: IpAddr,
+    pub dscp: u8,
+    pub ttl: u8,
+    pub vlan: Option<OuterVlan>,
+    pub oversize: OversizePolicy,
+    pub rate: RateLimit,
+}
+
+/// A validated, compiled policy. Immutable once built: changes make a new one.
+#[derive(Debug, Clone)]
+pub struct CompiledPolicy {
+    /// The operator's or controller's version label.
+    pub version: String,
+    pub classifier: Classifier,
+    /// Indexed by [`crate::stage::filter::DestId`].
+    pub destinations: Vec<Destination>,
+    /// Rule names, indexed by [`crate::stage::filter::RuleId`].
+    pub rule_names: Vec<String>,
+}
