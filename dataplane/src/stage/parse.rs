@@ -1,7 +1,50 @@
 //! parse: where every layer of a frame starts, in one pass.
+//!
+//! One hand-written forward walk over the bytes: Ethernet, up to
+//! [`MAX_VLAN_TAGS`] VLAN tags, an MPLS stack of up to [`MAX_MPLS_LABELS`]
+//! entries, IPv4 (options, fragments) or IPv6 (up to [`MAX_EXT_HEADERS`]
+//! extension headers), then the TCP/UDP/SCTP/ICMP header. No allocation, no
+//! general-purpose parser: this runs for every packet before filtering, so
+//! it reads each header once and only the fields later stages use.
+//!
+//! It never reads past the frame and never panics; the first problem found
+//! goes into [`Layers::error`] and what was found before it stays. Length
+//! fields are trusted only to shrink what is looked at (Ethernet padding
+//! after the IP packet is not L4), never to read further than the frame.
+
+use crate::frame::Frame;
+use crate::wire::ipv6::{ext_header_len, is_ext_header};
+use crate::wire::vlan;
+use core::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// VLAN tags followed before giving up with [`ParseError::BadVlan`]. Real
+/// networks stack two (QinQ), rarely three.
+pub const MAX_VLAN_TAGS: usize = 8;
+/// MPLS entries followed before giving up with [`ParseError::BadMpls`];
+/// segment-routing stacks can be a dozen deep.
+pub const MAX_MPLS_LABELS: usize = 16;
+/// IPv6 extension headers followed before [`ParseError::BadExtHeader`].
+pub const MAX_EXT_HEADERS: usize = crate::wire::ipv6::MAX_EXT_HEADERS;
+
+const ETHERNET_HEADER_LEN: usize = crate::wire::ethernet::HEADER_LEN;
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const ETHERTYPE_MPLS: u16 = 0x8847;
+const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
+
+const PROTO_ICMP: u8 = 1;
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+const PROTO_IPV6_FRAG: u8 = 44;
+const PROTO_ICMPV6: u8 = 58;
+const PROTO_SCTP: u8 = 132;
 
 /// What `parse` found in a frame. Offsets are from the start of the frame.
 /// A field the frame does not have is zero / `None`.
+///
+/// Offsets fit in `u16` even for 64 KiB+ GSO frames: the deepest header
+/// chain parse follows ends well below 20 KiB.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Layers {
     /// Number of 802.1Q/802.1ad/QinQ tags (0x8100, 0x88a8, 0x9100).
@@ -19,10 +62,16 @@ pub struct Layers {
     /// 4, 6, or 0 when the frame carries no IP.
     pub ip_version: u8,
     /// Transport protocol after IPv6 extension headers (IP protocol number).
+    /// For a later fragment, the fragment's next header (there is no
+    /// transport header to check it against).
     pub l4_proto: u8,
-    /// Start of the transport header, 0 when there is none.
+    /// Start of the transport header, 0 when there is none. Set for every
+    /// protocol, known or not, unless the packet is a later fragment.
     pub l4_offset: u16,
-    /// First byte after every header parse understood (L4 payload).
+    /// First byte after every header parse understood (L4 payload). For an
+    /// unknown transport protocol this is `l4_offset`; for a frame without
+    /// IP, the end of the L2/MPLS headers; after an error, the end of the
+    /// last header that was whole.
     pub payload_offset: u16,
     /// Source address: IPv4 in the low 32 bits, IPv6 as 128 bits.
     pub src_addr: u128,
@@ -40,10 +89,30 @@ pub struct Layers {
     pub error: Option<ParseError>,
 }
 
+impl Layers {
+    /// The source address as a std type, when there is IP.
+    pub fn src_ip(&self) -> Option<IpAddr> {
+        self.addr(self.src_addr)
+    }
+
+    /// The destination address as a std type, when there is IP.
+    pub fn dst_ip(&self) -> Option<IpAddr> {
+        self.addr(self.dst_addr)
+    }
+
+    fn addr(&self, a: u128) -> Option<IpAddr> {
+        match self.ip_version {
+            4 => Some(IpAddr::V4(Ipv4Addr::from(a as u32))),
+            6 => Some(IpAddr::V6(Ipv6Addr::from(a))),
+            _ => None,
+        }
+    }
+}
+
 /// Fragment state of the IP packet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Fragment {
-    /// Not a fragment.
+    /// Not a fragment (an IPv6 atomic fragment, offset 0 without M, is whole).
     #[default]
     None,
     /// First fragment: offset 0, more fragments follow; L4 header present.
@@ -53,7 +122,7 @@ pub enum Fragment {
 }
 
 /// What was wrong with a frame. Parsing stops there; offsets found so far stay.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ParseError {
     /// Shorter than an Ethernet header.
     TruncatedL2,
@@ -65,6 +134,413 @@ pub enum ParseError {
     BadL3,
     /// IPv6 extension-header chain that runs off the end or is too long.
     BadExtHeader,
-    /// Transport header cut short.
+    /// Transport header cut short (or a TCP data offset under 5).
     TruncatedL4,
+}
+
+impl ParseError {
+    /// The stage's error counters, declared once (as a VPP node does): each
+    /// error with its counter name and what it means. Order is the
+    /// declaration order of the enum, which [`ParseError::index`] relies on.
+    pub const TABLE: [(ParseError, &'static str, &'static str); 6] = [
+        (
+            ParseError::TruncatedL2,
+            "truncated_l2",
+            "frame shorter than an Ethernet header",
+        ),
+        (
+            ParseError::BadVlan,
+            "bad_vlan",
+            "VLAN tag cut short or too many tags",
+        ),
+        (
+            ParseError::BadMpls,
+            "bad_mpls",
+            "MPLS stack cut short or without bottom",
+        ),
+        (
+            ParseError::BadL3,
+            "bad_l3",
+            "IP header truncated, wrong version or lying lengths",
+        ),
+        (
+            ParseError::BadExtHeader,
+            "bad_ext_header",
+            "IPv6 extension headers run off the packet or are too many",
+        ),
+        (
+            ParseError::TruncatedL4,
+            "truncated_l4",
+            "transport header cut short",
+        ),
+    ];
+
+    /// Number of error kinds.
+    pub const COUNT: usize = Self::TABLE.len();
+
+    /// Position in [`ParseError::TABLE`] and in [`ParseCounters::errors`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Counter name, snake case.
+    pub fn name(self) -> &'static str {
+        Self::TABLE[self.index()].1
+    }
+
+    /// One line for operators.
+    pub fn description(self) -> &'static str {
+        Self::TABLE[self.index()].2
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Per-worker counters of the parse stage: plain adds, summed by the main
+/// lcore with [`ParseCounters::add`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ParseCounters {
+    /// Frames parsed, with or without error.
+    pub parsed: u64,
+    /// Frames per error kind, indexed by [`ParseError::index`].
+    pub errors: [u64; ParseError::COUNT],
+}
+
+impl ParseCounters {
+    /// Counts one parsed frame.
+    #[inline]
+    pub fn count(&mut self, l: &Layers) {
+        self.parsed += 1;
+        if let Some(e) = l.error {
+            self.errors[e.index()] += 1;
+        }
+    }
+
+    pub fn error(&self, e: ParseError) -> u64 {
+        self.errors[e.index()]
+    }
+
+    /// Frames with any error: `parse_errors` in the packet accounting.
+    pub fn total_errors(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    /// Adds another worker's counters.
+    pub fn add(&mut self, other: &ParseCounters) {
+        self.parsed += other.parsed;
+        for (a, b) in self.errors.iter_mut().zip(other.errors) {
+            *a += b;
+        }
+    }
+
+    /// `("parsed", n)` then `(error name, n)` for every error kind.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        core::iter::once(("parsed", self.parsed)).chain(
+            ParseError::TABLE
+                .iter()
+                .map(|&(e, name, _)| (name, self.errors[e.index()])),
+        )
+    }
+}
+
+/// Parses a burst: `out[i] = parse(frames[i])` for as many as both slices
+/// hold, counting each. Returns that number.
+pub fn parse_burst(frames: &[&[u8]], out: &mut [Layers], counters: &mut ParseCounters) -> usize {
+    let n = frames.len().min(out.len());
+    for (f, l) in frames.iter().zip(out.iter_mut()) {
+        *l = parse(f);
+        counters.count(l);
+    }
+    n
+}
+
+/// [`parse_burst`] over [`Frame`]s (mbufs on the appliance): parses the
+/// contiguous first segment, where the headers are.
+pub fn parse_frames<F: Frame>(
+    frames: &[F],
+    out: &mut [Layers],
+    counters: &mut ParseCounters,
+) -> usize {
+    let n = frames.len().min(out.len());
+    for (f, l) in frames.iter().zip(out.iter_mut()) {
+        *l = parse(f.data());
+        counters.count(l);
+    }
+    n
+}
+
+/// Finds every layer of one Ethernet frame. See the module docs.
+#[inline]
+pub fn parse(frame: &[u8]) -> Layers {
+    let mut l = Layers::default();
+    if let Err(e) = parse_into(frame, &mut l) {
+        l.error = Some(e);
+    }
+    l
+}
+
+#[inline(always)]
+fn be16(f: &[u8], at: usize) -> Option<u16> {
+    chunk::<2>(f, at).map(|b| u16::from_be_bytes(*b))
+}
+
+/// `N` bytes at `at`, or `None` when the frame ends first.
+#[inline(always)]
+fn chunk<const N: usize>(f: &[u8], at: usize) -> Option<&[u8; N]> {
+    f.get(at..).and_then(|s| s.first_chunk::<N>())
+}
+
+/// Offsets are stored as `u16`; every one parse produces is below 20 KiB
+/// (see [`Layers`]), so this never truncates.
+#[inline(always)]
+fn off16(at: usize) -> u16 {
+    at as u16
+}
+
+#[inline(always)]
+fn parse_into(f: &[u8], l: &mut Layers) -> Result<(), ParseError> {
+    let Some(mut ethertype) = be16(f, 12) else {
+        return Err(ParseError::TruncatedL2);
+    };
+    let mut off = ETHERNET_HEADER_LEN;
+    while vlan::is_tpid(ethertype) {
+        l.ethertype = ethertype;
+        l.payload_offset = off16(off);
+        if usize::from(l.vlan_count) == MAX_VLAN_TAGS {
+            return Err(ParseError::BadVlan);
+        }
+        let Some(&[t0, t1, e0, e1]) = chunk::<4>(f, off) else {
+            return Err(ParseError::BadVlan);
+        };
+        let vid = u16::from_be_bytes([t0, t1]) & 0x0fff;
+        match l.vlan_count {
+            0 => l.outer_vlan = Some(vid),
+            1 => l.inner_vlan = Some(vid),
+            _ => {}
+        }
+        l.vlan_count += 1;
+        ethertype = u16::from_be_bytes([e0, e1]);
+        off += vlan::HEADER_LEN;
+    }
+    l.ethertype = ethertype;
+    l.payload_offset = off16(off);
+    match ethertype {
+        ETHERTYPE_IPV4 => ipv4(f, off, l),
+        ETHERTYPE_IPV6 => ipv6(f, off, l),
+        ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => mpls(f, off, l),
+        _ => Ok(()),
+    }
+}
+
+/// The label stack, then IP guessed from the first nibble after its bottom
+/// (what Linux and Wireshark do: MPLS does not say what it carries). A
+/// pseudowire control word (nibble 0) or anything else is left as payload.
+#[inline(never)]
+fn mpls(f: &[u8], mut off: usize, l: &mut Layers) -> Result<(), ParseError> {
+    loop {
+        if usize::from(l.mpls_labels) == MAX_MPLS_LABELS {
+            return Err(ParseError::BadMpls);
+        }
+        let Some(&[_, _, tc_s, _]) = chunk::<4>(f, off) else {
+            return Err(ParseError::BadMpls);
+        };
+        l.mpls_labels += 1;
+        off += 4;
+        l.payload_offset = off16(off);
+        if tc_s & 0x01 != 0 {
+            break;
+        }
+    }
+    match f.get(off).map(|b| b >> 4) {
+        Some(4) => ipv4(f, off, l),
+        Some(6) => ipv6(f, off, l),
+        _ => Ok(()),
+    }
+}
+
+#[inline(always)]
+fn ipv4(f: &[u8], l3: usize, l: &mut Layers) -> Result<(), ParseError> {
+    l.l3_offset = off16(l3);
+    let Some(h) = chunk::<20>(f, l3) else {
+        return Err(ParseError::BadL3);
+    };
+    if h[0] >> 4 != 4 {
+        return Err(ParseError::BadL3);
+    }
+    l.ip_version = 4;
+    l.src_addr = u128::from(u32::from_be_bytes([h[12], h[13], h[14], h[15]]));
+    l.dst_addr = u128::from(u32::from_be_bytes([h[16], h[17], h[18], h[19]]));
+    let header_len = usize::from(h[0] & 0x0f) * 4;
+    let avail = f.len() - l3;
+    // Total length 0 is GSO/BIG TCP (as Wireshark presumes): the packet
+    // runs to the end of the frame.
+    let ip_len = match usize::from(u16::from_be_bytes([h[2], h[3]])) {
+        0 => avail,
+        n => n,
+    };
+    if header_len < 20 || ip_len < header_len || ip_len > avail {
+        return Err(ParseError::BadL3);
+    }
+    let proto = h[9];
+    l.l4_proto = proto;
+    let l4 = l3 + header_len;
+    l.payload_offset = off16(l4);
+    let frag = u16::from_be_bytes([h[6], h[7]]);
+    if frag & 0x1fff != 0 {
+        l.fragment = Fragment::Later;
+        return Ok(());
+    }
+    if frag & 0x2000 != 0 {
+        l.fragment = Fragment::First;
+    }
+    transport(f, l3 + ip_len, l4, proto, l)
+}
+
+#[inline(always)]
+fn ipv6(f: &[u8], l3: usize, l: &mut Layers) -> Result<(), ParseError> {
+    l.l3_offset = off16(l3);
+    let Some(h) = chunk::<40>(f, l3) else {
+        return Err(ParseError::BadL3);
+    };
+    if h[0] >> 4 != 6 {
+        return Err(ParseError::BadL3);
+    }
+    l.ip_version = 6;
+    let (src, dst) = h[8..].split_at(16);
+    l.src_addr = u128::from_be_bytes(src.try_into().unwrap_or_default());
+    l.dst_addr = u128::from_be_bytes(dst.try_into().unwrap_or_default());
+    let avail = f.len() - l3 - 40;
+    // Payload length 0 is a jumbogram or GSO/BIG TCP: to the end of the frame.
+    let payload_len = match usize::from(u16::from_be_bytes([h[4], h[5]])) {
+        0 => avail,
+        n if n > avail => return Err(ParseError::BadL3),
+        n => n,
+    };
+    let end = l3 + 40 + payload_len;
+    let mut next = h[6];
+    let mut off = l3 + 40;
+    l.payload_offset = off16(off);
+    if is_ext_header(next) {
+        // Bounded by the IP payload, not the frame: headers that spill into
+        // Ethernet padding are as broken as headers past the end.
+        let ip = f.get(..end).unwrap_or(&[]);
+        for _ in 0..MAX_EXT_HEADERS {
+            let Some(&[nh, len_byte]) = chunk::<2>(ip, off) else {
+                return Err(ParseError::BadExtHeader);
+            };
+            let len = ext_header_len(next, len_byte).unwrap_or(8);
+            if off + len > end {
+                return Err(ParseError::BadExtHeader);
+            }
+            if next == PROTO_IPV6_FRAG {
+                let word = be16(ip, off + 2).unwrap_or(0);
+                if word & 0xfff8 != 0 {
+                    l.fragment = Fragment::Later;
+                    l.l4_proto = nh;
+                    l.payload_offset = off16(off + len);
+                    return Ok(());
+                }
+                if word & 1 != 0 {
+                    l.fragment = Fragment::First;
+                }
+            }
+            next = nh;
+            off += len;
+            l.payload_offset = off16(off);
+            if !is_ext_header(next) {
+                break;
+            }
+        }
+        if is_ext_header(next) {
+            return Err(ParseError::BadExtHeader);
+        }
+    }
+    l.l4_proto = next;
+    transport(f, end, off, next, l)
+}
+
+/// The transport header at `l4`, which must end by `end` (the end of the IP
+/// packet). Ports are kept even when the rest of the header is cut short:
+/// they are what filters match on.
+#[inline(always)]
+fn transport(f: &[u8], end: usize, l4: usize, proto: u8, l: &mut Layers) -> Result<(), ParseError> {
+    l.l4_offset = off16(l4);
+    let seg = f.get(l4..end).unwrap_or(&[]);
+    let min = match proto {
+        PROTO_TCP => 20,
+        PROTO_UDP => 8,
+        PROTO_SCTP => 12,
+        PROTO_ICMP | PROTO_ICMPV6 => 8,
+        _ => return Ok(()),
+    };
+    if proto != PROTO_ICMP && proto != PROTO_ICMPV6 {
+        if let Some(&[s0, s1, d0, d1]) = seg.first_chunk::<4>() {
+            l.src_port = u16::from_be_bytes([s0, s1]);
+            l.dst_port = u16::from_be_bytes([d0, d1]);
+        }
+    }
+    let mut len = min;
+    if proto == PROTO_TCP {
+        let Some(h) = seg.first_chunk::<20>() else {
+            return Err(ParseError::TruncatedL4);
+        };
+        l.tcp_flags = h[13];
+        len = usize::from(h[12] >> 4) * 4;
+        if len < 20 {
+            return Err(ParseError::TruncatedL4);
+        }
+    }
+    if seg.len() < len {
+        return Err(ParseError::TruncatedL4);
+    }
+    l.payload_offset = off16(l4 + len);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_table_matches_the_enum_order() {
+        for (i, (e, name, desc)) in ParseError::TABLE.iter().enumerate() {
+            assert_eq!(e.index(), i);
+            assert_eq!(e.name(), *name);
+            assert_eq!(e.to_string(), *desc);
+        }
+        let names: std::collections::HashSet<_> = ParseError::TABLE.iter().map(|t| t.1).collect();
+        assert_eq!(names.len(), ParseError::COUNT);
+    }
+
+    #[test]
+    fn counters_count_each_error_kind_and_sum() {
+        let mut c = ParseCounters::default();
+        c.count(&Layers::default());
+        c.count(&Layers {
+            error: Some(ParseError::BadL3),
+            ..Layers::default()
+        });
+        c.count(&Layers {
+            error: Some(ParseError::BadL3),
+            ..Layers::default()
+        });
+        assert_eq!(c.parsed, 3);
+        assert_eq!(c.error(ParseError::BadL3), 2);
+        assert_eq!(c.total_errors(), 2);
+        let mut total = ParseCounters::default();
+        total.add(&c);
+        total.add(&c);
+        assert_eq!(total.error(ParseError::BadL3), 4);
+        let v: Vec<_> = total.iter().collect();
+        assert_eq!(v[0], ("parsed", 6));
+        assert!(v.contains(&("bad_l3", 4)));
+        assert!(v.contains(&("truncated_l4", 0)));
+        assert_eq!(v.len(), 1 + ParseError::COUNT);
+    }
 }
