@@ -249,10 +249,11 @@ impl Port {
         // Queue ownership is tracked in a 64-bit mask per direction.
         let max_rx = info.max_rx_queues.min(64);
         let max_tx = info.max_tx_queues.min(64);
-        if cfg.rx_queues == 0 || cfg.rx_queues > max_rx {
+        // No RX queue is fine: a TX-only device (a pcap file writer).
+        if cfg.rx_queues > max_rx {
             return Err(DpdkError::Invalid {
                 what: what("rx_queues"),
-                reason: format!("{} asked, this device allows 1..={max_rx}", cfg.rx_queues),
+                reason: format!("{} asked, this device allows 0..={max_rx}", cfg.rx_queues),
             });
         }
         if cfg.tx_queues == 0 || cfg.tx_queues > max_tx {
@@ -266,7 +267,7 @@ impl Port {
         let wanted = unsafe { dpdk_sys::sluice_rte_eth_rss_ip_tcp_udp() };
         let hf = wanted & info.flow_type_rss_offloads;
         let rss = match (cfg.rx_queues, hf) {
-            (1, _) => RssMode::SingleQueue,
+            (0 | 1, _) => RssMode::SingleQueue,
             (_, 0) => RssMode::Unsupported,
             _ => RssMode::Symmetric,
         };

@@ -1,0 +1,273 @@
+//! Per-worker counters: cache-line aligned, written only by their worker
+//! with plain relaxed stores (no locked instruction on the fast path), read
+//! and summed by the main lcore.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A counter with exactly one writer. `add` is a load and a store, not an
+/// atomic read-modify-write: only the owning worker may call it.
+#[derive(Debug, Default)]
+#[repr(transparent)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Where every received packet ends: exactly one of these (DESIGN §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Terminal {
+    /// At least one destination took it.
+    Forwarded,
+    /// No rule wanted it (a drop rule or the default).
+    Filtered,
+    /// A copy seen within the dedup window.
+    Deduplicated,
+    /// Shed on purpose while the appliance protects itself.
+    DroppedProtect,
+    /// No mbuf for a copy.
+    DroppedNoMbuf,
+    /// The TX queue stayed full.
+    DroppedTxFull,
+    /// A destination's rate limit.
+    DroppedRateLimit,
+    /// The destination's next hop is not resolved.
+    DroppedNoNexthop,
+    /// Too big for the uplink MTU with `oversize = "drop"`.
+    DroppedTooBig,
+    /// Anything else that went wrong (no headroom, …).
+    DroppedError,
+}
+
+impl Terminal {
+    pub const ALL: [Terminal; 10] = [
+        Terminal::Forwarded,
+        Terminal::Filtered,
+        Terminal::Deduplicated,
+        Terminal::DroppedProtect,
+        Terminal::DroppedNoMbuf,
+        Terminal::DroppedTxFull,
+        Terminal::DroppedRateLimit,
+        Terminal::DroppedNoNexthop,
+        Terminal::DroppedTooBig,
+        Terminal::DroppedError,
+    ];
+
+    /// The counter's name as the console prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Terminal::Forwarded => "forwarded",
+            Terminal::Filtered => "filtered",
+            Terminal::Deduplicated => "deduplicated",
+            Terminal::DroppedProtect => "dropped_protect",
+            Terminal::DroppedNoMbuf => "dropped_no_mbuf",
+            Terminal::DroppedTxFull => "dropped_tx_full",
+            Terminal::DroppedRateLimit => "dropped_rate_limit",
+            Terminal::DroppedNoNexthop => "dropped_no_nexthop",
+            Terminal::DroppedTooBig => "dropped_too_big",
+            Terminal::DroppedError => "dropped_error",
+        }
+    }
+}
+
+/// One worker's packet counters.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct WorkerCounters {
+    pub rx: Counter,
+    pub rx_bytes: Counter,
+    terminals: [Counter; 10],
+    /// Malformed frames (also in a terminal counter: they are still forwarded
+    /// when a rule wants them).
+    pub parse_errors: Counter,
+    /// Packets of the uplink for the main lcore (ARP, ND).
+    pub exceptions: Counter,
+    /// Exception packets dropped because the ring to the main lcore was full.
+    pub exceptions_dropped: Counter,
+    /// Packets on the uplink that are not for us (not in `rx`).
+    pub uplink_ignored: Counter,
+    /// Bursts processed, and the policy swaps this worker has taken.
+    pub bursts: Counter,
+    pub policy_swaps: Counter,
+}
+
+impl WorkerCounters {
+    #[inline]
+    pub fn terminal(&self, t: Terminal) -> &Counter {
+        &self.terminals[t as usize]
+    }
+
+    /// Sum of every terminal counter.
+    pub fn terminal_sum(&self) -> u64 {
+        self.terminals.iter().map(Counter::get).sum()
+    }
+}
+
+/// Drop reasons counted per destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestDrop {
+    NoMbuf,
+    TxFull,
+    RateLimit,
+    NoNexthop,
+    TooBig,
+    Error,
+}
+
+impl DestDrop {
+    pub const ALL: [DestDrop; 6] = [
+        DestDrop::NoMbuf,
+        DestDrop::TxFull,
+        DestDrop::RateLimit,
+        DestDrop::NoNexthop,
+        DestDrop::TooBig,
+        DestDrop::Error,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DestDrop::NoMbuf => "dropped_no_mbuf",
+            DestDrop::TxFull => "dropped_tx_full",
+            DestDrop::RateLimit => "dropped_rate_limit",
+            DestDrop::NoNexthop => "dropped_no_nexthop",
+            DestDrop::TooBig => "dropped_too_big",
+            DestDrop::Error => "dropped_error",
+        }
+    }
+
+    /// The terminal counter a packet gets when this was its first drop and
+    /// no destination took it.
+    pub fn terminal(self) -> Terminal {
+        match self {
+            DestDrop::NoMbuf => Terminal::DroppedNoMbuf,
+            DestDrop::TxFull => Terminal::DroppedTxFull,
+            DestDrop::RateLimit => Terminal::DroppedRateLimit,
+            DestDrop::NoNexthop => Terminal::DroppedNoNexthop,
+            DestDrop::TooBig => Terminal::DroppedTooBig,
+            DestDrop::Error => Terminal::DroppedError,
+        }
+    }
+}
+
+/// One worker's counters for one destination slot.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct DestCounters {
+    pub tx_packets: Counter,
+    pub tx_bytes: Counter,
+    /// Copies cut to fit the uplink MTU (also in `tx_packets`).
+    pub truncated_to_mtu: Counter,
+    drops: [Counter; 6],
+}
+
+impl DestCounters {
+    #[inline]
+    pub fn drop(&self, d: DestDrop) -> &Counter {
+        &self.drops[d as usize]
+    }
+}
+
+/// Destination slots per appliance: counters are indexed by slot, which
+/// stays with a destination's name across policy swaps.
+pub const MAX_DEST_SLOTS: usize = 1024;
+
+/// Everything one worker counts; shared with the main lcore for reading.
+#[derive(Debug)]
+pub struct WorkerStats {
+    pub counters: WorkerCounters,
+    pub dests: Box<[DestCounters]>,
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        Self {
+            counters: WorkerCounters::default(),
+            dests: (0..MAX_DEST_SLOTS).map(|_| DestCounters::default()).collect(),
+        }
+    }
+}
+
+/// A point-in-time sum over workers, for the console and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub rx: u64,
+    pub rx_bytes: u64,
+    pub terminals: Vec<(Terminal, u64)>,
+    pub parse_errors: u64,
+    pub exceptions: u64,
+    pub exceptions_dropped: u64,
+    pub uplink_ignored: u64,
+}
+
+impl Totals {
+    /// Sums the given workers' counters.
+    pub fn of<'a>(workers: impl IntoIterator<Item = &'a WorkerStats>) -> Totals {
+        let mut t = Totals {
+            terminals: Terminal::ALL.iter().map(|&x| (x, 0)).collect(),
+            ..Totals::default()
+        };
+        for w in workers {
+            let c = &w.counters;
+            t.rx += c.rx.get();
+            t.rx_bytes += c.rx_bytes.get();
+            for (term, v) in &mut t.terminals {
+                *v += c.terminal(*term).get();
+            }
+            t.parse_errors += c.parse_errors.get();
+            t.exceptions += c.exceptions.get();
+            t.exceptions_dropped += c.exceptions_dropped.get();
+            t.uplink_ignored += c.uplink_ignored.get();
+        }
+        t
+    }
+
+    pub fn terminal(&self, t: Terminal) -> u64 {
+        self.terminals.iter().find(|(x, _)| *x == t).map_or(0, |(_, v)| *v)
+    }
+
+    pub fn terminal_sum(&self) -> u64 {
+        self.terminals.iter().map(|(_, v)| v).sum()
+    }
+
+    /// `rx - Σ terminals`: packets still in flight inside the workers; 0
+    /// whenever the workers are idle or stopped.
+    pub fn in_flight(&self) -> i64 {
+        self.rx as i64 - self.terminal_sum() as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_sum_workers_and_check_the_identity() {
+        let a = WorkerStats::default();
+        let b = WorkerStats::default();
+        a.counters.rx.add(5);
+        a.counters.terminal(Terminal::Forwarded).add(3);
+        a.counters.terminal(Terminal::Filtered).add(2);
+        b.counters.rx.add(4);
+        b.counters.terminal(Terminal::Deduplicated).add(3);
+        let t = Totals::of([&a, &b]);
+        assert_eq!(t.rx, 9);
+        assert_eq!(t.terminal(Terminal::Forwarded), 3);
+        assert_eq!(t.terminal_sum(), 8);
+        assert_eq!(t.in_flight(), 1);
+        assert_eq!(Terminal::ALL.len(), 10);
+        for (i, term) in Terminal::ALL.iter().enumerate() {
+            assert_eq!(*term as usize, i, "ALL is in discriminant order");
+        }
+        for (i, d) in DestDrop::ALL.iter().enumerate() {
+            assert_eq!(*d as usize, i);
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! What workers read on every burst: the compiled policy plus, per
+//! destination, its ready-built tunnel template. Swapped as a whole by the
+//! main lcore (policy change, next hop resolved or lost).
+
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+
+use crate::runtime::policy::CompiledPolicy;
+use crate::stage::encap::EncapTemplate;
+
+/// One destination as the workers use it.
+#[derive(Debug, Clone)]
+pub struct DestTable {
+    /// Counter slot: stays with the destination's name across swaps.
+    pub slot: u16,
+    /// Outer headers; `None` while the next hop is unresolved (its copies
+    /// are counted `dropped_no_nexthop`).
+    pub template: Option<EncapTemplate>,
+    /// The destination's sequence numbers, shared by every worker and kept
+    /// across swaps: each number is used once, so a receiver that sees a
+    /// gap has lost a packet (workers take them in blocks per burst, so
+    /// numbers may arrive out of order between workers).
+    pub seq: Arc<AtomicU32>,
+}
+
+/// Everything a worker needs from the control plane, immutable once published.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    /// Bumped on every publish; workers rebuild their local state on change.
+    pub generation: u64,
+    pub policy: Arc<CompiledPolicy>,
+    /// Indexed like `policy.destinations`.
+    pub dests: Vec<DestTable>,
+}

@@ -1,0 +1,512 @@
+//! The worker loop, DPDK l2fwd style: poll every source, run the burst to
+//! completion through the stages, buffer TX with a periodic drain.
+//!
+//! Every received packet ends in exactly one terminal counter. A packet
+//! whose copies wait in the TX buffer has a *fate* entry that is resolved
+//! when the last copy was sent or dropped: forwarded if any copy went out,
+//! else the first drop reason.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Cache};
+
+use crate::dpdk::{tsc_now, Batch, Mbuf, Mempool, Ring, RxQueue, TxQueue};
+use crate::frame::Frame;
+use crate::runtime::clock::Clock;
+use crate::runtime::counters::{DestDrop, Terminal, WorkerStats};
+use crate::runtime::ratelimit::DestLimiter;
+use crate::runtime::tables::Tables;
+use crate::stage::dedup::{Dedup, DedupConfig, Verdict as DedupVerdict};
+use crate::stage::encap::{EncapError, EncapMeta, EncapTemplate};
+use crate::stage::filter::{Action, FlowCache, Verdict};
+use crate::stage::parse::{parse, Layers};
+use crate::stage::slice::{slice, SliceSpec};
+use crate::stage::tag::TagInfo;
+use crate::stage::{Direction, BURST};
+
+/// What the main lcore asks of the workers.
+pub mod run_state {
+    /// Poll the inputs and forward.
+    pub const RUNNING: u8 = 0;
+    /// Console `stop`: inputs are not polled (the device counts what it
+    /// cannot hold as missed); ARP/ND and control frames still flow.
+    pub const PAUSED: u8 = 1;
+    /// Drain the TX buffer and leave the loop.
+    pub const EXIT: u8 = 2;
+}
+
+/// Where a worker receives from.
+#[derive(Debug)]
+pub enum Source {
+    /// Its own RX queue of an input port (RSS, or a single worker).
+    Queue { rxq: RxQueue, direction: Direction },
+    /// Its ring from the distributor; the mbuf's port says where it came in.
+    Ring(Arc<Ring<Mbuf>>),
+}
+
+/// Everything a worker owns or shares, handed over at launch.
+pub struct WorkerSetup {
+    pub index: usize,
+    pub workers: usize,
+    pub appliance_id: u16,
+    pub sources: Vec<Source>,
+    /// Direction of each input port id (for ring sources).
+    pub port_direction: Vec<Direction>,
+    /// This worker's RX queue on the uplink (ARP/ND replies arrive there).
+    pub uplink_rx: Option<RxQueue>,
+    pub uplink_tx: TxQueue,
+    /// ARP/ND frames for the main lcore.
+    pub exceptions: Arc<Ring<Mbuf>>,
+    /// Frames the main lcore wants sent on the uplink (ARP/ND); worker 0 only.
+    pub control_tx: Option<Arc<Ring<Mbuf>>>,
+    pub pool: Arc<Mempool>,
+    pub dedup: DedupConfig,
+    pub tables: Arc<ArcSwap<Tables>>,
+    pub stats: Arc<WorkerStats>,
+    pub state: Arc<AtomicU8>,
+    pub clock: Clock,
+    pub flow_cache_entries: usize,
+}
+
+/// A TX buffer entry's packet bookkeeping.
+#[derive(Debug, Clone, Copy, Default)]
+struct TxMeta {
+    /// Fate slot of the original packet; `NO_FATE` for control frames.
+    fate: u16,
+    slot: u16,
+    bytes: u32,
+}
+
+const NO_FATE: u16 = u16::MAX;
+const TX_BUF: usize = 64;
+/// Enough for every packet with a copy in the TX buffer, and then some.
+const FATES: usize = 256;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Fate {
+    pending: u16,
+    forwarded: bool,
+    first_drop: Option<DestDrop>,
+}
+
+/// Per-worker state that lives across bursts.
+struct Worker {
+    s: WorkerSetup,
+    dedup: Dedup,
+    cache: FlowCache,
+    tx: Batch<TX_BUF>,
+    tx_meta: [TxMeta; TX_BUF],
+    fates: [Fate; FATES],
+    next_fate: usize,
+    /// Local per-destination state, rebuilt on a new tables generation.
+    templates: Vec<Option<EncapTemplate>>,
+    limiters: Vec<DestLimiter>,
+    generation: u64,
+}
+
+/// Runs the worker loop until the state says `EXIT`, then drains.
+pub fn run(setup: WorkerSetup) -> Result<(), String> {
+    let dedup = Dedup::new(&setup.dedup).map_err(|e| format!("worker {}: {e}", setup.index))?;
+    let cache = FlowCache::new(setup.flow_cache_entries);
+    let mut w = Worker {
+        s: setup,
+        dedup,
+        cache,
+        tx: Batch::new(),
+        tx_meta: [TxMeta::default(); TX_BUF],
+        fates: [Fate::default(); FATES],
+        next_fate: 0,
+        templates: Vec::new(),
+        limiters: Vec::new(),
+        generation: u64::MAX,
+    };
+    w.run_loop();
+    Ok(())
+}
+
+impl Worker {
+    fn run_loop(&mut self) {
+        let tables_swap = Arc::clone(&self.s.tables);
+        let mut tables = Cache::new(tables_swap);
+        let drain_ticks = self.s.clock.hz() / 10_000; // 100 µs, as l2fwd
+        let mut last_drain = tsc_now();
+        let mut rx: Batch<BURST> = Batch::new();
+        loop {
+            let state = self.s.state.load(Ordering::Acquire);
+            if state == run_state::EXIT {
+                break;
+            }
+            // The quiescent point: the previous burst's tables are released here.
+            let t = Arc::clone(tables.load());
+            if t.generation != self.generation {
+                self.adopt(&t);
+            }
+            if state == run_state::RUNNING {
+                for i in 0..self.s.sources.len() {
+                    let n = match &mut self.s.sources[i] {
+                        Source::Queue { rxq, .. } => rxq.rx(&mut rx),
+                        Source::Ring(r) => r.dequeue_batch(&mut rx),
+                    };
+                    if n > 0 {
+                        let dir = match &self.s.sources[i] {
+                            Source::Queue { direction, .. } => Some(*direction),
+                            Source::Ring(_) => None,
+                        };
+                        self.process(&t, &mut rx, dir);
+                    }
+                }
+            }
+            self.poll_uplink();
+            self.poll_control_tx();
+            let now = tsc_now();
+            if now.wrapping_sub(last_drain) > drain_ticks {
+                self.flush();
+                last_drain = now;
+            }
+        }
+        self.flush();
+    }
+
+    /// Takes a new tables generation: local template copies (sequence
+    /// numbers continue from the shared counters) and fresh rate limiters.
+    fn adopt(&mut self, t: &Tables) {
+        // Copies in the TX buffer were built with the old templates: send them first.
+        self.flush();
+        self.templates = t.dests.iter().map(|d| d.template.clone()).collect();
+        let now = tsc_now();
+        self.limiters = t
+            .policy
+            .destinations
+            .iter()
+            .map(|d| {
+                DestLimiter::new(
+                    d.rate.mbps,
+                    d.rate.pps,
+                    self.s.workers as u64,
+                    self.s.clock.hz(),
+                    now,
+                )
+            })
+            .collect();
+        self.generation = t.generation;
+        self.s.stats.counters.policy_swaps.add(1);
+    }
+
+    fn process(&mut self, t: &Tables, rx: &mut Batch<BURST>, dir: Option<Direction>) {
+        let c = &self.s.stats.counters;
+        let n = rx.len();
+        c.rx.add(n as u64);
+        c.bursts.add(1);
+        let now_ns = self.s.clock.now_ns();
+        let mut layers = [Layers::default(); BURST];
+        let mut verdicts = [Verdict::default(); BURST];
+        let mut dups = [DedupVerdict::Unique; BURST];
+        let cls = &t.policy.classifier;
+        let mut bytes = 0u64;
+        for (i, m) in rx.as_slice().iter().enumerate() {
+            bytes += m.pkt_len() as u64;
+            layers[i] = parse(m.data());
+            if layers[i].error.is_some() {
+                c.parse_errors.add(1);
+            }
+            let d = dir.unwrap_or_else(|| self.direction_of(m.port()));
+            verdicts[i] = cls.classify_cached(&mut self.cache, &layers[i], m.port(), d);
+            if let Action::Forward(targets) = cls.action(verdicts[i]) {
+                if targets.iter().any(|a| a.dedup) {
+                    dups[i] = self.dedup.check(m, &layers[i], now_ns);
+                }
+            }
+        }
+        c.rx_bytes.add(bytes);
+        // Reserve each destination's sequence numbers for this burst in one
+        // atomic add: at most one per packet per destination.
+        self.reserve_sequences(t, &verdicts[..n]);
+        for (i, m) in rx.drain().enumerate() {
+            let d = dir.unwrap_or_else(|| self.direction_of(m.port()));
+            self.forward(t, m, &layers[i], verdicts[i], dups[i], d, now_ns);
+        }
+    }
+
+    fn direction_of(&self, port: u16) -> Direction {
+        self.s
+            .port_direction
+            .get(usize::from(port))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn reserve_sequences(&mut self, t: &Tables, verdicts: &[Verdict]) {
+        let cls = &t.policy.classifier;
+        let mut want = [0u32; 64];
+        let mut big: Vec<u32> = Vec::new();
+        let count = |d: usize, want: &mut [u32; 64], big: &mut Vec<u32>| {
+            if d < 64 {
+                want[d] += 1;
+            } else {
+                if big.len() <= d {
+                    big.resize(d + 1, 0);
+                }
+                big[d] += 1;
+            }
+        };
+        for v in verdicts {
+            if let Action::Forward(targets) = cls.action(*v) {
+                for a in targets {
+                    count(usize::from(a.dest), &mut want, &mut big);
+                }
+            }
+        }
+        for (d, dt) in t.dests.iter().enumerate() {
+            let k = if d < 64 { want[d] } else { big.get(d).copied().unwrap_or(0) };
+            if k == 0 {
+                continue;
+            }
+            if let Some(Some(tmpl)) = self.templates.get_mut(d) {
+                let base = dt.seq.fetch_add(k, Ordering::Relaxed);
+                tmpl.set_next_seq(base);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &mut self,
+        t: &Tables,
+        m: Mbuf,
+        layers: &Layers,
+        verdict: Verdict,
+        dup: DedupVerdict,
+        dir: Direction,
+        now_ns: u64,
+    ) {
+        let c = &self.s.stats.counters;
+        let cls = &t.policy.classifier;
+        let targets = match cls.action(verdict) {
+            Action::Drop => {
+                c.terminal(Terminal::Filtered).add(1);
+                return;
+            }
+            Action::Forward(targets) => targets,
+        };
+        let wanted = || targets.iter().filter(|a| !(a.dedup && dup == DedupVerdict::Duplicate));
+        let total = wanted().count();
+        if total == 0 {
+            c.terminal(Terminal::Deduplicated).add(1);
+            return;
+        }
+        let fate = self.new_fate();
+        let tag = TagInfo {
+            appliance_id: self.s.appliance_id,
+            input_port: m.port(),
+            rule_id: cls.rule_id(verdict).unwrap_or(u32::MAX),
+            direction: dir,
+        };
+        let mut original = Some(m);
+        for (k, a) in wanted().enumerate() {
+            let d = usize::from(a.dest);
+            let slot = t.dests.get(d).map_or(0, |x| x.slot);
+            let dc = &self.s.stats.dests[usize::from(slot)];
+            let last = k + 1 == total;
+            let Some(Some(tmpl)) = self.templates.get_mut(d) else {
+                dc.drop(DestDrop::NoNexthop).add(1);
+                note_drop(&mut self.fates[fate], DestDrop::NoNexthop);
+                continue;
+            };
+            let Some(src) = original.as_ref() else { break };
+            let len = src.pkt_len();
+            let max = tmpl.max_inner_len().min(len);
+            if let Some(l) = self.limiters.get_mut(d) {
+                if !l.allow(max + tmpl.header_len(), self.s.clock.tsc_now()) {
+                    dc.drop(DestDrop::RateLimit).add(1);
+                    note_drop(&mut self.fates[fate], DestDrop::RateLimit);
+                    continue;
+                }
+            }
+            let mut copy = if last {
+                match original.take() {
+                    Some(m) => m,
+                    None => break,
+                }
+            } else {
+                match src.copy(&self.s.pool) {
+                    Ok(m) => m,
+                    Err(_) => {
+                        dc.drop(DestDrop::NoMbuf).add(1);
+                        note_drop(&mut self.fates[fate], DestDrop::NoMbuf);
+                        continue;
+                    }
+                }
+            };
+            let sliced = a.slice != SliceSpec::Whole && slice(&mut copy, layers, a.slice).truncated();
+            let meta = EncapMeta {
+                layers: Some(layers),
+                tag,
+                tag_override: a.tag,
+                sliced,
+            };
+            let truncated_before = tmpl.counters().truncated_to_mtu;
+            match tmpl.encap(&mut copy, &meta, now_ns) {
+                Ok(()) => {
+                    if tmpl.counters().truncated_to_mtu != truncated_before {
+                        dc.truncated_to_mtu.add(1);
+                    }
+                    let bytes = copy.pkt_len() as u32;
+                    self.fates[fate].pending += 1;
+                    self.enqueue_tx(copy, TxMeta { fate: fate as u16, slot, bytes });
+                }
+                Err(e) => {
+                    let why = match e {
+                        EncapError::TooBig => DestDrop::TooBig,
+                        EncapError::NoHeadroom => DestDrop::Error,
+                    };
+                    dc.drop(why).add(1);
+                    note_drop(&mut self.fates[fate], why);
+                }
+            }
+        }
+        if self.fates[fate].pending == 0 {
+            self.resolve(fate);
+        }
+    }
+
+    /// A free fate slot. The TX buffer holds at most `TX_BUF` copies, so a
+    /// slot `FATES` packets back is resolved unless the buffer was never
+    /// flushed; flush then to be sure.
+    fn new_fate(&mut self) -> usize {
+        let i = self.next_fate;
+        self.next_fate = (i + 1) % FATES;
+        if self.fates[i].pending != 0 {
+            self.flush();
+        }
+        self.fates[i] = Fate::default();
+        i
+    }
+
+    fn resolve(&mut self, fate: usize) {
+        let f = self.fates[fate];
+        let term = if f.forwarded {
+            Terminal::Forwarded
+        } else {
+            f.first_drop.map_or(Terminal::DroppedError, DestDrop::terminal)
+        };
+        self.s.stats.counters.terminal(term).add(1);
+    }
+
+    fn enqueue_tx(&mut self, m: Mbuf, meta: TxMeta) {
+        if self.tx.is_full() {
+            self.flush();
+        }
+        let at = self.tx.len();
+        match self.tx.push(m) {
+            Ok(()) => self.tx_meta[at] = meta,
+            Err(m) => {
+                // Still full after a flush (cannot happen: flush empties it).
+                drop(m);
+                self.tx_done(meta, false);
+            }
+        }
+    }
+
+    /// Sends the TX buffer: one retry for what the queue refused, then the
+    /// rest is dropped and counted `dropped_tx_full`.
+    fn flush(&mut self) {
+        for _attempt in 0..2 {
+            if self.tx.is_empty() {
+                return;
+            }
+            let n = self.s.uplink_tx.tx(&mut self.tx);
+            for k in 0..n {
+                let meta = self.tx_meta[k];
+                self.tx_done(meta, true);
+            }
+            self.tx_meta.copy_within(n.., 0);
+        }
+        let left = self.tx.len();
+        self.tx.drain().for_each(drop);
+        for k in 0..left {
+            let meta = self.tx_meta[k];
+            self.tx_done(meta, false);
+        }
+    }
+
+    fn tx_done(&mut self, meta: TxMeta, sent: bool) {
+        if meta.fate == NO_FATE {
+            return;
+        }
+        let dc = &self.s.stats.dests[usize::from(meta.slot)];
+        let f = &mut self.fates[usize::from(meta.fate)];
+        if sent {
+            dc.tx_packets.add(1);
+            dc.tx_bytes.add(u64::from(meta.bytes));
+            f.forwarded = true;
+        } else {
+            dc.drop(DestDrop::TxFull).add(1);
+            note_drop(f, DestDrop::TxFull);
+        }
+        f.pending = f.pending.saturating_sub(1);
+        if f.pending == 0 {
+            self.resolve(usize::from(meta.fate));
+        }
+    }
+
+    /// ARP and ND from the uplink go to the main lcore; the rest is not ours.
+    fn poll_uplink(&mut self) {
+        let Some(rxq) = self.s.uplink_rx.as_mut() else {
+            return;
+        };
+        let mut b: Batch<BURST> = Batch::new();
+        if rxq.rx(&mut b) == 0 {
+            return;
+        }
+        let c = &self.s.stats.counters;
+        for m in b.drain() {
+            if is_exception(m.data()) {
+                c.exceptions.add(1);
+                if self.s.exceptions.enqueue(m).is_err() {
+                    c.exceptions_dropped.add(1);
+                }
+            } else {
+                c.uplink_ignored.add(1);
+            }
+        }
+    }
+
+    fn poll_control_tx(&mut self) {
+        let Some(ring) = self.s.control_tx.as_ref().map(Arc::clone) else {
+            return;
+        };
+        while let Some(m) = ring.dequeue() {
+            let bytes = m.pkt_len() as u32;
+            self.enqueue_tx(
+                m,
+                TxMeta {
+                    fate: NO_FATE,
+                    slot: 0,
+                    bytes,
+                },
+            );
+        }
+    }
+}
+
+fn note_drop(f: &mut Fate, why: DestDrop) {
+    if f.first_drop.is_none() {
+        f.first_drop = Some(why);
+    }
+}
+
+/// ARP (any VLAN depth up to two tags), or IPv6 ICMPv6 neighbour discovery.
+pub fn is_exception(frame: &[u8]) -> bool {
+    let l = parse(frame);
+    match l.ethertype {
+        0x0806 => true,
+        0x86dd => {
+            l.l4_proto == 58
+                && frame
+                    .get(usize::from(l.l4_offset))
+                    .is_some_and(|t| (133..=137).contains(t))
+        }
+        _ => false,
+    }
+}
