@@ -549,6 +549,21 @@ impl EncapTemplate {
         &self.counters
     }
 
+    /// The sequence number the next encapsulated packet gets: the GRE
+    /// sequence (ERSPAN II/III) or, in VXLAN extended mode, the 24-bit
+    /// sequence (low bits of this counter). Unused by other tunnels.
+    pub fn next_seq(&self) -> u32 {
+        self.seq
+    }
+
+    /// Continues numbering from `seq`. With several workers per destination
+    /// the runtime reserves a block of a shared counter per burst and sets
+    /// its start here, so numbers stay unique across workers and a receiver
+    /// can count gaps as loss.
+    pub fn set_next_seq(&mut self, seq: u32) {
+        self.seq = seq;
+    }
+
     /// Encapsulates one frame. `now_ns` (ns since the Unix epoch) is only
     /// read by ERSPAN III. On error the frame is unchanged, except that
     /// nothing is ever half-written: `TooBig` and `NoHeadroom` leave it as
@@ -666,7 +681,8 @@ impl EncapTemplate {
                 set_u16(h, l4 + 4, (total - l4) as u16);
                 let ext = extended.map(|flags| {
                     let sequence = self.seq;
-                    self.seq = self.seq.wrapping_add(1) & tag::VXLAN_SEQ_MASK;
+                    // 24 bits go on the wire (tag::apply_vxlan masks).
+                    self.seq = self.seq.wrapping_add(1);
                     VxlanExtended { flags, sequence }
                 });
                 let vni = tag::vni(vni, meta.tag_override);
@@ -992,6 +1008,7 @@ mod tests {
     #[test]
     fn gre_sequence_counts_per_destination() {
         let mut tpl = EncapTemplate::new(&cfg(TunnelConfig::erspan3(9), false)).unwrap();
+        tpl.set_next_seq(u32::MAX - 1);
         let mut frames: Vec<VecFrame> = (0..4).map(|_| VecFrame::new(&[0u8; 64])).collect();
         let metas = [EncapMeta::default(); 4];
         let mut v = [Ok(()); 4];
@@ -999,12 +1016,13 @@ mod tests {
         assert_eq!(tpl.encap_burst(&mut frames, &metas, now, &mut v), 4);
         for (i, f) in frames.iter().enumerate() {
             let g = gre::Packet::new_checked(&f.data()[34..]).unwrap();
-            assert_eq!(g.sequence(), Some(i as u32));
+            assert_eq!(g.sequence(), Some((i as u32).wrapping_sub(2)));
             let e = erspan::Packet::new_checked(g.payload()).unwrap();
             assert_eq!(e.timestamp(), 123_456_789);
             assert_eq!(e.platform().map(|p| p.word1), Some(1_700_000_000));
             assert_eq!(e.granularity(), erspan::Granularity::Ieee1588);
         }
+        assert_eq!(tpl.next_seq(), 2);
     }
 
     #[test]
