@@ -1,0 +1,493 @@
+//! Next-hop resolution on the uplink: ARP for IPv4, neighbour discovery for
+//! IPv6. Answers for the appliance's own address, resolves each
+//! destination's next hop (the gateway, or the destination itself when it
+//! is on the uplink's subnet), re-resolves periodically and forgets a
+//! neighbour that stops answering. Pure logic: frames in, frames out, time
+//! passed in, so it is tested without DPDK.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use dataplane::wire::arp;
+use dataplane::wire::checksum;
+use dataplane::wire::ethernet::Address;
+
+const ETH_ARP: u16 = 0x0806;
+const ETH_IPV6: u16 = 0x86dd;
+const ICMPV6: u8 = 58;
+const ND_NS: u8 = 135;
+const ND_NA: u8 = 136;
+/// Milliseconds between requests while a neighbour is unresolved.
+const RETRY_MS: u64 = 1000;
+/// Requests without an answer before a resolved neighbour is forgotten.
+const MAX_UNANSWERED: u32 = 3;
+
+/// Where a neighbour stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Fixed by the config: never resolved, never forgotten.
+    Static([u8; 6]),
+    /// No MAC yet; `sent` requests so far, the last at `last_ms`.
+    Incomplete { sent: u32, last_ms: u64 },
+    /// Resolved at `at_ms`; `unanswered` refresh requests since.
+    Reachable {
+        mac: [u8; 6],
+        at_ms: u64,
+        unanswered: u32,
+        last_ms: u64,
+    },
+}
+
+impl State {
+    pub fn mac(&self) -> Option<[u8; 6]> {
+        match *self {
+            State::Static(m) | State::Reachable { mac: m, .. } => Some(m),
+            State::Incomplete { .. } => None,
+        }
+    }
+}
+
+/// The appliance's side of the uplink.
+#[derive(Debug, Clone)]
+pub struct Uplink {
+    pub mac: [u8; 6],
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    pub gateway: Option<IpAddr>,
+    /// Seconds between re-resolutions of a reachable neighbour.
+    pub refresh_s: u32,
+}
+
+/// The neighbour table.
+#[derive(Debug)]
+pub struct Neighbors {
+    up: Uplink,
+    entries: HashMap<IpAddr, State>,
+}
+
+fn in_subnet(a: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (a, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let m = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len.min(32))) };
+            u32::from(a) & m == u32::from(n) & m
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let m = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len.min(128))) };
+            u128::from(a) & m == u128::from(n) & m
+        }
+        _ => false,
+    }
+}
+
+impl Neighbors {
+    pub fn new(up: Uplink, statics: &[(IpAddr, [u8; 6])]) -> Self {
+        let entries = statics.iter().map(|(ip, mac)| (*ip, State::Static(*mac))).collect();
+        Self { up, entries }
+    }
+
+    pub fn uplink(&self) -> &Uplink {
+        &self.up
+    }
+
+    /// The next hop towards `dest`: itself when on the uplink's subnet, else
+    /// the gateway (of the same family). `None`: unreachable.
+    pub fn next_hop(&self, dest: IpAddr) -> Option<IpAddr> {
+        if self.entries.get(&dest).is_some_and(|s| matches!(s, State::Static(_))) {
+            return Some(dest);
+        }
+        if in_subnet(dest, self.up.addr, self.up.prefix_len) {
+            return Some(dest);
+        }
+        self.up.gateway.filter(|g| g.is_ipv4() == dest.is_ipv4())
+    }
+
+    /// Starts resolving `ip` (a next hop some destination needs).
+    pub fn want(&mut self, ip: IpAddr) {
+        self.entries.entry(ip).or_insert(State::Incomplete {
+            sent: 0,
+            last_ms: 0,
+        });
+    }
+
+    /// The MAC of `ip`, if known.
+    pub fn lookup(&self, ip: IpAddr) -> Option<[u8; 6]> {
+        self.entries.get(&ip).and_then(State::mac)
+    }
+
+    /// Every entry, for `show arp`.
+    pub fn entries(&self) -> impl Iterator<Item = (&IpAddr, &State)> {
+        self.entries.iter()
+    }
+
+    /// Requests due at `now_ms` (first tries, retries, refreshes). Returns
+    /// the frames to send and whether a neighbour was forgotten.
+    pub fn poll(&mut self, now_ms: u64) -> (Vec<Vec<u8>>, bool) {
+        let mut out = Vec::new();
+        let mut lost = false;
+        let refresh_ms = u64::from(self.up.refresh_s) * 1000;
+        let ips: Vec<IpAddr> = self.entries.keys().copied().collect();
+        for ip in ips {
+            let Some(state) = self.entries.get_mut(&ip) else {
+                continue;
+            };
+            let send = match state {
+                State::Static(_) => false,
+                State::Incomplete { sent, last_ms } => {
+                    if *sent == 0 || now_ms.saturating_sub(*last_ms) >= RETRY_MS {
+                        *sent += 1;
+                        *last_ms = now_ms;
+                        true
+                    } else {
+                        false
+                    }
+                }
+                State::Reachable {
+                    at_ms,
+                    unanswered,
+                    last_ms,
+                    ..
+                } => {
+                    let due = now_ms.saturating_sub(*at_ms) >= refresh_ms
+                        && now_ms.saturating_sub(*last_ms) >= RETRY_MS;
+                    if due && *unanswered >= MAX_UNANSWERED {
+                        *state = State::Incomplete {
+                            sent: 1,
+                            last_ms: now_ms,
+                        };
+                        lost = true;
+                        true
+                    } else if due {
+                        *unanswered += 1;
+                        *last_ms = now_ms;
+                        true
+                    } else {
+                        false
+                    }
+                }
+            };
+            if send {
+                if let Some(f) = self.request(ip) {
+                    out.push(f);
+                }
+            }
+        }
+        (out, lost)
+    }
+
+    /// Handles a frame from the uplink. Returns a reply to send (for a
+    /// request about our address) and whether a wanted MAC changed.
+    pub fn handle(&mut self, frame: &[u8], now_ms: u64) -> (Option<Vec<u8>>, bool) {
+        let Some(ethertype) = frame.get(12..14).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+            return (None, false);
+        };
+        match ethertype {
+            ETH_ARP => self.handle_arp(&frame[14..], now_ms),
+            ETH_IPV6 => self.handle_nd(&frame[14..], now_ms),
+            _ => (None, false),
+        }
+    }
+
+    fn learn(&mut self, ip: IpAddr, mac: [u8; 6], now_ms: u64) -> bool {
+        match self.entries.get_mut(&ip) {
+            // Only next hops we asked for are learnt: a mirror network is no
+            // place to fill a table from gratuitous traffic.
+            None | Some(State::Static(_)) => false,
+            Some(s) => {
+                let changed = s.mac() != Some(mac);
+                *s = State::Reachable {
+                    mac,
+                    at_ms: now_ms,
+                    unanswered: 0,
+                    last_ms: now_ms,
+                };
+                changed
+            }
+        }
+    }
+
+    fn handle_arp(&mut self, payload: &[u8], now_ms: u64) -> (Option<Vec<u8>>, bool) {
+        let Ok(p) = arp::Packet::new_checked(payload) else {
+            return (None, false);
+        };
+        let Ok(r) = arp::Repr::parse(&p) else {
+            return (None, false);
+        };
+        let changed = self.learn(IpAddr::V4(r.sender_ip), r.sender_hw.0, now_ms);
+        let ours = self.up.addr == IpAddr::V4(r.target_ip);
+        let reply = (ours && r.operation == arp::Operation::Request).then(|| {
+            arp_frame(
+                arp::Operation::Reply,
+                self.up.mac,
+                r.target_ip,
+                r.sender_hw.0,
+                r.sender_ip,
+                r.sender_hw.0,
+            )
+        });
+        (reply, changed)
+    }
+
+    fn handle_nd(&mut self, ip6: &[u8], now_ms: u64) -> (Option<Vec<u8>>, bool) {
+        // Fixed header only: ND messages carry no extension headers.
+        if ip6.len() < 40 + 24 || ip6[6] != ICMPV6 || ip6[7] != 255 {
+            return (None, false);
+        }
+        let src = Ipv6Addr::from(<[u8; 16]>::try_from(&ip6[8..24]).unwrap_or([0; 16]));
+        let icmp = &ip6[40..];
+        let target = Ipv6Addr::from(<[u8; 16]>::try_from(&icmp[8..24]).unwrap_or([0; 16]));
+        let option_mac = |kind: u8| -> Option<[u8; 6]> {
+            let mut opts = &icmp[24..];
+            while opts.len() >= 8 {
+                let len = usize::from(opts[1]) * 8;
+                if len == 0 || len > opts.len() {
+                    return None;
+                }
+                if opts[0] == kind && len >= 8 {
+                    return <[u8; 6]>::try_from(&opts[2..8]).ok();
+                }
+                opts = &opts[len..];
+            }
+            None
+        };
+        match icmp[0] {
+            ND_NA => {
+                let changed = option_mac(2)
+                    .map(|mac| self.learn(IpAddr::V6(target), mac, now_ms))
+                    .unwrap_or(false);
+                (None, changed)
+            }
+            ND_NS => {
+                let mut changed = false;
+                if let Some(mac) = option_mac(1) {
+                    changed = self.learn(IpAddr::V6(src), mac, now_ms);
+                }
+                let reply = match (self.up.addr, option_mac(1)) {
+                    (IpAddr::V6(ours), Some(peer_mac)) if ours == target && !src.is_unspecified() => {
+                        Some(nd_frame(ND_NA, self.up.mac, ours, peer_mac, src, target))
+                    }
+                    _ => None,
+                };
+                (reply, changed)
+            }
+            _ => (None, false),
+        }
+    }
+
+    /// An ARP request or neighbour solicitation for `ip`.
+    fn request(&self, ip: IpAddr) -> Option<Vec<u8>> {
+        match (self.up.addr, ip) {
+            (IpAddr::V4(ours), IpAddr::V4(target)) => Some(arp_frame(
+                arp::Operation::Request,
+                self.up.mac,
+                ours,
+                [0; 6],
+                target,
+                [0xff; 6],
+            )),
+            (IpAddr::V6(ours), IpAddr::V6(target)) => {
+                let t = target.octets();
+                let group = Ipv6Addr::new(
+                    0xff02,
+                    0,
+                    0,
+                    0,
+                    0,
+                    1,
+                    0xff00 | u16::from(t[13]),
+                    u16::from_be_bytes([t[14], t[15]]),
+                );
+                let g = group.octets();
+                let mcast_mac = [0x33, 0x33, g[12], g[13], g[14], g[15]];
+                Some(nd_frame(ND_NS, self.up.mac, ours, mcast_mac, group, target))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn arp_frame(
+    op: arp::Operation,
+    our_mac: [u8; 6],
+    our_ip: Ipv4Addr,
+    target_hw: [u8; 6],
+    target_ip: Ipv4Addr,
+    eth_dst: [u8; 6],
+) -> Vec<u8> {
+    // Minimum Ethernet frame without FCS.
+    let mut f = vec![0u8; 60];
+    f[0..6].copy_from_slice(&eth_dst);
+    f[6..12].copy_from_slice(&our_mac);
+    f[12..14].copy_from_slice(&ETH_ARP.to_be_bytes());
+    let r = arp::Repr {
+        operation: op,
+        sender_hw: Address(our_mac),
+        sender_ip: our_ip,
+        target_hw: Address(target_hw),
+        target_ip,
+    };
+    // The buffer is 60 bytes: 14 + 28 always fit.
+    let _ = r.emit(&mut f[14..]);
+    f
+}
+
+/// A neighbour solicitation (with our link-layer address) or advertisement
+/// (solicited + override, with our link-layer address as target option).
+fn nd_frame(
+    kind: u8,
+    our_mac: [u8; 6],
+    src: Ipv6Addr,
+    eth_dst: [u8; 6],
+    dst: Ipv6Addr,
+    target: Ipv6Addr,
+) -> Vec<u8> {
+    let icmp_len = 24 + 8;
+    let mut f = vec![0u8; 14 + 40 + icmp_len];
+    f[0..6].copy_from_slice(&eth_dst);
+    f[6..12].copy_from_slice(&our_mac);
+    f[12..14].copy_from_slice(&ETH_IPV6.to_be_bytes());
+    let ip = &mut f[14..54];
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&(icmp_len as u16).to_be_bytes());
+    ip[6] = ICMPV6;
+    ip[7] = 255;
+    ip[8..24].copy_from_slice(&src.octets());
+    ip[24..40].copy_from_slice(&dst.octets());
+    let icmp = &mut f[54..];
+    icmp[0] = kind;
+    if kind == ND_NA {
+        icmp[4] = 0x60; // solicited, override
+    }
+    icmp[8..24].copy_from_slice(&target.octets());
+    // Source (NS) or target (NA) link-layer address option.
+    icmp[24] = if kind == ND_NS { 1 } else { 2 };
+    icmp[25] = 1;
+    icmp[26..32].copy_from_slice(&our_mac);
+    let acc = checksum::pseudo_v6(&src, &dst, ICMPV6, icmp_len as u32);
+    let c = checksum::finish(checksum::sum(icmp, acc));
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OURS: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const PEER: [u8; 6] = [2, 0, 0, 0, 0, 9];
+
+    fn v4() -> Neighbors {
+        Neighbors::new(
+            Uplink {
+                mac: OURS,
+                addr: "192.0.2.1".parse().expect("ip"),
+                prefix_len: 24,
+                gateway: Some("192.0.2.254".parse().expect("ip")),
+                refresh_s: 30,
+            },
+            &[("198.51.100.7".parse().expect("ip"), [2, 0, 0, 0, 0, 7])],
+        )
+    }
+
+    #[test]
+    fn next_hop_is_on_link_or_the_gateway_or_static() {
+        let n = v4();
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(n.next_hop(ip("192.0.2.10")), Some(ip("192.0.2.10")));
+        assert_eq!(n.next_hop(ip("203.0.113.5")), Some(ip("192.0.2.254")));
+        assert_eq!(n.next_hop(ip("198.51.100.7")), Some(ip("198.51.100.7")));
+        assert_eq!(n.next_hop(ip("2001:db8::1")), None, "no IPv6 gateway");
+        assert_eq!(n.lookup(ip("198.51.100.7")), Some([2, 0, 0, 0, 0, 7]));
+    }
+
+    #[test]
+    fn resolves_by_arp_retries_answers_and_forgets() {
+        let mut n = v4();
+        let gw: IpAddr = "192.0.2.254".parse().expect("ip");
+        n.want(gw);
+        let (reqs, _) = n.poll(0);
+        assert_eq!(reqs.len(), 1);
+        let req = &reqs[0];
+        assert_eq!(&req[0..6], &[0xff; 6]);
+        let p = arp::Packet::new_checked(&req[14..]).expect("arp");
+        assert_eq!(p.operation(), arp::Operation::Request);
+        assert_eq!(IpAddr::V4(p.target_ip()), gw);
+        assert!(n.poll(500).0.is_empty(), "no retry before a second");
+        assert_eq!(n.poll(1000).0.len(), 1, "retry");
+
+        // The gateway answers.
+        let reply = arp_frame(
+            arp::Operation::Reply,
+            PEER,
+            "192.0.2.254".parse().expect("ip"),
+            OURS,
+            "192.0.2.1".parse().expect("ip"),
+            OURS,
+        );
+        let (out, changed) = n.handle(&reply, 1100);
+        assert!(out.is_none() && changed);
+        assert_eq!(n.lookup(gw), Some(PEER));
+
+        // Someone asks for our address: we answer, to them.
+        let ask = arp_frame(
+            arp::Operation::Request,
+            PEER,
+            "192.0.2.254".parse().expect("ip"),
+            [0; 6],
+            "192.0.2.1".parse().expect("ip"),
+            [0xff; 6],
+        );
+        let (out, changed) = n.handle(&ask, 1200);
+        assert!(!changed);
+        let out = out.expect("a reply");
+        assert_eq!(&out[0..6], &PEER);
+        let p = arp::Packet::new_checked(&out[14..]).expect("arp");
+        assert_eq!(p.operation(), arp::Operation::Reply);
+        assert_eq!(p.sender_hw().0, OURS);
+
+        // Refreshes go unanswered: the neighbour is forgotten.
+        let mut lost = false;
+        let mut t = 1100 + 30_000;
+        for _ in 0..10 {
+            let (_, l) = n.poll(t);
+            lost |= l;
+            t += 1000;
+        }
+        assert!(lost);
+        assert_eq!(n.lookup(gw), None);
+    }
+
+    #[test]
+    fn resolves_ipv6_by_neighbour_discovery() {
+        let ours: Ipv6Addr = "2001:db8::1".parse().expect("ip");
+        let peer: Ipv6Addr = "2001:db8::9".parse().expect("ip");
+        let mut n = Neighbors::new(
+            Uplink {
+                mac: OURS,
+                addr: IpAddr::V6(ours),
+                prefix_len: 64,
+                gateway: None,
+                refresh_s: 30,
+            },
+            &[],
+        );
+        n.want(IpAddr::V6(peer));
+        let (reqs, _) = n.poll(0);
+        let ns = &reqs[0];
+        assert_eq!(&ns[0..3], &[0x33, 0x33, 0xff]);
+        assert_eq!(ns[54], ND_NS);
+        // The checksum verifies over the pseudo-header.
+        let acc = checksum::pseudo_v6(&ours, &"ff02::1:ff00:9".parse().expect("ip"), ICMPV6, 32);
+        assert!(checksum::verify(&ns[54..], acc));
+        // The peer advertises.
+        let na = nd_frame(ND_NA, PEER, peer, OURS, ours, peer);
+        let (_, changed) = n.handle(&na, 10);
+        assert!(changed);
+        assert_eq!(n.lookup(IpAddr::V6(peer)), Some(PEER));
+        // The peer solicits us: we advertise back.
+        let ns = nd_frame(ND_NS, PEER, peer, OURS, ours, ours);
+        let (reply, _) = n.handle(&ns, 20);
+        let reply = reply.expect("an advertisement");
+        assert_eq!(reply[54], ND_NA);
+        assert_eq!(&reply[0..6], &PEER);
+    }
+}
