@@ -1,5 +1,9 @@
 //! The Sluice control plane: everything on the main lcore.
 
+pub mod appliance;
 pub mod config;
-pub mod policy;
+pub mod default;
 pub mod neighbor;
+pub mod policy;
+pub mod sample;
+pub mod stats;

@@ -1,1 +1,164 @@
-fn main() {}
+//! `sluice [EAL options] -- [sluice options]`, like testpmd.
+//!
+//! With no `--config`, Sluice runs its built-in default on virtual devices:
+//! sample TAP traffic in through `net_pcap`, VXLAN and ERSPAN III tunnels out
+//! into `<out-dir>/uplink.pcap`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use ctrlplane::appliance::{Appliance, Options, PolicySource};
+use ctrlplane::config::Config;
+use ctrlplane::{default, sample};
+
+/// Sluice: a DPDK packet broker.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about,
+    override_usage = "sluice [EAL options] -- [OPTIONS]"
+)]
+struct Args {
+    /// Appliance config (TOML). Without it, the built-in default runs.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Policy (TOML); reloaded on SIGHUP. Without it, the built-in policy.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Stop once the inputs have been quiet this many milliseconds after
+    /// traffic (for replaying capture files).
+    #[arg(long, value_name = "MS")]
+    exit_when_idle: Option<u64>,
+    /// How long start-up waits for next hops to resolve, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    resolve_timeout: u64,
+    /// Where the built-in default writes its sample input and uplink capture.
+    #[arg(long, value_name = "DIR", default_value = "sluice-default")]
+    out_dir: PathBuf,
+}
+
+/// EAL arguments when none are given: virtual devices only, memory that
+/// leaves no hugepage file behind, the main lcore and one worker.
+fn default_eal_args(program: &str) -> Vec<String> {
+    [
+        program,
+        "-l",
+        "0-1",
+        "--no-pci",
+        "--in-memory",
+        "--file-prefix",
+        &format!("sluice-{}", std::process::id()),
+        "--log-level",
+        "*:notice",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let program = argv.first().cloned().unwrap_or_else(|| "sluice".into());
+    let (eal_args, app_args) = match argv.iter().position(|a| a == "--") {
+        Some(i) => (argv[..i].to_vec(), argv[i + 1..].to_vec()),
+        None => (vec![program.clone()], argv[1..].to_vec()),
+    };
+    let eal_args = if eal_args.len() <= 1 {
+        default_eal_args(&program)
+    } else {
+        eal_args
+    };
+    let args = match Args::try_parse_from(std::iter::once(program.clone()).chain(app_args)) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+
+    let (cfg, policy) = match start_inputs(&args) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let reload = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGINT, &stop),
+        (signal_hook::consts::SIGTERM, &stop),
+        (signal_hook::consts::SIGHUP, &reload),
+    ] {
+        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(flag)) {
+            eprintln!("sluice: cannot handle signal {sig}: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let opts = Options {
+        policy,
+        exit_when_idle: args.exit_when_idle.map(Duration::from_millis),
+        resolve_timeout: Duration::from_millis(args.resolve_timeout),
+    };
+    let mut app = match Appliance::start(&eal_args, cfg, opts) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("sluice: cannot start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    app.run(&stop, &reload);
+    match app.shutdown() {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(report) => {
+            println!("{report}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The config and policy to run: from files, or the built-in default (which
+/// writes its sample traffic first).
+fn start_inputs(args: &Args) -> Result<(Config, PolicySource), String> {
+    let policy = match &args.policy {
+        Some(p) => PolicySource::File(p.clone()),
+        None => PolicySource::BuiltIn(default::POLICY),
+    };
+    if let Some(path) = &args.config {
+        return Ok((Config::load(path).map_err(|e| e.to_string())?, policy));
+    }
+    let dir = &args.out_dir;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let input = dir.join("tap-sample.pcap");
+    let output = dir.join("uplink.pcap");
+    write_pcap(&input, &sample::tap_sample())?;
+    eprintln!(
+        "sluice: built-in default: sample traffic {} -> tunnels in {}",
+        input.display(),
+        output.display()
+    );
+    Ok((default::parsed(&input, &output)?, policy))
+}
+
+fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) -> Result<(), String> {
+    use pcap_file::pcap::{PcapPacket, PcapWriter};
+    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut w = PcapWriter::new(f).map_err(|e| format!("{}: {e}", path.display()))?;
+    for (i, fr) in frames.iter().enumerate() {
+        let ts = Duration::from_micros(1_000 + i as u64 * 20);
+        w.write_packet(&PcapPacket::new(ts, fr.len() as u32, fr))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}

@@ -68,11 +68,19 @@ pub struct Neighbors {
 fn in_subnet(a: IpAddr, net: IpAddr, len: u8) -> bool {
     match (a, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len.min(32))) };
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len.min(32)))
+            };
             u32::from(a) & m == u32::from(n) & m
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len.min(128))) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len.min(128)))
+            };
             u128::from(a) & m == u128::from(n) & m
         }
         _ => false,
@@ -81,7 +89,10 @@ fn in_subnet(a: IpAddr, net: IpAddr, len: u8) -> bool {
 
 impl Neighbors {
     pub fn new(up: Uplink, statics: &[(IpAddr, [u8; 6])]) -> Self {
-        let entries = statics.iter().map(|(ip, mac)| (*ip, State::Static(*mac))).collect();
+        let entries = statics
+            .iter()
+            .map(|(ip, mac)| (*ip, State::Static(*mac)))
+            .collect();
         Self { up, entries }
     }
 
@@ -92,7 +103,11 @@ impl Neighbors {
     /// The next hop towards `dest`: itself when on the uplink's subnet, else
     /// the gateway (of the same family). `None`: unreachable.
     pub fn next_hop(&self, dest: IpAddr) -> Option<IpAddr> {
-        if self.entries.get(&dest).is_some_and(|s| matches!(s, State::Static(_))) {
+        if self
+            .entries
+            .get(&dest)
+            .is_some_and(|s| matches!(s, State::Static(_)))
+        {
             return Some(dest);
         }
         if in_subnet(dest, self.up.addr, self.up.prefix_len) {
@@ -262,7 +277,9 @@ impl Neighbors {
                     changed = self.learn(IpAddr::V6(src), mac, now_ms);
                 }
                 let reply = match (self.up.addr, option_mac(1)) {
-                    (IpAddr::V6(ours), Some(peer_mac)) if ours == target && !src.is_unspecified() => {
+                    (IpAddr::V6(ours), Some(peer_mac))
+                        if ours == target && !src.is_unspecified() =>
+                    {
                         Some(nd_frame(ND_NA, self.up.mac, ours, peer_mac, src, target))
                     }
                     _ => None,

@@ -119,6 +119,13 @@ impl<R> LcoreHandle<R> {
         self.lcore
     }
 
+    /// Whether the closure has returned (or panicked) already.
+    pub fn is_finished(&self) -> bool {
+        // SAFETY: plain query of the lcore's state.
+        let state = unsafe { dpdk_sys::rte_eal_get_lcore_state(self.lcore) };
+        self.waited || state != dpdk_sys::RUNNING
+    }
+
     fn join(&mut self) {
         if !self.waited {
             // SAFETY: plain call; blocks until the lcore finished our job.

@@ -21,7 +21,7 @@ pub use lcore::{launch, main_lcore, tsc_hz, tsc_now, worker_lcores, LcoreHandle,
 pub use mbuf::{Mbuf, SharedMbuf};
 pub use mempool::Mempool;
 pub use port::{
-    LinkState, Port, PortConfig, PortInfo, PortStats, RssMode, RxQueue, TxQueue,
+    rss_capable, LinkState, Port, PortConfig, PortInfo, PortStats, RssMode, RxQueue, TxQueue,
     SYMMETRIC_RSS_KEY_WORD,
 };
 pub use ring::{Ring, RingItem};

@@ -7,6 +7,13 @@ use super::batch::Batch;
 use super::error::{call_error, check, DpdkError, Result};
 use super::mempool::{Mempool, SOCKET_ID_ANY};
 
+/// Whether the device can hash IP addresses and ports for RSS.
+pub fn rss_capable(info: &PortInfo) -> bool {
+    // SAFETY: a pure function of DPDK's RSS flag macros.
+    let wanted = unsafe { dpdk_sys::sluice_rte_eth_rss_ip_tcp_udp() };
+    info.rss_offloads & wanted != 0
+}
+
 /// One 16-bit word repeated over the whole RSS key makes Toeplitz hashing
 /// symmetric: (a, b) and (b, a) hash alike, so both directions of a flow and
 /// both mirrored copies of a packet land on the same queue and worker.
@@ -256,10 +263,17 @@ impl Port {
                 reason: format!("{} asked, this device allows 0..={max_rx}", cfg.rx_queues),
             });
         }
-        if cfg.tx_queues == 0 || cfg.tx_queues > max_tx {
+        // No TX queue is fine too: an input that only receives.
+        if cfg.tx_queues > max_tx {
             return Err(DpdkError::Invalid {
                 what: what("tx_queues"),
-                reason: format!("{} asked, this device allows 1..={max_tx}", cfg.tx_queues),
+                reason: format!("{} asked, this device allows 0..={max_tx}", cfg.tx_queues),
+            });
+        }
+        if cfg.rx_queues == 0 && cfg.tx_queues == 0 {
+            return Err(DpdkError::Invalid {
+                what: what("queues"),
+                reason: "a port needs at least one RX or TX queue".into(),
             });
         }
 

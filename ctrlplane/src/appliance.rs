@@ -1,0 +1,704 @@
+//! The appliance on the main lcore: start-up (EAL, pool, ports, rings,
+//! workers), the control loop (signals, policy reload, ARP/ND, next-hop
+//! changes) and an orderly shutdown with the final counters.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use dataplane::dpdk::{
+    launch, rss_capable, worker_lcores, Eal, LcoreHandle, Mbuf, Mempool, Port,
+    PortConfig as DpdkPortConfig, Ring, RssMode,
+};
+use dataplane::frame::Frame;
+use dataplane::runtime::clock::Clock;
+use dataplane::runtime::counters::{Totals, WorkerStats, MAX_DEST_SLOTS};
+use dataplane::runtime::distributor::{self, DistributorSetup};
+use dataplane::runtime::policy::CompiledPolicy;
+use dataplane::runtime::tables::{DestTable, Tables};
+use dataplane::runtime::worker::{self, run_state, Source, WorkerSetup};
+use dataplane::stage::dedup::DedupConfig;
+use dataplane::stage::encap::{EncapConfig, EncapTemplate, OuterConfig};
+use dataplane::stage::Direction;
+use dataplane::wire::ethernet::Address;
+
+use crate::config::{parse_cidr, parse_mac, Config, PortConfig, PortDirection, Role};
+use crate::neighbor::{Neighbors, Uplink};
+use crate::policy::{self, Context};
+use crate::stats::{fwd_stats, Named};
+
+/// Where the policy comes from.
+#[derive(Debug, Clone)]
+pub enum PolicySource {
+    File(PathBuf),
+    /// Text built into the program (the default run).
+    BuiltIn(&'static str),
+}
+
+/// How the appliance should run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub policy: PolicySource,
+    /// Stop once inputs have been quiet this long after traffic (replaying
+    /// a capture file); `None` runs until a signal.
+    pub exit_when_idle: Option<Duration>,
+    /// How long start-up waits for next hops before forwarding anyway.
+    pub resolve_timeout: Duration,
+}
+
+fn log(msg: impl AsRef<str>) {
+    eprintln!("sluice: {}", msg.as_ref());
+}
+
+struct WorkerSlot {
+    lcore: u32,
+    stats: Arc<WorkerStats>,
+    handle: Option<LcoreHandle<Result<(), String>>>,
+}
+
+struct DistributorSlot {
+    lcore: u32,
+    stats: Arc<WorkerStats>,
+    handle: Option<LcoreHandle<()>>,
+}
+
+/// A running appliance. Fields drop in order: workers are joined first
+/// (by `shutdown`), ports close (flushing pcap writers) before the pool,
+/// and EAL goes last.
+pub struct Appliance {
+    workers: Vec<WorkerSlot>,
+    distributor: Option<DistributorSlot>,
+    state: Arc<AtomicU8>,
+    tables: Arc<ArcSwap<Tables>>,
+    policy: Arc<CompiledPolicy>,
+    generation: u64,
+    slots: HashMap<String, u16>,
+    seqs: HashMap<String, Arc<AtomicU32>>,
+    neighbors: Neighbors,
+    exceptions: Arc<Ring<Mbuf>>,
+    control_tx: Arc<Ring<Mbuf>>,
+    ctx: Context,
+    cfg: Config,
+    opts: Options,
+    uplink_ip: IpAddr,
+    uplink_mac: [u8; 6],
+    started: Instant,
+    ports: Vec<(PortConfig, Port)>,
+    pool: Arc<Mempool>,
+    /// Held, never read: dropping it (last) cleans EAL up.
+    _eal: Eal,
+}
+
+/// Ports opened and configured, and who polls what.
+struct Plan {
+    ports: Vec<(PortConfig, Port)>,
+    worker_lcores: Vec<u32>,
+    distributor_lcore: Option<u32>,
+    uplink_rx_queues: u16,
+}
+
+fn dpdk_err(what: &str) -> impl Fn(dataplane::dpdk::DpdkError) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+fn plan_ports(cfg: &Config, pool: &Mempool) -> Result<Plan, String> {
+    let mut lcores = match &cfg.workers.lcores {
+        Some(l) => {
+            let eal = worker_lcores();
+            if let Some(bad) = l.iter().find(|c| !eal.contains(c)) {
+                return Err(format!(
+                    "workers.lcores: lcore {bad} is not an EAL worker lcore (EAL has {eal:?}; give -l)"
+                ));
+            }
+            l.clone()
+        }
+        None => worker_lcores(),
+    };
+    if lcores.is_empty() {
+        return Err("no worker lcore: give EAL at least two lcores, e.g. -l 0-1 (lcore 0 is the main lcore)".into());
+    }
+    let mut opened = Vec::new();
+    for pc in &cfg.ports {
+        let port = Port::open(&pc.device).map_err(|e| format!("port {:?}: {e}", pc.name))?;
+        opened.push((pc.clone(), port));
+    }
+    // Inputs that cannot hash need the distributor when there are several workers.
+    let mut need_distributor = false;
+    if lcores.len() > 1 {
+        for (pc, port) in opened.iter().filter(|(pc, _)| pc.role == Role::Input) {
+            let info = port.info().map_err(dpdk_err(&pc.name))?;
+            if !rss_capable(&info) || usize::from(info.max_rx_queues) < lcores.len() {
+                need_distributor = true;
+            }
+        }
+    }
+    let distributor_lcore = if need_distributor {
+        if lcores.len() < 3 {
+            // One distributor and a single worker would gain nothing.
+            lcores.truncate(1);
+            None
+        } else {
+            lcores.pop()
+        }
+    } else {
+        None
+    };
+    let workers = lcores.len() as u16;
+    let mut uplink_rx_queues = 0;
+    for (pc, port) in &mut opened {
+        let info = port.info().map_err(dpdk_err(&pc.name))?;
+        let mut pcfg = DpdkPortConfig {
+            rx_desc: cfg.queues.rx_desc,
+            tx_desc: cfg.queues.tx_desc,
+            mtu: pc.mtu,
+            ..DpdkPortConfig::default()
+        };
+        match pc.role {
+            Role::Input => {
+                let per_worker = rss_capable(&info) && info.max_rx_queues >= workers;
+                pcfg.rx_queues = if per_worker { workers } else { 1 };
+                pcfg.tx_queues = 0;
+            }
+            Role::Uplink | Role::Tool => {
+                if info.max_tx_queues < workers {
+                    return Err(format!(
+                        "port {:?} ({}): has {} TX queue(s) but {workers} worker(s) need one each: run fewer workers (EAL -l) or give the device more queues",
+                        pc.name, pc.device, info.max_tx_queues
+                    ));
+                }
+                pcfg.tx_queues = workers;
+                pcfg.rx_queues = workers.min(info.max_rx_queues);
+                if pc.role == Role::Uplink {
+                    uplink_rx_queues = pcfg.rx_queues;
+                }
+            }
+        }
+        let mode = port
+            .configure(&pcfg, pool)
+            .map_err(|e| format!("port {:?} ({}): {e}", pc.name, pc.device))?;
+        if pc.role == Role::Input && pcfg.rx_queues > 1 && mode != RssMode::Symmetric {
+            return Err(format!(
+                "port {:?}: symmetric RSS could not be set up",
+                pc.name
+            ));
+        }
+        port.start()
+            .map_err(|e| format!("port {:?}: {e}", pc.name))?;
+    }
+    Ok(Plan {
+        ports: opened,
+        worker_lcores: lcores,
+        distributor_lcore,
+        uplink_rx_queues,
+    })
+}
+
+impl Appliance {
+    /// Starts EAL and everything on it, launches the workers (paused),
+    /// resolves next hops, then lets traffic through.
+    pub fn start(eal_args: &[String], cfg: Config, opts: Options) -> Result<Appliance, String> {
+        let eal = Eal::init(eal_args).map_err(|e| e.to_string())?;
+        let pool = Arc::new(
+            Mempool::new(
+                "sluice_pkts",
+                cfg.mempool.mbufs,
+                cfg.mempool.cache,
+                2176,
+                -1,
+            )
+            .map_err(|e| format!("mempool.mbufs = {}: {e}", cfg.mempool.mbufs))?,
+        );
+        let plan = plan_ports(&cfg, &pool)?;
+
+        let uplink_index = plan
+            .ports
+            .iter()
+            .position(|(pc, _)| pc.role == Role::Uplink)
+            .ok_or("no uplink port")?;
+        let uplink_port = &plan.ports[uplink_index].1;
+        let uplink_mac = match cfg.uplink.mac.as_deref().and_then(parse_mac) {
+            Some(m) => m,
+            None => uplink_port.mac().map_err(dpdk_err("uplink"))?,
+        };
+        let (uplink_ip, prefix_len) = parse_cidr(&cfg.uplink.address)
+            .ok_or_else(|| format!("uplink.address {:?}", cfg.uplink.address))?;
+        let statics: Vec<(IpAddr, [u8; 6])> = cfg
+            .neighbors
+            .iter()
+            .filter_map(|n| parse_mac(&n.mac).map(|m| (n.ip, m)))
+            .collect();
+        let neighbors = Neighbors::new(
+            Uplink {
+                mac: uplink_mac,
+                addr: uplink_ip,
+                prefix_len,
+                gateway: cfg.uplink.gateway,
+                refresh_s: cfg.uplink.arp_refresh_s,
+            },
+            &statics,
+        );
+
+        let ctx = Context {
+            ports: plan
+                .ports
+                .iter()
+                .filter(|(pc, _)| pc.role == Role::Input)
+                .map(|(pc, p)| (pc.name.clone(), p.id()))
+                .collect(),
+        };
+        let policy = load_policy(&opts.policy, &ctx)?;
+        if policy.destinations.len() > MAX_DEST_SLOTS {
+            return Err(format!(
+                "policy has {} destinations; the appliance holds {MAX_DEST_SLOTS}",
+                policy.destinations.len()
+            ));
+        }
+
+        let exceptions =
+            Arc::new(Ring::new("sluice_exc", 1024).map_err(dpdk_err("exception ring"))?);
+        let control_tx =
+            Arc::new(Ring::new("sluice_ctl_tx", 256).map_err(dpdk_err("control ring"))?);
+        let state = Arc::new(AtomicU8::new(run_state::PAUSED));
+        let placeholder = Tables {
+            generation: 0,
+            policy: Arc::new(policy.clone()),
+            dests: Vec::new(),
+        };
+        let mut app = Appliance {
+            workers: Vec::new(),
+            distributor: None,
+            state: Arc::clone(&state),
+            tables: Arc::new(ArcSwap::from_pointee(placeholder)),
+            policy: Arc::new(policy),
+            generation: 0,
+            slots: HashMap::new(),
+            seqs: HashMap::new(),
+            neighbors,
+            exceptions,
+            control_tx,
+            ctx,
+            cfg,
+            opts,
+            uplink_ip,
+            uplink_mac,
+            started: Instant::now(),
+            ports: Vec::new(),
+            pool,
+            _eal: eal,
+        };
+        app.publish()?;
+        app.launch(plan)?;
+        app.selfcheck();
+        app.state.store(run_state::RUNNING, Ordering::Release);
+        log(format!(
+            "running: {} worker(s){}, policy {:?} with {} rule(s) and {} destination(s)",
+            app.workers.len(),
+            app.distributor.as_ref().map_or(String::new(), |d| format!(
+                " and a distributor on lcore {}",
+                d.lcore
+            )),
+            app.policy.version,
+            app.policy.rule_names.len(),
+            app.policy.destinations.len()
+        ));
+        Ok(app)
+    }
+
+    fn launch(&mut self, plan: Plan) -> Result<(), String> {
+        let Plan {
+            ports,
+            worker_lcores,
+            distributor_lcore,
+            uplink_rx_queues,
+        } = plan;
+        let workers = worker_lcores.len();
+        let clock = Clock::new();
+        let max_port = ports.iter().map(|(_, p)| p.id()).max().unwrap_or(0);
+        let mut port_direction = vec![Direction::Ingress; usize::from(max_port) + 1];
+        for (pc, p) in &ports {
+            port_direction[usize::from(p.id())] = match pc.direction {
+                PortDirection::Ingress => Direction::Ingress,
+                PortDirection::Egress => Direction::Egress,
+            };
+        }
+        let rings: Vec<Arc<Ring<Mbuf>>> = if distributor_lcore.is_some() {
+            (0..workers)
+                .map(|i| {
+                    Ring::new(&format!("sluice_dist{i}"), self.cfg.queues.distributor_ring)
+                        .map(Arc::new)
+                })
+                .collect::<Result<_, _>>()
+                .map_err(dpdk_err("distributor ring"))?
+        } else {
+            Vec::new()
+        };
+        let uplink = ports
+            .iter()
+            .find(|(pc, _)| pc.role == Role::Uplink)
+            .map(|(_, p)| p)
+            .ok_or("no uplink port")?;
+        let mut dist_inputs = Vec::new();
+        let mut setups = Vec::new();
+        for (i, &lcore) in worker_lcores.iter().enumerate() {
+            let mut sources = Vec::new();
+            for (pc, p) in ports.iter().filter(|(pc, _)| pc.role == Role::Input) {
+                let dir = port_direction[usize::from(p.id())];
+                if p.rss() == RssMode::Symmetric || workers == 1 {
+                    let rxq = p.rx_queue(i as u16).map_err(dpdk_err(&pc.name))?;
+                    sources.push(Source::Queue {
+                        rxq,
+                        direction: dir,
+                    });
+                } else if i == 0 {
+                    dist_inputs.push(p.rx_queue(0).map_err(dpdk_err(&pc.name))?);
+                }
+            }
+            if let Some(r) = rings.get(i) {
+                sources.push(Source::Ring(Arc::clone(r)));
+            }
+            let uplink_rx = if (i as u16) < uplink_rx_queues {
+                Some(uplink.rx_queue(i as u16).map_err(dpdk_err("uplink"))?)
+            } else {
+                None
+            };
+            let stats = Arc::new(WorkerStats::default());
+            setups.push((
+                lcore,
+                Arc::clone(&stats),
+                WorkerSetup {
+                    index: i,
+                    workers,
+                    appliance_id: self.cfg.appliance.id,
+                    sources,
+                    port_direction: port_direction.clone(),
+                    uplink_rx,
+                    uplink_tx: uplink.tx_queue(i as u16).map_err(dpdk_err("uplink"))?,
+                    exceptions: Arc::clone(&self.exceptions),
+                    control_tx: (i == 0).then(|| Arc::clone(&self.control_tx)),
+                    pool: Arc::clone(&self.pool),
+                    dedup: DedupConfig {
+                        entries: self.cfg.dedup.table_entries as usize,
+                        window_us: self.cfg.dedup.window_us.min(u64::from(u32::MAX)) as u32,
+                        ignore_dscp_ecn: self.cfg.dedup.ignore_dscp,
+                        include_l2: self.cfg.dedup.include_l2,
+                        seed: clock.now_ns() ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    },
+                    tables: Arc::clone(&self.tables),
+                    stats,
+                    state: Arc::clone(&self.state),
+                    clock,
+                    flow_cache_entries: 4096,
+                },
+            ));
+        }
+        self.ports = ports;
+        for (lcore, stats, setup) in setups {
+            let handle =
+                launch(lcore, move || worker::run(setup)).map_err(dpdk_err("launch worker"))?;
+            self.workers.push(WorkerSlot {
+                lcore,
+                stats,
+                handle: Some(handle),
+            });
+        }
+        if let Some(lcore) = distributor_lcore {
+            let stats = Arc::new(WorkerStats::default());
+            let setup = DistributorSetup {
+                inputs: dist_inputs,
+                rings,
+                stats: Arc::clone(&stats),
+                state: Arc::clone(&self.state),
+            };
+            let handle = launch(lcore, move || distributor::run(setup))
+                .map_err(dpdk_err("launch distributor"))?;
+            self.distributor = Some(DistributorSlot {
+                lcore,
+                stats,
+                handle: Some(handle),
+            });
+        }
+        Ok(())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Builds the workers' tables from the policy and the neighbour table,
+    /// and publishes them.
+    fn publish(&mut self) -> Result<(), String> {
+        let mut dests = Vec::with_capacity(self.policy.destinations.len());
+        for d in &self.policy.destinations {
+            let next = self.slots.len();
+            let slot = *self.slots.entry(d.name.clone()).or_insert(next as u16);
+            if usize::from(slot) >= MAX_DEST_SLOTS {
+                return Err(format!(
+                    "more than {MAX_DEST_SLOTS} destinations over the appliance's life"
+                ));
+            }
+            let seq = Arc::clone(self.seqs.entry(d.name.clone()).or_default());
+            let template = match self.neighbors.next_hop(d.remote) {
+                None => None,
+                Some(hop) => {
+                    self.neighbors.want(hop);
+                    self.neighbors.lookup(hop).and_then(|mac| {
+                        let cfg = EncapConfig {
+                            tunnel: d.tunnel,
+                            outer: OuterConfig {
+                                src_mac: Address(self.uplink_mac),
+                                dst_mac: Address(mac),
+                                vlan: d.vlan,
+                                src_ip: self.uplink_ip,
+                                dst_ip: d.remote,
+                                dscp: d.dscp,
+                                ttl: d.ttl,
+                            },
+                            mtu: self.cfg.uplink.mtu,
+                            oversize: d.oversize,
+                        };
+                        match EncapTemplate::new(&cfg) {
+                            Ok(t) => Some(t),
+                            Err(e) => {
+                                log(format!("destination {:?}: {e}", d.name));
+                                None
+                            }
+                        }
+                    })
+                }
+            };
+            dests.push(DestTable {
+                slot,
+                template,
+                seq,
+            });
+        }
+        self.generation += 1;
+        self.tables.store(Arc::new(Tables {
+            generation: self.generation,
+            policy: Arc::clone(&self.policy),
+            dests,
+        }));
+        Ok(())
+    }
+
+    /// Destinations whose next hop has no MAC yet.
+    fn unresolved(&self) -> Vec<String> {
+        self.policy
+            .destinations
+            .iter()
+            .filter(|d| {
+                self.neighbors
+                    .next_hop(d.remote)
+                    .is_none_or(|h| self.neighbors.lookup(h).is_none())
+            })
+            .map(|d| d.name.clone())
+            .collect()
+    }
+
+    /// Start-up: wait (bounded) until every destination's next hop resolves.
+    fn selfcheck(&mut self) {
+        let deadline = Instant::now() + self.opts.resolve_timeout;
+        while !self.unresolved().is_empty() && Instant::now() < deadline {
+            self.service();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let left = self.unresolved();
+        if !left.is_empty() {
+            log(format!(
+                "next hop not resolved for {}: their copies count as dropped_no_nexthop until it is",
+                left.join(", ")
+            ));
+        }
+    }
+
+    /// One round of the slow path: ARP/ND in and out, republish on change.
+    fn service(&mut self) {
+        let now = self.now_ms();
+        let mut changed = false;
+        while let Some(m) = self.exceptions.dequeue() {
+            let (reply, c) = self.neighbors.handle(m.data(), now);
+            changed |= c;
+            if let Some(f) = reply {
+                self.send_control(&f);
+            }
+        }
+        let (requests, lost) = self.neighbors.poll(now);
+        for f in requests {
+            self.send_control(&f);
+        }
+        if changed || lost {
+            if let Err(e) = self.publish() {
+                log(e);
+            }
+        }
+    }
+
+    fn send_control(&self, frame: &[u8]) {
+        match Mbuf::from_bytes(&self.pool, frame) {
+            Ok(m) => {
+                if self.control_tx.enqueue(m).is_err() {
+                    log("control TX ring full: an ARP/ND frame was not sent");
+                }
+            }
+            Err(e) => log(format!("no mbuf for an ARP/ND frame: {e}")),
+        }
+    }
+
+    /// Reloads the policy from its source; a bad one leaves the running one.
+    pub fn reload_policy(&mut self) {
+        match load_policy(&self.opts.policy, &self.ctx) {
+            Ok(p) => {
+                self.policy = Arc::new(p);
+                match self.publish() {
+                    Ok(()) => log(format!(
+                        "policy {:?} loaded: {} rule(s), {} destination(s)",
+                        self.policy.version,
+                        self.policy.rule_names.len(),
+                        self.policy.destinations.len()
+                    )),
+                    Err(e) => log(e),
+                }
+            }
+            Err(e) => log(format!("{e}; keeping policy {:?}", self.policy.version)),
+        }
+    }
+
+    /// Counters summed over workers and distributor.
+    pub fn totals(&self) -> Totals {
+        Totals::of(self.stat_parts().iter().map(|n| n.stats))
+    }
+
+    fn stat_parts(&self) -> Vec<Named<'_>> {
+        let mut v: Vec<Named<'_>> = self
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| Named {
+                name: format!("worker {i} (lcore {})", w.lcore),
+                stats: &w.stats,
+            })
+            .collect();
+        if let Some(d) = &self.distributor {
+            v.push(Named {
+                name: format!("distributor (lcore {})", d.lcore),
+                stats: &d.stats,
+            });
+        }
+        v
+    }
+
+    /// `show fwd stats all`.
+    pub fn fwd_stats(&self) -> String {
+        let dests: Vec<(String, u16)> = self
+            .policy
+            .destinations
+            .iter()
+            .filter_map(|d| self.slots.get(&d.name).map(|s| (d.name.clone(), *s)))
+            .collect();
+        fwd_stats(&self.stat_parts(), &dests)
+    }
+
+    /// Port counters, testpmd's `show port stats all`.
+    pub fn port_stats(&self) -> String {
+        let mut out = String::new();
+        for (pc, p) in &self.ports {
+            if let Ok(s) = p.stats() {
+                out.push_str(&format!(
+                    "  port {} {:?} ({:?}): RX-packets {} RX-bytes {} RX-missed {} RX-errors {} RX-nombuf {} TX-packets {} TX-bytes {} TX-errors {}\n",
+                    p.id(), pc.name, pc.role, s.ipackets, s.ibytes, s.imissed, s.ierrors, s.rx_nombuf, s.opackets, s.obytes, s.oerrors
+                ));
+            }
+        }
+        out
+    }
+
+    fn worker_died(&self) -> bool {
+        self.workers
+            .iter()
+            .any(|w| w.handle.as_ref().is_some_and(LcoreHandle::is_finished))
+            || self
+                .distributor
+                .as_ref()
+                .is_some_and(|d| d.handle.as_ref().is_some_and(LcoreHandle::is_finished))
+    }
+
+    /// The control loop, until a signal (or idleness, when asked) ends it.
+    pub fn run(&mut self, stop: &AtomicBool, reload: &AtomicBool) {
+        let mut last_rx = 0;
+        let mut quiet_since = Instant::now();
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                log("stopping on signal");
+                return;
+            }
+            if reload.swap(false, Ordering::Relaxed) {
+                self.reload_policy();
+            }
+            if self.worker_died() {
+                log("a worker stopped unexpectedly");
+                return;
+            }
+            self.service();
+            if let Some(idle) = self.opts.exit_when_idle {
+                let t = self.totals();
+                if t.rx != last_rx || t.in_flight() != 0 {
+                    last_rx = t.rx;
+                    quiet_since = Instant::now();
+                } else if t.rx > 0 && quiet_since.elapsed() >= idle {
+                    log("inputs idle: stopping");
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Stops the workers, prints the final counters, closes the ports.
+    /// Returns an error if a worker failed.
+    pub fn shutdown(mut self) -> Result<String, String> {
+        self.state.store(run_state::EXIT, Ordering::Release);
+        let mut failures = Vec::new();
+        for w in &mut self.workers {
+            if let Some(h) = w.handle.take() {
+                match h.wait() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => failures.push(e),
+                    Err(p) => failures.push(p.to_string()),
+                }
+            }
+        }
+        if let Some(d) = &mut self.distributor {
+            if let Some(h) = d.handle.take() {
+                if let Err(p) = h.wait() {
+                    failures.push(p.to_string());
+                }
+            }
+        }
+        let report = format!("{}{}", self.fwd_stats(), self.port_stats());
+        if failures.is_empty() {
+            Ok(report)
+        } else {
+            Err(format!("{report}\n{}", failures.join("\n")))
+        }
+    }
+}
+
+fn load_policy(src: &PolicySource, ctx: &Context) -> Result<CompiledPolicy, String> {
+    match src {
+        PolicySource::File(p) => policy::load(p, ctx).map_err(|e| e.to_string()),
+        PolicySource::BuiltIn(text) => {
+            let p = policy::parse_toml(text, "built-in policy").map_err(|e| e.to_string())?;
+            policy::compile(&p, ctx).map_err(|problems| {
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+        }
+    }
+}
