@@ -241,22 +241,25 @@ impl Rng {
     }
 }
 
-/// An Ethernet/IPv4/UDP or Ethernet/IPv6/TCP inner frame of `len` bytes
-/// (at least 62), headers valid, with the given addresses.
+/// An Ethernet/IPv4/UDP or Ethernet/IPv6/UDP inner frame of `len` bytes
+/// (at least 62) with valid headers and checksums, ports 40000 → 40001
+/// (nothing tshark would dissect further) and random payload.
 pub fn inner_frame(v6: bool, len: usize, seed: u64) -> Vec<u8> {
+    use dataplane::wire::udp;
     let mut rng = Rng(seed);
     let mut f = rng.bytes(len.max(62));
     f[0..6].copy_from_slice(&[0x00, 0x1b, 0x21, 0x01, 0x02, 0x03]);
     f[6..12].copy_from_slice(&[0x00, 0x1b, 0x21, 0x0a, 0x0b, 0x0c]);
-    if v6 {
+    let (l4, src, dst) = if v6 {
         f[12..14].copy_from_slice(&[0x86, 0xdd]);
         let plen = (f.len() - 54) as u16;
         f[14..18].copy_from_slice(&[0x60, 0, 0, 0]);
         f[18..20].copy_from_slice(&plen.to_be_bytes());
-        f[20] = 6;
+        f[20] = 17;
         f[21] = 64;
         f[22..38].copy_from_slice(&INNER_SRC6.octets());
         f[38..54].copy_from_slice(&INNER_DST6.octets());
+        (54, IpAddr::V6(INNER_SRC6), IpAddr::V6(INNER_DST6))
     } else {
         f[12..14].copy_from_slice(&[0x08, 0x00]);
         let tot = (f.len() - 14) as u16;
@@ -266,9 +269,14 @@ pub fn inner_frame(v6: bool, len: usize, seed: u64) -> Vec<u8> {
         f[30..34].copy_from_slice(&INNER_DST4.octets());
         let c = dataplane::wire::checksum::checksum(&f[14..34]);
         f[24..26].copy_from_slice(&c.to_be_bytes());
-        f[38..40].copy_from_slice(&(tot - 20).to_be_bytes());
-        f[40..42].fill(0);
-    }
+        (34, IpAddr::V4(INNER_SRC4), IpAddr::V4(INNER_DST4))
+    };
+    let ulen = (f.len() - l4) as u16;
+    let mut u = udp::Packet::new_unchecked(&mut f[l4..]);
+    u.set_src_port(40000);
+    u.set_dst_port(40001);
+    u.set_len(ulen);
+    u.fill_checksum(&src, &dst);
     f
 }
 
