@@ -619,6 +619,21 @@ fn the_entry_count_is_validated() {
 }
 
 #[test]
+fn debug_output_is_a_summary_without_keys_or_table() {
+    let d = table(DedupConfig {
+        entries: 1 << 16,
+        seed: 0x1234_5678,
+        ..DedupConfig::default()
+    });
+    let s = format!("{d:?}");
+    assert!(
+        s.contains("entries: 65536") && s.contains("window_us: 50000"),
+        "{s}"
+    );
+    assert!(s.len() < 400, "{s}");
+}
+
+#[test]
 fn the_seed_changes_fingerprints_not_verdicts() {
     let a = ip_frame(&Ip::default(), &[]);
     let d1 = table(small());

@@ -142,8 +142,9 @@ impl Bucket {
     };
 }
 
-/// Hash keys derived from the seed.
-#[derive(Clone, Copy, Debug)]
+/// Hash keys derived from the seed. No `Debug`: they are what keeps
+/// collisions from being crafted, so they stay out of logs.
+#[derive(Clone, Copy)]
 struct Keys([u64; 8]);
 
 impl Keys {
@@ -301,7 +302,6 @@ const V6_TC: u64 = !0xf00f;
 const ETHERTYPE_ARP: usize = 0x0806;
 
 /// A worker's dedup table and counters.
-#[derive(Debug)]
 pub struct Dedup {
     buckets: Vec<Bucket>,
     /// `buckets.len() - 1`.
@@ -311,6 +311,19 @@ pub struct Dedup {
     ignore_dscp_ecn: bool,
     include_l2: bool,
     counters: DedupCounters,
+}
+
+/// The table itself is left out: 16 MiB of buckets is not a log line.
+impl core::fmt::Debug for Dedup {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Dedup")
+            .field("entries", &self.entries())
+            .field("window_us", &self.window_us)
+            .field("ignore_dscp_ecn", &self.ignore_dscp_ecn)
+            .field("include_l2", &self.include_l2)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Dedup {
