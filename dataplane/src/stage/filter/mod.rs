@@ -12,6 +12,7 @@
 mod cache;
 mod compile;
 mod key;
+mod prune;
 mod rule;
 mod tuple;
 

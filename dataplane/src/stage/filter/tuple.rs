@@ -20,6 +20,7 @@ use hashbrown::HashTable;
 
 use super::compile::{Entry, Residual};
 use super::key::*;
+use super::prune::Pruner;
 
 /// Most entries hashed to one bucket before an entry spills into a new
 /// table. Verifying an entry costs a few ns, a table probe ~10 ns: a few
@@ -51,6 +52,7 @@ pub(crate) struct Tuples {
     tables: Vec<Table>,
     entries: Vec<Entry>,
     residuals: Vec<Residual>,
+    pruner: Pruner,
 }
 
 /// Round a prefix length down to a step, so that rules with nearby lengths
@@ -121,22 +123,37 @@ fn table_mask(e: &Entry, relaxed: bool) -> Key {
     }
 }
 
+/// Which pruning fields an entry constrains. Tables only take entries of
+/// one signature, so that a table open in a field (in every interval of
+/// the pruner's map) holds only entries that really are open there;
+/// otherwise one wildcard entry would keep its table in every candidate set.
+fn signature(e: &Entry) -> u8 {
+    u8::from(e.mask.src != 0)
+        | u8::from(e.mask.dst != 0) << 1
+        | u8::from(e.sport.1 != u16::MAX) << 2
+        | u8::from(e.dport.1 != u16::MAX) << 3
+        | u8::from(e.mask.a & PROTO_MASK != 0) << 4
+        | u8::from(e.mask.b & VLAN_MASK != 0) << 5
+}
+
 impl Tuples {
     /// Build from entries sorted by rule index (the order `expand_rule`
     /// produces them in, rule by rule).
     pub fn build(entries: Vec<Entry>, residuals: Vec<Residual>) -> Tuples {
         struct Building {
             mask: Key,
+            signature: u8,
             min_rule: u32,
             buckets: HashMap<Key, Vec<usize>>,
         }
         let mut tables: Vec<Building> = Vec::new();
-        let mut by_mask: HashMap<Key, usize> = HashMap::new();
+        let mut by_mask: HashMap<(Key, u8), usize> = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
             // First compatible table with room: tables were made in rule
             // order, so this keeps good rules in early tables.
+            let sig = signature(e);
             let placed = tables.iter_mut().any(|t| {
-                if !t.mask.is_subset_of(&e.mask) {
+                if t.signature != sig || !t.mask.is_subset_of(&e.mask) {
                     return false;
                 }
                 let bucket = t.buckets.entry(e.value.and(&t.mask)).or_default();
@@ -151,15 +168,16 @@ impl Tuples {
                 continue;
             }
             let relaxed = table_mask(e, true);
-            let mask = if by_mask.contains_key(&relaxed) {
+            let mask = if by_mask.contains_key(&(relaxed, sig)) {
                 // The relaxed table exists, so its bucket was full: go exact.
                 table_mask(e, false)
             } else {
                 relaxed
             };
-            let t = *by_mask.entry(mask).or_insert_with(|| {
+            let t = *by_mask.entry((mask, sig)).or_insert_with(|| {
                 tables.push(Building {
                     mask,
+                    signature: sig,
                     min_rule: e.rule,
                     buckets: HashMap::new(),
                 });
@@ -172,14 +190,23 @@ impl Tuples {
             }
         }
 
+        // Lookup and pruning rely on tables being in min_rule order; they
+        // were created in rule order, so this sort is a guarantee, not work.
+        tables.sort_by_key(|t| t.min_rule);
+
         // Flatten: each bucket's entries contiguous, in rule order.
         let mut flat = Vec::with_capacity(entries.len());
         let mut out_tables = Vec::with_capacity(tables.len());
+        let mut per_table: Vec<Vec<&Entry>> = Vec::with_capacity(tables.len());
         for t in tables {
             let mut buckets = HashTable::with_capacity(t.buckets.len());
+            let mut mine = Vec::new();
             for (key, idx) in t.buckets {
                 let start = flat.len() as u32;
-                flat.extend(idx.iter().filter_map(|&i| entries.get(i).cloned()));
+                for e in idx.iter().filter_map(|&i| entries.get(i)) {
+                    flat.push(e.clone());
+                    mine.push(e);
+                }
                 let b = Bucket {
                     key,
                     start,
@@ -187,47 +214,76 @@ impl Tuples {
                 };
                 buckets.insert_unique(key.hash(), b, |b: &Bucket| b.key.hash());
             }
+            per_table.push(mine);
             out_tables.push(Table {
                 mask: t.mask,
                 min_rule: t.min_rule,
                 buckets,
             });
         }
-        // Tables were created in rule order, so already sorted by min_rule;
-        // the sort documents and guarantees what lookup relies on.
-        out_tables.sort_by_key(|t| t.min_rule);
+        let pruner = Pruner::build(&per_table);
         Tuples {
             tables: out_tables,
             entries: flat,
             residuals,
+            pruner,
         }
     }
 
     /// Index of the first rule that matches `k`, or [`NO_MATCH`].
     #[inline]
     pub fn lookup(&self, k: &Key) -> u32 {
+        if self.pruner.words() == 1 {
+            return self.probe_all(self.pruner.candidates_one_word(k), 0, k, NO_MATCH);
+        }
+        let sets = self.pruner.sets(k);
         let mut best = NO_MATCH;
-        for t in &self.tables {
-            if t.min_rule >= best {
+        for w in 0..self.pruner.words() {
+            let bits = sets
+                .iter()
+                .fold(u64::MAX, |acc, s| acc & s.get(w).copied().unwrap_or(0));
+            best = self.probe_all(bits, w, k, best);
+        }
+        best
+    }
+
+    /// Probe the candidate tables in `bits` (tables `64 * word + bit`), in
+    /// order, until none can beat `best`.
+    #[inline]
+    fn probe_all(&self, mut bits: u64, word: usize, k: &Key, mut best: u32) -> u32 {
+        while bits != 0 {
+            let t = word * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let Some(table) = self.tables.get(t) else {
+                break;
+            };
+            // Tables are in min_rule order: none further on can win.
+            if table.min_rule >= best {
                 break;
             }
-            let mk = k.and(&t.mask);
-            let Some(b) = t.buckets.find(mk.hash(), |b| b.key == mk) else {
-                continue;
-            };
-            let start = b.start as usize;
-            let cands = self
-                .entries
-                .get(start..start + b.len as usize)
-                .unwrap_or(&[]);
-            for e in cands {
-                if e.rule >= best {
-                    break;
-                }
-                if e.matches(k, &self.residuals) {
-                    best = e.rule;
-                    break;
-                }
+            best = self.probe(table, k, best);
+        }
+        best
+    }
+
+    /// The best of `best` and the first entry of `table` matching `k`.
+    #[inline]
+    fn probe(&self, table: &Table, k: &Key, best: u32) -> u32 {
+        let mk = k.and(&table.mask);
+        let Some(b) = table.buckets.find(mk.hash(), |b| b.key == mk) else {
+            return best;
+        };
+        let start = b.start as usize;
+        let cands = self
+            .entries
+            .get(start..start + b.len as usize)
+            .unwrap_or(&[]);
+        for e in cands {
+            if e.rule >= best {
+                break;
+            }
+            if e.matches(k, &self.residuals) {
+                return e.rule;
             }
         }
         best
