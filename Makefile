@@ -20,7 +20,7 @@ test: setup lint
 	$(CARGO) test --workspace
 
 demo: setup
-	$(CARGO) run --release -p dataplane --example loopback
+	bash scripts/demo.sh
 
 bench: setup
 	$(CARGO) bench -p perf

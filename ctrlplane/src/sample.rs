@@ -4,8 +4,9 @@
 use etherparse::PacketBuilder;
 
 /// Frames of the sample, in order: web and UDP echo over IPv4 and IPv6, some
-/// VLAN-tagged, SSH, and for every fourth frame a second copy as a second
-/// mirror point sees it (TTL one lower, other VLAN).
+/// VLAN-tagged, SSH; each UDP packet comes twice, the second time as a
+/// second mirror point one router hop later sees it (TTL one lower, other
+/// MACs).
 pub fn tap_sample() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for i in 0..400u32 {
@@ -32,7 +33,7 @@ pub fn tap_sample() -> Vec<Vec<u8>> {
                     [0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
                     64,
                 )
-                .tcp(sport, 8080, 5000 + i, 64240)
+                .tcp(sport, 5001, 5000 + i, 64240)
                 .write(&mut bytes, &payload),
             _ => eth()
                 .ipv4([10, 1, 0, host], [10, 3, 0, 22], 64)
