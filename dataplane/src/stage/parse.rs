@@ -450,42 +450,58 @@ fn ipv6(f: &[u8], l3: usize, l: &mut Layers) -> Result<(), ParseError> {
     let mut off = l3 + 40;
     l.payload_offset = off16(off);
     if is_ext_header(next) {
-        // Bounded by the IP payload, not the frame: headers that spill into
-        // Ethernet padding are as broken as headers past the end.
-        let ip = f.get(..end).unwrap_or(&[]);
-        for _ in 0..MAX_EXT_HEADERS {
-            let Some(&[nh, len_byte]) = chunk::<2>(ip, off) else {
-                return Err(ParseError::BadExtHeader);
-            };
-            let len = ext_header_len(next, len_byte).unwrap_or(8);
-            if off + len > end {
-                return Err(ParseError::BadExtHeader);
-            }
-            if next == PROTO_IPV6_FRAG {
-                let word = be16(ip, off + 2).unwrap_or(0);
-                if word & 0xfff8 != 0 {
-                    l.fragment = Fragment::Later;
-                    l.l4_proto = nh;
-                    l.payload_offset = off16(off + len);
-                    return Ok(());
-                }
-                if word & 1 != 0 {
-                    l.fragment = Fragment::First;
-                }
-            }
-            next = nh;
-            off += len;
-            l.payload_offset = off16(off);
-            if !is_ext_header(next) {
-                break;
-            }
-        }
-        if is_ext_header(next) {
-            return Err(ParseError::BadExtHeader);
+        match ext_headers(f, end, off, next, l)? {
+            Some((n, o)) => (next, off) = (n, o),
+            None => return Ok(()),
         }
     }
     l.l4_proto = next;
     transport(f, end, off, next, l)
+}
+
+/// Walks the extension headers from `off` (the first being `next`) and
+/// returns the upper-layer protocol and its offset, or `None` for a later
+/// fragment, whose `Layers` it has filled. Out of line: most packets have no
+/// extension header, and the hot path stays short without this loop.
+#[inline(never)]
+fn ext_headers(
+    f: &[u8],
+    end: usize,
+    mut off: usize,
+    mut next: u8,
+    l: &mut Layers,
+) -> Result<Option<(u8, usize)>, ParseError> {
+    // Bounded by the IP payload, not the frame: headers that spill into
+    // Ethernet padding are as broken as headers past the end.
+    let ip = f.get(..end).unwrap_or(&[]);
+    for _ in 0..MAX_EXT_HEADERS {
+        let Some(&[nh, len_byte]) = chunk::<2>(ip, off) else {
+            return Err(ParseError::BadExtHeader);
+        };
+        let len = ext_header_len(next, len_byte).unwrap_or(8);
+        if off + len > end {
+            return Err(ParseError::BadExtHeader);
+        }
+        if next == PROTO_IPV6_FRAG {
+            let word = be16(ip, off + 2).unwrap_or(0);
+            if word & 0xfff8 != 0 {
+                l.fragment = Fragment::Later;
+                l.l4_proto = nh;
+                l.payload_offset = off16(off + len);
+                return Ok(None);
+            }
+            if word & 1 != 0 {
+                l.fragment = Fragment::First;
+            }
+        }
+        next = nh;
+        off += len;
+        l.payload_offset = off16(off);
+        if !is_ext_header(next) {
+            return Ok(Some((next, off)));
+        }
+    }
+    Err(ParseError::BadExtHeader)
 }
 
 /// The transport header at `l4`, which must end by `end` (the end of the IP
