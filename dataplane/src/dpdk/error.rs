@@ -44,12 +44,16 @@ pub(crate) fn rte_errno() -> i32 {
     unsafe { dpdk_sys::sluice_rte_errno() }
 }
 
+/// The text for a call that returned `ret` (negative errno, or -1 with rte_errno set).
+pub(crate) fn errno_text(ret: i32) -> String {
+    strerror(if ret == -1 { rte_errno() } else { -ret })
+}
+
 /// Error for a call that returned `ret` (negative errno, or -1 with rte_errno set).
 pub(crate) fn call_error(what: impl Into<String>, ret: i32) -> DpdkError {
-    let errnum = if ret == -1 { rte_errno() } else { -ret };
     DpdkError::Call {
         what: what.into(),
-        reason: strerror(errnum),
+        reason: errno_text(ret),
     }
 }
 

@@ -4,7 +4,7 @@ use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::batch::Batch;
-use super::error::{call_error, check, DpdkError, Result};
+use super::error::{check, errno_text, DpdkError, Result};
 use super::mempool::{Mempool, SOCKET_ID_ANY};
 
 /// Whether the device can hash IP addresses and ports for RSS.
@@ -173,7 +173,10 @@ impl Port {
         // SAFETY: c is a valid C string; probing is done from the main thread.
         let ret = unsafe { dpdk_sys::rte_dev_probe(c.as_ptr()) };
         if ret < 0 {
-            return Err(call_error(format!("cannot probe device {spec:?}"), ret));
+            return Err(DpdkError::Call {
+                what: format!("cannot probe device {spec:?}"),
+                reason: format!("{} ({})", errno_text(ret), probe_hint(name)),
+            });
         }
         port_by_name(name)
             .map(|id| Port::new(id, name.to_owned()))
@@ -485,6 +488,22 @@ impl Port {
             port: self.id,
             queue: q,
         })
+    }
+}
+
+/// What to check when a device cannot be probed.
+fn probe_hint(name: &str) -> String {
+    let pci = name.len() >= 7
+        && name
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.');
+    if pci {
+        format!("no DPDK-usable PCI device at {name}: is it bound to vfio-pci, and was EAL started without --no-pci?")
+    } else {
+        format!(
+            "no DPDK driver is called like {name}: virtual devices are net_pcap, net_tap, net_null, net_ring, \
+             net_af_packet, net_vhost, net_virtio_user, net_memif followed by a unique suffix"
+        )
     }
 }
 

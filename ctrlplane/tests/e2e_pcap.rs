@@ -1,0 +1,288 @@
+//! pcap in → sluice → pcap out: filter, dedup, slice and two destinations
+//! (VXLAN and ERSPAN III), judged by tshark and by the bytes themselves.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use etherparse::PacketBuilder;
+
+const CONFIG: &str = r#"
+[appliance]
+name = "e2e"
+id = 5
+
+[[port]]
+name = "tap0"
+device = "net_pcap_e2e_in,rx_pcap=@IN@"
+role = "input"
+
+[[port]]
+name = "uplink"
+device = "net_pcap_e2e_up,tx_pcap=@OUT@"
+role = "uplink"
+
+[uplink]
+address = "192.0.2.1/24"
+mac = "02:00:00:00:00:01"
+
+[[neighbor]]
+ip = "192.0.2.10"
+mac = "02:00:00:00:00:0a"
+
+[[neighbor]]
+ip = "192.0.2.20"
+mac = "02:00:00:00:00:14"
+
+[dedup]
+table_entries = 4096
+"#;
+
+const POLICY: &str = r#"
+version = "e2e-1"
+
+[[group]]
+name = "servers"
+cidrs = ["10.2.0.0/16"]
+
+[[destination]]
+name = "noc"
+tunnel = "vxlan"
+remote = "192.0.2.10"
+vni = 100
+
+[[destination]]
+name = "ids"
+tunnel = "erspan3"
+remote = "192.0.2.20"
+session = 7
+slice = 96
+
+[[rule]]
+name = "no-ssh"
+proto = "tcp"
+dst_port = 22
+action = "drop"
+
+[[rule]]
+name = "servers"
+dst_group = "servers"
+to = ["noc", "ids"]
+
+[[rule]]
+name = "rest"
+to = ["ids"]
+"#;
+
+struct Input {
+    frames: Vec<Vec<u8>>,
+    /// Frames that must reach the NOC, in order.
+    to_noc: Vec<Vec<u8>>,
+    /// Frames that must reach the IDS, in order (before slicing).
+    to_ids: Vec<Vec<u8>>,
+    ssh: usize,
+    dups: usize,
+}
+
+fn tcp(dst: [u8; 4], port: u16, i: u32, len: usize) -> Vec<u8> {
+    let payload: Vec<u8> = (0..len).map(|b| (b as u32 ^ i) as u8).collect();
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 1, 1], [2, 0, 0, 0, 2, 2])
+        .ipv4([10, 1, 0, 1], dst, 64)
+        .tcp(40000, port, i, 1000)
+        .write(&mut out, &payload)
+        .expect("build");
+    out
+}
+
+/// The same IPv4 packet as another mirror point sees it: a VLAN tag, other
+/// MACs, TTL one lower and the checksum to match.
+fn mirror_copy(f: &[u8]) -> Vec<u8> {
+    let mut c = Vec::with_capacity(f.len() + 4);
+    c.extend_from_slice(&[2, 0, 0, 0, 9, 9, 2, 0, 0, 0, 8, 8]);
+    c.extend_from_slice(&[0x81, 0x00, 0x00, 0x2a]);
+    c.extend_from_slice(&f[12..]);
+    let ip = 18;
+    c[ip + 8] -= 1;
+    c[ip + 10] = 0;
+    c[ip + 11] = 0;
+    let sum = dataplane::wire::checksum::checksum(&c[ip..ip + 20]);
+    c[ip + 10..ip + 12].copy_from_slice(&sum.to_be_bytes());
+    c
+}
+
+fn input() -> Input {
+    let mut inp = Input {
+        frames: Vec::new(),
+        to_noc: Vec::new(),
+        to_ids: Vec::new(),
+        ssh: 0,
+        dups: 0,
+    };
+    for i in 0..40u32 {
+        match i % 4 {
+            0 | 1 => {
+                let f = tcp([10, 2, 0, 1], 443, i, 20 + 30 * (i as usize % 7));
+                inp.frames.push(f.clone());
+                inp.to_noc.push(f.clone());
+                inp.to_ids.push(f.clone());
+                if i % 4 == 0 {
+                    inp.frames.push(mirror_copy(&f));
+                    inp.dups += 1;
+                }
+            }
+            2 => {
+                inp.frames.push(tcp([10, 2, 0, 1], 22, i, 10));
+                inp.ssh += 1;
+            }
+            _ => {
+                let f = tcp([10, 9, 0, 1], 80, i, 200);
+                inp.frames.push(f.clone());
+                inp.to_ids.push(f);
+            }
+        }
+    }
+    inp
+}
+
+fn setup(dir: &Path, inp: &Input) -> (String, String) {
+    write_pcap(&dir.join("in.pcap"), &inp.frames);
+    let cfg = CONFIG
+        .replace("@IN@", &dir.join("in.pcap").display().to_string())
+        .replace("@OUT@", &dir.join("out.pcap").display().to_string());
+    std::fs::write(dir.join("appliance.toml"), cfg).expect("config");
+    std::fs::write(dir.join("policy.toml"), POLICY).expect("policy");
+    (
+        dir.join("appliance.toml").display().to_string(),
+        dir.join("policy.toml").display().to_string(),
+    )
+}
+
+#[test]
+fn tap_aggregation_end_to_end() {
+    let dir = tmpdir("e2e");
+    let inp = input();
+    let (cfg, pol) = setup(&dir, &inp);
+    let out = sluice(
+        &eal(&unique("e2e"), "0-1"),
+        &[
+            "--config",
+            &cfg,
+            "--policy",
+            &pol,
+            "--exit-when-idle",
+            "300",
+        ],
+    );
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Counters: every packet in exactly one terminal.
+    assert_accounting(&report);
+    assert_eq!(total(&report, "rx"), inp.frames.len() as u64);
+    assert_eq!(total(&report, "forwarded"), inp.to_ids.len() as u64);
+    assert_eq!(total(&report, "filtered"), inp.ssh as u64);
+    assert_eq!(total(&report, "deduplicated"), inp.dups as u64);
+    assert_eq!(total(&report, "parse_errors"), 0);
+
+    let pcap = dir.join("out.pcap");
+    let frames = read_pcap(&pcap);
+    assert_eq!(frames.len(), inp.to_noc.len() + inp.to_ids.len());
+
+    // The NOC's tunnels: VXLAN VNI 100, DF set, inner frames byte for byte.
+    let noc = tshark_fields(
+        &pcap,
+        "vxlan",
+        &[
+            "frame.number",
+            "vxlan.vni",
+            "ip.dst",
+            "ip.flags.df",
+            "udp.srcport",
+            "udp.dstport",
+            "eth.dst",
+        ],
+    );
+    assert_eq!(noc.len(), inp.to_noc.len());
+    for row in &noc {
+        assert_eq!(row[1], "100");
+        assert!(row[2].starts_with("192.0.2.10,10.2.0.1"), "{row:?}");
+        assert!(row[3].starts_with("1"), "DF must be set: {row:?}");
+        let sport: u16 = row[4]
+            .split(',')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("udp port");
+        assert!(sport >= 49152, "source port from the flow hash: {sport}");
+        assert!(row[5].starts_with("4789"));
+        assert!(
+            row[6].starts_with("02:00:00:00:00:0a"),
+            "next hop MAC: {row:?}"
+        );
+    }
+    let inner_noc: Vec<Vec<u8>> = noc
+        .iter()
+        .map(|r| {
+            let n: usize = r[0].parse().expect("frame number");
+            frames[n - 1][14 + 20 + 8 + 8..].to_vec()
+        })
+        .collect();
+    assert_eq!(
+        inner_noc, inp.to_noc,
+        "NOC gets the original frames, in order"
+    );
+
+    // The IDS's tunnels: ERSPAN III session 7, hardware ID = appliance ID,
+    // ingress, sliced to 96 bytes with T set exactly when cut, sequence
+    // numbers used once each.
+    let ids = tshark_fields(
+        &pcap,
+        "erspan",
+        &[
+            "frame.number",
+            "erspan.version",
+            "erspan.spanid",
+            "erspan.truncated",
+            "erspan.hw",
+            "erspan.direction",
+            "gre.sequence_number",
+            "ip.dst",
+        ],
+    );
+    assert_eq!(ids.len(), inp.to_ids.len());
+    let mut seqs = Vec::new();
+    for (row, orig) in ids.iter().zip(&inp.to_ids) {
+        assert_eq!(row[1], "2", "ERSPAN type III is version 2: {row:?}");
+        assert_eq!(row[2], "7");
+        assert_eq!(row[3], if orig.len() > 96 { "1" } else { "0" }, "{row:?}");
+        assert_eq!(row[4], "5");
+        assert_eq!(row[5], "0");
+        assert!(row[7].starts_with("192.0.2.20"));
+        seqs.push(row[6].parse::<u32>().expect("sequence"));
+        let n: usize = row[0].parse().expect("frame number");
+        // Outer Ethernet, IPv4, GRE with sequence, ERSPAN III, platform sub-header.
+        let inner = &frames[n - 1][14 + 20 + 8 + 12 + 8..];
+        assert_eq!(
+            inner,
+            &orig[..orig.len().min(96)],
+            "IDS gets the sliced original"
+        );
+    }
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seqs.len(), "each sequence number once");
+
+    // tshark finds nothing malformed, except inside sliced copies whose
+    // inner lengths tell the original size on purpose.
+    assert_eq!(
+        tshark_count(&pcap, "_ws.malformed && !(erspan.truncated == 1)"),
+        0
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
