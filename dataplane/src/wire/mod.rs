@@ -21,6 +21,7 @@
 
 use thiserror::Error;
 
+pub mod arp;
 pub mod checksum;
 pub mod erspan;
 pub mod ethernet;
