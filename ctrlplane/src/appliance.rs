@@ -292,6 +292,7 @@ impl Appliance {
         };
         app.publish()?;
         app.launch(plan)?;
+        app.wait_started()?;
         app.selfcheck();
         app.state.store(run_state::RUNNING, Ordering::Release);
         log(format!(
@@ -485,6 +486,21 @@ impl Appliance {
         Ok(())
     }
 
+    /// Waits until every worker and the distributor poll (a worker first
+    /// builds its dedup table, which takes a while for a big one).
+    fn wait_started(&self) -> Result<(), String> {
+        loop {
+            let parts = self.stat_parts();
+            if parts.iter().all(|p| p.stats.counters.started.get() > 0) {
+                return Ok(());
+            }
+            if self.worker_died() {
+                return Err("a worker failed while starting (see its message above)".into());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Destinations whose next hop has no MAC yet.
     fn unresolved(&self) -> Vec<String> {
         self.policy
@@ -591,14 +607,17 @@ impl Appliance {
         v
     }
 
-    /// `show fwd stats all`.
+    /// `show fwd stats all`. Destinations of earlier policies keep their
+    /// counters (their slot stays theirs) and are listed after the current ones.
     pub fn fwd_stats(&self) -> String {
-        let dests: Vec<(String, u16)> = self
-            .policy
-            .destinations
-            .iter()
-            .filter_map(|d| self.slots.get(&d.name).map(|s| (d.name.clone(), *s)))
-            .collect();
+        let mut dests: Vec<(String, u16)> =
+            self.slots.iter().map(|(n, s)| (n.clone(), *s)).collect();
+        dests.sort_by_key(|(_, s)| *s);
+        for (name, _) in &mut dests {
+            if !self.policy.destinations.iter().any(|d| &d.name == name) {
+                name.push_str(" (removed)");
+            }
+        }
         fwd_stats(&self.stat_parts(), &dests)
     }
 

@@ -66,7 +66,7 @@ pub fn fwd_stats(parts: &[Named<'_>], dests: &[(String, u16)]) -> String {
         );
         let _ = write!(
             out,
-            "  {:<16}{:>12}{:>14}{:>12}",
+            "  {:<24}{:>12}{:>14}{:>12}",
             "destination", "tx_packets", "tx_bytes", "truncated"
         );
         for d in DestDrop::ALL {
@@ -79,7 +79,7 @@ pub fn fwd_stats(parts: &[Named<'_>], dests: &[(String, u16)]) -> String {
                 |f: &dyn Fn(&WorkerStats) -> u64| -> u64 { parts.iter().map(|p| f(p.stats)).sum() };
             let _ = write!(
                 out,
-                "  {:<16}{:>12}{:>14}{:>12}",
+                "  {:<24}{:>12}{:>14}{:>12}",
                 name,
                 sum(&|w| w.dests[s].tx_packets.get()),
                 sum(&|w| w.dests[s].tx_bytes.get()),

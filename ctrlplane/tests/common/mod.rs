@@ -126,3 +126,116 @@ pub fn tshark_fields(pcap: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<Stri
 pub fn tshark_count(pcap: &Path, filter: &str) -> usize {
     tshark_fields(pcap, filter, &["frame.number"]).len()
 }
+
+/// A running sluice whose stderr is read line by line, so a test can wait
+/// for what it says (with a deadline) instead of sleeping.
+pub struct Running {
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Running {
+    pub fn start(eal: &[String], args: &[&str]) -> Running {
+        Running::start_in(None, eal, args)
+    }
+
+    /// Starts sluice, inside network namespace `netns` when given.
+    pub fn start_in(netns: Option<&str>, eal: &[String], args: &[&str]) -> Running {
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_sluice")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_sluice")),
+        };
+        let mut child = cmd
+            .args(eal)
+            .arg("--")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn sluice");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until a stderr line contains `text`; panics (after killing
+    /// sluice) if it does not come within `secs` or sluice exits first.
+    pub fn wait_for(&mut self, text: &str, secs: u64) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "sluice never said {text:?}; it said:\n{}",
+                        self.seen.join("\n")
+                    );
+                }
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for exit and returns (exit code, stdout report).
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let mut report = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            use std::io::Read;
+            let _ = out.read_to_string(&mut report);
+        }
+        let status = self.child.wait().expect("wait");
+        (status.code(), report)
+    }
+}
+
+/// tx_packets of destination `name` in the report's destination table.
+pub fn dest_tx(report: &str, name: &str) -> u64 {
+    let table = report
+        .split("Destinations")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no destinations:\n{report}"));
+    table
+        .lines()
+        .find_map(|l| {
+            // A destination of an earlier policy is listed as "name (removed)".
+            let rest = l.trim_start().strip_prefix(name)?;
+            let rest = rest.trim_start().strip_prefix("(removed)").unwrap_or(rest);
+            rest.split_whitespace().next().and_then(|v| v.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no destination {name}:\n{report}"))
+}

@@ -94,6 +94,8 @@ pub struct WorkerCounters {
     pub exceptions_dropped: Counter,
     /// Packets on the uplink that are not for us (not in `rx`).
     pub uplink_ignored: Counter,
+    /// 1 once the worker polls (its tables are built): start-up waits for it.
+    pub started: Counter,
     /// Bursts processed, and the policy swaps this worker has taken.
     pub bursts: Counter,
     pub policy_swaps: Counter,
@@ -190,7 +192,9 @@ impl Default for WorkerStats {
     fn default() -> Self {
         Self {
             counters: WorkerCounters::default(),
-            dests: (0..MAX_DEST_SLOTS).map(|_| DestCounters::default()).collect(),
+            dests: (0..MAX_DEST_SLOTS)
+                .map(|_| DestCounters::default())
+                .collect(),
         }
     }
 }
@@ -230,7 +234,10 @@ impl Totals {
     }
 
     pub fn terminal(&self, t: Terminal) -> u64 {
-        self.terminals.iter().find(|(x, _)| *x == t).map_or(0, |(_, v)| *v)
+        self.terminals
+            .iter()
+            .find(|(x, _)| *x == t)
+            .map_or(0, |(_, v)| *v)
     }
 
     pub fn terminal_sum(&self) -> u64 {

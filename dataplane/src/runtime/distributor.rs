@@ -29,6 +29,7 @@ pub fn run(mut s: DistributorSetup) {
     let n = s.rings.len().max(1);
     let mut rx: Batch<BURST> = Batch::new();
     let mut out: Vec<Batch<BURST>> = (0..n).map(|_| Batch::new()).collect();
+    s.stats.counters.started.add(1);
     while s.state.load(Ordering::Acquire) != run_state::EXIT {
         if s.state.load(Ordering::Acquire) != run_state::RUNNING {
             std::hint::spin_loop();

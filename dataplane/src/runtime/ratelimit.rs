@@ -73,7 +73,9 @@ impl DestLimiter {
         if !ok_p {
             return false;
         }
-        self.bps.as_mut().is_none_or(|b| b.take(bytes as u64 * 8, now))
+        self.bps
+            .as_mut()
+            .is_none_or(|b| b.take(bytes as u64 * 8, now))
     }
 }
 

@@ -132,6 +132,7 @@ impl Worker {
         let drain_ticks = self.s.clock.hz() / 10_000; // 100 µs, as l2fwd
         let mut last_drain = tsc_now();
         let mut rx: Batch<BURST> = Batch::new();
+        self.s.stats.counters.started.add(1);
         loop {
             let state = self.s.state.load(Ordering::Acquire);
             if state == run_state::EXIT {
@@ -258,7 +259,11 @@ impl Worker {
             }
         }
         for (d, dt) in t.dests.iter().enumerate() {
-            let k = if d < 64 { want[d] } else { big.get(d).copied().unwrap_or(0) };
+            let k = if d < 64 {
+                want[d]
+            } else {
+                big.get(d).copied().unwrap_or(0)
+            };
             if k == 0 {
                 continue;
             }
@@ -289,7 +294,11 @@ impl Worker {
             }
             Action::Forward(targets) => targets,
         };
-        let wanted = || targets.iter().filter(|a| !(a.dedup && dup == DedupVerdict::Duplicate));
+        let wanted = || {
+            targets
+                .iter()
+                .filter(|a| !(a.dedup && dup == DedupVerdict::Duplicate))
+        };
         let total = wanted().count();
         if total == 0 {
             c.terminal(Terminal::Deduplicated).add(1);
@@ -338,7 +347,8 @@ impl Worker {
                     }
                 }
             };
-            let sliced = a.slice != SliceSpec::Whole && slice(&mut copy, layers, a.slice).truncated();
+            let sliced =
+                a.slice != SliceSpec::Whole && slice(&mut copy, layers, a.slice).truncated();
             let meta = EncapMeta {
                 layers: Some(layers),
                 tag,
@@ -353,7 +363,14 @@ impl Worker {
                     }
                     let bytes = copy.pkt_len() as u32;
                     self.fates[fate].pending += 1;
-                    self.enqueue_tx(copy, TxMeta { fate: fate as u16, slot, bytes });
+                    self.enqueue_tx(
+                        copy,
+                        TxMeta {
+                            fate: fate as u16,
+                            slot,
+                            bytes,
+                        },
+                    );
                 }
                 Err(e) => {
                     let why = match e {
@@ -388,7 +405,8 @@ impl Worker {
         let term = if f.forwarded {
             Terminal::Forwarded
         } else {
-            f.first_drop.map_or(Terminal::DroppedError, DestDrop::terminal)
+            f.first_drop
+                .map_or(Terminal::DroppedError, DestDrop::terminal)
         };
         self.s.stats.counters.terminal(term).add(1);
     }
