@@ -11,6 +11,11 @@ use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// A number unique within this process.
+pub fn seq() -> u32 {
+    SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
 /// A unique name for this process and call.
 pub fn unique(name: &str) -> String {
     format!(

@@ -1,0 +1,248 @@
+//! A real receiver: Sluice's uplink is an AF_PACKET port on a veth into a
+//! network namespace where a Linux VXLAN device takes the tunnels. Sluice
+//! finds the receiver's MAC by ARP on its own; a capture on the VXLAN
+//! device must see the original frames, byte for byte. Everything lives in
+//! two namespaces made and removed here; the machine's own is untouched.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use etherparse::PacketBuilder;
+
+/// Two namespaces joined by a veth pair; deleted on drop.
+struct Namespaces {
+    sluice: String,
+    receiver: String,
+    veth_s: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (package iproute2: run `make setup`)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Namespaces {
+    fn new() -> Namespaces {
+        // Interface names have at most 15 characters.
+        let id = format!("{}x{}", std::process::id() % 100_000, seq());
+        let n = Namespaces {
+            sluice: unique("ns-s"),
+            receiver: unique("ns-r"),
+            veth_s: format!("sls{id}"),
+        };
+        let veth_r = format!("slr{id}");
+        ip(&["netns", "add", &n.sluice]);
+        ip(&["netns", "add", &n.receiver]);
+        // No IPv6 chatter (router and neighbour solicitations) in the capture.
+        for ns in [&n.sluice, &n.receiver] {
+            let ok = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    ns,
+                    "sysctl",
+                    "-qw",
+                    "net.ipv6.conf.all.disable_ipv6=1",
+                    "net.ipv6.conf.default.disable_ipv6=1",
+                ])
+                .status()
+                .expect("sysctl")
+                .success();
+            assert!(ok, "cannot disable IPv6 in {ns}");
+        }
+        ip(&[
+            "link",
+            "add",
+            &n.veth_s,
+            "netns",
+            &n.sluice,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &veth_r,
+            "netns",
+            &n.receiver,
+        ]);
+        let (s, r) = (n.sluice.as_str(), n.receiver.as_str());
+        ip(&["-n", s, "link", "set", "lo", "up"]);
+        ip(&["-n", s, "link", "set", &n.veth_s, "up"]);
+        ip(&["-n", r, "link", "set", "lo", "up"]);
+        ip(&["-n", r, "addr", "add", "192.0.2.10/24", "dev", &veth_r]);
+        ip(&["-n", r, "link", "set", &veth_r, "up"]);
+        ip(&[
+            "-n",
+            r,
+            "link",
+            "add",
+            "vx100",
+            "type",
+            "vxlan",
+            "id",
+            "100",
+            "dstport",
+            "4789",
+            "local",
+            "192.0.2.10",
+            "dev",
+            &veth_r,
+        ]);
+        ip(&["-n", r, "link", "set", "vx100", "up"]);
+        n
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in [&self.sluice, &self.receiver] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+const CONFIG: &str = r#"
+[[port]]
+name = "tap0"
+device = "net_pcap_ns_in,rx_pcap=@IN@"
+role = "input"
+
+[[port]]
+name = "uplink"
+device = "net_af_packet_ns,iface=@VETH@"
+role = "uplink"
+
+# No [[neighbor]]: the receiver's MAC is found by ARP.
+[uplink]
+address = "192.0.2.1/24"
+
+[dedup]
+table_entries = 4096
+"#;
+
+const POLICY: &str = r#"
+[[destination]]
+name = "receiver"
+tunnel = "vxlan"
+remote = "192.0.2.10"
+vni = 100
+dedup = false
+
+[[rule]]
+name = "all"
+to = ["receiver"]
+"#;
+
+#[test]
+fn linux_vxlan_receiver_gets_the_original_frames() {
+    let ns = Namespaces::new();
+    let dir = tmpdir("netns");
+    let frames: Vec<Vec<u8>> = (0..24u32)
+        .map(|i| {
+            let payload: Vec<u8> = (0..(30 + i * 37) as usize)
+                .map(|b| (b as u32 * 7 + i) as u8)
+                .collect();
+            let mut out = Vec::new();
+            PacketBuilder::ethernet2([2, 0, 0, 0, 1, i as u8], [2, 0, 0, 0, 2, 2])
+                .ipv4([10, 1, 0, 1], [10, 2, 0, (i % 5) as u8], 64)
+                .udp(3000 + i as u16, 7)
+                .write(&mut out, &payload)
+                .expect("build");
+            out
+        })
+        .collect();
+    write_pcap(&dir.join("in.pcap"), &frames);
+    let path = |n: &str| dir.join(n).display().to_string();
+    let cfg = CONFIG
+        .replace("@IN@", &path("in.pcap"))
+        .replace("@VETH@", &ns.veth_s);
+    std::fs::write(dir.join("a.toml"), cfg).expect("config");
+    std::fs::write(dir.join("p.toml"), POLICY).expect("policy");
+
+    // The receiver's capture; it ends by itself after the expected count.
+    let mut tcpdump = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.receiver,
+            "tcpdump",
+            "-i",
+            "vx100",
+            "-Q",
+            "in",
+            "-n",
+            "-U",
+            "-w",
+        ])
+        .arg(dir.join("rx.pcap"))
+        .args(["-c", &frames.len().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpdump (run `make setup`)");
+    {
+        use std::io::BufRead;
+        let stderr = tcpdump.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("listening on"));
+        assert!(ready, "tcpdump did not start");
+        std::thread::spawn(move || lines.for_each(drop));
+    }
+
+    let mut s = Running::start_in(
+        Some(&ns.sluice),
+        &eal(&unique("netns"), "0-1"),
+        &[
+            "--config",
+            &path("a.toml"),
+            "--policy",
+            &path("p.toml"),
+            "--exit-when-idle",
+            "500",
+        ],
+    );
+    s.wait_for("running:", 60);
+    let (code, report) = s.finish();
+    assert_eq!(code, Some(0), "{report}");
+    assert_accounting(&report);
+    assert_eq!(total(&report, "forwarded"), frames.len() as u64, "{report}");
+    assert_eq!(
+        total(&report, "dropped_no_nexthop"),
+        0,
+        "ARP resolved before traffic:\n{report}"
+    );
+
+    // tcpdump stops once it has every frame; give up (and fail) after 30 s.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tcpdump.try_wait().expect("tcpdump").is_none() {
+        if Instant::now() > deadline {
+            let _ = tcpdump.kill();
+            panic!("the receiver did not get {} frames", frames.len());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got = read_pcap(&dir.join("rx.pcap"));
+    assert_eq!(got.len(), frames.len());
+    for (i, (g, f)) in got.iter().zip(&frames).enumerate() {
+        assert!(
+            g == f,
+            "frame {i} differs at the receiver: {} bytes vs {} sent",
+            g.len(),
+            f.len()
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
