@@ -401,3 +401,65 @@ proptest! {
         check(&rules, &pkts)?;
     }
 }
+
+/// Rules of many shapes (prefix lengths × which fields are set), enough to
+/// need more than 64 tables: the pruner's multi-word table sets.
+fn many_shapes() -> Vec<Rule> {
+    let mut rules = Vec::new();
+    let mut x: u32 = 0x1234_5678;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    for i in 0..1500u32 {
+        let base = V4_BASES[(next() % V4_BASES.len() as u32) as usize] ^ (next() & 0xfff);
+        let shape = next();
+        let mut m = Match {
+            src: Some(vec![Cidr::new(Ipv4Addr::from(base), (shape % 33) as u8)]),
+            ..Match::default()
+        };
+        if shape & 0x100 != 0 {
+            let d = V4_BASES[(next() % V4_BASES.len() as u32) as usize] ^ (next() & 0xff);
+            m.dst = Some(vec![Cidr::new(
+                Ipv4Addr::from(d),
+                ((shape >> 9) % 33) as u8,
+            )]);
+        }
+        if shape & 0x10000 != 0 {
+            m.dst_port = Some(PortRange::single(PORTS[(next() % 9) as usize]));
+        }
+        if shape & 0x20000 != 0 {
+            let lo = PORTS[(next() % 9) as usize];
+            m.src_port = Some(PortRange::new(lo, lo.saturating_add((next() % 100) as u16)));
+        }
+        if shape & 0x40000 != 0 {
+            m.proto = Some([6, 17, 132][(next() % 3) as usize]);
+        }
+        if shape & 0x80000 != 0 {
+            m.vlan = Some(VlanMatch::Id((next() % 4) as u16));
+        }
+        rules.push(Rule {
+            id: i,
+            matches: m,
+            action: Action::Drop,
+        });
+    }
+    rules.retain(|r| r.validate(0).is_empty());
+    rules
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn classifier_agrees_with_linear_scan_many_tables(
+        pkts in prop::collection::vec(packet(), 300..500),
+    ) {
+        let rules = many_shapes();
+        let c = Classifier::build(&rules, Action::Drop).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert!(c.table_count() > 64, "only {} tables", c.table_count());
+        check(&rules, &pkts)?;
+    }
+}

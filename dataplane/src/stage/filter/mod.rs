@@ -136,6 +136,7 @@ pub struct Classifier {
     /// Per rule position: its action is `Drop` (for the filtered counter).
     drops: Vec<bool>,
     default: Action,
+    default_drops: bool,
     generation: u64,
 }
 
@@ -167,6 +168,7 @@ impl Classifier {
             actions: rules.iter().map(|r| r.action.clone()).collect(),
             ids: rules.iter().map(|r| r.id).collect(),
             drops: rules.iter().map(|r| r.action == Action::Drop).collect(),
+            default_drops: default == Action::Drop,
             default,
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
         })
@@ -181,6 +183,7 @@ impl Classifier {
             actions: Vec::new(),
             ids: Vec::new(),
             drops: Vec::new(),
+            default_drops: default == Action::Drop,
             default,
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
         }
@@ -292,9 +295,7 @@ impl Classifier {
             }
             None => {
                 c.default_hits += 1;
-                if self.default == Action::Drop {
-                    c.filtered += 1;
-                }
+                c.filtered += u64::from(self.default_drops);
             }
         }
     }

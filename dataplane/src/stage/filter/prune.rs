@@ -230,7 +230,7 @@ fn set_bit(set: &mut [u64], t: usize) {
 
 impl Pruner {
     /// `tables[t]` lists the entries of table `t`.
-    pub fn build<'a>(tables: &[Vec<&'a Entry>]) -> Pruner {
+    pub fn build(tables: &[Vec<&Entry>]) -> Pruner {
         let words = tables.len().div_ceil(64).max(1);
         let mut p = Pruner {
             words,

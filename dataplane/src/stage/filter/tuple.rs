@@ -15,10 +15,10 @@
 //! and stops as soon as no remaining table can beat the match found; within
 //! a bucket, entries are in rule order, so the first hit is the bucket's best.
 
-use hashbrown::HashMap;
 use hashbrown::HashTable;
+use hashbrown::{HashMap, HashSet};
 
-use super::compile::{Entry, Residual};
+use super::compile::{Entry, Residual, NO_RESIDUAL};
 use super::key::*;
 use super::prune::Pruner;
 
@@ -140,6 +140,18 @@ impl Tuples {
     /// Build from entries sorted by rule index (the order `expand_rule`
     /// produces them in, rule by rule).
     pub fn build(entries: Vec<Entry>, residuals: Vec<Residual>) -> Tuples {
+        // An entry equal to an earlier one in every checked field can
+        // never win (the earlier rule matches whenever it does): drop it,
+        // rather than let copies overflow buckets. Policies do repeat
+        // rules, e.g. one destination list expanded per group member.
+        let mut seen = HashSet::new();
+        let entries: Vec<Entry> = entries
+            .into_iter()
+            .filter(|e| {
+                e.residual != NO_RESIDUAL
+                    || seen.insert((e.value, e.mask, e.sport, e.dport, e.in_port))
+            })
+            .collect();
         struct Building {
             mask: Key,
             signature: u8,
