@@ -122,6 +122,8 @@ pub enum DecapConfigError {
     PortClash(u16),
     #[error("UDP port 0 cannot carry a tunnel")]
     PortZero,
+    #[error("more than {MAX_PORTS} UDP ports for one tunnel kind")]
+    TooManyPorts,
     #[error("retag PCP {0} is not in 0..=7")]
     Pcp(u8),
     #[error("retag table maps {id} to VLAN {vid}, not in 1..=4094")]
@@ -187,26 +189,16 @@ impl TunnelInfo {
     }
 }
 
-const NO_TUNNEL: TunnelInfo = TunnelInfo {
-    kind: TunnelKind::Gre,
-    id: None,
-    sequence: None,
-    truncated: false,
-    origin: ReceivedTag {
-        input_port: None,
-        hw_id: None,
-        direction: None,
-    },
-    payload: Payload::Ethernet,
-    ip_version: 0,
-};
-
-/// A decapsulated frame: what was removed, in order from the outside in.
+/// A decapsulated frame: what was removed. With nesting, the outermost
+/// tunnel (the one the sender addressed to us, which re-tagging uses) and
+/// the innermost one (the tunnel the frame itself was in) are kept; kept
+/// small because one is returned per packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decapsulated {
     /// Tunnels stripped, 1..=max_layers.
     pub layers: u8,
-    tunnels: [TunnelInfo; MAX_LAYERS],
+    outer: TunnelInfo,
+    innermost: TunnelInfo,
     /// Bytes removed from the front (before any re-tag).
     pub stripped: usize,
     /// VLAN ID of the tag pushed by re-tagging, if one was.
@@ -214,14 +206,14 @@ pub struct Decapsulated {
 }
 
 impl Decapsulated {
-    /// The tunnels stripped, outermost first.
-    pub fn tunnels(&self) -> &[TunnelInfo] {
-        self.tunnels.get(..usize::from(self.layers)).unwrap_or(&[])
-    }
-
     /// The outermost tunnel: the one the sender addressed to us.
     pub fn outer(&self) -> &TunnelInfo {
-        &self.tunnels[0]
+        &self.outer
+    }
+
+    /// The innermost tunnel (the outer one when there was no nesting).
+    pub fn innermost(&self) -> &TunnelInfo {
+        &self.innermost
     }
 }
 
@@ -331,10 +323,37 @@ pub enum Classified {
     NotEthernet(TunnelInfo),
 }
 
+/// Most UDP ports per tunnel kind.
+pub const MAX_PORTS: usize = 8;
+
+/// A few UDP ports, compared all at once: a fixed array the compiler
+/// unrolls, where `Vec::contains` was an out-of-line call on every frame.
+#[derive(Clone, Copy, Debug)]
+struct Ports([u16; MAX_PORTS]);
+
+impl Ports {
+    /// Unused slots repeat a configured port (or 0, which never matches).
+    fn new(ports: &[u16]) -> Ports {
+        let fill = ports.first().copied().unwrap_or(0);
+        let mut a = [fill; MAX_PORTS];
+        for (slot, p) in a.iter_mut().zip(ports) {
+            *slot = *p;
+        }
+        Ports(a)
+    }
+
+    #[inline(always)]
+    fn has(&self, port: u16) -> bool {
+        port != 0 && self.0.iter().fold(false, |hit, p| hit | (*p == port))
+    }
+}
+
 /// The decap stage of one worker: configuration and counters.
 #[derive(Clone, Debug)]
 pub struct Decap {
     cfg: DecapConfig,
+    vxlan_ports: Ports,
+    geneve_ports: Ports,
     counters: DecapCounters,
 }
 
@@ -350,6 +369,9 @@ impl Decap {
             .any(|p| *p == 0)
         {
             return Err(DecapConfigError::PortZero);
+        }
+        if cfg.vxlan_ports.len().max(cfg.geneve_ports.len()) > MAX_PORTS {
+            return Err(DecapConfigError::TooManyPorts);
         }
         if let Some(p) = cfg
             .vxlan_ports
@@ -382,6 +404,8 @@ impl Decap {
             }
         }
         Ok(Decap {
+            vxlan_ports: Ports::new(&cfg.vxlan_ports),
+            geneve_ports: Ports::new(&cfg.geneve_ports),
             cfg,
             counters: DecapCounters::default(),
         })
@@ -445,8 +469,8 @@ impl Decap {
     /// Finds the innermost Ethernet frame of a frame whose contiguous bytes
     /// are `data` and whose whole length is `len`, without changing it.
     pub fn classify(&self, data: &[u8], len: usize) -> Result<Classified, DecapError> {
-        let mut tunnels = [NO_TUNNEL; MAX_LAYERS];
-        let mut n = 0usize;
+        let mut found: Option<(TunnelInfo, TunnelInfo)> = None;
+        let mut n = 0u8;
         let (mut start, mut end) = (0usize, len);
         loop {
             let here = data.get(start..).unwrap_or(&[]);
@@ -456,12 +480,13 @@ impl Decap {
                     start: s,
                     end: e,
                 }) => {
-                    if n == usize::from(self.cfg.max_layers) {
+                    if n == self.cfg.max_layers {
                         return Err(DecapError::TooDeep);
                     }
-                    if let Some(t) = tunnels.get_mut(n) {
-                        *t = info;
-                    }
+                    found = Some(match found {
+                        None => (info, info),
+                        Some((outer, _)) => (outer, info),
+                    });
                     n += 1;
                     end = start + e;
                     start += s;
@@ -473,15 +498,16 @@ impl Decap {
                 Ok(_) | Err(_) => break,
             }
         }
-        if n == 0 {
+        let Some((outer, innermost)) = found else {
             return Ok(Classified::NotTunnel);
-        }
+        };
         Ok(Classified::Ethernet {
             start,
             end,
             info: Decapsulated {
-                layers: n as u8,
-                tunnels,
+                layers: n,
+                outer,
+                innermost,
                 stripped: start,
                 vlan: None,
             },
@@ -529,9 +555,9 @@ impl Decap {
         }
         let u = udp::Packet::new_unchecked(d.get(l4..).unwrap_or(&[]));
         let port = u.dst_port();
-        let kind = if self.cfg.vxlan_ports.contains(&port) {
+        let kind = if self.vxlan_ports.has(port) {
             TunnelKind::Vxlan
-        } else if self.cfg.geneve_ports.contains(&port) {
+        } else if self.geneve_ports.has(port) {
             TunnelKind::Geneve
         } else {
             return Ok(Found::NotTunnel);
@@ -860,10 +886,7 @@ mod tests {
             panic!()
         };
         assert_eq!(info.layers, 2);
-        assert_eq!(
-            info.tunnels().iter().map(|t| t.id).collect::<Vec<_>>(),
-            [Some(2), Some(1)]
-        );
+        assert_eq!((info.outer().id, info.innermost().id), (Some(2), Some(1)));
         assert_eq!(f.data(), &inner()[..]);
         let mut f = VecFrame::new(&thrice);
         assert_eq!(d.decap(&mut f), Err(DecapError::TooDeep));
@@ -960,6 +983,20 @@ mod tests {
                 ..DecapConfig::default()
             }),
             Some(DecapConfigError::PortClash(4789))
+        );
+        assert_eq!(
+            bad(DecapConfig {
+                vxlan_ports: (1..=9).collect(),
+                ..DecapConfig::default()
+            }),
+            Some(DecapConfigError::TooManyPorts)
+        );
+        assert_eq!(
+            bad(DecapConfig {
+                vxlan_ports: vec![0],
+                ..DecapConfig::default()
+            }),
+            Some(DecapConfigError::PortZero)
         );
         assert_eq!(
             bad(DecapConfig {

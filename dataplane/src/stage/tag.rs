@@ -20,6 +20,7 @@
 //! put on the wire: a rule that must be told apart gets its own tag override.
 
 use crate::stage::Direction;
+use crate::wire::field::{set_u16, set_u32, u16_at, u32_at, u8_at};
 use crate::wire::{erspan, vxlan};
 
 /// The per-packet facts a tunnel header carries about the packet's origin.
@@ -90,36 +91,72 @@ pub fn erspan3_port_index(tag: &TagInfo) -> u16 {
     tag.input_port & PORT_INDEX_MASK
 }
 
-/// Writes the per-packet ERSPAN II fields: session, T bit, index.
+/// Writes the per-packet ERSPAN II fields — session, T bit, index, and the
+/// mirrored frame's own VLAN when it had one (`En=3`: tag kept in the
+/// frame) — into `out`, a copy of the template header `tpl` (both start at
+/// the ERSPAN header). Whole words are composed from `tpl` and only written
+/// to `out`: reading back bytes just copied into the frame stalls the CPU
+/// on store forwarding, and this runs for every packet.
 #[inline]
-pub fn apply_erspan2(hdr: &mut [u8], tag: &TagInfo, session: u16, truncated: bool) {
-    let mut p = erspan::Packet::new_unchecked(hdr);
-    p.set_session_id(session);
-    p.set_truncated(truncated);
-    p.set_reserved_index(0, erspan2_index(tag));
+pub fn write_erspan2(
+    tpl: &[u8],
+    out: &mut [u8],
+    tag: &TagInfo,
+    session: u16,
+    truncated: bool,
+    orig_vlan: Option<u16>,
+) {
+    use erspan::w2;
+    let mut w0 = u16_at(tpl, 0);
+    let mut word2 = (u16_at(tpl, 2) & !(w2::T | w2::SESSION)) | (session & w2::SESSION);
+    if truncated {
+        word2 |= w2::T;
+    }
+    if let Some(vid) = orig_vlan {
+        w0 = (w0 & 0xf000) | (vid & 0x0fff);
+        word2 |= w2::EN;
+        set_u16(out, 0, w0);
+    }
+    set_u16(out, 2, word2);
+    set_u32(out, 4, erspan2_index(tag));
 }
 
-/// Writes the per-packet ERSPAN III fields: session, T bit, hardware ID,
-/// D bit, and the port index when the platform sub-header is present.
-/// The timestamp is the encap stage's business (it owns the clock).
+/// Writes the per-packet ERSPAN III fields — session, T bit, hardware ID,
+/// D bit, the mirrored frame's VLAN, and the port index when the platform
+/// sub-header (ID 3) is present — composed from `tpl` into `out` as
+/// [`write_erspan2`] does. The timestamp is the encap stage's business (it
+/// owns the clock).
 #[inline]
-pub fn apply_erspan3(
-    hdr: &mut [u8],
+pub fn write_erspan3(
+    tpl: &[u8],
+    out: &mut [u8],
     tag: &TagInfo,
     session: u16,
     truncated: bool,
     dest_hw_id: Option<u8>,
+    orig_vlan: Option<u16>,
 ) {
-    let mut p = erspan::Packet::new_unchecked(hdr);
-    p.set_session_id(session);
-    p.set_truncated(truncated);
-    p.set_hw_id(erspan3_hw_id(tag, dest_hw_id));
-    p.set_egress(tag.egress());
-    if let Some(mut pl) = p.platform() {
-        if pl.id == erspan::PLATFORM_ID_UPPER_TIMESTAMP {
-            pl.info = u32::from(erspan3_port_index(tag));
-            p.set_platform(pl);
-        }
+    use erspan::{w10, w2};
+    if let Some(vid) = orig_vlan {
+        set_u16(out, 0, (u16_at(tpl, 0) & 0xf000) | (vid & 0x0fff));
+    }
+    let mut word2 = (u16_at(tpl, 2) & !(w2::T | w2::SESSION)) | (session & w2::SESSION);
+    if truncated {
+        word2 |= w2::T;
+    }
+    set_u16(out, 2, word2);
+    let mut word10 =
+        (u16_at(tpl, 10) & !(w10::HW | w10::D)) | (u16::from(erspan3_hw_id(tag, dest_hw_id)) << 4);
+    if tag.egress() {
+        word10 |= w10::D;
+    }
+    set_u16(out, 10, word10);
+    if word10 & w10::O != 0
+        && u8_at(tpl, erspan::TYPE_III_LEN) >> 2 == erspan::PLATFORM_ID_UPPER_TIMESTAMP
+    {
+        let w = (u32_at(tpl, erspan::TYPE_III_LEN) & !u32::from(PORT_INDEX_MASK))
+            | u32::from(erspan3_port_index(tag));
+        set_u32(out, erspan::TYPE_III_LEN, w);
     }
 }
 
@@ -222,9 +259,10 @@ mod tests {
             granularity: erspan::Granularity::Ieee1588,
             platform: Some(erspan::Platform::upper_timestamp(0, 9)),
         });
-        let mut b = [0u8; 20];
-        r.emit_to(&mut b).unwrap();
-        apply_erspan3(&mut b, &TAG, 300, true, None);
+        let mut tpl = [0u8; 20];
+        r.emit_to(&mut tpl).unwrap();
+        let mut b = tpl;
+        write_erspan3(&tpl, &mut b, &TAG, 300, true, None, Some(77));
         let p = erspan::Packet::new_checked(&b[..]).unwrap();
         let got = erspan::Repr::parse(&p).unwrap();
         let rx = read_erspan(&got);
@@ -234,20 +272,36 @@ mod tests {
         assert!(p.truncated());
         assert_eq!(p.session_id(), 300);
         assert_eq!(p.platform().map(|x| x.word1), Some(9));
+        assert_eq!(p.vlan(), 77);
+        assert_eq!(p.version(), erspan::VERSION_III);
+        assert_eq!(p.granularity(), erspan::Granularity::Ieee1588);
+        assert!(p.p());
     }
 
     #[test]
     fn erspan2_index_is_the_input_port() {
-        let mut b = [0u8; 8];
-        erspan::Repr::TypeII(erspan::TypeII::default())
-            .emit_to(&mut b)
-            .unwrap();
-        apply_erspan2(&mut b, &TAG, 1023, false);
+        let mut tpl = [0u8; 8];
+        erspan::Repr::TypeII(erspan::TypeII {
+            cos: 5,
+            ..erspan::TypeII::default()
+        })
+        .emit_to(&mut tpl)
+        .unwrap();
+        let mut b = tpl;
+        write_erspan2(&tpl, &mut b, &TAG, 1023, false, None);
         let p = erspan::Packet::new_checked(&b[..]).unwrap();
         assert_eq!(p.index(), 0x4321);
         assert_eq!(p.session_id(), 1023);
         assert!(!p.truncated());
         assert_eq!(p.version(), erspan::VERSION_II);
+        assert_eq!((p.cos(), p.en_bso(), p.vlan()), (5, 0, 0));
+        write_erspan2(&tpl, &mut b, &TAG, 1, true, Some(300));
+        let p = erspan::Packet::new_checked(&b[..]).unwrap();
+        assert!(p.truncated());
+        assert_eq!(
+            (p.cos(), p.en_bso(), p.vlan(), p.session_id()),
+            (5, 3, 300, 1)
+        );
     }
 
     #[test]

@@ -81,8 +81,9 @@ impl From<Granularity> for u8 {
     }
 }
 
-/// Masks of the 16-bit word at offset 2 (shared by types II and III).
-mod w2 {
+/// Masks of the 16-bit word at offset 2 (shared by types II and III);
+/// public so encap can compose whole words without reading them back.
+pub mod w2 {
     pub const COS: u16 = 0xe000;
     pub const EN: u16 = 0x1800;
     pub const T: u16 = 0x0400;
@@ -90,7 +91,7 @@ mod w2 {
 }
 
 /// Masks of the type III 16-bit word at offset 10.
-mod w10 {
+pub mod w10 {
     pub const P: u16 = 0x8000;
     pub const FT: u16 = 0x7c00;
     pub const HW: u16 = 0x03f0;
