@@ -1,8 +1,10 @@
 //! The Sluice control plane: everything on the main lcore.
 
 pub mod appliance;
+pub mod cli;
 pub mod config;
 pub mod default;
+pub mod metrics;
 pub mod neighbor;
 pub mod policy;
 pub mod sample;

@@ -7,13 +7,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use clap::Parser;
 use ctrlplane::appliance::{Appliance, Options, PolicySource};
 use ctrlplane::config::Config;
-use ctrlplane::{default, sample};
+use ctrlplane::{cli, default, metrics, sample};
 
 /// Sluice: a DPDK packet broker.
 #[derive(Debug, Parser)]
@@ -40,6 +40,22 @@ struct Args {
     /// Where the built-in default writes its sample input and uplink capture.
     #[arg(long, value_name = "DIR", default_value = "sluice-default")]
     out_dir: PathBuf,
+    /// Interactive `sluice>` prompt (forwarding waits for `start` unless -a).
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Start forwarding at once, also with -i.
+    #[arg(short = 'a', long)]
+    auto_start: bool,
+    /// Run the commands in FILE after start-up.
+    #[arg(long, value_name = "FILE")]
+    cmdline_file: Option<PathBuf>,
+    /// Control socket for sluice-cli [default: sluice.sock in EAL's runtime
+    /// directory, /var/run/dpdk/<file-prefix>/].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Prometheus endpoint address (port 0 picks one; the log says which).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9477")]
+    metrics: String,
 }
 
 /// EAL arguments when none are given: virtual devices only, memory that
@@ -104,6 +120,7 @@ fn main() -> ExitCode {
         policy,
         exit_when_idle: args.exit_when_idle.map(Duration::from_millis),
         resolve_timeout: Duration::from_millis(args.resolve_timeout),
+        auto_start: !args.interactive || args.auto_start,
     };
     let mut app = match Appliance::start(&eal_args, cfg, opts) {
         Ok(a) => a,
@@ -112,7 +129,43 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    app.run(&stop, &reload);
+    let (console_tx, console_rx) = mpsc::channel();
+    let socket = args.socket.clone().unwrap_or_else(|| {
+        PathBuf::from("/var/run/dpdk")
+            .join(app.file_prefix())
+            .join("sluice.sock")
+    });
+    match cli::socket::serve(&socket, console_tx.clone()) {
+        Ok(()) => eprintln!("sluice: control socket {}", socket.display()),
+        Err(e) => eprintln!("sluice: no control socket: {e}"),
+    }
+    match metrics::serve(&args.metrics, console_tx.clone()) {
+        Ok(addr) => eprintln!("sluice: metrics on http://{addr}/metrics"),
+        Err(e) => eprintln!("sluice: no metrics endpoint: {e}"),
+    }
+    let mut quit = false;
+    if let Some(file) = &args.cmdline_file {
+        match std::fs::read_to_string(file) {
+            Ok(text) => {
+                for line in text.lines() {
+                    let (out, q) = app.serve(cli::Request::Command(line.to_owned()));
+                    print!("{out}");
+                    if q {
+                        quit = true;
+                        break;
+                    }
+                }
+            }
+            Err(e) => eprintln!("sluice: --cmdline-file {}: {e}", file.display()),
+        }
+    }
+    if args.interactive && !quit {
+        cli::prompt::spawn(console_tx.clone());
+    }
+    if !quit {
+        app.run(&stop, &reload, &console_rx);
+    }
+    let _ = std::fs::remove_file(&socket);
     match app.shutdown() {
         Ok(report) => {
             println!("{report}");

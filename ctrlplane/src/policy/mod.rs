@@ -32,15 +32,31 @@ pub fn parse_toml(text: &str, origin: &str) -> Result<Policy, PolicyError> {
     })
 }
 
-/// Reads, validates and compiles a TOML policy file.
-pub fn load(path: &Path, ctx: &Context) -> Result<CompiledPolicy, PolicyError> {
+/// Reads, validates and compiles a TOML policy file; returns the policy as
+/// written and as compiled.
+pub fn load(path: &Path, ctx: &Context) -> Result<(Policy, CompiledPolicy), PolicyError> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Read {
         path: origin.clone(),
         reason: e.to_string(),
     })?;
-    let policy = parse_toml(&text, &origin)?;
-    compile(&policy, ctx).map_err(|problems| PolicyError::Invalid { origin, problems })
+    load_text(&text, &origin, ctx)
+}
+
+/// Validates and compiles TOML policy text; `origin` names it in errors.
+pub fn load_text(
+    text: &str,
+    origin: &str,
+    ctx: &Context,
+) -> Result<(Policy, CompiledPolicy), PolicyError> {
+    let policy = parse_toml(text, origin)?;
+    match compile(&policy, ctx) {
+        Ok(c) => Ok((policy, c)),
+        Err(problems) => Err(PolicyError::Invalid {
+            origin: origin.to_owned(),
+            problems,
+        }),
+    }
 }
 
 #[cfg(test)]

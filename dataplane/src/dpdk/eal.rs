@@ -95,6 +95,18 @@ impl Drop for Eal {
     }
 }
 
+/// DPDK's version string, e.g. "DPDK 22.11.11".
+pub fn version() -> String {
+    // SAFETY: rte_version returns a pointer to a static NUL-terminated string.
+    unsafe {
+        let p = dpdk_sys::rte_version();
+        if p.is_null() {
+            return "DPDK (unknown version)".into();
+        }
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
 /// The files a primary process leaves in hugetlbfs and /var/run/dpdk.
 #[derive(Debug, Clone)]
 struct RuntimeFiles {

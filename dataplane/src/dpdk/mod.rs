@@ -15,7 +15,7 @@ mod ring;
 pub mod testing;
 
 pub use batch::{Batch, Drain};
-pub use eal::Eal;
+pub use eal::{version, Eal};
 pub use error::{DpdkError, Result};
 pub use lcore::{launch, main_lcore, tsc_hz, tsc_now, worker_lcores, LcoreHandle, WorkerPanic};
 pub use mbuf::{Mbuf, SharedMbuf};

@@ -20,6 +20,12 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Relaxed)
     }
+
+    /// Overwrites the value (for mirrors of counters kept elsewhere).
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Relaxed);
+    }
 }
 
 /// Where every received packet ends: exactly one of these (DESIGN §3).
@@ -94,6 +100,13 @@ pub struct WorkerCounters {
     pub exceptions_dropped: Counter,
     /// Packets on the uplink that are not for us (not in `rx`).
     pub uplink_ignored: Counter,
+    /// Mirrors of the worker's dedup table counters, refreshed at each drain.
+    pub dedup_checked: Counter,
+    pub dedup_hits: Counter,
+    pub dedup_inserts: Counter,
+    pub dedup_evictions: Counter,
+    /// The last `clear fwd stats all` this worker carried out.
+    pub cleared_epoch: Counter,
     /// 1 once the worker polls (its tables are built): start-up waits for it.
     pub started: Counter,
     /// Bursts processed, and the policy swaps this worker has taken.
@@ -186,6 +199,37 @@ pub const MAX_DEST_SLOTS: usize = 1024;
 pub struct WorkerStats {
     pub counters: WorkerCounters,
     pub dests: Box<[DestCounters]>,
+}
+
+impl WorkerStats {
+    /// Zeroes every counter. Only the owning worker may call it (between
+    /// bursts, with nothing in flight), so the accounting stays exact.
+    pub fn zero(&self) {
+        let c = &self.counters;
+        for x in [
+            &c.rx,
+            &c.rx_bytes,
+            &c.parse_errors,
+            &c.exceptions,
+            &c.exceptions_dropped,
+            &c.uplink_ignored,
+            &c.bursts,
+            &c.policy_swaps,
+        ] {
+            x.set(0);
+        }
+        for t in &c.terminals {
+            t.set(0);
+        }
+        for d in self.dests.iter() {
+            d.tx_packets.set(0);
+            d.tx_bytes.set(0);
+            d.truncated_to_mtu.set(0);
+            for x in &d.drops {
+                x.set(0);
+            }
+        }
+    }
 }
 
 impl Default for WorkerStats {

@@ -3,7 +3,7 @@
 //! same symmetric flow hash, so both mirrored copies of a packet (and both
 //! directions of a flow) meet in one worker's dedup table, in order.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crate::dpdk::{Batch, Mbuf, Ring, RxQueue};
@@ -22,6 +22,8 @@ pub struct DistributorSetup {
     /// (`rx` and `dropped_tx_full`: the worker's ring stayed full).
     pub stats: Arc<WorkerStats>,
     pub state: Arc<AtomicU8>,
+    /// Bumped by `clear fwd stats all`.
+    pub clear_epoch: Arc<AtomicU64>,
 }
 
 /// Runs until the state says `EXIT`.
@@ -30,7 +32,14 @@ pub fn run(mut s: DistributorSetup) {
     let mut rx: Batch<BURST> = Batch::new();
     let mut out: Vec<Batch<BURST>> = (0..n).map(|_| Batch::new()).collect();
     s.stats.counters.started.add(1);
+    let mut epoch = 0;
     while s.state.load(Ordering::Acquire) != run_state::EXIT {
+        let e = s.clear_epoch.load(Ordering::Relaxed);
+        if e != epoch {
+            s.stats.zero();
+            epoch = e;
+            s.stats.counters.cleared_epoch.set(e);
+        }
         if s.state.load(Ordering::Acquire) != run_state::RUNNING {
             std::hint::spin_loop();
             continue;

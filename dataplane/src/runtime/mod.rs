@@ -5,6 +5,7 @@ pub mod counters;
 pub mod policy;
 pub mod ratelimit;
 pub mod tables;
+pub mod trace;
 
 #[cfg(feature = "dpdk")]
 pub mod clock;

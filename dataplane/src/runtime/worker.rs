@@ -6,7 +6,7 @@
 //! when the last copy was sent or dropped: forwarded if any copy went out,
 //! else the first drop reason.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Cache};
@@ -17,6 +17,7 @@ use crate::runtime::clock::Clock;
 use crate::runtime::counters::{DestDrop, Terminal, WorkerStats};
 use crate::runtime::ratelimit::DestLimiter;
 use crate::runtime::tables::Tables;
+use crate::runtime::trace::{DestTrace, Trace, TraceRecord};
 use crate::stage::dedup::{Dedup, DedupConfig, Verdict as DedupVerdict};
 use crate::stage::encap::{EncapError, EncapMeta, EncapTemplate};
 use crate::stage::filter::{Action, FlowCache, Verdict};
@@ -67,6 +68,12 @@ pub struct WorkerSetup {
     pub state: Arc<AtomicU8>,
     pub clock: Clock,
     pub flow_cache_entries: usize,
+    /// Packet trace shared with the console.
+    pub trace: Arc<Trace>,
+    /// The dedup window the console wants (µs); applied at the next burst.
+    pub dedup_window_us: Arc<AtomicU32>,
+    /// Bumped by `clear fwd stats all`: the worker zeroes its own counters.
+    pub clear_epoch: Arc<AtomicU64>,
 }
 
 /// A TX buffer entry's packet bookkeeping.
@@ -103,6 +110,9 @@ struct Worker {
     templates: Vec<Option<EncapTemplate>>,
     limiters: Vec<DestLimiter>,
     generation: u64,
+    clear_epoch: u64,
+    /// Dedup table counters at the last clear.
+    dedup_base: crate::stage::dedup::DedupCounters,
 }
 
 /// Runs the worker loop until the state says `EXIT`, then drains.
@@ -120,6 +130,8 @@ pub fn run(setup: WorkerSetup) -> Result<(), String> {
         templates: Vec::new(),
         limiters: Vec::new(),
         generation: u64::MAX,
+        clear_epoch: 0,
+        dedup_base: Default::default(),
     };
     w.run_loop();
     Ok(())
@@ -137,6 +149,19 @@ impl Worker {
             let state = self.s.state.load(Ordering::Acquire);
             if state == run_state::EXIT {
                 break;
+            }
+            let epoch = self.s.clear_epoch.load(Ordering::Relaxed);
+            if epoch != self.clear_epoch {
+                // Resolve every pending copy first: then zero is exact.
+                self.flush();
+                self.s.stats.zero();
+                self.dedup_base = self.dedup.counters();
+                self.clear_epoch = epoch;
+                self.s.stats.counters.cleared_epoch.set(epoch);
+            }
+            let window = self.s.dedup_window_us.load(Ordering::Relaxed);
+            if window != self.dedup.window_us() {
+                self.dedup.set_window(window);
             }
             // The quiescent point: the previous burst's tables are released here.
             let t = Arc::clone(tables.load());
@@ -163,10 +188,21 @@ impl Worker {
             let now = tsc_now();
             if now.wrapping_sub(last_drain) > drain_ticks {
                 self.flush();
+                self.export_dedup();
                 last_drain = now;
             }
         }
         self.flush();
+        self.export_dedup();
+    }
+
+    fn export_dedup(&self) {
+        let (d, b) = (self.dedup.counters(), self.dedup_base);
+        let c = &self.s.stats.counters;
+        c.dedup_checked.set(d.checked - b.checked);
+        c.dedup_hits.set(d.hits - b.hits);
+        c.dedup_inserts.set(d.inserts - b.inserts);
+        c.dedup_evictions.set(d.evictions - b.evictions);
     }
 
     /// Takes a new tables generation: local template copies (sequence
@@ -203,6 +239,7 @@ impl Worker {
         let mut layers = [Layers::default(); BURST];
         let mut verdicts = [Verdict::default(); BURST];
         let mut dups = [DedupVerdict::Unique; BURST];
+        let mut want_dedup = [false; BURST];
         let cls = &t.policy.classifier;
         let mut bytes = 0u64;
         for (i, m) in rx.as_slice().iter().enumerate() {
@@ -213,19 +250,75 @@ impl Worker {
             }
             let d = dir.unwrap_or_else(|| self.direction_of(m.port()));
             verdicts[i] = cls.classify_cached(&mut self.cache, &layers[i], m.port(), d);
-            if let Action::Forward(targets) = cls.action(verdicts[i]) {
-                if targets.iter().any(|a| a.dedup) {
-                    dups[i] = self.dedup.check(m, &layers[i], now_ns);
-                }
-            }
+            want_dedup[i] = matches!(cls.action(verdicts[i]), Action::Forward(ts) if ts.iter().any(|a| a.dedup));
         }
         c.rx_bytes.add(bytes);
+        // One pass over the burst, so the table's cache misses overlap.
+        self.dedup.check_burst_where(
+            rx.as_slice(),
+            &layers[..n],
+            &want_dedup[..n],
+            now_ns,
+            &mut dups[..n],
+        );
         // Reserve each destination's sequence numbers for this burst in one
         // atomic add: at most one per packet per destination.
         self.reserve_sequences(t, &verdicts[..n]);
+        let tracing = self.s.trace.armed();
         for (i, m) in rx.drain().enumerate() {
             let d = dir.unwrap_or_else(|| self.direction_of(m.port()));
-            self.forward(t, m, &layers[i], verdicts[i], dups[i], d, now_ns);
+            if tracing && self.s.trace.take() {
+                let mut rec = self.trace_start(t, &m, &layers[i], verdicts[i], dups[i]);
+                self.forward(
+                    t,
+                    m,
+                    &layers[i],
+                    verdicts[i],
+                    dups[i],
+                    d,
+                    now_ns,
+                    Some(&mut rec),
+                );
+                self.s.trace.record(rec);
+            } else {
+                self.forward(t, m, &layers[i], verdicts[i], dups[i], d, now_ns, None);
+            }
+        }
+    }
+
+    /// The parts of a trace record known before forwarding.
+    fn trace_start(
+        &self,
+        t: &Tables,
+        m: &Mbuf,
+        l: &Layers,
+        v: Verdict,
+        dup: DedupVerdict,
+    ) -> TraceRecord {
+        let cls = &t.policy.classifier;
+        let rule = match cls.rule_id(v) {
+            Some(id) => t
+                .policy
+                .rule_names
+                .get(id as usize)
+                .map_or_else(|| format!("rule {id}"), |n| format!("rule {id} {n:?}")),
+            None => "no rule matched: default drop".to_owned(),
+        };
+        let wants_dedup =
+            matches!(cls.action(v), Action::Forward(ts) if ts.iter().any(|a| a.dedup));
+        TraceRecord {
+            worker: self.s.index,
+            port: m.port(),
+            len: m.pkt_len(),
+            parsed: describe_layers(l),
+            rule,
+            dedup: match (wants_dedup, dup) {
+                (false, _) => "not checked".to_owned(),
+                (true, DedupVerdict::Unique) => "unique".to_owned(),
+                (true, DedupVerdict::Duplicate) => "duplicate".to_owned(),
+            },
+            verdict: String::new(),
+            dests: Vec::new(),
         }
     }
 
@@ -284,12 +377,16 @@ impl Worker {
         dup: DedupVerdict,
         dir: Direction,
         now_ns: u64,
+        mut trace: Option<&mut TraceRecord>,
     ) {
         let c = &self.s.stats.counters;
         let cls = &t.policy.classifier;
         let targets = match cls.action(verdict) {
             Action::Drop => {
                 c.terminal(Terminal::Filtered).add(1);
+                if let Some(r) = trace {
+                    r.verdict = Terminal::Filtered.name().to_owned();
+                }
                 return;
             }
             Action::Forward(targets) => targets,
@@ -302,6 +399,9 @@ impl Worker {
         let total = wanted().count();
         if total == 0 {
             c.terminal(Terminal::Deduplicated).add(1);
+            if let Some(r) = trace {
+                r.verdict = Terminal::Deduplicated.name().to_owned();
+            }
             return;
         }
         let fate = self.new_fate();
@@ -317,9 +417,23 @@ impl Worker {
             let slot = t.dests.get(d).map_or(0, |x| x.slot);
             let dc = &self.s.stats.dests[usize::from(slot)];
             let last = k + 1 == total;
+            let dest_name = || {
+                t.policy
+                    .destinations
+                    .get(d)
+                    .map_or_else(String::new, |x| x.name.clone())
+            };
             let Some(Some(tmpl)) = self.templates.get_mut(d) else {
                 dc.drop(DestDrop::NoNexthop).add(1);
                 note_drop(&mut self.fates[fate], DestDrop::NoNexthop);
+                if let Some(r) = trace.as_deref_mut() {
+                    r.dests.push(dest_trace(
+                        dest_name(),
+                        a.slice,
+                        0,
+                        DestDrop::NoNexthop.name(),
+                    ));
+                }
                 continue;
             };
             let Some(src) = original.as_ref() else { break };
@@ -329,6 +443,14 @@ impl Worker {
                 if !l.allow(max + tmpl.header_len(), self.s.clock.tsc_now()) {
                     dc.drop(DestDrop::RateLimit).add(1);
                     note_drop(&mut self.fates[fate], DestDrop::RateLimit);
+                    if let Some(r) = trace.as_deref_mut() {
+                        r.dests.push(dest_trace(
+                            dest_name(),
+                            a.slice,
+                            0,
+                            DestDrop::RateLimit.name(),
+                        ));
+                    }
                     continue;
                 }
             }
@@ -343,12 +465,22 @@ impl Worker {
                     Err(_) => {
                         dc.drop(DestDrop::NoMbuf).add(1);
                         note_drop(&mut self.fates[fate], DestDrop::NoMbuf);
+                        if let Some(r) = trace.as_deref_mut() {
+                            r.dests.push(dest_trace(
+                                dest_name(),
+                                a.slice,
+                                0,
+                                DestDrop::NoMbuf.name(),
+                            ));
+                        }
                         continue;
                     }
                 }
             };
             let sliced =
                 a.slice != SliceSpec::Whole && slice(&mut copy, layers, a.slice).truncated();
+            let sliced_len = copy.pkt_len();
+            let seq = tmpl.next_seq();
             let meta = EncapMeta {
                 layers: Some(layers),
                 tag,
@@ -362,6 +494,19 @@ impl Worker {
                         dc.truncated_to_mtu.add(1);
                     }
                     let bytes = copy.pkt_len() as u32;
+                    if let Some(r) = trace.as_deref_mut() {
+                        let what = match t.policy.destinations.get(d) {
+                            Some(x) => format!(
+                                "encapsulated: {:?} to {}, seq {seq}, {bytes} bytes on the wire{}",
+                                x.tunnel,
+                                x.remote,
+                                if sliced { ", truncated" } else { "" }
+                            ),
+                            None => "encapsulated".to_owned(),
+                        };
+                        r.dests
+                            .push(dest_trace(dest_name(), a.slice, sliced_len, &what));
+                    }
                     self.fates[fate].pending += 1;
                     self.enqueue_tx(
                         copy,
@@ -379,11 +524,20 @@ impl Worker {
                     };
                     dc.drop(why).add(1);
                     note_drop(&mut self.fates[fate], why);
+                    if let Some(r) = trace.as_deref_mut() {
+                        r.dests
+                            .push(dest_trace(dest_name(), a.slice, sliced_len, why.name()));
+                    }
                 }
             }
         }
         if self.fates[fate].pending == 0 {
-            self.resolve(fate);
+            let term = self.resolve(fate);
+            if let Some(r) = trace {
+                r.verdict = term.name().to_owned();
+            }
+        } else if let Some(r) = trace {
+            r.verdict = "forwarded once a copy leaves the TX buffer".to_owned();
         }
     }
 
@@ -400,7 +554,7 @@ impl Worker {
         i
     }
 
-    fn resolve(&mut self, fate: usize) {
+    fn resolve(&mut self, fate: usize) -> Terminal {
         let f = self.fates[fate];
         let term = if f.forwarded {
             Terminal::Forwarded
@@ -409,6 +563,7 @@ impl Worker {
                 .map_or(Terminal::DroppedError, DestDrop::terminal)
         };
         self.s.stats.counters.terminal(term).add(1);
+        term
     }
 
     fn enqueue_tx(&mut self, m: Mbuf, meta: TxMeta) {
@@ -506,6 +661,45 @@ impl Worker {
             );
         }
     }
+}
+
+fn dest_trace(
+    destination: String,
+    slice: SliceSpec,
+    len_after_slice: usize,
+    outcome: &str,
+) -> DestTrace {
+    DestTrace {
+        destination,
+        slice: match slice {
+            SliceSpec::Whole => "whole frame".to_owned(),
+            SliceSpec::Bytes(n) => format!("first {n} bytes"),
+            SliceSpec::AfterL4(n) => format!("headers + {n} payload bytes"),
+        },
+        len_after_slice,
+        outcome: outcome.to_owned(),
+    }
+}
+
+/// One line on what parse found, for traces.
+pub fn describe_layers(l: &Layers) -> String {
+    let mut s = format!("ethertype 0x{:04x}", l.ethertype);
+    if let Some(v) = l.outer_vlan {
+        s.push_str(&format!(", vlan {v}"));
+    }
+    if let Some(v) = l.inner_vlan {
+        s.push_str(&format!(" inner vlan {v}"));
+    }
+    if let (Some(src), Some(dst)) = (l.src_ip(), l.dst_ip()) {
+        s.push_str(&format!(", {src} -> {dst} proto {}", l.l4_proto));
+        if l.src_port != 0 || l.dst_port != 0 {
+            s.push_str(&format!(" ports {} -> {}", l.src_port, l.dst_port));
+        }
+    }
+    if let Some(e) = l.error {
+        s.push_str(&format!(", malformed: {}", e.name()));
+    }
+    s
 }
 
 fn note_drop(f: &mut Fate, why: DestDrop) {

@@ -20,16 +20,22 @@ use dataplane::runtime::counters::{Totals, WorkerStats, MAX_DEST_SLOTS};
 use dataplane::runtime::distributor::{self, DistributorSetup};
 use dataplane::runtime::policy::CompiledPolicy;
 use dataplane::runtime::tables::{DestTable, Tables};
+use dataplane::runtime::trace::Trace;
 use dataplane::runtime::worker::{self, run_state, Source, WorkerSetup};
 use dataplane::stage::dedup::DedupConfig;
 use dataplane::stage::encap::{EncapConfig, EncapTemplate, OuterConfig};
 use dataplane::stage::Direction;
 use dataplane::wire::ethernet::Address;
 
+use std::sync::mpsc::Receiver;
+
+use crate::cli::Envelope;
 use crate::config::{parse_cidr, parse_mac, Config, PortConfig, PortDirection, Role};
 use crate::neighbor::{Neighbors, Uplink};
-use crate::policy::{self, Context};
+use crate::policy::{self, Context, Policy};
 use crate::stats::{fwd_stats, Named};
+
+mod console;
 
 /// Where the policy comes from.
 #[derive(Debug, Clone)]
@@ -48,6 +54,35 @@ pub struct Options {
     pub exit_when_idle: Option<Duration>,
     /// How long start-up waits for next hops before forwarding anyway.
     pub resolve_timeout: Duration,
+    /// Start forwarding after start-up (else wait for `start`, as testpmd
+    /// does in interactive mode).
+    pub auto_start: bool,
+}
+
+/// The appliance's state (DESIGN §6), as the console and heartbeats report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Starting: ports up, next hops resolving.
+    Selfcheck,
+    Running,
+    /// Shedding load on purpose to protect itself.
+    Protect,
+    /// Not forwarding (console `stop`).
+    Stopped,
+    /// A worker failed.
+    Exception,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Selfcheck => "selfcheck",
+            State::Running => "running",
+            State::Protect => "protect",
+            State::Stopped => "stopped",
+            State::Exception => "exception",
+        }
+    }
 }
 
 fn log(msg: impl AsRef<str>) {
@@ -72,9 +107,11 @@ struct DistributorSlot {
 pub struct Appliance {
     workers: Vec<WorkerSlot>,
     distributor: Option<DistributorSlot>,
-    state: Arc<AtomicU8>,
+    run: Arc<AtomicU8>,
     tables: Arc<ArcSwap<Tables>>,
     policy: Arc<CompiledPolicy>,
+    /// The running policy as written, for `show policy`.
+    policy_model: Policy,
     generation: u64,
     slots: HashMap<String, u16>,
     seqs: HashMap<String, Arc<AtomicU32>>,
@@ -87,10 +124,17 @@ pub struct Appliance {
     uplink_ip: IpAddr,
     uplink_mac: [u8; 6],
     started: Instant,
+    /// What the console and heartbeats report.
+    state: State,
+    trace: Arc<Trace>,
+    dedup_window_us: Arc<AtomicU32>,
+    /// Bumped by `clear fwd stats all`; workers zero their own counters.
+    clear_epoch: Arc<std::sync::atomic::AtomicU64>,
+    lcore_roles: Vec<(u32, String)>,
     ports: Vec<(PortConfig, Port)>,
     pool: Arc<Mempool>,
-    /// Held, never read: dropping it (last) cleans EAL up.
-    _eal: Eal,
+    /// Dropped last: cleans EAL up.
+    eal: Eal,
 }
 
 /// Ports opened and configured, and who polls what.
@@ -250,7 +294,7 @@ impl Appliance {
                 .map(|(pc, p)| (pc.name.clone(), p.id()))
                 .collect(),
         };
-        let policy = load_policy(&opts.policy, &ctx)?;
+        let (policy_model, policy) = load_policy(&opts.policy, &ctx)?;
         if policy.destinations.len() > MAX_DEST_SLOTS {
             return Err(format!(
                 "policy has {} destinations; the appliance holds {MAX_DEST_SLOTS}",
@@ -262,7 +306,7 @@ impl Appliance {
             Arc::new(Ring::new("sluice_exc", 1024).map_err(dpdk_err("exception ring"))?);
         let control_tx =
             Arc::new(Ring::new("sluice_ctl_tx", 256).map_err(dpdk_err("control ring"))?);
-        let state = Arc::new(AtomicU8::new(run_state::PAUSED));
+        let run = Arc::new(AtomicU8::new(run_state::PAUSED));
         let placeholder = Tables {
             generation: 0,
             policy: Arc::new(policy.clone()),
@@ -271,9 +315,10 @@ impl Appliance {
         let mut app = Appliance {
             workers: Vec::new(),
             distributor: None,
-            state: Arc::clone(&state),
+            run,
             tables: Arc::new(ArcSwap::from_pointee(placeholder)),
             policy: Arc::new(policy),
+            policy_model,
             generation: 0,
             slots: HashMap::new(),
             seqs: HashMap::new(),
@@ -286,15 +331,28 @@ impl Appliance {
             uplink_ip,
             uplink_mac,
             started: Instant::now(),
+            state: State::Selfcheck,
+            trace: Arc::new(Trace::default()),
+            dedup_window_us: Arc::new(AtomicU32::new(0)),
+            clear_epoch: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            lcore_roles: Vec::new(),
             ports: Vec::new(),
             pool,
-            _eal: eal,
+            eal,
         };
+        app.dedup_window_us.store(
+            app.cfg.dedup.window_us.min(u64::from(u32::MAX)) as u32,
+            Ordering::Relaxed,
+        );
         app.publish()?;
         app.launch(plan)?;
         app.wait_started()?;
         app.selfcheck();
-        app.state.store(run_state::RUNNING, Ordering::Release);
+        if app.opts.auto_start {
+            app.set_forwarding(true);
+        } else {
+            app.state = State::Stopped;
+        }
         log(format!(
             "running: {} worker(s){}, policy {:?} with {} rule(s) and {} destination(s)",
             app.workers.len(),
@@ -390,13 +448,47 @@ impl Appliance {
                     },
                     tables: Arc::clone(&self.tables),
                     stats,
-                    state: Arc::clone(&self.state),
+                    state: Arc::clone(&self.run),
                     clock,
                     flow_cache_entries: 4096,
+                    trace: Arc::clone(&self.trace),
+                    dedup_window_us: Arc::clone(&self.dedup_window_us),
+                    clear_epoch: Arc::clone(&self.clear_epoch),
                 },
             ));
         }
         self.ports = ports;
+        self.lcore_roles = vec![(
+            dataplane::dpdk::main_lcore(),
+            "main: control plane, console, ARP/ND".to_owned(),
+        )];
+        for (i, (lcore, _, setup)) in setups.iter().enumerate() {
+            let polls: Vec<String> = setup
+                .sources
+                .iter()
+                .map(|s| match s {
+                    Source::Queue { rxq, .. } => {
+                        format!("port {} queue {}", rxq.port(), rxq.queue())
+                    }
+                    Source::Ring(_) => "its distributor ring".to_owned(),
+                })
+                .chain(
+                    setup
+                        .uplink_rx
+                        .iter()
+                        .map(|q| format!("uplink port {} queue {} (ARP/ND)", q.port(), q.queue())),
+                )
+                .collect();
+            self.lcore_roles.push((
+                *lcore,
+                format!(
+                    "worker {i}: polls {}; sends on port {} queue {}",
+                    polls.join(", "),
+                    setup.uplink_tx.port(),
+                    setup.uplink_tx.queue()
+                ),
+            ));
+        }
         for (lcore, stats, setup) in setups {
             let handle =
                 launch(lcore, move || worker::run(setup)).map_err(dpdk_err("launch worker"))?;
@@ -412,7 +504,8 @@ impl Appliance {
                 inputs: dist_inputs,
                 rings,
                 stats: Arc::clone(&stats),
-                state: Arc::clone(&self.state),
+                state: Arc::clone(&self.run),
+                clear_epoch: Arc::clone(&self.clear_epoch),
             };
             let handle = launch(lcore, move || distributor::run(setup))
                 .map_err(dpdk_err("launch distributor"))?;
@@ -564,22 +657,42 @@ impl Appliance {
         }
     }
 
-    /// Reloads the policy from its source; a bad one leaves the running one.
-    pub fn reload_policy(&mut self) {
-        match load_policy(&self.opts.policy, &self.ctx) {
-            Ok(p) => {
-                self.policy = Arc::new(p);
-                match self.publish() {
-                    Ok(()) => log(format!(
-                        "policy {:?} loaded: {} rule(s), {} destination(s)",
-                        self.policy.version,
-                        self.policy.rule_names.len(),
-                        self.policy.destinations.len()
-                    )),
-                    Err(e) => log(e),
+    /// Loads a policy from `src` and swaps it in; a bad one is refused with
+    /// every problem and the running one stays. On success `src` becomes
+    /// the source SIGHUP reloads.
+    pub fn apply_policy(&mut self, src: PolicySource) -> Result<String, String> {
+        match load_policy(&src, &self.ctx) {
+            Ok((model, p)) => {
+                if p.destinations.len() > MAX_DEST_SLOTS {
+                    return Err(format!(
+                        "policy has more than {MAX_DEST_SLOTS} destinations"
+                    ));
                 }
+                let old = (
+                    Arc::clone(&self.policy),
+                    std::mem::replace(&mut self.policy_model, model),
+                );
+                self.policy = Arc::new(p);
+                if let Err(e) = self.publish() {
+                    (self.policy, self.policy_model) = old;
+                    return Err(e);
+                }
+                self.opts.policy = src;
+                Ok(format!(
+                    "policy {:?} loaded: {} rule(s), {} destination(s)",
+                    self.policy.version,
+                    self.policy.rule_names.len(),
+                    self.policy.destinations.len()
+                ))
             }
-            Err(e) => log(format!("{e}; keeping policy {:?}", self.policy.version)),
+            Err(e) => Err(format!("{e}; keeping policy {:?}", self.policy.version)),
+        }
+    }
+
+    /// SIGHUP: reload the policy from its source.
+    pub fn reload_policy(&mut self) {
+        match self.apply_policy(self.opts.policy.clone()) {
+            Ok(m) | Err(m) => log(m),
         }
     }
 
@@ -645,8 +758,25 @@ impl Appliance {
                 .is_some_and(|d| d.handle.as_ref().is_some_and(LcoreHandle::is_finished))
     }
 
-    /// The control loop, until a signal (or idleness, when asked) ends it.
-    pub fn run(&mut self, stop: &AtomicBool, reload: &AtomicBool) {
+    /// EAL's `--file-prefix` (the runtime directory's name).
+    pub fn file_prefix(&self) -> &str {
+        self.eal.file_prefix()
+    }
+
+    /// Starts or stops polling the inputs.
+    pub fn set_forwarding(&mut self, on: bool) {
+        let (run, state) = if on {
+            (run_state::RUNNING, State::Running)
+        } else {
+            (run_state::PAUSED, State::Stopped)
+        };
+        self.run.store(run, Ordering::Release);
+        self.state = state;
+    }
+
+    /// The control loop, until a signal, `quit` (or idleness, when asked)
+    /// ends it. Console requests are served here, between slow-path rounds.
+    pub fn run(&mut self, stop: &AtomicBool, reload: &AtomicBool, console: &Receiver<Envelope>) {
         let mut last_rx = 0;
         let mut quiet_since = Instant::now();
         loop {
@@ -658,8 +788,18 @@ impl Appliance {
                 self.reload_policy();
             }
             if self.worker_died() {
+                self.state = State::Exception;
                 log("a worker stopped unexpectedly");
                 return;
+            }
+            while let Ok(env) = console.try_recv() {
+                let (reply, quit) = self.serve(env.request);
+                // The asker may have gone; the appliance carries on regardless.
+                let _ = env.reply.send(reply);
+                if quit {
+                    log("quit");
+                    return;
+                }
             }
             self.service();
             if let Some(idle) = self.opts.exit_when_idle {
@@ -679,7 +819,7 @@ impl Appliance {
     /// Stops the workers, prints the final counters, closes the ports.
     /// Returns an error if a worker failed.
     pub fn shutdown(mut self) -> Result<String, String> {
-        self.state.store(run_state::EXIT, Ordering::Release);
+        self.run.store(run_state::EXIT, Ordering::Release);
         let mut failures = Vec::new();
         for w in &mut self.workers {
             if let Some(h) = w.handle.take() {
@@ -706,18 +846,10 @@ impl Appliance {
     }
 }
 
-fn load_policy(src: &PolicySource, ctx: &Context) -> Result<CompiledPolicy, String> {
+fn load_policy(src: &PolicySource, ctx: &Context) -> Result<(Policy, CompiledPolicy), String> {
     match src {
-        PolicySource::File(p) => policy::load(p, ctx).map_err(|e| e.to_string()),
-        PolicySource::BuiltIn(text) => {
-            let p = policy::parse_toml(text, "built-in policy").map_err(|e| e.to_string())?;
-            policy::compile(&p, ctx).map_err(|problems| {
-                problems
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-        }
+        PolicySource::File(p) => policy::load(p, ctx),
+        PolicySource::BuiltIn(text) => policy::load_text(text, "built-in policy", ctx),
     }
+    .map_err(|e| e.to_string())
 }

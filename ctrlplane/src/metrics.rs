@@ -1,0 +1,287 @@
+//! Prometheus text exposition of the appliance's counters, served over HTTP
+//! (loopback by default). The scrape is answered by the main lcore through
+//! the console channel, so it reads exactly what `show` commands read.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::mpsc::{self, Sender};
+use std::time::Duration;
+
+use dataplane::runtime::counters::{DestDrop, Terminal};
+
+use crate::appliance::{Appliance, State};
+use crate::cli::{Envelope, Request};
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Label values escaped as the exposition format asks.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The whole exposition text.
+pub fn render(a: &Appliance) -> String {
+    let mut o = String::new();
+    family(
+        &mut o,
+        "sluice_state",
+        "gauge",
+        "1 for the appliance's current state.",
+    );
+    for s in [
+        State::Selfcheck,
+        State::Running,
+        State::Protect,
+        State::Stopped,
+        State::Exception,
+    ] {
+        let _ = writeln!(
+            o,
+            "sluice_state{{state=\"{}\"}} {}",
+            s.name(),
+            u8::from(a.state() == s)
+        );
+    }
+    let parts = a.named_stats();
+    family(
+        &mut o,
+        "sluice_rx_packets_total",
+        "counter",
+        "Packets received by each worker.",
+    );
+    for (n, w) in &parts {
+        let _ = writeln!(
+            o,
+            "sluice_rx_packets_total{{worker=\"{}\"}} {}",
+            esc(n),
+            w.counters.rx.get()
+        );
+    }
+    family(
+        &mut o,
+        "sluice_rx_bytes_total",
+        "counter",
+        "Bytes received by each worker.",
+    );
+    for (n, w) in &parts {
+        let _ = writeln!(
+            o,
+            "sluice_rx_bytes_total{{worker=\"{}\"}} {}",
+            esc(n),
+            w.counters.rx_bytes.get()
+        );
+    }
+    family(
+        &mut o,
+        "sluice_packets_total",
+        "counter",
+        "Received packets by the terminal counter they ended in.",
+    );
+    for (n, w) in &parts {
+        for t in Terminal::ALL {
+            let _ = writeln!(
+                o,
+                "sluice_packets_total{{worker=\"{}\",terminal=\"{}\"}} {}",
+                esc(n),
+                t.name(),
+                w.counters.terminal(t).get()
+            );
+        }
+    }
+    family(
+        &mut o,
+        "sluice_parse_errors_total",
+        "counter",
+        "Malformed frames seen by parse.",
+    );
+    for (n, w) in &parts {
+        let _ = writeln!(
+            o,
+            "sluice_parse_errors_total{{worker=\"{}\"}} {}",
+            esc(n),
+            w.counters.parse_errors.get()
+        );
+    }
+    for (name, help, get) in [
+        (
+            "sluice_dedup_checked_total",
+            "Packets looked up in the dedup table.",
+            0,
+        ),
+        (
+            "sluice_dedup_hits_total",
+            "Packets found to be duplicates.",
+            1,
+        ),
+        (
+            "sluice_dedup_evictions_total",
+            "Live dedup entries replaced (table too small).",
+            2,
+        ),
+    ] {
+        family(&mut o, name, "counter", help);
+        for (n, w) in &parts {
+            let c = &w.counters;
+            let v = [
+                c.dedup_checked.get(),
+                c.dedup_hits.get(),
+                c.dedup_evictions.get(),
+            ][get];
+            let _ = writeln!(o, "{name}{{worker=\"{}\"}} {v}", esc(n));
+        }
+    }
+    let dests = a.destination_slots();
+    let sum = |slot: usize,
+               f: &dyn Fn(&dataplane::runtime::counters::DestCounters) -> u64|
+     -> u64 { parts.iter().map(|(_, w)| f(&w.dests[slot])).sum() };
+    family(
+        &mut o,
+        "sluice_destination_tx_packets_total",
+        "counter",
+        "Tunnel packets sent per destination.",
+    );
+    for (d, slot) in &dests {
+        let _ = writeln!(
+            o,
+            "sluice_destination_tx_packets_total{{destination=\"{}\"}} {}",
+            esc(d),
+            sum(*slot, &|c| c.tx_packets.get())
+        );
+    }
+    family(
+        &mut o,
+        "sluice_destination_tx_bytes_total",
+        "counter",
+        "Tunnel bytes sent per destination.",
+    );
+    for (d, slot) in &dests {
+        let _ = writeln!(
+            o,
+            "sluice_destination_tx_bytes_total{{destination=\"{}\"}} {}",
+            esc(d),
+            sum(*slot, &|c| c.tx_bytes.get())
+        );
+    }
+    family(
+        &mut o,
+        "sluice_destination_dropped_total",
+        "counter",
+        "Copies a destination did not get, by reason.",
+    );
+    for (d, slot) in &dests {
+        for r in DestDrop::ALL {
+            let _ = writeln!(
+                o,
+                "sluice_destination_dropped_total{{destination=\"{}\",reason=\"{}\"}} {}",
+                esc(d),
+                r.name(),
+                sum(*slot, &|c| c.drop(r).get())
+            );
+        }
+    }
+    let ports = a.port_counters();
+    for (name, help, idx) in [
+        (
+            "sluice_port_rx_packets_total",
+            "Packets the port received (RX-packets).",
+            0,
+        ),
+        (
+            "sluice_port_rx_bytes_total",
+            "Bytes the port received (RX-bytes).",
+            1,
+        ),
+        (
+            "sluice_port_rx_missed_total",
+            "Packets the port dropped for lack of descriptors (RX-missed).",
+            2,
+        ),
+        (
+            "sluice_port_rx_errors_total",
+            "Receive errors (RX-errors).",
+            3,
+        ),
+        (
+            "sluice_port_rx_nombuf_total",
+            "Receive mbuf allocation failures (RX-nombuf).",
+            4,
+        ),
+        (
+            "sluice_port_tx_packets_total",
+            "Packets the port sent (TX-packets).",
+            5,
+        ),
+        (
+            "sluice_port_tx_bytes_total",
+            "Bytes the port sent (TX-bytes).",
+            6,
+        ),
+        (
+            "sluice_port_tx_errors_total",
+            "Transmit errors (TX-errors).",
+            7,
+        ),
+    ] {
+        family(&mut o, name, "counter", help);
+        for (id, pname, v) in &ports {
+            let _ = writeln!(
+                o,
+                "{name}{{port=\"{id}\",name=\"{}\"}} {}",
+                esc(pname),
+                v[idx]
+            );
+        }
+    }
+    o
+}
+
+/// Serves `/metrics` on `addr` from a thread; returns the bound address
+/// (useful with port 0).
+pub fn serve(addr: &str, console: Sender<Envelope>) -> Result<SocketAddr, String> {
+    let server =
+        tiny_http::Server::http(addr).map_err(|e| format!("metrics address {addr}: {e}"))?;
+    let bound = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| format!("metrics address {addr}: not an IP socket"))?;
+    std::thread::Builder::new()
+        .name("sluice-metrics".into())
+        .spawn(move || {
+            for req in server.incoming_requests() {
+                let resp = if req.url() == "/metrics" {
+                    let (tx, rx) = mpsc::channel();
+                    let sent = console.send(Envelope {
+                        request: Request::Metrics,
+                        reply: tx,
+                    });
+                    match sent
+                        .ok()
+                        .and_then(|()| rx.recv_timeout(Duration::from_secs(5)).ok())
+                    {
+                        Some(text) => {
+                            let mut r = tiny_http::Response::from_string(text);
+                            if let Ok(h) = "Content-Type: text/plain; version=0.0.4"
+                                .parse::<tiny_http::Header>()
+                            {
+                                r = r.with_header(h);
+                            }
+                            r
+                        }
+                        None => tiny_http::Response::from_string("appliance busy or stopping\n")
+                            .with_status_code(503),
+                    }
+                } else {
+                    tiny_http::Response::from_string("see /metrics\n").with_status_code(404)
+                };
+                // A scraper that hung up is its own problem.
+                let _ = req.respond(resp);
+            }
+        })
+        .map_err(|e| format!("metrics thread: {e}"))?;
+    Ok(bound)
+}
