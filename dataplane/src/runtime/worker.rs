@@ -183,10 +183,12 @@ impl Worker {
                     }
                 }
             }
-            self.poll_uplink();
-            self.poll_control_tx();
             let now = tsc_now();
             if now.wrapping_sub(last_drain) > drain_ticks {
+                // The slow path shares the drain tick: ARP/ND can wait
+                // 100 µs, and a busy uplink RX costs nothing in between.
+                self.poll_uplink();
+                self.poll_control_tx();
                 self.flush();
                 self.export_dedup();
                 last_drain = now;
