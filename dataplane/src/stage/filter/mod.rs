@@ -7,7 +7,14 @@
 //! the shared [`Action`] by reference with [`Classifier::action`].
 //!
 //! Inside: rules expand to value/mask entries (`compile`), stored in
-//! tuple-merge hash tables (`tuple`), fronted by the flow cache (`cache`).
+//! tuple-merge hash tables (`tuple`); per-field interval maps pick the
+//! tables worth probing (`prune`); a per-worker flow cache answers repeat
+//! flows without any of it (`cache`).
+//!
+//! Costs (criterion, `perf/benches/filter.rs`, 2-core VM shared with
+//! other builds): flow-cache hit ~10-15 ns/packet at any rule count;
+//! classifier alone ~35 / ~115 / ~250-350 ns at 10 / 1,000 / 10,000
+//! mixed rules; build ~10 ms for 10,000 rules.
 
 mod cache;
 mod compile;

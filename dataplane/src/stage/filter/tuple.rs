@@ -11,9 +11,10 @@
 //! table, a new table is made with its relaxed mask (or, if that one is full
 //! too, its exact mask). Fewer tables, short buckets.
 //!
-//! Lookup visits tables in order of the best (lowest) rule index they hold
-//! and stops as soon as no remaining table can beat the match found; within
-//! a bucket, entries are in rule order, so the first hit is the bucket's best.
+//! Lookup asks the [`Pruner`] which tables could hold a match, visits those
+//! in order of the best (lowest) rule index they hold and stops as soon as
+//! no remaining table can beat the match found; within a bucket, entries
+//! are in rule order, so the first hit is the bucket's best.
 
 use hashbrown::HashTable;
 use hashbrown::{HashMap, HashSet};
@@ -144,7 +145,7 @@ impl Tuples {
         // never win (the earlier rule matches whenever it does): drop it,
         // rather than let copies overflow buckets. Policies do repeat
         // rules, e.g. one destination list expanded per group member.
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::with_capacity(entries.len());
         let entries: Vec<Entry> = entries
             .into_iter()
             .filter(|e| {
