@@ -41,7 +41,7 @@ use crate::frame::Frame;
 use crate::stage::parse::{Fragment, Layers};
 use crate::stage::tag::{self, TagInfo, VxlanExtended};
 use crate::wire::ethernet::{self, Address, EtherType};
-use crate::wire::field::{set_u16, set_u32, u32_at};
+use crate::wire::field::{set_u16, u32_at};
 use crate::wire::{checksum, erspan, geneve, gre, ipv4, ipv6, udp, vlan, vxlan, IpProtocol};
 
 /// Lowest UDP source port encap uses (RFC 7348 §5: the dynamic range).
@@ -740,7 +740,7 @@ impl EncapTemplate {
                 // GRE with S only (sequence at +4), then the 8-byte header.
                 if let Some(g) = arr::<16>(h, l4) {
                     g[4..8].copy_from_slice(&seq.to_be_bytes());
-                    let t = tpl.get(tun..).unwrap_or(&[]);
+                    let t = tpl.get(tun..tun + erspan::TYPE_II_LEN).unwrap_or(&[]);
                     tag::write_erspan2(t, &mut g[8..], tag, session, truncated, orig_vlan);
                 }
             }
@@ -752,15 +752,23 @@ impl EncapTemplate {
                 if let Some(g) = arr::<8>(h, l4) {
                     g[4..8].copy_from_slice(&seq.to_be_bytes());
                 }
-                let t = tpl.get(tun..).unwrap_or(&[]);
-                if let Some(e) = h.get_mut(tun..) {
+                const WITH_SUB: usize = erspan::TYPE_III_LEN + erspan::PLATFORM_LEN;
+                // The template is 96 bytes and the ERSPAN header starts at
+                // most 66 bytes in: the 20-byte source view always exists.
+                let t = tpl.get(tun..tun + WITH_SUB).unwrap_or(&[]);
+                let w = |e: &mut [u8]| {
                     tag::write_erspan3(t, e, tag, session, truncated, hw_id, orig_vlan);
-                    set_u32(e, 4, stamp.lo);
-                    // Sub-header word 1: the upper timestamp bits (ID 3); the
-                    // 100 us mode has no sub-header.
-                    if stamp.sub {
-                        set_u32(e, erspan::TYPE_III_LEN + 4, stamp.hi);
+                };
+                if stamp.sub {
+                    if let Some(e) = arr::<WITH_SUB>(h, tun) {
+                        w(e);
+                        e[4..8].copy_from_slice(&stamp.lo.to_be_bytes());
+                        // Sub-header ID 3, word 1: the upper timestamp bits.
+                        e[16..20].copy_from_slice(&stamp.hi.to_be_bytes());
                     }
+                } else if let Some(e) = arr::<{ erspan::TYPE_III_LEN }>(h, tun) {
+                    w(e);
+                    e[4..8].copy_from_slice(&stamp.lo.to_be_bytes());
                 }
             }
         }
