@@ -64,7 +64,7 @@ const TUNNELS: [TunnelConfig; 6] = [
 
 fn encapsulated(t: usize, v6: bool, len: usize, seed: u64) -> Vec<u8> {
     let mut tpl = EncapTemplate::new(&encap_config(TUNNELS[t], v6, 1500)).expect("config");
-    let mut f = VecFrame::new(&inner_frame(seed % 2 == 0, len, seed));
+    let mut f = VecFrame::new(&inner_frame(seed & 1 == 0, len, seed));
     tpl.encap(&mut f, &EncapMeta::default(), 5).expect("encap");
     f.data().to_vec()
 }
