@@ -574,9 +574,7 @@ impl EncapTemplate {
     }
 
     /// Encapsulates one frame. `now_ns` (ns since the Unix epoch) is only
-    /// read by ERSPAN III. On error the frame is unchanged, except that
-    /// nothing is ever half-written: `TooBig` and `NoHeadroom` leave it as
-    /// it came.
+    /// read by ERSPAN III. On error (counted) the frame is left as it came.
     pub fn encap<F: Frame>(
         &mut self,
         frame: &mut F,
@@ -677,6 +675,7 @@ impl EncapTemplate {
         // compile without bounds checks. The offsets are the template's own,
         // so every view exists; were that ever false, the field would keep
         // the template's value rather than panic.
+
         // Both lengths fit in 16 bits: max_inner keeps the IP packet within the MTU.
         let ip_len = (total - l3) as u16;
         if self.v4 {
