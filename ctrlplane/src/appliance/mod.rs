@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use dataplane::dpdk::{
-    launch, rss_capable, worker_lcores, Eal, LcoreHandle, Mbuf, Mempool, Port,
+    launch, rss_capable, telemetry, worker_lcores, Eal, LcoreHandle, Mbuf, Mempool, Port,
     PortConfig as DpdkPortConfig, Ring, RssMode,
 };
 use dataplane::frame::Frame;
@@ -128,6 +128,8 @@ pub struct Appliance {
     state: State,
     trace: Arc<Trace>,
     dedup_window_us: Arc<AtomicU32>,
+    /// Destination names and counter slots, for telemetry's thread.
+    dest_names: Arc<std::sync::Mutex<Vec<(String, u16)>>>,
     /// Bumped by `clear fwd stats all`; workers zero their own counters.
     clear_epoch: Arc<std::sync::atomic::AtomicU64>,
     lcore_roles: Vec<(u32, String)>,
@@ -335,6 +337,7 @@ impl Appliance {
             trace: Arc::new(Trace::default()),
             dedup_window_us: Arc::new(AtomicU32::new(0)),
             clear_epoch: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            dest_names: Arc::default(),
             lcore_roles: Vec::new(),
             ports: Vec::new(),
             pool,
@@ -347,6 +350,7 @@ impl Appliance {
         app.publish()?;
         app.launch(plan)?;
         app.wait_started()?;
+        app.register_telemetry();
         app.selfcheck();
         if app.opts.auto_start {
             app.set_forwarding(true);
@@ -570,6 +574,15 @@ impl Appliance {
                 seq,
             });
         }
+        if let Ok(mut n) = self.dest_names.lock() {
+            *n = self
+                .policy
+                .destinations
+                .iter()
+                .zip(&dests)
+                .map(|(d, t)| (d.name.clone(), t.slot))
+                .collect();
+        }
         self.generation += 1;
         self.tables.store(Arc::new(Tables {
             generation: self.generation,
@@ -591,6 +604,72 @@ impl Appliance {
                 return Err("a worker failed while starting (see its message above)".into());
             }
             std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// `/sluice/stats` and `/sluice/destinations` for dpdk-telemetry.py.
+    fn register_telemetry(&self) {
+        let stats: Vec<Arc<WorkerStats>> = self
+            .workers
+            .iter()
+            .map(|w| Arc::clone(&w.stats))
+            .chain(self.distributor.iter().map(|d| Arc::clone(&d.stats)))
+            .collect();
+        let for_stats = stats.clone();
+        let totals = Box::new(move || {
+            let t = Totals::of(for_stats.iter().map(|s| &**s));
+            let mut v = vec![
+                ("rx".to_owned(), t.rx),
+                ("rx_bytes".to_owned(), t.rx_bytes),
+                ("parse_errors".to_owned(), t.parse_errors),
+            ];
+            v.extend(t.terminals.iter().map(|(k, n)| (k.name().to_owned(), *n)));
+            v
+        });
+        let names = Arc::clone(&self.dest_names);
+        let dests = Box::new(move || {
+            let names = names.lock().map(|n| n.clone()).unwrap_or_default();
+            let mut v = Vec::new();
+            for (name, slot) in names {
+                let s = usize::from(slot);
+                let sum = |f: &dyn Fn(&WorkerStats) -> u64| stats.iter().map(|w| f(w)).sum::<u64>();
+                // Telemetry names allow only letters, digits, '_' and '/'.
+                let key: String = name
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '_' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                v.push((
+                    format!("{key}/tx_packets"),
+                    sum(&|w| w.dests[s].tx_packets.get()),
+                ));
+                v.push((
+                    format!("{key}/tx_bytes"),
+                    sum(&|w| w.dests[s].tx_bytes.get()),
+                ));
+            }
+            v
+        });
+        for (cmd, help, src) in [
+            (
+                "/sluice/stats",
+                "Sluice packet counters: rx and every terminal counter.",
+                totals as telemetry::Source,
+            ),
+            (
+                "/sluice/destinations",
+                "Sluice per-destination tx_packets and tx_bytes.",
+                dests,
+            ),
+        ] {
+            if let Err(e) = telemetry::register(cmd, help, src) {
+                log(format!("telemetry: {e}"));
+            }
         }
     }
 

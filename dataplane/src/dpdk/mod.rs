@@ -12,6 +12,7 @@ mod mbuf;
 mod mempool;
 mod port;
 mod ring;
+pub mod telemetry;
 pub mod testing;
 
 pub use batch::{Batch, Drain};
