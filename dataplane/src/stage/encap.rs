@@ -39,7 +39,7 @@ use thiserror::Error;
 
 use crate::frame::Frame;
 use crate::stage::parse::{Fragment, Layers};
-use crate::stage::tag::{self, TagInfo, VxlanExtended};
+use crate::stage::tag::{self, ErspanWords, TagInfo, VxlanExtended};
 use crate::wire::ethernet::{self, Address, EtherType};
 use crate::wire::field::{set_u16, u32_at};
 use crate::wire::{checksum, erspan, geneve, gre, ipv4, ipv6, udp, vlan, vxlan, IpProtocol};
@@ -248,11 +248,13 @@ enum Kind {
     },
     ErspanII {
         session: u16,
+        words: ErspanWords,
     },
     ErspanIII {
         session: u16,
         hw_id: Option<u8>,
         timestamp: TimestampMode,
+        words: ErspanWords,
     },
 }
 
@@ -319,7 +321,7 @@ impl EncapTemplate {
             (IpAddr::V6(_), IpAddr::V6(_)) => false,
             _ => return Err(EncapConfigError::AddressFamilies),
         };
-        let kind = match cfg.tunnel {
+        let mut kind = match cfg.tunnel {
             TunnelConfig::Vxlan {
                 vni,
                 udp_dst_port,
@@ -347,7 +349,10 @@ impl EncapTemplate {
                 if u32::from(session) > tag::SESSION_MASK {
                     return Err(EncapConfigError::Session(session));
                 }
-                Kind::ErspanII { session }
+                Kind::ErspanII {
+                    session,
+                    words: ErspanWords::default(),
+                }
             }
             TunnelConfig::ErspanIII {
                 session,
@@ -364,6 +369,7 @@ impl EncapTemplate {
                     session,
                     hw_id,
                     timestamp,
+                    words: ErspanWords::default(),
                 }
             }
         };
@@ -460,7 +466,7 @@ impl EncapTemplate {
             .emit_to(&mut hdr[at..]),
             Kind::Geneve { vni } => geneve::Repr::new(vni).emit_to(&mut hdr[at..]),
             Kind::L2Gre { .. } => Ok(0),
-            Kind::ErspanII { session } => erspan::Repr::TypeII(erspan::TypeII {
+            Kind::ErspanII { session, .. } => erspan::Repr::TypeII(erspan::TypeII {
                 cos,
                 session_id: session,
                 ..erspan::TypeII::default()
@@ -470,6 +476,7 @@ impl EncapTemplate {
                 session,
                 hw_id,
                 timestamp,
+                ..
             } => erspan::Repr::TypeIII(erspan::TypeIII {
                 vlan: 0,
                 cos,
@@ -496,6 +503,10 @@ impl EncapTemplate {
         }
         .unwrap_or(0);
         let len = at;
+        // The ERSPAN words' constant bits, read once here rather than per packet.
+        if let Kind::ErspanII { words, .. } | Kind::ErspanIII { words, .. } = &mut kind {
+            *words = ErspanWords::from_header(hdr.get(tun..len).unwrap_or(&[]));
+        }
 
         let outer_l3 = len - l3;
         let max_inner = usize::from(cfg.mtu).saturating_sub(outer_l3);
@@ -731,7 +742,7 @@ impl EncapTemplate {
                     }
                 }
             }
-            Kind::ErspanII { session } => {
+            Kind::ErspanII { session, words } => {
                 let seq = self.seq;
                 self.seq = seq.wrapping_add(1);
                 let session = tag::session(session, meta.tag_override);
@@ -739,11 +750,15 @@ impl EncapTemplate {
                 // GRE with S only (sequence at +4), then the 8-byte header.
                 if let Some(g) = arr::<16>(h, l4) {
                     g[4..8].copy_from_slice(&seq.to_be_bytes());
-                    let t = tpl.get(tun..tun + erspan::TYPE_II_LEN).unwrap_or(&[]);
-                    tag::write_erspan2(t, &mut g[8..], tag, session, truncated, orig_vlan);
+                    tag::write_erspan2(&words, &mut g[8..], tag, session, truncated, orig_vlan);
                 }
             }
-            Kind::ErspanIII { session, hw_id, .. } => {
+            Kind::ErspanIII {
+                session,
+                hw_id,
+                words,
+                ..
+            } => {
                 let seq = self.seq;
                 self.seq = seq.wrapping_add(1);
                 let session = tag::session(session, meta.tag_override);
@@ -752,11 +767,8 @@ impl EncapTemplate {
                     g[4..8].copy_from_slice(&seq.to_be_bytes());
                 }
                 const WITH_SUB: usize = erspan::TYPE_III_LEN + erspan::PLATFORM_LEN;
-                // The template is 96 bytes and the ERSPAN header starts at
-                // most 66 bytes in: the 20-byte source view always exists.
-                let t = tpl.get(tun..tun + WITH_SUB).unwrap_or(&[]);
                 let w = |e: &mut [u8]| {
-                    tag::write_erspan3(t, e, tag, session, truncated, hw_id, orig_vlan);
+                    tag::write_erspan3(&words, e, tag, session, truncated, hw_id, orig_vlan);
                 };
                 if stamp.sub {
                     if let Some(e) = arr::<WITH_SUB>(h, tun) {

@@ -20,7 +20,7 @@
 //! put on the wire: a rule that must be told apart gets its own tag override.
 
 use crate::stage::Direction;
-use crate::wire::field::{set_u16, set_u32, u16_at, u32_at, u8_at};
+use crate::wire::field::{set_u16, set_u32, u16_at, u32_at};
 use crate::wire::{erspan, vxlan};
 
 /// The per-packet facts a tunnel header carries about the packet's origin.
@@ -91,15 +91,48 @@ pub fn erspan3_port_index(tag: &TagInfo) -> u16 {
     tag.input_port & PORT_INDEX_MASK
 }
 
+/// The constant bits of the ERSPAN words that change per packet, read once
+/// from a destination's template header (starting at the ERSPAN header).
+/// Per packet the words are composed from these and only written: reading
+/// back bytes just copied into the frame stalls the CPU on store
+/// forwarding, and reading the template again costs bounds checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ErspanWords {
+    /// `Ver | VLAN`.
+    pub w0: u16,
+    /// `COS | En/BSO | T | SessionID` with T and the session cleared.
+    pub w2: u16,
+    /// Type III `P | FT | HwID | D | Gra | O` with HwID and D cleared.
+    pub w10: u16,
+    /// Type III sub-header ID 3's first word with the port index cleared,
+    /// when the template has that sub-header.
+    pub platform: Option<u32>,
+}
+
+impl ErspanWords {
+    pub fn from_header(h: &[u8]) -> ErspanWords {
+        use erspan::{w10, w2};
+        let p = erspan::Packet::new_unchecked(h);
+        let platform = p
+            .platform()
+            .filter(|pl| pl.id == erspan::PLATFORM_ID_UPPER_TIMESTAMP)
+            .map(|_| u32_at(h, erspan::TYPE_III_LEN) & !u32::from(PORT_INDEX_MASK));
+        ErspanWords {
+            w0: u16_at(h, 0),
+            w2: u16_at(h, 2) & !(w2::T | w2::SESSION),
+            w10: u16_at(h, 10) & !(w10::HW | w10::D),
+            platform,
+        }
+    }
+}
+
 /// Writes the per-packet ERSPAN II fields — session, T bit, index, and the
 /// mirrored frame's own VLAN when it had one (`En=3`: tag kept in the
-/// frame) — into `out`, a copy of the template header `tpl` (both start at
-/// the ERSPAN header). Whole words are composed from `tpl` and only written
-/// to `out`: reading back bytes just copied into the frame stalls the CPU
-/// on store forwarding, and this runs for every packet.
+/// frame) — into `out`, the ERSPAN header copied from the template whose
+/// constant bits are `base`.
 #[inline]
 pub fn write_erspan2(
-    tpl: &[u8],
+    base: &ErspanWords,
     out: &mut [u8],
     tag: &TagInfo,
     session: u16,
@@ -107,15 +140,13 @@ pub fn write_erspan2(
     orig_vlan: Option<u16>,
 ) {
     use erspan::w2;
-    let mut w0 = u16_at(tpl, 0);
-    let mut word2 = (u16_at(tpl, 2) & !(w2::T | w2::SESSION)) | (session & w2::SESSION);
+    let mut word2 = base.w2 | (session & w2::SESSION);
     if truncated {
         word2 |= w2::T;
     }
     if let Some(vid) = orig_vlan {
-        w0 = (w0 & 0xf000) | (vid & 0x0fff);
         word2 |= w2::EN;
-        set_u16(out, 0, w0);
+        set_u16(out, 0, (base.w0 & 0xf000) | (vid & 0x0fff));
     }
     set_u16(out, 2, word2);
     set_u32(out, 4, erspan2_index(tag));
@@ -123,12 +154,11 @@ pub fn write_erspan2(
 
 /// Writes the per-packet ERSPAN III fields — session, T bit, hardware ID,
 /// D bit, the mirrored frame's VLAN, and the port index when the platform
-/// sub-header (ID 3) is present — composed from `tpl` into `out` as
-/// [`write_erspan2`] does. The timestamp is the encap stage's business (it
-/// owns the clock).
+/// sub-header (ID 3) is present — as [`write_erspan2`] does. The timestamp
+/// is the encap stage's business (it owns the clock).
 #[inline]
 pub fn write_erspan3(
-    tpl: &[u8],
+    base: &ErspanWords,
     out: &mut [u8],
     tag: &TagInfo,
     session: u16,
@@ -138,25 +168,24 @@ pub fn write_erspan3(
 ) {
     use erspan::{w10, w2};
     if let Some(vid) = orig_vlan {
-        set_u16(out, 0, (u16_at(tpl, 0) & 0xf000) | (vid & 0x0fff));
+        set_u16(out, 0, (base.w0 & 0xf000) | (vid & 0x0fff));
     }
-    let mut word2 = (u16_at(tpl, 2) & !(w2::T | w2::SESSION)) | (session & w2::SESSION);
+    let mut word2 = base.w2 | (session & w2::SESSION);
     if truncated {
         word2 |= w2::T;
     }
     set_u16(out, 2, word2);
-    let mut word10 =
-        (u16_at(tpl, 10) & !(w10::HW | w10::D)) | (u16::from(erspan3_hw_id(tag, dest_hw_id)) << 4);
+    let mut word10 = base.w10 | (u16::from(erspan3_hw_id(tag, dest_hw_id)) << 4);
     if tag.egress() {
         word10 |= w10::D;
     }
     set_u16(out, 10, word10);
-    if word10 & w10::O != 0
-        && u8_at(tpl, erspan::TYPE_III_LEN) >> 2 == erspan::PLATFORM_ID_UPPER_TIMESTAMP
-    {
-        let w = (u32_at(tpl, erspan::TYPE_III_LEN) & !u32::from(PORT_INDEX_MASK))
-            | u32::from(erspan3_port_index(tag));
-        set_u32(out, erspan::TYPE_III_LEN, w);
+    if let Some(w) = base.platform {
+        set_u32(
+            out,
+            erspan::TYPE_III_LEN,
+            w | u32::from(erspan3_port_index(tag)),
+        );
     }
 }
 
@@ -262,7 +291,15 @@ mod tests {
         let mut tpl = [0u8; 20];
         r.emit_to(&mut tpl).unwrap();
         let mut b = tpl;
-        write_erspan3(&tpl, &mut b, &TAG, 300, true, None, Some(77));
+        write_erspan3(
+            &ErspanWords::from_header(&tpl),
+            &mut b,
+            &TAG,
+            300,
+            true,
+            None,
+            Some(77),
+        );
         let p = erspan::Packet::new_checked(&b[..]).unwrap();
         let got = erspan::Repr::parse(&p).unwrap();
         let rx = read_erspan(&got);
@@ -288,14 +325,28 @@ mod tests {
         .emit_to(&mut tpl)
         .unwrap();
         let mut b = tpl;
-        write_erspan2(&tpl, &mut b, &TAG, 1023, false, None);
+        write_erspan2(
+            &ErspanWords::from_header(&tpl),
+            &mut b,
+            &TAG,
+            1023,
+            false,
+            None,
+        );
         let p = erspan::Packet::new_checked(&b[..]).unwrap();
         assert_eq!(p.index(), 0x4321);
         assert_eq!(p.session_id(), 1023);
         assert!(!p.truncated());
         assert_eq!(p.version(), erspan::VERSION_II);
         assert_eq!((p.cos(), p.en_bso(), p.vlan()), (5, 0, 0));
-        write_erspan2(&tpl, &mut b, &TAG, 1, true, Some(300));
+        write_erspan2(
+            &ErspanWords::from_header(&tpl),
+            &mut b,
+            &TAG,
+            1,
+            true,
+            Some(300),
+        );
         let p = erspan::Packet::new_checked(&b[..]).unwrap();
         assert!(p.truncated());
         assert_eq!(
