@@ -182,6 +182,6 @@ mod tests {
         assert_eq!(f.pkt_len(), 4);
         f.truncate(1);
         assert_eq!(f.data(), &[2]);
-        assert_eq!(f.headroom(), 2);
+        assert_eq!(f.headroom(), 1, "adj(1) moved the start by one");
     }
 }
