@@ -74,6 +74,17 @@ pub struct WorkerSetup {
     pub dedup_window_us: Arc<AtomicU32>,
     /// Bumped by `clear fwd stats all`: the worker zeroes its own counters.
     pub clear_epoch: Arc<AtomicU64>,
+    /// `protect` shedding, set by the guard: see [`shed`].
+    pub protect: Arc<AtomicU64>,
+}
+
+/// The protect word: 0 while running; in protect, the mode in the high
+/// half and its number in the low half.
+pub mod shed {
+    /// Keep one packet in N (N in the low half).
+    pub const SAMPLE: u64 = 1;
+    /// Keep packets of the first K rules (K in the low half).
+    pub const PRIORITY: u64 = 2;
 }
 
 /// A TX buffer entry's packet bookkeeping.
@@ -111,6 +122,8 @@ struct Worker {
     limiters: Vec<DestLimiter>,
     generation: u64,
     clear_epoch: u64,
+    /// Packets seen while sampling in protect.
+    shed_count: u64,
     /// Dedup table counters at the last clear.
     dedup_base: crate::stage::dedup::DedupCounters,
 }
@@ -131,6 +144,7 @@ pub fn run(setup: WorkerSetup) -> Result<(), String> {
         limiters: Vec::new(),
         generation: u64::MAX,
         clear_epoch: 0,
+        shed_count: 0,
         dedup_base: Default::default(),
     };
     w.run_loop();
@@ -242,6 +256,8 @@ impl Worker {
         let mut verdicts = [Verdict::default(); BURST];
         let mut dups = [DedupVerdict::Unique; BURST];
         let mut want_dedup = [false; BURST];
+        let mut shed = [false; BURST];
+        let protect = self.s.protect.load(Ordering::Relaxed);
         let cls = &t.policy.classifier;
         let mut bytes = 0u64;
         for (i, m) in rx.as_slice().iter().enumerate() {
@@ -252,7 +268,9 @@ impl Worker {
             }
             let d = dir.unwrap_or_else(|| self.direction_of(m.port()));
             verdicts[i] = cls.classify_cached(&mut self.cache, &layers[i], m.port(), d);
-            want_dedup[i] = matches!(cls.action(verdicts[i]), Action::Forward(ts) if ts.iter().any(|a| a.dedup));
+            shed[i] = protect != 0 && sheds(&mut self.shed_count, protect, verdicts[i]);
+            want_dedup[i] =
+                !shed[i] && matches!(cls.action(verdicts[i]), Action::Forward(ts) if ts.iter().any(|a| a.dedup));
         }
         c.rx_bytes.add(bytes);
         // One pass over the burst, so the table's cache misses overlap.
@@ -268,6 +286,10 @@ impl Worker {
         self.reserve_sequences(t, &verdicts[..n]);
         let tracing = self.s.trace.armed();
         for (i, m) in rx.drain().enumerate() {
+            if shed[i] {
+                self.s.stats.counters.terminal(Terminal::DroppedProtect).add(1);
+                continue;
+            }
             let d = dir.unwrap_or_else(|| self.direction_of(m.port()));
             if tracing && self.s.trace.take() {
                 let mut rec = self.trace_start(t, &m, &layers[i], verdicts[i], dups[i]);
@@ -702,6 +724,21 @@ pub fn describe_layers(l: &Layers) -> String {
         s.push_str(&format!(", malformed: {}", e.name()));
     }
     s
+}
+
+/// Whether `protect` sheds a packet: sampling keeps one in N (counting in
+/// `seen`); priority keeps the first K rules' packets, since compiled rules
+/// are in priority order.
+fn sheds(seen: &mut u64, protect: u64, v: Verdict) -> bool {
+    let n = protect & 0xffff_ffff;
+    match protect >> 32 {
+        shed::SAMPLE => {
+            *seen += 1;
+            *seen % n.max(1) != 0
+        }
+        shed::PRIORITY => v.rule_index().is_none_or(|r| r as u64 >= n),
+        _ => false,
+    }
 }
 
 fn note_drop(f: &mut Fate, why: DestDrop) {
