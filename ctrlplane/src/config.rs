@@ -2,9 +2,9 @@
 //! uplink addressing, limits). Unknown keys and bad values are errors that
 //! name the key; every problem is reported, not just the first.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -152,6 +152,124 @@ pub struct Config {
     pub queues: QueuesConfig,
     #[serde(default)]
     pub dedup: DedupConfig,
+    /// Limits that send the appliance into `protect`, and how it sheds.
+    #[serde(default)]
+    pub guard: crate::guard::GuardConfig,
+    /// The controller session; without it the appliance runs its local policy.
+    #[serde(default)]
+    pub controller: Option<ControllerConfig>,
+}
+
+/// `[controller]`: where the controller is and how to prove who we are.
+/// Paths are relative to the working directory.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerConfig {
+    /// The controller's `host:port`.
+    pub address: String,
+    /// The name the controller's certificate must carry; default: the host
+    /// part of `address`.
+    pub server_name: Option<String>,
+    /// PEM: the CA that issued the controller's certificate.
+    pub ca: PathBuf,
+    /// PEM: this appliance's certificate chain (its DNS names must include
+    /// `appliance.name`) and private key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Where the last acked policy is kept, for restarts without a controller.
+    #[serde(default = "default_persist")]
+    pub persist: PathBuf,
+    /// Heartbeat interval.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_ms: u64,
+    /// First reconnect delay; it doubles (with jitter) up to `backoff_max_ms`.
+    #[serde(default = "default_backoff_initial_ms")]
+    pub backoff_initial_ms: u64,
+    #[serde(default = "default_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+    /// Bound on each of TCP connect, TLS handshake and hello.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Labels the controller may assign policies by.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ControllerConfig {
+    /// `server_name`, or the host part of `address`.
+    pub fn server_name(&self) -> String {
+        match &self.server_name {
+            Some(s) => s.clone(),
+            None => split_host_port(&self.address)
+                .map(|(h, _)| h.to_owned())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn problems(&self, p: &mut Vec<String>) {
+        if split_host_port(&self.address).is_none() {
+            p.push(format!(
+                "controller.address: {:?} is not host:port",
+                self.address
+            ));
+        }
+        let name = self.server_name();
+        if rustls_pki_types::ServerName::try_from(name.as_str()).is_err() {
+            p.push(format!(
+                "controller.server_name: {name:?} is not a DNS name or IP address"
+            ));
+        }
+        for (key, path) in [
+            ("controller.ca", &self.ca),
+            ("controller.cert", &self.cert),
+            ("controller.key", &self.key),
+            ("controller.persist", &self.persist),
+        ] {
+            if path.as_os_str().is_empty() {
+                p.push(format!("{key}: must not be empty"));
+            }
+        }
+        if !(100..=60_000).contains(&self.heartbeat_ms) {
+            p.push(format!(
+                "controller.heartbeat_ms: {} is outside 100..=60000",
+                self.heartbeat_ms
+            ));
+        }
+        if !(10..=3_600_000).contains(&self.backoff_max_ms) {
+            p.push(format!(
+                "controller.backoff_max_ms: {} is outside 10..=3600000",
+                self.backoff_max_ms
+            ));
+        }
+        if self.backoff_initial_ms == 0 || self.backoff_initial_ms > self.backoff_max_ms {
+            p.push(format!(
+                "controller.backoff_initial_ms: {} is not in 1..=backoff_max_ms",
+                self.backoff_initial_ms
+            ));
+        }
+        if !(10..=600_000).contains(&self.connect_timeout_ms) {
+            p.push(format!(
+                "controller.connect_timeout_ms: {} is outside 10..=600000",
+                self.connect_timeout_ms
+            ));
+        }
+        for k in self.labels.keys() {
+            if k.trim().is_empty() {
+                p.push("controller.labels: a label name is empty".into());
+            }
+        }
+    }
+}
+
+/// Splits `host:port` (`[v6]:port` for IPv6) into host and port.
+pub fn split_host_port(s: &str) -> Option<(&str, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port: u16 = port.parse().ok()?;
+    (!host.is_empty() && port != 0).then_some((host, port))
 }
 
 fn default_mtu() -> u16 {
@@ -177,6 +295,21 @@ fn default_dedup_entries() -> u32 {
 }
 fn default_window_us() -> u64 {
     50_000
+}
+fn default_persist() -> PathBuf {
+    PathBuf::from("/var/lib/sluice/last-policy.json")
+}
+fn default_heartbeat_ms() -> u64 {
+    1000
+}
+fn default_backoff_initial_ms() -> u64 {
+    500
+}
+fn default_backoff_max_ms() -> u64 {
+    30_000
+}
+fn default_connect_timeout_ms() -> u64 {
+    5000
 }
 fn default_name() -> String {
     "sluice".into()
@@ -392,11 +525,15 @@ impl Config {
                 "dedup.table_entries: {e} is not a power of two in 1024..=67108864"
             ));
         }
+        self.guard.problems(&mut p);
         if self.dedup.window_us == 0 || self.dedup.window_us > 10_000_000 {
             p.push(format!(
                 "dedup.window_us: {} is outside 1..=10000000",
                 self.dedup.window_us
             ));
+        }
+        if let Some(c) = &self.controller {
+            c.problems(&mut p);
         }
         p
     }
@@ -478,6 +615,37 @@ mod tests {
         let bad = GOOD.replace("role = \"input\"", "role = \"sideways\"");
         let e = Config::parse(&bad, "t").expect_err("bad role").to_string();
         assert!(e.contains("sideways") && e.contains("input"), "{e}");
+    }
+
+    #[test]
+    fn the_controller_section_gets_defaults_and_named_errors() {
+        let ok = format!(
+            "{GOOD}\n[controller]\naddress = \"ctl.example:7443\"\nca = \"ca.pem\"\ncert = \"a.pem\"\nkey = \"a.key\"\nlabels = {{ site = \"par\" }}\n"
+        );
+        let c = Config::parse(&ok, "t").expect("valid").controller.expect("section");
+        assert_eq!(c.server_name(), "ctl.example");
+        assert_eq!(c.heartbeat_ms, 1000);
+        assert_eq!(c.backoff_max_ms, 30_000);
+        assert_eq!(c.labels.get("site").map(String::as_str), Some("par"));
+        assert!(Config::parse(GOOD, "t").expect("valid").controller.is_none());
+
+        let bad = ok
+            .replace("ctl.example:7443", "ctl.example")
+            .replace("[controller]", "[controller]\nheartbeat_ms = 5\nbackoff_initial_ms = 0");
+        let e = Config::parse(&bad, "t").expect_err("bad").to_string();
+        for key in [
+            "controller.address",
+            "controller.heartbeat_ms: 5",
+            "controller.backoff_initial_ms: 0",
+        ] {
+            assert!(e.contains(key), "missing {key} in {e}");
+        }
+        let e = Config::parse(&ok.replace("key = ", "kee = "), "t")
+            .expect_err("unknown key")
+            .to_string();
+        assert!(e.contains("kee"), "{e}");
+        assert_eq!(split_host_port("[::1]:7443"), Some(("::1", 7443)));
+        assert_eq!(split_host_port("127.0.0.1:0"), None);
     }
 
     #[test]

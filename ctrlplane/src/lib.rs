@@ -4,6 +4,7 @@ pub mod appliance;
 pub mod cli;
 pub mod config;
 pub mod default;
+pub mod guard;
 pub mod metrics;
 pub mod neighbor;
 pub mod policy;

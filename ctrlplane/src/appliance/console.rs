@@ -95,6 +95,8 @@ impl Appliance {
                 self.trace.clear();
                 "trace cleared\n".into()
             }
+            Command::ShowGuard => self.show_guard(),
+            Command::SetGuard(limit, v) => self.set_guard(&limit, v),
         };
         (out, false)
     }
@@ -441,6 +443,48 @@ impl Appliance {
             let _ = writeln!(s, "  verdict: {}", r.verdict);
         }
         s
+    }
+
+    fn show_guard(&self) -> String {
+        let c = &self.guard.cfg;
+        let now = self.guard_sample(self.now_ms());
+        format!(
+            "  state: {}{}\n  limits: missed-pps {} free-mbufs-pct {} ring-fill-pct {} rss-mb {} calm-ms {}\n  \
+             now: missed {} (counter) free mbufs {}/{} ring fill {}% rss {} MiB\n  shed: {:?} (sample 1 in {}, keep rules {})\n  dropped_protect: {}\n",
+            self.state.name(),
+            if self.guard.protecting() { format!(" (protecting: {})", self.protect_reason) } else { String::new() },
+            c.max_missed_pps,
+            c.min_free_mbufs_pct,
+            c.max_ring_fill_pct,
+            c.max_rss_mb,
+            c.calm_ms,
+            now.missed,
+            now.free_mbufs,
+            now.total_mbufs,
+            now.ring_fill_pct,
+            now.rss_bytes >> 20,
+            c.shed,
+            c.sample_keep_1_in,
+            c.keep_rules,
+            self.totals().terminal(Terminal::DroppedProtect)
+        )
+    }
+
+    fn set_guard(&mut self, limit: &str, v: u64) -> String {
+        let c = &mut self.guard.cfg;
+        match limit {
+            "missed-pps" => c.max_missed_pps = v,
+            "free-mbufs-pct" if v <= 100 => c.min_free_mbufs_pct = v as u32,
+            "ring-fill-pct" if (1..=100).contains(&v) => c.max_ring_fill_pct = v as u32,
+            "rss-mb" => c.max_rss_mb = v,
+            "calm-ms" => c.calm_ms = v,
+            _ => {
+                return format!(
+                "guard {limit} {v} is out of range (percentages are 0..=100, ring fill 1..=100)\n"
+            )
+            }
+        }
+        format!("guard {limit} set to {v}\n")
     }
 
     /// Each worker's (and the distributor's) counters by name.

@@ -31,6 +31,7 @@ use std::sync::mpsc::Receiver;
 
 use crate::cli::Envelope;
 use crate::config::{parse_cidr, parse_mac, Config, PortConfig, PortDirection, Role};
+use crate::guard::{Guard, Sample as GuardSample, Transition};
 use crate::neighbor::{Neighbors, Uplink};
 use crate::policy::{self, Context, Policy};
 use crate::stats::{fwd_stats, Named};
@@ -128,6 +129,13 @@ pub struct Appliance {
     state: State,
     trace: Arc<Trace>,
     dedup_window_us: Arc<AtomicU32>,
+    guard: Guard,
+    /// The workers' shed word (0: not protecting); see `worker::shed`.
+    protect: Arc<std::sync::atomic::AtomicU64>,
+    last_guard_ms: u64,
+    /// Why the guard last entered protect.
+    protect_reason: String,
+    dist_rings: Vec<Arc<Ring<Mbuf>>>,
     /// Destination names and counter slots, for telemetry's thread.
     dest_names: Arc<std::sync::Mutex<Vec<(String, u16)>>>,
     /// Bumped by `clear fwd stats all`; workers zero their own counters.
@@ -314,6 +322,7 @@ impl Appliance {
             policy: Arc::new(policy.clone()),
             dests: Vec::new(),
         };
+        let guard = Guard::new(cfg.guard.clone());
         let mut app = Appliance {
             workers: Vec::new(),
             distributor: None,
@@ -338,6 +347,11 @@ impl Appliance {
             dedup_window_us: Arc::new(AtomicU32::new(0)),
             clear_epoch: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             dest_names: Arc::default(),
+            guard,
+            protect: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            last_guard_ms: 0,
+            protect_reason: String::new(),
+            dist_rings: Vec::new(),
             lcore_roles: Vec::new(),
             ports: Vec::new(),
             pool,
@@ -404,6 +418,7 @@ impl Appliance {
             .find(|(pc, _)| pc.role == Role::Uplink)
             .map(|(_, p)| p)
             .ok_or("no uplink port")?;
+        self.dist_rings = rings.clone();
         let mut dist_inputs = Vec::new();
         let mut setups = Vec::new();
         for (i, &lcore) in worker_lcores.iter().enumerate() {
@@ -458,6 +473,7 @@ impl Appliance {
                     trace: Arc::clone(&self.trace),
                     dedup_window_us: Arc::clone(&self.dedup_window_us),
                     clear_epoch: Arc::clone(&self.clear_epoch),
+                    protect: Arc::clone(&self.protect),
                 },
             ));
         }
@@ -703,9 +719,66 @@ impl Appliance {
         }
     }
 
-    /// One round of the slow path: ARP/ND in and out, republish on change.
+    /// What the guard looks at, now.
+    fn guard_sample(&self, at_ms: u64) -> GuardSample {
+        let missed = self
+            .ports
+            .iter()
+            .filter(|(pc, _)| pc.role == Role::Input)
+            .filter_map(|(_, p)| p.stats().ok())
+            .map(|s| s.imissed)
+            .sum();
+        let ring_fill_pct = self
+            .dist_rings
+            .iter()
+            .map(|r| {
+                let cap = r.len() + r.free();
+                (r.len() * 100 / cap.max(1)) as u32
+            })
+            .max()
+            .unwrap_or(0);
+        GuardSample {
+            at_ms,
+            missed,
+            free_mbufs: u64::from(self.pool.available()),
+            total_mbufs: u64::from(self.cfg.mempool.mbufs),
+            ring_fill_pct,
+            rss_bytes: crate::guard::rss_bytes(),
+        }
+    }
+
+    /// The guard's look: enter or leave `protect`.
+    fn run_guard(&mut self, now: u64) {
+        if now.saturating_sub(self.last_guard_ms) < self.guard.cfg.interval_ms {
+            return;
+        }
+        self.last_guard_ms = now;
+        match self.guard.observe(self.guard_sample(now)) {
+            Some(Transition::Enter(why)) => {
+                self.protect
+                    .store(self.guard.cfg.shed_word(), Ordering::Release);
+                if self.state == State::Running {
+                    self.state = State::Protect;
+                }
+                log(format!("entering protect: {why}"));
+                self.protect_reason = why;
+            }
+            Some(Transition::Leave) => {
+                self.protect.store(0, Ordering::Release);
+                if self.state == State::Protect {
+                    self.state = State::Running;
+                }
+                log("leaving protect: pressure stayed low");
+            }
+            None => {}
+        }
+    }
+
+    /// One round of the slow path: ARP/ND in and out, republish on change,
+    /// and the guard.
     fn service(&mut self) {
         let now = self.now_ms();
+        self.run_guard(now);
         let mut changed = false;
         while let Some(m) = self.exceptions.dequeue() {
             let (reply, c) = self.neighbors.handle(m.data(), now);
@@ -845,7 +918,12 @@ impl Appliance {
     /// Starts or stops polling the inputs.
     pub fn set_forwarding(&mut self, on: bool) {
         let (run, state) = if on {
-            (run_state::RUNNING, State::Running)
+            let s = if self.guard.protecting() {
+                State::Protect
+            } else {
+                State::Running
+            };
+            (run_state::RUNNING, s)
         } else {
             (run_state::PAUSED, State::Stopped)
         };

@@ -47,6 +47,8 @@ pub enum Command {
     TraceAdd(u32),
     ShowTrace,
     TraceClear,
+    ShowGuard,
+    SetGuard(String, u64),
 }
 
 /// A port id or every port.
@@ -65,6 +67,13 @@ struct Spec {
 use Tok::*;
 
 const PORTS: &[&str] = &["info", "stats", "xstats"];
+const GUARD_LIMITS: &[&str] = &[
+    "missed-pps",
+    "free-mbufs-pct",
+    "ring-fill-pct",
+    "rss-mb",
+    "calm-ms",
+];
 
 fn port_sel(s: &str) -> Option<PortSel> {
     if s == "all" {
@@ -192,6 +201,16 @@ static COMMANDS: &[Spec] = &[
         pattern: &[Kw("trace"), Kw("clear")],
         help: "forget recorded traces",
         build: |_| Some(Command::TraceClear),
+    },
+    Spec {
+        pattern: &[Kw("show"), Kw("guard")],
+        help: "protect limits, what the guard sees, and how it sheds",
+        build: |_| Some(Command::ShowGuard),
+    },
+    Spec {
+        pattern: &[Kw("set"), Kw("guard"), OneOf(GUARD_LIMITS), Num("value")],
+        help: "change a protect limit (rss-mb 0: no memory limit)",
+        build: |a| Some(Command::SetGuard(a[0].clone(), a[1].parse().ok()?)),
     },
 ];
 
