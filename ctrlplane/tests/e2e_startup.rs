@@ -149,3 +149,21 @@ fn missing_config_file_is_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/sluice.toml"), "{err}");
 }
+
+#[test]
+fn non_ethernet_capture_is_refused_by_link_type() {
+    let captures = std::env::var("SLUICE_CAPTURES").unwrap_or_else(|_| {
+        format!(
+            "{}/../../shared/captures/tcpdump",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    let raw = format!("{captures}/LINKTYPE_RAW_ipv6.pcap");
+    assert!(Path::new(&raw).exists(), "capture {raw} missing");
+    let (code, err) = fails_with(
+        &good(&format!("net_pcap_raw{},rx_pcap={raw}", std::process::id())),
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("has link type RAW, not Ethernet"), "{err}");
+}

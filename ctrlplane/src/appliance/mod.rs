@@ -177,6 +177,7 @@ fn plan_ports(cfg: &Config, pool: &Mempool) -> Result<Plan, String> {
     }
     let mut opened = Vec::new();
     for pc in &cfg.ports {
+        check_pcap_inputs(pc)?;
         let port = Port::open(&pc.device).map_err(|e| format!("port {:?}: {e}", pc.name))?;
         opened.push((pc.clone(), port));
     }
@@ -249,6 +250,59 @@ fn plan_ports(cfg: &Config, pool: &Mempool) -> Result<Plan, String> {
         distributor_lcore,
         uplink_rx_queues,
     })
+}
+
+/// A `net_pcap` port reads its `rx_pcap` files as Ethernet whatever their
+/// link type says: refuse files of another link type (raw IP, Linux cooked
+/// capture…) instead of misparsing them.
+fn check_pcap_inputs(pc: &PortConfig) -> Result<(), String> {
+    use pcap_file::pcap::PcapReader;
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    use pcap_file::DataLink;
+    if !pc.device.starts_with("net_pcap") {
+        return Ok(());
+    }
+    for file in pc
+        .device
+        .split(',')
+        .filter_map(|kv| kv.strip_prefix("rx_pcap="))
+    {
+        let open = || {
+            std::fs::File::open(file)
+                .map_err(|e| format!("port {:?}: rx_pcap {file}: {e}", pc.name))
+        };
+        let link = match PcapReader::new(open()?) {
+            Ok(r) => r.header().datalink,
+            Err(_) => {
+                let mut r = PcapNgReader::new(open()?).map_err(|e| {
+                    format!(
+                        "port {:?}: rx_pcap {file}: neither pcap nor pcapng: {e}",
+                        pc.name
+                    )
+                })?;
+                let mut link = None;
+                while let Some(Ok(b)) = r.next_block() {
+                    if let Block::InterfaceDescription(idb) = b {
+                        link = Some(idb.linktype);
+                        break;
+                    }
+                }
+                link.ok_or_else(|| {
+                    format!(
+                        "port {:?}: rx_pcap {file}: pcapng without an interface",
+                        pc.name
+                    )
+                })?
+            }
+        };
+        if link != DataLink::ETHERNET {
+            return Err(format!(
+                "port {:?}: rx_pcap {file} has link type {link:?}, not Ethernet: Sluice reads Ethernet frames only",
+                pc.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Appliance {
