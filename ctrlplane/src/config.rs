@@ -32,6 +32,68 @@ pub enum Role {
     Tool,
 }
 
+/// What an input port carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortMode {
+    /// Mirrored traffic: filtered, deduplicated, sliced, tunnelled out.
+    #[default]
+    Tap,
+    /// ERSPAN/VXLAN/GRE/Geneve tunnels: stripped, the inner frames go to
+    /// the tool port.
+    Decap,
+}
+
+/// What happens to frames on a decap input that are not tunnels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NonTunnel {
+    /// Counted (`filtered`) and dropped.
+    #[default]
+    Drop,
+    /// Handed to the tool port as they are.
+    Pass,
+}
+
+/// How decap re-tags inner frames so a tool can tell sources apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetagMode {
+    #[default]
+    None,
+    /// An 802.1Q tag whose VID is the tunnel ID's low 12 bits.
+    Low12,
+}
+
+/// `[decap]`: the tunnel-decap front-end.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecapSection {
+    pub vxlan_ports: Vec<u16>,
+    pub geneve_ports: Vec<u16>,
+    /// Tunnels stripped at most (1..=4).
+    pub max_layers: u8,
+    pub retag: RetagMode,
+    pub retag_pcp: u8,
+    pub non_tunnel: NonTunnel,
+    /// Drop copies of inner frames seen within the dedup window.
+    pub dedup: bool,
+}
+
+impl Default for DecapSection {
+    fn default() -> Self {
+        Self {
+            vxlan_ports: vec![4789, 8472],
+            geneve_ports: vec![6081],
+            max_layers: 2,
+            retag: RetagMode::None,
+            retag_pcp: 0,
+            non_tunnel: NonTunnel::Drop,
+            dedup: false,
+        }
+    }
+}
+
 /// Which way traffic on an input port travelled (a TAP has one port per
 /// direction). ERSPAN's D bit and filter rules use it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -52,6 +114,10 @@ pub struct PortConfig {
     pub role: Role,
     #[serde(default)]
     pub direction: PortDirection,
+    /// For inputs: `tap` (mirrored traffic, tunnelled out) or `decap`
+    /// (tunnels in, their inner frames out on the tool port).
+    #[serde(default)]
+    pub mode: PortMode,
     /// MTU to set on the device; the uplink's bounds encapsulated packets.
     pub mtu: Option<u16>,
 }
@@ -71,6 +137,42 @@ pub struct UplinkConfig {
     /// Seconds between next-hop re-resolutions.
     #[serde(default = "default_arp_refresh")]
     pub arp_refresh_s: u32,
+}
+
+impl UplinkConfig {
+    fn problems(&self, p: &mut Vec<String>) {
+        match parse_cidr(&self.address) {
+            None => p.push(format!(
+                "uplink.address: {:?} is not an address with prefix length such as 192.0.2.1/24",
+                self.address
+            )),
+            Some((addr, _)) => {
+                if let Some(gw) = self.gateway {
+                    if gw.is_ipv4() != addr.is_ipv4() {
+                        p.push(format!(
+                            "uplink.gateway: {gw} is not of the address family of uplink.address"
+                        ));
+                    }
+                }
+                if addr.is_unspecified() || addr == IpAddr::V4(Ipv4Addr::BROADCAST) {
+                    p.push(format!(
+                        "uplink.address: {addr} cannot be an interface address"
+                    ));
+                }
+            }
+        }
+        if let Some(mac) = &self.mac {
+            if parse_mac(mac).is_none() {
+                p.push(format!("uplink.mac: {mac:?} is not a MAC address"));
+            }
+        }
+        if !(576..=9600).contains(&self.mtu) {
+            p.push(format!("uplink.mtu: {} is outside 576..=9600", self.mtu));
+        }
+        if self.arp_refresh_s == 0 {
+            p.push("uplink.arp_refresh_s: must be at least 1".into());
+        }
+    }
 }
 
 /// A neighbour's MAC fixed by the operator: no ARP/ND for it.
@@ -141,7 +243,8 @@ pub struct Config {
     pub appliance: ApplianceId,
     #[serde(rename = "port")]
     pub ports: Vec<PortConfig>,
-    pub uplink: UplinkConfig,
+    /// The uplink's addressing; needed when any input is in `tap` mode.
+    pub uplink: Option<UplinkConfig>,
     #[serde(default, rename = "neighbor")]
     pub neighbors: Vec<NeighborConfig>,
     #[serde(default)]
@@ -152,6 +255,8 @@ pub struct Config {
     pub queues: QueuesConfig,
     #[serde(default)]
     pub dedup: DedupConfig,
+    #[serde(default)]
+    pub decap: DecapSection,
     /// Limits that send the appliance into `protect`, and how it sheds.
     #[serde(default)]
     pub guard: crate::guard::GuardConfig,
@@ -431,48 +536,51 @@ impl Config {
             }
         }
         let inputs = self.ports.iter().filter(|x| x.role == Role::Input).count();
+        let taps = self
+            .ports
+            .iter()
+            .filter(|x| x.role == Role::Input && x.mode == PortMode::Tap)
+            .count();
+        let decaps = inputs - taps;
         let uplinks = self.ports.iter().filter(|x| x.role == Role::Uplink).count();
+        let tools = self.ports.iter().filter(|x| x.role == Role::Tool).count();
         if inputs == 0 {
             p.push("port: at least one port needs role = \"input\"".into());
         }
-        if uplinks != 1 {
+        if uplinks > 1 || (taps > 0 && uplinks != 1) {
             p.push(format!(
-                "port: exactly one port needs role = \"uplink\" ({uplinks} have it)"
+                "port: exactly one port needs role = \"uplink\" when inputs are in tap mode ({uplinks} have it)"
             ));
         }
-        match parse_cidr(&self.uplink.address) {
-            None => p.push(format!(
-                "uplink.address: {:?} is not an address with prefix length such as 192.0.2.1/24",
-                self.uplink.address
-            )),
-            Some((addr, _)) => {
-                if let Some(gw) = self.uplink.gateway {
-                    if gw.is_ipv4() != addr.is_ipv4() {
-                        p.push(format!(
-                            "uplink.gateway: {gw} is not of the address family of uplink.address"
-                        ));
-                    }
-                }
-                if addr.is_unspecified() || addr == IpAddr::V4(Ipv4Addr::BROADCAST) {
-                    p.push(format!(
-                        "uplink.address: {addr} cannot be an interface address"
-                    ));
-                }
-            }
-        }
-        if let Some(mac) = &self.uplink.mac {
-            if parse_mac(mac).is_none() {
-                p.push(format!("uplink.mac: {mac:?} is not a MAC address"));
-            }
-        }
-        if !(576..=9600).contains(&self.uplink.mtu) {
+        if tools > 1 || (decaps > 0 && tools != 1) {
             p.push(format!(
-                "uplink.mtu: {} is outside 576..=9600",
-                self.uplink.mtu
+                "port: exactly one port needs role = \"tool\" when inputs are in decap mode ({tools} have it)"
             ));
         }
-        if self.uplink.arp_refresh_s == 0 {
-            p.push("uplink.arp_refresh_s: must be at least 1".into());
+        for (i, port) in self.ports.iter().enumerate() {
+            if port.role != Role::Input && port.mode != PortMode::Tap {
+                p.push(format!("port[{i}].mode: only input ports have a mode"));
+            }
+        }
+        match (&self.uplink, uplinks) {
+            (None, 1) => {
+                p.push("uplink: the uplink port needs an [uplink] section with its address".into())
+            }
+            (Some(u), _) => u.problems(&mut p),
+            (None, _) => {}
+        }
+        let d = &self.decap;
+        if d.max_layers == 0 || d.max_layers > 4 {
+            p.push(format!(
+                "decap.max_layers: {} is outside 1..=4",
+                d.max_layers
+            ));
+        }
+        if d.retag_pcp > 7 {
+            p.push(format!("decap.retag_pcp: {} is outside 0..=7", d.retag_pcp));
+        }
+        if d.vxlan_ports.iter().chain(&d.geneve_ports).any(|p| *p == 0) {
+            p.push("decap: UDP port 0 cannot carry tunnels".into());
         }
         for (i, n) in self.neighbors.iter().enumerate() {
             if parse_mac(&n.mac).is_none() {
@@ -543,6 +651,11 @@ impl Config {
         self.ports.iter().find(|p| p.role == Role::Uplink)
     }
 
+    /// The tool port's config (decap mode).
+    pub fn tool_port(&self) -> Option<&PortConfig> {
+        self.ports.iter().find(|p| p.role == Role::Tool)
+    }
+
     /// Input ports in config order.
     pub fn input_ports(&self) -> impl Iterator<Item = &PortConfig> {
         self.ports.iter().filter(|p| p.role == Role::Input)
@@ -570,7 +683,7 @@ mod tests {
     #[test]
     fn a_minimal_config_gets_defaults() {
         let c = Config::parse(GOOD, "t").expect("valid");
-        assert_eq!(c.uplink.mtu, 1500);
+        assert_eq!(c.uplink.as_ref().map(|u| u.mtu), Some(1500));
         assert_eq!(c.dedup.window_us, 50_000);
         assert_eq!(c.uplink_port().map(|p| p.name.as_str()), Some("up"));
         assert_eq!(c.input_ports().count(), 1);
@@ -622,16 +735,23 @@ mod tests {
         let ok = format!(
             "{GOOD}\n[controller]\naddress = \"ctl.example:7443\"\nca = \"ca.pem\"\ncert = \"a.pem\"\nkey = \"a.key\"\nlabels = {{ site = \"par\" }}\n"
         );
-        let c = Config::parse(&ok, "t").expect("valid").controller.expect("section");
+        let c = Config::parse(&ok, "t")
+            .expect("valid")
+            .controller
+            .expect("section");
         assert_eq!(c.server_name(), "ctl.example");
         assert_eq!(c.heartbeat_ms, 1000);
         assert_eq!(c.backoff_max_ms, 30_000);
         assert_eq!(c.labels.get("site").map(String::as_str), Some("par"));
-        assert!(Config::parse(GOOD, "t").expect("valid").controller.is_none());
+        assert!(Config::parse(GOOD, "t")
+            .expect("valid")
+            .controller
+            .is_none());
 
-        let bad = ok
-            .replace("ctl.example:7443", "ctl.example")
-            .replace("[controller]", "[controller]\nheartbeat_ms = 5\nbackoff_initial_ms = 0");
+        let bad = ok.replace("ctl.example:7443", "ctl.example").replace(
+            "[controller]",
+            "[controller]\nheartbeat_ms = 5\nbackoff_initial_ms = 0",
+        );
         let e = Config::parse(&bad, "t").expect_err("bad").to_string();
         for key in [
             "controller.address",

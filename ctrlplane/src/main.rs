@@ -46,6 +46,10 @@ struct Args {
     /// Start forwarding at once, also with -i.
     #[arg(short = 'a', long)]
     auto_start: bool,
+    /// Come up stopped: forwarding waits for `start` on the console (to
+    /// check a deployment, or to let a capture begin first).
+    #[arg(long)]
+    stopped: bool,
     /// Run the commands in FILE after start-up.
     #[arg(long, value_name = "FILE")]
     cmdline_file: Option<PathBuf>,
@@ -120,7 +124,7 @@ fn main() -> ExitCode {
         policy,
         exit_when_idle: args.exit_when_idle.map(Duration::from_millis),
         resolve_timeout: Duration::from_millis(args.resolve_timeout),
-        auto_start: !args.interactive || args.auto_start,
+        auto_start: !args.stopped && (!args.interactive || args.auto_start),
     };
     let mut app = match Appliance::start(&eal_args, cfg, opts) {
         Ok(a) => a,

@@ -21,6 +21,16 @@ fn block(out: &mut String, title: &str, t: &Totals) {
         let _ = writeln!(out, "  {:<20}{:>16}", term.name(), t.terminal(term));
     }
     let _ = writeln!(out, "  {:<20}{:>16}", "parse_errors", t.parse_errors);
+    if t.decapsulated + t.decap_not_tunnel + t.decap_not_ethernet + t.decap_errors > 0 {
+        for (k, v) in [
+            ("decapsulated", t.decapsulated),
+            ("decap_not_tunnel", t.decap_not_tunnel),
+            ("decap_not_ethernet", t.decap_not_ethernet),
+            ("decap_errors", t.decap_errors),
+        ] {
+            let _ = writeln!(out, "  {k:<20}{v:>16}");
+        }
+    }
     if t.exceptions + t.exceptions_dropped + t.uplink_ignored > 0 {
         let _ = writeln!(
             out,

@@ -21,7 +21,8 @@ use dataplane::runtime::distributor::{self, DistributorSetup};
 use dataplane::runtime::policy::CompiledPolicy;
 use dataplane::runtime::tables::{DestTable, Tables};
 use dataplane::runtime::trace::Trace;
-use dataplane::runtime::worker::{self, run_state, Source, WorkerSetup};
+use dataplane::runtime::worker::{self, run_state, DecapSetup, Source, WorkerSetup};
+use dataplane::stage::decap::{DecapConfig, Retag, VidMap};
 use dataplane::stage::dedup::DedupConfig;
 use dataplane::stage::encap::{EncapConfig, EncapTemplate, OuterConfig};
 use dataplane::stage::Direction;
@@ -30,7 +31,9 @@ use dataplane::wire::ethernet::Address;
 use std::sync::mpsc::Receiver;
 
 use crate::cli::Envelope;
-use crate::config::{parse_cidr, parse_mac, Config, PortConfig, PortDirection, Role};
+use crate::config::{
+    parse_cidr, parse_mac, Config, NonTunnel, PortConfig, PortDirection, PortMode, RetagMode, Role,
+};
 use crate::guard::{Guard, Sample as GuardSample, Transition};
 use crate::neighbor::{Neighbors, Uplink};
 use crate::policy::{self, Context, Policy};
@@ -124,6 +127,8 @@ pub struct Appliance {
     opts: Options,
     uplink_ip: IpAddr,
     uplink_mac: [u8; 6],
+    /// False on a decap-only appliance.
+    has_uplink: bool,
     started: Instant,
     /// What the console and heartbeats report.
     state: State,
@@ -226,7 +231,11 @@ fn plan_ports(cfg: &Config, pool: &Mempool) -> Result<Plan, String> {
                     ));
                 }
                 pcfg.tx_queues = workers;
-                pcfg.rx_queues = workers.min(info.max_rx_queues);
+                // A tool port only sends; the uplink receives ARP/ND.
+                pcfg.rx_queues = match pc.role {
+                    Role::Uplink => workers.min(info.max_rx_queues),
+                    _ => u16::from(info.max_rx_queues > 0 && pc.device.starts_with("net_tap")),
+                };
                 if pc.role == Role::Uplink {
                     uplink_rx_queues = pcfg.rx_queues;
                 }
@@ -322,18 +331,32 @@ impl Appliance {
         );
         let plan = plan_ports(&cfg, &pool)?;
 
-        let uplink_index = plan
+        // Decap-only appliances have no uplink: no tunnels out, no neighbours.
+        let uplink_port = plan
             .ports
             .iter()
-            .position(|(pc, _)| pc.role == Role::Uplink)
-            .ok_or("no uplink port")?;
-        let uplink_port = &plan.ports[uplink_index].1;
-        let uplink_mac = match cfg.uplink.mac.as_deref().and_then(parse_mac) {
-            Some(m) => m,
-            None => uplink_port.mac().map_err(dpdk_err("uplink"))?,
-        };
-        let (uplink_ip, prefix_len) = parse_cidr(&cfg.uplink.address)
-            .ok_or_else(|| format!("uplink.address {:?}", cfg.uplink.address))?;
+            .find(|(pc, _)| pc.role == Role::Uplink)
+            .map(|(_, p)| p);
+        let (uplink_mac, uplink_ip, prefix_len, gateway, refresh_s) =
+            match (&cfg.uplink, uplink_port) {
+                (Some(u), Some(port)) => {
+                    let mac = match u.mac.as_deref().and_then(parse_mac) {
+                        Some(m) => m,
+                        None => port.mac().map_err(dpdk_err("uplink"))?,
+                    };
+                    let (ip, len) = parse_cidr(&u.address)
+                        .ok_or_else(|| format!("uplink.address {:?}", u.address))?;
+                    (mac, ip, len, u.gateway, u.arp_refresh_s)
+                }
+                _ => (
+                    [0; 6],
+                    IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                    32,
+                    None,
+                    30,
+                ),
+            };
+        let has_uplink = uplink_port.is_some();
         let statics: Vec<(IpAddr, [u8; 6])> = cfg
             .neighbors
             .iter()
@@ -344,8 +367,8 @@ impl Appliance {
                 mac: uplink_mac,
                 addr: uplink_ip,
                 prefix_len,
-                gateway: cfg.uplink.gateway,
-                refresh_s: cfg.uplink.arp_refresh_s,
+                gateway,
+                refresh_s,
             },
             &statics,
         );
@@ -395,6 +418,7 @@ impl Appliance {
             opts,
             uplink_ip,
             uplink_mac,
+            has_uplink,
             started: Instant::now(),
             state: State::Selfcheck,
             trace: Arc::new(Trace::default()),
@@ -470,8 +494,32 @@ impl Appliance {
         let uplink = ports
             .iter()
             .find(|(pc, _)| pc.role == Role::Uplink)
-            .map(|(_, p)| p)
-            .ok_or("no uplink port")?;
+            .map(|(_, p)| p);
+        let tool = ports
+            .iter()
+            .find(|(pc, _)| pc.role == Role::Tool)
+            .map(|(_, p)| p);
+        let mut port_decap = vec![false; usize::from(max_port) + 1];
+        for (pc, p) in &ports {
+            port_decap[usize::from(p.id())] = pc.role == Role::Input && pc.mode == PortMode::Decap;
+        }
+        let d = &self.cfg.decap;
+        let decap = DecapSetup {
+            config: DecapConfig {
+                vxlan_ports: d.vxlan_ports.clone(),
+                geneve_ports: d.geneve_ports.clone(),
+                max_layers: d.max_layers,
+                retag: match d.retag {
+                    RetagMode::None => None,
+                    RetagMode::Low12 => Some(Retag {
+                        map: VidMap::Low12,
+                        pcp: d.retag_pcp,
+                    }),
+                },
+            },
+            pass_non_tunnel: d.non_tunnel == NonTunnel::Pass,
+            dedup: d.dedup,
+        };
         self.dist_rings = rings.clone();
         let mut dist_inputs = Vec::new();
         let mut setups = Vec::new();
@@ -484,6 +532,7 @@ impl Appliance {
                     sources.push(Source::Queue {
                         rxq,
                         direction: dir,
+                        decap: pc.mode == PortMode::Decap,
                     });
                 } else if i == 0 {
                     dist_inputs.push(p.rx_queue(0).map_err(dpdk_err(&pc.name))?);
@@ -492,10 +541,19 @@ impl Appliance {
             if let Some(r) = rings.get(i) {
                 sources.push(Source::Ring(Arc::clone(r)));
             }
-            let uplink_rx = if (i as u16) < uplink_rx_queues {
-                Some(uplink.rx_queue(i as u16).map_err(dpdk_err("uplink"))?)
-            } else {
-                None
+            let uplink_rx = match uplink {
+                Some(u) if (i as u16) < uplink_rx_queues => {
+                    Some(u.rx_queue(i as u16).map_err(dpdk_err("uplink"))?)
+                }
+                _ => None,
+            };
+            let uplink_tx = match uplink {
+                Some(u) => Some(u.tx_queue(i as u16).map_err(dpdk_err("uplink"))?),
+                None => None,
+            };
+            let tool_tx = match tool {
+                Some(t) => Some(t.tx_queue(i as u16).map_err(dpdk_err("tool port"))?),
+                None => None,
             };
             let stats = Arc::new(WorkerStats::default());
             setups.push((
@@ -508,7 +566,10 @@ impl Appliance {
                     sources,
                     port_direction: port_direction.clone(),
                     uplink_rx,
-                    uplink_tx: uplink.tx_queue(i as u16).map_err(dpdk_err("uplink"))?,
+                    uplink_tx,
+                    tool_tx,
+                    decap: decap.clone(),
+                    port_decap: port_decap.clone(),
                     exceptions: Arc::clone(&self.exceptions),
                     control_tx: (i == 0).then(|| Arc::clone(&self.control_tx)),
                     pool: Arc::clone(&self.pool),
@@ -556,10 +617,15 @@ impl Appliance {
             self.lcore_roles.push((
                 *lcore,
                 format!(
-                    "worker {i}: polls {}; sends on port {} queue {}",
+                    "worker {i}: polls {}; sends on {}",
                     polls.join(", "),
-                    setup.uplink_tx.port(),
-                    setup.uplink_tx.queue()
+                    setup
+                        .uplink_tx
+                        .iter()
+                        .chain(setup.tool_tx.iter())
+                        .map(|q| format!("port {} queue {}", q.port(), q.queue()))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
                 ),
             ));
         }
@@ -609,7 +675,12 @@ impl Appliance {
                 ));
             }
             let seq = Arc::clone(self.seqs.entry(d.name.clone()).or_default());
-            let template = match self.neighbors.next_hop(d.remote) {
+            let hop = if self.has_uplink {
+                self.neighbors.next_hop(d.remote)
+            } else {
+                None
+            };
+            let template = match hop {
                 None => None,
                 Some(hop) => {
                     self.neighbors.want(hop);
@@ -625,7 +696,7 @@ impl Appliance {
                                 dscp: d.dscp,
                                 ttl: d.ttl,
                             },
-                            mtu: self.cfg.uplink.mtu,
+                            mtu: self.cfg.uplink.as_ref().map_or(1500, |u| u.mtu),
                             oversize: d.oversize,
                         };
                         match EncapTemplate::new(&cfg) {
@@ -745,6 +816,9 @@ impl Appliance {
 
     /// Destinations whose next hop has no MAC yet.
     fn unresolved(&self) -> Vec<String> {
+        if !self.has_uplink {
+            return Vec::new();
+        }
         self.policy
             .destinations
             .iter()

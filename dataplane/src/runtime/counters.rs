@@ -105,6 +105,11 @@ pub struct WorkerCounters {
     pub dedup_hits: Counter,
     pub dedup_inserts: Counter,
     pub dedup_evictions: Counter,
+    /// Mirrors of the decap stage's counters (decap inputs).
+    pub decapsulated: Counter,
+    pub decap_not_tunnel: Counter,
+    pub decap_not_ethernet: Counter,
+    pub decap_errors: Counter,
     /// The last `clear fwd stats all` this worker carried out.
     pub cleared_epoch: Counter,
     /// 1 once the worker polls (its tables are built): start-up waits for it.
@@ -253,6 +258,10 @@ pub struct Totals {
     pub exceptions: u64,
     pub exceptions_dropped: u64,
     pub uplink_ignored: u64,
+    pub decapsulated: u64,
+    pub decap_not_tunnel: u64,
+    pub decap_not_ethernet: u64,
+    pub decap_errors: u64,
 }
 
 impl Totals {
@@ -273,6 +282,10 @@ impl Totals {
             t.exceptions += c.exceptions.get();
             t.exceptions_dropped += c.exceptions_dropped.get();
             t.uplink_ignored += c.uplink_ignored.get();
+            t.decapsulated += c.decapsulated.get();
+            t.decap_not_tunnel += c.decap_not_tunnel.get();
+            t.decap_not_ethernet += c.decap_not_ethernet.get();
+            t.decap_errors += c.decap_errors.get();
         }
         t
     }

@@ -26,6 +26,9 @@ use crate::stage::slice::{slice, SliceSpec};
 use crate::stage::tag::TagInfo;
 use crate::stage::{Direction, BURST};
 
+mod decap;
+pub use decap::DecapSetup;
+
 /// What the main lcore asks of the workers.
 pub mod run_state {
     /// Poll the inputs and forward.
@@ -40,8 +43,13 @@ pub mod run_state {
 /// Where a worker receives from.
 #[derive(Debug)]
 pub enum Source {
-    /// Its own RX queue of an input port (RSS, or a single worker).
-    Queue { rxq: RxQueue, direction: Direction },
+    /// Its own RX queue of an input port (RSS, or a single worker);
+    /// `decap` when the port is in decap mode.
+    Queue {
+        rxq: RxQueue,
+        direction: Direction,
+        decap: bool,
+    },
     /// Its ring from the distributor; the mbuf's port says where it came in.
     Ring(Arc<Ring<Mbuf>>),
 }
@@ -54,9 +62,16 @@ pub struct WorkerSetup {
     pub sources: Vec<Source>,
     /// Direction of each input port id (for ring sources).
     pub port_direction: Vec<Direction>,
+    /// Whether each input port id is in decap mode (for ring sources).
+    pub port_decap: Vec<bool>,
     /// This worker's RX queue on the uplink (ARP/ND replies arrive there).
     pub uplink_rx: Option<RxQueue>,
-    pub uplink_tx: TxQueue,
+    /// This worker's TX queue on the uplink; none when every input decaps.
+    pub uplink_tx: Option<TxQueue>,
+    /// This worker's TX queue on the tool port (decap mode).
+    pub tool_tx: Option<TxQueue>,
+    /// The decap front-end's settings, for inputs in decap mode.
+    pub decap: DecapSetup,
     /// ARP/ND frames for the main lcore.
     pub exceptions: Arc<Ring<Mbuf>>,
     /// Frames the main lcore wants sent on the uplink (ARP/ND); worker 0 only.
@@ -97,7 +112,7 @@ struct TxMeta {
 }
 
 const NO_FATE: u16 = u16::MAX;
-const TX_BUF: usize = 64;
+pub(super) const TX_BUF: usize = 64;
 /// Enough for every packet with a copy in the TX buffer, and then some.
 const FATES: usize = 256;
 
@@ -109,7 +124,7 @@ struct Fate {
 }
 
 /// Per-worker state that lives across bursts.
-struct Worker {
+pub(super) struct Worker {
     s: WorkerSetup,
     dedup: Dedup,
     cache: FlowCache,
@@ -124,12 +139,16 @@ struct Worker {
     clear_epoch: u64,
     /// Packets seen while sampling in protect.
     shed_count: u64,
+    /// The decap front-end's stage and TX buffer.
+    decap: decap::DecapState,
     /// Dedup table counters at the last clear.
     dedup_base: crate::stage::dedup::DedupCounters,
 }
 
 /// Runs the worker loop until the state says `EXIT`, then drains.
 pub fn run(setup: WorkerSetup) -> Result<(), String> {
+    let setup_decap = setup.decap.clone();
+    let index = setup.index;
     let dedup = Dedup::new(&setup.dedup).map_err(|e| format!("worker {}: {e}", setup.index))?;
     let cache = FlowCache::new(setup.flow_cache_entries);
     let mut w = Worker {
@@ -145,6 +164,8 @@ pub fn run(setup: WorkerSetup) -> Result<(), String> {
         generation: u64::MAX,
         clear_epoch: 0,
         shed_count: 0,
+        decap: decap::DecapState::new(&setup_decap)
+            .map_err(|e| format!("worker {index}: decap: {e}"))?,
         dedup_base: Default::default(),
     };
     w.run_loop();
@@ -168,8 +189,10 @@ impl Worker {
             if epoch != self.clear_epoch {
                 // Resolve every pending copy first: then zero is exact.
                 self.flush();
+                self.flush_tool();
                 self.s.stats.zero();
                 self.dedup_base = self.dedup.counters();
+                self.clear_decap();
                 self.clear_epoch = epoch;
                 self.s.stats.counters.cleared_epoch.set(epoch);
             }
@@ -189,11 +212,18 @@ impl Worker {
                         Source::Ring(r) => r.dequeue_batch(&mut rx),
                     };
                     if n > 0 {
-                        let dir = match &self.s.sources[i] {
-                            Source::Queue { direction, .. } => Some(*direction),
-                            Source::Ring(_) => None,
-                        };
-                        self.process(&t, &mut rx, dir);
+                        match &self.s.sources[i] {
+                            Source::Queue { decap: true, .. } => self.process_decap(&mut rx),
+                            Source::Queue { direction, .. } => {
+                                let dir = Some(*direction);
+                                self.process(&t, &mut rx, dir);
+                            }
+                            Source::Ring(_) => {
+                                // A ring may mix ports: decap ones go their way.
+                                self.split_decap(&mut rx);
+                                self.process(&t, &mut rx, None);
+                            }
+                        }
                     }
                 }
             }
@@ -204,12 +234,16 @@ impl Worker {
                 self.poll_uplink();
                 self.poll_control_tx();
                 self.flush();
+                self.flush_tool();
                 self.export_dedup();
+                self.export_decap();
                 last_drain = now;
             }
         }
         self.flush();
+        self.flush_tool();
         self.export_dedup();
+        self.export_decap();
     }
 
     fn export_dedup(&self) {
@@ -269,8 +303,8 @@ impl Worker {
             let d = dir.unwrap_or_else(|| self.direction_of(m.port()));
             verdicts[i] = cls.classify_cached(&mut self.cache, &layers[i], m.port(), d);
             shed[i] = protect != 0 && sheds(&mut self.shed_count, protect, verdicts[i]);
-            want_dedup[i] =
-                !shed[i] && matches!(cls.action(verdicts[i]), Action::Forward(ts) if ts.iter().any(|a| a.dedup));
+            want_dedup[i] = !shed[i]
+                && matches!(cls.action(verdicts[i]), Action::Forward(ts) if ts.iter().any(|a| a.dedup));
         }
         c.rx_bytes.add(bytes);
         // One pass over the burst, so the table's cache misses overlap.
@@ -287,7 +321,11 @@ impl Worker {
         let tracing = self.s.trace.armed();
         for (i, m) in rx.drain().enumerate() {
             if shed[i] {
-                self.s.stats.counters.terminal(Terminal::DroppedProtect).add(1);
+                self.s
+                    .stats
+                    .counters
+                    .terminal(Terminal::DroppedProtect)
+                    .add(1);
                 continue;
             }
             let d = dir.unwrap_or_else(|| self.direction_of(m.port()));
@@ -612,7 +650,10 @@ impl Worker {
             if self.tx.is_empty() {
                 return;
             }
-            let n = self.s.uplink_tx.tx(&mut self.tx);
+            let n = match self.s.uplink_tx.as_mut() {
+                Some(q) => q.tx(&mut self.tx),
+                None => 0,
+            };
             for k in 0..n {
                 let meta = self.tx_meta[k];
                 self.tx_done(meta, true);

@@ -1,0 +1,171 @@
+//! The tunnel-decap front-end's path through a worker: tunnels arriving on
+//! a decap input are stripped and their inner frames handed to the tool
+//! port, optionally deduplicated and re-tagged. Every received frame still
+//! ends in exactly one terminal counter.
+
+use crate::dpdk::{Batch, Mbuf};
+use crate::frame::Frame;
+use crate::runtime::counters::Terminal;
+use crate::stage::decap::{Decap, DecapConfig, DecapCounters, DecapOutcome};
+use crate::stage::dedup::Verdict as DedupVerdict;
+use crate::stage::parse::parse;
+use crate::stage::BURST;
+
+use super::{Worker, TX_BUF};
+
+/// What the appliance configures for decap inputs.
+#[derive(Debug, Clone, Default)]
+pub struct DecapSetup {
+    pub config: DecapConfig,
+    /// Hand frames that are not tunnels to the tool as they are (else drop).
+    pub pass_non_tunnel: bool,
+    /// Drop copies of inner frames seen within the dedup window.
+    pub dedup: bool,
+}
+
+/// A worker's decap stage and tool-port TX buffer.
+pub(super) struct DecapState {
+    stage: Decap,
+    tx: Batch<TX_BUF>,
+    pass_non_tunnel: bool,
+    dedup: bool,
+    /// Stage counters at the last `clear fwd stats all`.
+    base: DecapCounters,
+}
+
+impl DecapState {
+    pub(super) fn new(s: &DecapSetup) -> Result<DecapState, String> {
+        Ok(DecapState {
+            stage: Decap::new(s.config.clone()).map_err(|e| e.to_string())?,
+            tx: Batch::new(),
+            pass_non_tunnel: s.pass_non_tunnel,
+            dedup: s.dedup,
+            base: DecapCounters::default(),
+        })
+    }
+}
+
+impl Worker {
+    /// Moves the frames of decap ports out of a mixed burst (a distributor
+    /// ring) and runs them through the decap path.
+    pub(super) fn split_decap(&mut self, rx: &mut Batch<BURST>) {
+        if !self.s.port_decap.iter().any(|d| *d) {
+            return;
+        }
+        let mut tap: Batch<BURST> = Batch::new();
+        let mut dec: Batch<BURST> = Batch::new();
+        for m in rx.drain() {
+            let is_decap = self
+                .s
+                .port_decap
+                .get(usize::from(m.port()))
+                .copied()
+                .unwrap_or(false);
+            // Both batches hold a whole burst: a push cannot fail.
+            let _ = if is_decap { dec.push(m) } else { tap.push(m) };
+        }
+        for m in tap.drain() {
+            let _ = rx.push(m);
+        }
+        if !dec.is_empty() {
+            self.process_decap(&mut dec);
+        }
+    }
+
+    /// Strips the tunnels of a burst from a decap input.
+    pub(super) fn process_decap(&mut self, rx: &mut Batch<BURST>) {
+        let c = &self.s.stats.counters;
+        c.rx.add(rx.len() as u64);
+        c.rx_bytes
+            .add(rx.as_slice().iter().map(|m| m.pkt_len() as u64).sum());
+        c.bursts.add(1);
+        let now_ns = self.s.clock.now_ns();
+        for mut m in rx.drain() {
+            let deliver = match self.decap.stage.decap(&mut m) {
+                Ok(DecapOutcome::Decapsulated(_)) => true,
+                Ok(DecapOutcome::NotTunnel) => self.decap.pass_non_tunnel,
+                // Counted by the stage (not_ethernet, and each error kind).
+                Ok(DecapOutcome::NotEthernet(_)) => false,
+                Err(_) => {
+                    self.s
+                        .stats
+                        .counters
+                        .terminal(Terminal::DroppedError)
+                        .add(1);
+                    continue;
+                }
+            };
+            if !deliver {
+                self.s.stats.counters.terminal(Terminal::Filtered).add(1);
+                continue;
+            }
+            if self.decap.dedup {
+                let layers = parse(m.data());
+                if self.dedup.check(&m, &layers, now_ns) == DedupVerdict::Duplicate {
+                    self.s
+                        .stats
+                        .counters
+                        .terminal(Terminal::Deduplicated)
+                        .add(1);
+                    continue;
+                }
+            }
+            self.to_tool(m);
+        }
+    }
+
+    fn to_tool(&mut self, m: Mbuf) {
+        if self.decap.tx.is_full() {
+            self.flush_tool();
+        }
+        if let Err(m) = self.decap.tx.push(m) {
+            drop(m);
+            self.s
+                .stats
+                .counters
+                .terminal(Terminal::DroppedTxFull)
+                .add(1);
+        }
+    }
+
+    /// Sends the tool buffer: one retry, then what is left is dropped.
+    pub(super) fn flush_tool(&mut self) {
+        let c = &self.s.stats.counters;
+        for _attempt in 0..2 {
+            if self.decap.tx.is_empty() {
+                return;
+            }
+            let n = match self.s.tool_tx.as_mut() {
+                Some(q) => q.tx(&mut self.decap.tx),
+                None => 0,
+            };
+            c.terminal(Terminal::Forwarded).add(n as u64);
+        }
+        let left = self.decap.tx.len() as u64;
+        self.decap.tx.drain().for_each(drop);
+        let why = if self.s.tool_tx.is_some() {
+            Terminal::DroppedTxFull
+        } else {
+            Terminal::DroppedError
+        };
+        c.terminal(why).add(left);
+    }
+
+    /// Mirrors the decap stage's counters for the console.
+    pub(super) fn export_decap(&self) {
+        let (d, b) = (*self.decap.stage.counters(), self.decap.base);
+        let c = &self.s.stats.counters;
+        c.decapsulated.set(d.decapsulated - b.decapsulated);
+        c.decap_not_tunnel.set(d.not_tunnel - b.not_tunnel);
+        c.decap_not_ethernet.set(d.not_ethernet - b.not_ethernet);
+        let errors = |x: &DecapCounters| {
+            x.truncated + x.bad_length + x.bad_version + x.bad_flags + x.fragmented + x.too_deep
+        };
+        c.decap_errors.set(errors(&d) - errors(&b));
+    }
+
+    /// Starts the decap mirrors from zero (`clear fwd stats all`).
+    pub(super) fn clear_decap(&mut self) {
+        self.decap.base = *self.decap.stage.counters();
+    }
+}
