@@ -1,5 +1,6 @@
 //! The Sluice control plane: everything on the main lcore.
 
+pub mod agent;
 pub mod appliance;
 pub mod cli;
 pub mod config;
