@@ -4,6 +4,7 @@ pub mod agent;
 pub mod appliance;
 pub mod cli;
 pub mod config;
+pub mod controller;
 pub mod default;
 pub mod guard;
 pub mod metrics;
