@@ -6,7 +6,9 @@ use ctrlplane::config::Config;
 use ctrlplane::policy::{self, Context};
 
 fn example(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(name)
 }
 
 #[test]
@@ -15,7 +17,11 @@ fn example_configs_and_policy_are_valid() {
     let decap = Config::load(&example("decap-frontend.toml")).expect("decap-frontend.toml");
     assert!(decap.uplink.is_none() && decap.tool_port().is_some());
     let ctx = Context {
-        ports: tap.input_ports().enumerate().map(|(i, p)| (p.name.clone(), i as u16)).collect(),
+        ports: tap
+            .input_ports()
+            .enumerate()
+            .map(|(i, p)| (p.name.clone(), i as u16))
+            .collect(),
     };
     let text = std::fs::read_to_string(example("policy.toml")).expect("policy.toml");
     let (model, compiled) = policy::load_text(&text, "policy.toml", &ctx).expect("valid policy");
