@@ -110,11 +110,11 @@ impl Worker {
                     continue;
                 }
             }
-            self.to_tool(m);
+            self.send_to_tool(m);
         }
     }
 
-    fn to_tool(&mut self, m: Mbuf) {
+    fn send_to_tool(&mut self, m: Mbuf) {
         if self.decap.tx.is_full() {
             self.flush_tool();
         }

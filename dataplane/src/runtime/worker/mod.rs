@@ -775,7 +775,7 @@ fn sheds(seen: &mut u64, protect: u64, v: Verdict) -> bool {
     match protect >> 32 {
         shed::SAMPLE => {
             *seen += 1;
-            *seen % n.max(1) != 0
+            !(*seen).is_multiple_of(n.max(1))
         }
         shed::PRIORITY => v.rule_index().is_none_or(|r| r as u64 >= n),
         _ => false,
