@@ -183,7 +183,7 @@ pub struct NeighborConfig {
     pub mac: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkersConfig {
     /// Worker lcores; default: every EAL lcore but the main one.
@@ -429,11 +429,6 @@ impl Default for ApplianceId {
             name: default_name(),
             id: default_id(),
         }
-    }
-}
-impl Default for WorkersConfig {
-    fn default() -> Self {
-        Self { lcores: None }
     }
 }
 impl Default for MempoolConfig {

@@ -146,8 +146,7 @@ impl Guard {
                 ));
             }
         }
-        if s.total_mbufs > 0 {
-            let free = s.free_mbufs * 100 / s.total_mbufs;
+        if let Some(free) = (s.free_mbufs * 100).checked_div(s.total_mbufs) {
             if free < u64::from(c.min_free_mbufs_pct) {
                 return Some(format!(
                     "{free}% of mbufs free (limit {}%)",
