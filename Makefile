@@ -22,8 +22,14 @@ test: setup lint
 demo: setup
 	bash scripts/demo.sh
 
+# Criterion micro benchmarks per stage (short settings), then the end-to-end
+# harness: Sluice against dpdk-testpmd io on the same virtual devices
+# (perf/results/e2e.{json,md,png}).
+BENCH_TARGET = $(or $(CARGO_TARGET_DIR),target)
 bench: setup
-	$(CARGO) bench -p perf
+	$(CARGO) build --release -p ctrlplane -p perf
+	$(CARGO) bench -p perf --benches -- --warm-up-time 0.5 --measurement-time 1 --sample-size 10
+	$(BENCH_TARGET)/release/e2e --sluice $(BENCH_TARGET)/release/sluice --work-dir $(BENCH_TARGET)/perf-e2e
 
 clean:
 	$(CARGO) clean
