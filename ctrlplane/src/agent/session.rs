@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -99,6 +99,8 @@ pub(super) fn spawn(cfg: AgentConfig) -> AgentHandle {
 struct Tls {
     conn: Mutex<ClientConnection>,
     sock: TcpStream,
+    /// The controller sent close_notify: nothing more will come.
+    peer_closed: AtomicBool,
 }
 
 fn io_reason(what: &str, e: &io::Error) -> String {
@@ -118,6 +120,10 @@ impl Tls {
     /// Blocks for bytes from the controller; returns the messages they
     /// complete (possibly none).
     fn recv(&self, dec: &mut FrameDecoder, buf: &mut [u8]) -> Result<Vec<ControllerMsg>, String> {
+        if self.peer_closed.load(Ordering::Relaxed) {
+            dec.finish().map_err(|e| e.to_string())?;
+            return Err("the controller closed the session".into());
+        }
         let n = (&self.sock)
             .read(buf)
             .map_err(|e| io_reason("reading from the controller", &e))?;
@@ -130,10 +136,17 @@ impl Tls {
             let mut conn = self.lock();
             let mut rd = &buf[..n];
             while !rd.is_empty() {
-                conn.read_tls(&mut rd).map_err(|e| io_reason("TLS", &e))?;
+                let took = conn.read_tls(&mut rd).map_err(|e| io_reason("TLS", &e))?;
+                if took == 0 {
+                    // Never with bytes to give; a loop without progress otherwise.
+                    return Err("TLS: received data not accepted".into());
+                }
                 let state = conn
                     .process_new_packets()
                     .map_err(|e| format!("TLS: {e}"))?;
+                if state.peer_has_closed() {
+                    self.peer_closed.store(true, Ordering::Relaxed);
+                }
                 let want = state.plaintext_bytes_to_read();
                 if want > 0 {
                     let start = plain.len();
@@ -153,6 +166,10 @@ impl Tls {
         let mut out = Vec::new();
         while let Some(body) = dec.next_frame().map_err(|e| e.to_string())? {
             out.push(decode::<ControllerMsg>(&body).map_err(|e| e.to_string())?);
+        }
+        if out.is_empty() && self.peer_closed.load(Ordering::Relaxed) {
+            dec.finish().map_err(|e| e.to_string())?;
+            return Err("the controller closed the session".into());
         }
         Ok(out)
     }
@@ -332,6 +349,7 @@ impl Agent {
         let tls = Arc::new(Tls {
             conn: Mutex::new(conn),
             sock,
+            peer_closed: AtomicBool::new(false),
         });
         let hello = ApplianceMsg::Hello(Hello {
             name: cfg.name.clone(),

@@ -50,12 +50,15 @@ pub fn client_config(ca: &Path, cert: &Path, key: &Path) -> Result<ClientConfig,
     let roots = load_roots(ca)?;
     let chain = load_certs(cert)?;
     let key = load_key(key)?;
-    ClientConfig::builder_with_provider(provider())
+    let mut cfg = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| format!("TLS: {e}"))?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
-        .map_err(|e| format!("client certificate {}: {e}", cert.display()))
+        .map_err(|e| format!("client certificate {}: {e}", cert.display()))?;
+    // Every session is a full handshake: certificates are checked each time.
+    cfg.resumption = rustls::client::Resumption::disabled();
+    Ok(cfg)
 }
 
 /// The controller side: presents `cert` + `key`, requires a client
@@ -67,12 +70,17 @@ pub fn server_config(ca: &Path, cert: &Path, key: &Path) -> Result<ServerConfig,
         .map_err(|e| format!("client verifier for {}: {e}", ca.display()))?;
     let chain = load_certs(cert)?;
     let key = load_key(key)?;
-    ServerConfig::builder_with_provider(provider())
+    let mut cfg = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| format!("TLS: {e}"))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
-        .map_err(|e| format!("server certificate {}: {e}", cert.display()))
+        .map_err(|e| format!("server certificate {}: {e}", cert.display()))?;
+    // No resumption: a client certificate is verified (expiry included) on
+    // every connection, and no session cache grows with the fleet.
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    cfg.send_tls13_tickets = 0;
+    Ok(cfg)
 }
 
 /// Whether `name` is one of the DNS names of the (already verified) end
