@@ -356,3 +356,79 @@ fn a_second_session_for_the_same_name_replaces_the_first() {
     assert!(a.connected);
     new.finish();
 }
+
+/// A stand-in controller that answers each connection's hello with a
+/// hello-ack and then `script[i]` for the i-th connection, then waits for
+/// the appliance to close.
+fn fake_controller(fx: &Fixture, script: Vec<Vec<u8>>) -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let cfg = Arc::new(tls::server_config(&fx.ca.pem, &fx.server.cert, &fx.server.key).unwrap());
+    let ack = encode(&ctrlplane::agent::protocol::ControllerMsg::HelloAck {
+        controller_version: "fake".into(),
+        protocol_version: PROTOCOL_VERSION,
+        keepalive_ms: 60_000,
+        heartbeat_ms: 1000,
+        policy: None,
+    })
+    .unwrap();
+    let t = std::thread::spawn(move || {
+        for bytes in script {
+            let (sock, _) = listener.accept().unwrap();
+            sock.set_read_timeout(Some(DEADLINE)).unwrap();
+            let conn = rustls::ServerConnection::new(cfg.clone()).unwrap();
+            let mut s = rustls::StreamOwned::new(conn, sock);
+            let mut hdr = [0u8; 4];
+            s.read_exact(&mut hdr).unwrap();
+            let mut body = vec![0u8; u32::from_be_bytes(hdr) as usize];
+            s.read_exact(&mut body).unwrap();
+            s.write_all(&ack).unwrap();
+            s.write_all(&bytes).unwrap();
+            s.flush().unwrap();
+            if bytes.len() >= 4 && bytes[..4] == [0, 0, 0, 50] {
+                // Truncated: end the stream inside the frame.
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            }
+            // The appliance closes; read to the end (bounded by the timeout).
+            let mut buf = [0u8; 1024];
+            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+        }
+    });
+    (addr, t)
+}
+
+#[test]
+fn the_agent_drops_a_controller_session_that_sends_broken_frames_and_reconnects() {
+    let fx = Fixture::new("agent-frames");
+    let mut truncated = 50u32.to_be_bytes().to_vec();
+    truncated.extend_from_slice(b"{\"v\":1");
+    let oversized = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
+    let mut garbage = 5u32.to_be_bytes().to_vec();
+    garbage.extend_from_slice(b"\xff\xfe!!!");
+    let good = encode(&ctrlplane::agent::protocol::ControllerMsg::Policy {
+        version: "p@1".into(),
+        name: "p".into(),
+        text: good_policy("after"),
+    })
+    .unwrap();
+    let (addr, server) = fake_controller(&fx, vec![truncated, oversized, garbage, good]);
+    let id = fx.ca.client(fx.dir.path(), "tap-09");
+    let app = Appliance::spawn(fx.agent_config_at(&addr, "tap-09", &id, &fx.ca.pem));
+    for want in [
+        "truncated frame: the connection ended after 10 of 54 bytes",
+        "oversized frame: 1048577 bytes announced, the limit is 1048576",
+        "garbage: not a JSON object",
+    ] {
+        app.wait_connected();
+        let reason = app.wait_disconnected();
+        assert!(reason.contains(want), "want {want:?}, got {reason:?}");
+    }
+    // The fourth session is a good one: the policy arrives and is acked.
+    app.wait_connected();
+    let (v, ok) = app.take_policy();
+    assert_eq!((v.as_str(), ok), ("p@1", true));
+    assert_eq!(app.handle.status.counters().sessions, 4);
+    drop(app);
+    server.join().unwrap();
+}

@@ -202,6 +202,11 @@ impl Fixture {
         id: &Issued,
         ca: &Path,
     ) -> AgentConfig {
+        self.agent_config_at(&ctl.addr, name, id, ca)
+    }
+
+    /// An agent config for a controller at `addr` (which may be a stand-in).
+    pub fn agent_config_at(&self, addr: &str, name: &str, id: &Issued, ca: &Path) -> AgentConfig {
         AgentConfig {
             name: name.to_owned(),
             labels: BTreeMap::new(),
@@ -210,7 +215,7 @@ impl Fixture {
                 role: "input".into(),
             }],
             capabilities: agent::CAPABILITIES.iter().map(|s| s.to_string()).collect(),
-            address: ctl.addr.clone(),
+            address: addr.to_owned(),
             server_name: "localhost".into(),
             ca: ca.to_path_buf(),
             cert: id.cert.clone(),
@@ -236,6 +241,11 @@ pub struct Controller {
 
 impl Controller {
     pub fn spawn(fx: &Fixture, listen: &str) -> Controller {
+        Self::spawn_with(fx, listen, &[], true)
+    }
+
+    /// With extra `serve` arguments; `echo`: copy its log to the test's output.
+    pub fn spawn_with(fx: &Fixture, listen: &str, extra: &[&str], echo: bool) -> Controller {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-controller"))
             .arg("--admin")
             .arg(&fx.admin)
@@ -252,6 +262,7 @@ impl Controller {
             .arg(&fx.policies)
             // Pushes in tests come from `push`; the poll is the backstop.
             .args(["--poll-ms", "60000", "--keepalive-ms", "2000"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -262,7 +273,9 @@ impl Controller {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { return };
-                eprintln!("[controller] {line}");
+                if echo {
+                    eprintln!("[controller] {line}");
+                }
                 if tx.send(line).is_err() {
                     return;
                 }
@@ -350,6 +363,14 @@ impl Controller {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn admin_path(&self) -> &Path {
+        &self.admin
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -1,0 +1,351 @@
+//! Scale benchmark (ignored by default: it is a measurement, not a test):
+//! one real `sluice-controller`, N simulated appliance sessions on loopback
+//! (default 2,000; `SLUICE_SCALE_N` to change), each with its own client
+//! certificate, speaking the real protocol over TLS 1.3 and sending a
+//! heartbeat every second. Reports the time for a policy change to be
+//! acked by all of them and the controller's memory.
+//!
+//! ```sh
+//! cargo test --release -p ctrlplane --test controller_scale -- --ignored --nocapture
+//! ```
+//!
+//! Figures are printed, never asserted.
+
+mod controller_support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use controller_support::*;
+use ctrlplane::agent::protocol::{
+    decode, encode, ApplianceMsg, ControllerMsg, Counters, FrameDecoder, Heartbeat, Hello,
+    PROTOCOL_VERSION,
+};
+use ctrlplane::agent::tls;
+use ctrlplane::controller::admin::{request_as, AdminRequest};
+use ctrlplane::controller::registry::{PushReport, Summary};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_rustls::TlsConnector;
+
+/// Bound on every phase of the benchmark.
+const PHASE: Duration = Duration::from_secs(300);
+
+/// A policy of realistic size: 16 destinations, 64 rules.
+fn fleet_policy(tag: &str) -> String {
+    let mut p = format!("version = \"{tag}\"\n");
+    for d in 0..16 {
+        p += &format!(
+            "\n[[destination]]\nname = \"d{d}\"\ntunnel = \"vxlan\"\nremote = \"192.0.2.{}\"\nvni = {}\nslice = 256\n",
+            d + 10,
+            100 + d
+        );
+    }
+    for r in 0..64 {
+        p += &format!(
+            "\n[[rule]]\nname = \"r{r}\"\ndst = \"10.{}.{}.0/24\"\nproto = \"tcp\"\ndst_port = {}\nto = [\"d{}\"]\n",
+            r / 8,
+            r % 8,
+            1000 + r,
+            r % 16
+        );
+    }
+    p
+}
+
+fn proc_status(pid: u32, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_s(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after ')'.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    ticks as f64 / 100.0
+}
+
+enum SimEvent {
+    Connected,
+    Acked(String, Instant),
+    Failed(String),
+}
+
+/// One simulated appliance: hello, ack every policy at once, heartbeat
+/// every second, until the runtime stops.
+async fn sim(
+    name: String,
+    cfg: Arc<rustls::ClientConfig>,
+    addr: String,
+    gate: Arc<Semaphore>,
+    events: mpsc::UnboundedSender<SimEvent>,
+) {
+    let r: Result<(), String> = async {
+        let permit = gate.acquire().await.map_err(|e| e.to_string())?;
+        let tcp = TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
+        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        let server = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+        let tls = TlsConnector::from(cfg)
+            .connect(server, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut rd, mut wr) = tokio::io::split(tls);
+        let hello = encode(&ApplianceMsg::Hello(Hello {
+            name: name.clone(),
+            labels: [("role".to_string(), "sim".to_string())].into(),
+            sluice_version: "sim".into(),
+            protocol_version: PROTOCOL_VERSION,
+            capabilities: vec!["policy-toml".into()],
+            ports: vec![],
+            policy_version: None,
+        }))
+        .map_err(|e| e.to_string())?;
+        wr.write_all(&hello).await.map_err(|e| e.to_string())?;
+        wr.flush().await.map_err(|e| e.to_string())?;
+        let mut permit = Some(permit);
+        let mut dec = FrameDecoder::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut rx = 0u64;
+        let mut running = None;
+        loop {
+            tokio::select! {
+                n = rd.read(&mut buf) => {
+                    let n = n.map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        return Err("closed by the controller".to_string());
+                    }
+                    dec.push(&buf[..n]).map_err(|e| e.to_string())?;
+                    while let Some(body) = dec.next_frame().map_err(|e| e.to_string())? {
+                        match decode::<ControllerMsg>(&body).map_err(|e| e.to_string())? {
+                            ControllerMsg::HelloAck { .. } => {
+                                permit.take();
+                                let _ = events.send(SimEvent::Connected);
+                            }
+                            ControllerMsg::Policy { version, .. } => {
+                                let ack = encode(&ApplianceMsg::Ack { version: version.clone() })
+                                    .map_err(|e| e.to_string())?;
+                                wr.write_all(&ack).await.map_err(|e| e.to_string())?;
+                                wr.flush().await.map_err(|e| e.to_string())?;
+                                running = Some(version.clone());
+                                let _ = events.send(SimEvent::Acked(version, Instant::now()));
+                            }
+                            ControllerMsg::Error { reason } => return Err(reason),
+                            _ => {}
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    if permit.is_some() {
+                        continue;
+                    }
+                    rx += 1000;
+                    let hb = encode(&ApplianceMsg::Heartbeat(Heartbeat {
+                        state: "running".into(),
+                        policy_version: running.clone(),
+                        uptime_s: rx / 1000,
+                        counters: Counters {
+                            rx,
+                            forwarded: rx,
+                            terminals: [("forwarded".to_string(), rx)].into(),
+                            ..Default::default()
+                        },
+                        agent: Default::default(),
+                    }))
+                    .map_err(|e| e.to_string())?;
+                    wr.write_all(&hb).await.map_err(|e| e.to_string())?;
+                    wr.flush().await.map_err(|e| e.to_string())?;
+                }
+            }
+        }
+    }
+    .await;
+    if let Err(e) = r {
+        let _ = events.send(SimEvent::Failed(format!("{name}: {e}")));
+    }
+}
+
+fn summary(ctl: &Controller) -> Summary {
+    request_as(ctl.admin_path(), &AdminRequest::Summary, "summary").unwrap()
+}
+
+/// Polls the controller until `n` appliances acked `version`; when.
+fn controller_saw_all(ctl: &Controller, version: &str, n: usize) -> Instant {
+    let until = Instant::now() + PHASE;
+    loop {
+        if summary(ctl).acked.get(version).copied() == Some(n) {
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < until,
+            "controller never recorded {n} acks of {version}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Waits for `n` acks of one new version (not `old`); returns it and the last ack's time.
+fn wait_acks(
+    rt: &tokio::runtime::Runtime,
+    events: &mut mpsc::UnboundedReceiver<SimEvent>,
+    old: Option<&str>,
+    n: usize,
+) -> (String, Instant) {
+    rt.block_on(async {
+        let mut per: HashMap<String, (usize, Instant)> = HashMap::new();
+        let deadline = tokio::time::Instant::now() + PHASE;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, events.recv())
+                .await
+                .expect("acks in time")
+                .expect("sims alive");
+            match ev {
+                SimEvent::Acked(v, t) if Some(v.as_str()) != old => {
+                    let e = per.entry(v.clone()).or_insert((0, t));
+                    e.0 += 1;
+                    e.1 = e.1.max(t);
+                    if e.0 == n {
+                        return (v, e.1);
+                    }
+                }
+                SimEvent::Failed(e) => panic!("a simulated appliance failed: {e}"),
+                _ => {}
+            }
+        }
+    })
+}
+
+#[test]
+#[ignore = "benchmark: run with --release -- --ignored --nocapture"]
+fn scale_one_controller_many_appliances() {
+    let n: usize = std::env::var("SLUICE_SCALE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let fx = Fixture::new("scale");
+    fx.write_policy("fleet", &fleet_policy("v0"));
+    fx.write_assign("default = \"fleet\"\n");
+    let mut ctl = Controller::spawn_with(&fx, "127.0.0.1:0", &[], false);
+    let pid = ctl.pid();
+    let rss_idle = proc_status(pid, "VmRSS:");
+
+    let t = Instant::now();
+    let configs: Vec<(String, Arc<rustls::ClientConfig>)> = (0..n)
+        .map(|i| {
+            let name = format!("sim-{i:05}");
+            let id = fx.ca.client(fx.dir.path(), &name);
+            let cfg = tls::client_config(&fx.ca.pem, &id.cert, &id.key).unwrap();
+            (name, Arc::new(cfg))
+        })
+        .collect();
+    println!(
+        "{n} client certificates made in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (tx, mut events) = mpsc::unbounded_channel();
+    // At most 64 handshakes in flight, as a fleet coming up would pace itself.
+    let gate = Arc::new(Semaphore::new(64));
+    let cpu0 = cpu_s(pid);
+    let t0 = Instant::now();
+    for (name, cfg) in configs {
+        rt.spawn(sim(name, cfg, ctl.addr.clone(), gate.clone(), tx.clone()));
+    }
+    // The policy goes out with each hello-ack: count both as they come.
+    let (v0, connect_s, connect_cpu) = rt.block_on(async {
+        let (mut up, mut acked) = (0, 0);
+        let mut v0 = None;
+        let mut connected_at = None;
+        let deadline = tokio::time::Instant::now() + PHASE;
+        while up < n || acked < n {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(SimEvent::Connected)) => {
+                    up += 1;
+                    if up == n {
+                        connected_at = Some((t0.elapsed().as_secs_f64(), cpu_s(pid) - cpu0));
+                    }
+                }
+                Ok(Some(SimEvent::Acked(v, _))) => {
+                    acked += 1;
+                    assert!(v0.get_or_insert(v.clone()) == &v, "two initial versions");
+                }
+                Ok(Some(SimEvent::Failed(e))) => panic!("a simulated appliance failed: {e}"),
+                _ => panic!("{up} of {n} connected, {acked} acked, in time"),
+            }
+        }
+        let (s, cpu) = connected_at.unwrap_or_default();
+        (v0.unwrap_or_default(), s, cpu)
+    });
+    controller_saw_all(&ctl, &v0, n);
+    let initial_s = t0.elapsed().as_secs_f64();
+    let rss_connected = proc_status(pid, "VmRSS:");
+    println!(
+        "{n} sessions up in {connect_s:.2} s (controller CPU {connect_cpu:.2} s), all synced to {v0} in {initial_s:.2} s"
+    );
+
+    let mut rounds = Vec::new();
+    let mut old = v0;
+    for round in 1..=5 {
+        fx.write_policy("fleet", &fleet_policy(&format!("v{round}")));
+        let cpu0 = cpu_s(pid);
+        let t0 = Instant::now();
+        let push: PushReport = request_as(ctl.admin_path(), &AdminRequest::Push, "push").unwrap();
+        let pushed_s = t0.elapsed().as_secs_f64();
+        assert_eq!(push.pushed, n, "{push:?}");
+        let (v, last_ack) = wait_acks(&rt, &mut events, Some(&old), n);
+        let recorded = controller_saw_all(&ctl, &v, n);
+        let acked_s = (last_ack - t0).as_secs_f64();
+        let recorded_s = (recorded - t0).as_secs_f64();
+        let cpu = cpu_s(pid) - cpu0;
+        println!(
+            "round {round}: {v}: queued to {n} sessions in {:.1} ms; last ack sent after {:.1} ms; all {n} acks recorded at the controller after {:.1} ms (controller CPU {cpu:.2} s)",
+            pushed_s * 1e3,
+            acked_s * 1e3,
+            recorded_s * 1e3
+        );
+        rounds.push(recorded_s);
+        old = v;
+    }
+    let rss_after = proc_status(pid, "VmRSS:");
+    let hwm = proc_status(pid, "VmHWM:");
+    let s = summary(&ctl);
+    rounds.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "policy change acked by all {n} (recorded at the controller): median {:.1} ms, min {:.1} ms, max {:.1} ms over {} rounds",
+        rounds[rounds.len() / 2] * 1e3,
+        rounds[0] * 1e3,
+        rounds[rounds.len() - 1] * 1e3,
+        rounds.len()
+    );
+    println!(
+        "controller RSS: idle {:.1} MiB, {n} sessions {:.1} MiB ({:.1} KiB per session), after pushes {:.1} MiB, peak {:.1} MiB",
+        rss_idle as f64 / 1024.0,
+        rss_connected as f64 / 1024.0,
+        (rss_connected.saturating_sub(rss_idle)) as f64 / n as f64,
+        rss_after as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    println!(
+        "summary: connected {}, in sync {}, stale {}, nacked {}",
+        s.connected, s.in_sync, s.stale, s.nacked
+    );
+    assert!(ctl.is_running());
+    drop(rt);
+}
