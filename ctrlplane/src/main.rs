@@ -108,6 +108,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let (policy, controller_version) = controller_policy(&cfg, &args, policy);
     let stop = Arc::new(AtomicBool::new(false));
     let reload = Arc::new(AtomicBool::new(false));
     for (sig, flag) in [
@@ -125,6 +126,7 @@ fn main() -> ExitCode {
         exit_when_idle: args.exit_when_idle.map(Duration::from_millis),
         resolve_timeout: Duration::from_millis(args.resolve_timeout),
         auto_start: !args.stopped && (!args.interactive || args.auto_start),
+        controller_version,
     };
     let mut app = match Appliance::start(&eal_args, cfg, opts) {
         Ok(a) => a,
@@ -179,6 +181,45 @@ fn main() -> ExitCode {
             println!("{report}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// With a controller and no --policy, the appliance starts on the last
+/// policy the controller had it ack (persisted), or on an empty policy
+/// (everything filtered) until the controller sends one — never on the
+/// built-in demo policy.
+fn controller_policy(
+    cfg: &Config,
+    args: &Args,
+    local: PolicySource,
+) -> (PolicySource, Option<String>) {
+    let Some(c) = &cfg.controller else {
+        return (local, None);
+    };
+    if args.policy.is_some() {
+        return (local, None);
+    }
+    match ctrlplane::agent::load_persisted(&c.persist) {
+        Some((version, text)) => {
+            eprintln!(
+                "sluice: starting on the persisted controller policy version {version} ({})",
+                c.persist.display()
+            );
+            (
+                PolicySource::Text {
+                    origin: format!("persisted controller policy {}", c.persist.display()),
+                    text,
+                },
+                Some(version),
+            )
+        }
+        None => (
+            PolicySource::Text {
+                origin: "empty policy (waiting for the controller)".into(),
+                text: "version = \"\"\n".into(),
+            },
+            None,
+        ),
     }
 }
 

@@ -16,7 +16,7 @@ use dataplane::dpdk::{
 };
 use dataplane::frame::Frame;
 use dataplane::runtime::clock::Clock;
-use dataplane::runtime::counters::{Totals, WorkerStats, MAX_DEST_SLOTS};
+use dataplane::runtime::counters::{DestDrop, Totals, WorkerStats, MAX_DEST_SLOTS};
 use dataplane::runtime::distributor::{self, DistributorSetup};
 use dataplane::runtime::policy::CompiledPolicy;
 use dataplane::runtime::tables::{DestTable, Tables};
@@ -30,13 +30,15 @@ use dataplane::wire::ethernet::Address;
 
 use std::sync::mpsc::Receiver;
 
+use crate::agent::protocol::{CommandKind, Counters, DestinationCounters};
+use crate::agent::{self, AgentConfig, AgentEvent, AgentHandle, AgentReply, HeartbeatData};
 use crate::cli::Envelope;
 use crate::config::{
     parse_cidr, parse_mac, Config, NonTunnel, PortConfig, PortDirection, PortMode, RetagMode, Role,
 };
 use crate::guard::{Guard, Sample as GuardSample, Transition};
 use crate::neighbor::{Neighbors, Uplink};
-use crate::policy::{self, Context, Policy};
+use crate::policy::{self, Context, Policy, PolicyError};
 use crate::stats::{fwd_stats, Named};
 
 mod console;
@@ -47,6 +49,11 @@ pub enum PolicySource {
     File(PathBuf),
     /// Text built into the program (the default run).
     BuiltIn(&'static str),
+    /// Text from the controller, or persisted from it; `origin` names it.
+    Text {
+        origin: String,
+        text: String,
+    },
 }
 
 /// How the appliance should run.
@@ -61,6 +68,8 @@ pub struct Options {
     /// Start forwarding after start-up (else wait for `start`, as testpmd
     /// does in interactive mode).
     pub auto_start: bool,
+    /// The controller's version of the starting policy (a persisted one).
+    pub controller_version: Option<String>,
 }
 
 /// The appliance's state (DESIGN §6), as the console and heartbeats report it.
@@ -141,6 +150,12 @@ pub struct Appliance {
     /// Why the guard last entered protect.
     protect_reason: String,
     dist_rings: Vec<Arc<Ring<Mbuf>>>,
+    /// The controller session, when `[controller]` is configured.
+    agent: Option<AgentHandle>,
+    heartbeat_every: Duration,
+    last_heartbeat: Instant,
+    /// The controller's version of the running policy.
+    controller_version: Option<String>,
     /// Destination names and counter slots, for telemetry's thread.
     dest_names: Arc<std::sync::Mutex<Vec<(String, u16)>>>,
     /// Bumped by `clear fwd stats all`; workers zero their own counters.
@@ -381,7 +396,7 @@ impl Appliance {
                 .map(|(pc, p)| (pc.name.clone(), p.id()))
                 .collect(),
         };
-        let (policy_model, policy) = load_policy(&opts.policy, &ctx)?;
+        let (policy_model, policy) = load_policy(&opts.policy, &ctx).map_err(|e| e.to_string())?;
         if policy.destinations.len() > MAX_DEST_SLOTS {
             return Err(format!(
                 "policy has {} destinations; the appliance holds {MAX_DEST_SLOTS}",
@@ -430,6 +445,10 @@ impl Appliance {
             last_guard_ms: 0,
             protect_reason: String::new(),
             dist_rings: Vec::new(),
+            agent: None,
+            heartbeat_every: Duration::from_secs(1),
+            last_heartbeat: Instant::now(),
+            controller_version: None,
             lcore_roles: Vec::new(),
             ports: Vec::new(),
             pool,
@@ -448,6 +467,13 @@ impl Appliance {
             app.set_forwarding(true);
         } else {
             app.state = State::Stopped;
+        }
+        app.controller_version = app.opts.controller_version.clone();
+        if let Some(mut ac) = AgentConfig::from_config(&app.cfg) {
+            ac.policy_version = app.controller_version.clone();
+            app.heartbeat_every = ac.heartbeat;
+            log(format!("controller session to {}", ac.address));
+            app.agent = Some(agent::spawn(ac));
         }
         log(format!(
             "running: {} worker(s){}, policy {:?} with {} rule(s) and {} destination(s)",
@@ -902,11 +928,132 @@ impl Appliance {
         }
     }
 
+    /// The controller session's events: policies to apply (ack or nack),
+    /// operator commands; and our heartbeat.
+    fn serve_agent(&mut self) {
+        let Some(agent) = &self.agent else { return };
+        let events: Vec<AgentEvent> = agent.events.try_iter().collect();
+        for ev in events {
+            let reply = match ev {
+                AgentEvent::Connected {
+                    controller,
+                    assigned,
+                } => {
+                    log(format!(
+                        "controller {controller} connected (policy {assigned:?})"
+                    ));
+                    None
+                }
+                AgentEvent::Disconnected { reason, retry_in } => {
+                    log(format!("controller session down: {reason}; retry in {retry_in:?}; forwarding goes on"));
+                    None
+                }
+                AgentEvent::Policy {
+                    version,
+                    name,
+                    text,
+                } => {
+                    let src = PolicySource::Text {
+                        origin: format!("controller policy {name:?} version {version}"),
+                        text,
+                    };
+                    match self.try_apply(src) {
+                        Ok(m) => {
+                            log(format!("{m} (controller version {version})"));
+                            self.controller_version = Some(version.clone());
+                            Some(AgentReply::Ack { version })
+                        }
+                        Err((m, errors)) => {
+                            log(m);
+                            Some(AgentReply::Nack { version, errors })
+                        }
+                    }
+                }
+                AgentEvent::Command(c) => {
+                    let (ok, message) = match c.kind {
+                        CommandKind::Start => {
+                            self.set_forwarding(true);
+                            (true, "forwarding started".to_owned())
+                        }
+                        CommandKind::Stop => {
+                            self.set_forwarding(false);
+                            (true, "forwarding stopped".to_owned())
+                        }
+                        CommandKind::Reload => match self.apply_policy(self.opts.policy.clone()) {
+                            Ok(m) => (true, m),
+                            Err(m) => (false, m),
+                        },
+                    };
+                    log(format!("controller command {:?}: {message}", c.kind));
+                    Some(AgentReply::CommandDone {
+                        id: c.id,
+                        ok,
+                        message,
+                    })
+                }
+            };
+            if let (Some(r), Some(agent)) = (reply, &self.agent) {
+                // The agent thread lives as long as its handle.
+                let _ = agent.replies.send(r);
+            }
+        }
+        if self.last_heartbeat.elapsed() >= self.heartbeat_every {
+            self.last_heartbeat = Instant::now();
+            let hb = AgentReply::Heartbeat(self.heartbeat());
+            if let Some(agent) = &self.agent {
+                let _ = agent.replies.send(hb);
+            }
+        }
+    }
+
+    fn heartbeat(&self) -> HeartbeatData {
+        let t = self.totals();
+        let parts = self.stat_parts();
+        let destinations = self
+            .destination_slots()
+            .into_iter()
+            .map(|(name, slot)| {
+                let sum =
+                    |f: &dyn Fn(&WorkerStats) -> u64| parts.iter().map(|p| f(p.stats)).sum::<u64>();
+                let drops = DestDrop::ALL
+                    .iter()
+                    .map(|d| (d.name().to_owned(), sum(&|w| w.dests[slot].drop(*d).get())))
+                    .collect();
+                (
+                    name,
+                    DestinationCounters {
+                        tx_packets: sum(&|w| w.dests[slot].tx_packets.get()),
+                        tx_bytes: sum(&|w| w.dests[slot].tx_bytes.get()),
+                        drops,
+                    },
+                )
+            })
+            .collect();
+        HeartbeatData {
+            state: self.state.name().to_owned(),
+            policy_version: self.controller_version.clone(),
+            uptime_s: self.started.elapsed().as_secs(),
+            counters: Counters {
+                rx: t.rx,
+                rx_bytes: t.rx_bytes,
+                forwarded: t.terminal(dataplane::runtime::counters::Terminal::Forwarded),
+                parse_errors: t.parse_errors,
+                terminals: t
+                    .terminals
+                    .iter()
+                    .map(|(k, v)| (k.name().to_owned(), *v))
+                    .collect(),
+                destinations,
+            },
+        }
+    }
+
     /// One round of the slow path: ARP/ND in and out, republish on change,
-    /// and the guard.
+    /// the guard and the controller session.
     fn service(&mut self) {
         let now = self.now_ms();
         self.run_guard(now);
+        self.serve_agent();
         let mut changed = false;
         while let Some(m) = self.exceptions.dequeue() {
             let (reply, c) = self.neighbors.handle(m.data(), now);
@@ -941,12 +1088,17 @@ impl Appliance {
     /// every problem and the running one stays. On success `src` becomes
     /// the source SIGHUP reloads.
     pub fn apply_policy(&mut self, src: PolicySource) -> Result<String, String> {
+        self.try_apply(src).map_err(|(text, _)| text)
+    }
+
+    /// As [`Appliance::apply_policy`]; a refusal also lists every problem
+    /// on its own, with its path (for a controller's nack).
+    fn try_apply(&mut self, src: PolicySource) -> Result<String, (String, Vec<String>)> {
         match load_policy(&src, &self.ctx) {
             Ok((model, p)) => {
                 if p.destinations.len() > MAX_DEST_SLOTS {
-                    return Err(format!(
-                        "policy has more than {MAX_DEST_SLOTS} destinations"
-                    ));
+                    let e = format!("policy has more than {MAX_DEST_SLOTS} destinations");
+                    return Err((e.clone(), vec![e]));
                 }
                 let old = (
                     Arc::clone(&self.policy),
@@ -955,7 +1107,7 @@ impl Appliance {
                 self.policy = Arc::new(p);
                 if let Err(e) = self.publish() {
                     (self.policy, self.policy_model) = old;
-                    return Err(e);
+                    return Err((e.clone(), vec![e]));
                 }
                 self.opts.policy = src;
                 Ok(format!(
@@ -965,7 +1117,10 @@ impl Appliance {
                     self.policy.destinations.len()
                 ))
             }
-            Err(e) => Err(format!("{e}; keeping policy {:?}", self.policy.version)),
+            Err(e) => Err((
+                format!("{e}; keeping policy {:?}", self.policy.version),
+                crate::agent::policy_errors(&e),
+            )),
         }
     }
 
@@ -1131,10 +1286,10 @@ impl Appliance {
     }
 }
 
-fn load_policy(src: &PolicySource, ctx: &Context) -> Result<(Policy, CompiledPolicy), String> {
+fn load_policy(src: &PolicySource, ctx: &Context) -> Result<(Policy, CompiledPolicy), PolicyError> {
     match src {
         PolicySource::File(p) => policy::load(p, ctx),
         PolicySource::BuiltIn(text) => policy::load_text(text, "built-in policy", ctx),
+        PolicySource::Text { origin, text } => policy::load_text(text, origin, ctx),
     }
-    .map_err(|e| e.to_string())
 }
