@@ -1,0 +1,29 @@
+//! Target `config`: the appliance config parser on any text. It answers a
+//! config or errors, never panics; an accepted config is consistent with
+//! what its accessors say.
+
+use ctrlplane::config::Config;
+
+pub fn run(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match Config::parse(text, "fuzz.toml") {
+        Ok(cfg) => {
+            // Accessors of an accepted config must not panic either.
+            let uplinks = cfg.uplink_port().into_iter().count();
+            let inputs = cfg.input_ports().count();
+            assert!(uplinks <= 1 && inputs <= usize::from(u16::MAX));
+            // Parsing is a function of the text.
+            assert!(Config::parse(text, "fuzz.toml").is_ok());
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(!msg.is_empty());
+            assert!(
+                msg.contains("fuzz.toml"),
+                "error does not name the file: {msg}"
+            );
+        }
+    }
+}
