@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup build test lint demo bench clean
+.PHONY: setup build test lint demo bench clean fuzz
 
 setup:
 	bash scripts/setup.sh
@@ -30,6 +30,11 @@ bench: setup
 	$(CARGO) build --release -p ctrlplane -p perf
 	$(CARGO) bench -p perf --benches -- --warm-up-time 0.5 --measurement-time 1 --sample-size 10
 	$(BENCH_TARGET)/release/e2e --sluice $(BENCH_TARGET)/release/sluice --work-dir $(BENCH_TARGET)/perf-e2e
+
+# Each fuzz target for FUZZ_SECONDS (fuzz/README.md; FUZZ_JOBS=2 runs two at once).
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
 
 clean:
 	$(CARGO) clean
