@@ -24,11 +24,14 @@ demo: setup
 
 # Criterion micro benchmarks per stage (short settings), then the end-to-end
 # harness: Sluice against dpdk-testpmd io on the same virtual devices
-# (perf/results/e2e.{json,md,png}).
+# (perf/results/e2e.{json,md,png}; docs/PERFORMANCE.md reads them). One build of sluice,
+# the harness and the benches together (one feature resolution), so the
+# bench run reuses it instead of compiling the workspace a second time.
 BENCH_TARGET = $(or $(CARGO_TARGET_DIR),target)
+BENCHES = --bench parse --bench filter --bench dedup --bench slice --bench encap --bench decap
 bench: setup
-	$(CARGO) build --release -p ctrlplane -p perf
-	$(CARGO) bench -p perf --benches -- --warm-up-time 0.5 --measurement-time 1 --sample-size 10
+	$(CARGO) build --release -p ctrlplane -p perf --bins $(BENCHES)
+	$(CARGO) bench --profile release -p ctrlplane -p perf $(BENCHES) -- --warm-up-time 0.5 --measurement-time 1 --sample-size 10
 	$(BENCH_TARGET)/release/e2e --sluice $(BENCH_TARGET)/release/sluice --work-dir $(BENCH_TARGET)/perf-e2e
 
 # Each fuzz target for FUZZ_SECONDS (fuzz/README.md; FUZZ_JOBS=2 runs two at once).

@@ -21,6 +21,7 @@ pub struct Settings {
     pub runs: usize,
     pub warmup_s: u64,
     pub measure_s: u64,
+    pub mbufs: u32,
     pub lcores: String,
     pub method: String,
 }

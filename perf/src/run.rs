@@ -15,6 +15,8 @@ pub struct Timing {
     pub warmup: u64,
     /// Seconds measured.
     pub measure: u64,
+    /// Mbufs in the packet pool, for both programs.
+    pub mbufs: u32,
 }
 
 /// EAL options both programs get: the main lcore and one worker lcore,
@@ -146,7 +148,7 @@ pub fn testpmd(
         "--rxd=1024".into(),
         "--txd=1024".into(),
         "--burst=32".into(),
-        "--total-num-mbufs=65535".into(),
+        format!("--total-num-mbufs={}", t.mbufs),
     ]);
     let mut child = Command::new(bin)
         .args(&args)

@@ -338,8 +338,8 @@ pub fn policy(work: &Work) -> String {
 
 /// Sluice's appliance config: the capture in through `net_pcap` with
 /// `infinite_rx=1`, the output a `net_null` that receives nothing.
-pub fn config(work: &Work, capture: &str, tag: &str) -> String {
-    let common = "\n[mempool]\nmbufs = 65535\ncache = 256\n";
+pub fn config(work: &Work, capture: &str, tag: &str, mbufs: u32) -> String {
+    let common = format!("\n[mempool]\nmbufs = {mbufs}\ncache = 256\n");
     match work {
         Work::Tap { .. } => format!(
             r#"[appliance]

@@ -194,11 +194,13 @@ impl std::fmt::Display for RecvReport {
     }
 }
 
-/// Receives and checks sequence numbers until an option says stop.
+/// Receives and checks sequence numbers until an option says stop. The
+/// rate is over the time from the first packet to the last.
 pub fn receive(rx: &mut RxQueue, opts: &RecvOptions) -> RecvReport {
     let start = Instant::now();
     let mut checker = Checker::new();
     let mut r = RecvReport::default();
+    let mut first_rx: Option<Instant> = None;
     let mut last_rx: Option<Instant> = None;
     let mut batch: Batch<BURST> = Batch::new();
     loop {
@@ -216,7 +218,9 @@ pub fn receive(rx: &mut RxQueue, opts: &RecvOptions) -> RecvReport {
             std::hint::spin_loop();
             continue;
         }
-        last_rx = Some(Instant::now());
+        let now = Instant::now();
+        first_rx.get_or_insert(now);
+        last_rx = Some(now);
         for m in batch.drain() {
             r.packets += 1;
             r.bytes += m.pkt_len() as u64;
@@ -228,7 +232,9 @@ pub fn receive(rx: &mut RxQueue, opts: &RecvOptions) -> RecvReport {
             }
         }
     }
-    r.seconds = start.elapsed().as_secs_f64();
+    if let (Some(a), Some(b)) = (first_rx, last_rx) {
+        r.seconds = (b - a).as_secs_f64();
+    }
     if r.seconds > 0.0 {
         r.mpps = r.packets as f64 / r.seconds / 1e6;
     }

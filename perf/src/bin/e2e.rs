@@ -30,8 +30,11 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     warmup: u64,
     /// Seconds measured per run.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 2)]
     measure: u64,
+    /// Mbufs in the packet pool of both programs.
+    #[arg(long, default_value_t = 65535)]
+    mbufs: u32,
     /// EAL lcores: the main lcore, then the one worker.
     #[arg(long, default_value = "0-1")]
     lcores: String,
@@ -77,7 +80,7 @@ fn machine() -> Machine {
 }
 
 /// Writes the scenario's capture, config and policy; returns their paths.
-fn prepare(s: &Scenario, dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), String> {
+fn prepare(s: &Scenario, dir: &Path, mbufs: u32) -> Result<(PathBuf, PathBuf, PathBuf), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let profile = pktgen::Profile::parse(&s.profile).map_err(|e| format!("{}: {e}", s.name))?;
     let mut cycle = pktgen::generate(&profile);
@@ -90,7 +93,12 @@ fn prepare(s: &Scenario, dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), Stri
     let tag = std::process::id() % 10_000;
     std::fs::write(
         &config,
-        scenario::config(&s.work, &capture.display().to_string(), &tag.to_string()),
+        scenario::config(
+            &s.work,
+            &capture.display().to_string(),
+            &tag.to_string(),
+            mbufs,
+        ),
     )
     .map_err(|e| e.to_string())?;
     let policy = dir.join("policy.toml");
@@ -103,6 +111,7 @@ fn main() -> ExitCode {
     let t = Timing {
         warmup: a.warmup,
         measure: a.measure,
+        mbufs: a.mbufs,
     };
     for (what, p) in [("sluice", &a.sluice), ("testpmd", &a.testpmd)] {
         if !p.exists() {
@@ -119,6 +128,7 @@ fn main() -> ExitCode {
             runs: a.runs,
             warmup_s: a.warmup,
             measure_s: a.measure,
+            mbufs: a.mbufs,
             lcores: a.lcores.clone(),
             method: "net_pcap infinite_rx=1 in, net_null no-rx=1 out, one worker lcore; packets counted over the measured interval after a warm-up (testpmd: port 0 RX-packets from --stats-period 1; Sluice: total rx from `show fwd stats all` on the control socket), divided by the wall time between the readings and by the CPU time the worker thread got (/proc schedstat); runs alternate, medians".into(),
         },
@@ -144,7 +154,7 @@ fn main() -> ExitCode {
             load_before: run::load(),
             ..Default::default()
         };
-        let (capture, config, policy) = match prepare(s, &dir) {
+        let (capture, config, policy) = match prepare(s, &dir, a.mbufs) {
             Ok(x) => x,
             Err(e) => {
                 eprintln!("e2e: {}: {e}", s.name);
