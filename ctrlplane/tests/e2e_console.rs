@@ -102,8 +102,8 @@ fn frames() -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn start(extra: &[&str]) -> Fixture {
-    let dir = tmpdir("console");
+/// The input capture, `a.toml` and `p.toml` in `dir`.
+fn write_inputs(dir: &Path) {
     write_pcap(&dir.join("in.pcap"), &frames());
     let p = |n: &str| dir.join(n).display().to_string();
     let cfg = CONFIG
@@ -112,6 +112,12 @@ fn start(extra: &[&str]) -> Fixture {
         .replace("@N@", &seq().to_string());
     std::fs::write(dir.join("a.toml"), cfg).expect("config");
     std::fs::write(dir.join("p.toml"), POLICY).expect("policy");
+}
+
+fn start(extra: &[&str]) -> Fixture {
+    let dir = tmpdir("console");
+    write_inputs(&dir);
+    let p = |n: &str| dir.join(n).display().to_string();
     let socket = dir.join("ctl.sock");
     let prefix = unique("console");
     let mut args = vec![
@@ -403,8 +409,17 @@ fn metrics_and_telemetry_equal_the_console() {
     // Quiesce: stopped workers no longer poll the input, and the pcap
     // uplink has no RX queue, so nothing moves between the readings.
     has(&f.cmd("stop"), "forwarding stopped");
+    // The burst in hand when `stop` came still leaves the TX buffer: wait
+    // until nothing is in flight and the counters read the same twice.
+    let mut fwd = f.cmd("show fwd stats all");
+    for _ in 0..10_000 {
+        let again = f.cmd("show fwd stats all");
+        if again == fwd && again.contains("(difference 0)") {
+            break;
+        }
+        fwd = again;
+    }
     let stats = f.cmd("show port stats all");
-    let fwd = f.cmd("show fwd stats all");
     let body = scrape(&f.metrics);
     let lines = body.lines().map(|l| Ok(l.to_owned()));
     let parsed = prometheus_parse::Scrape::parse(lines).expect("valid exposition text");
@@ -478,14 +493,8 @@ fn metrics_and_telemetry_equal_the_console() {
 #[test]
 fn interactive_prompt_edits_completes_and_quits() {
     let dir = tmpdir("prompt");
-    write_pcap(&dir.join("in.pcap"), &frames());
+    write_inputs(&dir);
     let p = |n: &str| dir.join(n).display().to_string();
-    let cfg = CONFIG
-        .replace("@IN@", &p("in.pcap"))
-        .replace("@OUT@", &p("out.pcap"))
-        .replace("@N@", &seq().to_string());
-    std::fs::write(dir.join("a.toml"), cfg).expect("config");
-    std::fs::write(dir.join("p.toml"), POLICY).expect("policy");
     let cmd = format!(
         "{} {} -- --config {} --policy {} --socket {} --metrics 127.0.0.1:0 -i",
         env!("CARGO_BIN_EXE_sluice"),
@@ -517,14 +526,8 @@ fn interactive_prompt_edits_completes_and_quits() {
 #[test]
 fn cmdline_file_runs_its_commands() {
     let dir = tmpdir("cmdfile");
-    write_pcap(&dir.join("in.pcap"), &frames());
+    write_inputs(&dir);
     let p = |n: &str| dir.join(n).display().to_string();
-    let cfg = CONFIG
-        .replace("@IN@", &p("in.pcap"))
-        .replace("@OUT@", &p("out.pcap"))
-        .replace("@N@", &seq().to_string());
-    std::fs::write(dir.join("a.toml"), cfg).expect("config");
-    std::fs::write(dir.join("p.toml"), POLICY).expect("policy");
     std::fs::write(
         dir.join("cmds"),
         "# comment\nshow state\nshow version\nquit\n",

@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -188,46 +188,7 @@ fn real_tunnels_come_out_on_a_tap_tool_port_as_their_inner_frames() {
     );
     s.wait_for("control socket", 60);
     ip(&["-n", &ns.0, "link", "set", &tap, "up"]);
-    let mut tcpdump = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.0,
-            "tcpdump",
-            "-i",
-            &tap,
-            "--immediate-mode",
-            "-B",
-            "32768",
-            "-n",
-            "-U",
-            "-s",
-            "0",
-            "-w",
-        ])
-        .arg(dir.join("tool.pcap"))
-        .args(["-c", &want.len().to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tcpdump (run `make setup`)");
-    {
-        use std::io::BufRead;
-        let stderr = tcpdump.stderr.take().expect("stderr");
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        assert!(
-            lines
-                .by_ref()
-                .map_while(Result::ok)
-                .any(|l| l.contains("listening on")),
-            "tcpdump did not start"
-        );
-        std::thread::spawn(move || {
-            lines
-                .map_while(Result::ok)
-                .for_each(|l| eprintln!("tcpdump: {l}"))
-        });
-    }
+    let mut tcpdump = capture_in(&ns.0, &tap, &[], &dir.join("tool.pcap"), want.len());
     let mut c = ctrlplane::cli::socket::Client::connect(Path::new(&sock)).expect("console");
     assert!(c
         .command("start")

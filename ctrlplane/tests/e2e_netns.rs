@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::*;
 use etherparse::PacketBuilder;
@@ -170,37 +169,13 @@ fn linux_vxlan_receiver_gets_the_original_frames() {
     std::fs::write(dir.join("p.toml"), POLICY).expect("policy");
 
     // The receiver's capture; it ends by itself after the expected count.
-    let mut tcpdump = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.receiver,
-            "tcpdump",
-            "-i",
-            "vx100",
-            "-Q",
-            "in",
-            "-n",
-            "-U",
-            "-w",
-        ])
-        .arg(dir.join("rx.pcap"))
-        .args(["-c", &frames.len().to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tcpdump (run `make setup`)");
-    {
-        use std::io::BufRead;
-        let stderr = tcpdump.stderr.take().expect("stderr");
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        let ready = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|l| l.contains("listening on"));
-        assert!(ready, "tcpdump did not start");
-        std::thread::spawn(move || lines.for_each(drop));
-    }
+    let mut tcpdump = capture_in(
+        &ns.receiver,
+        "vx100",
+        &["-Q", "in"],
+        &dir.join("rx.pcap"),
+        frames.len(),
+    );
 
     let mut s = Running::start_in(
         Some(&ns.sluice),
@@ -225,15 +200,11 @@ fn linux_vxlan_receiver_gets_the_original_frames() {
         "ARP resolved before traffic:\n{report}"
     );
 
-    // tcpdump stops once it has every frame; give up (and fail) after 30 s.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tcpdump.try_wait().expect("tcpdump").is_none() {
-        if Instant::now() > deadline {
-            let _ = tcpdump.kill();
-            panic!("the receiver did not get {} frames", frames.len());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // tcpdump stops once it has every frame.
+    wait_capture(
+        &mut tcpdump,
+        &format!("the receiver did not get {} frames", frames.len()),
+    );
     let got = read_pcap(&dir.join("rx.pcap"));
     assert_eq!(got.len(), frames.len());
     for (i, (g, f)) in got.iter().zip(&frames).enumerate() {

@@ -244,3 +244,63 @@ pub fn dest_tx(report: &str, name: &str) -> u64 {
         })
         .unwrap_or_else(|| panic!("no destination {name}:\n{report}"))
 }
+
+/// tcpdump on `iface` inside namespace `netns`, writing `count` frames to
+/// `out` and then exiting; returns once it listens. Immediate mode and a
+/// large buffer, so a fast burst is not dropped by the capture socket.
+pub fn capture_in(
+    netns: &str,
+    iface: &str,
+    extra: &[&str],
+    out: &Path,
+    count: usize,
+) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            netns,
+            "tcpdump",
+            "-i",
+            iface,
+            "--immediate-mode",
+            "-B",
+            "32768",
+            "-n",
+            "-U",
+            "-s",
+            "0",
+        ])
+        .args(extra)
+        .arg("-w")
+        .arg(out)
+        .args(["-c", &count.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tcpdump (run `make setup`)");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    assert!(
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("listening on")),
+        "tcpdump did not start on {iface}"
+    );
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
+/// Waits (at most 30 s) for a capture started with `capture_in` to end.
+pub fn wait_capture(child: &mut std::process::Child, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().expect("tcpdump").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
