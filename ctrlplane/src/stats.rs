@@ -31,6 +31,9 @@ fn block(out: &mut String, title: &str, t: &Totals) {
             let _ = writeln!(out, "  {k:<20}{v:>16}");
         }
     }
+    if t.rx_invalid > 0 {
+        let _ = writeln!(out, "  {:<20}{:>16}", "rx_invalid", t.rx_invalid);
+    }
     if t.exceptions + t.exceptions_dropped + t.uplink_ignored > 0 {
         let _ = writeln!(
             out,

@@ -147,6 +147,29 @@ impl Mbuf {
         }
     }
 
+    /// Whether the chain holds what its head says: segment lengths adding up
+    /// to `pkt_len`, `nb_segs` segments, each inside its buffer. A PMD can
+    /// get this wrong (net_pcap with frames over 64 KiB).
+    pub fn is_consistent(&self) -> bool {
+        let head = self.head();
+        if head.nb_segs == 1 && head.next.is_null() {
+            return head.data_len as u32 == head.pkt_len
+                && head.data_off as u32 + head.data_len as u32 <= head.buf_len as u32;
+        }
+        let (mut len, mut n) = (0u64, 0u32);
+        for seg in segments(head) {
+            if seg.data_off as u32 + seg.data_len as u32 > seg.buf_len as u32 {
+                return false;
+            }
+            len += u64::from(seg.data_len);
+            n += 1;
+            if n > u32::from(u16::MAX) {
+                return false;
+            }
+        }
+        len == u64::from(head.pkt_len) && n == u32::from(head.nb_segs)
+    }
+
     /// The whole packet, all segments, as one vector.
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.pkt_len());

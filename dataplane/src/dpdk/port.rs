@@ -478,6 +478,7 @@ impl Port {
         Ok(RxQueue {
             port: self.id,
             queue: q,
+            invalid: 0,
         })
     }
 
@@ -547,6 +548,7 @@ impl Drop for Port {
 pub struct RxQueue {
     port: u16,
     queue: u16,
+    invalid: u64,
 }
 
 impl RxQueue {
@@ -576,7 +578,24 @@ impl RxQueue {
         } as usize;
         // SAFETY: the PMD wrote n owned, valid mbufs into those slots.
         unsafe { batch.commit(n) };
+        // A chain whose lengths do not add up would send every later stage
+        // past its buffers: drop it here, counted.
+        let before = batch.len();
+        if batch.as_slice()[before - n..]
+            .iter()
+            .any(|m| !m.is_consistent())
+        {
+            batch.retain(|m| m.is_consistent());
+            let bad = before - batch.len();
+            self.invalid += bad as u64;
+            return n - bad;
+        }
         n
+    }
+
+    /// Mbufs dropped on receipt because their chain was inconsistent.
+    pub fn invalid(&self) -> u64 {
+        self.invalid
     }
 }
 

@@ -105,6 +105,9 @@ pub struct WorkerCounters {
     pub dedup_hits: Counter,
     pub dedup_inserts: Counter,
     pub dedup_evictions: Counter,
+    /// Mbufs the RX queues dropped on receipt, their chain inconsistent (not
+    /// in `rx`: they never reached the pipeline).
+    pub rx_invalid: Counter,
     /// Mirrors of the decap stage's counters (decap inputs).
     pub decapsulated: Counter,
     pub decap_not_tunnel: Counter,
@@ -262,6 +265,7 @@ pub struct Totals {
     pub decap_not_tunnel: u64,
     pub decap_not_ethernet: u64,
     pub decap_errors: u64,
+    pub rx_invalid: u64,
 }
 
 impl Totals {
@@ -286,6 +290,7 @@ impl Totals {
             t.decap_not_tunnel += c.decap_not_tunnel.get();
             t.decap_not_ethernet += c.decap_not_ethernet.get();
             t.decap_errors += c.decap_errors.get();
+            t.rx_invalid += c.rx_invalid.get();
         }
         t
     }

@@ -237,6 +237,7 @@ impl Worker {
                 self.flush_tool();
                 self.export_dedup();
                 self.export_decap();
+                self.export_rx_invalid();
                 last_drain = now;
             }
         }
@@ -244,6 +245,19 @@ impl Worker {
         self.flush_tool();
         self.export_dedup();
         self.export_decap();
+    }
+
+    fn export_rx_invalid(&self) {
+        let n = self
+            .s
+            .sources
+            .iter()
+            .map(|s| match s {
+                Source::Queue { rxq, .. } => rxq.invalid(),
+                Source::Ring(_) => 0,
+            })
+            .sum();
+        self.s.stats.counters.rx_invalid.set(n);
     }
 
     fn export_dedup(&self) {
