@@ -39,13 +39,26 @@ pub struct Scenario {
     pub target_mpps: Option<f64>,
 }
 
+/// Frames in each capture: `net_pcap` replays it in a loop, so one pass
+/// must last longer than the dedup window (see [`DEDUP_WINDOW_US`]).
+pub const CAPTURE_FRAMES: u64 = 8192;
+
+/// The dedup window Sluice gets in these runs. The capture repeats
+/// byte for byte every pass; with the default 50 ms window every packet
+/// after the first pass would be a copy of itself from the pass before,
+/// and the "full pipeline" would drop 100 % as duplicates instead of the
+/// capture's 20 %. 200 µs is shorter than a pass of 8,192 packets at up
+/// to 40 Mpps and far longer than the 2 µs (30 packets) between an
+/// original and its copy.
+pub const DEDUP_WINDOW_US: u64 = 200;
+
 /// 64-byte IPv4 UDP frames over 1,024 flows (they all fit a worker's
-/// 4,096-entry flow cache); `dups` of them copied 10 µs later with
-/// TTL − 1, as a second mirror point sends them.
+/// 4,096-entry flow cache); `dups` of the originals copied 2 µs later
+/// with TTL − 1 and another source MAC, as a second mirror point sends
+/// them.
 fn ipv4_traffic(dups: f64) -> String {
     let mut s = String::from(
-        r#"packets = 4096
-rate_pps = 14880952
+        r#"rate_pps = 14880952
 size = 64
 
 [[flow]]
@@ -60,17 +73,23 @@ dst_port = 5001
     if dups > 0.0 {
         let _ = write!(
             s,
-            "\n[duplicates]\nratio = {dups}\ndelay_us = 10\nttl_delta = -1\nsrc_mac = \"02:00:00:00:00:99\"\n"
+            "\n[duplicates]\nratio = {dups}\ndelay_us = 2\nttl_delta = -1\nsrc_mac = \"02:00:00:00:00:99\"\n"
         );
     }
-    s
+    sized(s, dups)
+}
+
+/// Sets `packets` so that originals and copies make [`CAPTURE_FRAMES`].
+fn sized(profile: String, dups: f64) -> String {
+    let originals = (CAPTURE_FRAMES as f64 / (1.0 + dups)).round() as u64;
+    format!("packets = {originals}\n{profile}")
 }
 
 /// IPv6 UDP frames of 96 bytes (the smallest that holds IPv6, UDP and the
-/// sequence stamp, rounded up) over 1,024 flows.
+/// sequence stamp, rounded up) over 1,024 flows, 25 % of the originals
+/// copied 2 µs later with the hop limit − 1.
 fn ipv6_traffic() -> String {
-    r#"packets = 4096
-rate_pps = 14880952
+    let p = r#"rate_pps = 14880952
 size = 96
 
 [[flow]]
@@ -83,10 +102,10 @@ dst_port = 5001
 
 [duplicates]
 ratio = 0.25
-delay_us = 10
+delay_us = 2
 ttl_delta = -1
-"#
-    .to_owned()
+"#;
+    sized(p.to_owned(), 0.25)
 }
 
 /// 64-byte inner frames in VXLAN (outer IPv4), for the decap front-end.
@@ -339,7 +358,9 @@ pub fn policy(work: &Work) -> String {
 /// Sluice's appliance config: the capture in through `net_pcap` with
 /// `infinite_rx=1`, the output a `net_null` that receives nothing.
 pub fn config(work: &Work, capture: &str, tag: &str, mbufs: u32) -> String {
-    let common = format!("\n[mempool]\nmbufs = {mbufs}\ncache = 256\n");
+    let common = format!(
+        "\n[mempool]\nmbufs = {mbufs}\ncache = 256\n\n[dedup]\nwindow_us = {DEDUP_WINDOW_US}\n"
+    );
     match work {
         Work::Tap { .. } => format!(
             r#"[appliance]

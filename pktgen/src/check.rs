@@ -4,10 +4,10 @@
 //! For each flow the checker expects sequence 0 first, then each next
 //! number. A number above the expected one opens a gap (its missing
 //! numbers count as lost); a missing number arriving later is *reordered*
-//! (and no longer lost); a number seen before is a *duplicate*. Copies the
-//! generator made on purpose (the stamp's copy bit) are counted apart.
-//! A loss after a flow's last received packet cannot be seen from the
-//! sequence alone.
+//! (and no longer lost); a number seen before is a *duplicate* — which
+//! includes the copies a profile's `[duplicates]` makes on purpose (they
+//! carry their original's stamp, byte for byte). A loss after a flow's
+//! last received packet cannot be seen from the sequence alone.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -41,10 +41,8 @@ pub struct Report {
     pub lost: u64,
     /// Originals that arrived after a later number of their flow.
     pub reordered: u64,
-    /// Originals seen again.
+    /// Sequence numbers seen again (copies included).
     pub duplicates: u64,
-    /// Copies the generator made on purpose.
-    pub copies: u64,
 }
 
 /// Per-flow sequence tracking.
@@ -70,10 +68,6 @@ impl Checker {
 
     /// Counts one stamp.
     pub fn stamp(&mut self, s: Stamp) {
-        if s.copy {
-            self.r.copies += 1;
-            return;
-        }
         let f = self.flows.entry(s.flow).or_default();
         if s.seq == f.next {
             f.next = f.next.wrapping_add(1);
@@ -114,15 +108,14 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "received {} (unstamped {}), flows {}, in order {}, lost {}, reordered {}, duplicates {}, copies {}",
+            "received {} (unstamped {}), flows {}, in order {}, lost {}, reordered {}, duplicates {}",
             self.received,
             self.unstamped,
             self.flows,
             self.in_order,
             self.lost,
             self.reordered,
-            self.duplicates,
-            self.copies
+            self.duplicates
         )
     }
 }
@@ -134,11 +127,7 @@ mod tests {
     fn run(seqs: &[(u32, u32)]) -> Report {
         let mut c = Checker::new();
         for &(flow, seq) in seqs {
-            c.stamp(Stamp {
-                flow,
-                seq,
-                copy: false,
-            });
+            c.stamp(Stamp { flow, seq });
         }
         c.report()
     }
@@ -159,15 +148,5 @@ mod tests {
         // A late first packet.
         let r = run(&[(0, 1), (0, 0)]);
         assert_eq!((r.lost, r.reordered), (0, 1));
-    }
-
-    #[test]
-    fn copies_are_apart() {
-        let mut c = Checker::new();
-        for (seq, copy) in [(0, false), (0, true), (1, false)] {
-            c.stamp(Stamp { flow: 9, seq, copy });
-        }
-        let r = c.report();
-        assert_eq!((r.in_order, r.copies, r.duplicates), (2, 1, 0));
     }
 }

@@ -262,12 +262,7 @@ fn build(
     let mut payload = vec![0u8; len.saturating_sub(hdr)];
     fill(&mut payload, flow);
     if sequence && payload.len() >= stamp::LEN {
-        Stamp {
-            flow,
-            seq,
-            copy: false,
-        }
-        .write(&mut payload);
+        Stamp { flow, seq }.write(&mut payload);
     }
     let mut out = Vec::with_capacity(len);
     let step = ip(vlan);
@@ -294,7 +289,8 @@ fn build(
 
 /// Turns an original into what a second mirror point would have sent:
 /// TTL/hop limit changed, the outer VLAN ID rewritten (or a tag added),
-/// MACs replaced. The stamp says "copy".
+/// MACs replaced. The payload (and its stamp) stays byte for byte: a
+/// deduplicator keys on it.
 fn mutate(c: &mut Packet, f: &Flow, d: &crate::profile::Duplicates) {
     let l3 = 14
         + match f.vlan {
@@ -302,14 +298,6 @@ fn mutate(c: &mut Packet, f: &Flow, d: &crate::profile::Duplicates) {
             Vlan::Single(_) => 4,
             Vlan::Double(..) => 8,
         };
-    if let Some(at) = c.stamp_at {
-        Stamp {
-            flow: c.flow,
-            seq: c.seq,
-            copy: true,
-        }
-        .write(&mut c.frame[at..]);
-    }
     if d.ttl_delta != 0 {
         if f.v6() {
             let h = &mut c.frame[l3 + 7];
@@ -429,7 +417,6 @@ impl Cycle {
             Stamp {
                 flow: p.flow,
                 seq: p.seq.wrapping_add(step.wrapping_mul(round)),
-                copy: p.copy,
             }
             .write(&mut p.frame[at..]);
         }

@@ -2,9 +2,13 @@
 //!
 //! ```text
 //!  0  magic "SLPG"      4  flow id (u32)      8  sequence (u32)
-//! 12  check (u16): bit 15 = this is a duplicate copy, bits 0-14 a hash of flow and sequence
+//! 12  check (u16): a hash of flow and sequence
 //! 14  fix (u16): makes the stamp's 16-bit one's-complement sum 0xffff
 //! ```
+//!
+//! A profile's duplicate copy carries its original's stamp unchanged: a
+//! deduplicator keys on the payload, so the copies must be byte-identical
+//! there (only TTL, VLAN and MACs differ, as between two mirror points).
 //!
 //! Because the stamp's one's-complement sum never changes, a sender can
 //! rewrite the sequence number of a prebuilt frame without touching any
@@ -20,13 +24,11 @@ pub const MAGIC: [u8; 4] = *b"SLPG";
 pub struct Stamp {
     pub flow: u32,
     pub seq: u32,
-    /// The duplicate copy of a packet (same flow and sequence as its original).
-    pub copy: bool,
 }
 
 fn check_hash(flow: u32, seq: u32) -> u16 {
     let h = flow.wrapping_mul(0x9e37_79b1) ^ seq.wrapping_mul(0x85eb_ca6b);
-    ((h >> 17) ^ h) as u16 & 0x7fff
+    ((h >> 16) ^ h) as u16
 }
 
 fn sum16(words: impl Iterator<Item = u16>) -> u16 {
@@ -47,7 +49,7 @@ impl Stamp {
         out[0..4].copy_from_slice(&MAGIC);
         out[4..8].copy_from_slice(&self.flow.to_be_bytes());
         out[8..12].copy_from_slice(&self.seq.to_be_bytes());
-        let check = check_hash(self.flow, self.seq) | if self.copy { 0x8000 } else { 0 };
+        let check = check_hash(self.flow, self.seq);
         out[12..14].copy_from_slice(&check.to_be_bytes());
         let partial = sum16(
             out[..14]
@@ -66,14 +68,10 @@ impl Stamp {
         let flow = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
         let seq = u32::from_be_bytes([b[8], b[9], b[10], b[11]]);
         let check = u16::from_be_bytes([b[12], b[13]]);
-        if check & 0x7fff != check_hash(flow, seq) {
+        if check != check_hash(flow, seq) {
             return None;
         }
-        Some(Stamp {
-            flow,
-            seq,
-            copy: check & 0x8000 != 0,
-        })
+        Some(Stamp { flow, seq })
     }
 
     /// Finds a stamp anywhere in a frame: at `hint` first (where the
@@ -103,8 +101,8 @@ mod tests {
     #[test]
     fn round_trip_and_constant_sum() {
         let mut sums = std::collections::HashSet::new();
-        for (flow, seq, copy) in [(0, 0, false), (7, 1, true), (u32::MAX, 123_456, false)] {
-            let s = Stamp { flow, seq, copy };
+        for (flow, seq) in [(0, 0), (7, 1), (u32::MAX, 123_456)] {
+            let s = Stamp { flow, seq };
             let mut b = [0u8; LEN];
             s.write(&mut b);
             assert_eq!(Stamp::read(&b), Some(s));
@@ -118,12 +116,7 @@ mod tests {
     #[test]
     fn corrupt_stamps_are_refused_and_found_by_scan() {
         let mut b = [0u8; LEN];
-        Stamp {
-            flow: 3,
-            seq: 9,
-            copy: false,
-        }
-        .write(&mut b);
+        Stamp { flow: 3, seq: 9 }.write(&mut b);
         let mut bad = b;
         bad[11] ^= 1;
         assert_eq!(Stamp::read(&bad), None);

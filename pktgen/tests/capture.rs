@@ -100,11 +100,32 @@ fn capture_has_the_configured_flows_sizes_and_duplicates() {
         "originals plus floor(1200 × 0.25) copies"
     );
 
-    let (copies, originals): (Vec<&Seen>, Vec<&Seen>) = seen
+    // A copy carries its original's stamp: the second sighting of a
+    // (flow, sequence) is the copy.
+    let mut first = std::collections::HashSet::new();
+    let (originals, copies): (Vec<&Seen>, Vec<&Seen>) = seen
         .iter()
-        .partition(|s| s.stamp.expect("every frame is stamped").copy);
+        .partition(|s| first.insert(s.stamp.expect("every frame is stamped")));
     assert_eq!(originals.len(), 1200);
     assert_eq!(copies.len(), 300);
+    // The checker counts the copies as duplicates, nothing lost or reordered.
+    let o = pktgen(&["check", "--pcap", out.to_str().unwrap(), "--json"]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (
+            &r["in_order"],
+            &r["duplicates"],
+            &r["lost"],
+            &r["reordered"]
+        ),
+        (
+            &serde_json::json!(1200),
+            &serde_json::json!(300),
+            &serde_json::json!(0),
+            &serde_json::json!(0)
+        ),
+        "{r}"
+    );
 
     // Flows: exactly the configured 5-tuples, shared 1:2:1 by weight.
     let tuples: BTreeSet<_> = originals.iter().map(|s| s.tuple()).collect();
@@ -139,9 +160,9 @@ fn capture_has_the_configured_flows_sizes_and_duplicates() {
         assert_eq!(s.ttl, 64);
     }
 
-    // Each copy: its original's flow and sequence, 5 frames of originals
-    // earlier; TTL − 1, outer VLAN 101 (a tag added to untagged ICMP),
-    // the new source MAC.
+    // Each copy: its original's flow, sequence and payload, 5 µs later;
+    // TTL − 1, outer VLAN 101 (a tag added to untagged ICMP), the new
+    // source MAC.
     let ts = {
         let f = std::fs::File::open(&out).unwrap();
         let mut r = pcap_file::pcap::PcapReader::new(f).unwrap();
@@ -154,16 +175,14 @@ fn capture_has_the_configured_flows_sizes_and_duplicates() {
     let mut where_orig: HashMap<(u32, u32), usize> = HashMap::new();
     for (i, s) in seen.iter().enumerate() {
         let st = s.stamp.unwrap();
-        if !st.copy {
+        let Some(&o) = where_orig.get(&(st.flow, st.seq)) else {
             where_orig.insert((st.flow, st.seq), i);
             continue;
-        }
-        let o = where_orig
-            .get(&(st.flow, st.seq))
-            .copied()
-            .unwrap_or_else(|| panic!("copy {i} before its original"));
+        };
         let orig = &seen[o];
         assert_eq!(s.tuple(), orig.tuple());
+        // Byte for byte the same payload: what a deduplicator keys on.
+        assert_eq!(s.payload, orig.payload, "copy {i}");
         assert_eq!(s.ttl, 63);
         assert_eq!(s.src_mac, [2, 0, 0, 0, 0, 0x99]);
         assert_eq!(s.vlans[0], 101);

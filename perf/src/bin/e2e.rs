@@ -79,11 +79,18 @@ fn machine() -> Machine {
     }
 }
 
-/// Writes the scenario's capture, config and policy; returns their paths.
-fn prepare(s: &Scenario, dir: &Path, mbufs: u32) -> Result<(PathBuf, PathBuf, PathBuf), String> {
+/// Writes the scenario's capture, config and policy; returns their paths
+/// and the share of the capture that are duplicate copies.
+fn prepare(
+    s: &Scenario,
+    dir: &Path,
+    mbufs: u32,
+) -> Result<(PathBuf, PathBuf, PathBuf, f64), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let profile = pktgen::Profile::parse(&s.profile).map_err(|e| format!("{}: {e}", s.name))?;
     let mut cycle = pktgen::generate(&profile);
+    let copies =
+        cycle.packets.iter().filter(|p| p.copy).count() as f64 / cycle.packets.len().max(1) as f64;
     let capture = dir.join("in.pcap");
     pktgen::pcap::write(&capture, &mut cycle, 1)?;
     let capture = capture
@@ -103,7 +110,7 @@ fn prepare(s: &Scenario, dir: &Path, mbufs: u32) -> Result<(PathBuf, PathBuf, Pa
     .map_err(|e| e.to_string())?;
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, scenario::policy(&s.work)).map_err(|e| e.to_string())?;
-    Ok((capture, config, policy))
+    Ok((capture, config, policy, copies))
 }
 
 fn main() -> ExitCode {
@@ -154,7 +161,7 @@ fn main() -> ExitCode {
             load_before: run::load(),
             ..Default::default()
         };
-        let (capture, config, policy) = match prepare(s, &dir, a.mbufs) {
+        let (capture, config, policy, copies) = match prepare(s, &dir, a.mbufs) {
             Ok(x) => x,
             Err(e) => {
                 eprintln!("e2e: {}: {e}", s.name);
@@ -244,6 +251,22 @@ fn main() -> ExitCode {
         }
         r.load_after = run::load();
         r.finish();
+        if let scenario::Work::Tap { dedup: true, .. } = s.work {
+            let get = |n: &str| {
+                r.sluice_counters
+                    .iter()
+                    .find_map(|(k, v)| (k == n).then_some(*v as f64))
+                    .unwrap_or(0.0)
+            };
+            let rx = get("rx");
+            if rx > 0.0 {
+                r.notes.push(format!(
+                    "dedup dropped {:.1} % of received packets as copies; the capture holds {:.1} % copies",
+                    100.0 * get("deduplicated") / rx,
+                    100.0 * copies
+                ));
+            }
+        }
         let f = |v: Option<f64>, d: usize| v.map_or("-".into(), |v| format!("{v:.d$}"));
         println!(
             "e2e: {:<16} testpmd {:>7} Mpps  sluice {:>7} Mpps  ratio {:>6}  per CPU-s {:>7}/{:>7} ({:>6})  (runs: testpmd {:?}, sluice {:?}; load {} -> {})",

@@ -74,6 +74,8 @@ pub struct Seen {
     pub dst_port: u16,
     pub ttl: u8,
     pub stamp: Option<Stamp>,
+    /// The L4 payload.
+    pub payload: Vec<u8>,
 }
 
 impl Seen {
@@ -142,6 +144,7 @@ pub fn seen(frame: &[u8]) -> Seen {
         dst_port,
         ttl,
         stamp: Stamp::read(payload),
+        payload: payload.to_vec(),
     }
 }
 
