@@ -88,6 +88,7 @@ fn appliance_follows_its_controller() {
     );
     s.wait_for("connected", 60);
     s.wait_for("policy \"one\" loaded", 60);
+    wait_sent(Path::new(&sock), "noc-a");
     until(&ctl, "sluice-e2e", "in sync", |v| {
         v.in_sync && v.acked.is_some()
     });
@@ -101,6 +102,7 @@ fn appliance_follows_its_controller() {
     // The operator's push (the directory poll is only a backstop).
     ctl.cli(&["push"]);
     s.wait_for("policy \"two\" loaded", 60);
+    wait_sent(Path::new(&sock), "noc-b");
     until(&ctl, "sluice-e2e", "acking the new version", |v| {
         v.in_sync && v.acked != first
     });

@@ -52,6 +52,7 @@ fn sighup_swaps_the_policy_under_traffic_and_refuses_a_broken_one() {
     let pol = dir.join("p.toml");
     std::fs::write(&pol, policy("A", 1)).expect("policy");
 
+    let sock = dir.join("s.sock");
     let mut s = Running::start(
         &eal(&unique("reload"), "0-1"),
         &[
@@ -59,13 +60,20 @@ fn sighup_swaps_the_policy_under_traffic_and_refuses_a_broken_one() {
             &dir.join("a.toml").display().to_string(),
             "--policy",
             &pol.display().to_string(),
+            "--socket",
+            &sock.display().to_string(),
+            "--metrics",
+            "127.0.0.1:0",
         ],
     );
-    s.wait_for("running:", 30);
+    s.wait_for("control socket", 30);
+    // Each policy must carry traffic before the next swap.
+    wait_sent(&sock, "vni1");
 
     std::fs::write(&pol, policy("B", 2)).expect("policy");
     s.signal("HUP");
     s.wait_for("policy \"B\" loaded", 30);
+    wait_sent(&sock, "vni2");
 
     std::fs::write(&pol, "[[rule]]\nname = \"broken\"\nto = [\"nowhere\"]\n").expect("policy");
     s.signal("HUP");

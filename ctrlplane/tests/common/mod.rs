@@ -304,3 +304,22 @@ pub fn wait_capture(child: &mut std::process::Child, what: &str) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Asks the console at `sock` until destination `dest` has sent a packet
+/// (bounded by count; the console answers at once, so no sleep is needed).
+pub fn wait_sent(sock: &Path, dest: &str) {
+    let mut c = ctrlplane::cli::socket::Client::connect(sock).expect("console");
+    for _ in 0..100_000 {
+        let t = c.command(&format!("show tunnel {dest}")).expect("answer");
+        let sent = t
+            .split("tx_packets ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        if sent > 0 {
+            return;
+        }
+    }
+    panic!("destination {dest} never sent a packet");
+}
