@@ -65,6 +65,12 @@ impl DestLimiter {
         Self { pps, bps }
     }
 
+    /// Whether any limit is set (else there is no need to read the clock).
+    #[inline]
+    pub fn is_limited(&self) -> bool {
+        self.pps.is_some() || self.bps.is_some()
+    }
+
     /// Whether a packet of `bytes` may go now.
     #[inline]
     pub fn allow(&mut self, bytes: usize, now: u64) -> bool {

@@ -21,7 +21,7 @@ use crate::runtime::trace::{DestTrace, Trace, TraceRecord};
 use crate::stage::dedup::{Dedup, DedupConfig, Verdict as DedupVerdict};
 use crate::stage::encap::{EncapError, EncapMeta, EncapTemplate};
 use crate::stage::filter::{Action, FlowCache, Verdict};
-use crate::stage::parse::{parse, Layers};
+use crate::stage::parse::{parse, parse_to, Layers};
 use crate::stage::slice::{slice, SliceSpec};
 use crate::stage::tag::TagInfo;
 use crate::stage::{Direction, BURST};
@@ -310,7 +310,9 @@ impl Worker {
         let mut bytes = 0u64;
         for (i, m) in rx.as_slice().iter().enumerate() {
             bytes += m.pkt_len() as u64;
-            layers[i] = parse(m.data());
+            // In place: a returned Layers would be built on the stack and
+            // copied, a store-forwarding stall per packet.
+            parse_to(m.data(), &mut layers[i]);
             if layers[i].error.is_some() {
                 c.parse_errors.add(1);
             }
@@ -515,7 +517,7 @@ impl Worker {
             let Some(src) = original.as_ref() else { break };
             let len = src.pkt_len();
             let max = tmpl.max_inner_len().min(len);
-            if let Some(l) = self.limiters.get_mut(d) {
+            if let Some(l) = self.limiters.get_mut(d).filter(|l| l.is_limited()) {
                 if !l.allow(max + tmpl.header_len(), self.s.clock.tsc_now()) {
                     dc.drop(DestDrop::RateLimit).add(1);
                     note_drop(&mut self.fates[fate], DestDrop::RateLimit);
