@@ -30,8 +30,8 @@ demo: setup
 BENCH_TARGET = $(or $(CARGO_TARGET_DIR),target)
 BENCHES = --bench parse --bench filter --bench dedup --bench slice --bench encap --bench decap
 bench: setup
-	$(CARGO) build --release -p ctrlplane -p perf --bins $(BENCHES)
-	$(CARGO) bench --profile release -p ctrlplane -p perf $(BENCHES) -- --warm-up-time 0.5 --measurement-time 1 --sample-size 10
+	$(CARGO) build --release -p ctrlplane -p perf --bin sluice --bin e2e $(BENCHES)
+	$(CARGO) bench --profile release -p ctrlplane -p perf $(BENCHES) -- --warm-up-time 0.3 --measurement-time 0.7 --sample-size 10
 	$(BENCH_TARGET)/release/e2e --sluice $(BENCH_TARGET)/release/sluice --work-dir $(BENCH_TARGET)/perf-e2e
 
 # Each fuzz target for FUZZ_SECONDS (fuzz/README.md; FUZZ_JOBS=2 runs two at once).
