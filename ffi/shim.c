@@ -48,3 +48,5 @@ unsigned sluice_rte_ring_count(const struct rte_ring *r) { return rte_ring_count
 unsigned sluice_rte_ring_free_count(const struct rte_ring *r) { return rte_ring_free_count(r); }
 
 uint64_t sluice_rte_eth_rss_ip_tcp_udp(void) { return RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP; }
+
+uint32_t sluice_rte_eth_dev_intr_lsc(void) { return RTE_ETH_DEV_INTR_LSC; }

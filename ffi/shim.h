@@ -44,4 +44,7 @@ unsigned sluice_rte_ring_free_count(const struct rte_ring *r);
 /* RTE_ETH_RSS_* are 64-bit macros bindgen cannot evaluate. */
 uint64_t sluice_rte_eth_rss_ip_tcp_udp(void);
 
+/* RTE_ETH_DEV_INTR_LSC is RTE_BIT32(1), a macro bindgen cannot evaluate. */
+uint32_t sluice_rte_eth_dev_intr_lsc(void);
+
 #endif

@@ -7,6 +7,7 @@
 mod batch;
 mod eal;
 mod error;
+pub mod events;
 mod lcore;
 mod mbuf;
 mod mempool;

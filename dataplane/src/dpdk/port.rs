@@ -212,6 +212,11 @@ impl Port {
         self.rss
     }
 
+    /// RX queues set up by the last `configure`.
+    pub fn rx_queues(&self) -> u16 {
+        self.nb_rx
+    }
+
     /// What the device is and can do.
     pub fn info(&self) -> Result<PortInfo> {
         let info = self.raw_info()?;
@@ -300,6 +305,16 @@ impl Port {
             .take(key_len as usize)
             .collect();
         let mut conf = dpdk_sys::rte_eth_conf::default();
+        // Link changes raise RTE_ETH_EVENT_INTR_LSC (see `events`) on
+        // devices that can interrupt; the others would refuse the flag.
+        // SAFETY: dev_flags points into the device's data, valid while the
+        // port exists; the shim is a pure constant.
+        let lsc = unsafe {
+            info.dev_flags
+                .as_ref()
+                .is_some_and(|f| f & dpdk_sys::sluice_rte_eth_dev_intr_lsc() != 0)
+        };
+        conf.intr_conf.set_lsc(u32::from(lsc));
         if rss == RssMode::Symmetric {
             conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
