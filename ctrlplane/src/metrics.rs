@@ -237,6 +237,44 @@ pub fn render(a: &Appliance) -> String {
             );
         }
     }
+    let events = a.port_events();
+    family(
+        &mut o,
+        "sluice_port_link_up",
+        "gauge",
+        "1 while the port's link is up (a vhost-user port: while its peer is connected).",
+    );
+    for (id, pname, e) in &events {
+        let _ = writeln!(
+            o,
+            "sluice_port_link_up{{port=\"{id}\",name=\"{}\"}} {}",
+            esc(pname),
+            u8::from(e.link_up)
+        );
+    }
+    for (name, help, get) in [
+        (
+            "sluice_port_link_up_events_total",
+            "Link-up events (a vhost-user peer connecting).",
+            0,
+        ),
+        (
+            "sluice_port_link_down_events_total",
+            "Link-down events (a vhost-user peer going away).",
+            1,
+        ),
+        (
+            "sluice_port_queue_state_events_total",
+            "Queue state changes (a vhost-user peer enabling or disabling a ring).",
+            2,
+        ),
+    ] {
+        family(&mut o, name, "counter", help);
+        for (id, pname, e) in &events {
+            let v = [e.link_ups, e.link_downs, e.queue_changes][get];
+            let _ = writeln!(o, "{name}{{port=\"{id}\",name=\"{}\"}} {v}", esc(pname));
+        }
+    }
     o
 }
 

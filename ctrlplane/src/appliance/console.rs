@@ -4,6 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use dataplane::dpdk::events;
 use dataplane::runtime::counters::Terminal;
 
 use super::{Appliance, PolicySource, State};
@@ -159,6 +160,7 @@ impl Appliance {
                 let _ = writeln!(s, "  Link: {e}");
             }
         }
+        s.push_str(&super::links::line(&events::of(p.id())));
         s
     }
 
@@ -168,7 +170,7 @@ impl Appliance {
             Ok(st) => format!(
                 "\n  ######################## NIC statistics for port {id}  ########################\n  \
                  RX-packets: {:<10} RX-missed: {:<10} RX-bytes:  {}\n  RX-errors: {}\n  RX-nombuf:  {}\n  \
-                 TX-packets: {:<10} TX-errors: {:<10} TX-bytes:  {}\n  \
+                 TX-packets: {:<10} TX-errors: {:<10} TX-bytes:  {}\n{}  \
                  ############################################################################\n",
                 st.ipackets,
                 st.imissed,
@@ -178,6 +180,7 @@ impl Appliance {
                 st.opackets,
                 st.oerrors,
                 st.obytes,
+                super::links::line(&events::of(p.id())),
                 id = p.id()
             ),
             Err(e) => format!("  port {}: {e}\n", p.id()),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use dataplane::dpdk::{
-    launch, rss_capable, telemetry, worker_lcores, Eal, LcoreHandle, Mbuf, Mempool, Port,
+    events, launch, rss_capable, telemetry, worker_lcores, Eal, LcoreHandle, Mbuf, Mempool, Port,
     PortConfig as DpdkPortConfig, Ring, RssMode,
 };
 use dataplane::frame::Frame;
@@ -42,6 +42,8 @@ use crate::policy::{self, Context, Policy, PolicyError};
 use crate::stats::{fwd_stats, Named};
 
 mod console;
+mod links;
+mod vhost;
 
 /// Where the policy comes from.
 #[derive(Debug, Clone)]
@@ -162,6 +164,8 @@ pub struct Appliance {
     clear_epoch: Arc<std::sync::atomic::AtomicU64>,
     lcore_roles: Vec<(u32, String)>,
     ports: Vec<(PortConfig, Port)>,
+    /// Each port's events at the last look, to log what changed.
+    link_events: Vec<events::PortEvents>,
     pool: Arc<Mempool>,
     /// Dropped last: cleans EAL up.
     eal: Eal,
@@ -198,7 +202,11 @@ fn plan_ports(cfg: &Config, pool: &Mempool) -> Result<Plan, String> {
     let mut opened = Vec::new();
     for pc in &cfg.ports {
         check_pcap_inputs(pc)?;
+        vhost::prepare_socket(pc)?;
         let port = Port::open(&pc.device).map_err(|e| format!("port {:?}: {e}", pc.name))?;
+        // Before configure: a vhost-user peer may connect as soon as the
+        // socket exists.
+        events::watch(port.id()).map_err(|e| format!("port {:?}: {e}", pc.name))?;
         opened.push((pc.clone(), port));
     }
     // Inputs that cannot hash need the distributor when there are several workers.
@@ -232,11 +240,21 @@ fn plan_ports(cfg: &Config, pool: &Mempool) -> Result<Plan, String> {
             mtu: pc.mtu,
             ..DpdkPortConfig::default()
         };
+        // Whether the device spreads this input over one queue per worker.
+        let mut per_worker = false;
         match pc.role {
             Role::Input => {
-                let per_worker = rss_capable(&info) && info.max_rx_queues >= workers;
-                pcfg.rx_queues = if per_worker { workers } else { 1 };
-                pcfg.tx_queues = 0;
+                per_worker = rss_capable(&info) && info.max_rx_queues >= workers && workers > 1;
+                pcfg.rx_queues = if per_worker {
+                    workers
+                } else {
+                    vhost::rx_queues(&info)
+                };
+                // net_vhost delivers nothing unless the port also has TX
+                // queues (its queuing switch stays off without them), so an
+                // input gets one whenever the device has any. Only the main
+                // lcore sends there: ARP/ND replies for a decap address.
+                pcfg.tx_queues = u16::from(info.max_tx_queues > 0);
             }
             Role::Uplink | Role::Tool => {
                 if info.max_tx_queues < workers {
@@ -259,7 +277,7 @@ fn plan_ports(cfg: &Config, pool: &Mempool) -> Result<Plan, String> {
         let mode = port
             .configure(&pcfg, pool)
             .map_err(|e| format!("port {:?} ({}): {e}", pc.name, pc.device))?;
-        if pc.role == Role::Input && pcfg.rx_queues > 1 && mode != RssMode::Symmetric {
+        if per_worker && mode != RssMode::Symmetric {
             return Err(format!(
                 "port {:?}: symmetric RSS could not be set up",
                 pc.name
@@ -451,6 +469,7 @@ impl Appliance {
             controller_version: None,
             lcore_roles: Vec::new(),
             ports: Vec::new(),
+            link_events: Vec::new(),
             pool,
             eal,
         };
@@ -553,15 +572,28 @@ impl Appliance {
             let mut sources = Vec::new();
             for (pc, p) in ports.iter().filter(|(pc, _)| pc.role == Role::Input) {
                 let dir = port_direction[usize::from(p.id())];
-                if p.rss() == RssMode::Symmetric || workers == 1 {
+                let decap = pc.mode == PortMode::Decap;
+                if p.rss() == RssMode::Symmetric {
                     let rxq = p.rx_queue(i as u16).map_err(dpdk_err(&pc.name))?;
                     sources.push(Source::Queue {
                         rxq,
                         direction: dir,
-                        decap: pc.mode == PortMode::Decap,
+                        decap,
                     });
+                } else if workers == 1 {
+                    // Every queue the peer may fill (a vhost-user port has several).
+                    for q in 0..p.rx_queues() {
+                        let rxq = p.rx_queue(q).map_err(dpdk_err(&pc.name))?;
+                        sources.push(Source::Queue {
+                            rxq,
+                            direction: dir,
+                            decap,
+                        });
+                    }
                 } else if i == 0 {
-                    dist_inputs.push(p.rx_queue(0).map_err(dpdk_err(&pc.name))?);
+                    for q in 0..p.rx_queues() {
+                        dist_inputs.push(p.rx_queue(q).map_err(dpdk_err(&pc.name))?);
+                    }
                 }
             }
             if let Some(r) = rings.get(i) {
@@ -618,6 +650,7 @@ impl Appliance {
                 },
             ));
         }
+        self.link_events = ports.iter().map(|(_, p)| events::of(p.id())).collect();
         self.ports = ports;
         self.lcore_roles = vec![(
             dataplane::dpdk::main_lcore(),
@@ -800,17 +833,7 @@ impl Appliance {
             for (name, slot) in names {
                 let s = usize::from(slot);
                 let sum = |f: &dyn Fn(&WorkerStats) -> u64| stats.iter().map(|w| f(w)).sum::<u64>();
-                // Telemetry names allow only letters, digits, '_' and '/'.
-                let key: String = name
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || c == '_' {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect();
+                let key = telemetry_key(&name);
                 v.push((
                     format!("{key}/tx_packets"),
                     sum(&|w| w.dests[s].tx_packets.get()),
@@ -822,11 +845,32 @@ impl Appliance {
             }
             v
         });
+        let ports: Vec<(u16, String)> = self
+            .ports
+            .iter()
+            .map(|(pc, p)| (p.id(), telemetry_key(&pc.name)))
+            .collect();
+        let links = Box::new(move || {
+            let mut v = Vec::new();
+            for (id, key) in &ports {
+                let e = events::of(*id);
+                v.push((format!("{key}/link_up"), u64::from(e.link_up)));
+                v.push((format!("{key}/link_up_events"), e.link_ups));
+                v.push((format!("{key}/link_down_events"), e.link_downs));
+                v.push((format!("{key}/queue_state_events"), e.queue_changes));
+            }
+            v
+        });
         for (cmd, help, src) in [
+            (
+                "/sluice/ports",
+                "Sluice per-port link state and link/queue event counts (packet counts: /ethdev/stats).",
+                links as telemetry::Source,
+            ),
             (
                 "/sluice/stats",
                 "Sluice packet counters: rx and every terminal counter.",
-                totals as telemetry::Source,
+                totals,
             ),
             (
                 "/sluice/destinations",
@@ -1054,6 +1098,7 @@ impl Appliance {
         let now = self.now_ms();
         self.run_guard(now);
         self.serve_agent();
+        self.watch_links();
         let mut changed = false;
         while let Some(m) = self.exceptions.dequeue() {
             let (reply, c) = self.neighbors.handle(m.data(), now);
@@ -1174,9 +1219,10 @@ impl Appliance {
         let mut out = String::new();
         for (pc, p) in &self.ports {
             if let Ok(s) = p.stats() {
+                let e = events::of(p.id());
                 out.push_str(&format!(
-                    "  port {} {:?} ({:?}): RX-packets {} RX-bytes {} RX-missed {} RX-errors {} RX-nombuf {} TX-packets {} TX-bytes {} TX-errors {}\n",
-                    p.id(), pc.name, pc.role, s.ipackets, s.ibytes, s.imissed, s.ierrors, s.rx_nombuf, s.opackets, s.obytes, s.oerrors
+                    "  port {} {:?} ({:?}): RX-packets {} RX-bytes {} RX-missed {} RX-errors {} RX-nombuf {} TX-packets {} TX-bytes {} TX-errors {} link-ups {} link-downs {}\n",
+                    p.id(), pc.name, pc.role, s.ipackets, s.ibytes, s.imissed, s.ierrors, s.rx_nombuf, s.opackets, s.obytes, s.oerrors, e.link_ups, e.link_downs
                 ));
             }
         }
@@ -1284,6 +1330,19 @@ impl Appliance {
             Err(format!("{report}\n{}", failures.join("\n")))
         }
     }
+}
+
+/// A name as a telemetry key: letters, digits and '_' only.
+fn telemetry_key(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn load_policy(src: &PolicySource, ctx: &Context) -> Result<(Policy, CompiledPolicy), PolicyError> {
