@@ -16,6 +16,10 @@ fn example_configs_and_policy_are_valid() {
     let tap = Config::load(&example("tap-aggregation.toml")).expect("tap-aggregation.toml");
     let decap = Config::load(&example("decap-frontend.toml")).expect("decap-frontend.toml");
     assert!(decap.uplink.is_none() && decap.tool_port().is_some());
+    let vhost = Config::load(&example("vhost-tap.toml")).expect("vhost-tap.toml");
+    assert!(vhost
+        .input_ports()
+        .all(|p| p.device.starts_with("net_vhost")));
     let ctx = Context {
         ports: tap
             .input_ports()
