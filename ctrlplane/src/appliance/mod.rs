@@ -100,8 +100,11 @@ impl State {
     }
 }
 
+/// One line on stderr. A closed stderr (the reader went away) must not
+/// panic the main lcore: that would leave the workers running forever.
 fn log(msg: impl AsRef<str>) {
-    eprintln!("sluice: {}", msg.as_ref());
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "sluice: {}", msg.as_ref());
 }
 
 struct WorkerSlot {
@@ -1343,6 +1346,15 @@ fn telemetry_key(name: &str) -> String {
             }
         })
         .collect()
+}
+
+impl Drop for Appliance {
+    /// Whatever ends the appliance (`shutdown`, or a panic unwinding the
+    /// main lcore), the workers are told to leave before their lcores are
+    /// joined as the fields drop.
+    fn drop(&mut self) {
+        self.run.store(run_state::EXIT, Ordering::Release);
+    }
 }
 
 fn load_policy(src: &PolicySource, ctx: &Context) -> Result<(Policy, CompiledPolicy), PolicyError> {

@@ -323,3 +323,13 @@ pub fn wait_sent(sock: &Path, dest: &str) {
     }
     panic!("destination {dest} never sent a packet");
 }
+
+impl Drop for Running {
+    /// A test that fails half-way must not leave its sluice running.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
