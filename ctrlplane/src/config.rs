@@ -120,6 +120,20 @@ pub struct PortConfig {
     pub mode: PortMode,
     /// MTU to set on the device; the uplink's bounds encapsulated packets.
     pub mtu: Option<u16>,
+    /// A decap input's own address (IPv4 or IPv6, a prefix length allowed):
+    /// Sluice answers ARP and neighbour solicitations for it on this port,
+    /// so switches can send their tunnels to it.
+    pub address: Option<String>,
+}
+
+impl PortConfig {
+    /// The parsed `address`, if any.
+    pub fn address(&self) -> Option<IpAddr> {
+        let a = self.address.as_deref()?;
+        parse_cidr(a)
+            .map(|(ip, _)| ip)
+            .or_else(|| a.trim().parse().ok())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -529,6 +543,28 @@ impl Config {
                     p.push(format!("{key}.mtu: {mtu} is outside 68..=9600"));
                 }
             }
+            if let Some(a) = &port.address {
+                if port.role != Role::Input || port.mode != PortMode::Decap {
+                    p.push(format!(
+                        "{key}.address: only a decap input has an address (tunnels are sent to it)"
+                    ));
+                }
+                match port.address() {
+                    None => p.push(format!(
+                        "{key}.address: {a:?} is not an IPv4 or IPv6 address"
+                    )),
+                    Some(ip)
+                        if ip.is_unspecified()
+                            || ip.is_multicast()
+                            || ip == IpAddr::V4(Ipv4Addr::BROADCAST) =>
+                    {
+                        p.push(format!(
+                            "{key}.address: {ip} cannot be an interface address"
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
         }
         let inputs = self.ports.iter().filter(|x| x.role == Role::Input).count();
         let taps = self
@@ -761,6 +797,33 @@ mod tests {
         assert!(e.contains("kee"), "{e}");
         assert_eq!(split_host_port("[::1]:7443"), Some(("::1", 7443)));
         assert_eq!(split_host_port("127.0.0.1:0"), None);
+    }
+
+    #[test]
+    fn only_a_decap_input_has_an_address() {
+        let decap = "[[port]]\nname = \"span\"\ndevice = \"net_tap0\"\nrole = \"input\"\nmode = \"decap\"\naddress = \"198.51.100.7/24\"\n[[port]]\nname = \"tool\"\ndevice = \"net_tap1\"\nrole = \"tool\"\n";
+        let c = Config::parse(decap, "t").expect("valid");
+        assert_eq!(
+            c.ports[0].address(),
+            Some("198.51.100.7".parse().expect("ip"))
+        );
+        let v6 = decap.replace("198.51.100.7/24", "2001:db8::7");
+        assert!(Config::parse(&v6, "t").expect("valid").ports[0]
+            .address()
+            .is_some_and(|a| a.is_ipv6()));
+        for (bad, why) in [
+            ("address = \"198.51.100.7/24\"", "only a decap input"),
+            ("address = \"0.0.0.0\"", "cannot be an interface address"),
+            ("address = \"not-an-ip\"", "not an IPv4 or IPv6 address"),
+        ] {
+            let text = if why == "only a decap input" {
+                format!("{GOOD}\n").replace("role = \"input\"", &format!("role = \"input\"\n{bad}"))
+            } else {
+                decap.replace("address = \"198.51.100.7/24\"", bad)
+            };
+            let e = Config::parse(&text, "t").expect_err(why).to_string();
+            assert!(e.contains("port[0].address") && e.contains(why), "{e}");
+        }
     }
 
     #[test]

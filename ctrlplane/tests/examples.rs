@@ -16,6 +16,7 @@ fn example_configs_and_policy_are_valid() {
     let tap = Config::load(&example("tap-aggregation.toml")).expect("tap-aggregation.toml");
     let decap = Config::load(&example("decap-frontend.toml")).expect("decap-frontend.toml");
     assert!(decap.uplink.is_none() && decap.tool_port().is_some());
+    assert!(decap.input_ports().all(|p| p.address().is_some()));
     let vhost = Config::load(&example("vhost-tap.toml")).expect("vhost-tap.toml");
     assert!(vhost
         .input_ports()

@@ -415,7 +415,20 @@ impl Appliance {
             })
             .collect();
         rows.sort();
-        format!("  {:<40} {:<18} state\n{}", "address", "MAC", rows.concat())
+        let mut s = format!("  {:<40} {:<18} state\n{}", "address", "MAC", rows.concat());
+        for a in &self.answerers {
+            let mac: Vec<String> = a.mac.iter().map(|b| format!("{b:02x}")).collect();
+            let _ = writeln!(
+                s,
+                "  decap input {:?} (port {}) answers for {} with {}: {} answer(s) sent",
+                a.name,
+                a.port,
+                a.addr,
+                mac.join(":"),
+                a.answered
+            );
+        }
+        s
     }
 
     fn show_trace(&self) -> String {

@@ -41,6 +41,7 @@ use crate::neighbor::{Neighbors, Uplink};
 use crate::policy::{self, Context, Policy, PolicyError};
 use crate::stats::{fwd_stats, Named};
 
+mod answer;
 mod console;
 mod links;
 mod vhost;
@@ -169,6 +170,8 @@ pub struct Appliance {
     ports: Vec<(PortConfig, Port)>,
     /// Each port's events at the last look, to log what changed.
     link_events: Vec<events::PortEvents>,
+    /// ARP/ND answerers of decap inputs with an address.
+    answerers: Vec<answer::Answerer>,
     pool: Arc<Mempool>,
     /// Dropped last: cleans EAL up.
     eal: Eal,
@@ -473,6 +476,7 @@ impl Appliance {
             lcore_roles: Vec::new(),
             ports: Vec::new(),
             link_events: Vec::new(),
+            answerers: Vec::new(),
             pool,
             eal,
         };
@@ -548,8 +552,17 @@ impl Appliance {
             .find(|(pc, _)| pc.role == Role::Tool)
             .map(|(_, p)| p);
         let mut port_decap = vec![false; usize::from(max_port) + 1];
+        let mut port_answers = vec![false; usize::from(max_port) + 1];
         for (pc, p) in &ports {
             port_decap[usize::from(p.id())] = pc.role == Role::Input && pc.mode == PortMode::Decap;
+            if let Some(a) = answer::Answerer::for_port(pc, p)? {
+                log(format!(
+                    "port {} {:?}: answers ARP/ND for {}",
+                    a.port, a.name, a.addr
+                ));
+                port_answers[usize::from(p.id())] = true;
+                self.answerers.push(a);
+            }
         }
         let d = &self.cfg.decap;
         let decap = DecapSetup {
@@ -631,6 +644,7 @@ impl Appliance {
                     tool_tx,
                     decap: decap.clone(),
                     port_decap: port_decap.clone(),
+                    port_answers: port_answers.clone(),
                     exceptions: Arc::clone(&self.exceptions),
                     control_tx: (i == 0).then(|| Arc::clone(&self.control_tx)),
                     pool: Arc::clone(&self.pool),
@@ -1104,6 +1118,10 @@ impl Appliance {
         self.watch_links();
         let mut changed = false;
         while let Some(m) = self.exceptions.dequeue() {
+            if let Some(a) = answer::find(&mut self.answerers, &m) {
+                a.handle(m.data(), now, &self.pool);
+                continue;
+            }
             let (reply, c) = self.neighbors.handle(m.data(), now);
             changed |= c;
             if let Some(f) = reply {

@@ -97,11 +97,11 @@ pub(super) fn prepare_socket(pc: &PortConfig) -> Result<(), String> {
                     path.display()
                 )
             })?;
-            eprintln!(
-                "sluice: port {:?}: removed stale vhost-user socket {}",
+            super::log(format!(
+                "port {:?}: removed stale vhost-user socket {}",
                 pc.name,
                 path.display()
-            );
+            ));
             Ok(())
         }
         Err(e) => Err(format!(
@@ -125,6 +125,7 @@ mod tests {
             direction: PortDirection::Ingress,
             mode: PortMode::Tap,
             mtu: None,
+            address: None,
         }
     }
 

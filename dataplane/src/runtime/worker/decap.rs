@@ -11,7 +11,20 @@ use crate::stage::dedup::Verdict as DedupVerdict;
 use crate::stage::parse::parse;
 use crate::stage::BURST;
 
-use super::{Worker, TX_BUF};
+use super::{is_exception, Worker, TX_BUF};
+
+/// A cheap look before `is_exception`'s parse: ARP or IPv6, untagged or
+/// behind up to two VLAN tags.
+fn may_be_exception(frame: &[u8]) -> bool {
+    let ethertype = |at: usize| {
+        frame
+            .get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    [12, 16, 20]
+        .iter()
+        .any(|&at| matches!(ethertype(at), Some(0x0806 | 0x86dd)))
+}
 
 /// What the appliance configures for decap inputs.
 #[derive(Debug, Clone, Default)]
@@ -72,8 +85,42 @@ impl Worker {
         }
     }
 
+    /// ARP and ND on a decap input with an address are for the main lcore
+    /// (it answers for that address), counted as exceptions, not as `rx`.
+    fn divert_exceptions(&mut self, rx: &mut Batch<BURST>) {
+        if !self.s.port_answers.iter().any(|a| *a) {
+            return;
+        }
+        let c = &self.s.stats.counters;
+        let mut keep: Batch<BURST> = Batch::new();
+        for m in rx.drain() {
+            let answers = self
+                .s
+                .port_answers
+                .get(usize::from(m.port()))
+                .copied()
+                .unwrap_or(false);
+            if answers && may_be_exception(m.data()) && is_exception(m.data()) {
+                c.exceptions.add(1);
+                if self.s.exceptions.enqueue(m).is_err() {
+                    c.exceptions_dropped.add(1);
+                }
+            } else {
+                // The batch holds a whole burst: a push cannot fail.
+                let _ = keep.push(m);
+            }
+        }
+        for m in keep.drain() {
+            let _ = rx.push(m);
+        }
+    }
+
     /// Strips the tunnels of a burst from a decap input.
     pub(super) fn process_decap(&mut self, rx: &mut Batch<BURST>) {
+        self.divert_exceptions(rx);
+        if rx.is_empty() {
+            return;
+        }
         let c = &self.s.stats.counters;
         c.rx.add(rx.len() as u64);
         c.rx_bytes

@@ -64,6 +64,9 @@ pub struct WorkerSetup {
     pub port_direction: Vec<Direction>,
     /// Whether each input port id is in decap mode (for ring sources).
     pub port_decap: Vec<bool>,
+    /// Decap input port ids with an address of their own: their ARP/ND
+    /// frames go to the main lcore, which answers.
+    pub port_answers: Vec<bool>,
     /// This worker's RX queue on the uplink (ARP/ND replies arrive there).
     pub uplink_rx: Option<RxQueue>,
     /// This worker's TX queue on the uplink; none when every input decaps.
