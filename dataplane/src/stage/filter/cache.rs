@@ -7,7 +7,11 @@ use super::{Classifier, Verdict};
 /// conflict misses rare without an LRU to maintain.
 const WAYS: usize = 4;
 
+/// One cache line: aligned so that a hit on a set's first way (the most
+/// recent insert) touches one line, not the two a 16-byte-aligned slot
+/// would straddle.
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(align(64))]
 struct Slot {
     key: Key,
     /// Generation of the classifier that produced `verdict`; 0 = empty

@@ -138,6 +138,9 @@ pub struct Classifier {
     tuples: Tuples,
     /// Key bits some rule reads; the rest of a packet key is zeroed.
     used: Key,
+    /// When no rule reads any field (a match-all policy, or none), every
+    /// packet gets this verdict: no key, no cache.
+    constant: Option<Verdict>,
     actions: Vec<Action>,
     ids: Vec<RuleId>,
     /// Per rule position: its action is `Drop` (for the filtered counter).
@@ -169,9 +172,13 @@ impl Classifier {
             // Fits: checked against NO_MATCH above.
             compile::expand_rule(r, i as u32, &mut entries, &mut residuals);
         }
+        let tuples = Tuples::build(entries, residuals);
+        let used = compile::used_fields(rules);
+        let constant = (used == Key::default()).then(|| Verdict(tuples.lookup(&used)));
         Ok(Classifier {
-            tuples: Tuples::build(entries, residuals),
-            used: compile::used_fields(rules),
+            tuples,
+            used,
+            constant,
             actions: rules.iter().map(|r| r.action.clone()).collect(),
             ids: rules.iter().map(|r| r.id).collect(),
             drops: rules.iter().map(|r| r.action == Action::Drop).collect(),
@@ -187,6 +194,7 @@ impl Classifier {
         Classifier {
             tuples: Tuples::default(),
             used: Key::default(),
+            constant: Some(Verdict::DEFAULT),
             actions: Vec::new(),
             ids: Vec::new(),
             drops: Vec::new(),
@@ -237,6 +245,11 @@ impl Classifier {
         &self.default
     }
 
+    /// Every rule's action, in rule order.
+    pub fn rule_actions(&self) -> &[Action] {
+        &self.actions
+    }
+
     #[inline]
     fn key(&self, l: &Layers, in_port: u16, dir: Direction) -> Key {
         Key::from_packet(l, in_port, dir).and(&self.used)
@@ -249,6 +262,9 @@ impl Classifier {
 
     /// Classify one packet, without a flow cache.
     pub fn classify(&self, l: &Layers, in_port: u16, dir: Direction) -> Verdict {
+        if let Some(v) = self.constant {
+            return v;
+        }
         self.lookup_key(&self.key(l, in_port, dir))
     }
 
@@ -260,6 +276,9 @@ impl Classifier {
         in_port: u16,
         dir: Direction,
     ) -> Verdict {
+        if let Some(v) = self.constant {
+            return v;
+        }
         cache.lookup(self, &self.key(l, in_port, dir))
     }
 
@@ -281,7 +300,7 @@ impl Classifier {
         }
         let mut n = 0;
         for (((l, &port), &dir), o) in layers.iter().zip(in_ports).zip(dirs).zip(out.iter_mut()) {
-            let v = cache.lookup(self, &self.key(l, port, dir));
+            let v = self.classify_cached(cache, l, port, dir);
             *o = v;
             self.count(v, counters);
             n += 1;
