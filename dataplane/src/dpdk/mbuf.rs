@@ -48,6 +48,7 @@ fn segments(m: &rte_mbuf) -> impl Iterator<Item = &rte_mbuf> {
 }
 
 /// Bytes of one segment.
+#[inline]
 fn seg_data(seg: &rte_mbuf) -> &[u8] {
     if seg.data_len == 0 {
         return &[];
@@ -284,6 +285,7 @@ impl Drop for Mbuf {
 }
 
 impl Frame for Mbuf {
+    #[inline]
     fn data(&self) -> &[u8] {
         seg_data(self.head())
     }
@@ -303,30 +305,41 @@ impl Frame for Mbuf {
         }
     }
 
+    #[inline]
     fn pkt_len(&self) -> usize {
         self.head().pkt_len as usize
     }
 
+    // headroom, prepend and adj are DPDK's static-inline functions written
+    // out over the mbuf fields (rte_mbuf.h, without the debug-only sanity
+    // check): a call through a C shim per packet cost more than the work.
+
+    #[inline]
     fn headroom(&self) -> usize {
-        // SAFETY: valid mbuf.
-        unsafe { dpdk_sys::sluice_rte_pktmbuf_headroom(self.0.as_ptr()) as usize }
+        usize::from(self.head().data_off)
     }
 
+    #[inline]
     fn prepend(&mut self, len: usize) -> std::result::Result<&mut [u8], FrameError> {
         let have = self.headroom();
         if len > have {
             return Err(FrameError::NoHeadroom { need: len, have });
         }
-        // SAFETY: len fits the headroom, so prepend succeeds; the first
-        // segment is writable by type invariant.
-        let p = unsafe { dpdk_sys::sluice_rte_pktmbuf_prepend(self.0.as_ptr(), len as u16) };
-        if p.is_null() {
-            return Err(FrameError::NoHeadroom { need: len, have });
+        // SAFETY: we own the chain and its first segment is direct and ours
+        // alone (type invariant); `len <= data_off` keeps the new start
+        // inside the buffer, and data_len + len stays within buf_len since
+        // data_off + data_len <= buf_len held before.
+        unsafe {
+            let m = self.0.as_mut();
+            m.data_off -= len as u16;
+            m.data_len += len as u16;
+            m.pkt_len += len as u32;
+            let p = (m.buf_addr as *mut u8).add(usize::from(m.data_off));
+            Ok(std::slice::from_raw_parts_mut(p, len))
         }
-        // SAFETY: `p` points at `len` bytes of our first segment.
-        Ok(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, len) })
     }
 
+    #[inline]
     fn adj(&mut self, len: usize) -> std::result::Result<(), FrameError> {
         let have = self.head().data_len as usize;
         if len > have {
@@ -334,8 +347,14 @@ impl Frame for Mbuf {
             // would leave an empty leading segment that some PMDs reject.
             return Err(FrameError::TooShort { need: len, have });
         }
-        // SAFETY: len <= first segment length, so adj succeeds.
-        unsafe { dpdk_sys::sluice_rte_pktmbuf_adj(self.0.as_ptr(), len as u16) };
+        // SAFETY: we own the chain; len <= data_len (so also <= pkt_len),
+        // and data_off + len <= buf_len: the start stays inside the buffer.
+        unsafe {
+            let m = self.0.as_mut();
+            m.data_len -= len as u16;
+            m.data_off += len as u16;
+            m.pkt_len -= len as u32;
+        }
         Ok(())
     }
 
