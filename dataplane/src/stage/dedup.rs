@@ -329,6 +329,16 @@ impl core::fmt::Debug for Dedup {
 impl Dedup {
     /// Allocates and clears the table; the only allocation the stage makes.
     pub fn new(cfg: &DedupConfig) -> Result<Self, DedupError> {
+        Self::new_with(cfg, |_, _| {})
+    }
+
+    /// As [`Dedup::new`], calling `before_first_touch(addr, len)` on the
+    /// table's memory after it is reserved and before it is written: the
+    /// runtime asks for huge pages there (`dpdk::advise_hugepages`).
+    pub fn new_with(
+        cfg: &DedupConfig,
+        before_first_touch: impl FnOnce(usize, usize),
+    ) -> Result<Self, DedupError> {
         let n = cfg.entries;
         if !n.is_power_of_two() || !(MIN_ENTRIES..=MAX_ENTRIES).contains(&n) {
             return Err(DedupError::BadEntries {
@@ -345,6 +355,10 @@ impl Dedup {
             .map_err(|_| DedupError::NoMemory {
                 bytes: nb * core::mem::size_of::<Bucket>(),
             })?;
+        before_first_touch(
+            buckets.as_ptr() as usize,
+            buckets.capacity() * core::mem::size_of::<Bucket>(),
+        );
         // Writing every bucket now also faults the pages in at start, not on
         // the fast path.
         buckets.resize(nb, Bucket::EMPTY);

@@ -116,6 +116,7 @@ impl Worker {
     }
 
     /// Strips the tunnels of a burst from a decap input.
+    #[inline(never)]
     pub(super) fn process_decap(&mut self, rx: &mut Batch<BURST>) {
         self.divert_exceptions(rx);
         if rx.is_empty() {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Cache};
 
-use crate::dpdk::{tsc_now, Batch, Mbuf, Mempool, Ring, RxQueue, TxQueue};
+use crate::dpdk::{advise_hugepages, tsc_now, Batch, Mbuf, Mempool, Ring, RxQueue, TxQueue};
 use crate::frame::Frame;
 use crate::runtime::clock::Clock;
 use crate::runtime::counters::{DestDrop, Terminal, WorkerStats};
@@ -27,7 +27,9 @@ use crate::stage::tag::TagInfo;
 use crate::stage::{Direction, BURST};
 
 mod decap;
+mod plan;
 pub use decap::DecapSetup;
+use plan::{Plans, RulePlan, Target};
 
 /// What the main lcore asks of the workers.
 pub mod run_state {
@@ -115,6 +117,8 @@ struct TxMeta {
 }
 
 const NO_FATE: u16 = u16::MAX;
+/// The copy is its packet's only one: it resolves the packet's fate itself.
+const SOLO: u16 = u16::MAX - 1;
 pub(super) const TX_BUF: usize = 64;
 /// Enough for every packet with a copy in the TX buffer, and then some.
 const FATES: usize = 256;
@@ -138,6 +142,8 @@ pub(super) struct Worker {
     /// Local per-destination state, rebuilt on a new tables generation.
     templates: Vec<Option<EncapTemplate>>,
     limiters: Vec<DestLimiter>,
+    /// Each rule's targets, flattened for the forward path.
+    plans: Plans,
     generation: u64,
     clear_epoch: u64,
     /// Packets seen while sampling in protect.
@@ -152,7 +158,10 @@ pub(super) struct Worker {
 pub fn run(setup: WorkerSetup) -> Result<(), String> {
     let setup_decap = setup.decap.clone();
     let index = setup.index;
-    let dedup = Dedup::new(&setup.dedup).map_err(|e| format!("worker {}: {e}", setup.index))?;
+    let dedup = Dedup::new_with(&setup.dedup, |addr, len| {
+        advise_hugepages(addr, len);
+    })
+    .map_err(|e| format!("worker {}: {e}", setup.index))?;
     let cache = FlowCache::new(setup.flow_cache_entries);
     let mut w = Worker {
         s: setup,
@@ -164,6 +173,7 @@ pub fn run(setup: WorkerSetup) -> Result<(), String> {
         next_fate: 0,
         templates: Vec::new(),
         limiters: Vec::new(),
+        plans: Plans::default(),
         generation: u64::MAX,
         clear_epoch: 0,
         shed_count: 0,
@@ -278,6 +288,7 @@ impl Worker {
         // Copies in the TX buffer were built with the old templates: send them first.
         self.flush();
         self.templates = t.dests.iter().map(|d| d.template.clone()).collect();
+        self.plans = Plans::build(t);
         let now = tsc_now();
         self.limiters = t
             .policy
@@ -297,6 +308,9 @@ impl Worker {
         self.s.stats.counters.policy_swaps.add(1);
     }
 
+    // Not inlined: one call per burst, and `perf/callgrind.sh` counts the
+    // instructions spent per packet inside it.
+    #[inline(never)]
     fn process(&mut self, t: &Tables, rx: &mut Batch<BURST>, dir: Option<Direction>) {
         let c = &self.s.stats.counters;
         let n = rx.len();
@@ -305,69 +319,66 @@ impl Worker {
         let now_ns = self.s.clock.now_ns();
         let mut layers = [Layers::default(); BURST];
         let mut verdicts = [Verdict::default(); BURST];
+        let mut plans = [RulePlan::default(); BURST];
         let mut dups = [DedupVerdict::Unique; BURST];
         let mut want_dedup = [false; BURST];
         let mut shed = [false; BURST];
         let protect = self.s.protect.load(Ordering::Relaxed);
         let cls = &t.policy.classifier;
         let mut bytes = 0u64;
+        let mut parse_errors = 0u64;
         for (i, m) in rx.as_slice().iter().enumerate() {
             bytes += m.pkt_len() as u64;
             // In place: a returned Layers would be built on the stack and
             // copied, a store-forwarding stall per packet.
             parse_to(m.data(), &mut layers[i]);
-            if layers[i].error.is_some() {
-                c.parse_errors.add(1);
-            }
+            parse_errors += u64::from(layers[i].error.is_some());
             let d = dir.unwrap_or_else(|| self.direction_of(m.port()));
             verdicts[i] = cls.classify_cached(&mut self.cache, &layers[i], m.port(), d);
+            plans[i] = self.plans.of(verdicts[i]);
             shed[i] = protect != 0 && sheds(&mut self.shed_count, protect, verdicts[i]);
-            want_dedup[i] = !shed[i]
-                && matches!(cls.action(verdicts[i]), Action::Forward(ts) if ts.iter().any(|a| a.dedup));
+            want_dedup[i] = !shed[i] && plans[i].any_dedup;
         }
         c.rx_bytes.add(bytes);
-        // One pass over the burst, so the table's cache misses overlap.
-        self.dedup.check_burst_where(
-            rx.as_slice(),
-            &layers[..n],
-            &want_dedup[..n],
-            now_ns,
-            &mut dups[..n],
-        );
-        // Reserve each destination's sequence numbers for this burst in one
-        // atomic add: at most one per packet per destination.
-        self.reserve_sequences(t, &verdicts[..n]);
+        if parse_errors != 0 {
+            c.parse_errors.add(parse_errors);
+        }
+        if want_dedup[..n].iter().any(|w| *w) {
+            // One pass over the burst, so the table's cache misses overlap.
+            self.dedup.check_burst_where(
+                rx.as_slice(),
+                &layers[..n],
+                &want_dedup[..n],
+                now_ns,
+                &mut dups[..n],
+            );
+        }
+        self.reserve_sequences(t, &plans[..n], &shed[..n], &dups[..n]);
         let tracing = self.s.trace.armed();
         for (i, m) in rx.drain().enumerate() {
             if shed[i] {
-                self.s
-                    .stats
-                    .counters
-                    .terminal(Terminal::DroppedProtect)
-                    .add(1);
+                self.count(Terminal::DroppedProtect);
                 continue;
             }
             let d = dir.unwrap_or_else(|| self.direction_of(m.port()));
+            let p = Packet {
+                layers: &layers[i],
+                verdict: verdicts[i],
+                plan: plans[i],
+                dup: dups[i],
+                dir: d,
+                now_ns,
+            };
             if tracing && self.s.trace.take() {
                 let mut rec = self.trace_start(t, &m, &layers[i], verdicts[i], dups[i]);
-                self.forward(
-                    t,
-                    m,
-                    &layers[i],
-                    verdicts[i],
-                    dups[i],
-                    d,
-                    now_ns,
-                    Some(&mut rec),
-                );
+                self.forward(t, m, &p, Some(&mut rec));
                 self.s.trace.record(rec);
             } else {
-                self.forward(t, m, &layers[i], verdicts[i], dups[i], d, now_ns, None);
+                self.forward(t, m, &p, None);
             }
         }
     }
 
-    /// The parts of a trace record known before forwarding.
     fn trace_start(
         &self,
         t: &Tables,
@@ -411,24 +422,34 @@ impl Worker {
             .unwrap_or_default()
     }
 
-    fn reserve_sequences(&mut self, t: &Tables, verdicts: &[Verdict]) {
-        let cls = &t.policy.classifier;
+    /// Reserves each destination's sequence numbers for this burst in one
+    /// atomic add: one per copy that will be sent (not for packets shed or
+    /// dropped as duplicates, which must leave no gap at the receiver).
+    fn reserve_sequences(
+        &mut self,
+        t: &Tables,
+        plans: &[RulePlan],
+        shed: &[bool],
+        dups: &[DedupVerdict],
+    ) {
         let mut want = [0u32; 64];
         let mut big: Vec<u32> = Vec::new();
-        let count = |d: usize, want: &mut [u32; 64], big: &mut Vec<u32>| {
-            if d < 64 {
-                want[d] += 1;
-            } else {
-                if big.len() <= d {
-                    big.resize(d + 1, 0);
-                }
-                big[d] += 1;
+        for ((p, shed), dup) in plans.iter().zip(shed).zip(dups) {
+            if *shed {
+                continue;
             }
-        };
-        for v in verdicts {
-            if let Action::Forward(targets) = cls.action(*v) {
-                for a in targets {
-                    count(usize::from(a.dest), &mut want, &mut big);
+            let dup = *dup == DedupVerdict::Duplicate;
+            for a in self.plans.targets(*p) {
+                if a.dedup && dup {
+                    continue;
+                }
+                if a.dest < 64 {
+                    want[a.dest] += 1;
+                } else {
+                    if big.len() <= a.dest {
+                        big.resize(a.dest + 1, 0);
+                    }
+                    big[a.dest] += 1;
                 }
             }
         }
@@ -448,94 +469,70 @@ impl Worker {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Sends a packet to its rule's destinations. With one destination (the
+    /// common case) the copy carries the packet's fate itself; with several,
+    /// a fate slot resolves when the last copy is sent or dropped.
     fn forward(
         &mut self,
         t: &Tables,
         m: Mbuf,
-        layers: &Layers,
-        verdict: Verdict,
-        dup: DedupVerdict,
-        dir: Direction,
-        now_ns: u64,
+        p: &Packet<'_>,
         mut trace: Option<&mut TraceRecord>,
     ) {
-        let c = &self.s.stats.counters;
-        let cls = &t.policy.classifier;
-        let targets = match cls.action(verdict) {
-            Action::Drop => {
-                c.terminal(Terminal::Filtered).add(1);
-                if let Some(r) = trace {
-                    r.verdict = Terminal::Filtered.name().to_owned();
-                }
-                return;
-            }
-            Action::Forward(targets) => targets,
+        let targets = self.plans.targets(p.plan);
+        let dup = p.dup == DedupVerdict::Duplicate;
+        let verdict = if targets.is_empty() {
+            Some(Terminal::Filtered)
+        } else if dup && p.plan.all_dedup {
+            Some(Terminal::Deduplicated)
+        } else {
+            None
         };
-        let wanted = || {
-            targets
-                .iter()
-                .filter(|a| !(a.dedup && dup == DedupVerdict::Duplicate))
-        };
-        let total = wanted().count();
-        if total == 0 {
-            c.terminal(Terminal::Deduplicated).add(1);
+        if let Some(term) = verdict {
+            self.count(term);
             if let Some(r) = trace {
-                r.verdict = Terminal::Deduplicated.name().to_owned();
+                r.verdict = term.name().to_owned();
             }
             return;
         }
-        let fate = self.new_fate();
         let tag = TagInfo {
             appliance_id: self.s.appliance_id,
             input_port: m.port(),
-            rule_id: cls.rule_id(verdict).unwrap_or(u32::MAX),
-            direction: dir,
+            rule_id: t.policy.classifier.rule_id(p.verdict).unwrap_or(u32::MAX),
+            direction: p.dir,
         };
-        let mut original = Some(m);
-        for (k, a) in wanted().enumerate() {
-            let d = usize::from(a.dest);
-            let slot = t.dests.get(d).map_or(0, |x| x.slot);
-            let dc = &self.s.stats.dests[usize::from(slot)];
-            let last = k + 1 == total;
-            let dest_name = || {
-                t.policy
-                    .destinations
-                    .get(d)
-                    .map_or_else(String::new, |x| x.name.clone())
+        if let [a] = *targets {
+            // One copy: it is the packet, and its fate is its own.
+            let term = match self.send_copy(t, m, &a, p, tag, SOLO, trace.as_deref_mut()) {
+                Ok(()) => None,
+                Err(why) => Some(why.terminal()),
             };
-            let Some(Some(tmpl)) = self.templates.get_mut(d) else {
-                dc.drop(DestDrop::NoNexthop).add(1);
-                note_drop(&mut self.fates[fate], DestDrop::NoNexthop);
-                if let Some(r) = trace.as_deref_mut() {
-                    r.dests.push(dest_trace(
-                        dest_name(),
-                        a.slice,
-                        0,
-                        DestDrop::NoNexthop.name(),
-                    ));
-                }
-                continue;
-            };
-            let Some(src) = original.as_ref() else { break };
-            let len = src.pkt_len();
-            let max = tmpl.max_inner_len().min(len);
-            if let Some(l) = self.limiters.get_mut(d).filter(|l| l.is_limited()) {
-                if !l.allow(max + tmpl.header_len(), self.s.clock.tsc_now()) {
-                    dc.drop(DestDrop::RateLimit).add(1);
-                    note_drop(&mut self.fates[fate], DestDrop::RateLimit);
-                    if let Some(r) = trace.as_deref_mut() {
-                        r.dests.push(dest_trace(
-                            dest_name(),
-                            a.slice,
-                            0,
-                            DestDrop::RateLimit.name(),
-                        ));
-                    }
-                    continue;
-                }
+            if let Some(r) = trace {
+                r.verdict = match term {
+                    Some(term) => term.name().to_owned(),
+                    None => "forwarded once the copy leaves the TX buffer".to_owned(),
+                };
             }
-            let mut copy = if last {
+            if let Some(term) = term {
+                self.count(term);
+            }
+            return;
+        }
+        let (total, n_targets) = (
+            targets.iter().filter(|a| !(a.dedup && dup)).count(),
+            targets.len(),
+        );
+        let fate = self.new_fate();
+        let mut original = Some(m);
+        let mut k = 0;
+        for i in 0..n_targets {
+            let a = self.plans.targets(p.plan)[i];
+            if a.dedup && dup {
+                continue;
+            }
+            k += 1;
+            let Some(src) = original.as_ref() else { break };
+            let copy = if k == total {
                 match original.take() {
                     Some(m) => m,
                     None => break,
@@ -544,72 +541,20 @@ impl Worker {
                 match src.copy(&self.s.pool) {
                     Ok(m) => m,
                     Err(_) => {
-                        dc.drop(DestDrop::NoMbuf).add(1);
-                        note_drop(&mut self.fates[fate], DestDrop::NoMbuf);
+                        let why = DestDrop::NoMbuf;
+                        self.s.stats.dests[usize::from(a.slot)].drop(why).add(1);
+                        note_drop(&mut self.fates[fate], why);
                         if let Some(r) = trace.as_deref_mut() {
-                            r.dests.push(dest_trace(
-                                dest_name(),
-                                a.slice,
-                                0,
-                                DestDrop::NoMbuf.name(),
-                            ));
+                            r.dests
+                                .push(dest_trace(dest_name(t, a.dest), a.slice, 0, why.name()));
                         }
                         continue;
                     }
                 }
             };
-            let sliced =
-                a.slice != SliceSpec::Whole && slice(&mut copy, layers, a.slice).truncated();
-            let sliced_len = copy.pkt_len();
-            let seq = tmpl.next_seq();
-            let meta = EncapMeta {
-                layers: Some(layers),
-                tag,
-                tag_override: a.tag,
-                sliced,
-            };
-            let truncated_before = tmpl.counters().truncated_to_mtu;
-            match tmpl.encap(&mut copy, &meta, now_ns) {
-                Ok(()) => {
-                    if tmpl.counters().truncated_to_mtu != truncated_before {
-                        dc.truncated_to_mtu.add(1);
-                    }
-                    let bytes = copy.pkt_len() as u32;
-                    if let Some(r) = trace.as_deref_mut() {
-                        let what = match t.policy.destinations.get(d) {
-                            Some(x) => format!(
-                                "encapsulated: {:?} to {}, seq {seq}, {bytes} bytes on the wire{}",
-                                x.tunnel,
-                                x.remote,
-                                if sliced { ", truncated" } else { "" }
-                            ),
-                            None => "encapsulated".to_owned(),
-                        };
-                        r.dests
-                            .push(dest_trace(dest_name(), a.slice, sliced_len, &what));
-                    }
-                    self.fates[fate].pending += 1;
-                    self.enqueue_tx(
-                        copy,
-                        TxMeta {
-                            fate: fate as u16,
-                            slot,
-                            bytes,
-                        },
-                    );
-                }
-                Err(e) => {
-                    let why = match e {
-                        EncapError::TooBig => DestDrop::TooBig,
-                        EncapError::NoHeadroom => DestDrop::Error,
-                    };
-                    dc.drop(why).add(1);
-                    note_drop(&mut self.fates[fate], why);
-                    if let Some(r) = trace.as_deref_mut() {
-                        r.dests
-                            .push(dest_trace(dest_name(), a.slice, sliced_len, why.name()));
-                    }
-                }
+            match self.send_copy(t, copy, &a, p, tag, fate as u16, trace.as_deref_mut()) {
+                Ok(()) => self.fates[fate].pending += 1,
+                Err(why) => note_drop(&mut self.fates[fate], why),
             }
         }
         if self.fates[fate].pending == 0 {
@@ -622,6 +567,83 @@ impl Worker {
         }
     }
 
+    /// Slices, encapsulates and queues one copy for destination `a`. A copy
+    /// that cannot go is dropped here and counted on the destination; the
+    /// reason is returned for the packet's fate.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn send_copy(
+        &mut self,
+        t: &Tables,
+        mut copy: Mbuf,
+        a: &Target,
+        p: &Packet<'_>,
+        tag: TagInfo,
+        fate: u16,
+        trace: Option<&mut TraceRecord>,
+    ) -> Result<(), DestDrop> {
+        let dc = &self.s.stats.dests[usize::from(a.slot)];
+        let drop_copy = |why: DestDrop, len: usize, trace: Option<&mut TraceRecord>| {
+            dc.drop(why).add(1);
+            if let Some(r) = trace {
+                r.dests
+                    .push(dest_trace(dest_name(t, a.dest), a.slice, len, why.name()));
+            }
+            Err(why)
+        };
+        let Some(Some(tmpl)) = self.templates.get_mut(a.dest) else {
+            return drop_copy(DestDrop::NoNexthop, 0, trace);
+        };
+        if let Some(l) = self.limiters.get_mut(a.dest).filter(|l| l.is_limited()) {
+            let max = tmpl.max_inner_len().min(copy.pkt_len());
+            if !l.allow(max + tmpl.header_len(), self.s.clock.tsc_now()) {
+                return drop_copy(DestDrop::RateLimit, 0, trace);
+            }
+        }
+        let sliced = a.slice != SliceSpec::Whole && slice(&mut copy, p.layers, a.slice).truncated();
+        let sliced_len = copy.pkt_len();
+        let seq = tmpl.next_seq();
+        let meta = EncapMeta {
+            layers: Some(p.layers),
+            tag,
+            tag_override: a.tag,
+            sliced,
+        };
+        let truncated_before = tmpl.counters().truncated_to_mtu;
+        if let Err(e) = tmpl.encap(&mut copy, &meta, p.now_ns) {
+            let why = match e {
+                EncapError::TooBig => DestDrop::TooBig,
+                EncapError::NoHeadroom => DestDrop::Error,
+            };
+            return drop_copy(why, sliced_len, trace);
+        }
+        if tmpl.counters().truncated_to_mtu != truncated_before {
+            dc.truncated_to_mtu.add(1);
+        }
+        let bytes = copy.pkt_len() as u32;
+        if let Some(r) = trace {
+            let what = match t.policy.destinations.get(a.dest) {
+                Some(x) => format!(
+                    "encapsulated: {:?} to {}, seq {seq}, {bytes} bytes on the wire{}",
+                    x.tunnel,
+                    x.remote,
+                    if sliced { ", truncated" } else { "" }
+                ),
+                None => "encapsulated".to_owned(),
+            };
+            r.dests
+                .push(dest_trace(dest_name(t, a.dest), a.slice, sliced_len, &what));
+        }
+        self.enqueue_tx(
+            copy,
+            TxMeta {
+                fate,
+                slot: a.slot,
+                bytes,
+            },
+        );
+        Ok(())
+    }
     /// A free fate slot. The TX buffer holds at most `TX_BUF` copies, so a
     /// slot `FATES` packets back is resolved unless the buffer was never
     /// flushed; flush then to be sure.
@@ -633,6 +655,11 @@ impl Worker {
         }
         self.fates[i] = Fate::default();
         i
+    }
+
+    #[inline]
+    fn count(&self, term: Terminal) {
+        self.s.stats.counters.terminal(term).add(1);
     }
 
     fn resolve(&mut self, fate: usize) -> Terminal {
@@ -692,6 +719,18 @@ impl Worker {
             return;
         }
         let dc = &self.s.stats.dests[usize::from(meta.slot)];
+        if meta.fate == SOLO {
+            let c = &self.s.stats.counters;
+            if sent {
+                dc.tx_packets.add(1);
+                dc.tx_bytes.add(u64::from(meta.bytes));
+                c.terminal(Terminal::Forwarded).add(1);
+            } else {
+                dc.drop(DestDrop::TxFull).add(1);
+                c.terminal(Terminal::DroppedTxFull).add(1);
+            }
+            return;
+        }
         let f = &mut self.fates[usize::from(meta.fate)];
         if sent {
             dc.tx_packets.add(1);
@@ -745,6 +784,23 @@ impl Worker {
             );
         }
     }
+}
+
+/// What the forward path knows of one packet of the burst.
+struct Packet<'a> {
+    layers: &'a Layers,
+    verdict: Verdict,
+    plan: RulePlan,
+    dup: DedupVerdict,
+    dir: Direction,
+    now_ns: u64,
+}
+
+fn dest_name(t: &Tables, dest: usize) -> String {
+    t.policy
+        .destinations
+        .get(dest)
+        .map_or_else(String::new, |x| x.name.clone())
 }
 
 fn dest_trace(

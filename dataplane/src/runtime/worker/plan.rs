@@ -1,0 +1,88 @@
+//! What a worker does with the packets of each rule, resolved once per
+//! tables generation instead of once per packet: the rule's targets with
+//! their counter slots, and whether any of them wants dedup.
+
+use crate::runtime::tables::Tables;
+use crate::stage::filter::{Action, Verdict};
+use crate::stage::slice::SliceSpec;
+
+/// One destination of a rule, as the forward path needs it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Target {
+    /// Index into the tables' destinations (and the worker's templates).
+    pub dest: usize,
+    /// Counter slot of the destination.
+    pub slot: u16,
+    pub slice: SliceSpec,
+    pub dedup: bool,
+    pub tag: Option<u32>,
+}
+
+/// One rule's (or the default's) action, flattened.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct RulePlan {
+    /// Range of the rule's targets in [`Plans::targets`]; empty for a drop.
+    start: u32,
+    len: u32,
+    /// Some target drops copies seen within the dedup window.
+    pub any_dedup: bool,
+    /// Every target does: a copy then goes nowhere.
+    pub all_dedup: bool,
+}
+
+/// The plans of one classifier: indexed by rule position, the default last.
+#[derive(Debug, Default)]
+pub(super) struct Plans {
+    rules: Vec<RulePlan>,
+    targets: Vec<Target>,
+}
+
+impl Plans {
+    /// Flattens every rule's action of `t`'s classifier.
+    pub fn build(t: &Tables) -> Plans {
+        let cls = &t.policy.classifier;
+        let mut p = Plans::default();
+        let actions = cls
+            .rule_actions()
+            .iter()
+            .chain(std::iter::once(cls.default_action()));
+        for action in actions {
+            let start = p.targets.len() as u32;
+            if let Action::Forward(targets) = action {
+                for a in targets {
+                    let dest = usize::from(a.dest);
+                    p.targets.push(Target {
+                        dest,
+                        slot: t.dests.get(dest).map_or(0, |d| d.slot),
+                        slice: a.slice,
+                        dedup: a.dedup,
+                        tag: a.tag,
+                    });
+                }
+            }
+            let mine = &p.targets[start as usize..];
+            p.rules.push(RulePlan {
+                start,
+                len: mine.len() as u32,
+                any_dedup: mine.iter().any(|x| x.dedup),
+                all_dedup: !mine.is_empty() && mine.iter().all(|x| x.dedup),
+            });
+        }
+        p
+    }
+
+    /// The plan of a verdict (the default's for no rule or an unknown one).
+    #[inline]
+    pub fn of(&self, v: Verdict) -> RulePlan {
+        let default = self.rules.len().saturating_sub(1);
+        let i = v.rule_index().map_or(default, |i| i.min(default));
+        self.rules.get(i).copied().unwrap_or_default()
+    }
+
+    /// The targets of a plan.
+    #[inline]
+    pub fn targets(&self, p: RulePlan) -> &[Target] {
+        let (s, n) = (p.start as usize, p.len as usize);
+        self.targets.get(s..s + n).unwrap_or(&[])
+    }
+}
