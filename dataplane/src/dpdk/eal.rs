@@ -86,6 +86,12 @@ impl Eal {
 
 impl Drop for Eal {
     fn drop(&mut self) {
+        // A secondary whose primary is gone must not clean up: the drivers'
+        // teardown would touch devices and memory only the primary ran
+        // (net_pcap crashes there). Exiting releases what is ours.
+        if super::pdump::is_secondary() && !super::pdump::primary_alive() {
+            return;
+        }
         // SAFETY: EAL was initialised by this value and every lcore has been
         // waited for by its LcoreHandle; cleanup is the last DPDK call.
         unsafe {

@@ -107,6 +107,11 @@ pub struct Port {
     /// Queues already handed out: each may have one user only.
     rx_taken: AtomicU64,
     tx_taken: AtomicU64,
+    /// Probed by `open`: a secondary process detaches it again, from the
+    /// primary too, so the device does not outlive us there.
+    hotplugged: bool,
+    /// Our ethdev owner id, once `claim`ed (0: not claimed).
+    owner: u64,
 }
 
 fn port_name(id: u16) -> Option<String> {
@@ -130,6 +135,40 @@ fn port_by_name(name: &str) -> Option<u16> {
     // SAFETY: c is a valid C string and id a valid out-pointer.
     let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
     (ret == 0).then_some(id)
+}
+
+/// The id of the port called `name` (as EAL or a primary named it).
+pub fn port_id(name: &str) -> Option<u16> {
+    port_by_name(name)
+}
+
+/// Every port this process sees, with its name: in a secondary, the
+/// primary's too.
+pub fn port_names() -> Vec<(u16, String)> {
+    (0..dpdk_sys::RTE_MAX_ETHPORTS as u16)
+        // SAFETY: plain query.
+        .filter(|&id| unsafe { dpdk_sys::rte_eth_dev_is_valid_port(id) } != 0)
+        .map(|id| (id, port_name(id).unwrap_or_else(|| format!("port{id}"))))
+        .collect()
+}
+
+/// Basic counters of port `id`, a port this process does not own (one a
+/// primary process runs).
+pub fn stats_of(id: u16) -> Result<PortStats> {
+    let mut s = dpdk_sys::rte_eth_stats::default();
+    // SAFETY: valid out-pointer.
+    let ret = unsafe { dpdk_sys::rte_eth_stats_get(id, &mut s) };
+    check(&format!("port {id} stats"), ret)?;
+    Ok(PortStats {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    })
 }
 
 impl Port {
@@ -179,7 +218,11 @@ impl Port {
             });
         }
         port_by_name(name)
-            .map(|id| Port::new(id, name.to_owned()))
+            .map(|id| {
+                let mut p = Port::new(id, name.to_owned());
+                p.hotplugged = true;
+                p
+            })
             .ok_or_else(|| DpdkError::Invalid {
                 what: format!("port {spec:?}"),
                 reason: "device probed but it is not an Ethernet port".into(),
@@ -196,11 +239,34 @@ impl Port {
             nb_tx: 0,
             rx_taken: AtomicU64::new(0),
             tx_taken: AtomicU64::new(0),
+            hotplugged: false,
+            owner: 0,
         }
     }
 
     pub fn id(&self) -> u16 {
         self.id
+    }
+
+    /// Takes ethdev ownership of the port as `who`: other users of the
+    /// shared port table (a primary's `RTE_ETH_FOREACH_DEV` loops, such as
+    /// testpmd's "are all ports started" before it forwards) leave it alone.
+    pub fn claim(&mut self, who: &str) -> Result<()> {
+        let what = format!("port {} ({}): claim ownership", self.id, self.name);
+        let mut owner = dpdk_sys::rte_eth_dev_owner::default();
+        // SAFETY: valid out-pointer.
+        check(&what, unsafe {
+            dpdk_sys::rte_eth_dev_owner_new(&mut owner.id)
+        })?;
+        for (d, c) in owner.name.iter_mut().zip(who.bytes().take(63)) {
+            *d = c as std::ffi::c_char;
+        }
+        // SAFETY: owner is a valid, NUL-terminated owner record.
+        check(&what, unsafe {
+            dpdk_sys::rte_eth_dev_owner_set(self.id, &owner)
+        })?;
+        self.owner = owner.id;
+        Ok(())
     }
 
     pub fn name(&self) -> &str {
@@ -429,20 +495,7 @@ impl Port {
 
     /// Basic counters.
     pub fn stats(&self) -> Result<PortStats> {
-        let mut s = dpdk_sys::rte_eth_stats::default();
-        // SAFETY: valid out-pointer.
-        let ret = unsafe { dpdk_sys::rte_eth_stats_get(self.id, &mut s) };
-        check(&format!("port {} stats", self.name), ret)?;
-        Ok(PortStats {
-            ipackets: s.ipackets,
-            opackets: s.opackets,
-            ibytes: s.ibytes,
-            obytes: s.obytes,
-            imissed: s.imissed,
-            ierrors: s.ierrors,
-            oerrors: s.oerrors,
-            rx_nombuf: s.rx_nombuf,
-        })
+        stats_of(self.id)
     }
 
     /// Zeroes the basic counters and the extended ones.
@@ -547,13 +600,34 @@ const fn libc_enotsup() -> i32 {
 
 impl Drop for Port {
     fn drop(&mut self) {
-        // SAFETY: stop and close; queue handles that outlive the port then
-        // reach DPDK's dummy burst functions, which return 0.
+        // A secondary's hot-plugged device lives in the primary as well:
+        // removing it detaches it in every process (when the primary still
+        // runs to be asked).
+        let detach =
+            self.hotplugged && super::pdump::is_secondary() && super::pdump::primary_alive();
+        let device = if detach {
+            self.raw_info().map(|i| i.device).ok()
+        } else {
+            None
+        };
+        // SAFETY: stop, then close or detach; queue handles that outlive
+        // the port reach DPDK's dummy burst functions, which return 0.
+        // `device` came from this port's info and is valid until removed.
         unsafe {
             if self.started {
                 dpdk_sys::rte_eth_dev_stop(self.id);
             }
-            dpdk_sys::rte_eth_dev_close(self.id);
+            if self.owner != 0 {
+                dpdk_sys::rte_eth_dev_owner_unset(self.id, self.owner);
+            }
+            match device {
+                Some(d) if !d.is_null() => {
+                    dpdk_sys::rte_dev_remove(d);
+                }
+                _ => {
+                    dpdk_sys::rte_eth_dev_close(self.id);
+                }
+            }
         }
     }
 }

@@ -129,6 +129,10 @@ impl<T: RingItem> Ring<T> {
         self.len() == 0
     }
 
+    pub(crate) fn as_ptr(&self) -> *mut dpdk_sys::rte_ring {
+        self.ptr.as_ptr()
+    }
+
     /// Free places in the ring now.
     pub fn free(&self) -> usize {
         // SAFETY: plain query.
