@@ -104,16 +104,38 @@ pub enum PortDirection {
     Egress,
 }
 
+/// Which of a tapped port's directions a pdump input copies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureConfig {
+    /// What the port receives (direction ingress).
+    Rx,
+    /// What the port sends (direction egress).
+    Tx,
+    /// Both, each copy with its own direction.
+    #[default]
+    Both,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortConfig {
     /// Operator's name for the port (policy rules refer to it).
     pub name: String,
-    /// DPDK devargs (`net_pcap0,rx_pcap=in.pcap`) or a PCI address.
+    /// DPDK devargs (`net_pcap0,rx_pcap=in.pcap`) or a PCI address; empty
+    /// for a pdump input.
+    #[serde(default)]
     pub device: String,
     pub role: Role,
-    #[serde(default)]
-    pub direction: PortDirection,
+    /// Default ingress; a pdump input's comes from what it captures.
+    pub direction: Option<PortDirection>,
+    /// A pdump input: the name of the primary's device to tap (a PCI
+    /// address, or a vdev name such as `net_vhost0`).
+    pub pdump: Option<String>,
+    /// A pdump input: `rx`, `tx` or `both` (default).
+    pub capture: Option<CaptureConfig>,
+    /// A pdump input: the queues to tap; default every queue.
+    pub queues: Option<Vec<u16>>,
     /// For inputs: `tap` (mirrored traffic, tunnelled out) or `decap`
     /// (tunnels in, their inner frames out on the tool port).
     #[serde(default)]
@@ -127,6 +149,16 @@ pub struct PortConfig {
 }
 
 impl PortConfig {
+    /// The port's traffic direction (`direction`, default ingress).
+    pub fn direction(&self) -> PortDirection {
+        self.direction.unwrap_or_default()
+    }
+
+    /// What a pdump input captures (`capture`, default both).
+    pub fn capture(&self) -> CaptureConfig {
+        self.capture.unwrap_or_default()
+    }
+
     /// The parsed `address`, if any.
     pub fn address(&self) -> Option<IpAddr> {
         let a = self.address.as_deref()?;
@@ -185,6 +217,46 @@ impl UplinkConfig {
         }
         if self.arp_refresh_s == 0 {
             p.push("uplink.arp_refresh_s: must be at least 1".into());
+        }
+    }
+}
+
+/// `[pdump]`: Sluice as a DPDK secondary process of a primary that
+/// initialised packet capture, tapping its ports (the `pdump` inputs).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PdumpSection {
+    /// The primary's EAL `--file-prefix`.
+    pub file_prefix: String,
+    /// Copies each tapped direction's ring holds (a power of two).
+    #[serde(default = "default_pdump_ring")]
+    pub ring_size: u32,
+    /// Mbufs of the pool the primary copies into (in its shared memory).
+    #[serde(default = "default_pdump_mbufs")]
+    pub mbufs: u32,
+    /// First remove taps already on the tapped ports (left by a Sluice
+    /// that was killed); otherwise such a port is refused.
+    #[serde(default)]
+    pub replace_taps: bool,
+}
+
+impl PdumpSection {
+    fn problems(&self, p: &mut Vec<String>) {
+        let f = self.file_prefix.trim();
+        if f.is_empty() || f.contains('/') || f.contains(char::is_whitespace) {
+            p.push(format!(
+                "pdump.file_prefix: {:?} is not a DPDK file prefix (the primary's --file-prefix)",
+                self.file_prefix
+            ));
+        }
+        if !self.ring_size.is_power_of_two() || !(1024..=1 << 20).contains(&self.ring_size) {
+            p.push(format!(
+                "pdump.ring_size: {} is not a power of two in 1024..=1048576",
+                self.ring_size
+            ));
+        }
+        if self.mbufs < 1024 {
+            p.push(format!("pdump.mbufs: {} is fewer than 1024", self.mbufs));
         }
     }
 }
@@ -271,6 +343,8 @@ pub struct Config {
     pub dedup: DedupConfig,
     #[serde(default)]
     pub decap: DecapSection,
+    /// Secondary process tapping a primary's ports (pdump inputs).
+    pub pdump: Option<PdumpSection>,
     /// Limits that send the appliance into `protect`, and how it sheds.
     #[serde(default)]
     pub guard: crate::guard::GuardConfig,
@@ -415,6 +489,12 @@ fn default_dedup_entries() -> u32 {
 fn default_window_us() -> u64 {
     50_000
 }
+fn default_pdump_ring() -> u32 {
+    16384
+}
+fn default_pdump_mbufs() -> u32 {
+    32767
+}
 fn default_persist() -> PathBuf {
     PathBuf::from("/var/lib/sluice/last-policy.json")
 }
@@ -473,6 +553,27 @@ impl Default for DedupConfig {
     }
 }
 
+/// Why a pdump secondary cannot run a device of its own, if it cannot.
+/// Its devices are hot-plugged through the primary and configured from
+/// the secondary; of the virtual ones, net_pcap (files, or `iface=` a
+/// kernel interface), net_ring and net_null work. net_tap's ioctls belong
+/// to the primary, net_af_packet's rings are mapped in the primary only
+/// (the secondary crashes on them), vhost-user lives in one process.
+fn secondary_refuses(device: &str) -> Option<String> {
+    let name = device.split(',').next().unwrap_or_default().trim();
+    let works = [
+        "net_pcap", "eth_pcap", "net_ring", "eth_ring", "net_null", "eth_null",
+    ];
+    let virtual_dev = name.starts_with("net_") || name.starts_with("eth_");
+    (virtual_dev && !works.iter().any(|w| name.starts_with(w))).then(|| {
+        format!(
+            "{name} cannot be run by a pdump secondary (it is hot-plugged through the primary and \
+             configured from here): use net_pcap (a file, or iface=<kernel interface> for a real \
+             uplink), net_ring or net_null"
+        )
+    })
+}
+
 /// Parses a MAC address `aa:bb:cc:dd:ee:ff`.
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut out = [0u8; 6];
@@ -527,6 +628,7 @@ impl Config {
     fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         let mut names = HashSet::new();
+        let mut tapped = HashSet::new();
         for (i, port) in self.ports.iter().enumerate() {
             let key = format!("port[{i}]");
             if port.name.trim().is_empty() {
@@ -535,8 +637,61 @@ impl Config {
             if !names.insert(port.name.as_str()) {
                 p.push(format!("{key}.name: {:?} is used by two ports", port.name));
             }
-            if port.device.trim().is_empty() {
-                p.push(format!("{key}.device: must not be empty"));
+            match &port.pdump {
+                None if port.device.trim().is_empty() => {
+                    p.push(format!("{key}.device: must not be empty"));
+                }
+                None => {
+                    if self.pdump.is_some() {
+                        if let Some(why) = secondary_refuses(&port.device) {
+                            p.push(format!("{key}.device: {why}"));
+                        }
+                    }
+                    if port.capture.is_some() || port.queues.is_some() {
+                        p.push(format!(
+                            "{key}: capture and queues are for pdump inputs (pdump = \"<device of the primary>\")"
+                        ));
+                    }
+                }
+                Some(dev) => {
+                    if dev.trim().is_empty() {
+                        p.push(format!("{key}.pdump: must name the primary's device"));
+                    }
+                    if !tapped.insert(dev.trim()) {
+                        p.push(format!(
+                            "{key}.pdump: {dev:?} is tapped by two ports (capture = \"both\" takes both directions)"
+                        ));
+                    }
+                    if port.role != Role::Input {
+                        p.push(format!("{key}.pdump: only an input taps a primary's port"));
+                    }
+                    if !port.device.trim().is_empty() {
+                        p.push(format!(
+                            "{key}.device: a pdump input has no device of its own (pdump names the primary's)"
+                        ));
+                    }
+                    if port.direction.is_some() {
+                        p.push(format!(
+                            "{key}.direction: a pdump input's direction comes from capture (rx: ingress, tx: egress)"
+                        ));
+                    }
+                    if self.pdump.is_none() {
+                        p.push(format!(
+                            "{key}.pdump: needs a [pdump] section with the primary's file_prefix"
+                        ));
+                    }
+                    if let Some(q) = &port.queues {
+                        let mut seen = HashSet::new();
+                        if q.is_empty() {
+                            p.push(format!("{key}.queues: leave it out to tap every queue"));
+                        }
+                        for x in q {
+                            if !seen.insert(x) {
+                                p.push(format!("{key}.queues: queue {x} is listed twice"));
+                            }
+                        }
+                    }
+                }
             }
             if let Some(mtu) = port.mtu {
                 if !(68..=9600).contains(&mtu) {
@@ -674,7 +829,20 @@ impl Config {
         if let Some(c) = &self.controller {
             c.problems(&mut p);
         }
+        if let Some(d) = &self.pdump {
+            d.problems(&mut p);
+            if tapped.is_empty() {
+                p.push(
+                    "pdump: no input taps the primary (an input with pdump = \"<device>\")".into(),
+                );
+            }
+        }
         p
+    }
+
+    /// Inputs that tap a primary's port (pdump mode).
+    pub fn pdump_inputs(&self) -> impl Iterator<Item = &PortConfig> {
+        self.input_ports().filter(|p| p.pdump.is_some())
     }
 
     /// The uplink port's config.
@@ -824,6 +992,96 @@ mod tests {
             let e = Config::parse(&text, "t").expect_err(why).to_string();
             assert!(e.contains("port[0].address") && e.contains(why), "{e}");
         }
+    }
+
+    const PDUMP: &str = r#"
+        [pdump]
+        file_prefix = "vswitch"
+        [[port]]
+        name = "vm1"
+        role = "input"
+        pdump = "net_vhost0"
+        capture = "rx"
+        queues = [0, 1]
+        [[port]]
+        name = "vm2"
+        role = "input"
+        pdump = "0000:01:00.0"
+        [[port]]
+        name = "up"
+        device = "net_pcap1,tx_pcap=out.pcap"
+        role = "uplink"
+        [uplink]
+        address = "192.0.2.1/24"
+    "#;
+
+    #[test]
+    fn pdump_inputs_tap_a_primary_and_their_errors_are_named() {
+        let c = Config::parse(PDUMP, "t").expect("valid");
+        let d = c.pdump.as_ref().expect("section");
+        assert_eq!(
+            (d.ring_size, d.mbufs, d.replace_taps),
+            (16384, 32767, false)
+        );
+        let taps: Vec<_> = c.pdump_inputs().collect();
+        assert_eq!(taps.len(), 2);
+        assert_eq!(taps[0].capture(), CaptureConfig::Rx);
+        assert_eq!(taps[1].capture(), CaptureConfig::Both);
+        assert_eq!(taps[0].queues.as_deref(), Some(&[0, 1][..]));
+
+        for (edit, key) in [
+            (
+                ("file_prefix = \"vswitch\"", "file_prefix = \"a/b\""),
+                "pdump.file_prefix",
+            ),
+            (
+                (
+                    "file_prefix = \"vswitch\"",
+                    "file_prefix = \"v\"\nring_size = 1000",
+                ),
+                "pdump.ring_size: 1000",
+            ),
+            (
+                ("queues = [0, 1]", "queues = [1, 1]"),
+                "port[0].queues: queue 1 is listed twice",
+            ),
+            (
+                ("queues = [0, 1]", "direction = \"egress\""),
+                "port[0].direction",
+            ),
+            (
+                ("queues = [0, 1]", "device = \"net_pcap9\""),
+                "port[0].device",
+            ),
+            (
+                ("\"0000:01:00.0\"", "\"net_vhost0\""),
+                "port[1].pdump: \"net_vhost0\" is tapped by two ports",
+            ),
+            (
+                ("role = \"uplink\"", "role = \"uplink\"\ncapture = \"tx\""),
+                "port[2]: capture and queues are for pdump inputs",
+            ),
+            (("capture = \"rx\"", "capture = \"sideways\""), "sideways"),
+            (
+                ("net_pcap1,tx_pcap=out.pcap", "net_tap1,iface=up"),
+                "port[2].device: net_tap1 cannot be run by a pdump secondary",
+            ),
+        ] {
+            let bad = PDUMP.replacen(edit.0, edit.1, 1);
+            let e = Config::parse(&bad, "t").expect_err(key).to_string();
+            assert!(e.contains(key), "missing {key} in {e}");
+        }
+        let e = Config::parse(
+            &PDUMP.replace("[pdump]\n        file_prefix = \"vswitch\"", ""),
+            "t",
+        )
+        .expect_err("no section")
+        .to_string();
+        assert!(e.contains("port[0].pdump: needs a [pdump] section"), "{e}");
+        let e = Config::parse(&format!("{GOOD}\n[pdump]\nfile_prefix = \"x\"\n"), "t")
+            .expect_err("no tap")
+            .to_string();
+        assert!(e.contains("pdump: no input taps the primary"), "{e}");
     }
 
     #[test]

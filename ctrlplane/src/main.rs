@@ -63,22 +63,23 @@ struct Args {
 }
 
 /// EAL arguments when none are given: virtual devices only, memory that
-/// leaves no hugepage file behind, the main lcore and one worker.
-fn default_eal_args(program: &str) -> Vec<String> {
-    [
-        program,
-        "-l",
-        "0-1",
-        "--no-pci",
-        "--in-memory",
-        "--file-prefix",
-        &format!("sluice-{}", std::process::id()),
-        "--log-level",
-        "*:notice",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+/// leaves no hugepage file behind, the main lcore and one worker. A pdump
+/// secondary shares the primary's memory instead (its file prefix and
+/// process type come from `[pdump]`).
+fn default_eal_args(program: &str, secondary: bool) -> Vec<String> {
+    let own_memory = [
+        "--in-memory".to_owned(),
+        "--file-prefix".to_owned(),
+        format!("sluice-{}", std::process::id()),
+    ];
+    let mut args: Vec<String> = [program, "-l", "0-1", "--no-pci", "--log-level", "*:notice"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if !secondary {
+        args.splice(4..4, own_memory);
+    }
+    args
 }
 
 fn main() -> ExitCode {
@@ -87,11 +88,6 @@ fn main() -> ExitCode {
     let (eal_args, app_args) = match argv.iter().position(|a| a == "--") {
         Some(i) => (argv[..i].to_vec(), argv[i + 1..].to_vec()),
         None => (vec![program.clone()], argv[1..].to_vec()),
-    };
-    let eal_args = if eal_args.len() <= 1 {
-        default_eal_args(&program)
-    } else {
-        eal_args
     };
     let args = match Args::try_parse_from(std::iter::once(program.clone()).chain(app_args)) {
         Ok(a) => a,
@@ -107,6 +103,11 @@ fn main() -> ExitCode {
             eprintln!("sluice: {e}");
             return ExitCode::from(2);
         }
+    };
+    let eal_args = if eal_args.len() <= 1 {
+        default_eal_args(&program, cfg.pdump.is_some())
+    } else {
+        eal_args
     };
     let (policy, controller_version) = controller_policy(&cfg, &args, policy);
     let stop = Arc::new(AtomicBool::new(false));

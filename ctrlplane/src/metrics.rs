@@ -237,6 +237,32 @@ pub fn render(a: &Appliance) -> String {
             );
         }
     }
+    let taps = a.tap_counters();
+    if !taps.is_empty() {
+        for (name, help, get) in [
+            (
+                "sluice_pdump_copies_total",
+                "Copies of a tapped port's packets the primary queued for Sluice.",
+                0,
+            ),
+            (
+                "sluice_pdump_ring_full_total",
+                "Copies the primary dropped: Sluice's tap ring was full.",
+                1,
+            ),
+            (
+                "sluice_pdump_no_mbuf_total",
+                "Copies the primary could not make: Sluice's tap pool was empty.",
+                2,
+            ),
+        ] {
+            family(&mut o, name, "counter", help);
+            for (id, pname, st) in &taps {
+                let v = [st.accepted, st.ring_full, st.no_mbuf][get];
+                let _ = writeln!(o, "{name}{{port=\"{id}\",name=\"{}\"}} {v}", esc(pname));
+            }
+        }
+    }
     let events = a.port_events();
     family(
         &mut o,

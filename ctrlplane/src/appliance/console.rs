@@ -25,7 +25,12 @@ impl Appliance {
                 Err(e) => (format!("{e}\n"), false),
             },
             Request::Complete(line) => {
-                let ports: Vec<u16> = self.ports.iter().map(|(_, p)| p.id()).collect();
+                let ports: Vec<u16> = self
+                    .ports
+                    .iter()
+                    .map(|(_, p)| p.id())
+                    .chain(self.tapped_ports().map(|tp| tp.port))
+                    .collect();
                 (grammar::complete(&line, &ports).join("\n"), false)
             }
             Request::Metrics => (metrics::render(self), false),
@@ -44,8 +49,8 @@ impl Appliance {
                 "forwarding stopped\n".into()
             }
             Command::Quit => return ("bye\n".into(), true),
-            Command::ShowPortInfo(sel) => self.for_ports(sel, Self::port_info),
-            Command::ShowPortStats(sel) => self.for_ports(sel, Self::port_stats_of),
+            Command::ShowPortInfo(sel) => self.ports_and_taps(sel, Self::port_info),
+            Command::ShowPortStats(sel) => self.ports_and_taps(sel, Self::port_stats_of),
             Command::ShowPortXstats(sel) => self.for_ports(sel, Self::port_xstats),
             Command::ClearPortStats(sel) => {
                 self.for_ports(sel, |a, i| match a.ports[i].1.reset_stats() {
@@ -102,6 +107,17 @@ impl Appliance {
         (out, false)
     }
 
+    /// `f` for the selected ports, and the blocks of the selected pdump taps.
+    fn ports_and_taps(&self, sel: PortSel, f: impl Fn(&Appliance, usize) -> String) -> String {
+        match sel {
+            PortSel::All => format!("{}{}", self.for_ports(sel, f), self.tap_blocks(None)),
+            PortSel::One(id) if self.tapped_ports().any(|tp| tp.port == id) => {
+                self.tap_blocks(Some(id))
+            }
+            PortSel::One(_) => self.for_ports(sel, f),
+        }
+    }
+
     /// Runs `f` for the selected ports (by DPDK port id).
     fn for_ports(&self, sel: PortSel, f: impl Fn(&Appliance, usize) -> String) -> String {
         let idx: Vec<usize> = match sel {
@@ -109,8 +125,13 @@ impl Appliance {
             PortSel::One(id) => match self.ports.iter().position(|(_, p)| p.id() == id) {
                 Some(i) => vec![i],
                 None => {
-                    let ids: Vec<String> =
-                        self.ports.iter().map(|(_, p)| p.id().to_string()).collect();
+                    let ids: Vec<String> = self
+                        .ports
+                        .iter()
+                        .map(|(_, p)| p.id())
+                        .chain(self.tapped_ports().map(|tp| tp.port))
+                        .map(|id| id.to_string())
+                        .collect();
                     return format!("no port {id}; ports are {} or all\n", ids.join(", "));
                 }
             },
@@ -124,7 +145,13 @@ impl Appliance {
             "\n  ********************* Infos for port {}  *********************\n",
             p.id()
         );
-        let _ = writeln!(s, "  Name: {} ({:?}, {:?})", pc.name, pc.role, pc.direction);
+        let _ = writeln!(
+            s,
+            "  Name: {} ({:?}, {:?})",
+            pc.name,
+            pc.role,
+            pc.direction()
+        );
         let _ = writeln!(s, "  Device: {}", pc.device);
         if let Ok(mac) = p.mac() {
             let m: Vec<String> = mac.iter().map(|b| format!("{b:02X}")).collect();

@@ -44,6 +44,7 @@ use crate::stats::{fwd_stats, Named};
 mod answer;
 mod console;
 mod links;
+mod pdump;
 mod vhost;
 
 /// Where the policy comes from.
@@ -172,6 +173,11 @@ pub struct Appliance {
     link_events: Vec<events::PortEvents>,
     /// ARP/ND answerers of decap inputs with an address.
     answerers: Vec<answer::Answerer>,
+    /// pdump taps on a primary's ports (secondary mode).
+    taps: Option<pdump::Taps>,
+    /// Why the appliance had to stop (the primary went away).
+    failure: Option<String>,
+    last_primary_check_ms: u64,
     pool: Arc<Mempool>,
     /// Dropped last: cleans EAL up.
     eal: Eal,
@@ -206,17 +212,24 @@ fn plan_ports(cfg: &Config, pool: &Mempool) -> Result<Plan, String> {
         return Err("no worker lcore: give EAL at least two lcores, e.g. -l 0-1 (lcore 0 is the main lcore)".into());
     }
     let mut opened = Vec::new();
-    for pc in &cfg.ports {
+    // pdump inputs are the primary's ports: tapped, never opened here.
+    for pc in cfg.ports.iter().filter(|pc| pc.pdump.is_none()) {
         check_pcap_inputs(pc)?;
         vhost::prepare_socket(pc)?;
-        let port = Port::open(&pc.device).map_err(|e| format!("port {:?}: {e}", pc.name))?;
+        let mut port = Port::open(&pc.device).map_err(|e| format!("port {:?}: {e}", pc.name))?;
+        if cfg.pdump.is_some() {
+            // Hot-plugged through the primary, which now sees it too.
+            port.claim("sluice")
+                .map_err(|e| format!("port {:?}: {e}", pc.name))?;
+        }
         // Before configure: a vhost-user peer may connect as soon as the
         // socket exists.
         events::watch(port.id()).map_err(|e| format!("port {:?}: {e}", pc.name))?;
         opened.push((pc.clone(), port));
     }
-    // Inputs that cannot hash need the distributor when there are several workers.
-    let mut need_distributor = false;
+    // Inputs that cannot hash need the distributor when there are several
+    // workers; so do pdump taps (one ring per tapped direction).
+    let mut need_distributor = lcores.len() > 1 && cfg.pdump_inputs().next().is_some();
     if lcores.len() > 1 {
         for (pc, port) in opened.iter().filter(|(pc, _)| pc.role == Role::Input) {
             let info = port.info().map_err(dpdk_err(&pc.name))?;
@@ -357,10 +370,18 @@ impl Appliance {
     /// Starts EAL and everything on it, launches the workers (paused),
     /// resolves next hops, then lets traffic through.
     pub fn start(eal_args: &[String], cfg: Config, opts: Options) -> Result<Appliance, String> {
-        let eal = Eal::init(eal_args).map_err(|e| e.to_string())?;
+        let eal = match &cfg.pdump {
+            None => Eal::init(eal_args).map_err(|e| e.to_string())?,
+            Some(p) => Eal::init(&pdump::eal_args(p, eal_args)?).map_err(|e| {
+                format!(
+                    "cannot attach to the primary of pdump.file_prefix {:?} (is it running, without --in-memory, on the same DPDK build as Sluice?): {e}",
+                    p.file_prefix.trim()
+                )
+            })?,
+        };
         let pool = Arc::new(
             Mempool::new(
-                "sluice_pkts",
+                &pdump::shared_name("sluice_pkts"),
                 cfg.mempool.mbufs,
                 cfg.mempool.cache,
                 2176,
@@ -368,6 +389,7 @@ impl Appliance {
             )
             .map_err(|e| format!("mempool.mbufs = {}: {e}", cfg.mempool.mbufs))?,
         );
+        let taps = pdump::Taps::prepare(&cfg)?;
         let plan = plan_ports(&cfg, &pool)?;
 
         // Decap-only appliances have no uplink: no tunnels out, no neighbours.
@@ -418,6 +440,11 @@ impl Appliance {
                 .iter()
                 .filter(|(pc, _)| pc.role == Role::Input)
                 .map(|(pc, p)| (pc.name.clone(), p.id()))
+                .chain(
+                    taps.iter()
+                        .flat_map(|t| t.ports.iter())
+                        .map(|tp| (tp.cfg.name.clone(), tp.port)),
+                )
                 .collect(),
         };
         let (policy_model, policy) = load_policy(&opts.policy, &ctx).map_err(|e| e.to_string())?;
@@ -428,10 +455,14 @@ impl Appliance {
             ));
         }
 
-        let exceptions =
-            Arc::new(Ring::new("sluice_exc", 1024).map_err(dpdk_err("exception ring"))?);
-        let control_tx =
-            Arc::new(Ring::new("sluice_ctl_tx", 256).map_err(dpdk_err("control ring"))?);
+        let exceptions = Arc::new(
+            Ring::new(&pdump::shared_name("sluice_exc"), 1024)
+                .map_err(dpdk_err("exception ring"))?,
+        );
+        let control_tx = Arc::new(
+            Ring::new(&pdump::shared_name("sluice_ctl_tx"), 256)
+                .map_err(dpdk_err("control ring"))?,
+        );
         let run = Arc::new(AtomicU8::new(run_state::PAUSED));
         let placeholder = Tables {
             generation: 0,
@@ -477,6 +508,9 @@ impl Appliance {
             ports: Vec::new(),
             link_events: Vec::new(),
             answerers: Vec::new(),
+            taps: None,
+            failure: None,
+            last_primary_check_ms: 0,
             pool,
             eal,
         };
@@ -485,8 +519,13 @@ impl Appliance {
             Ordering::Relaxed,
         );
         app.publish()?;
+        app.taps = taps;
         app.launch(plan)?;
         app.wait_started()?;
+        let replace = app.cfg.pdump.as_ref().is_some_and(|p| p.replace_taps);
+        if let Some(t) = &mut app.taps {
+            t.enable(replace)?;
+        }
         app.register_telemetry();
         app.selfcheck();
         if app.opts.auto_start {
@@ -524,10 +563,17 @@ impl Appliance {
         } = plan;
         let workers = worker_lcores.len();
         let clock = Clock::new();
-        let max_port = ports.iter().map(|(_, p)| p.id()).max().unwrap_or(0);
+        let tapped: Vec<&pdump::TappedPort> =
+            self.taps.iter().flat_map(|t| t.ports.iter()).collect();
+        let max_port = ports
+            .iter()
+            .map(|(_, p)| p.id())
+            .chain(tapped.iter().map(|tp| tp.port))
+            .max()
+            .unwrap_or(0);
         let mut port_direction = vec![Direction::Ingress; usize::from(max_port) + 1];
         for (pc, p) in &ports {
-            port_direction[usize::from(p.id())] = match pc.direction {
+            port_direction[usize::from(p.id())] = match pc.direction() {
                 PortDirection::Ingress => Direction::Ingress,
                 PortDirection::Egress => Direction::Egress,
             };
@@ -535,8 +581,11 @@ impl Appliance {
         let rings: Vec<Arc<Ring<Mbuf>>> = if distributor_lcore.is_some() {
             (0..workers)
                 .map(|i| {
-                    Ring::new(&format!("sluice_dist{i}"), self.cfg.queues.distributor_ring)
-                        .map(Arc::new)
+                    Ring::new(
+                        &pdump::shared_name(&format!("sluice_dist{i}")),
+                        self.cfg.queues.distributor_ring,
+                    )
+                    .map(Arc::new)
                 })
                 .collect::<Result<_, _>>()
                 .map_err(dpdk_err("distributor ring"))?
@@ -564,6 +613,50 @@ impl Appliance {
                 self.answerers.push(a);
             }
         }
+        for tp in &tapped {
+            port_decap[usize::from(tp.port)] = tp.decap();
+        }
+        // Tap rings: a single worker reads them itself; several get them
+        // through the distributor, one ring per worker and direction.
+        let mut tap_sources: Vec<Vec<Source>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut dist_taps = Vec::new();
+        if distributor_lcore.is_some() && !tapped.is_empty() {
+            for dir in [Direction::Ingress, Direction::Egress] {
+                let outs: Vec<Arc<Ring<Mbuf>>> = (0..workers)
+                    .map(|i| {
+                        Ring::new(
+                            &pdump::shared_name(&format!("sluice_d{i}{}", pdump::dir_name(dir))),
+                            self.cfg.queues.distributor_ring,
+                        )
+                        .map(Arc::new)
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(dpdk_err("distributor ring"))?;
+                for tp in &tapped {
+                    for (c, ring) in &tp.rings {
+                        if pdump::direction(*c) == dir {
+                            dist_taps.push((Arc::clone(ring), outs.clone()));
+                        }
+                    }
+                }
+                for (i, r) in outs.iter().enumerate() {
+                    tap_sources[i].push(Source::Tap {
+                        ring: Arc::clone(r),
+                        direction: dir,
+                    });
+                }
+                self.dist_rings.extend(outs);
+            }
+        } else {
+            for tp in &tapped {
+                for (c, ring) in &tp.rings {
+                    tap_sources[0].push(Source::Tap {
+                        ring: Arc::clone(ring),
+                        direction: pdump::direction(*c),
+                    });
+                }
+            }
+        }
         let d = &self.cfg.decap;
         let decap = DecapSetup {
             config: DecapConfig {
@@ -581,7 +674,7 @@ impl Appliance {
             pass_non_tunnel: d.non_tunnel == NonTunnel::Pass,
             dedup: d.dedup,
         };
-        self.dist_rings = rings.clone();
+        self.dist_rings.extend(rings.iter().cloned());
         let mut dist_inputs = Vec::new();
         let mut setups = Vec::new();
         for (i, &lcore) in worker_lcores.iter().enumerate() {
@@ -615,6 +708,7 @@ impl Appliance {
             if let Some(r) = rings.get(i) {
                 sources.push(Source::Ring(Arc::clone(r)));
             }
+            sources.append(&mut tap_sources[i]);
             let uplink_rx = match uplink {
                 Some(u) if (i as u16) < uplink_rx_queues => {
                     Some(u.rx_queue(i as u16).map_err(dpdk_err("uplink"))?)
@@ -682,6 +776,9 @@ impl Appliance {
                         format!("port {} queue {}", rxq.port(), rxq.queue())
                     }
                     Source::Ring(_) => "its distributor ring".to_owned(),
+                    Source::Tap { direction, .. } => {
+                        format!("pdump copies ({})", pdump::dir_name(*direction))
+                    }
                 })
                 .chain(
                     setup
@@ -719,6 +816,7 @@ impl Appliance {
             let setup = DistributorSetup {
                 inputs: dist_inputs,
                 rings,
+                taps: dist_taps,
                 stats: Arc::clone(&stats),
                 state: Arc::clone(&self.run),
                 clear_epoch: Arc::clone(&self.clear_epoch),
@@ -878,11 +976,30 @@ impl Appliance {
             }
             v
         });
+        let tapped: Vec<(u16, String)> = self
+            .tapped_ports()
+            .map(|tp| (tp.port, telemetry_key(&tp.cfg.name)))
+            .collect();
+        let pdump_counts = Box::new(move || {
+            let mut v = Vec::new();
+            for (id, key) in &tapped {
+                let st = dataplane::dpdk::pdump::stats(*id).unwrap_or_default();
+                v.push((format!("{key}/copies"), st.accepted));
+                v.push((format!("{key}/ring_full"), st.ring_full));
+                v.push((format!("{key}/no_mbuf"), st.no_mbuf));
+            }
+            v
+        });
         for (cmd, help, src) in [
+            (
+                "/sluice/pdump",
+                "Sluice pdump taps: copies the primary queued for Sluice, and those it dropped (ring full, no mbuf).",
+                pdump_counts as telemetry::Source,
+            ),
             (
                 "/sluice/ports",
                 "Sluice per-port link state and link/queue event counts (packet counts: /ethdev/stats).",
-                links as telemetry::Source,
+                links,
             ),
             (
                 "/sluice/stats",
@@ -1247,6 +1364,19 @@ impl Appliance {
                 ));
             }
         }
+        for tp in self.tapped_ports() {
+            let st = tp.stats();
+            out.push_str(&format!(
+                "  tapped port {} {:?} (pdump of {:?}: {}): copies {} ring-full {} no-mbuf {}\n",
+                tp.port,
+                tp.cfg.name,
+                tp.device,
+                tp.what(),
+                st.accepted,
+                st.ring_full,
+                st.no_mbuf
+            ));
+        }
         out
     }
 
@@ -1299,6 +1429,9 @@ impl Appliance {
                 log("a worker stopped unexpectedly");
                 return;
             }
+            if self.primary_lost() {
+                return;
+            }
             while let Ok(env) = console.try_recv() {
                 let (reply, quit) = self.serve(env.request);
                 // The asker may have gone; the appliance carries on regardless.
@@ -1326,8 +1459,11 @@ impl Appliance {
     /// Stops the workers, prints the final counters, closes the ports.
     /// Returns an error if a worker failed.
     pub fn shutdown(mut self) -> Result<String, String> {
+        // Taps off first, and their copies through the pipeline: each one
+        // the primary made is counted.
+        self.stop_taps();
         self.run.store(run_state::EXIT, Ordering::Release);
-        let mut failures = Vec::new();
+        let mut failures: Vec<String> = self.failure.iter().cloned().collect();
         for w in &mut self.workers {
             if let Some(h) = w.handle.take() {
                 match h.wait() {

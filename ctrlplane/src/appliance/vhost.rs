@@ -115,14 +115,17 @@ pub(super) fn prepare_socket(pc: &PortConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{PortDirection, PortMode, Role};
+    use crate::config::{PortMode, Role};
 
     fn port(device: &str) -> PortConfig {
         PortConfig {
             name: "vm".into(),
             device: device.into(),
             role: Role::Input,
-            direction: PortDirection::Ingress,
+            direction: None,
+            pdump: None,
+            capture: None,
+            queues: None,
             mode: PortMode::Tap,
             mtu: None,
             address: None,

@@ -14,10 +14,16 @@ use crate::stage::encap::flow_hash;
 use crate::stage::parse::parse;
 use crate::stage::BURST;
 
+/// A pdump tap ring and the workers' rings its copies are spread over.
+pub type TapInput = (Arc<Ring<Mbuf>>, Vec<Arc<Ring<Mbuf>>>);
+
 /// What the distributor polls and feeds.
 pub struct DistributorSetup {
     pub inputs: Vec<RxQueue>,
     pub rings: Vec<Arc<Ring<Mbuf>>>,
+    /// pdump tap rings, each with the per-worker rings of its direction
+    /// (a worker tells the directions apart by the ring it reads).
+    pub taps: Vec<TapInput>,
     /// Its own counters: packets it could not hand to a worker end here
     /// (`rx` and `dropped_tx_full`: the worker's ring stayed full).
     pub stats: Arc<WorkerStats>,
@@ -45,30 +51,48 @@ pub fn run(mut s: DistributorSetup) {
             continue;
         }
         for rxq in &mut s.inputs {
-            if rxq.rx(&mut rx) == 0 {
-                continue;
+            if rxq.rx(&mut rx) > 0 {
+                spread(&mut rx, &mut out, &s.rings, &s.stats);
             }
-            for m in rx.drain() {
-                let l = parse(m.data());
-                let w = flow_hash(Some(&l), m.data()) as usize % n;
-                // Each per-worker batch has room for a whole burst.
-                if let Err(m) = out[w].push(m) {
-                    drop(m);
-                }
+        }
+        for (tap, rings) in &s.taps {
+            if tap.dequeue_batch(&mut rx) > 0 {
+                spread(&mut rx, &mut out, rings, &s.stats);
             }
-            for (w, b) in out.iter_mut().enumerate() {
-                if b.is_empty() {
-                    continue;
-                }
-                s.rings[w].enqueue_batch(b);
-                let left = b.len() as u64;
-                if left > 0 {
-                    let c = &s.stats.counters;
-                    c.rx.add(left);
-                    c.terminal(Terminal::DroppedTxFull).add(left);
-                    b.drain().for_each(drop);
-                }
-            }
+        }
+    }
+}
+
+/// Hands a burst to the workers' `rings` by flow hash. What a full ring
+/// refuses ends here, counted (`rx` and `dropped_tx_full`).
+fn spread(
+    rx: &mut Batch<BURST>,
+    out: &mut [Batch<BURST>],
+    rings: &[Arc<Ring<Mbuf>>],
+    stats: &WorkerStats,
+) {
+    let n = out.len().min(rings.len()).max(1);
+    for m in rx.drain() {
+        let l = parse(m.data());
+        let w = flow_hash(Some(&l), m.data()) as usize % n;
+        // Each per-worker batch has room for a whole burst.
+        if let Err(m) = out[w].push(m) {
+            drop(m);
+        }
+    }
+    for (w, b) in out.iter_mut().enumerate() {
+        if b.is_empty() {
+            continue;
+        }
+        if let Some(r) = rings.get(w) {
+            r.enqueue_batch(b);
+        }
+        let left = b.len() as u64;
+        if left > 0 {
+            let c = &stats.counters;
+            c.rx.add(left);
+            c.terminal(Terminal::DroppedTxFull).add(left);
+            b.drain().for_each(drop);
         }
     }
 }

@@ -54,6 +54,12 @@ pub enum Source {
     },
     /// Its ring from the distributor; the mbuf's port says where it came in.
     Ring(Arc<Ring<Mbuf>>),
+    /// Copies of a primary process's packets (pdump), all of one direction:
+    /// a tap ring, or the distributor's ring of that direction.
+    Tap {
+        ring: Arc<Ring<Mbuf>>,
+        direction: Direction,
+    },
 }
 
 /// Everything a worker owns or shares, handed over at launch.
@@ -222,7 +228,7 @@ impl Worker {
                 for i in 0..self.s.sources.len() {
                     let n = match &mut self.s.sources[i] {
                         Source::Queue { rxq, .. } => rxq.rx(&mut rx),
-                        Source::Ring(r) => r.dequeue_batch(&mut rx),
+                        Source::Ring(r) | Source::Tap { ring: r, .. } => r.dequeue_batch(&mut rx),
                     };
                     if n > 0 {
                         match &self.s.sources[i] {
@@ -235,6 +241,11 @@ impl Worker {
                                 // A ring may mix ports: decap ones go their way.
                                 self.split_decap(&mut rx);
                                 self.process(&t, &mut rx, None);
+                            }
+                            Source::Tap { direction, .. } => {
+                                let dir = Some(*direction);
+                                self.split_decap(&mut rx);
+                                self.process(&t, &mut rx, dir);
                             }
                         }
                     }
@@ -267,7 +278,7 @@ impl Worker {
             .iter()
             .map(|s| match s {
                 Source::Queue { rxq, .. } => rxq.invalid(),
-                Source::Ring(_) => 0,
+                Source::Ring(_) | Source::Tap { .. } => 0,
             })
             .sum();
         self.s.stats.counters.rx_invalid.set(n);
