@@ -17,6 +17,9 @@ fn example_configs_and_policy_are_valid() {
     let decap = Config::load(&example("decap-frontend.toml")).expect("decap-frontend.toml");
     assert!(decap.uplink.is_none() && decap.tool_port().is_some());
     assert!(decap.input_ports().all(|p| p.address().is_some()));
+    let pdump = Config::load(&example("pdump-tap.toml")).expect("pdump-tap.toml");
+    assert_eq!(pdump.pdump_inputs().count(), 2);
+    assert_eq!(pdump.pdump.map(|p| p.file_prefix), Some("vswitch".into()));
     let vhost = Config::load(&example("vhost-tap.toml")).expect("vhost-tap.toml");
     assert!(vhost
         .input_ports()

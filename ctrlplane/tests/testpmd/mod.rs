@@ -23,8 +23,10 @@ impl Testpmd {
     /// Starts `dpdk-testpmd <eal> -- -i <app>`; EAL gets `--no-pci` and
     /// `--file-prefix prefix` from here.
     pub fn spawn(prefix: &str, eal: &[String], app: &[&str]) -> Testpmd {
-        let mut child = Command::new("dpdk-testpmd")
-            .args(["--no-pci", "--file-prefix", prefix])
+        // Line-buffered stdout (stdbuf execs testpmd: the PID stays its):
+        // a test waits for what it prints.
+        let mut child = Command::new("stdbuf")
+            .args(["-oL", "dpdk-testpmd", "--no-pci", "--file-prefix", prefix])
             .args(eal)
             .args(["--", "-i"])
             .args(app)
