@@ -3,7 +3,7 @@
 //! Frames are built here byte by byte (IP/TCP/UDP by etherparse) and their
 //! `Layers` set by hand, so these tests do not depend on parse.
 
-use dataplane::frame::{Frame, VecFrame};
+use dataplane::frame::{ChainFrame, Frame, VecFrame};
 use dataplane::stage::dedup::{
     Dedup, DedupConfig, DedupCounters, DedupError, Verdict, MAX_ENTRIES, MIN_ENTRIES,
 };
@@ -801,6 +801,54 @@ mod dedup {
                 let (f, l) = ip_frame(&Ip { v6, payload: p, ..Ip::default() }, &[]);
                 prop_assert_eq!(d.check(&f, &l, T0), U);
             }
+        }
+
+        /// A chained frame (a jumbo frame in mbufs) is keyed on all its
+        /// bytes, the same as those bytes in one segment, wherever the
+        /// segments are cut: a copy's segmentation differs when a tag was
+        /// pushed or popped on its way.
+        #[test]
+        fn a_chained_frame_has_the_key_of_its_bytes_in_one_segment(
+            ip in arb_ip(),
+            big in prop::collection::vec(any::<u8>(), 0..3000),
+            vlans in prop::collection::vec(0u16..4096, 0..3),
+            cuts in prop::collection::vec(0usize..3400, 0..5),
+            include_l2 in any::<bool>(),
+            ignore_dscp_ecn in any::<bool>(),
+            non_ip in any::<bool>(),
+        ) {
+            let ip = Ip { payload: [ip.payload, big].concat(), ..ip };
+            let et = match (non_ip, ip.v6) {
+                (true, _) => 0x88b5,
+                (false, true) => 0x86dd,
+                (false, false) => 0x0800,
+            };
+            let (whole, layers) = eth(MAC_B, MAC_A, &vlans, et, &ip.bytes());
+            let chained = ChainFrame::new(whole.data(), &cuts);
+            let d = table(DedupConfig { include_l2, ignore_dscp_ecn, ..small() });
+            prop_assert_eq!(
+                d.fingerprint_frame(&chained, &layers),
+                d.fingerprint(whole.data(), &layers)
+            );
+        }
+
+        /// Arbitrary bytes and offsets, chained or not: never a panic, and
+        /// the key is that of the bytes in one segment.
+        #[test]
+        fn any_bytes_and_any_offsets_in_any_segments_key_alike(
+            data in prop::collection::vec(any::<u8>(), 0..300),
+            cuts in prop::collection::vec(0usize..300, 0..4),
+            l3_offset in any::<u16>(),
+            ip_version in prop::sample::select(vec![0u8, 4, 6, 5]),
+            vlan_count in any::<u8>(),
+            include_l2 in any::<bool>(),
+        ) {
+            let layers = Layers { l3_offset, ip_version, vlan_count, ..Layers::default() };
+            let d = table(DedupConfig { entries: MIN_ENTRIES, include_l2, ..DedupConfig::default() });
+            prop_assert_eq!(
+                d.fingerprint_frame(&ChainFrame::new(&data, &cuts), &layers),
+                d.fingerprint(&data, &layers)
+            );
         }
 
         #[test]

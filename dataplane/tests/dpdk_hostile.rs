@@ -16,7 +16,7 @@ use dataplane::stage::dedup::{Dedup, DedupConfig, Verdict};
 use dataplane::stage::encap::{
     EncapConfig, EncapMeta, EncapTemplate, OuterConfig, OversizePolicy, TunnelConfig,
 };
-use dataplane::stage::parse::{parse, ParseError};
+use dataplane::stage::parse::{parse, parse_frame, ParseError};
 use dataplane::stage::slice::{fit_to, keep_len, slice, SliceSpec};
 use dataplane::wire::ethernet::Address;
 use etherparse::PacketBuilder;
@@ -232,7 +232,7 @@ fn chained_frames_never_panic_any_stage() {
             if let Some(at) = damage {
                 f[at] ^= 0xff;
             }
-            let layers = parse(chained(&p, &f).data());
+            let layers = parse_frame(&chained(&p, &f));
             for (i, tunnel) in tpl_kinds.iter().enumerate() {
                 let mut m = chained(&p, &f);
                 slice(&mut m, &layers, SliceSpec::AfterL4(64 * i as u16));
@@ -265,21 +265,18 @@ fn chained_frames_never_panic_any_stage() {
     }
 }
 
-/// Reproducer: the worker parses `m.data()`, the first segment only, so a
-/// valid frame longer than one mbuf has an IP length that "lies" about the
-/// bytes parse sees: it is counted in `parse_errors`, and its ports are not
-/// extracted, so port rules (`dst_port = 22 → drop`) miss jumbo frames.
-/// parse needs the frame's whole length (`pkt_len`) besides the first
-/// segment's bytes.
+/// A valid frame longer than one mbuf parses as the whole frame: parse
+/// reads the first segment's bytes but checks the IP length against
+/// `pkt_len`, so it is not counted in `parse_errors` and its ports are
+/// found for port rules (`dst_port = 22 → drop`).
 #[test]
-#[ignore = "reproducer of a known bug (parse sees only the first segment); un-ignore once fixed"]
 fn chained_frames_parse_as_whole_frames() {
     let p = pool("hs-parse");
     let f = frame(LEN);
     let whole = parse(&f);
     assert_eq!(whole.error, None);
     let m = chained(&p, &f);
-    let seen = parse(m.data());
+    let seen = parse_frame(&m);
     assert_ne!(
         seen.error,
         Some(ParseError::BadL3),
@@ -293,12 +290,11 @@ fn chained_frames_parse_as_whole_frames() {
     assert_eq!(seen, whole);
 }
 
-/// Reproducer: dedup fingerprints `frame.data()`, the first segment only:
-/// two chained packets that differ after byte 2,048 (same IP ID and
-/// lengths, other payload) are taken for copies, though DESIGN §4 puts the
-/// payload bytes in the key.
+/// Dedup keys every byte of a chained frame: two chained packets that
+/// differ after byte 2,048 (same IP ID and lengths, other payload) are not
+/// copies (DESIGN §4 puts the payload bytes in the key), and a chain has
+/// the key of the same bytes in one buffer.
 #[test]
-#[ignore = "reproducer of a known bug (dedup keys only the first segment); un-ignore once fixed"]
 fn dedup_keys_the_whole_chained_frame() {
     let p = pool("hs-dedup");
     let a = frame(LEN);
@@ -319,6 +315,11 @@ fn dedup_keys_the_whole_chained_frame() {
         d.check(&chained(&p, &b), &layers, 1_000_001_000),
         Verdict::Unique,
         "a different packet taken for a copy"
+    );
+    assert_eq!(
+        d.fingerprint_frame(&chained(&p, &a), &layers),
+        d.fingerprint(&a, &layers),
+        "a chain keyed unlike its bytes"
     );
 }
 
@@ -389,18 +390,24 @@ fn net_pcap_frames_over_64_kib_arrive_whole_or_not_at_all() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Reproducer: `Mbuf::copy` of a 0-byte frame fails with `NoMbuf` although
-/// the pool is full — `rte_pktmbuf_copy(m, pool, 0, u32::MAX)` returns NULL
-/// when the offset (0) is not below `pkt_len` (0). The worker copies the
-/// frame for every destination but the last, so an empty frame counts a
-/// bogus `dropped_no_mbuf` there (see `an_empty_frame_reaches_every_destination`
-/// in ctrlplane/tests/e2e_hostile.rs).
+/// `Mbuf::copy` of a 0-byte frame: `rte_pktmbuf_copy(m, pool, 0, u32::MAX)`
+/// returns NULL when the offset (0) is not below `pkt_len` (0), which made
+/// the worker count a bogus `dropped_no_mbuf` for every destination but the
+/// last (see `an_empty_frame_reaches_every_destination` in
+/// ctrlplane/tests/e2e_hostile.rs). The copy is a fresh empty mbuf taken
+/// from the pool, which a full pool still refuses.
 #[test]
-#[ignore = "reproducer of a known bug (Mbuf::copy of an empty frame); un-ignore once fixed"]
 fn an_empty_frame_can_be_copied() {
     let p = pool("hs-empty");
     let m = Mbuf::from_bytes(&p, &[]).expect("empty mbuf");
     assert_eq!(m.pkt_len(), 0);
-    let c = m.copy(&p).expect("a copy of an empty frame");
-    assert_eq!(c.pkt_len(), 0);
+    let mut c = m.copy(&p).expect("a copy of an empty frame");
+    assert_eq!((c.pkt_len(), c.nb_segs()), (0, 1));
+    // Its own writable buffer: a tunnel header can go in front.
+    c.prepend(8).expect("headroom").fill(0xee);
+    assert_eq!((c.to_vec(), m.pkt_len()), (vec![0xee; 8], 0));
+    let small =
+        Mempool::new(&testing::unique_prefix("hs-empty1"), 1, 0, DATA_ROOM, -1).expect("mempool");
+    let one = Mbuf::from_bytes(&small, &[]).expect("the pool's only mbuf");
+    assert!(one.copy(&small).is_err(), "a copy from an empty pool");
 }

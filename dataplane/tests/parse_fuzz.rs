@@ -2,7 +2,8 @@
 //! panic or point past the frame, and frames built by an independent
 //! builder (etherparse's `PacketBuilder`) parse to exactly what was built.
 
-use dataplane::stage::parse::{parse, Fragment, Layers, ParseError};
+use dataplane::frame::ChainFrame;
+use dataplane::stage::parse::{parse, parse_frame, Fragment, Layers, ParseError};
 use etherparse::{PacketBuilder, PacketBuilderStep, TcpHeader, VlanId};
 use proptest::prelude::*;
 
@@ -221,6 +222,34 @@ proptest! {
         let n = cut.index(f.len() + 1);
         check_invariants(&f, &parse(&f))?;
         check_invariants(&f[..n], &parse(&f[..n]))?;
+    }
+
+    /// A chained frame (a jumbo frame in mbufs) parses as the same bytes in
+    /// one segment do as long as its first segment holds every header,
+    /// however far the packet runs on past it.
+    #[test]
+    fn chained_frames_parse_like_the_same_bytes_in_one_segment(
+        b in built(),
+        more in proptest::collection::vec(any::<u8>(), 0..3000),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 1..4),
+    ) {
+        let f = build(&Built { payload: [b.payload.clone(), more].concat(), ..b });
+        let whole = parse(&f);
+        let mut at: Vec<usize> = cuts.iter().map(|c| c.index(f.len() + 1)).collect();
+        at.sort_unstable();
+        let chained = parse_frame(&ChainFrame::new(&f, &at));
+        check_invariants(&f, &chained)?;
+        if at[0] >= usize::from(whole.payload_offset) {
+            prop_assert_eq!(chained, whole);
+        }
+    }
+
+    /// Whatever the bytes and wherever the segments are cut, parse keeps to
+    /// the frame.
+    #[test]
+    fn chained_plausible_frames_never_panic(f in plausible_frame(), cut in any::<prop::sample::Index>()) {
+        let at = cut.index(f.len() + 1);
+        check_invariants(&f, &parse_frame(&ChainFrame::new(&f, &[at])))?;
     }
 
     #[test]

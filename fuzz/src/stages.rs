@@ -6,9 +6,11 @@
 //!   destination (bits 3-5; the IDS takes the next one);
 //! - byte 1: outer IPv6 (bit 0), outer VLAN (bit 1), oversize = drop
 //!   (bit 2), MTU choice (bits 3-4);
-//! - byte 2: the slice length the standalone slice checks use.
+//! - byte 2: the slice length the standalone slice checks use, and where
+//!   the chained checks cut the frame into segments (8 × byte 2, and the
+//!   middle of what is left).
 
-use dataplane::frame::{Frame, VecFrame};
+use dataplane::frame::{ChainFrame, Frame, VecFrame};
 use dataplane::stage::decap::{Classified, Decap, DecapConfig, DecapError, MAX_LAYERS};
 use dataplane::stage::dedup::{Dedup, DedupConfig, Verdict};
 use dataplane::stage::encap::{EncapError, EncapMeta, EncapTemplate, MAX_HEADER_LEN};
@@ -45,6 +47,7 @@ pub fn run(data: &[u8]) {
 
     let action = check_filter(&layers, in_port, dir);
     check_dedup(frame, &layers);
+    check_chained(frame, &layers, usize::from(b2) * 8);
     for spec in [
         SliceSpec::Whole,
         SliceSpec::Bytes(u16::from(b2) * 3),
@@ -193,6 +196,40 @@ fn check_dedup(frame: &[u8], l: &Layers) {
     );
     let c = d.counters();
     assert_eq!(c.checked, c.hits + c.inserts);
+}
+
+/// The same frame as a chain of segments cut at `cut` and half-way after
+/// it (a jumbo frame in mbufs): parse sees what it saw in one buffer when
+/// the first segment holds every header of a well-formed frame, and keeps
+/// to the frame whatever the cut; dedup keys it exactly as the same bytes in
+/// one buffer; slicing keeps the same bytes.
+fn check_chained(frame: &[u8], l: &Layers, cut: usize) {
+    let cuts = [cut, cut + frame.len().saturating_sub(cut) / 2];
+    let chain = ChainFrame::new(frame, &cuts);
+    assert_eq!(chain.to_vec(), frame);
+    let cl = parse::parse_frame(&chain);
+    check_layers(frame, &cl);
+    if l.error.is_none() && chain.data().len() >= usize::from(l.payload_offset) {
+        assert_eq!(&cl, l, "a chain cut at {cut} parsed otherwise");
+    }
+    let d = Dedup::new(&DedupConfig {
+        entries: 64,
+        seed: 2,
+        ..DedupConfig::default()
+    })
+    .expect("dedup config");
+    assert_eq!(
+        d.fingerprint_frame(&chain, l),
+        d.fingerprint(frame, l),
+        "a chain cut at {cut} keyed otherwise"
+    );
+    for spec in [SliceSpec::Bytes(cut as u16), SliceSpec::AfterL4(8)] {
+        let mut c = chain.clone();
+        slice(&mut c, l, spec);
+        let mut v = VecFrame::new(frame);
+        slice(&mut v, l, spec);
+        assert_eq!(c.to_vec(), v.data(), "{spec:?} of a chain cut at {cut}");
+    }
 }
 
 /// Slicing keeps exactly the front `keep_len` says, never more than there is.

@@ -212,6 +212,9 @@ impl Mbuf {
 
     /// A deep copy of the whole packet into mbufs of `pool`.
     pub fn copy(&self, pool: &Mempool) -> Result<Mbuf> {
+        if self.pkt_len() == 0 {
+            return self.copy_empty(pool);
+        }
         // SAFETY: self is a valid chain; the copy is a new direct chain we own.
         let p = unsafe {
             dpdk_sys::sluice_rte_pktmbuf_copy(self.0.as_ptr(), pool.as_ptr(), 0, u32::MAX)
@@ -219,6 +222,29 @@ impl Mbuf {
         NonNull::new(p).map(Mbuf).ok_or_else(|| DpdkError::NoMbuf {
             pool: pool.name().to_owned(),
         })
+    }
+
+    /// [`Mbuf::copy`] of a 0-byte packet, which `rte_pktmbuf_copy` refuses
+    /// (its offset 0 is not below `pkt_len`): a fresh mbuf with the header
+    /// fields `rte_pktmbuf_copy` would have copied.
+    #[cold]
+    fn copy_empty(&self, pool: &Mempool) -> Result<Mbuf> {
+        let mut c = Mbuf::alloc(pool)?;
+        let src = self.head();
+        // SAFETY: `c` is a fresh single-segment mbuf only we hold; these are
+        // plain metadata fields, written as rte_pktmbuf_copy writes them.
+        let dst = unsafe { c.0.as_mut() };
+        dst.port = src.port;
+        dst.vlan_tci = src.vlan_tci;
+        dst.vlan_tci_outer = src.vlan_tci_outer;
+        dst.__bindgen_anon_1 = src.__bindgen_anon_1; // packet_type
+        dst.__bindgen_anon_2 = src.__bindgen_anon_2; // hash
+        dst.__bindgen_anon_3 = src.__bindgen_anon_3; // tx_offload
+        dst.dynfield1 = src.dynfield1;
+        // A copy is a direct buffer of its own.
+        dst.ol_flags =
+            src.ol_flags & !(dpdk_sys::RTE_MBUF_F_INDIRECT | dpdk_sys::RTE_MBUF_F_EXTERNAL);
+        Ok(c)
     }
 
     /// An indirect clone of the packet: no data copied, read-only.
@@ -308,6 +334,10 @@ impl Frame for Mbuf {
     #[inline]
     fn pkt_len(&self) -> usize {
         self.head().pkt_len as usize
+    }
+
+    fn segments(&self) -> impl Iterator<Item = &[u8]> {
+        segments(self.head()).map(seg_data)
     }
 
     // headroom, prepend and adj are DPDK's static-inline functions written

@@ -11,7 +11,7 @@ use crate::frame::Frame;
 use crate::runtime::counters::{Terminal, WorkerStats};
 use crate::runtime::worker::run_state;
 use crate::stage::encap::flow_hash;
-use crate::stage::parse::parse;
+use crate::stage::parse::parse_frame;
 use crate::stage::BURST;
 
 /// A pdump tap ring and the workers' rings its copies are spread over.
@@ -73,7 +73,7 @@ fn spread(
 ) {
     let n = out.len().min(rings.len()).max(1);
     for m in rx.drain() {
-        let l = parse(m.data());
+        let l = parse_frame(&m);
         let w = flow_hash(Some(&l), m.data()) as usize % n;
         // Each per-worker batch has room for a whole burst.
         if let Err(m) = out[w].push(m) {

@@ -16,6 +16,8 @@
 //! Time comes in as `now_ns` arguments (the runtime passes TSC-derived
 //! nanoseconds), so the stage is deterministic under test.
 
+use core::ops::Range;
+
 use thiserror::Error;
 
 use crate::frame::Frame;
@@ -277,6 +279,46 @@ impl<'k> State<'k> {
         self.lens = self.lens.rotate_left(21) ^ bytes.len() as u64;
     }
 
+    /// [`State::piece`] of the bytes `range` of a chained frame, given as
+    /// its segments: the same rounds over the same 16-byte words as `piece`
+    /// over those bytes in one slice, wherever the segments split them, so
+    /// a copy that arrived in one segment and one that arrived in three
+    /// share a key. The slow path: `piece` keeps its single-slice tricks.
+    fn piece_segments<'a>(
+        &mut self,
+        segments: impl Iterator<Item = &'a [u8]>,
+        range: Range<usize>,
+        m0: u64,
+        m1: u64,
+    ) {
+        let len = range.len();
+        let mut r = SegmentReader::new(segments, range);
+        let (a, b) = words(&r.next(16));
+        self.round(a & m0, b & m1);
+        if len >= 16 {
+            let rest = len - 16;
+            let (mut h3, mut h4) = (self.keys.0[6], self.keys.0[7]);
+            for _ in 0..rest / 32 {
+                let (a, b) = words(&r.next(16));
+                let (c, d) = words(&r.next(16));
+                self.round(a, b);
+                h3 = mix(c ^ self.keys.0[0], d ^ h3);
+                h4 = mix(d ^ self.keys.0[1], c ^ h4);
+            }
+            self.h1 ^= h3;
+            self.h2 ^= h4;
+            if rest % 32 >= 16 {
+                let (a, b) = words(&r.next(16));
+                self.round(a, b);
+            }
+            if !rest.is_multiple_of(16) {
+                let (a, b) = words(&r.next(16));
+                self.round(a, b);
+            }
+        }
+        self.lens = self.lens.rotate_left(21) ^ len as u64;
+    }
+
     #[inline(always)]
     fn finish(self) -> Fingerprint {
         let (h1, h2) = (self.h1 ^ self.lens, self.h2);
@@ -287,6 +329,68 @@ impl<'k> State<'k> {
             aux,
         }
     }
+}
+
+/// Reads a byte range of a frame across its segments, up to 16 bytes at a time.
+struct SegmentReader<'a, I> {
+    cur: &'a [u8],
+    rest: I,
+    left: usize,
+}
+
+impl<'a, I: Iterator<Item = &'a [u8]>> SegmentReader<'a, I> {
+    fn new(mut segments: I, range: Range<usize>) -> Self {
+        let mut skip = range.start;
+        let mut cur: &[u8] = &[];
+        for s in segments.by_ref() {
+            if let Some(tail) = s.get(skip..).filter(|t| !t.is_empty()) {
+                cur = tail;
+                break;
+            }
+            skip -= s.len();
+        }
+        Self {
+            cur,
+            rest: segments,
+            left: range.len(),
+        }
+    }
+
+    /// The next up to 16 bytes of the range, zero-padded (as
+    /// [`words_padded`] pads a short piece) once the range is used up.
+    fn next(&mut self, n: usize) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        let n = n.min(16).min(self.left);
+        self.left -= n;
+        let mut got = 0;
+        while got < n {
+            if self.cur.is_empty() {
+                match self.rest.next() {
+                    Some(s) => self.cur = s,
+                    // A chain shorter than its length (never handed out
+                    // by the RX path): the rest stays zero.
+                    None => break,
+                }
+                continue;
+            }
+            let k = (n - got).min(self.cur.len());
+            let (now, later) = self.cur.split_at(k);
+            out[got..got + k].copy_from_slice(now);
+            self.cur = later;
+            got += k;
+        }
+        out
+    }
+}
+
+/// What a fingerprint covers: byte ranges of the whole frame (which may
+/// run past its first segment), and the masks of the first 16 bytes of
+/// `body`.
+struct Cover {
+    l2: Option<Range<usize>>,
+    body: Range<usize>,
+    m0: u64,
+    m1: u64,
 }
 
 // Masks over the first 16 bytes of the L3 header, read little-endian.
@@ -399,8 +503,8 @@ impl Dedup {
         self.counters
     }
 
-    /// The fingerprint of a frame, given the offsets parse found. Reads only
-    /// `data` (the first segment of a chained frame) and never past it.
+    /// The fingerprint of a frame held in one slice, given the offsets
+    /// parse found. Never reads past `data`.
     ///
     /// - IP: the IP packet from `l3_offset` to the end its header's length
     ///   gives (so Ethernet padding, which changes when a tag is pushed or
@@ -466,6 +570,101 @@ impl Dedup {
         st.finish()
     }
 
+    /// The fingerprint of a [`Frame`]: [`Dedup::fingerprint`] of its bytes,
+    /// all of them for a chained frame (the same key as the same bytes in
+    /// one segment), walking the chain only when there is one.
+    #[inline(always)]
+    pub fn fingerprint_frame<F: Frame>(&self, frame: &F, layers: &Layers) -> Fingerprint {
+        let data = frame.data();
+        if data.len() >= frame.pkt_len() {
+            self.fingerprint(data, layers)
+        } else {
+            self.fingerprint_chained(frame, layers)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fingerprint_chained<F: Frame>(&self, frame: &F, layers: &Layers) -> Fingerprint {
+        let c = self.cover(frame.data(), frame.pkt_len(), layers);
+        let mut st = State::new(&self.keys);
+        if let Some(l2) = c.l2 {
+            st.piece_segments(frame.segments(), l2, !0, !0);
+        }
+        st.piece_segments(frame.segments(), c.body, c.m0, c.m1);
+        st.finish()
+    }
+
+    /// What [`Dedup::fingerprint`] covers in a frame of `len` bytes whose
+    /// headers are in `head` (its first segment), as ranges that may reach
+    /// into later segments; every range ends by `len`. The same choices as
+    /// `fingerprint` makes over one slice: that one keeps its own slice
+    /// code because it is the per-packet path (written over these ranges it
+    /// cost 3 ns more per packet), and the property tests in
+    /// dataplane/tests/dedup_stage.rs hold the two to the same keys.
+    #[inline(always)]
+    fn cover(&self, head: &[u8], len: usize, layers: &Layers) -> Cover {
+        match layers.ip_version {
+            4 | 6 => {
+                let l3 = usize::from(layers.l3_offset).min(len);
+                let ip = head.get(l3..).unwrap_or(&[]);
+                let avail = len - l3;
+                let (end, m0, m1) = if layers.ip_version == 4 {
+                    // Total length below the minimum header: malformed, or 0
+                    // as in TSO super-frames; take what the frame has.
+                    let total = be16(ip, 2);
+                    let end = if total >= 20 { total } else { avail };
+                    let m0 = if self.ignore_dscp_ecn { V4_TOS } else { !0 };
+                    (end, m0, V4_M1)
+                } else {
+                    let m0 = if self.ignore_dscp_ecn {
+                        V6_HOP & V6_TC
+                    } else {
+                        V6_HOP
+                    };
+                    // Payload length 0 is a jumbogram or a GSO super-frame:
+                    // to the end of the frame, or every such packet of a
+                    // flow would share one key.
+                    let end = match be16(ip, 4) {
+                        0 => avail,
+                        n => 40 + n,
+                    };
+                    (end, m0, !0)
+                };
+                Cover {
+                    l2: self.include_l2.then_some(0..l3),
+                    body: l3..l3 + end.min(avail),
+                    m0,
+                    m1,
+                }
+            }
+            _ => {
+                let tags_end = (12 + 4 * usize::from(layers.vlan_count)).min(len);
+                let body = head.get(tags_end..).unwrap_or(&[]);
+                let end = if be16(body, 0) == ETHERTYPE_ARP {
+                    // EtherType, fixed ARP header, then 2 × (hlen + plen).
+                    let hlen = usize::from(body.get(6).copied().unwrap_or(0));
+                    let plen = usize::from(body.get(7).copied().unwrap_or(0));
+                    let arp_len = 2 + 8 + 2 * (hlen + plen);
+                    tags_end + arp_len.min(len - tags_end)
+                } else {
+                    len
+                };
+                let l2_end = if self.include_l2 {
+                    tags_end
+                } else {
+                    tags_end.min(12)
+                };
+                Cover {
+                    l2: Some(0..l2_end),
+                    body: tags_end..end,
+                    m0: !0,
+                    m1: !0,
+                }
+            }
+        }
+    }
+
     #[inline(always)]
     fn bucket_index(&self, fp: Fingerprint) -> usize {
         (fp.aux & self.mask) as usize
@@ -525,7 +724,7 @@ impl Dedup {
     /// runs from the first sighting: copies do not extend it, so a packet
     /// legitimately repeated every few windows is still forwarded each time.
     pub fn check<F: Frame>(&mut self, frame: &F, layers: &Layers, now_ns: u64) -> Verdict {
-        let fp = self.fingerprint(frame.data(), layers);
+        let fp = self.fingerprint_frame(frame, layers);
         self.probe(fp, (now_ns / 1000) & TS_MASK)
     }
 
@@ -610,7 +809,7 @@ impl Dedup {
                 .enumerate()
             {
                 if want(start + i) {
-                    fps[k] = self.fingerprint(f.data(), l);
+                    fps[k] = self.fingerprint_frame(f, l);
                     slot[k] = i;
                     k += 1;
                 } else {

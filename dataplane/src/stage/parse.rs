@@ -11,6 +11,12 @@
 //! goes into [`Layers::error`] and what was found before it stays. Length
 //! fields are trusted only to shrink what is looked at (Ethernet padding
 //! after the IP packet is not L4), never to read further than the frame.
+//!
+//! A chained mbuf (a jumbo frame) is parsed from its first segment, where a
+//! PMD puts at least the first 2 KiB and so every header, while lengths are
+//! checked against the whole frame's `pkt_len`: the IP packet may run on
+//! into later segments, which parse never walks. A header that itself
+//! crosses out of the first segment is reported as cut short.
 
 use crate::frame::Frame;
 use crate::wire::ipv6::{ext_header_len, is_ext_header};
@@ -254,14 +260,14 @@ impl ParseCounters {
 pub fn parse_burst(frames: &[&[u8]], out: &mut [Layers], counters: &mut ParseCounters) -> usize {
     let n = frames.len().min(out.len());
     for (f, l) in frames.iter().zip(out.iter_mut()) {
-        parse_to(f, l);
+        parse_to(f, f.len(), l);
         counters.count(l);
     }
     n
 }
 
-/// [`parse_burst`] over [`Frame`]s (mbufs on the appliance): parses the
-/// contiguous first segment, where the headers are.
+/// [`parse_burst`] over [`Frame`]s (mbufs on the appliance): see
+/// [`parse_frame`].
 pub fn parse_frames<F: Frame>(
     frames: &[F],
     out: &mut [Layers],
@@ -269,29 +275,43 @@ pub fn parse_frames<F: Frame>(
 ) -> usize {
     let n = frames.len().min(out.len());
     for (f, l) in frames.iter().zip(out.iter_mut()) {
-        parse_to(f.data(), l);
+        parse_to(f.data(), f.pkt_len(), l);
         counters.count(l);
     }
     n
 }
 
-/// Finds every layer of one Ethernet frame. See the module docs.
+/// Finds every layer of one Ethernet frame held in one slice. See the
+/// module docs.
 #[inline]
 pub fn parse(frame: &[u8]) -> Layers {
     let mut l = Layers::default();
-    parse_to(frame, &mut l);
+    parse_to(frame, frame.len(), &mut l);
     l
 }
 
-/// [`parse`] into a slot the caller owns, e.g. the burst's output array.
+/// [`parse`] of a [`Frame`], chained or not: its first segment's bytes,
+/// checked against its whole length.
+#[inline]
+pub fn parse_frame<F: Frame>(frame: &F) -> Layers {
+    let mut l = Layers::default();
+    parse_to(frame.data(), frame.pkt_len(), &mut l);
+    l
+}
+
+/// Parses a frame of `pkt_len` bytes whose first `head.len()` bytes are
+/// `head` (all of it unless chained) into a slot the caller owns, e.g. the
+/// burst's output array.
 ///
 /// Filling the slot in place matters for speed: building a `Layers` on the
 /// stack with narrow field stores and then copying it out with wide loads
 /// defeats store-to-load forwarding and cost half of the stage's time.
 #[inline(always)]
-pub fn parse_to(frame: &[u8], l: &mut Layers) {
+pub fn parse_to(head: &[u8], pkt_len: usize, l: &mut Layers) {
     *l = Layers::default();
-    if let Err(e) = parse_into(frame, l) {
+    // A frame is never shorter than its first segment; a caller's wrong
+    // length must not make parse trust bytes that are not there.
+    if let Err(e) = parse_into(head, pkt_len.max(head.len()), l) {
         l.error = Some(e);
     }
 }
@@ -314,8 +334,9 @@ fn off16(at: usize) -> u16 {
     at as u16
 }
 
+/// `f` is the first segment, `len` (at least `f.len()`) the frame's length.
 #[inline(always)]
-fn parse_into(f: &[u8], l: &mut Layers) -> Result<(), ParseError> {
+fn parse_into(f: &[u8], len: usize, l: &mut Layers) -> Result<(), ParseError> {
     let Some(ethertype) = be16(f, 12) else {
         return Err(ParseError::TruncatedL2);
     };
@@ -324,15 +345,15 @@ fn parse_into(f: &[u8], l: &mut Layers) -> Result<(), ParseError> {
     // Untagged IP first: it is most of the traffic, and testing it before
     // the three TPIDs keeps the common path to one compare.
     match ethertype {
-        ETHERTYPE_IPV4 => ipv4(f, ETHERNET_HEADER_LEN, l),
-        ETHERTYPE_IPV6 => ipv6(f, ETHERNET_HEADER_LEN, l),
-        _ => tagged(f, ethertype, l),
+        ETHERTYPE_IPV4 => ipv4(f, len, ETHERNET_HEADER_LEN, l),
+        ETHERTYPE_IPV6 => ipv6(f, len, ETHERNET_HEADER_LEN, l),
+        _ => tagged(f, len, ethertype, l),
     }
 }
 
 /// VLAN tags, then what follows them.
 #[inline(never)]
-fn tagged(f: &[u8], mut ethertype: u16, l: &mut Layers) -> Result<(), ParseError> {
+fn tagged(f: &[u8], len: usize, mut ethertype: u16, l: &mut Layers) -> Result<(), ParseError> {
     let mut off = ETHERNET_HEADER_LEN;
     while vlan::is_tpid(ethertype) {
         if usize::from(l.vlan_count) == MAX_VLAN_TAGS {
@@ -354,9 +375,9 @@ fn tagged(f: &[u8], mut ethertype: u16, l: &mut Layers) -> Result<(), ParseError
         l.payload_offset = off16(off);
     }
     match ethertype {
-        ETHERTYPE_IPV4 => ipv4(f, off, l),
-        ETHERTYPE_IPV6 => ipv6(f, off, l),
-        ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => mpls(f, off, l),
+        ETHERTYPE_IPV4 => ipv4(f, len, off, l),
+        ETHERTYPE_IPV6 => ipv6(f, len, off, l),
+        ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => mpls(f, len, off, l),
         _ => Ok(()),
     }
 }
@@ -365,7 +386,7 @@ fn tagged(f: &[u8], mut ethertype: u16, l: &mut Layers) -> Result<(), ParseError
 /// (what Linux and Wireshark do: MPLS does not say what it carries). A
 /// pseudowire control word (nibble 0) or anything else is left as payload.
 #[inline(never)]
-fn mpls(f: &[u8], mut off: usize, l: &mut Layers) -> Result<(), ParseError> {
+fn mpls(f: &[u8], len: usize, mut off: usize, l: &mut Layers) -> Result<(), ParseError> {
     loop {
         if usize::from(l.mpls_labels) == MAX_MPLS_LABELS {
             return Err(ParseError::BadMpls);
@@ -381,14 +402,14 @@ fn mpls(f: &[u8], mut off: usize, l: &mut Layers) -> Result<(), ParseError> {
         }
     }
     match f.get(off).map(|b| b >> 4) {
-        Some(4) => ipv4(f, off, l),
-        Some(6) => ipv6(f, off, l),
+        Some(4) => ipv4(f, len, off, l),
+        Some(6) => ipv6(f, len, off, l),
         _ => Ok(()),
     }
 }
 
 #[inline(always)]
-fn ipv4(f: &[u8], l3: usize, l: &mut Layers) -> Result<(), ParseError> {
+fn ipv4(f: &[u8], len: usize, l3: usize, l: &mut Layers) -> Result<(), ParseError> {
     l.l3_offset = off16(l3);
     let Some(h) = chunk::<20>(f, l3) else {
         return Err(ParseError::BadL3);
@@ -400,7 +421,8 @@ fn ipv4(f: &[u8], l3: usize, l: &mut Layers) -> Result<(), ParseError> {
     l.src_addr = u128::from(u32::from_be_bytes([h[12], h[13], h[14], h[15]]));
     l.dst_addr = u128::from(u32::from_be_bytes([h[16], h[17], h[18], h[19]]));
     let header_len = usize::from(h[0] & 0x0f) * 4;
-    let avail = f.len() - l3;
+    // `len > l3`: the header was read from `f`, which `len` covers.
+    let avail = len - l3;
     // Total length 0 is GSO/BIG TCP (as Wireshark presumes): the packet
     // runs to the end of the frame.
     let ip_len = match usize::from(u16::from_be_bytes([h[2], h[3]])) {
@@ -426,7 +448,7 @@ fn ipv4(f: &[u8], l3: usize, l: &mut Layers) -> Result<(), ParseError> {
 }
 
 #[inline(always)]
-fn ipv6(f: &[u8], l3: usize, l: &mut Layers) -> Result<(), ParseError> {
+fn ipv6(f: &[u8], len: usize, l3: usize, l: &mut Layers) -> Result<(), ParseError> {
     l.l3_offset = off16(l3);
     let Some(h) = chunk::<40>(f, l3) else {
         return Err(ParseError::BadL3);
@@ -438,7 +460,7 @@ fn ipv6(f: &[u8], l3: usize, l: &mut Layers) -> Result<(), ParseError> {
     let (src, dst) = h[8..].split_at(16);
     l.src_addr = u128::from_be_bytes(src.try_into().unwrap_or_default());
     l.dst_addr = u128::from_be_bytes(dst.try_into().unwrap_or_default());
-    let avail = f.len() - l3 - 40;
+    let avail = len - l3 - 40;
     // Payload length 0 is a jumbogram or GSO/BIG TCP: to the end of the frame.
     let payload_len = match usize::from(u16::from_be_bytes([h[4], h[5]])) {
         0 => avail,
@@ -472,8 +494,9 @@ fn ext_headers(
     l: &mut Layers,
 ) -> Result<Option<(u8, usize)>, ParseError> {
     // Bounded by the IP payload, not the frame: headers that spill into
-    // Ethernet padding are as broken as headers past the end.
-    let ip = f.get(..end).unwrap_or(&[]);
+    // Ethernet padding are as broken as headers past the end. Read from
+    // the first segment only (`end` may lie in a later one).
+    let ip = f.get(..end.min(f.len())).unwrap_or(&[]);
     for _ in 0..MAX_EXT_HEADERS {
         let Some(&[nh, len_byte]) = chunk::<2>(ip, off) else {
             return Err(ParseError::BadExtHeader);
@@ -505,11 +528,11 @@ fn ext_headers(
 }
 
 /// The transport header at `l4`, which must end by `end` (the end of the IP
-/// packet).
+/// packet) and be in the first segment `f`.
 #[inline(always)]
 fn transport(f: &[u8], end: usize, l4: usize, proto: u8, l: &mut Layers) -> Result<(), ParseError> {
     l.l4_offset = off16(l4);
-    let seg = f.get(l4..end).unwrap_or(&[]);
+    let seg = f.get(l4..end.min(f.len())).unwrap_or(&[]);
     let len = match proto {
         PROTO_UDP => 8,
         PROTO_TCP => match seg.first_chunk::<20>() {

@@ -8,7 +8,7 @@ use crate::frame::Frame;
 use crate::runtime::counters::Terminal;
 use crate::stage::decap::{Decap, DecapConfig, DecapCounters, DecapOutcome};
 use crate::stage::dedup::Verdict as DedupVerdict;
-use crate::stage::parse::parse;
+use crate::stage::parse::parse_frame;
 use crate::stage::BURST;
 
 use super::{is_exception, Worker, TX_BUF};
@@ -148,7 +148,7 @@ impl Worker {
                 continue;
             }
             if self.decap.dedup {
-                let layers = parse(m.data());
+                let layers = parse_frame(&m);
                 if self.dedup.check(&m, &layers, now_ns) == DedupVerdict::Duplicate {
                     self.s
                         .stats

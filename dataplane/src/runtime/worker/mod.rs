@@ -342,7 +342,7 @@ impl Worker {
             bytes += m.pkt_len() as u64;
             // In place: a returned Layers would be built on the stack and
             // copied, a store-forwarding stall per packet.
-            parse_to(m.data(), &mut layers[i]);
+            parse_to(m.data(), m.pkt_len(), &mut layers[i]);
             parse_errors += u64::from(layers[i].error.is_some());
             let d = dir.unwrap_or_else(|| self.direction_of(m.port()));
             verdicts[i] = cls.classify_cached(&mut self.cache, &layers[i], m.port(), d);
