@@ -17,7 +17,7 @@ const MAX_PORTS: usize = dpdk_sys::RTE_MAX_ETHPORTS as usize;
 /// Event counts of one port since Sluice started watching it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PortEvents {
-    /// The link as last reported.
+    /// The link now (read from the device: not every one raises events).
     pub link_up: bool,
     /// Link-up events (a vhost-user peer connecting).
     pub link_ups: u64,
@@ -29,7 +29,6 @@ pub struct PortEvents {
 
 struct Slot {
     watched: AtomicBool,
-    link_up: AtomicBool,
     link_ups: AtomicU64,
     link_downs: AtomicU64,
     queue_changes: AtomicU64,
@@ -39,7 +38,6 @@ impl Slot {
     const fn new() -> Slot {
         Slot {
             watched: AtomicBool::new(false),
-            link_up: AtomicBool::new(false),
             link_ups: AtomicU64::new(0),
             link_downs: AtomicU64::new(0),
             queue_changes: AtomicU64::new(0),
@@ -68,9 +66,11 @@ unsafe extern "C" fn on_event(
     match event {
         dpdk_sys::RTE_ETH_EVENT_INTR_LSC => {
             // The driver sets the new link state before it raises the event.
-            let up = link_is_up(port);
-            s.link_up.store(up, Ordering::Release);
-            let n = if up { &s.link_ups } else { &s.link_downs };
+            let n = if link_is_up(port) {
+                &s.link_ups
+            } else {
+                &s.link_downs
+            };
             n.fetch_add(1, Ordering::AcqRel);
         }
         dpdk_sys::RTE_ETH_EVENT_QUEUE_STATE => {
@@ -94,7 +94,6 @@ pub fn watch(port: u16) -> Result<()> {
     if s.watched.swap(true, Ordering::AcqRel) {
         return Ok(());
     }
-    s.link_up.store(link_is_up(port), Ordering::Release);
     for ev in [
         dpdk_sys::RTE_ETH_EVENT_INTR_LSC,
         dpdk_sys::RTE_ETH_EVENT_QUEUE_STATE,
@@ -115,7 +114,7 @@ pub fn of(port: u16) -> PortEvents {
         return PortEvents::default();
     };
     PortEvents {
-        link_up: s.link_up.load(Ordering::Acquire),
+        link_up: link_is_up(port),
         link_ups: s.link_ups.load(Ordering::Acquire),
         link_downs: s.link_downs.load(Ordering::Acquire),
         queue_changes: s.queue_changes.load(Ordering::Acquire),
