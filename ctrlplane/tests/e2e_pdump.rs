@@ -111,12 +111,18 @@ fn primary(prefix: &str, n: u32, input: &Path) -> Testpmd {
 }
 
 fn config(prefix: &str, n: u32, up: &Path) -> String {
+    config_with(prefix, n, up, "")
+}
+
+/// The config, with `extra` lines in `[pdump]`.
+fn config_with(prefix: &str, n: u32, up: &Path, extra: &str) -> String {
     format!(
         r#"
 [pdump]
 file_prefix = "{prefix}"
 ring_size = 4096
 mbufs = 4095
+{extra}
 
 [[port]]
 name = "wire"
@@ -129,6 +135,7 @@ name = "vm"
 role = "input"
 pdump = "net_null_dst{n}"
 capture = "tx"
+queues = [0]
 
 [[port]]
 name = "uplink"
@@ -172,6 +179,10 @@ fn secondary_eal(extra: &[&str]) -> Vec<String> {
         .chain(extra)
         .map(|s| s.to_string())
         .collect()
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 /// Asks `cmd` until `done` holds for its answer (bounded by `secs`).
@@ -265,12 +276,13 @@ fn sluice_taps_a_testpmd_primary_and_tunnels_exactly_its_traffic() {
     assert_eq!(total(&report, "deduplicated"), FRAMES as u64, "{report}");
     assert_eq!(total(&report, "forwarded"), FRAMES as u64, "{report}");
     assert_eq!(dest_tx(&report, "noc"), FRAMES as u64, "{report}");
-    for name in ["wire", "vm"] {
+    for (name, what) in [
+        ("wire", format!("net_pcap_src{n}\": rx, every queue")),
+        ("vm", format!("net_null_dst{n}\": tx, queue(s) 0")),
+    ] {
         assert!(
             report.contains(&format!(
-                "{name:?} (pdump of \"net_{}{n}\": {}, every queue): copies {FRAMES} ring-full 0 no-mbuf 0",
-                if name == "wire" { "pcap_src" } else { "null_dst" },
-                if name == "wire" { "rx" } else { "tx" }
+                "{name:?} (pdump of \"{what}): copies {FRAMES} ring-full 0 no-mbuf 0"
             )),
             "{report}"
         );
@@ -344,5 +356,73 @@ fn a_mismatched_or_vanishing_primary_is_reported() {
     assert_eq!(code, Some(1), "{report}");
     assert_accounting(&report);
     drop(t);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A Sluice killed outright leaves its taps and its hot-plugged uplink in
+/// the primary: the next one removes the dead one's uplink by itself, and
+/// takes the taps over when `replace_taps` says so (else it says why not).
+#[test]
+fn a_killed_sluice_leaves_taps_that_the_next_takes_over() {
+    let dir = tmpdir("pdump-takeover");
+    let input = dir.join("in.pcap");
+    let up = dir.join("uplink.pcap");
+    let sent = frames();
+    write_pcap(&input, &sent);
+    let n = seq();
+    let prefix = unique("pdprim");
+    let mut t = primary(&prefix, n, &input);
+    std::fs::write(dir.join("a.toml"), config(&prefix, n, &up)).expect("config");
+    let replace = config_with(&prefix, n, &up, "replace_taps = true");
+    std::fs::write(dir.join("b.toml"), replace).expect("config");
+    std::fs::write(dir.join("p.toml"), POLICY).expect("policy");
+    let dpaa = mempool_dpaa();
+    let eal = secondary_eal(&["-d", &dpaa]);
+    let p = |x: &Path| x.display().to_string();
+    let args = |cfg: &str, sock: &str| {
+        vec![
+            "--config".to_owned(),
+            p(&dir.join(cfg)),
+            "--policy".to_owned(),
+            p(&dir.join("p.toml")),
+            "--socket".to_owned(),
+            p(&dir.join(sock)),
+            "--metrics".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ]
+    };
+
+    let a = args("a.toml", "a.sock");
+    let mut first = Running::start(&eal, &strs(&a));
+    first.wait_for("control socket", 60);
+    first.signal("KILL");
+    let (code, _) = first.finish();
+    assert_eq!(code, None, "killed by a signal");
+
+    let b = args("a.toml", "b.sock");
+    let out = sluice(&eal, &strs(&b));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("which is gone"),
+        "the dead one's uplink is removed: {err}"
+    );
+    assert!(err.contains("replace_taps = true"), "{err}");
+
+    let c = args("b.toml", "c.sock");
+    let mut s = Running::start(&eal, &strs(&c));
+    s.wait_for("control socket", 60);
+    let mut console = Client::connect(&dir.join("c.sock")).expect("console");
+    t.send("start");
+    wait_console(&mut console, "show fwd stats all", 60, |f| {
+        total(f, "rx") == 2 * FRAMES as u64 && f.contains("(difference 0)")
+    });
+    s.signal("INT");
+    let (code, report) = s.finish();
+    assert_eq!(code, Some(0), "{report}");
+    assert_accounting(&report);
+    assert_eq!(total(&report, "forwarded"), FRAMES as u64, "{report}");
+    t.quit();
+    assert_eq!(read_pcap(&up).len(), FRAMES);
     let _ = std::fs::remove_dir_all(dir);
 }

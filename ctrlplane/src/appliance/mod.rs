@@ -216,10 +216,13 @@ fn plan_ports(cfg: &Config, pool: &Mempool) -> Result<Plan, String> {
     for pc in cfg.ports.iter().filter(|pc| pc.pdump.is_none()) {
         check_pcap_inputs(pc)?;
         vhost::prepare_socket(pc)?;
+        if cfg.pdump.is_some() {
+            pdump::free_device(pc)?;
+        }
         let mut port = Port::open(&pc.device).map_err(|e| format!("port {:?}: {e}", pc.name))?;
         if cfg.pdump.is_some() {
             // Hot-plugged through the primary, which now sees it too.
-            port.claim("sluice")
+            port.claim(&pdump::owner_name())
                 .map_err(|e| format!("port {:?}: {e}", pc.name))?;
         }
         // Before configure: a vhost-user peer may connect as soon as the
@@ -522,16 +525,17 @@ impl Appliance {
         app.taps = taps;
         app.launch(plan)?;
         app.wait_started()?;
-        let replace = app.cfg.pdump.as_ref().is_some_and(|p| p.replace_taps);
-        if let Some(t) = &mut app.taps {
-            t.enable(replace)?;
-        }
         app.register_telemetry();
         app.selfcheck();
         if app.opts.auto_start {
             app.set_forwarding(true);
         } else {
             app.state = State::Stopped;
+        }
+        // Taps last: the primary copies from now on, and the workers read.
+        let replace = app.cfg.pdump.as_ref().is_some_and(|p| p.replace_taps);
+        if let Some(t) = &mut app.taps {
+            t.enable(replace)?;
         }
         app.controller_version = app.opts.controller_version.clone();
         if let Some(mut ac) = AgentConfig::from_config(&app.cfg) {

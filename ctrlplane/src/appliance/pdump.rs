@@ -14,10 +14,11 @@
 //!   probes the device too; they are detached from both on exit;
 //! - when the primary exits, its taps go with it: Sluice stops.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use dataplane::dpdk::pdump::{self, Capture, Tap, TapStats, TAP_POOL_CACHE};
-use dataplane::dpdk::{port_id, port_names, Mbuf, Mempool, Ring};
+use dataplane::dpdk::{detach, port_id, port_names, port_owner, Mbuf, Mempool, Ring};
 use dataplane::stage::Direction;
 
 use std::fmt::Write;
@@ -85,6 +86,44 @@ pub fn eal_args(cfg: &PdumpSection, args: &[String]) -> Result<Vec<String>, Stri
     let at = usize::from(!out.is_empty());
     out.splice(at..at, added);
     Ok(out)
+}
+
+/// How Sluice names itself as the ethdev owner of its hot-plugged ports.
+pub(super) fn owner_name() -> String {
+    format!("sluice {}", std::process::id())
+}
+
+/// Before a secondary hot-plugs `pc`'s device through the primary: a
+/// device of that name left there by a Sluice that died is removed (its
+/// owner names the process); one a live Sluice or the primary itself
+/// runs is refused.
+pub(super) fn free_device(pc: &PortConfig) -> Result<(), String> {
+    let name = pc.device.split(',').next().unwrap_or_default().trim();
+    let Some(id) = port_id(name) else {
+        return Ok(());
+    };
+    let pid = port_owner(id).and_then(|o| {
+        o.strip_prefix("sluice ")
+            .and_then(|p| p.parse::<u32>().ok())
+    });
+    match pid {
+        Some(pid) if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() => {
+            detach(id).map_err(|e| format!("port {:?}: {e}", pc.name))?;
+            log(format!(
+                "port {:?}: removed {name}, left in the primary by Sluice process {pid}, which is gone",
+                pc.name
+            ));
+            Ok(())
+        }
+        Some(pid) => Err(format!(
+            "port {:?}: the primary's device {name} belongs to Sluice process {pid}, which still runs",
+            pc.name
+        )),
+        None => Err(format!(
+            "port {:?}: the primary already has a device named {name}: give this port's device another name",
+            pc.name
+        )),
+    }
 }
 
 /// The directions an input captures.

@@ -26,7 +26,7 @@ pub use lcore::{launch, main_lcore, tsc_hz, tsc_now, worker_lcores, LcoreHandle,
 pub use mbuf::{Mbuf, SharedMbuf};
 pub use mempool::Mempool;
 pub use port::{
-    port_id, port_names, rss_capable, stats_of, LinkState, Port, PortConfig, PortInfo, PortStats,
-    RssMode, RxQueue, TxQueue, SYMMETRIC_RSS_KEY_WORD,
+    detach, port_id, port_names, port_owner, rss_capable, stats_of, LinkState, Port, PortConfig,
+    PortInfo, PortStats, RssMode, RxQueue, TxQueue, SYMMETRIC_RSS_KEY_WORD,
 };
 pub use ring::{Ring, RingItem};

@@ -152,6 +152,43 @@ pub fn port_names() -> Vec<(u16, String)> {
         .collect()
 }
 
+/// The ethdev owner's name of port `id`, if someone claimed it.
+pub fn port_owner(id: u16) -> Option<String> {
+    let mut owner = dpdk_sys::rte_eth_dev_owner::default();
+    // SAFETY: valid out-pointer; DPDK NUL-terminates the name.
+    let ret = unsafe { dpdk_sys::rte_eth_dev_owner_get(id, &mut owner) };
+    if ret != 0 || owner.id == 0 {
+        return None;
+    }
+    // SAFETY: NUL-terminated within its 64 bytes (above).
+    Some(
+        unsafe { CStr::from_ptr(owner.name.as_ptr()) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+/// Removes device of port `id` from every process (a secondary asks the
+/// primary): for a device a process that is gone hot-plugged and left.
+pub fn detach(id: u16) -> Result<()> {
+    let mut info = dpdk_sys::rte_eth_dev_info::default();
+    // SAFETY: valid out-pointer.
+    check(&format!("port {id} info"), unsafe {
+        dpdk_sys::rte_eth_dev_info_get(id, &mut info)
+    })?;
+    if info.device.is_null() {
+        return Err(DpdkError::Invalid {
+            what: format!("port {id}"),
+            reason: "has no device to remove".into(),
+        });
+    }
+    // SAFETY: the device pointer comes from the port's info just now.
+    check(&format!("port {id}: remove device"), unsafe {
+        dpdk_sys::rte_dev_remove(info.device)
+    })?;
+    Ok(())
+}
+
 /// Basic counters of port `id`, a port this process does not own (one a
 /// primary process runs).
 pub fn stats_of(id: u16) -> Result<PortStats> {
@@ -600,11 +637,15 @@ const fn libc_enotsup() -> i32 {
 
 impl Drop for Port {
     fn drop(&mut self) {
+        let secondary = super::pdump::is_secondary();
+        if secondary && !self.hotplugged {
+            // The primary's device: never ours to stop or close.
+            return;
+        }
         // A secondary's hot-plugged device lives in the primary as well:
         // removing it detaches it in every process (when the primary still
         // runs to be asked).
-        let detach =
-            self.hotplugged && super::pdump::is_secondary() && super::pdump::primary_alive();
+        let detach = self.hotplugged && secondary && super::pdump::primary_alive();
         let device = if detach {
             self.raw_info().map(|i| i.device).ok()
         } else {
