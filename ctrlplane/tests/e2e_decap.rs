@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -103,27 +102,6 @@ role = "tool"
 table_entries = 4096
 "#;
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("ip (run `make setup`)");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 #[test]
 fn real_tunnels_come_out_on_a_tap_tool_port_as_their_inner_frames() {
     let frames = tunnel_frames();
@@ -143,23 +121,7 @@ fn real_tunnels_come_out_on_a_tap_tool_port_as_their_inner_frames() {
         want.len()
     );
 
-    let ns = Netns(unique("ns-dc"));
-    ip(&["netns", "add", &ns.0]);
-    let ok = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.0,
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ])
-        .status()
-        .expect("sysctl")
-        .success();
-    assert!(ok);
-    ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+    let ns = Netns::quiet("ns-dc");
     let dir = tmpdir("decap");
     write_pcap(&dir.join("in.pcap"), &hostile);
     let tap = format!("sltool{}", seq() + std::process::id() % 10_000 * 10);

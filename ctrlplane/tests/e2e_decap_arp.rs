@@ -8,7 +8,6 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::*;
 use ctrlplane::cli::socket::Client;
@@ -32,63 +31,10 @@ role = "tool"
 table_entries = 4096
 "#;
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("ip (package iproute2: run `make setup`)");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// Asks `cmd` until `done` holds for its answer (bounded by `secs`).
-fn wait_console(c: &mut Client, cmd: &str, secs: u64, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let out = c.command(cmd).expect("console answers");
-        if done(&out) {
-            return out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{cmd} never showed what the test waits for; last answer:\n{out}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_vxlan_sender_resolves_the_decap_address_by_arp_and_its_frames_come_out() {
     const FRAMES: usize = 5;
-    let ns = Netns(unique("ns-da"));
-    ip(&["netns", "add", &ns.0]);
-    let ok = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.0,
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ])
-        .status()
-        .expect("sysctl")
-        .success();
-    assert!(ok, "cannot disable IPv6 in {}", ns.0);
-    ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+    let ns = Netns::quiet("ns-da");
 
     let dir = tmpdir("decap-arp");
     let tool = dir.join("tool.pcap");

@@ -18,19 +18,6 @@ struct Namespaces {
     veth_s: String,
 }
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("ip (package iproute2: run `make setup`)");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 impl Namespaces {
     fn new() -> Namespaces {
         // Interface names have at most 15 characters.

@@ -10,7 +10,6 @@ mod common;
 mod testpmd;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use common::*;
 use ctrlplane::cli::socket::Client;
@@ -181,24 +180,27 @@ fn secondary_eal(extra: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
+/// Sluice's own arguments: config `cfg` and the policy in `dir`, control
+/// socket `sock` there.
+fn sluice_args(dir: &Path, cfg: &str, sock: &str) -> Vec<String> {
+    let p = |x: &str| dir.join(x).display().to_string();
+    [
+        "--config",
+        &p(cfg),
+        "--policy",
+        &p("p.toml"),
+        "--socket",
+        &p(sock),
+        "--metrics",
+        "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
-/// Asks `cmd` until `done` holds for its answer (bounded by `secs`).
-fn wait_console(c: &mut Client, cmd: &str, secs: u64, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let out = c.command(cmd).expect("console answers");
-        if done(&out) {
-            return out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{cmd} never showed what the test waits for; last answer:\n{out}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 /// `Copies: N` of the tap block of port `name` in `show port stats all`.
@@ -318,19 +320,7 @@ fn a_mismatched_or_vanishing_primary_is_reported() {
     let mut t = primary(&prefix, n, &input);
     std::fs::write(dir.join("a.toml"), config(&prefix, n, &dir.join("up.pcap"))).expect("config");
     std::fs::write(dir.join("p.toml"), POLICY).expect("policy");
-    let p = |x: &Path| x.display().to_string();
-    let args = |sock: &str| {
-        vec![
-            "--config".to_owned(),
-            p(&dir.join("a.toml")),
-            "--policy".to_owned(),
-            p(&dir.join("p.toml")),
-            "--socket".to_owned(),
-            p(&dir.join(sock)),
-            "--metrics".to_owned(),
-            "127.0.0.1:0".to_owned(),
-        ]
-    };
+    let args = |sock: &str| sluice_args(&dir, "a.toml", sock);
 
     // Without the primary's mempool driver loaded first, the two processes
     // number their mempool handlers differently: refused, with the fix.
@@ -378,19 +368,7 @@ fn a_killed_sluice_leaves_taps_that_the_next_takes_over() {
     std::fs::write(dir.join("p.toml"), POLICY).expect("policy");
     let dpaa = mempool_dpaa();
     let eal = secondary_eal(&["-d", &dpaa]);
-    let p = |x: &Path| x.display().to_string();
-    let args = |cfg: &str, sock: &str| {
-        vec![
-            "--config".to_owned(),
-            p(&dir.join(cfg)),
-            "--policy".to_owned(),
-            p(&dir.join("p.toml")),
-            "--socket".to_owned(),
-            p(&dir.join(sock)),
-            "--metrics".to_owned(),
-            "127.0.0.1:0".to_owned(),
-        ]
-    };
+    let args = |cfg: &str, sock: &str| sluice_args(&dir, cfg, sock);
 
     let a = args("a.toml", "a.sock");
     let mut first = Running::start(&eal, &strs(&a));

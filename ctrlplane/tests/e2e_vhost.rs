@@ -10,7 +10,6 @@ mod common;
 mod testpmd;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use common::*;
 use ctrlplane::cli::socket::Client;
@@ -115,22 +114,6 @@ fn peer(dir: &Path, sock: &Path, q0: &Path, q1: &Path, server: bool) -> Testpmd 
             "--no-flush-rx",
         ],
     )
-}
-
-/// Asks `cmd` until `done` holds for its answer (bounded by `secs`).
-fn wait_console(c: &mut Client, cmd: &str, secs: u64, done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let out = c.command(cmd).expect("console answers");
-        if done(&out) {
-            return out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{cmd} never showed what the test waits for; last answer:\n{out}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// `name: value` in a console answer.

@@ -333,3 +333,73 @@ impl Drop for Running {
         }
     }
 }
+
+/// Runs `ip <args>`; panics with its message when it fails.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (package iproute2: run `make setup`)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network namespace of the test, deleted on drop.
+pub struct Netns(pub String);
+
+impl Netns {
+    /// A new namespace named after `tag`, loopback up and IPv6 off (no
+    /// router or neighbour solicitations in a capture).
+    pub fn quiet(tag: &str) -> Netns {
+        let ns = Netns(unique(tag));
+        ip(&["netns", "add", &ns.0]);
+        let ok = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.0,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ])
+            .status()
+            .expect("sysctl")
+            .success();
+        assert!(ok, "cannot disable IPv6 in {}", ns.0);
+        ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Asks the console `cmd` until `done` holds for its answer (bounded by
+/// `secs`); returns that answer.
+pub fn wait_console(
+    c: &mut ctrlplane::cli::socket::Client,
+    cmd: &str,
+    secs: u64,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let out = c.command(cmd).expect("console answers");
+        if done(&out) {
+            return out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{cmd} never showed what the test waits for; last answer:\n{out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
