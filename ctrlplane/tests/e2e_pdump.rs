@@ -180,29 +180,6 @@ fn secondary_eal(extra: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// Sluice's own arguments: config `cfg` and the policy in `dir`, control
-/// socket `sock` there.
-fn sluice_args(dir: &Path, cfg: &str, sock: &str) -> Vec<String> {
-    let p = |x: &str| dir.join(x).display().to_string();
-    [
-        "--config",
-        &p(cfg),
-        "--policy",
-        &p("p.toml"),
-        "--socket",
-        &p(sock),
-        "--metrics",
-        "127.0.0.1:0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
 /// `Copies: N` of the tap block of port `name` in `show port stats all`.
 fn tap_copies(stats: &str, name: &str) -> u64 {
     let block = stats
@@ -237,20 +214,10 @@ fn sluice_taps_a_testpmd_primary_and_tunnels_exactly_its_traffic() {
     std::fs::write(dir.join("a.toml"), config(&prefix, n, &up)).expect("config");
     std::fs::write(dir.join("p.toml"), POLICY).expect("policy");
     let sock = dir.join("s.sock");
-    let p = |x: &Path| x.display().to_string();
     let dpaa = mempool_dpaa();
     let mut s = Running::start(
         &secondary_eal(&["-d", &dpaa]),
-        &[
-            "--config",
-            &p(&dir.join("a.toml")),
-            "--policy",
-            &p(&dir.join("p.toml")),
-            "--socket",
-            &p(&sock),
-            "--metrics",
-            "127.0.0.1:0",
-        ],
+        &strs(&sluice_args(&dir, "a.toml", "s.sock")),
     );
     s.wait_for("tapping tx of the primary's", 60);
     s.wait_for("control socket", 30);

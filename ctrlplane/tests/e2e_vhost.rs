@@ -165,19 +165,9 @@ fn peer_comes_back(client: bool) {
     std::fs::write(dir.join("a.toml"), cfg).expect("config");
     std::fs::write(dir.join("p.toml"), POLICY).expect("policy");
     let console = dir.join("s.sock");
-    let p = |x: &Path| x.display().to_string();
     let mut s = Running::start(
         &eal(&unique("vhost"), "0-1"),
-        &[
-            "--config",
-            &p(&dir.join("a.toml")),
-            "--policy",
-            &p(&dir.join("p.toml")),
-            "--socket",
-            &p(&console),
-            "--metrics",
-            "127.0.0.1:0",
-        ],
+        &strs(&sluice_args(&dir, "a.toml", "s.sock")),
     );
     s.wait_for("control socket", 60);
     let mut c = Client::connect(&console).expect("console");

@@ -403,3 +403,27 @@ pub fn wait_console(
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Sluice's own arguments: config `cfg` and policy `p.toml` in `dir`,
+/// control socket `sock` there, metrics on a port of its choosing.
+pub fn sluice_args(dir: &Path, cfg: &str, sock: &str) -> Vec<String> {
+    let p = |x: &str| dir.join(x).display().to_string();
+    [
+        "--config",
+        &p(cfg),
+        "--policy",
+        &p("p.toml"),
+        "--socket",
+        &p(sock),
+        "--metrics",
+        "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// `args` as the `&str`s `Running::start` and `sluice` take.
+pub fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
