@@ -16,6 +16,10 @@ pub enum Work {
     },
     /// The decap front-end: tunnels in, inner frames out on a tool port.
     Decap,
+    /// A decap input with `non_tunnel = "pass"` fed frames that are not
+    /// tunnels: each is classified and handed to the tool port unchanged.
+    /// Sluice's closest equivalent of testpmd's io forwarding.
+    PassThrough,
 }
 
 /// Tunnel of a destination.
@@ -128,7 +132,7 @@ pub fn all() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "forward-all",
-            title: "forward all, no work",
+            title: "forward all, one VXLAN tunnel, no other work",
             profile: ipv4_traffic(0.0),
             work: Work::Tap {
                 rules: 1,
@@ -136,6 +140,14 @@ pub fn all() -> Vec<Scenario> {
                 slice: None,
                 dests: vec![Tunnel::Vxlan],
             },
+            target_ratio: Some(0.9),
+            target_mpps: None,
+        },
+        Scenario {
+            name: "pass-through",
+            title: "pass-through, no work (frames unchanged to a tool port)",
+            profile: ipv4_traffic(0.0),
+            work: Work::PassThrough,
             target_ratio: Some(0.9),
             target_mpps: None,
         },
@@ -390,7 +402,7 @@ ip = "192.0.2.20"
 mac = "02:00:00:00:00:14"
 {common}"#
         ),
-        Work::Decap => format!(
+        Work::Decap | Work::PassThrough => format!(
             r#"[appliance]
 name = "perf"
 id = 1
@@ -405,7 +417,12 @@ mode = "decap"
 name = "tool"
 device = "net_null_tool{tag},no-rx=1"
 role = "tool"
-{common}"#
+{common}{pass}"#,
+            pass = if *work == Work::PassThrough {
+                "\n[decap]\nnon_tunnel = \"pass\"\n"
+            } else {
+                ""
+            }
         ),
     }
 }

@@ -469,7 +469,7 @@ impl Decap {
     /// are `data` and whose whole length is `len`, without changing it.
     #[inline]
     pub fn classify(&self, data: &[u8], len: usize) -> Result<Classified, DecapError> {
-        match self.classify_vxlan4(data, len) {
+        match self.classify_fast(data, len) {
             Some(c) => Ok(c),
             None => self.classify_walk(data, len),
         }
@@ -524,14 +524,15 @@ impl Decap {
         })
     }
 
-    /// The common case in a few loads: untagged Ethernet, IPv4 without
-    /// options or fragmentation, UDP to a VXLAN port, VXLAN with a VNI,
-    /// carrying a frame that cannot itself be a tunnel. Anything else —
+    /// The common cases in a few loads: untagged Ethernet, IPv4 without
+    /// options or fragmentation, and either UDP to a VXLAN port, VXLAN with
+    /// a VNI, carrying a frame that cannot itself be a tunnel; or UDP to no
+    /// tunnel port at all (`NotTunnel`, what a pass-through sees). Anything else —
     /// and every error, whose reason the general walk reports — is `None`,
     /// and [`Decap::classify`] takes the general walk. Where both answer,
-    /// they answer alike (`tests::vxlan4_fast_path_agrees_with_the_walk`).
+    /// they answer alike (`tests::fast_path_agrees_with_the_walk`).
     #[inline(always)]
-    fn classify_vxlan4(&self, d: &[u8], len: usize) -> Option<Classified> {
+    fn classify_fast(&self, d: &[u8], len: usize) -> Option<Classified> {
         const L3: usize = ethernet::HEADER_LEN;
         const L4: usize = L3 + ipv4::MIN_HEADER_LEN;
         const VX: usize = L4 + udp::HEADER_LEN;
@@ -543,14 +544,21 @@ impl Decap {
         if be16(12) != 0x0800 || h[L3] != 0x45 || h[L3 + 9] != 17 || be16(L3 + 6) & 0x3fff != 0 {
             return None;
         }
-        let end = L3 + usize::from(be16(L3 + 2));
+        let total = usize::from(be16(L3 + 2));
+        let end = L3 + total;
+        if total < ipv4::MIN_HEADER_LEN || end > len {
+            return None;
+        }
+        let port = be16(L4 + 2);
+        if !self.vxlan_ports.has(port) {
+            // UDP to no tunnel port, lengths sound: the walk says the same.
+            if self.geneve_ports.has(port) {
+                return None;
+            }
+            return Some(Classified::NotTunnel);
+        }
         let ulen = usize::from(be16(L4 + 4));
-        if end > len
-            || !self.vxlan_ports.has(be16(L4 + 2))
-            || ulen < udp::HEADER_LEN
-            || L4 + ulen > end
-            || h[VX] & vxlan::FLAG_I == 0
-        {
+        if ulen < udp::HEADER_LEN || L4 + ulen > end || h[VX] & vxlan::FLAG_I == 0 {
             return None;
         }
         let inner_end = L4 + ulen;
@@ -959,8 +967,9 @@ mod tests {
         /// with any byte of the first 80 overwritten (lengths, flags,
         /// ports, versions, inner EtherTypes).
         #[test]
-        fn vxlan4_fast_path_agrees_with_the_walk(
+        fn fast_path_agrees_with_the_walk(
             inner_port in proptest::sample::select(vec![53u16, 4789, 8472, 6081]),
+            outer_port in proptest::sample::select(vec![4789u16, 53, 6081]),
             nest in proptest::bool::ANY,
             at in 0usize..80,
             byte in proptest::num::u8::ANY,
@@ -974,34 +983,41 @@ mod tests {
             }).unwrap();
             let inner = inner_udp(inner_port);
             let mut f = if nest {
-                vxlan_frame(4789, 7, &vxlan_frame(8472, 9, &inner))
+                vxlan_frame(outer_port, 7, &vxlan_frame(8472, 9, &inner))
             } else {
-                vxlan_frame(4789, 7, &inner)
+                vxlan_frame(outer_port, 7, &inner)
             };
             if let Some(b) = f.get_mut(at) {
                 *b = byte;
             }
             let len = f.len() - cut * 7;
             f.truncate(len);
-            if let Some(fast) = d.classify_vxlan4(&f, len) {
+            if let Some(fast) = d.classify_fast(&f, len) {
                 proptest::prop_assert_eq!(Ok(fast), d.classify_walk(&f, len));
             }
         }
     }
 
     #[test]
-    fn vxlan_fast_path_takes_the_common_case_and_only_it() {
+    fn fast_path_takes_the_common_cases_and_only_them() {
         let d = Decap::new(DecapConfig::default()).unwrap();
         let plain = vxlan_frame(4789, 5, &inner_udp(53));
-        assert!(d.classify_vxlan4(&plain, plain.len()).is_some());
-        // Nested VXLAN, Geneve inside, or IPv6 inside: the general walk.
+        assert!(d.classify_fast(&plain, plain.len()).is_some());
+        let dns = vxlan_frame(53, 5, &inner_udp(53));
+        assert_eq!(
+            d.classify_fast(&dns, dns.len()),
+            Some(Classified::NotTunnel)
+        );
+        // Nested VXLAN, VXLAN or Geneve inside, Geneve outside: the walk.
+        let geneve = vxlan_frame(6081, 5, &inner());
+        assert!(d.classify_fast(&geneve, geneve.len()).is_none());
         for inner in [
             vxlan_frame(4789, 6, &inner()),
             inner_udp(4789),
             inner_udp(6081),
         ] {
             let f = vxlan_frame(4789, 5, &inner);
-            assert!(d.classify_vxlan4(&f, f.len()).is_none());
+            assert!(d.classify_fast(&f, f.len()).is_none());
         }
     }
 
