@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use protocol::{AgentCounters, CommandKind, Counters, DestinationCounters, PortInfo};
@@ -192,11 +192,29 @@ pub struct AgentStatus {
     connect_failures: AtomicU64,
     persist_writes: AtomicU64,
     persist_failures: AtomicU64,
+    /// Why the last persist write failed; `None` once one succeeds.
+    persist_error: Mutex<Option<String>>,
 }
 
 impl AgentStatus {
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Why the last persist write failed, if it did.
+    pub fn persist_error(&self) -> Option<String> {
+        self.persist_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    fn persisted(&self, outcome: Result<(), String>) {
+        let n = match &outcome {
+            Ok(()) => &self.persist_writes,
+            Err(_) => &self.persist_failures,
+        };
+        n.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut e) = self.persist_error.lock() {
+            *e = outcome.err();
+        }
     }
 
     pub fn counters(&self) -> AgentCounters {

@@ -540,18 +540,14 @@ impl Agent {
         let Some((_, text)) = self.pending.remove(pos) else {
             return;
         };
-        match persist::save(&path, version, &text) {
-            Ok(()) => {
-                self.status.persist_writes.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                self.status.persist_failures.fetch_add(1, Ordering::Relaxed);
-                log(format!(
-                    "cannot persist policy {version} to {}: {e} (it runs; it will not survive a restart)",
-                    path.display()
-                ));
-            }
+        let outcome = persist::save(&path, version, &text).map_err(|e| e.to_string());
+        if let Err(e) = &outcome {
+            log(format!(
+                "cannot persist policy {version} to {}: {e} (it runs; it will not survive a restart)",
+                path.display()
+            ));
         }
+        self.status.persisted(outcome);
     }
 
     /// Handles a reply from the main loop; sends it when connected.

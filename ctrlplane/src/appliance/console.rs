@@ -81,11 +81,14 @@ impl Appliance {
             }
             Command::ShowTunnel(name) => self.show_tunnel(name.as_deref()),
             Command::ShowState => format!(
-                "  state: {}\n  up for {} s\n  policy: {:?}\n",
+                "  state: {}\n  up for {} s\n  policy: {:?}\n{}",
                 self.state.name(),
                 self.started.elapsed().as_secs(),
-                self.policy.version
+                self.policy.version,
+                self.controller_state_line()
             ),
+            Command::ShowController => self.show_controller(),
+            Command::SetLink { port, up } => self.set_link(port, up),
             Command::ShowVersion => format!(
                 "  Sluice {}\n  {}\n",
                 env!("CARGO_PKG_VERSION"),

@@ -38,6 +38,25 @@ impl Appliance {
         }
     }
 
+    /// `set link-up|link-down port N`: what the device said.
+    pub(super) fn set_link(&self, id: u16, up: bool) -> String {
+        let Some((pc, p)) = self.ports.iter().find(|(_, p)| p.id() == id) else {
+            let ids: Vec<String> = self.ports.iter().map(|(_, p)| p.id().to_string()).collect();
+            return format!("no port {id}; ports are {}\n", ids.join(", "));
+        };
+        let word = if up { "up" } else { "down" };
+        match p.set_link(up) {
+            Ok(()) => {
+                log(format!(
+                    "port {id} {:?}: link set {word} from the console",
+                    pc.name
+                ));
+                format!("port {id} {:?}: link set {word}\n", pc.name)
+            }
+            Err(e) => format!("port {id} {:?}: {e}\n", pc.name),
+        }
+    }
+
     /// Event counts of every port, in port order, for metrics and telemetry.
     pub fn port_events(&self) -> Vec<(u16, String, PortEvents)> {
         self.ports

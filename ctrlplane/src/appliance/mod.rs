@@ -43,6 +43,7 @@ use crate::stats::{fwd_stats, Named};
 
 mod answer;
 mod console;
+mod controller;
 mod links;
 mod pdump;
 mod vhost;
@@ -163,6 +164,8 @@ pub struct Appliance {
     last_heartbeat: Instant,
     /// The controller's version of the running policy.
     controller_version: Option<String>,
+    /// The session as the agent's events tell it, for the console.
+    controller_session: controller::Session,
     /// Destination names and counter slots, for telemetry's thread.
     dest_names: Arc<std::sync::Mutex<Vec<(String, u16)>>>,
     /// Bumped by `clear fwd stats all`; workers zero their own counters.
@@ -507,6 +510,7 @@ impl Appliance {
             heartbeat_every: Duration::from_secs(1),
             last_heartbeat: Instant::now(),
             controller_version: None,
+            controller_session: controller::Session::default(),
             lcore_roles: Vec::new(),
             ports: Vec::new(),
             link_events: Vec::new(),
@@ -1124,10 +1128,12 @@ impl Appliance {
                     log(format!(
                         "controller {controller} connected (policy {assigned:?})"
                     ));
+                    self.controller_session.up(controller);
                     None
                 }
                 AgentEvent::Disconnected { reason, retry_in } => {
                     log(format!("controller session down: {reason}; retry in {retry_in:?}; forwarding goes on"));
+                    self.controller_session.down(reason, retry_in);
                     None
                 }
                 AgentEvent::Policy {

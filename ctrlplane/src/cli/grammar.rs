@@ -49,6 +49,12 @@ pub enum Command {
     TraceClear,
     ShowGuard,
     SetGuard(String, u64),
+    /// testpmd's `set link-up|link-down port N`.
+    SetLink {
+        port: u16,
+        up: bool,
+    },
+    ShowController,
 }
 
 /// A port id or every port.
@@ -211,6 +217,26 @@ static COMMANDS: &[Spec] = &[
         pattern: &[Kw("set"), Kw("guard"), OneOf(GUARD_LIMITS), Num("value")],
         help: "change a protect limit (rss-mb 0: no memory limit)",
         build: |a| Some(Command::SetGuard(a[0].clone(), a[1].parse().ok()?)),
+    },
+    Spec {
+        pattern: &[
+            Kw("set"),
+            OneOf(&["link-up", "link-down"]),
+            Kw("port"),
+            Num("port"),
+        ],
+        help: "take a port's link up or down, as testpmd does",
+        build: |a| {
+            Some(Command::SetLink {
+                port: a[1].parse().ok()?,
+                up: a[0] == "link-up",
+            })
+        },
+    },
+    Spec {
+        pattern: &[Kw("show"), Kw("controller")],
+        help: "the controller session: up or down, attempts, the persisted policy",
+        build: |_| Some(Command::ShowController),
     },
 ];
 
@@ -423,6 +449,19 @@ mod tests {
             parse("show tunnel noc"),
             Ok(Some(Command::ShowTunnel(Some("noc".into()))))
         );
+        assert_eq!(
+            parse("set link-down port 1"),
+            Ok(Some(Command::SetLink { port: 1, up: false }))
+        );
+        assert_eq!(
+            parse("set link-up port 0"),
+            Ok(Some(Command::SetLink { port: 0, up: true }))
+        );
+        assert!(
+            parse("set link-up port 70000").is_err(),
+            "a port id is 16 bits"
+        );
+        assert_eq!(parse("show controller"), Ok(Some(Command::ShowController)));
         assert_eq!(parse("# a comment"), Ok(None));
         assert_eq!(parse(""), Ok(None));
     }

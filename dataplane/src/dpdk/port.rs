@@ -521,6 +521,22 @@ impl Port {
         })
     }
 
+    /// Sets the link administratively up or down, as testpmd's `set
+    /// link-up|link-down port N` does (a tap's kernel interface goes down
+    /// with it). Devices without the operation say so (-ENOTSUP).
+    pub fn set_link(&self, up: bool) -> Result<()> {
+        // SAFETY: plain calls on a port this value holds.
+        let ret = unsafe {
+            if up {
+                dpdk_sys::rte_eth_dev_set_link_up(self.id)
+            } else {
+                dpdk_sys::rte_eth_dev_set_link_down(self.id)
+            }
+        };
+        let what = format!("port {} link {}", self.name, if up { "up" } else { "down" });
+        check(&what, ret).map(|_| ())
+    }
+
     /// The port's MAC address.
     pub fn mac(&self) -> Result<[u8; 6]> {
         let mut addr = dpdk_sys::rte_ether_addr::default();
