@@ -59,6 +59,14 @@ enum Cmd {
         /// Seconds to send for (the cycle repeats, sequences continuing).
         #[arg(long)]
         duration: Option<f64>,
+        /// Packets per burst (1 to 32).
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u8).range(1..=32))]
+        burst: u8,
+        /// Keep the port open this long after the last packet (and the
+        /// report), so that the peer drains it (a memif peer loses what is
+        /// still in the ring when its sender goes).
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        linger_ms: u64,
         /// The final report as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -178,6 +186,8 @@ fn run(cmd: Cmd, eal_args: &[String]) -> Result<(), String> {
             rate_mbps,
             count,
             duration,
+            burst,
+            linger_ms,
             json,
         } => {
             let p = Profile::load(&profile).map_err(|e| e.to_string())?;
@@ -208,6 +218,7 @@ fn run(cmd: Cmd, eal_args: &[String]) -> Result<(), String> {
                 rate_pps,
                 count,
                 duration,
+                burst: Some(usize::from(burst)),
             };
             let r = port::send(&mut c, &mut o.tx, &o.pool, &opts, |r| {
                 eprintln!(
@@ -215,11 +226,14 @@ fn run(cmd: Cmd, eal_args: &[String]) -> Result<(), String> {
                     r.packets, r.mpps, r.gbps
                 )
             });
+            // The report first: whoever waits for it knows everything is
+            // sent while the port still lingers.
             if json {
                 println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
             } else {
                 println!("{r}");
             }
+            std::thread::sleep(Duration::from_millis(linger_ms));
             Ok(())
         }
         Cmd::Recv {

@@ -15,7 +15,12 @@ use crate::pcap::payload_offset;
 const POOL_MBUFS: u32 = 16383;
 /// Data room of each mbuf (DPDK's default: 2048 bytes after the headroom).
 const DATA_ROOM: u16 = 2176;
-const BURST: usize = 32;
+/// Largest burst, and the default.
+pub const BURST: usize = 32;
+/// Empty polls or refused bursts in a row before pktgen naps: the machines
+/// it runs on are shared, and a paused peer should not cost a whole core.
+const SPINS_BEFORE_NAP: u32 = 64;
+const NAP: Duration = Duration::from_micros(50);
 
 /// A started port with one RX and one TX queue.
 pub struct Opened {
@@ -47,6 +52,9 @@ pub struct SendOptions {
     pub count: Option<u64>,
     /// Stop after this long.
     pub duration: Option<Duration>,
+    /// Packets per burst, 1..=[`BURST`] (`None`: [`BURST`]). Bursts of one
+    /// at a low rate reach the receiver one packet at a time.
+    pub burst: Option<usize>,
 }
 
 /// What was sent.
@@ -95,12 +103,13 @@ pub fn send(
     mut progress: impl FnMut(&SendReport),
 ) -> SendReport {
     let total = opts.count.unwrap_or(cycle.packets.len() as u64);
+    let burst = opts.burst.unwrap_or(BURST).clamp(1, BURST);
     let start = Instant::now();
     let hz = tsc_hz().max(1);
     // TSC ticks per burst at the wanted rate.
     let per_burst = opts
         .rate_pps
-        .map(|pps| (u128::from(hz) * BURST as u128 / u128::from(pps.max(1))) as u64);
+        .map(|pps| (u128::from(hz) * burst as u128 / u128::from(pps.max(1))) as u64);
     let mut next_burst = tsc_now();
     let mut r = SendReport::default();
     let mut last_progress = start;
@@ -113,12 +122,10 @@ pub fn send(
             break;
         }
         if let Some(step) = per_burst {
-            while tsc_now() < next_burst {
-                std::hint::spin_loop();
-            }
+            wait_until(next_burst, hz);
             next_burst = next_burst.wrapping_add(step);
         }
-        let want = (total - r.packets).min(BURST as u64) as usize;
+        let want = (total - r.packets).min(burst as u64) as usize;
         let mut bytes = 0u64;
         while batch.len() < want {
             let p = &cycle.packets[idx];
@@ -142,6 +149,7 @@ pub fn send(
             }
         }
         let mut first = true;
+        let mut refused = 0;
         while !batch.is_empty() {
             let sent = tx.tx(&mut batch);
             r.packets += sent as u64;
@@ -149,6 +157,10 @@ pub fn send(
                 r.retries += 1;
             }
             first = false;
+            refused = if sent == 0 { refused + 1 } else { 0 };
+            if refused >= SPINS_BEFORE_NAP {
+                std::thread::sleep(NAP);
+            }
             if opts.duration.is_some_and(|d| start.elapsed() >= d) {
                 // The rest is freed with the batch.
                 r.bytes += bytes;
@@ -163,6 +175,23 @@ pub fn send(
     }
     cycle.set_round(0);
     r.finish(start.elapsed().as_secs_f64())
+}
+
+/// Waits for TSC tick `until`: sleeps while it is more than a nap away,
+/// spins for the rest, so a low rate does not burn a core.
+fn wait_until(until: u64, hz: u64) {
+    loop {
+        let now = tsc_now();
+        if now >= until {
+            return;
+        }
+        let left_ns = u128::from(until - now) * 1_000_000_000 / u128::from(hz);
+        if left_ns > 2 * NAP.as_nanos() {
+            std::thread::sleep(NAP);
+        } else {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 /// When to stop receiving.
@@ -203,6 +232,7 @@ pub fn receive(rx: &mut RxQueue, opts: &RecvOptions) -> RecvReport {
     let mut first_rx: Option<Instant> = None;
     let mut last_rx: Option<Instant> = None;
     let mut batch: Batch<BURST> = Batch::new();
+    let mut empty = 0;
     loop {
         if opts.duration.is_some_and(|d| start.elapsed() >= d)
             || opts.count.is_some_and(|c| r.packets >= c)
@@ -215,9 +245,15 @@ pub fn receive(rx: &mut RxQueue, opts: &RecvOptions) -> RecvReport {
                     break;
                 }
             }
-            std::hint::spin_loop();
+            empty += 1;
+            if empty >= SPINS_BEFORE_NAP {
+                std::thread::sleep(NAP);
+            } else {
+                std::hint::spin_loop();
+            }
             continue;
         }
+        empty = 0;
         let now = Instant::now();
         first_rx.get_or_insert(now);
         last_rx = Some(now);
