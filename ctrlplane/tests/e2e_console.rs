@@ -211,6 +211,10 @@ fn every_command_answers_over_the_socket() {
         "no destination \"nowhere\"; destinations are noc, ids",
     );
     has(&f.cmd("show state"), "state: running");
+    has(&f.cmd("show controller"), "no controller configured");
+    // A pcap file has no link to take down: the device says so.
+    has(&f.cmd("set link-down port 1"), "port 1 \"uplink\": port ");
+    has(&f.cmd("set link-up port 9"), "no port 9; ports are 0, 1");
     has(&f.cmd("show version"), "DPDK 22.11");
     has(&f.cmd("show arp"), "192.0.2.10");
     has(&f.cmd("help"), "trace add <packets>");
@@ -284,6 +288,10 @@ fn every_command_answers_over_the_socket() {
     );
     has(&f.cmd("start"), "forwarding started");
     has(&f.cmd("show state"), "state: running");
+    has(&f.cmd("show controller"), "no controller configured");
+    // A pcap file has no link to take down: the device says so.
+    has(&f.cmd("set link-down port 1"), "port 1 \"uplink\": port ");
+    has(&f.cmd("set link-up port 9"), "no port 9; ports are 0, 1");
 
     let mut c = Client::connect(&f.socket).expect("connect");
     assert_eq!(
@@ -345,6 +353,10 @@ fn socket_is_private_and_survives_clients_that_hang_up() {
     s.read_exact(&mut body).expect("answer");
     has(&String::from_utf8_lossy(&body), "request longer than");
     has(&f.cmd("show state"), "state: running");
+    has(&f.cmd("show controller"), "no controller configured");
+    // A pcap file has no link to take down: the device says so.
+    has(&f.cmd("set link-down port 1"), "port 1 \"uplink\": port ");
+    has(&f.cmd("set link-up port 9"), "no port 9; ports are 0, 1");
 
     // sluice-cli runs one command.
     let out = Command::new(env!("CARGO_BIN_EXE_sluice-cli"))

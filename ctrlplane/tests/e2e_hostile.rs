@@ -274,30 +274,6 @@ fn whole_frame_errors(frames: &[Vec<u8>]) -> u64 {
     frames.iter().filter(|f| parse(f).error.is_some()).count() as u64
 }
 
-/// The counters of destination `name` in the report's table, by column.
-fn dest_row(report: &str, name: &str) -> Vec<(String, u64)> {
-    let table = report
-        .split("---------------------- Destinations")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no destinations:\n{report}"));
-    let mut lines = table.lines().skip(1);
-    let header: Vec<String> = lines
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .map(str::to_owned)
-        .collect();
-    let row = lines
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .unwrap_or_else(|| panic!("no destination {name}:\n{report}"));
-    let values = row
-        .split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().expect("count"));
-    header.into_iter().zip(values).collect()
-}
-
 /// A TAP run over a match-all policy: every frame forwarded (at least one
 /// destination took it), each destination either sent or counted a drop
 /// for every frame, the uplink carries what they sent, each outer frame

@@ -6,96 +6,9 @@
 
 mod common;
 
-use std::process::Command;
-
+use common::netns::Namespaces;
 use common::*;
 use etherparse::PacketBuilder;
-
-/// Two namespaces joined by a veth pair; deleted on drop.
-struct Namespaces {
-    sluice: String,
-    receiver: String,
-    veth_s: String,
-}
-
-impl Namespaces {
-    fn new() -> Namespaces {
-        // Interface names have at most 15 characters.
-        let id = format!("{}x{}", std::process::id() % 100_000, seq());
-        let n = Namespaces {
-            sluice: unique("ns-s"),
-            receiver: unique("ns-r"),
-            veth_s: format!("sls{id}"),
-        };
-        let veth_r = format!("slr{id}");
-        ip(&["netns", "add", &n.sluice]);
-        ip(&["netns", "add", &n.receiver]);
-        // No IPv6 chatter (router and neighbour solicitations) in the capture.
-        for ns in [&n.sluice, &n.receiver] {
-            let ok = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    ns,
-                    "sysctl",
-                    "-qw",
-                    "net.ipv6.conf.all.disable_ipv6=1",
-                    "net.ipv6.conf.default.disable_ipv6=1",
-                ])
-                .status()
-                .expect("sysctl")
-                .success();
-            assert!(ok, "cannot disable IPv6 in {ns}");
-        }
-        ip(&[
-            "link",
-            "add",
-            &n.veth_s,
-            "netns",
-            &n.sluice,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &veth_r,
-            "netns",
-            &n.receiver,
-        ]);
-        let (s, r) = (n.sluice.as_str(), n.receiver.as_str());
-        ip(&["-n", s, "link", "set", "lo", "up"]);
-        ip(&["-n", s, "link", "set", &n.veth_s, "up"]);
-        ip(&["-n", r, "link", "set", "lo", "up"]);
-        ip(&["-n", r, "addr", "add", "192.0.2.10/24", "dev", &veth_r]);
-        ip(&["-n", r, "link", "set", &veth_r, "up"]);
-        ip(&[
-            "-n",
-            r,
-            "link",
-            "add",
-            "vx100",
-            "type",
-            "vxlan",
-            "id",
-            "100",
-            "dstport",
-            "4789",
-            "local",
-            "192.0.2.10",
-            "dev",
-            &veth_r,
-        ]);
-        ip(&["-n", r, "link", "set", "vx100", "up"]);
-        n
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in [&self.sluice, &self.receiver] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
 
 const CONFIG: &str = r#"
 [[port]]
@@ -157,7 +70,7 @@ fn linux_vxlan_receiver_gets_the_original_frames() {
 
     // The receiver's capture; it ends by itself after the expected count.
     let mut tcpdump = capture_in(
-        &ns.receiver,
+        ns.receiver.name(),
         "vx100",
         &["-Q", "in"],
         &dir.join("rx.pcap"),
@@ -165,7 +78,7 @@ fn linux_vxlan_receiver_gets_the_original_frames() {
     );
 
     let mut s = Running::start_in(
-        Some(&ns.sluice),
+        Some(ns.sluice.name()),
         &eal(&unique("netns"), "0-1"),
         &[
             "--config",

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -147,10 +149,19 @@ impl Running {
 
     /// Starts sluice, inside network namespace `netns` when given.
     pub fn start_in(netns: Option<&str>, eal: &[String], args: &[&str]) -> Running {
-        let mut cmd = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_sluice")]);
+        match netns {
+            Some(ns) => Running::start_under(&["ip", "netns", "exec", ns], eal, args),
+            None => Running::start_under(&[], eal, args),
+        }
+    }
+
+    /// Starts sluice as the last argument of `wrapper` (a command that
+    /// execs it, such as `ip netns exec ns`, so that the PID is sluice's).
+    pub fn start_under(wrapper: &[&str], eal: &[String], args: &[&str]) -> Running {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(env!("CARGO_BIN_EXE_sluice"));
                 c
             }
             None => Command::new(env!("CARGO_BIN_EXE_sluice")),
@@ -226,6 +237,39 @@ impl Running {
         let status = self.child.wait().expect("wait");
         (status.code(), report)
     }
+}
+
+/// The counters of destination `name` in the report's table, by column.
+pub fn dest_row(report: &str, name: &str) -> Vec<(String, u64)> {
+    let table = report
+        .split("---------------------- Destinations")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no destinations:\n{report}"));
+    let mut lines = table.lines().skip(1);
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(str::to_owned)
+        .collect();
+    let row = lines
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no destination {name}:\n{report}"));
+    let values = row
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().expect("count"));
+    header.into_iter().zip(values).collect()
+}
+
+/// Column `column` (`tx_packets`, `dropped_tx_full`, ...) of destination
+/// `name` in the report's destination table.
+pub fn dest_counter(report: &str, name: &str, column: &str) -> u64 {
+    dest_row(report, name)
+        .into_iter()
+        .find_map(|(k, v)| (k == column).then_some(v))
+        .unwrap_or_else(|| panic!("no column {column} for {name}:\n{report}"))
 }
 
 /// tx_packets of destination `name` in the report's destination table.
@@ -373,6 +417,17 @@ impl Netns {
         assert!(ok, "cannot disable IPv6 in {}", ns.0);
         ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
         ns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    /// `ip -n <ns> <args>`.
+    pub fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", self.name()];
+        all.extend_from_slice(args);
+        ip(&all);
     }
 }
 
