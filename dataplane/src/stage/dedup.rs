@@ -586,7 +586,7 @@ impl Dedup {
     #[cold]
     #[inline(never)]
     fn fingerprint_chained<F: Frame>(&self, frame: &F, layers: &Layers) -> Fingerprint {
-        let c = self.cover(frame.data(), frame.pkt_len(), layers);
+        let c = self.cover(frame, layers);
         let mut st = State::new(&self.keys);
         if let Some(l2) = c.l2 {
             st.piece_segments(frame.segments(), l2, !0, !0);
@@ -595,24 +595,35 @@ impl Dedup {
         st.finish()
     }
 
-    /// What [`Dedup::fingerprint`] covers in a frame of `len` bytes whose
-    /// headers are in `head` (its first segment), as ranges that may reach
-    /// into later segments; every range ends by `len`. The same choices as
-    /// `fingerprint` makes over one slice: that one keeps its own slice
+    /// What [`Dedup::fingerprint`] covers in a chained frame, as ranges
+    /// of the whole frame; every range ends by its length. The header
+    /// fields it reads (IP lengths, EtherType, ARP sizes) are read across
+    /// segments too: a first segment need not hold them. The same choices
+    /// as `fingerprint` makes over one slice: that one keeps its own slice
     /// code because it is the per-packet path (written over these ranges it
     /// cost 3 ns more per packet), and the property tests in
-    /// dataplane/tests/dedup_stage.rs hold the two to the same keys.
-    #[inline(always)]
-    fn cover(&self, head: &[u8], len: usize, layers: &Layers) -> Cover {
+    /// dataplane/tests/dedup_stage.rs and the `stages` fuzz target hold the
+    /// two to the same keys.
+    fn cover<F: Frame>(&self, frame: &F, layers: &Layers) -> Cover {
+        let len = frame.pkt_len();
+        let bytes = |at: usize, n: usize| SegmentReader::new(frame.segments(), at..at + n).next(n);
+        // As `be16`: 0 when the two bytes are not there.
+        let be16_at = |at: usize| match at.checked_add(2) {
+            Some(end) if end <= len => {
+                let b = bytes(at, 2);
+                usize::from(u16::from_be_bytes([b[0], b[1]]))
+            }
+            _ => 0,
+        };
+        let byte_at = |at: usize| if at < len { bytes(at, 1)[0] } else { 0 };
         match layers.ip_version {
             4 | 6 => {
                 let l3 = usize::from(layers.l3_offset).min(len);
-                let ip = head.get(l3..).unwrap_or(&[]);
                 let avail = len - l3;
                 let (end, m0, m1) = if layers.ip_version == 4 {
                     // Total length below the minimum header: malformed, or 0
                     // as in TSO super-frames; take what the frame has.
-                    let total = be16(ip, 2);
+                    let total = be16_at(l3 + 2);
                     let end = if total >= 20 { total } else { avail };
                     let m0 = if self.ignore_dscp_ecn { V4_TOS } else { !0 };
                     (end, m0, V4_M1)
@@ -625,7 +636,7 @@ impl Dedup {
                     // Payload length 0 is a jumbogram or a GSO super-frame:
                     // to the end of the frame, or every such packet of a
                     // flow would share one key.
-                    let end = match be16(ip, 4) {
+                    let end = match be16_at(l3 + 4) {
                         0 => avail,
                         n => 40 + n,
                     };
@@ -640,11 +651,10 @@ impl Dedup {
             }
             _ => {
                 let tags_end = (12 + 4 * usize::from(layers.vlan_count)).min(len);
-                let body = head.get(tags_end..).unwrap_or(&[]);
-                let end = if be16(body, 0) == ETHERTYPE_ARP {
+                let end = if be16_at(tags_end) == ETHERTYPE_ARP {
                     // EtherType, fixed ARP header, then 2 × (hlen + plen).
-                    let hlen = usize::from(body.get(6).copied().unwrap_or(0));
-                    let plen = usize::from(body.get(7).copied().unwrap_or(0));
+                    let hlen = usize::from(byte_at(tags_end + 6));
+                    let plen = usize::from(byte_at(tags_end + 7));
                     let arp_len = 2 + 8 + 2 * (hlen + plen);
                     tags_end + arp_len.min(len - tags_end)
                 } else {
