@@ -208,13 +208,17 @@ fn be16(b: &[u8], at: usize) -> usize {
     }
 }
 
-/// Hash state: two chained 64-bit lanes, both fed every input word with
-/// different keys, so any input difference must collide in 128 bits of
-/// state. Not a MAC; the keys are what makes collisions hard to aim for.
+/// Hash state: one keyed 64-bit chain, one 64×64→128-bit multiply per 16
+/// input bytes (wyhash's shape). Two different packets share a key only
+/// if the chain collides: about 2^-64 for a pair, and a packet meets at
+/// most a few entries of its bucket within the window, so a false
+/// duplicate is not expected in the life of an appliance. Not a MAC; the
+/// random keys are what makes collisions hard to aim for. (A second lane
+/// for 128 bits of state doubled the multiplies per byte for nothing a
+/// table of 2^20 entries can use.)
 struct State<'k> {
     keys: &'k Keys,
     h1: u64,
-    h2: u64,
     lens: u64,
 }
 
@@ -224,7 +228,6 @@ impl<'k> State<'k> {
         Self {
             keys,
             h1: keys.0[2],
-            h2: keys.0[3],
             lens: 0,
         }
     }
@@ -232,7 +235,6 @@ impl<'k> State<'k> {
     #[inline(always)]
     fn round(&mut self, a: u64, b: u64) {
         self.h1 = mix(a ^ self.keys.0[0], b ^ self.h1);
-        self.h2 = mix(b ^ self.keys.0[1], a ^ self.h2);
     }
 
     /// Absorbs `bytes`, with its first two words ANDed with `m0` / `m1` (the
@@ -242,23 +244,20 @@ impl<'k> State<'k> {
         if let Some((first, mut rest)) = bytes.split_first_chunk::<16>() {
             let (a, b) = words(first);
             self.round(a & m0, b & m1);
-            // Long pieces: a second pair of chains takes every other 16
-            // bytes. The chain through the multiply, not the multiplier, is
-            // what limits a single pair, so this nearly halves the time for
-            // a full-size frame.
-            let (mut h3, mut h4) = (self.keys.0[6], self.keys.0[7]);
+            // Long pieces: a second chain takes every other 16 bytes. The
+            // chain through the multiply, not the multiplier, is what limits
+            // one chain, so this nearly halves the time for a full-size frame.
+            let mut h3 = self.keys.0[6];
             while let Some((block, r)) = rest.split_first_chunk::<32>() {
                 if let (Some(x), Some(y)) = (block.first_chunk::<16>(), block.last_chunk::<16>()) {
                     let (a, b) = words(x);
                     let (c, d) = words(y);
                     self.round(a, b);
-                    h3 = mix(c ^ self.keys.0[0], d ^ h3);
-                    h4 = mix(d ^ self.keys.0[1], c ^ h4);
+                    h3 = mix(c ^ self.keys.0[1], d ^ h3);
                 }
                 rest = r;
             }
             self.h1 ^= h3;
-            self.h2 ^= h4;
             if let Some((c, r)) = rest.split_first_chunk::<16>() {
                 let (a, b) = words(c);
                 self.round(a, b);
@@ -297,16 +296,14 @@ impl<'k> State<'k> {
         self.round(a & m0, b & m1);
         if len >= 16 {
             let rest = len - 16;
-            let (mut h3, mut h4) = (self.keys.0[6], self.keys.0[7]);
+            let mut h3 = self.keys.0[6];
             for _ in 0..rest / 32 {
                 let (a, b) = words(&r.next(16));
                 let (c, d) = words(&r.next(16));
                 self.round(a, b);
-                h3 = mix(c ^ self.keys.0[0], d ^ h3);
-                h4 = mix(d ^ self.keys.0[1], c ^ h4);
+                h3 = mix(c ^ self.keys.0[1], d ^ h3);
             }
             self.h1 ^= h3;
-            self.h2 ^= h4;
             if rest % 32 >= 16 {
                 let (a, b) = words(&r.next(16));
                 self.round(a, b);
@@ -321,9 +318,13 @@ impl<'k> State<'k> {
 
     #[inline(always)]
     fn finish(self) -> Fingerprint {
-        let (h1, h2) = (self.h1 ^ self.lens, self.h2);
-        let tag = mix(h1 ^ self.keys.0[4], h2 ^ self.keys.0[5]);
-        let aux = mix(h2 ^ self.keys.0[6], h1.rotate_left(32) ^ self.keys.0[7]);
+        // The lengths go in last; tag and aux are two different keyed
+        // mixes of the one chain (aux picks the bucket and the check bits).
+        let tag = mix(self.h1 ^ self.keys.0[4], self.lens ^ self.keys.0[5]);
+        let aux = mix(
+            tag ^ self.keys.0[3],
+            self.h1.rotate_left(32) ^ self.keys.0[7],
+        );
         Fingerprint {
             tag: tag.max(1),
             aux,

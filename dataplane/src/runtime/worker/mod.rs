@@ -374,7 +374,6 @@ impl Worker {
             let d = dir.unwrap_or_else(|| self.direction_of(m.port()));
             let p = Packet {
                 layers: &layers[i],
-                verdict: verdicts[i],
                 plan: plans[i],
                 dup: dups[i],
                 dir: d,
@@ -382,10 +381,10 @@ impl Worker {
             };
             if tracing && self.s.trace.take() {
                 let mut rec = self.trace_start(t, &m, &layers[i], verdicts[i], dups[i]);
-                self.forward(t, m, &p, Some(&mut rec));
+                self.forward::<true>(t, m, &p, Some(&mut rec));
                 self.s.trace.record(rec);
             } else {
-                self.forward(t, m, &p, None);
+                self.forward::<false>(t, m, &p, None);
             }
         }
     }
@@ -483,13 +482,16 @@ impl Worker {
     /// Sends a packet to its rule's destinations. With one destination (the
     /// common case) the copy carries the packet's fate itself; with several,
     /// a fate slot resolves when the last copy is sent or dropped.
-    fn forward(
+    /// `TRACE` is a constant so that the untraced version, the one every
+    /// packet but a traced few takes, carries no trace code at all.
+    fn forward<const TRACE: bool>(
         &mut self,
         t: &Tables,
         m: Mbuf,
         p: &Packet<'_>,
-        mut trace: Option<&mut TraceRecord>,
+        trace: Option<&mut TraceRecord>,
     ) {
+        let mut trace = if TRACE { trace } else { None };
         let targets = self.plans.targets(p.plan);
         let dup = p.dup == DedupVerdict::Duplicate;
         let verdict = if targets.is_empty() {
@@ -509,12 +511,12 @@ impl Worker {
         let tag = TagInfo {
             appliance_id: self.s.appliance_id,
             input_port: m.port(),
-            rule_id: t.policy.classifier.rule_id(p.verdict).unwrap_or(u32::MAX),
+            rule_id: p.plan.rule_id,
             direction: p.dir,
         };
         if let [a] = *targets {
             // One copy: it is the packet, and its fate is its own.
-            let term = match self.send_copy(t, m, &a, p, tag, SOLO, trace.as_deref_mut()) {
+            let term = match self.send_copy::<TRACE>(t, m, &a, p, tag, SOLO, trace.as_deref_mut()) {
                 Ok(()) => None,
                 Err(why) => Some(why.terminal()),
             };
@@ -563,7 +565,7 @@ impl Worker {
                     }
                 }
             };
-            match self.send_copy(t, copy, &a, p, tag, fate as u16, trace.as_deref_mut()) {
+            match self.send_copy::<TRACE>(t, copy, &a, p, tag, fate as u16, trace.as_deref_mut()) {
                 Ok(()) => self.fates[fate].pending += 1,
                 Err(why) => note_drop(&mut self.fates[fate], why),
             }
@@ -583,7 +585,7 @@ impl Worker {
     /// reason is returned for the packet's fate.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn send_copy(
+    fn send_copy<const TRACE: bool>(
         &mut self,
         t: &Tables,
         mut copy: Mbuf,
@@ -593,6 +595,7 @@ impl Worker {
         fate: u16,
         trace: Option<&mut TraceRecord>,
     ) -> Result<(), DestDrop> {
+        let trace = if TRACE { trace } else { None };
         let dc = &self.s.stats.dests[usize::from(a.slot)];
         let drop_copy = |why: DestDrop, len: usize, trace: Option<&mut TraceRecord>| {
             dc.drop(why).add(1);
@@ -707,21 +710,49 @@ impl Worker {
             if self.tx.is_empty() {
                 return;
             }
+            let queued = self.tx.len();
             let n = match self.s.uplink_tx.as_mut() {
                 Some(q) => q.tx(&mut self.tx),
                 None => 0,
             };
-            for k in 0..n {
-                let meta = self.tx_meta[k];
-                self.tx_done(meta, true);
-            }
-            self.tx_meta.copy_within(n.., 0);
+            self.sent(n);
+            self.tx_meta.copy_within(n..queued, 0);
         }
         let left = self.tx.len();
         self.tx.drain().for_each(drop);
         for k in 0..left {
             let meta = self.tx_meta[k];
             self.tx_done(meta, false);
+        }
+    }
+
+    /// Counts the first `n` TX buffer entries as sent. Runs of one-copy
+    /// packets to the same destination (the common case: often the whole
+    /// burst) are counted with one add per counter, not one per packet.
+    fn sent(&mut self, n: usize) {
+        let mut k = 0;
+        while k < n {
+            let first = self.tx_meta[k];
+            if first.fate != SOLO {
+                self.tx_done(first, true);
+                k += 1;
+                continue;
+            }
+            let (mut j, mut bytes) = (k, 0u64);
+            while j < n && self.tx_meta[j].fate == SOLO && self.tx_meta[j].slot == first.slot {
+                bytes += u64::from(self.tx_meta[j].bytes);
+                j += 1;
+            }
+            let dc = &self.s.stats.dests[usize::from(first.slot)];
+            let packets = (j - k) as u64;
+            dc.tx_packets.add(packets);
+            dc.tx_bytes.add(bytes);
+            self.s
+                .stats
+                .counters
+                .terminal(Terminal::Forwarded)
+                .add(packets);
+            k = j;
         }
     }
 
@@ -800,7 +831,6 @@ impl Worker {
 /// What the forward path knows of one packet of the burst.
 struct Packet<'a> {
     layers: &'a Layers,
-    verdict: Verdict,
     plan: RulePlan,
     dup: DedupVerdict,
     dir: Direction,

@@ -28,6 +28,8 @@ pub(super) struct RulePlan {
     pub any_dedup: bool,
     /// Every target does: a copy then goes nowhere.
     pub all_dedup: bool,
+    /// The rule's id, which tunnels carry as a tag (`u32::MAX` for the default).
+    pub rule_id: u32,
 }
 
 /// The plans of one classifier: indexed by rule position, the default last.
@@ -42,11 +44,13 @@ impl Plans {
     pub fn build(t: &Tables) -> Plans {
         let cls = &t.policy.classifier;
         let mut p = Plans::default();
+        let ids = cls.rule_ids().iter().copied();
         let actions = cls
             .rule_actions()
             .iter()
-            .chain(std::iter::once(cls.default_action()));
-        for action in actions {
+            .zip(ids)
+            .chain(std::iter::once((cls.default_action(), u32::MAX)));
+        for (action, rule_id) in actions {
             let start = p.targets.len() as u32;
             if let Action::Forward(targets) = action {
                 for a in targets {
@@ -66,6 +70,7 @@ impl Plans {
                 len: mine.len() as u32,
                 any_dedup: mine.iter().any(|x| x.dedup),
                 all_dedup: !mine.is_empty() && mine.iter().all(|x| x.dedup),
+                rule_id,
             });
         }
         p

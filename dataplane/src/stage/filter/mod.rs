@@ -250,6 +250,11 @@ impl Classifier {
         &self.actions
     }
 
+    /// Every rule's id, in rule order.
+    pub fn rule_ids(&self) -> &[RuleId] {
+        &self.ids
+    }
+
     #[inline]
     fn key(&self, l: &Layers, in_port: u16, dir: Direction) -> Key {
         Key::from_packet(l, in_port, dir).and(&self.used)
