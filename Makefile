@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup build test lint demo bench clean fuzz
+.PHONY: setup build test lint demo bench clean fuzz soak
 
 setup:
 	bash scripts/setup.sh
@@ -38,6 +38,18 @@ bench: setup
 FUZZ_SECONDS ?= 60
 fuzz: setup
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
+
+# pktgen -> Sluice -> a receiver for SOAK_SECONDS (default 60) at SOAK_PPS,
+# then the checks: exact accounting, no memory growth after warm-up, every
+# packet once and in order per flow out of each tunnel (perf/src/bin/soak.rs).
+# Not part of `make test`.
+SOAK_SECONDS ?= 60
+SOAK_PPS ?= 20000
+soak: setup
+	$(CARGO) build --release -p ctrlplane -p pktgen -p perf --bin sluice --bin pktgen --bin soak
+	$(BENCH_TARGET)/release/soak --seconds $(SOAK_SECONDS) --pps $(SOAK_PPS) \
+		--sluice $(BENCH_TARGET)/release/sluice --pktgen $(BENCH_TARGET)/release/pktgen \
+		--work-dir $(BENCH_TARGET)/soak
 
 clean:
 	$(CARGO) clean

@@ -58,7 +58,7 @@ fn signal(child: &Child, sig: &str) {
 }
 
 /// Stops a child with `sig`, then SIGKILL if it has not gone in 20 s.
-fn stop(child: &mut Child, sig: &str) -> Option<i32> {
+pub fn stop(child: &mut Child, sig: &str) -> Option<i32> {
     signal(child, sig);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -234,7 +234,7 @@ pub struct SluiceRun {
 }
 
 /// A command over Sluice's control socket (`C <line>` → length-prefixed text).
-fn command(sock: &Path, line: &str) -> Result<String, String> {
+pub fn command(sock: &Path, line: &str) -> Result<String, String> {
     let mut s = UnixStream::connect(sock).map_err(|e| format!("{}: {e}", sock.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
