@@ -54,6 +54,10 @@ fn link_is_up(port: u16) -> bool {
     ret == 0 && link.link_status() as u32 == dpdk_sys::RTE_ETH_LINK_UP
 }
 
+/// The ethdev event callback of every watched port.
+///
+/// # Safety
+/// ethdev calls it with a valid port id and event; the pointers are unused.
 unsafe extern "C" fn on_event(
     port: u16,
     event: dpdk_sys::rte_eth_event_type,

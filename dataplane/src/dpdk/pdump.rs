@@ -123,6 +123,8 @@ fn own_mempool_ops() -> Vec<String> {
 /// (name, ops index, whether it sits on an MP/MC ring of its own) of every
 /// mempool in the shared memory.
 fn shared_pools() -> Vec<(String, i32, bool)> {
+    /// # Safety
+    /// `rte_mempool_walk` calls it with a live pool and the `arg` given to it.
     unsafe extern "C" fn visit(mp: *mut dpdk_sys::rte_mempool, arg: *mut std::ffi::c_void) {
         // SAFETY: arg is the Vec passed below; mp is a live pool of the walk.
         let (out, mp) = unsafe { (&mut *(arg as *mut Vec<(String, i32, bool)>), &*mp) };

@@ -15,6 +15,11 @@ fn registry() -> &'static Mutex<HashMap<String, Source>> {
     R.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+/// The telemetry callback for every command registered here.
+///
+/// # Safety
+/// DPDK's telemetry thread calls it with the command name it registered
+/// (a C string) and a data object of its own for the answer.
 unsafe extern "C" fn handler(
     cmd: *const c_char,
     _params: *const c_char,
