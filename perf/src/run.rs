@@ -57,8 +57,12 @@ fn signal(child: &Child, sig: &str) {
         .status();
 }
 
-/// Stops a child with `sig`, then SIGKILL if it has not gone in 20 s.
+/// Stops a child with `sig`, then SIGKILL if it has not gone in 20 s. One
+/// already reaped is not signalled: its PID may be another process's now.
 pub fn stop(child: &mut Child, sig: &str) -> Option<i32> {
+    if let Ok(Some(s)) = child.try_wait() {
+        return s.code();
+    }
     signal(child, sig);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
