@@ -336,6 +336,8 @@ impl Worker {
         let mut shed = [false; BURST];
         let protect = self.s.protect.load(Ordering::Relaxed);
         let cls = &t.policy.classifier;
+        let mut ports = [0u16; BURST];
+        let mut dirs = [Direction::default(); BURST];
         let mut bytes = 0u64;
         let mut parse_errors = 0u64;
         for (i, m) in rx.as_slice().iter().enumerate() {
@@ -344,8 +346,17 @@ impl Worker {
             // copied, a store-forwarding stall per packet.
             parse_to(m.data(), m.pkt_len(), &mut layers[i]);
             parse_errors += u64::from(layers[i].error.is_some());
-            let d = dir.unwrap_or_else(|| self.direction_of(m.port()));
-            verdicts[i] = cls.classify_cached(&mut self.cache, &layers[i], m.port(), d);
+            ports[i] = m.port();
+            dirs[i] = dir.unwrap_or_else(|| self.direction_of(m.port()));
+        }
+        cls.classify_burst_cached(
+            &mut self.cache,
+            &layers[..n],
+            &ports[..n],
+            &dirs[..n],
+            &mut verdicts[..n],
+        );
+        for i in 0..n {
             plans[i] = self.plans.of(verdicts[i]);
             shed[i] = protect != 0 && sheds(&mut self.shed_count, protect, verdicts[i]);
             want_dedup[i] = !shed[i] && plans[i].any_dedup;
@@ -371,12 +382,11 @@ impl Worker {
                 self.count(Terminal::DroppedProtect);
                 continue;
             }
-            let d = dir.unwrap_or_else(|| self.direction_of(m.port()));
             let p = Packet {
                 layers: &layers[i],
                 plan: plans[i],
                 dup: dups[i],
-                dir: d,
+                dir: dirs[i],
                 now_ns,
             };
             if tracing && self.s.trace.take() {

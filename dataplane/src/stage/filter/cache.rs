@@ -75,8 +75,27 @@ impl FlowCache {
     /// fields), from the cache or from `cls` on a miss.
     #[inline]
     pub(crate) fn lookup(&mut self, cls: &Classifier, key: &Key) -> Verdict {
+        let set = self.set_of(key);
+        self.lookup_in(cls, key, set)
+    }
+
+    /// The set `key` lives in.
+    #[inline]
+    pub(crate) fn set_of(&self, key: &Key) -> usize {
+        key.hash() as usize & self.set_mask
+    }
+
+    /// Loads the first line of a set, for a burst to overlap the cache
+    /// misses of its lookups before it probes (the value is meaningless).
+    #[inline]
+    pub(crate) fn touch(&self, set: usize) -> u64 {
+        self.sets.get(set).map_or(0, |s| s[0].generation)
+    }
+
+    /// [`FlowCache::lookup`] with the set already found by [`FlowCache::set_of`].
+    #[inline]
+    pub(crate) fn lookup_in(&mut self, cls: &Classifier, key: &Key, set_idx: usize) -> Verdict {
         let generation = cls.generation();
-        let set_idx = key.hash() as usize & self.set_mask;
         let Some(set) = self.sets.get_mut(set_idx) else {
             // Unreachable: set_mask < sets.len(). Answer without caching.
             return cls.lookup_key(key);
