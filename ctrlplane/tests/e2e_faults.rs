@@ -338,30 +338,6 @@ fn config(input: &str, uplink: &str, extra: &str) -> String {
 const NEIGHBORS: &str = "\n[[neighbor]]\nip = \"192.0.2.10\"\nmac = \"02:00:00:00:00:0a\"\n\n\
                          [[neighbor]]\nip = \"192.0.2.20\"\nmac = \"02:00:00:00:00:14\"\n";
 
-/// Every packet to both destinations, no dedup: each one is the original
-/// (to the last) plus one copy.
-const TWO_DESTS: &str = r#"
-version = "faults-1"
-
-[[destination]]
-name = "noc"
-tunnel = "vxlan"
-remote = "192.0.2.10"
-vni = 100
-dedup = false
-
-[[destination]]
-name = "ids"
-tunnel = "erspan3"
-remote = "192.0.2.20"
-session = 7
-dedup = false
-
-[[rule]]
-name = "all"
-to = ["noc", "ids"]
-"#;
-
 /// Writes the config and policy to `dir`; sluice's arguments with a
 /// console socket there, and the socket.
 fn files(dir: &Path, cfg: &str, policy: &str) -> (Vec<String>, PathBuf) {
@@ -416,7 +392,7 @@ fn mempool_exhaustion_is_counted_and_forwarding_recovers() {
              [guard]\nmin_free_mbufs_pct = 0\n"
         ),
     );
-    let (args, sock) = files(&dir, &cfg, TWO_DESTS);
+    let (args, sock) = files(&dir, &cfg, MATCH_ALL);
     let mut s = Running::start_in(Some(ns.name()), &eal(&unique("fmp"), "0-1"), &strs(&args));
     s.wait_for("running:", WAIT_S);
     let mut c = Console::open(&mut s, &sock);
@@ -495,7 +471,7 @@ fn a_full_tx_queue_is_counted_and_forwarding_recovers() {
         &memif_server("ftup", &up_sock),
         NEIGHBORS,
     );
-    let (args, sock) = files(&dir, &cfg, TWO_DESTS);
+    let (args, sock) = files(&dir, &cfg, MATCH_ALL);
     let mut s = Running::start(&eal(&unique("ftx"), "0-1"), &strs(&args));
     s.wait_for("running:", WAIT_S);
     let mut c = Console::open(&mut s, &sock);
@@ -566,7 +542,7 @@ fn uplink_link_down_is_counted_and_forwarding_resumes_when_it_is_up() {
         &format!("net_tap_fl{},iface={up}", seq()),
         NEIGHBORS,
     );
-    let (args, sock) = files(&dir, &cfg, TWO_DESTS);
+    let (args, sock) = files(&dir, &cfg, MATCH_ALL);
     let mut s = Running::start_in(Some(ns.name()), &eal(&unique("fln"), "0-1"), &strs(&args));
     s.wait_for("running:", WAIT_S);
     let mut c = Console::open(&mut s, &sock);

@@ -144,31 +144,6 @@ mac = "02:00:00:00:00:14"
 table_entries = 4096
 "#;
 
-/// Everything to two destinations, one of them sliced; no dedup, so every
-/// frame must come out twice.
-const MATCH_ALL: &str = r#"
-version = "hostile-1"
-
-[[destination]]
-name = "noc"
-tunnel = "vxlan"
-remote = "192.0.2.10"
-vni = 100
-dedup = false
-
-[[destination]]
-name = "ids"
-tunnel = "erspan3"
-remote = "192.0.2.20"
-session = 7
-slice = 128
-dedup = false
-
-[[rule]]
-name = "all"
-to = ["noc", "ids"]
-"#;
-
 /// What one run of Sluice said.
 struct Run {
     report: String,

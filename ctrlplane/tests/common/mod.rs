@@ -81,6 +81,32 @@ pub fn sluice(eal: &[String], args: &[&str]) -> Output {
         .expect("run sluice")
 }
 
+/// Everything to two destinations (noc: VXLAN to 192.0.2.10; ids: ERSPAN
+/// III to 192.0.2.20, sliced to 128 bytes); no dedup, so every frame goes
+/// out twice: the original to ids, a copy to noc.
+pub const MATCH_ALL: &str = r#"
+version = "hostile-1"
+
+[[destination]]
+name = "noc"
+tunnel = "vxlan"
+remote = "192.0.2.10"
+vni = 100
+dedup = false
+
+[[destination]]
+name = "ids"
+tunnel = "erspan3"
+remote = "192.0.2.20"
+session = 7
+slice = 128
+dedup = false
+
+[[rule]]
+name = "all"
+to = ["noc", "ids"]
+"#;
+
 /// The value of counter `name` in the total block of the exit report.
 pub fn total(report: &str, name: &str) -> u64 {
     let block = report
