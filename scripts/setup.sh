@@ -15,6 +15,7 @@ PACKAGES=(
   libpcap-dev                 # net_pcap
   tshark                      # independent judge of every emitted format
   iproute2 tcpdump            # network namespaces, veth, tap
+  util-linux mount            # unshare and a tmpfs of a test's own (the disk-full fault)
   python3                     # dpdk-telemetry.py
 )
 
