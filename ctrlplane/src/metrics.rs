@@ -327,8 +327,8 @@ pub fn serve(addr: &str, console: Sender<Envelope>) -> Result<SocketAddr, String
                         .ok()
                         .and_then(|()| rx.recv_timeout(Duration::from_secs(5)).ok())
                     {
-                        Some(text) => {
-                            let mut r = tiny_http::Response::from_string(text);
+                        Some(answer) => {
+                            let mut r = tiny_http::Response::from_string(answer.text);
                             if let Ok(h) = "Content-Type: text/plain; version=0.0.4"
                                 .parse::<tiny_http::Header>()
                             {

@@ -32,7 +32,7 @@ use std::sync::mpsc::Receiver;
 
 use crate::agent::protocol::{CommandKind, Counters, DestinationCounters};
 use crate::agent::{self, AgentConfig, AgentEvent, AgentHandle, AgentReply, HeartbeatData};
-use crate::cli::Envelope;
+use crate::cli::{Answer, Envelope};
 use crate::config::{
     parse_cidr, parse_mac, Config, NonTunnel, PortConfig, PortDirection, PortMode, RetagMode, Role,
 };
@@ -1444,12 +1444,22 @@ impl Appliance {
             }
             while let Ok(env) = console.try_recv() {
                 let (reply, quit) = self.serve(env.request);
-                // The asker may have gone; the appliance carries on regardless.
-                let _ = env.reply.send(reply);
-                if quit {
-                    log("quit");
-                    return;
+                if !quit {
+                    // The asker may have gone; the appliance carries on regardless.
+                    let _ = env.reply.send(Answer::new(reply));
+                    continue;
                 }
+                // Exit only once the asker has its answer (or is gone).
+                let (delivered, done) = std::sync::mpsc::channel();
+                let answer = Answer {
+                    text: reply,
+                    delivered: Some(delivered),
+                };
+                if env.reply.send(answer).is_ok() {
+                    let _ = done.recv_timeout(Duration::from_secs(1));
+                }
+                log("quit");
+                return;
             }
             self.service();
             if let Some(idle) = self.opts.exit_when_idle {

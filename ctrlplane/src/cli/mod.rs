@@ -24,5 +24,26 @@ pub enum Request {
 #[derive(Debug)]
 pub struct Envelope {
     pub request: Request,
-    pub reply: Sender<String>,
+    pub reply: Sender<Answer>,
+}
+
+/// The main lcore's answer to a request. A front-end drops it once the
+/// text is out (written to the socket, printed): the main lcore, about to
+/// exit after `quit`, waits for that drop, so the answer to `quit` is never
+/// lost to the process exiting first.
+#[derive(Debug)]
+pub struct Answer {
+    pub text: String,
+    /// Held until the answer is delivered; the main lcore waits on its receiver.
+    pub delivered: Option<Sender<()>>,
+}
+
+impl Answer {
+    /// An answer nobody waits on.
+    pub fn new(text: String) -> Answer {
+        Answer {
+            text,
+            delivered: None,
+        }
+    }
 }

@@ -7,7 +7,7 @@ use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::{Context, Editor, Helper, Highlighter, Hinter, Validator};
 
-use super::{Envelope, Request};
+use super::{Answer, Envelope, Request};
 
 /// Completion asks the main lcore, which knows the ports.
 #[derive(Helper, Hinter, Highlighter, Validator)]
@@ -15,7 +15,7 @@ struct Console {
     main: Sender<Envelope>,
 }
 
-fn ask(main: &Sender<Envelope>, request: Request) -> Option<String> {
+fn ask(main: &Sender<Envelope>, request: Request) -> Option<Answer> {
     let (tx, rx) = mpsc::channel();
     main.send(Envelope { request, reply: tx }).ok()?;
     rx.recv().ok()
@@ -32,7 +32,9 @@ impl Completer for Console {
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let head = &line[..pos];
         let start = head.rfind(' ').map_or(0, |i| i + 1);
-        let words = ask(&self.main, Request::Complete(head.to_owned())).unwrap_or_default();
+        let words = ask(&self.main, Request::Complete(head.to_owned()))
+            .map(|a| a.text)
+            .unwrap_or_default();
         let pairs = words
             .lines()
             .map(|w| Pair {
@@ -68,7 +70,8 @@ pub fn spawn(main: Sender<Envelope>) {
                 }
                 let quit = line.trim() == "quit";
                 match ask(&main, Request::Command(line)) {
-                    Some(out) => print!("{out}"),
+                    // Printed, then dropped: the main lcore may exit.
+                    Some(out) => print!("{}", out.text),
                     None => return,
                 }
                 if quit {

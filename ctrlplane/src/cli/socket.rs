@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::time::Duration;
 
-use super::{Envelope, Request};
+use super::{Answer, Envelope, Request};
 
 /// Longest request line accepted.
 pub const MAX_REQUEST: usize = 4096;
@@ -109,8 +109,11 @@ fn session(conn: UnixStream, console: Sender<Envelope>) {
         }
         let answer = rx
             .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| "the appliance did not answer in 30 s\n".to_owned());
-        if send(&mut writer, &answer).is_err() {
+            .unwrap_or_else(|_| Answer::new("the appliance did not answer in 30 s\n".to_owned()));
+        let written = send(&mut writer, &answer.text);
+        // Delivered (or undeliverable): a main lcore waiting to exit may go.
+        drop(answer);
+        if written.is_err() {
             return; // gone mid-command: the appliance carries on
         }
     }
