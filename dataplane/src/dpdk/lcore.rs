@@ -48,8 +48,18 @@ pub fn worker_lcores() -> Vec<u32> {
 /// The CPU's timestamp counter.
 #[inline]
 pub fn tsc_now() -> u64 {
+    // rte_rdtsc is the bare instruction on x86-64: inline, where the call
+    // into the C shim showed as 2.5 % of the decap worker's profile.
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: RDTSC only reads the time-stamp counter; every x86-64 has it.
+    unsafe {
+        core::arch::x86_64::_rdtsc()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
     // SAFETY: reads the TSC; no memory is touched.
-    unsafe { dpdk_sys::sluice_rte_rdtsc() }
+    unsafe {
+        dpdk_sys::sluice_rte_rdtsc()
+    }
 }
 
 /// Timestamp-counter ticks per second, as EAL measured them.
