@@ -23,6 +23,9 @@ use thiserror::Error;
 use crate::frame::Frame;
 use crate::stage::parse::Layers;
 use crate::stage::BURST;
+use crate::wire::bytes::{u16_at, u8_at};
+use crate::wire::ethernet::{self, ethertype};
+use crate::wire::{arp, ipv4, ipv6, vlan};
 
 /// Default dedup window: 50 ms, long enough for the copies of one packet to
 /// arrive through different taps, short enough that a legitimately repeated
@@ -197,15 +200,6 @@ fn words_padded(b: &[u8]) -> (u64, u64) {
         *d = *s;
     }
     words(&w)
-}
-
-/// Big-endian u16 at `at`, 0 when the bytes are not there.
-#[inline(always)]
-fn be16(b: &[u8], at: usize) -> usize {
-    match b.get(at..at + 2) {
-        Some(&[x, y]) => usize::from(u16::from_be_bytes([x, y])),
-        _ => 0,
-    }
 }
 
 /// Hash state: one keyed 64-bit chain, one 64×64→128-bit multiply per 16
@@ -404,7 +398,16 @@ const V6_HOP: u64 = !0xff00_0000_0000_0000;
 /// IPv6 traffic class: low nibble of byte 0, high nibble of byte 1.
 const V6_TC: u64 = !0xf00f;
 
-const ETHERTYPE_ARP: usize = 0x0806;
+/// Where the ARP header starts in a non-IP body, which starts at the
+/// EtherType.
+const ARP_IN_BODY: usize = ethernet::field::PAYLOAD - ethernet::field::ETHERTYPE;
+
+/// Where the EtherType after `vlan_count` tags starts: the L2 header up to
+/// there is what the fingerprint leaves out (MACs and tags).
+#[inline(always)]
+fn ethertype_at(vlan_count: u8) -> usize {
+    ethernet::field::ETHERTYPE + vlan::HEADER_LEN * usize::from(vlan_count)
+}
 
 /// A worker's dedup table and counters.
 pub struct Dedup {
@@ -524,10 +527,14 @@ impl Dedup {
                     st.piece(l2, !0, !0);
                 }
                 let (end, m0, m1) = if layers.ip_version == 4 {
-                    // Total length below the minimum header: malformed, or 0
-                    // as in TSO super-frames; take what the frame has.
-                    let total = be16(ip, 2);
-                    let end = if total >= 20 { total } else { ip.len() };
+                    // A total length below the minimum header is malformed:
+                    // take what the frame has, as for a GSO super-frame.
+                    let end = ipv4::packet_len(u16_at(ip, ipv4::field::LENGTH), ip.len());
+                    let end = if end >= ipv4::MIN_HEADER_LEN {
+                        end
+                    } else {
+                        ip.len()
+                    };
                     let m0 = if self.ignore_dscp_ecn { V4_TOS } else { !0 };
                     (end, m0, V4_M1)
                 } else {
@@ -536,25 +543,21 @@ impl Dedup {
                     } else {
                         V6_HOP
                     };
-                    // Payload length 0 is a jumbogram or a GSO super-frame:
-                    // to the end of the frame, or every such packet of a
-                    // flow would share one key.
-                    let end = match be16(ip, 4) {
-                        0 => ip.len(),
-                        n => 40 + n,
-                    };
+                    // A jumbogram or a GSO super-frame runs to the end of the
+                    // frame, or every such packet of a flow would share one key.
+                    let end = ipv6::packet_len(u16_at(ip, ipv6::field::LENGTH), ip.len());
                     (end, m0, !0)
                 };
                 st.piece(&ip[..end.min(ip.len())], m0, m1);
             }
             _ => {
-                let tags_end = (12 + 4 * usize::from(layers.vlan_count)).min(data.len());
+                let tags_end = ethertype_at(layers.vlan_count).min(data.len());
                 let (head, body) = data.split_at(tags_end);
-                let body = if be16(body, 0) == ETHERTYPE_ARP {
-                    // EtherType, fixed ARP header, then 2 × (hlen + plen).
-                    let hlen = usize::from(body.get(6).copied().unwrap_or(0));
-                    let plen = usize::from(body.get(7).copied().unwrap_or(0));
-                    let arp_len = 2 + 8 + 2 * (hlen + plen);
+                let body = if u16_at(body, 0) == ethertype::ARP {
+                    // EtherType, then the ARP packet without its padding.
+                    let hlen = u8_at(body, ARP_IN_BODY + arp::field::HARDWARE_LEN);
+                    let plen = u8_at(body, ARP_IN_BODY + arp::field::PROTOCOL_LEN);
+                    let arp_len = ARP_IN_BODY + arp::packet_len(hlen, plen);
                     &body[..arp_len.min(body.len())]
                 } else {
                     body
@@ -562,7 +565,7 @@ impl Dedup {
                 let l2 = if self.include_l2 {
                     head
                 } else {
-                    &head[..head.len().min(12)]
+                    &head[..head.len().min(ethernet::field::ETHERTYPE)]
                 };
                 st.piece(l2, !0, !0);
                 st.piece(body, !0, !0);
@@ -608,24 +611,27 @@ impl Dedup {
     fn cover<F: Frame>(&self, frame: &F, layers: &Layers) -> Cover {
         let len = frame.pkt_len();
         let bytes = |at: usize, n: usize| SegmentReader::new(frame.segments(), at..at + n).next(n);
-        // As `be16`: 0 when the two bytes are not there.
-        let be16_at = |at: usize| match at.checked_add(2) {
+        // As `u16_at`: 0 when the two bytes are not there.
+        let u16_across = |at: usize| match at.checked_add(2) {
             Some(end) if end <= len => {
                 let b = bytes(at, 2);
-                usize::from(u16::from_be_bytes([b[0], b[1]]))
+                u16::from_be_bytes([b[0], b[1]])
             }
             _ => 0,
         };
-        let byte_at = |at: usize| if at < len { bytes(at, 1)[0] } else { 0 };
+        let u8_across = |at: usize| if at < len { bytes(at, 1)[0] } else { 0 };
         match layers.ip_version {
             4 | 6 => {
                 let l3 = usize::from(layers.l3_offset).min(len);
                 let avail = len - l3;
                 let (end, m0, m1) = if layers.ip_version == 4 {
-                    // Total length below the minimum header: malformed, or 0
-                    // as in TSO super-frames; take what the frame has.
-                    let total = be16_at(l3 + 2);
-                    let end = if total >= 20 { total } else { avail };
+                    // As in `fingerprint`.
+                    let end = ipv4::packet_len(u16_across(l3 + ipv4::field::LENGTH), avail);
+                    let end = if end >= ipv4::MIN_HEADER_LEN {
+                        end
+                    } else {
+                        avail
+                    };
                     let m0 = if self.ignore_dscp_ecn { V4_TOS } else { !0 };
                     (end, m0, V4_M1)
                 } else {
@@ -634,13 +640,7 @@ impl Dedup {
                     } else {
                         V6_HOP
                     };
-                    // Payload length 0 is a jumbogram or a GSO super-frame:
-                    // to the end of the frame, or every such packet of a
-                    // flow would share one key.
-                    let end = match be16_at(l3 + 4) {
-                        0 => avail,
-                        n => 40 + n,
-                    };
+                    let end = ipv6::packet_len(u16_across(l3 + ipv6::field::LENGTH), avail);
                     (end, m0, !0)
                 };
                 Cover {
@@ -651,12 +651,12 @@ impl Dedup {
                 }
             }
             _ => {
-                let tags_end = (12 + 4 * usize::from(layers.vlan_count)).min(len);
-                let end = if be16_at(tags_end) == ETHERTYPE_ARP {
-                    // EtherType, fixed ARP header, then 2 × (hlen + plen).
-                    let hlen = usize::from(byte_at(tags_end + 6));
-                    let plen = usize::from(byte_at(tags_end + 7));
-                    let arp_len = 2 + 8 + 2 * (hlen + plen);
+                let tags_end = ethertype_at(layers.vlan_count).min(len);
+                let end = if u16_across(tags_end) == ethertype::ARP {
+                    let arp = tags_end + ARP_IN_BODY;
+                    let hlen = u8_across(arp + arp::field::HARDWARE_LEN);
+                    let plen = u8_across(arp + arp::field::PROTOCOL_LEN);
+                    let arp_len = ARP_IN_BODY + arp::packet_len(hlen, plen);
                     tags_end + arp_len.min(len - tags_end)
                 } else {
                     len
@@ -664,7 +664,7 @@ impl Dedup {
                 let l2_end = if self.include_l2 {
                     tags_end
                 } else {
-                    tags_end.min(12)
+                    tags_end.min(ethernet::field::ETHERTYPE)
                 };
                 Cover {
                     l2: Some(0..l2_end),

@@ -40,8 +40,8 @@ use thiserror::Error;
 use crate::frame::Frame;
 use crate::stage::parse::{Fragment, Layers};
 use crate::stage::tag::{self, ErspanWords, TagInfo, VxlanExtended};
+use crate::wire::bytes::{set_u16, u32_at};
 use crate::wire::ethernet::{self, Address, EtherType};
-use crate::wire::field::{set_u16, u32_at};
 use crate::wire::{checksum, erspan, geneve, gre, ipv4, ipv6, udp, vlan, vxlan, IpProtocol};
 
 /// Lowest UDP source port encap uses (RFC 7348 §5: the dynamic range).

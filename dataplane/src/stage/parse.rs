@@ -19,8 +19,10 @@
 //! crosses out of the first segment is reported as cut short.
 
 use crate::frame::Frame;
+use crate::wire::bytes::{array_at, try_u16_at, u16_at, u32_at};
+use crate::wire::ethernet::{self, ethertype};
 use crate::wire::ipv6::{ext_header_len, is_ext_header};
-use crate::wire::vlan;
+use crate::wire::{icmp, ip_proto, ipv4, ipv6, mpls, tcp, udp, vlan};
 use core::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -33,18 +35,9 @@ pub const MAX_MPLS_LABELS: usize = 16;
 /// IPv6 extension headers followed before [`ParseError::BadExtHeader`].
 pub const MAX_EXT_HEADERS: usize = crate::wire::ipv6::MAX_EXT_HEADERS;
 
-const ETHERNET_HEADER_LEN: usize = crate::wire::ethernet::HEADER_LEN;
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_MPLS: u16 = 0x8847;
-const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
-
-const PROTO_ICMP: u8 = 1;
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
-const PROTO_IPV6_FRAG: u8 = 44;
-const PROTO_ICMPV6: u8 = 58;
-const PROTO_SCTP: u8 = 132;
+const ETHERNET_HEADER_LEN: usize = ethernet::HEADER_LEN;
+/// SCTP's common header: ports, verification tag, checksum.
+const SCTP_HEADER_LEN: usize = 12;
 
 /// What `parse` found in a frame. Offsets are from the start of the frame.
 /// A field the frame does not have is zero / `None`.
@@ -316,17 +309,6 @@ pub fn parse_to(head: &[u8], pkt_len: usize, l: &mut Layers) {
     }
 }
 
-#[inline(always)]
-fn be16(f: &[u8], at: usize) -> Option<u16> {
-    chunk::<2>(f, at).map(|b| u16::from_be_bytes(*b))
-}
-
-/// `N` bytes at `at`, or `None` when the frame ends first.
-#[inline(always)]
-fn chunk<const N: usize>(f: &[u8], at: usize) -> Option<&[u8; N]> {
-    f.get(at..).and_then(|s| s.first_chunk::<N>())
-}
-
 /// Offsets are stored as `u16`; every one parse produces is below 20 KiB
 /// (see [`Layers`]), so this never truncates.
 #[inline(always)]
@@ -337,7 +319,7 @@ fn off16(at: usize) -> u16 {
 /// `f` is the first segment, `len` (at least `f.len()`) the frame's length.
 #[inline(always)]
 fn parse_into(f: &[u8], len: usize, l: &mut Layers) -> Result<(), ParseError> {
-    let Some(ethertype) = be16(f, 12) else {
+    let Some(ethertype) = try_u16_at(f, ethernet::field::ETHERTYPE) else {
         return Err(ParseError::TruncatedL2);
     };
     l.ethertype = ethertype;
@@ -345,8 +327,8 @@ fn parse_into(f: &[u8], len: usize, l: &mut Layers) -> Result<(), ParseError> {
     // Untagged IP first: it is most of the traffic, and testing it before
     // the three TPIDs keeps the common path to one compare.
     match ethertype {
-        ETHERTYPE_IPV4 => ipv4(f, len, ETHERNET_HEADER_LEN, l),
-        ETHERTYPE_IPV6 => ipv6(f, len, ETHERNET_HEADER_LEN, l),
+        ethertype::IPV4 => ipv4(f, len, ETHERNET_HEADER_LEN, l),
+        ethertype::IPV6 => ipv6(f, len, ETHERNET_HEADER_LEN, l),
         _ => tagged(f, len, ethertype, l),
     }
 }
@@ -359,7 +341,7 @@ fn tagged(f: &[u8], len: usize, mut ethertype: u16, l: &mut Layers) -> Result<()
         if usize::from(l.vlan_count) == MAX_VLAN_TAGS {
             return Err(ParseError::BadVlan);
         }
-        let Some(&[t0, t1, e0, e1]) = chunk::<4>(f, off) else {
+        let Some(&[t0, t1, e0, e1]) = array_at::<{ vlan::HEADER_LEN }>(f, off) else {
             return Err(ParseError::BadVlan);
         };
         let vid = u16::from_be_bytes([t0, t1]) & 0x0fff;
@@ -375,9 +357,9 @@ fn tagged(f: &[u8], len: usize, mut ethertype: u16, l: &mut Layers) -> Result<()
         l.payload_offset = off16(off);
     }
     match ethertype {
-        ETHERTYPE_IPV4 => ipv4(f, len, off, l),
-        ETHERTYPE_IPV6 => ipv6(f, len, off, l),
-        ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => mpls(f, len, off, l),
+        ethertype::IPV4 => ipv4(f, len, off, l),
+        ethertype::IPV6 => ipv6(f, len, off, l),
+        ethertype::MPLS_UNICAST | ethertype::MPLS_MULTICAST => mpls(f, len, off, l),
         _ => Ok(()),
     }
 }
@@ -391,11 +373,11 @@ fn mpls(f: &[u8], len: usize, mut off: usize, l: &mut Layers) -> Result<(), Pars
         if usize::from(l.mpls_labels) == MAX_MPLS_LABELS {
             return Err(ParseError::BadMpls);
         }
-        let Some(&[_, _, tc_s, _]) = chunk::<4>(f, off) else {
+        let Some(&[_, _, tc_s, _]) = array_at::<{ mpls::HEADER_LEN }>(f, off) else {
             return Err(ParseError::BadMpls);
         };
         l.mpls_labels += 1;
-        off += 4;
+        off += mpls::HEADER_LEN;
         l.payload_offset = off16(off);
         if tc_s & 0x01 != 0 {
             break;
@@ -411,37 +393,33 @@ fn mpls(f: &[u8], len: usize, mut off: usize, l: &mut Layers) -> Result<(), Pars
 #[inline(always)]
 fn ipv4(f: &[u8], len: usize, l3: usize, l: &mut Layers) -> Result<(), ParseError> {
     l.l3_offset = off16(l3);
-    let Some(h) = chunk::<20>(f, l3) else {
+    let Some(h) = array_at::<{ ipv4::MIN_HEADER_LEN }>(f, l3) else {
         return Err(ParseError::BadL3);
     };
-    if h[0] >> 4 != 4 {
+    let ver_ihl = h[ipv4::field::VER_IHL];
+    if ver_ihl >> 4 != 4 {
         return Err(ParseError::BadL3);
     }
     l.ip_version = 4;
-    l.src_addr = u128::from(u32::from_be_bytes([h[12], h[13], h[14], h[15]]));
-    l.dst_addr = u128::from(u32::from_be_bytes([h[16], h[17], h[18], h[19]]));
-    let header_len = usize::from(h[0] & 0x0f) * 4;
+    l.src_addr = u128::from(u32_at(h, ipv4::field::SRC_ADDR));
+    l.dst_addr = u128::from(u32_at(h, ipv4::field::DST_ADDR));
+    let header_len = usize::from(ver_ihl & 0x0f) * 4;
     // `len > l3`: the header was read from `f`, which `len` covers.
     let avail = len - l3;
-    // Total length 0 is GSO/BIG TCP (as Wireshark presumes): the packet
-    // runs to the end of the frame.
-    let ip_len = match usize::from(u16::from_be_bytes([h[2], h[3]])) {
-        0 => avail,
-        n => n,
-    };
-    if header_len < 20 || ip_len < header_len || ip_len > avail {
+    let ip_len = ipv4::packet_len(u16_at(h, ipv4::field::LENGTH), avail);
+    if header_len < ipv4::MIN_HEADER_LEN || ip_len < header_len || ip_len > avail {
         return Err(ParseError::BadL3);
     }
-    let proto = h[9];
+    let proto = h[ipv4::field::PROTOCOL];
     l.l4_proto = proto;
     let l4 = l3 + header_len;
     l.payload_offset = off16(l4);
-    let frag = u16::from_be_bytes([h[6], h[7]]);
-    if frag & 0x1fff != 0 {
+    let frag = u16_at(h, ipv4::field::FLG_OFF);
+    if frag & ipv4::OFFSET_MASK != 0 {
         l.fragment = Fragment::Later;
         return Ok(());
     }
-    if frag & 0x2000 != 0 {
+    if frag & ipv4::FLAG_MF != 0 {
         l.fragment = Fragment::First;
     }
     transport(f, l3 + ip_len, l4, proto, l)
@@ -450,26 +428,24 @@ fn ipv4(f: &[u8], len: usize, l3: usize, l: &mut Layers) -> Result<(), ParseErro
 #[inline(always)]
 fn ipv6(f: &[u8], len: usize, l3: usize, l: &mut Layers) -> Result<(), ParseError> {
     l.l3_offset = off16(l3);
-    let Some(h) = chunk::<40>(f, l3) else {
+    let Some(h) = array_at::<{ ipv6::HEADER_LEN }>(f, l3) else {
         return Err(ParseError::BadL3);
     };
-    if h[0] >> 4 != 6 {
+    if h[ipv6::field::VER_TC_FLOW] >> 4 != 6 {
         return Err(ParseError::BadL3);
     }
     l.ip_version = 6;
-    let (src, dst) = h[8..].split_at(16);
+    let (src, dst) = h[ipv6::field::SRC_ADDR..].split_at(16);
     l.src_addr = u128::from_be_bytes(src.try_into().unwrap_or_default());
     l.dst_addr = u128::from_be_bytes(dst.try_into().unwrap_or_default());
-    let avail = len - l3 - 40;
-    // Payload length 0 is a jumbogram or GSO/BIG TCP: to the end of the frame.
-    let payload_len = match usize::from(u16::from_be_bytes([h[4], h[5]])) {
-        0 => avail,
-        n if n > avail => return Err(ParseError::BadL3),
-        n => n,
-    };
-    let end = l3 + 40 + payload_len;
-    let mut next = h[6];
-    let mut off = l3 + 40;
+    let avail = len - l3;
+    let ip_len = ipv6::packet_len(u16_at(h, ipv6::field::LENGTH), avail);
+    if ip_len > avail {
+        return Err(ParseError::BadL3);
+    }
+    let end = l3 + ip_len;
+    let mut next = h[ipv6::field::NXT_HDR];
+    let mut off = l3 + ipv6::HEADER_LEN;
     l.payload_offset = off16(off);
     if is_ext_header(next) {
         match ext_headers(f, end, off, next, l)? {
@@ -498,22 +474,22 @@ fn ext_headers(
     // the first segment only (`end` may lie in a later one).
     let ip = f.get(..end.min(f.len())).unwrap_or(&[]);
     for _ in 0..MAX_EXT_HEADERS {
-        let Some(&[nh, len_byte]) = chunk::<2>(ip, off) else {
+        let Some(&[nh, len_byte]) = array_at::<2>(ip, off) else {
             return Err(ParseError::BadExtHeader);
         };
         let len = ext_header_len(next, len_byte).unwrap_or(8);
         if off + len > end {
             return Err(ParseError::BadExtHeader);
         }
-        if next == PROTO_IPV6_FRAG {
-            let word = be16(ip, off + 2).unwrap_or(0);
-            if word & 0xfff8 != 0 {
+        if next == ip_proto::IPV6_FRAG {
+            let word = u16_at(ip, off + ipv6::frag_field::FRAG_OFF);
+            if word & ipv6::FRAG_OFFSET_MASK != 0 {
                 l.fragment = Fragment::Later;
                 l.l4_proto = nh;
                 l.payload_offset = off16(off + len);
                 return Ok(None);
             }
-            if word & 1 != 0 {
+            if word & ipv6::FRAG_MORE != 0 {
                 l.fragment = Fragment::First;
             }
         }
@@ -534,25 +510,25 @@ fn transport(f: &[u8], end: usize, l4: usize, proto: u8, l: &mut Layers) -> Resu
     l.l4_offset = off16(l4);
     let seg = f.get(l4..end.min(f.len())).unwrap_or(&[]);
     let len = match proto {
-        PROTO_UDP => 8,
-        PROTO_TCP => match seg.first_chunk::<20>() {
+        ip_proto::UDP => udp::HEADER_LEN,
+        ip_proto::TCP => match seg.first_chunk::<{ tcp::MIN_HEADER_LEN }>() {
             Some(h) => {
-                l.tcp_flags = h[13];
+                l.tcp_flags = h[tcp::field::FLAGS];
                 // A data offset under 5 cannot hold the fixed header; it is
                 // reported like a cut header (nothing after it is usable).
-                match usize::from(h[12] >> 4) * 4 {
-                    n if n < 20 => 0,
+                match usize::from(h[tcp::field::DATA_OFF] >> 4) * 4 {
+                    n if n < tcp::MIN_HEADER_LEN => 0,
                     n => n,
                 }
             }
-            None => 20,
+            None => tcp::MIN_HEADER_LEN,
         },
-        PROTO_SCTP => 12,
-        PROTO_ICMP | PROTO_ICMPV6 => {
-            if seg.len() < 8 {
+        ip_proto::SCTP => SCTP_HEADER_LEN,
+        ip_proto::ICMP | ip_proto::ICMPV6 => {
+            if seg.len() < icmp::HEADER_LEN {
                 return Err(ParseError::TruncatedL4);
             }
-            l.payload_offset = off16(l4 + 8);
+            l.payload_offset = off16(l4 + icmp::HEADER_LEN);
             return Ok(());
         }
         _ => return Ok(()),

@@ -20,7 +20,7 @@
 //! put on the wire: a rule that must be told apart gets its own tag override.
 
 use crate::stage::Direction;
-use crate::wire::field::{set_u16, set_u32, u16_at, u32_at};
+use crate::wire::bytes::{set_u16, set_u32, u16_at, u32_at};
 use crate::wire::{erspan, vxlan};
 
 /// The per-packet facts a tunnel header carries about the packet's origin.

@@ -3,11 +3,36 @@
 
 use std::net::Ipv4Addr;
 
-use super::ethernet::Address;
+use super::bytes::{bytes_at, set_bytes, set_u16, set_u8, u16_at, u8_at};
+use super::ethernet::{ethertype, Address};
 use super::{Error, Result};
 
+/// Where each field starts (smoltcp's `mod field`). The fixed part ends at
+/// `SENDER_HW`; the addresses' offsets are those of Ethernet/IPv4 ARP.
+pub mod field {
+    pub const HARDWARE_TYPE: usize = 0;
+    pub const PROTOCOL_TYPE: usize = 2;
+    pub const HARDWARE_LEN: usize = 4;
+    pub const PROTOCOL_LEN: usize = 5;
+    pub const OPERATION: usize = 6;
+    /// First address; also the length of the fixed part.
+    pub const SENDER_HW: usize = 8;
+    pub const SENDER_IP: usize = 14;
+    pub const TARGET_HW: usize = 18;
+    pub const TARGET_IP: usize = 24;
+}
+
 /// Length of an Ethernet/IPv4 ARP packet.
-pub const PACKET_LEN: usize = 28;
+pub const PACKET_LEN: usize = packet_len(6, 4);
+/// Hardware type of Ethernet.
+pub const HARDWARE_ETHERNET: u16 = 1;
+
+/// Length of an ARP packet whose fixed part says `hardware_len` /
+/// `protocol_len` bytes per address: the fixed part and four addresses.
+#[inline(always)]
+pub const fn packet_len(hardware_len: u8, protocol_len: u8) -> usize {
+    field::SENDER_HW + 2 * (hardware_len as usize + protocol_len as usize)
+}
 
 /// ARP operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,41 +77,44 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(Packet { buffer })
     }
 
-    fn u16_at(&self, at: usize) -> u16 {
-        let b = self.buffer.as_ref();
-        u16::from_be_bytes([b[at], b[at + 1]])
+    fn b(&self) -> &[u8] {
+        self.buffer.as_ref()
     }
 
     pub fn hardware_type(&self) -> u16 {
-        self.u16_at(0)
+        u16_at(self.b(), field::HARDWARE_TYPE)
     }
 
     pub fn protocol_type(&self) -> u16 {
-        self.u16_at(2)
+        u16_at(self.b(), field::PROTOCOL_TYPE)
+    }
+
+    pub fn hardware_len(&self) -> u8 {
+        u8_at(self.b(), field::HARDWARE_LEN)
+    }
+
+    pub fn protocol_len(&self) -> u8 {
+        u8_at(self.b(), field::PROTOCOL_LEN)
     }
 
     pub fn operation(&self) -> Operation {
-        self.u16_at(6).into()
+        u16_at(self.b(), field::OPERATION).into()
     }
 
     pub fn sender_hw(&self) -> Address {
-        let b = self.buffer.as_ref();
-        Address([b[8], b[9], b[10], b[11], b[12], b[13]])
+        Address(bytes_at(self.b(), field::SENDER_HW))
     }
 
     pub fn sender_ip(&self) -> Ipv4Addr {
-        let b = self.buffer.as_ref();
-        Ipv4Addr::new(b[14], b[15], b[16], b[17])
+        Ipv4Addr::from(bytes_at::<4>(self.b(), field::SENDER_IP))
     }
 
     pub fn target_hw(&self) -> Address {
-        let b = self.buffer.as_ref();
-        Address([b[18], b[19], b[20], b[21], b[22], b[23]])
+        Address(bytes_at(self.b(), field::TARGET_HW))
     }
 
     pub fn target_ip(&self) -> Ipv4Addr {
-        let b = self.buffer.as_ref();
-        Ipv4Addr::new(b[24], b[25], b[26], b[27])
+        Ipv4Addr::from(bytes_at::<4>(self.b(), field::TARGET_IP))
     }
 }
 
@@ -101,11 +129,14 @@ pub struct Repr {
 }
 
 impl Repr {
-    /// Parses a packet; anything but Ethernet (1) / IPv4 (0x0800) with 6/4
+    /// Parses a packet; anything but Ethernet / IPv4 with 6/4
     /// address lengths is `Malformed`.
     pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Result<Repr> {
-        let b = p.buffer.as_ref();
-        if p.hardware_type() != 1 || p.protocol_type() != 0x0800 || b[4] != 6 || b[5] != 4 {
+        if p.hardware_type() != HARDWARE_ETHERNET
+            || p.protocol_type() != ethertype::IPV4
+            || p.hardware_len() != 6
+            || p.protocol_len() != 4
+        {
             return Err(Error::Malformed);
         }
         Ok(Repr {
@@ -120,15 +151,15 @@ impl Repr {
     /// Writes the packet into the first [`PACKET_LEN`] bytes of `buf`.
     pub fn emit(&self, buf: &mut [u8]) -> Result<()> {
         let b = buf.get_mut(..PACKET_LEN).ok_or(Error::Truncated)?;
-        b[0..2].copy_from_slice(&1u16.to_be_bytes());
-        b[2..4].copy_from_slice(&0x0800u16.to_be_bytes());
-        b[4] = 6;
-        b[5] = 4;
-        b[6..8].copy_from_slice(&u16::from(self.operation).to_be_bytes());
-        b[8..14].copy_from_slice(&self.sender_hw.0);
-        b[14..18].copy_from_slice(&self.sender_ip.octets());
-        b[18..24].copy_from_slice(&self.target_hw.0);
-        b[24..28].copy_from_slice(&self.target_ip.octets());
+        set_u16(b, field::HARDWARE_TYPE, HARDWARE_ETHERNET);
+        set_u16(b, field::PROTOCOL_TYPE, ethertype::IPV4);
+        set_u8(b, field::HARDWARE_LEN, 6);
+        set_u8(b, field::PROTOCOL_LEN, 4);
+        set_u16(b, field::OPERATION, self.operation.into());
+        set_bytes(b, field::SENDER_HW, &self.sender_hw.0);
+        set_bytes(b, field::SENDER_IP, &self.sender_ip.octets());
+        set_bytes(b, field::TARGET_HW, &self.target_hw.0);
+        set_bytes(b, field::TARGET_IP, &self.target_ip.octets());
         Ok(())
     }
 }

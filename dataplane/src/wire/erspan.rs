@@ -21,7 +21,7 @@
 //! (`Platf ID | Reserved(12) | Port ID/Index(14)`, then the upper 32 bits of
 //! the timestamp) is the one we emit, the others are kept as raw bits.
 
-use super::field::{range, range_mut, set_u16, set_u32, u16_at, u32_at};
+use super::bytes::{range, range_mut, set_u16, set_u32, u16_at, u32_at};
 use super::{Error, Result};
 
 /// Bytes of a type II header.

@@ -1,11 +1,44 @@
 //! Ethernet II header: destination, source, EtherType.
 
-use super::field::{bytes_at, range, range_mut, set_bytes, set_u16, u16_at};
+use super::bytes::{bytes_at, range, range_mut, set_bytes, set_u16, u16_at};
 use super::{Error, Result};
 use core::fmt;
 
 /// Bytes in an Ethernet II header (no FCS, no tags).
-pub const HEADER_LEN: usize = 14;
+pub const HEADER_LEN: usize = field::PAYLOAD;
+
+/// Where each header field starts (smoltcp's `mod field`).
+pub mod field {
+    pub const DESTINATION: usize = 0;
+    pub const SOURCE: usize = 6;
+    pub const ETHERTYPE: usize = 12;
+    /// First byte after the header.
+    pub const PAYLOAD: usize = 14;
+}
+
+/// EtherType numbers, and the GRE protocol types that share their space, as
+/// plain numbers: what the per-packet code matches on, and what
+/// [`EtherType`] converts through. The one place these numbers are written.
+pub mod ethertype {
+    pub const IPV4: u16 = 0x0800;
+    pub const ARP: u16 = 0x0806;
+    pub const IPV6: u16 = 0x86dd;
+    /// 802.1Q customer tag (C-TAG).
+    pub const VLAN: u16 = 0x8100;
+    /// 802.1ad service tag (S-TAG).
+    pub const SERVICE_VLAN: u16 = 0x88a8;
+    /// Pre-standard QinQ outer tag.
+    pub const QINQ: u16 = 0x9100;
+    pub const MPLS_UNICAST: u16 = 0x8847;
+    pub const MPLS_MULTICAST: u16 = 0x8848;
+    pub const LLDP: u16 = 0x88cc;
+    /// Transparent Ethernet Bridging: L2GRE payload.
+    pub const TEB: u16 = 0x6558;
+    /// ERSPAN type II (GRE protocol).
+    pub const ERSPAN_II: u16 = 0x88be;
+    /// ERSPAN type III (GRE protocol).
+    pub const ERSPAN_III: u16 = 0x22eb;
+}
 
 /// EtherType values, and the GRE protocol types that share their space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,18 +67,18 @@ pub enum EtherType {
 impl From<u16> for EtherType {
     fn from(n: u16) -> Self {
         match n {
-            0x0800 => Self::Ipv4,
-            0x0806 => Self::Arp,
-            0x86dd => Self::Ipv6,
-            0x8100 => Self::Vlan,
-            0x88a8 => Self::ServiceVlan,
-            0x9100 => Self::QinQ,
-            0x8847 => Self::MplsUnicast,
-            0x8848 => Self::MplsMulticast,
-            0x88cc => Self::Lldp,
-            0x6558 => Self::Teb,
-            0x88be => Self::ErspanII,
-            0x22eb => Self::ErspanIII,
+            ethertype::IPV4 => Self::Ipv4,
+            ethertype::ARP => Self::Arp,
+            ethertype::IPV6 => Self::Ipv6,
+            ethertype::VLAN => Self::Vlan,
+            ethertype::SERVICE_VLAN => Self::ServiceVlan,
+            ethertype::QINQ => Self::QinQ,
+            ethertype::MPLS_UNICAST => Self::MplsUnicast,
+            ethertype::MPLS_MULTICAST => Self::MplsMulticast,
+            ethertype::LLDP => Self::Lldp,
+            ethertype::TEB => Self::Teb,
+            ethertype::ERSPAN_II => Self::ErspanII,
+            ethertype::ERSPAN_III => Self::ErspanIII,
             n => Self::Unknown(n),
         }
     }
@@ -54,18 +87,18 @@ impl From<u16> for EtherType {
 impl From<EtherType> for u16 {
     fn from(t: EtherType) -> u16 {
         match t {
-            EtherType::Ipv4 => 0x0800,
-            EtherType::Arp => 0x0806,
-            EtherType::Ipv6 => 0x86dd,
-            EtherType::Vlan => 0x8100,
-            EtherType::ServiceVlan => 0x88a8,
-            EtherType::QinQ => 0x9100,
-            EtherType::MplsUnicast => 0x8847,
-            EtherType::MplsMulticast => 0x8848,
-            EtherType::Lldp => 0x88cc,
-            EtherType::Teb => 0x6558,
-            EtherType::ErspanII => 0x88be,
-            EtherType::ErspanIII => 0x22eb,
+            EtherType::Ipv4 => ethertype::IPV4,
+            EtherType::Arp => ethertype::ARP,
+            EtherType::Ipv6 => ethertype::IPV6,
+            EtherType::Vlan => ethertype::VLAN,
+            EtherType::ServiceVlan => ethertype::SERVICE_VLAN,
+            EtherType::QinQ => ethertype::QINQ,
+            EtherType::MplsUnicast => ethertype::MPLS_UNICAST,
+            EtherType::MplsMulticast => ethertype::MPLS_MULTICAST,
+            EtherType::Lldp => ethertype::LLDP,
+            EtherType::Teb => ethertype::TEB,
+            EtherType::ErspanII => ethertype::ERSPAN_II,
+            EtherType::ErspanIII => ethertype::ERSPAN_III,
             EtherType::Unknown(n) => n,
         }
     }
@@ -148,15 +181,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn dst_addr(&self) -> Address {
-        Address(bytes_at(self.buffer.as_ref(), 0))
+        Address(bytes_at(self.buffer.as_ref(), field::DESTINATION))
     }
 
     pub fn src_addr(&self) -> Address {
-        Address(bytes_at(self.buffer.as_ref(), 6))
+        Address(bytes_at(self.buffer.as_ref(), field::SOURCE))
     }
 
     pub fn ethertype(&self) -> EtherType {
-        EtherType::from(u16_at(self.buffer.as_ref(), 12))
+        EtherType::from(u16_at(self.buffer.as_ref(), field::ETHERTYPE))
     }
 
     /// Everything after the 14-byte header (VLAN tags included, if any).
@@ -167,15 +200,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_dst_addr(&mut self, a: Address) {
-        set_bytes(self.buffer.as_mut(), 0, &a.0);
+        set_bytes(self.buffer.as_mut(), field::DESTINATION, &a.0);
     }
 
     pub fn set_src_addr(&mut self, a: Address) {
-        set_bytes(self.buffer.as_mut(), 6, &a.0);
+        set_bytes(self.buffer.as_mut(), field::SOURCE, &a.0);
     }
 
     pub fn set_ethertype(&mut self, t: EtherType) {
-        set_u16(self.buffer.as_mut(), 12, t.into());
+        set_u16(self.buffer.as_mut(), field::ETHERTYPE, t.into());
     }
 
     pub fn payload_mut(&mut self) -> &mut [u8] {

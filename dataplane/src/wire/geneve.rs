@@ -10,8 +10,8 @@
 //! words of data. Options are kept as raw bytes in the [`Repr`] and walked
 //! on demand by [`Options`], so unknown classes survive a round trip.
 
+use super::bytes::{range, range_mut, set_bytes, set_u16, set_u32, u16_at, u32_at, u8_at};
 use super::ethernet::EtherType;
-use super::field::{range, range_mut, set_bytes, set_u16, set_u32, u16_at, u32_at, u8_at};
 use super::{Error, Result};
 
 /// Bytes of the fixed header.

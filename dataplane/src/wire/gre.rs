@@ -15,8 +15,8 @@
 //! uses it. Version 1 (PPTP's enhanced GRE) is readable here so a capture can
 //! be classified, but only version 0 carries Ethernet.
 
+use super::bytes::{range, range_mut, set_u16, set_u32, u16_at, u32_at, u8_at};
 use super::ethernet::EtherType;
-use super::field::{range, range_mut, set_u16, set_u32, u16_at, u32_at, u8_at};
 use super::{Error, Result};
 
 /// Bytes of the fixed part: flags, version and protocol.

@@ -2,13 +2,25 @@
 //! a 4-byte rest-of-header, so one view serves both. They differ in their
 //! type numbers and in the checksum: ICMPv6 covers a pseudo-header.
 
+use super::bytes::{range, range_mut, set_u16, set_u32, set_u8, u16_at, u32_at, u8_at};
 use super::checksum;
-use super::field::{range, range_mut, set_u16, set_u32, set_u8, u16_at, u32_at, u8_at};
 use super::{Error, Result};
 use std::net::Ipv6Addr;
 
 /// Bytes of type, code, checksum and rest-of-header.
-pub const HEADER_LEN: usize = 8;
+/// Where each header field starts (smoltcp's `mod field`).
+pub mod field {
+    pub const TYPE: usize = 0;
+    pub const CODE: usize = 1;
+    pub const CHECKSUM: usize = 2;
+    /// The type-dependent word: echo identifier and sequence, MTU, pointer.
+    pub const REST: usize = 4;
+    pub const ECHO_IDENT: usize = 4;
+    pub const ECHO_SEQNO: usize = 6;
+    pub const PAYLOAD: usize = 8;
+}
+
+pub const HEADER_LEN: usize = field::PAYLOAD;
 
 macro_rules! message_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $n:literal,)* }) => {
@@ -112,7 +124,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The raw type byte; see [`Packet::v4_message`] and [`Packet::v6_message`].
     pub fn msg_type(&self) -> u8 {
-        u8_at(self.b(), 0)
+        u8_at(self.b(), field::TYPE)
     }
 
     pub fn v4_message(&self) -> Icmpv4Message {
@@ -124,27 +136,27 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn code(&self) -> u8 {
-        u8_at(self.b(), 1)
+        u8_at(self.b(), field::CODE)
     }
 
     pub fn checksum(&self) -> u16 {
-        u16_at(self.b(), 2)
+        u16_at(self.b(), field::CHECKSUM)
     }
 
     /// Bytes 4..8, whose meaning depends on the type (echo identifier and
     /// sequence, MTU, pointer, unused).
     pub fn rest_of_header(&self) -> u32 {
-        u32_at(self.b(), 4)
+        u32_at(self.b(), field::REST)
     }
 
     /// Echo request/reply identifier.
     pub fn echo_ident(&self) -> u16 {
-        u16_at(self.b(), 4)
+        u16_at(self.b(), field::ECHO_IDENT)
     }
 
     /// Echo request/reply sequence number.
     pub fn echo_seq_no(&self) -> u16 {
-        u16_at(self.b(), 6)
+        u16_at(self.b(), field::ECHO_SEQNO)
     }
 
     /// After the 8-byte header: the invoking packet of an error message, the
@@ -167,19 +179,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_msg_type(&mut self, t: u8) {
-        set_u8(self.buffer.as_mut(), 0, t);
+        set_u8(self.buffer.as_mut(), field::TYPE, t);
     }
 
     pub fn set_code(&mut self, c: u8) {
-        set_u8(self.buffer.as_mut(), 1, c);
+        set_u8(self.buffer.as_mut(), field::CODE, c);
     }
 
     pub fn set_checksum(&mut self, c: u16) {
-        set_u16(self.buffer.as_mut(), 2, c);
+        set_u16(self.buffer.as_mut(), field::CHECKSUM, c);
     }
 
     pub fn set_rest_of_header(&mut self, r: u32) {
-        set_u32(self.buffer.as_mut(), 4, r);
+        set_u32(self.buffer.as_mut(), field::REST, r);
     }
 
     pub fn payload_mut(&mut self) -> &mut [u8] {

@@ -1,22 +1,63 @@
 //! IPv4 header (RFC 791) with options, and its header checksum.
 
+use super::bytes::{range, range_mut, set_bytes, set_u16, set_u8, u16_at, u32_at, u8_at};
 use super::checksum;
-use super::field::{range, range_mut, set_bytes, set_u16, set_u8, u16_at, u32_at, u8_at};
 use super::{Error, IpProtocol, Result};
 use core::fmt;
 use std::net::Ipv4Addr;
 
+/// Where each header field starts (smoltcp's `mod field`).
+pub mod field {
+    /// Version (high nibble) and IHL (low nibble).
+    pub const VER_IHL: usize = 0;
+    /// DSCP (high 6 bits) and ECN (low 2 bits).
+    pub const DSCP_ECN: usize = 1;
+    /// Total length.
+    pub const LENGTH: usize = 2;
+    pub const IDENT: usize = 4;
+    /// Flags (high 3 bits) and fragment offset.
+    pub const FLG_OFF: usize = 6;
+    pub const TTL: usize = 8;
+    pub const PROTOCOL: usize = 9;
+    pub const CHECKSUM: usize = 10;
+    pub const SRC_ADDR: usize = 12;
+    pub const DST_ADDR: usize = 16;
+    /// Options, or the payload when IHL is 5.
+    pub const OPTIONS: usize = 20;
+}
+
+/// Don't-fragment bit of the flags/offset word.
+pub const FLAG_DF: u16 = 0x4000;
+/// More-fragments bit of the flags/offset word.
+pub const FLAG_MF: u16 = 0x2000;
+/// Fragment offset (in 8-byte units) in the flags/offset word.
+pub const OFFSET_MASK: u16 = 0x1fff;
+
 /// Bytes in a header without options.
-pub const MIN_HEADER_LEN: usize = 20;
+pub const MIN_HEADER_LEN: usize = field::OPTIONS;
 /// Bytes in a header with the most options IHL can describe.
 pub const MAX_HEADER_LEN: usize = 60;
 /// Most bytes of options (IHL 15).
 pub const MAX_OPTIONS_LEN: usize = MAX_HEADER_LEN - MIN_HEADER_LEN;
 
+/// The length of an IPv4 packet whose total-length field holds `total_len`
+/// and from whose first header byte `rest` bytes of frame follow: the
+/// field, or all of `rest` when the field is 0. Linux GSO/TSO (BIG TCP)
+/// hands such packets to taps and pdump, and Wireshark reads them the same
+/// way. The one place this rule is written; whether the result fits in
+/// `rest` or covers the header is the caller's check.
+#[inline(always)]
+pub const fn packet_len(total_len: u16, rest: usize) -> usize {
+    match total_len {
+        0 => rest,
+        n => n as usize,
+    }
+}
+
 /// A view of an IPv4 packet.
 ///
-/// A total length of 0 is read as "to the end of the buffer": Linux GSO/TSO
-/// (BIG TCP) hands such packets to taps and pdump, and they must still parse.
+/// A total length of 0 is read as "to the end of the buffer" (see
+/// [`packet_len`]): GSO packets must still parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
@@ -69,79 +110,74 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn version(&self) -> u8 {
-        u8_at(self.b(), 0) >> 4
+        u8_at(self.b(), field::VER_IHL) >> 4
     }
 
     /// Header length in bytes (IHL × 4).
     pub fn header_len(&self) -> usize {
-        usize::from(u8_at(self.b(), 0) & 0x0f) * 4
+        usize::from(u8_at(self.b(), field::VER_IHL) & 0x0f) * 4
     }
 
     pub fn dscp(&self) -> u8 {
-        u8_at(self.b(), 1) >> 2
+        u8_at(self.b(), field::DSCP_ECN) >> 2
     }
 
     pub fn ecn(&self) -> u8 {
-        u8_at(self.b(), 1) & 0x03
+        u8_at(self.b(), field::DSCP_ECN) & 0x03
     }
 
     /// The total length field as it is (0 for GSO/TSO packets).
     pub fn total_len(&self) -> u16 {
-        u16_at(self.b(), 2)
+        u16_at(self.b(), field::LENGTH)
     }
 
     /// Bytes of the packet: the total length, or the whole buffer when the
     /// field is 0. Never more than the buffer.
     pub fn packet_len(&self) -> usize {
-        let total = usize::from(self.total_len());
         let len = self.b().len();
-        if total == 0 {
-            len
-        } else {
-            total.min(len)
-        }
+        packet_len(self.total_len(), len).min(len)
     }
 
     pub fn ident(&self) -> u16 {
-        u16_at(self.b(), 4)
+        u16_at(self.b(), field::IDENT)
     }
 
     pub fn dont_frag(&self) -> bool {
-        u16_at(self.b(), 6) & 0x4000 != 0
+        u16_at(self.b(), field::FLG_OFF) & FLAG_DF != 0
     }
 
     pub fn more_frags(&self) -> bool {
-        u16_at(self.b(), 6) & 0x2000 != 0
+        u16_at(self.b(), field::FLG_OFF) & FLAG_MF != 0
     }
 
     /// Fragment offset in bytes (the field × 8).
     pub fn frag_offset(&self) -> u16 {
-        (u16_at(self.b(), 6) & 0x1fff) << 3
+        (u16_at(self.b(), field::FLG_OFF) & OFFSET_MASK) << 3
     }
 
     /// MF set or a non-zero offset.
     pub fn is_fragment(&self) -> bool {
-        u16_at(self.b(), 6) & 0x3fff != 0
+        u16_at(self.b(), field::FLG_OFF) & (FLAG_MF | OFFSET_MASK) != 0
     }
 
     pub fn ttl(&self) -> u8 {
-        u8_at(self.b(), 8)
+        u8_at(self.b(), field::TTL)
     }
 
     pub fn protocol(&self) -> IpProtocol {
-        IpProtocol::from(u8_at(self.b(), 9))
+        IpProtocol::from(u8_at(self.b(), field::PROTOCOL))
     }
 
     pub fn checksum(&self) -> u16 {
-        u16_at(self.b(), 10)
+        u16_at(self.b(), field::CHECKSUM)
     }
 
     pub fn src_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32_at(self.b(), 12))
+        Ipv4Addr::from(u32_at(self.b(), field::SRC_ADDR))
     }
 
     pub fn dst_addr(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32_at(self.b(), 16))
+        Ipv4Addr::from(u32_at(self.b(), field::DST_ADDR))
     }
 
     /// Option bytes between the fixed header and IHL × 4.
@@ -171,72 +207,76 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     pub fn set_version(&mut self, v: u8) {
-        let b = (u8_at(self.b(), 0) & 0x0f) | (v << 4);
-        set_u8(self.m(), 0, b);
+        let b = (u8_at(self.b(), field::VER_IHL) & 0x0f) | (v << 4);
+        set_u8(self.m(), field::VER_IHL, b);
     }
 
     /// Sets IHL from a length in bytes (rounded down to 4-byte units).
     pub fn set_header_len(&mut self, len: usize) {
         let ihl = ((len / 4) as u8) & 0x0f;
-        let b = (u8_at(self.b(), 0) & 0xf0) | ihl;
-        set_u8(self.m(), 0, b);
+        let b = (u8_at(self.b(), field::VER_IHL) & 0xf0) | ihl;
+        set_u8(self.m(), field::VER_IHL, b);
     }
 
     pub fn set_dscp(&mut self, dscp: u8) {
-        let b = (u8_at(self.b(), 1) & 0x03) | (dscp << 2);
-        set_u8(self.m(), 1, b);
+        let b = (u8_at(self.b(), field::DSCP_ECN) & 0x03) | (dscp << 2);
+        set_u8(self.m(), field::DSCP_ECN, b);
     }
 
     pub fn set_ecn(&mut self, ecn: u8) {
-        let b = (u8_at(self.b(), 1) & 0xfc) | (ecn & 0x03);
-        set_u8(self.m(), 1, b);
+        let b = (u8_at(self.b(), field::DSCP_ECN) & 0xfc) | (ecn & 0x03);
+        set_u8(self.m(), field::DSCP_ECN, b);
     }
 
     pub fn set_total_len(&mut self, len: u16) {
-        set_u16(self.m(), 2, len);
+        set_u16(self.m(), field::LENGTH, len);
     }
 
     pub fn set_ident(&mut self, id: u16) {
-        set_u16(self.m(), 4, id);
+        set_u16(self.m(), field::IDENT, id);
     }
 
     fn set_flag(&mut self, bit: u16, on: bool) {
-        let w = u16_at(self.b(), 6);
-        set_u16(self.m(), 6, if on { w | bit } else { w & !bit });
+        let w = u16_at(self.b(), field::FLG_OFF);
+        set_u16(
+            self.m(),
+            field::FLG_OFF,
+            if on { w | bit } else { w & !bit },
+        );
     }
 
     pub fn set_dont_frag(&mut self, on: bool) {
-        self.set_flag(0x4000, on);
+        self.set_flag(FLAG_DF, on);
     }
 
     pub fn set_more_frags(&mut self, on: bool) {
-        self.set_flag(0x2000, on);
+        self.set_flag(FLAG_MF, on);
     }
 
     /// Sets the fragment offset from bytes (rounded down to 8-byte units).
     pub fn set_frag_offset(&mut self, bytes: u16) {
-        let w = (u16_at(self.b(), 6) & 0xe000) | (bytes >> 3);
-        set_u16(self.m(), 6, w);
+        let w = (u16_at(self.b(), field::FLG_OFF) & !OFFSET_MASK) | (bytes >> 3);
+        set_u16(self.m(), field::FLG_OFF, w);
     }
 
     pub fn set_ttl(&mut self, ttl: u8) {
-        set_u8(self.m(), 8, ttl);
+        set_u8(self.m(), field::TTL, ttl);
     }
 
     pub fn set_protocol(&mut self, p: IpProtocol) {
-        set_u8(self.m(), 9, p.into());
+        set_u8(self.m(), field::PROTOCOL, p.into());
     }
 
     pub fn set_checksum(&mut self, c: u16) {
-        set_u16(self.m(), 10, c);
+        set_u16(self.m(), field::CHECKSUM, c);
     }
 
     pub fn set_src_addr(&mut self, a: Ipv4Addr) {
-        set_bytes(self.m(), 12, &a.octets());
+        set_bytes(self.m(), field::SRC_ADDR, &a.octets());
     }
 
     pub fn set_dst_addr(&mut self, a: Ipv4Addr) {
-        set_bytes(self.m(), 16, &a.octets());
+        set_bytes(self.m(), field::DST_ADDR, &a.octets());
     }
 
     pub fn options_mut(&mut self) -> &mut [u8] {
@@ -391,7 +431,7 @@ impl Repr {
         let total = u16::try_from(self.total_len()).unwrap_or(0);
         p.set_total_len(total);
         p.set_ident(self.ident);
-        set_u16(p.m(), 6, 0);
+        set_u16(p.m(), field::FLG_OFF, 0);
         p.set_dont_frag(self.dont_frag);
         p.set_more_frags(self.more_frags);
         p.set_frag_offset(self.frag_offset);

@@ -5,23 +5,79 @@
 //! (RFC 4302) whose length is in 4-byte units minus 2, and the fragment
 //! header, always 8 bytes. [`ext_header_len`] holds that rule once.
 
-use super::field::{bytes_at, range, range_mut, set_bytes, set_u16, set_u32, set_u8, u16_at};
-use super::field::{u32_at, u8_at};
-use super::{Error, IpProtocol, Result};
+use super::bytes::{bytes_at, range, range_mut, set_bytes, set_u16, set_u32, set_u8, u16_at};
+use super::bytes::{u32_at, u8_at};
+use super::{ip_proto, Error, IpProtocol, Result};
 use std::net::Ipv6Addr;
 
+/// Where each field of the fixed header starts (smoltcp's `mod field`).
+pub mod field {
+    /// Version, traffic class and flow label.
+    pub const VER_TC_FLOW: usize = 0;
+    /// Payload length.
+    pub const LENGTH: usize = 4;
+    pub const NXT_HDR: usize = 6;
+    pub const HOP_LIMIT: usize = 7;
+    pub const SRC_ADDR: usize = 8;
+    pub const DST_ADDR: usize = 24;
+    /// First byte after the fixed header.
+    pub const PAYLOAD: usize = 40;
+}
+
+/// Where each field of an extension header starts.
+pub mod ext_field {
+    pub const NXT_HDR: usize = 0;
+    /// Length byte (units per [`super::ext_header_len`]).
+    pub const LENGTH: usize = 1;
+    /// The header's data (for a routing header, its type first).
+    pub const DATA: usize = 2;
+    /// Routing header: routing type.
+    pub const ROUTING_TYPE: usize = 2;
+    /// Routing header: segments left.
+    pub const SEG_LEFT: usize = 3;
+}
+
+/// Where each field of a fragment header starts.
+pub mod frag_field {
+    pub const NXT_HDR: usize = 0;
+    pub const RESERVED: usize = 1;
+    /// Fragment offset (high 13 bits) and the M flag (bit 0).
+    pub const FRAG_OFF: usize = 2;
+    pub const IDENT: usize = 4;
+}
+
+/// Fragment offset bits (bytes, a multiple of 8) of a fragment header's
+/// offset word.
+pub const FRAG_OFFSET_MASK: u16 = 0xfff8;
+/// More-fragments bit of a fragment header's offset word.
+pub const FRAG_MORE: u16 = 0x0001;
+
 /// Bytes in the fixed header.
-pub const HEADER_LEN: usize = 40;
+pub const HEADER_LEN: usize = field::PAYLOAD;
 /// Bytes in a fragment header.
 pub const FRAG_HEADER_LEN: usize = 8;
 /// Extension headers [`skip_ext_headers`] follows before giving up: more is
 /// either an attack or a broken stack (RFC 7112 limits the header chain).
 pub const MAX_EXT_HEADERS: usize = 8;
 
+/// The length, fixed header included, of an IPv6 packet whose payload-length
+/// field holds `payload_len` and from whose first header byte `rest` bytes
+/// of frame follow: 40 + the field, or all of `rest` when the field is 0.
+/// Jumbograms (RFC 2675) and Linux BIG TCP/GSO packets carry 0 there. The
+/// one place this rule is written; whether the result fits in `rest` is the
+/// caller's check.
+#[inline(always)]
+pub const fn packet_len(payload_len: u16, rest: usize) -> usize {
+    match payload_len {
+        0 => rest,
+        n => HEADER_LEN + n as usize,
+    }
+}
+
 /// A view of an IPv6 packet's fixed header and what follows.
 ///
-/// A payload length of 0 is read as "to the end of the buffer": jumbograms
-/// (RFC 2675) and Linux BIG TCP/GSO packets carry 0 there.
+/// A payload length of 0 is read as "to the end of the buffer" (see
+/// [`packet_len`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
@@ -57,48 +113,43 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn version(&self) -> u8 {
-        u8_at(self.b(), 0) >> 4
+        u8_at(self.b(), field::VER_TC_FLOW) >> 4
     }
 
     pub fn traffic_class(&self) -> u8 {
-        (u16_at(self.b(), 0) >> 4) as u8
+        (u16_at(self.b(), field::VER_TC_FLOW) >> 4) as u8
     }
 
     pub fn flow_label(&self) -> u32 {
-        u32_at(self.b(), 0) & 0x000f_ffff
+        u32_at(self.b(), field::VER_TC_FLOW) & 0x000f_ffff
     }
 
     /// The payload length field as it is (0 for jumbograms and GSO).
     pub fn payload_len(&self) -> u16 {
-        u16_at(self.b(), 4)
+        u16_at(self.b(), field::LENGTH)
     }
 
     /// Bytes of the packet, fixed header included: 40 + payload length, or
     /// the whole buffer when that field is 0. Never more than the buffer.
     pub fn packet_len(&self) -> usize {
-        let pl = usize::from(self.payload_len());
         let len = self.b().len();
-        if pl == 0 {
-            len
-        } else {
-            (HEADER_LEN + pl).min(len)
-        }
+        packet_len(self.payload_len(), len).min(len)
     }
 
     pub fn next_header(&self) -> IpProtocol {
-        IpProtocol::from(u8_at(self.b(), 6))
+        IpProtocol::from(u8_at(self.b(), field::NXT_HDR))
     }
 
     pub fn hop_limit(&self) -> u8 {
-        u8_at(self.b(), 7)
+        u8_at(self.b(), field::HOP_LIMIT)
     }
 
     pub fn src_addr(&self) -> Ipv6Addr {
-        Ipv6Addr::from(bytes_at::<16>(self.b(), 8))
+        Ipv6Addr::from(bytes_at::<16>(self.b(), field::SRC_ADDR))
     }
 
     pub fn dst_addr(&self) -> Ipv6Addr {
-        Ipv6Addr::from(bytes_at::<16>(self.b(), 24))
+        Ipv6Addr::from(bytes_at::<16>(self.b(), field::DST_ADDR))
     }
 
     /// Everything after the fixed header up to the packet length: extension
@@ -121,38 +172,38 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     pub fn set_version(&mut self, v: u8) {
-        let b = (u8_at(self.b(), 0) & 0x0f) | (v << 4);
-        set_u8(self.m(), 0, b);
+        let b = (u8_at(self.b(), field::VER_TC_FLOW) & 0x0f) | (v << 4);
+        set_u8(self.m(), field::VER_TC_FLOW, b);
     }
 
     pub fn set_traffic_class(&mut self, tc: u8) {
-        let w = (u16_at(self.b(), 0) & 0xf00f) | (u16::from(tc) << 4);
-        set_u16(self.m(), 0, w);
+        let w = (u16_at(self.b(), field::VER_TC_FLOW) & 0xf00f) | (u16::from(tc) << 4);
+        set_u16(self.m(), field::VER_TC_FLOW, w);
     }
 
     pub fn set_flow_label(&mut self, fl: u32) {
-        let w = (u32_at(self.b(), 0) & 0xfff0_0000) | (fl & 0x000f_ffff);
-        set_u32(self.m(), 0, w);
+        let w = (u32_at(self.b(), field::VER_TC_FLOW) & 0xfff0_0000) | (fl & 0x000f_ffff);
+        set_u32(self.m(), field::VER_TC_FLOW, w);
     }
 
     pub fn set_payload_len(&mut self, len: u16) {
-        set_u16(self.m(), 4, len);
+        set_u16(self.m(), field::LENGTH, len);
     }
 
     pub fn set_next_header(&mut self, p: IpProtocol) {
-        set_u8(self.m(), 6, p.into());
+        set_u8(self.m(), field::NXT_HDR, p.into());
     }
 
     pub fn set_hop_limit(&mut self, h: u8) {
-        set_u8(self.m(), 7, h);
+        set_u8(self.m(), field::HOP_LIMIT, h);
     }
 
     pub fn set_src_addr(&mut self, a: Ipv6Addr) {
-        set_bytes(self.m(), 8, &a.octets());
+        set_bytes(self.m(), field::SRC_ADDR, &a.octets());
     }
 
     pub fn set_dst_addr(&mut self, a: Ipv6Addr) {
-        set_bytes(self.m(), 24, &a.octets());
+        set_bytes(self.m(), field::DST_ADDR, &a.octets());
     }
 
     pub fn payload_mut(&mut self) -> &mut [u8] {
@@ -236,7 +287,17 @@ impl Repr {
 pub const fn is_ext_header(p: u8) -> bool {
     // Hop-by-hop, routing, fragment, AH, destination options, mobility,
     // HIP, shim6 (RFC 7045 §4 lists them).
-    matches!(p, 0 | 43 | 44 | 51 | 60 | 135 | 139 | 140)
+    matches!(
+        p,
+        ip_proto::HOP_BY_HOP
+            | ip_proto::IPV6_ROUTE
+            | ip_proto::IPV6_FRAG
+            | ip_proto::AH
+            | ip_proto::IPV6_OPTS
+            | ip_proto::MOBILITY
+            | ip_proto::HIP
+            | ip_proto::SHIM6
+    )
 }
 
 /// Bytes of an extension header of protocol `p` whose length byte is
@@ -244,8 +305,8 @@ pub const fn is_ext_header(p: u8) -> bool {
 #[inline]
 pub const fn ext_header_len(p: u8, len_byte: u8) -> Option<usize> {
     match p {
-        44 => Some(FRAG_HEADER_LEN),
-        51 => Some((len_byte as usize + 2) * 4),
+        ip_proto::IPV6_FRAG => Some(FRAG_HEADER_LEN),
+        ip_proto::AH => Some((len_byte as usize + 2) * 4),
         p if is_ext_header(p) => Some((len_byte as usize + 1) * 8),
         _ => None,
     }
@@ -264,14 +325,19 @@ pub fn skip_ext_headers(buf: &[u8], first: IpProtocol) -> Result<(IpProtocol, us
         if !is_ext_header(next) {
             return Ok((IpProtocol::from(next), off));
         }
-        let (Some(&nh), Some(&len_byte)) = (buf.get(off), buf.get(off + 1)) else {
+        let (Some(&nh), Some(&len_byte)) = (
+            buf.get(off + ext_field::NXT_HDR),
+            buf.get(off + ext_field::LENGTH),
+        ) else {
             return Err(Error::Truncated);
         };
         let len = ext_header_len(next, len_byte).unwrap_or(FRAG_HEADER_LEN);
         if buf.len() < off + len {
             return Err(Error::Truncated);
         }
-        if next == 44 && u16_at(buf, off + 2) & 0xfff8 != 0 {
+        if next == ip_proto::IPV6_FRAG
+            && u16_at(buf, off + frag_field::FRAG_OFF) & FRAG_OFFSET_MASK != 0
+        {
             return Ok((IpProtocol::Ipv6Frag, off));
         }
         next = nh;
@@ -320,12 +386,12 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
     }
 
     pub fn next_header(&self) -> IpProtocol {
-        IpProtocol::from(u8_at(self.buffer.as_ref(), 0))
+        IpProtocol::from(u8_at(self.buffer.as_ref(), ext_field::NXT_HDR))
     }
 
     /// The raw length byte.
     pub fn len_field(&self) -> u8 {
-        u8_at(self.buffer.as_ref(), 1)
+        u8_at(self.buffer.as_ref(), ext_field::LENGTH)
     }
 
     /// Length in bytes by the rule of this kind.
@@ -336,17 +402,17 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
     /// The bytes after next header and length: options, routing data, AH's
     /// SPI/sequence/ICV.
     pub fn data(&self) -> &[u8] {
-        range(self.buffer.as_ref(), 2, self.header_len())
+        range(self.buffer.as_ref(), ext_field::DATA, self.header_len())
     }
 
     /// Routing header: routing type (4 = segment routing).
     pub fn routing_type(&self) -> u8 {
-        u8_at(self.buffer.as_ref(), 2)
+        u8_at(self.buffer.as_ref(), ext_field::ROUTING_TYPE)
     }
 
     /// Routing header: segments left.
     pub fn segments_left(&self) -> u8 {
-        u8_at(self.buffer.as_ref(), 3)
+        u8_at(self.buffer.as_ref(), ext_field::SEG_LEFT)
     }
 
     /// What follows this header.
@@ -357,16 +423,16 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> ExtHeader<T> {
     pub fn set_next_header(&mut self, p: IpProtocol) {
-        set_u8(self.buffer.as_mut(), 0, p.into());
+        set_u8(self.buffer.as_mut(), ext_field::NXT_HDR, p.into());
     }
 
     pub fn set_len_field(&mut self, n: u8) {
-        set_u8(self.buffer.as_mut(), 1, n);
+        set_u8(self.buffer.as_mut(), ext_field::LENGTH, n);
     }
 
     pub fn data_mut(&mut self) -> &mut [u8] {
         let hl = self.header_len();
-        range_mut(self.buffer.as_mut(), 2, hl)
+        range_mut(self.buffer.as_mut(), ext_field::DATA, hl)
     }
 }
 
@@ -418,7 +484,7 @@ impl<'a> ExtRepr<'a> {
         Ok(ExtRepr {
             kind: h.kind,
             next_header: h.next_header(),
-            data: range(b, 2, h.header_len()),
+            data: range(b, ext_field::DATA, h.header_len()),
         })
     }
 
@@ -431,7 +497,7 @@ impl<'a> ExtRepr<'a> {
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, h: &mut ExtHeader<T>) {
         h.set_next_header(self.next_header);
         h.set_len_field(self.len_field().unwrap_or(0));
-        set_bytes(h.buffer.as_mut(), 2, self.data);
+        set_bytes(h.buffer.as_mut(), ext_field::DATA, self.data);
     }
 
     pub fn emit_to(&self, buf: &mut [u8]) -> Result<usize> {
@@ -464,20 +530,20 @@ impl<T: AsRef<[u8]>> FragHeader<T> {
     }
 
     pub fn next_header(&self) -> IpProtocol {
-        IpProtocol::from(u8_at(self.buffer.as_ref(), 0))
+        IpProtocol::from(u8_at(self.buffer.as_ref(), frag_field::NXT_HDR))
     }
 
     /// Offset of this fragment's data in bytes (the field × 8).
     pub fn frag_offset(&self) -> u16 {
-        u16_at(self.buffer.as_ref(), 2) & 0xfff8
+        u16_at(self.buffer.as_ref(), frag_field::FRAG_OFF) & FRAG_OFFSET_MASK
     }
 
     pub fn more_frags(&self) -> bool {
-        u16_at(self.buffer.as_ref(), 2) & 1 != 0
+        u16_at(self.buffer.as_ref(), frag_field::FRAG_OFF) & FRAG_MORE != 0
     }
 
     pub fn ident(&self) -> u32 {
-        u32_at(self.buffer.as_ref(), 4)
+        u32_at(self.buffer.as_ref(), frag_field::IDENT)
     }
 
     pub fn payload(&self) -> &[u8] {
@@ -487,16 +553,20 @@ impl<T: AsRef<[u8]>> FragHeader<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> FragHeader<T> {
     pub fn set_next_header(&mut self, p: IpProtocol) {
-        set_u8(self.buffer.as_mut(), 0, p.into());
+        set_u8(self.buffer.as_mut(), frag_field::NXT_HDR, p.into());
     }
 
     /// Sets offset (bytes, rounded down to 8) and M together, reserved bits 0.
     pub fn set_offset_and_more(&mut self, offset: u16, more: bool) {
-        set_u16(self.buffer.as_mut(), 2, (offset & 0xfff8) | u16::from(more));
+        set_u16(
+            self.buffer.as_mut(),
+            frag_field::FRAG_OFF,
+            (offset & FRAG_OFFSET_MASK) | u16::from(more),
+        );
     }
 
     pub fn set_ident(&mut self, id: u32) {
-        set_u32(self.buffer.as_mut(), 4, id);
+        set_u32(self.buffer.as_mut(), frag_field::IDENT, id);
     }
 }
 
@@ -529,7 +599,7 @@ impl FragRepr {
 
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, h: &mut FragHeader<T>) {
         h.set_next_header(self.next_header);
-        set_u8(h.buffer.as_mut(), 1, 0);
+        set_u8(h.buffer.as_mut(), frag_field::RESERVED, 0);
         h.set_offset_and_more(self.frag_offset, self.more_frags);
         h.set_ident(self.ident);
     }

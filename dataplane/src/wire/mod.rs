@@ -51,6 +51,33 @@ pub enum Error {
 /// Result of header parsing and emitting.
 pub type Result<T> = core::result::Result<T, Error>;
 
+/// IP protocol numbers (IPv4 protocol, IPv6 next header), from IANA's list,
+/// as plain numbers: what the per-packet code matches on, and what
+/// [`IpProtocol`] converts through. The one place these numbers are written.
+pub mod ip_proto {
+    pub const HOP_BY_HOP: u8 = 0;
+    pub const ICMP: u8 = 1;
+    pub const IGMP: u8 = 2;
+    pub const IPIP: u8 = 4;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+    pub const IPV6: u8 = 41;
+    pub const IPV6_ROUTE: u8 = 43;
+    pub const IPV6_FRAG: u8 = 44;
+    pub const GRE: u8 = 47;
+    pub const ESP: u8 = 50;
+    pub const AH: u8 = 51;
+    pub const ICMPV6: u8 = 58;
+    pub const IPV6_NO_NXT: u8 = 59;
+    pub const IPV6_OPTS: u8 = 60;
+    pub const SCTP: u8 = 132;
+    pub const MOBILITY: u8 = 135;
+    /// Host Identity Protocol (an IPv6 extension header, RFC 7401).
+    pub const HIP: u8 = 139;
+    /// Shim6 (an IPv6 extension header, RFC 5533).
+    pub const SHIM6: u8 = 140;
+}
+
 /// IP protocol numbers (IPv4 protocol, IPv6 next header), from IANA's list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IpProtocol {
@@ -80,23 +107,23 @@ pub enum IpProtocol {
 impl From<u8> for IpProtocol {
     fn from(n: u8) -> Self {
         match n {
-            0 => Self::HopByHop,
-            1 => Self::Icmp,
-            2 => Self::Igmp,
-            4 => Self::IpIp,
-            6 => Self::Tcp,
-            17 => Self::Udp,
-            41 => Self::Ipv6,
-            43 => Self::Ipv6Route,
-            44 => Self::Ipv6Frag,
-            47 => Self::Gre,
-            50 => Self::Esp,
-            51 => Self::Ah,
-            58 => Self::Icmpv6,
-            59 => Self::Ipv6NoNxt,
-            60 => Self::Ipv6Opts,
-            132 => Self::Sctp,
-            135 => Self::Mobility,
+            ip_proto::HOP_BY_HOP => Self::HopByHop,
+            ip_proto::ICMP => Self::Icmp,
+            ip_proto::IGMP => Self::Igmp,
+            ip_proto::IPIP => Self::IpIp,
+            ip_proto::TCP => Self::Tcp,
+            ip_proto::UDP => Self::Udp,
+            ip_proto::IPV6 => Self::Ipv6,
+            ip_proto::IPV6_ROUTE => Self::Ipv6Route,
+            ip_proto::IPV6_FRAG => Self::Ipv6Frag,
+            ip_proto::GRE => Self::Gre,
+            ip_proto::ESP => Self::Esp,
+            ip_proto::AH => Self::Ah,
+            ip_proto::ICMPV6 => Self::Icmpv6,
+            ip_proto::IPV6_NO_NXT => Self::Ipv6NoNxt,
+            ip_proto::IPV6_OPTS => Self::Ipv6Opts,
+            ip_proto::SCTP => Self::Sctp,
+            ip_proto::MOBILITY => Self::Mobility,
             n => Self::Unknown(n),
         }
     }
@@ -105,33 +132,36 @@ impl From<u8> for IpProtocol {
 impl From<IpProtocol> for u8 {
     fn from(p: IpProtocol) -> u8 {
         match p {
-            IpProtocol::HopByHop => 0,
-            IpProtocol::Icmp => 1,
-            IpProtocol::Igmp => 2,
-            IpProtocol::IpIp => 4,
-            IpProtocol::Tcp => 6,
-            IpProtocol::Udp => 17,
-            IpProtocol::Ipv6 => 41,
-            IpProtocol::Ipv6Route => 43,
-            IpProtocol::Ipv6Frag => 44,
-            IpProtocol::Gre => 47,
-            IpProtocol::Esp => 50,
-            IpProtocol::Ah => 51,
-            IpProtocol::Icmpv6 => 58,
-            IpProtocol::Ipv6NoNxt => 59,
-            IpProtocol::Ipv6Opts => 60,
-            IpProtocol::Sctp => 132,
-            IpProtocol::Mobility => 135,
+            IpProtocol::HopByHop => ip_proto::HOP_BY_HOP,
+            IpProtocol::Icmp => ip_proto::ICMP,
+            IpProtocol::Igmp => ip_proto::IGMP,
+            IpProtocol::IpIp => ip_proto::IPIP,
+            IpProtocol::Tcp => ip_proto::TCP,
+            IpProtocol::Udp => ip_proto::UDP,
+            IpProtocol::Ipv6 => ip_proto::IPV6,
+            IpProtocol::Ipv6Route => ip_proto::IPV6_ROUTE,
+            IpProtocol::Ipv6Frag => ip_proto::IPV6_FRAG,
+            IpProtocol::Gre => ip_proto::GRE,
+            IpProtocol::Esp => ip_proto::ESP,
+            IpProtocol::Ah => ip_proto::AH,
+            IpProtocol::Icmpv6 => ip_proto::ICMPV6,
+            IpProtocol::Ipv6NoNxt => ip_proto::IPV6_NO_NXT,
+            IpProtocol::Ipv6Opts => ip_proto::IPV6_OPTS,
+            IpProtocol::Sctp => ip_proto::SCTP,
+            IpProtocol::Mobility => ip_proto::MOBILITY,
             IpProtocol::Unknown(n) => n,
         }
     }
 }
 
-/// Bounds-checked big-endian field access shared by the header views.
+/// Bounds-checked big-endian reads and writes shared by the header views and
+/// the stages. (Where each field *is* lives in each header's `field` module.)
 ///
 /// Reads past the end give zero and writes past the end are dropped, which is
-/// what lets every accessor be total without `unwrap`.
-pub(crate) mod field {
+/// what lets every accessor be total without `unwrap`. The `try_` and
+/// `array_at` forms say `None` instead, for callers to whom a missing byte
+/// is an error.
+pub(crate) mod bytes {
     #[inline(always)]
     pub fn u8_at(b: &[u8], at: usize) -> u8 {
         b.get(at).copied().unwrap_or(0)
@@ -151,6 +181,18 @@ pub(crate) mod field {
             Some(&[x, y, z, w]) => u32::from_be_bytes([x, y, z, w]),
             _ => 0,
         }
+    }
+
+    /// The `N` bytes at `at`, or `None` when the buffer ends first.
+    #[inline(always)]
+    pub fn array_at<const N: usize>(b: &[u8], at: usize) -> Option<&[u8; N]> {
+        b.get(at..).and_then(|s| s.first_chunk::<N>())
+    }
+
+    /// The big-endian `u16` at `at`, or `None` when the buffer ends first.
+    #[inline(always)]
+    pub fn try_u16_at(b: &[u8], at: usize) -> Option<u16> {
+        array_at::<2>(b, at).map(|x| u16::from_be_bytes(*x))
     }
 
     /// `N` bytes at `at`, zero-filled where the buffer ends first.
@@ -210,7 +252,7 @@ pub(crate) mod field {
 
 #[cfg(test)]
 mod tests {
-    use super::field::*;
+    use super::bytes::*;
     use super::*;
 
     #[test]
@@ -231,6 +273,10 @@ mod tests {
         assert_eq!(u8_at(&b, 3), 0);
         assert_eq!(u16_at(&b, usize::MAX), 0);
         assert_eq!(bytes_at::<4>(&b, 1), [2, 3, 0, 0]);
+        assert_eq!(try_u16_at(&b, 1), Some(0x0203));
+        assert_eq!(try_u16_at(&b, 2), None);
+        assert_eq!(array_at::<3>(&b, 0), Some(&[1, 2, 3]));
+        assert_eq!(array_at::<3>(&b, 1), None);
         assert_eq!(range(&b, 2, 10), &[3]);
         assert_eq!(range(&b, 5, 10), &[] as &[u8]);
         set_u16(&mut b, 2, 0xffff);

@@ -4,7 +4,7 @@
 //! stack. Nothing on the wire says what follows the stack: readers guess by
 //! the first nibble (4 or 6), as Linux and Wireshark do.
 
-use super::field::{range, set_u32, u32_at};
+use super::bytes::{range, set_u32, u32_at};
 use super::{Error, Result};
 
 /// Bytes in one label stack entry.

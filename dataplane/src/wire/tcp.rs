@@ -1,7 +1,7 @@
 //! TCP header (RFC 9293): ports, sequence numbers, data offset, flags.
 
+use super::bytes::{range, range_mut, set_bytes, set_u16, set_u32, set_u8, u16_at, u32_at, u8_at};
 use super::checksum;
-use super::field::{range, range_mut, set_bytes, set_u16, set_u32, set_u8, u16_at, u32_at, u8_at};
 use super::{Error, Result};
 use core::fmt;
 use std::net::IpAddr;
@@ -9,8 +9,24 @@ use std::net::IpAddr;
 /// IPv4-style options: the same 40-byte, 4-byte-word limit applies to TCP.
 pub use super::ipv4::Options;
 
+/// Where each header field starts (smoltcp's `mod field`).
+pub mod field {
+    pub const SRC_PORT: usize = 0;
+    pub const DST_PORT: usize = 2;
+    pub const SEQ_NUM: usize = 4;
+    pub const ACK_NUM: usize = 8;
+    /// Data offset (high nibble).
+    pub const DATA_OFF: usize = 12;
+    pub const FLAGS: usize = 13;
+    pub const WIN_SIZE: usize = 14;
+    pub const CHECKSUM: usize = 16;
+    pub const URGENT: usize = 18;
+    /// Options, or the payload when the data offset is 5.
+    pub const OPTIONS: usize = 20;
+}
+
 /// Bytes in a header without options.
-pub const MIN_HEADER_LEN: usize = 20;
+pub const MIN_HEADER_LEN: usize = field::OPTIONS;
 /// Bytes in a header with data offset 15.
 pub const MAX_HEADER_LEN: usize = 60;
 
@@ -109,40 +125,40 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn src_port(&self) -> u16 {
-        u16_at(self.b(), 0)
+        u16_at(self.b(), field::SRC_PORT)
     }
 
     pub fn dst_port(&self) -> u16 {
-        u16_at(self.b(), 2)
+        u16_at(self.b(), field::DST_PORT)
     }
 
     pub fn seq_number(&self) -> u32 {
-        u32_at(self.b(), 4)
+        u32_at(self.b(), field::SEQ_NUM)
     }
 
     pub fn ack_number(&self) -> u32 {
-        u32_at(self.b(), 8)
+        u32_at(self.b(), field::ACK_NUM)
     }
 
     /// Header length in bytes (data offset × 4).
     pub fn header_len(&self) -> usize {
-        usize::from(u8_at(self.b(), 12) >> 4) * 4
+        usize::from(u8_at(self.b(), field::DATA_OFF) >> 4) * 4
     }
 
     pub fn flags(&self) -> Flags {
-        Flags(u8_at(self.b(), 13))
+        Flags(u8_at(self.b(), field::FLAGS))
     }
 
     pub fn window_len(&self) -> u16 {
-        u16_at(self.b(), 14)
+        u16_at(self.b(), field::WIN_SIZE)
     }
 
     pub fn checksum(&self) -> u16 {
-        u16_at(self.b(), 16)
+        u16_at(self.b(), field::CHECKSUM)
     }
 
     pub fn urgent_at(&self) -> u16 {
-        u16_at(self.b(), 18)
+        u16_at(self.b(), field::URGENT)
     }
 
     pub fn options(&self) -> &[u8] {
@@ -168,40 +184,40 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     pub fn set_src_port(&mut self, p: u16) {
-        set_u16(self.m(), 0, p);
+        set_u16(self.m(), field::SRC_PORT, p);
     }
 
     pub fn set_dst_port(&mut self, p: u16) {
-        set_u16(self.m(), 2, p);
+        set_u16(self.m(), field::DST_PORT, p);
     }
 
     pub fn set_seq_number(&mut self, n: u32) {
-        set_u32(self.m(), 4, n);
+        set_u32(self.m(), field::SEQ_NUM, n);
     }
 
     pub fn set_ack_number(&mut self, n: u32) {
-        set_u32(self.m(), 8, n);
+        set_u32(self.m(), field::ACK_NUM, n);
     }
 
     /// Sets the data offset from bytes (rounded down to 4); reserved bits 0.
     pub fn set_header_len(&mut self, len: usize) {
-        set_u8(self.m(), 12, (((len / 4) as u8) & 0x0f) << 4);
+        set_u8(self.m(), field::DATA_OFF, (((len / 4) as u8) & 0x0f) << 4);
     }
 
     pub fn set_flags(&mut self, f: Flags) {
-        set_u8(self.m(), 13, f.0);
+        set_u8(self.m(), field::FLAGS, f.0);
     }
 
     pub fn set_window_len(&mut self, w: u16) {
-        set_u16(self.m(), 14, w);
+        set_u16(self.m(), field::WIN_SIZE, w);
     }
 
     pub fn set_checksum(&mut self, c: u16) {
-        set_u16(self.m(), 16, c);
+        set_u16(self.m(), field::CHECKSUM, c);
     }
 
     pub fn set_urgent_at(&mut self, u: u16) {
-        set_u16(self.m(), 18, u);
+        set_u16(self.m(), field::URGENT, u);
     }
 
     pub fn options_mut(&mut self) -> &mut [u8] {

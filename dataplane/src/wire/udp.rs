@@ -1,12 +1,21 @@
 //! UDP header (RFC 768) and its pseudo-header checksum.
 
+use super::bytes::{range, range_mut, set_u16, u16_at};
 use super::checksum;
-use super::field::{range, range_mut, set_u16, u16_at};
 use super::{Error, Result};
 use std::net::IpAddr;
 
 /// Bytes in a UDP header.
-pub const HEADER_LEN: usize = 8;
+/// Where each header field starts (smoltcp's `mod field`).
+pub mod field {
+    pub const SRC_PORT: usize = 0;
+    pub const DST_PORT: usize = 2;
+    pub const LENGTH: usize = 4;
+    pub const CHECKSUM: usize = 6;
+    pub const PAYLOAD: usize = 8;
+}
+
+pub const HEADER_LEN: usize = field::PAYLOAD;
 
 /// A view of a UDP datagram.
 ///
@@ -54,16 +63,16 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn src_port(&self) -> u16 {
-        u16_at(self.b(), 0)
+        u16_at(self.b(), field::SRC_PORT)
     }
 
     pub fn dst_port(&self) -> u16 {
-        u16_at(self.b(), 2)
+        u16_at(self.b(), field::DST_PORT)
     }
 
     /// The length field as it is: header plus payload.
     pub fn len(&self) -> u16 {
-        u16_at(self.b(), 4)
+        u16_at(self.b(), field::LENGTH)
     }
 
     /// Whether the length field says there is no payload.
@@ -84,7 +93,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn checksum(&self) -> u16 {
-        u16_at(self.b(), 6)
+        u16_at(self.b(), field::CHECKSUM)
     }
 
     pub fn payload(&self) -> &[u8] {
@@ -106,19 +115,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_src_port(&mut self, p: u16) {
-        set_u16(self.buffer.as_mut(), 0, p);
+        set_u16(self.buffer.as_mut(), field::SRC_PORT, p);
     }
 
     pub fn set_dst_port(&mut self, p: u16) {
-        set_u16(self.buffer.as_mut(), 2, p);
+        set_u16(self.buffer.as_mut(), field::DST_PORT, p);
     }
 
     pub fn set_len(&mut self, len: u16) {
-        set_u16(self.buffer.as_mut(), 4, len);
+        set_u16(self.buffer.as_mut(), field::LENGTH, len);
     }
 
     pub fn set_checksum(&mut self, c: u16) {
-        set_u16(self.buffer.as_mut(), 6, c);
+        set_u16(self.buffer.as_mut(), field::CHECKSUM, c);
     }
 
     pub fn payload_mut(&mut self) -> &mut [u8] {

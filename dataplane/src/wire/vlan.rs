@@ -6,19 +6,27 @@
 //! the TPID is `ethernet::Packet::ethertype` (or the previous tag's
 //! `ethertype`), and `is_tpid` tells whether a tag follows.
 
-use super::ethernet::EtherType;
-use super::field::{range, range_mut, set_u16, u16_at};
+use super::bytes::{range, range_mut, set_u16, u16_at};
+use super::ethernet::{ethertype, EtherType};
 use super::{Error, Result};
 
+/// Where each field starts, from the TCI (smoltcp's `mod field`).
+pub mod field {
+    pub const TCI: usize = 0;
+    /// The EtherType of what follows the tag (or the next tag's TPID).
+    pub const ETHERTYPE: usize = 2;
+    pub const PAYLOAD: usize = 4;
+}
+
 /// Bytes of TCI plus inner EtherType.
-pub const HEADER_LEN: usize = 4;
+pub const HEADER_LEN: usize = field::PAYLOAD;
 
 /// 802.1Q customer tag.
-pub const TPID_8021Q: u16 = 0x8100;
+pub const TPID_8021Q: u16 = ethertype::VLAN;
 /// 802.1ad service tag.
-pub const TPID_8021AD: u16 = 0x88a8;
+pub const TPID_8021AD: u16 = ethertype::SERVICE_VLAN;
 /// Pre-standard QinQ outer tag still sent by older switches.
-pub const TPID_QINQ: u16 = 0x9100;
+pub const TPID_QINQ: u16 = ethertype::QINQ;
 
 /// Whether an EtherType announces a VLAN tag.
 #[inline]
@@ -56,7 +64,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The whole Tag Control Information word.
     pub fn tci(&self) -> u16 {
-        u16_at(self.buffer.as_ref(), 0)
+        u16_at(self.buffer.as_ref(), field::TCI)
     }
 
     /// Priority code point (802.1p), 0..=7.
@@ -76,7 +84,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// EtherType after this tag: another TPID for QinQ.
     pub fn ethertype(&self) -> EtherType {
-        EtherType::from(u16_at(self.buffer.as_ref(), 2))
+        EtherType::from(u16_at(self.buffer.as_ref(), field::ETHERTYPE))
     }
 
     pub fn payload(&self) -> &[u8] {
@@ -86,7 +94,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_tci(&mut self, tci: u16) {
-        set_u16(self.buffer.as_mut(), 0, tci);
+        set_u16(self.buffer.as_mut(), field::TCI, tci);
     }
 
     pub fn set_pcp(&mut self, pcp: u8) {
@@ -105,7 +113,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     pub fn set_ethertype(&mut self, t: EtherType) {
-        set_u16(self.buffer.as_mut(), 2, t.into());
+        set_u16(self.buffer.as_mut(), field::ETHERTYPE, t.into());
     }
 
     pub fn payload_mut(&mut self) -> &mut [u8] {

@@ -13,7 +13,7 @@
 //! view reads all of them as raw fields; what they mean is decided in
 //! `stage::tag`.
 
-use super::field::{range, range_mut, set_u32, set_u8, u32_at, u8_at};
+use super::bytes::{range, range_mut, set_u32, set_u8, u32_at, u8_at};
 use super::{Error, Result};
 
 pub const HEADER_LEN: usize = 8;
