@@ -4,7 +4,6 @@ pub mod agent;
 pub mod appliance;
 pub mod cli;
 pub mod config;
-pub mod controller;
 pub mod default;
 pub mod guard;
 pub mod metrics;

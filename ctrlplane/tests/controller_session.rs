@@ -268,7 +268,7 @@ fn operator_commands_reach_the_appliance_and_results_come_back() {
     }
 
     // Unknown appliance: the operator is told.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice-controller"))
+    let out = std::process::Command::new(controller_bin())
         .arg("--admin")
         .arg(&fx.admin)
         .args(["command", "nobody", "start"])

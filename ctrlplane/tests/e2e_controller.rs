@@ -25,7 +25,7 @@ fn until(
     ctl: &Controller,
     name: &str,
     what: &str,
-    ok: impl Fn(&ctrlplane::controller::registry::ApplianceView) -> bool,
+    ok: impl Fn(&sluice_controller::registry::ApplianceView) -> bool,
 ) {
     for _ in 0..20_000 {
         if ok(&ctl.show(name)) {

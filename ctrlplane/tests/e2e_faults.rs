@@ -715,7 +715,7 @@ fn until_view(
     ctl: &Controller,
     name: &str,
     what: &str,
-    ok: impl Fn(&ctrlplane::controller::registry::ApplianceView) -> bool,
+    ok: impl Fn(&sluice_controller::registry::ApplianceView) -> bool,
 ) {
     let deadline = Instant::now() + Duration::from_secs(WAIT_S);
     while !ok(&ctl.show(name)) {

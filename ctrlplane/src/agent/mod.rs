@@ -27,9 +27,11 @@
 
 pub mod backoff;
 pub mod persist;
-pub mod protocol;
 mod session;
-pub mod tls;
+
+/// Framing, messages and TLS set-up are shared with the controller.
+pub use sluice_protocol as protocol;
+pub use sluice_protocol::tls;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

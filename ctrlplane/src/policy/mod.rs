@@ -2,7 +2,9 @@
 //! and its compilation into the tables the workers run.
 
 mod compile;
-pub mod model;
+/// The policy document is shared with the controller, which checks it
+/// parses before serving it.
+pub use sluice_protocol::policy as model;
 
 use std::path::Path;
 
@@ -26,10 +28,8 @@ pub enum PolicyError {
 
 /// Parses a TOML policy (without compiling it).
 pub fn parse_toml(text: &str, origin: &str) -> Result<Policy, PolicyError> {
-    toml::from_str(text).map_err(|e| PolicyError::Syntax {
-        origin: origin.to_owned(),
-        reason: e.to_string().trim().replace('\n', " "),
-    })
+    model::parse_toml(text, origin)
+        .map_err(|model::SyntaxError { origin, reason }| PolicyError::Syntax { origin, reason })
 }
 
 /// Reads, validates and compiles a TOML policy file; returns the policy as

@@ -1,201 +1,46 @@
-//! Shared by the controller tests: certificates made at run time (rcgen),
-//! the real `sluice-controller` process with its log read line by line,
-//! and a stand-in for the appliance main loop around `agent::spawn`.
+//! The controller tests' support (`ctrlplane/controller/tests/support/`,
+//! one copy for both packages) and the appliance side the tests here add:
+//! agent configs for the fixture's certificates, and a stand-in for the
+//! appliance main loop around `agent::spawn`.
 //!
-//! Nothing here sleeps to synchronise: waits are on channels (the agent's
-//! events, the controller's log lines) with a deadline.
+//! Nothing here sleeps to synchronise: waits are on the agent's events
+//! with a deadline.
 
 #![allow(dead_code)]
 
+#[path = "../../controller/tests/support/mod.rs"]
+mod fleet;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ctrlplane::agent::{self, AgentConfig, AgentEvent, AgentHandle, AgentReply, PortInfo};
-use ctrlplane::controller::admin::{request_as, AdminRequest};
-use ctrlplane::controller::registry::ApplianceView;
 use ctrlplane::policy::{self, Context};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
+pub use fleet::*;
 
-/// How long any single wait may take before the test fails. Generous:
-/// CI machines are shared; passing tests never wait this long.
-pub const DEADLINE: Duration = Duration::from_secs(30);
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-/// A directory of its own, removed at the end.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let d = std::env::temp_dir().join(format!(
-            "sluice-ctl-{tag}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A CA that can issue certificates, written as PEM files.
-pub struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-    pub pem: PathBuf,
-}
-
-/// A certificate and its key as PEM files.
-#[derive(Clone, Debug)]
-pub struct Issued {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-impl Ca {
-    pub fn new(dir: &Path, name: &str) -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        p.distinguished_name.push(DnType::CommonName, name);
-        let cert = p.self_signed(&key).unwrap();
-        let pem = dir.join(format!("{name}.ca.pem"));
-        std::fs::write(&pem, cert.pem()).unwrap();
-        Ca { cert, key, pem }
-    }
-
-    fn issue_with(&self, dir: &Path, file: &str, mut p: CertificateParams) -> Issued {
-        let key = KeyPair::generate().unwrap();
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
-        let out = Issued {
-            cert: dir.join(format!("{file}.pem")),
-            key: dir.join(format!("{file}.key")),
-        };
-        std::fs::write(&out.cert, cert.pem()).unwrap();
-        std::fs::write(&out.key, key.serialize_pem()).unwrap();
-        out
-    }
-
-    /// A server certificate for `localhost`.
-    pub fn server(&self, dir: &Path) -> Issued {
-        let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        p.distinguished_name
-            .push(DnType::CommonName, "sluice-controller");
-        self.issue_with(dir, "controller", p)
-    }
-
-    /// A client certificate for appliance `name`.
-    pub fn client(&self, dir: &Path, name: &str) -> Issued {
-        let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        p.distinguished_name.push(DnType::CommonName, name);
-        self.issue_with(
-            dir,
-            &format!("{name}-{}", SEQ.fetch_add(1, Ordering::Relaxed)),
-            p,
-        )
-    }
-
-    /// A client certificate for `name` that expired in 2021.
-    pub fn expired_client(&self, dir: &Path, name: &str) -> Issued {
-        let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        self.issue_with(dir, &format!("{name}-expired"), p)
-    }
-}
-
-/// A self-signed client certificate: issued by no CA anyone trusts.
-pub fn self_signed_client(dir: &Path, name: &str) -> Issued {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let cert = p.self_signed(&key).unwrap();
-    let out = Issued {
-        cert: dir.join(format!("{name}-selfsigned.pem")),
-        key: dir.join(format!("{name}-selfsigned.key")),
-    };
-    std::fs::write(&out.cert, cert.pem()).unwrap();
-    std::fs::write(&out.key, key.serialize_pem()).unwrap();
-    out
-}
-
-/// Everything a test needs on disk: CA, controller certificate, policy dir.
-pub struct Fixture {
-    pub dir: TempDir,
-    pub ca: Ca,
-    pub server: Issued,
-    pub policies: PathBuf,
-    pub admin: PathBuf,
-}
-
-impl Fixture {
-    pub fn new(tag: &str) -> Self {
-        let dir = TempDir::new(tag);
-        let ca = Ca::new(dir.path(), "sluice-test");
-        let server = ca.server(dir.path());
-        let policies = dir.path().join("policies");
-        std::fs::create_dir_all(&policies).unwrap();
-        let admin = dir.path().join("admin.sock");
-        Fixture {
-            dir,
-            ca,
-            server,
-            policies,
-            admin,
-        }
-    }
-
-    pub fn write_policy(&self, name: &str, text: &str) {
-        // Write then rename: the controller never reads half a file.
-        let tmp = self.policies.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, self.policies.join(format!("{name}.toml"))).unwrap();
-    }
-
-    pub fn write_assign(&self, text: &str) {
-        let tmp = self.policies.join(".assign.tmp");
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, self.policies.join("assign.toml")).unwrap();
-    }
-
-    /// Starts `sluice-controller serve` on an OS-chosen port.
-    pub fn controller(&self) -> Controller {
-        Controller::spawn(self, "127.0.0.1:0")
-    }
-
+/// Agent configs for appliances with the fixture's certificates.
+pub trait AgentConfigs {
     /// An agent config for appliance `name` with its own good certificate.
-    pub fn agent_config(&self, ctl: &Controller, name: &str) -> AgentConfig {
+    fn agent_config(&self, ctl: &Controller, name: &str) -> AgentConfig;
+    fn agent_config_with(
+        &self,
+        ctl: &Controller,
+        name: &str,
+        id: &Issued,
+        ca: &Path,
+    ) -> AgentConfig;
+    /// An agent config for a controller at `addr` (which may be a stand-in).
+    fn agent_config_at(&self, addr: &str, name: &str, id: &Issued, ca: &Path) -> AgentConfig;
+}
+
+impl AgentConfigs for Fixture {
+    fn agent_config(&self, ctl: &Controller, name: &str) -> AgentConfig {
         let id = self.ca.client(self.dir.path(), name);
         self.agent_config_with(ctl, name, &id, &self.ca.pem)
     }
 
-    pub fn agent_config_with(
+    fn agent_config_with(
         &self,
         ctl: &Controller,
         name: &str,
@@ -205,8 +50,7 @@ impl Fixture {
         self.agent_config_at(&ctl.addr, name, id, ca)
     }
 
-    /// An agent config for a controller at `addr` (which may be a stand-in).
-    pub fn agent_config_at(&self, addr: &str, name: &str, id: &Issued, ca: &Path) -> AgentConfig {
+    fn agent_config_at(&self, addr: &str, name: &str, id: &Issued, ca: &Path) -> AgentConfig {
         AgentConfig {
             name: name.to_owned(),
             labels: BTreeMap::new(),
@@ -227,166 +71,6 @@ impl Fixture {
             backoff_max: Duration::from_millis(400),
             connect_timeout: Duration::from_secs(10),
         }
-    }
-}
-
-/// The real controller process; its stderr is read line by line.
-pub struct Controller {
-    child: Child,
-    pub addr: String,
-    lines: Receiver<String>,
-    pub log: Vec<String>,
-    admin: PathBuf,
-}
-
-impl Controller {
-    pub fn spawn(fx: &Fixture, listen: &str) -> Controller {
-        Self::spawn_with(fx, listen, &[], true)
-    }
-
-    /// With extra `serve` arguments; `echo`: copy its log to the test's output.
-    pub fn spawn_with(fx: &Fixture, listen: &str, extra: &[&str], echo: bool) -> Controller {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice-controller"))
-            .arg("--admin")
-            .arg(&fx.admin)
-            .arg("serve")
-            .arg("--listen")
-            .arg(listen)
-            .arg("--ca")
-            .arg(&fx.ca.pem)
-            .arg("--cert")
-            .arg(&fx.server.cert)
-            .arg("--key")
-            .arg(&fx.server.key)
-            .arg("--policies")
-            .arg(&fx.policies)
-            // Pushes in tests come from `push`; the poll is the backstop.
-            .args(["--poll-ms", "60000", "--keepalive-ms", "2000"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                if echo {
-                    eprintln!("[controller] {line}");
-                }
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut c = Controller {
-            child,
-            addr: String::new(),
-            lines,
-            log: Vec::new(),
-            admin: fx.admin.clone(),
-        };
-        let l = c.wait_log("listening on ");
-        c.addr = l.rsplit(' ').next().unwrap().to_owned();
-        c
-    }
-
-    /// Waits for a log line containing `pat`: any line so far, or the next.
-    pub fn wait_log(&mut self, pat: &str) -> String {
-        if let Some(l) = self.log.iter().find(|l| l.contains(pat)) {
-            return l.clone();
-        }
-        self.next_log(pat)
-    }
-
-    /// Waits for a line containing `pat` among those not yet read.
-    pub fn next_log(&mut self, pat: &str) -> String {
-        let until = Instant::now() + DEADLINE;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.log.push(l.clone());
-                    if l.contains(pat) {
-                        return l;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "no controller log line with {pat:?}; log so far:\n{}",
-                        self.log.join("\n")
-                    )
-                }
-                Err(RecvTimeoutError::Disconnected) => panic!(
-                    "controller exited before logging {pat:?}; log:\n{}",
-                    self.log.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Reads every line logged so far without waiting.
-    pub fn drain(&mut self) {
-        while let Ok(l) = self.lines.try_recv() {
-            self.log.push(l);
-        }
-    }
-
-    pub fn show(&self, name: &str) -> ApplianceView {
-        request_as(
-            &self.admin,
-            &AdminRequest::Show {
-                name: name.to_owned(),
-            },
-            "appliance",
-        )
-        .unwrap()
-    }
-
-    pub fn list(&self) -> Vec<ApplianceView> {
-        request_as(&self.admin, &AdminRequest::List, "appliances").unwrap()
-    }
-
-    /// Runs the controller binary as the operator would, against this one.
-    pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_sluice-controller"))
-            .arg("--admin")
-            .arg(&self.admin)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "sluice-controller {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn admin_path(&self) -> &Path {
-        &self.admin
-    }
-
-    pub fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// SIGKILL: no goodbye to anyone.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -491,34 +175,3 @@ impl Appliance {
             .unwrap();
     }
 }
-
-/// A valid policy; `tag` changes its content (and so its version).
-pub fn good_policy(tag: &str) -> String {
-    format!(
-        r#"version = "{tag}"
-
-[[destination]]
-name = "noc"
-tunnel = "vxlan"
-remote = "192.0.2.10"
-vni = 100
-
-[[rule]]
-name = "all"
-in_port = "tap0"
-to = ["noc"]
-"#
-    )
-}
-
-/// A policy that parses but has two errors the appliance finds.
-pub const BAD_POLICY: &str = r#"version = "bad"
-
-[[group]]
-name = "web"
-cidrs = ["10.0.0.0/33"]
-
-[[rule]]
-name = "to-nowhere"
-to = ["missing"]
-"#;

@@ -25,7 +25,7 @@ use tokio::net::UnixListener;
 
 use super::log;
 use super::registry::Shared;
-use crate::agent::protocol::CommandKind;
+use sluice_protocol::CommandKind;
 
 /// The longest request line accepted.
 const MAX_REQUEST: usize = 64 * 1024;

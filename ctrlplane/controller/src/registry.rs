@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::store::{ScanReport, Store};
 use super::{log, Options};
-use crate::agent::protocol::{
+use sluice_protocol::{
     encode, ApplianceMsg, CommandKind, ControllerMsg, Heartbeat, Hello, PortInfo, PROTOCOL_VERSION,
 };
 

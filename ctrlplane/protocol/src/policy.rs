@@ -1,8 +1,30 @@
-//! The policy as the operator or controller writes it (TOML or JSON).
+//! The policy document as the operator or controller writes it (TOML or
+//! JSON): the text a `policy` message carries. The controller checks that
+//! it parses before serving it; the appliance validates and compiles it
+//! (`ctrlplane::policy`).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+/// A policy text that is not TOML of this model (unknown keys included).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("policy {origin}: {reason}")]
+pub struct SyntaxError {
+    /// What the text came from (a file, a controller version).
+    pub origin: String,
+    /// The parser's message, on one line.
+    pub reason: String,
+}
+
+/// Parses a TOML policy (without validating or compiling it); `origin`
+/// names it in the error.
+pub fn parse_toml(text: &str, origin: &str) -> Result<Policy, SyntaxError> {
+    toml::from_str(text).map_err(|e| SyntaxError {
+        origin: origin.to_owned(),
+        reason: e.to_string().trim().replace('\n', " "),
+    })
+}
 
 /// A whole policy: named address groups, destinations and ordered rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

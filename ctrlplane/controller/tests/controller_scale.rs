@@ -6,30 +6,30 @@
 //! acked by all of them and the controller's memory.
 //!
 //! ```sh
-//! cargo test --release -p ctrlplane --test controller_scale -- --ignored --nocapture
+//! cargo test --release -p sluice-controller --test controller_scale -- --ignored --nocapture
 //! ```
 //!
 //! Figures are printed, never asserted.
 
-mod controller_support;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use controller_support::*;
-use ctrlplane::agent::protocol::{
+use rustls_pki_types::ServerName;
+use sluice_controller::admin::{request_as, AdminRequest};
+use sluice_controller::registry::{PushReport, Summary};
+use sluice_protocol::tls;
+use sluice_protocol::{
     decode, encode, ApplianceMsg, ControllerMsg, Counters, FrameDecoder, Heartbeat, Hello,
     PROTOCOL_VERSION,
 };
-use ctrlplane::agent::tls;
-use ctrlplane::controller::admin::{request_as, AdminRequest};
-use ctrlplane::controller::registry::{PushReport, Summary};
-use rustls_pki_types::ServerName;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
-use tokio_rustls::TlsConnector;
+use tokio_rustls::{rustls, TlsConnector};
 
 /// Bound on every phase of the benchmark.
 const PHASE: Duration = Duration::from_secs(300);

@@ -30,8 +30,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::protocol::{encode, ControllerMsg, MAX_FRAME};
-use crate::policy;
+use sluice_protocol::policy;
+use sluice_protocol::{encode, ControllerMsg, MAX_FRAME};
 
 pub const ASSIGN_FILE: &str = "assign.toml";
 

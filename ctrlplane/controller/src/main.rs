@@ -16,10 +16,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ctrlplane::agent::protocol::CommandKind;
-use ctrlplane::controller::admin::{request, request_as, AdminRequest};
-use ctrlplane::controller::registry::{ApplianceView, PolicyView};
-use ctrlplane::controller::{serve, Options};
+use sluice_controller::admin::{request, request_as, AdminRequest};
+use sluice_controller::registry::{ApplianceView, PolicyView};
+use sluice_controller::{serve, Options};
+use sluice_protocol::CommandKind;
 
 const DEFAULT_ADMIN: &str = "/run/sluice-controller.sock";
 

@@ -2,10 +2,30 @@
 //! directory of TOML files to many appliances over the protocol of
 //! `docs/protocol.md`, tracks each appliance's state, pushes a changed
 //! policy to every appliance it concerns, and answers the operator on a
-//! Unix socket ([`admin`]).
+//! Unix socket. It is the "remote controller" of DESIGN.md §6 and runs
+//! off the appliance: it depends on `sluice-protocol` and tokio, never on
+//! the dataplane or DPDK.
 //!
-//! One tokio runtime: a task per session (TLS by tokio-rustls), a task
+//! One tokio runtime (this file: [`Options`], [`serve`]): a task accepting
+//! connections up to [`Options::max_sessions`], a task per session, a task
 //! polling the policy directory, a task serving the admin socket.
+//!
+//! - `session`: one appliance connection. TLS 1.3 with a client
+//!   certificate from the CA (tokio-rustls), a hello whose name the
+//!   certificate carries, then frames both ways until either side ends it;
+//!   every end is logged with its reason.
+//! - [`registry`]: what the controller knows about every appliance (its
+//!   session's send queue, assigned, pushed, acked and nacked policy, last
+//!   heartbeat, commands) behind one mutex whose critical sections do no
+//!   I/O, and the views the admin socket answers with.
+//! - [`store`]: the policy directory. Parses every policy file
+//!   (`sluice_protocol::policy`) before serving it, versions it by a hash
+//!   of the file, resolves `assign.toml` to the policy each appliance gets.
+//! - [`admin`]: the operator's Unix socket, one JSON request and answer
+//!   per line, and the client side the binary's subcommands use.
+//!
+//! The binary (`main.rs`) is `serve` plus those subcommands
+//! (`list`, `show`, `policies`, `summary`, `push`, `command`).
 
 pub mod admin;
 pub mod registry;
@@ -21,8 +41,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::agent::tls;
 use registry::Shared;
+use sluice_protocol::tls;
 use store::Store;
 
 pub(crate) fn log(msg: impl AsRef<str>) {

@@ -16,10 +16,10 @@ use tokio_rustls::TlsAcceptor;
 
 use super::log;
 use super::registry::Shared;
-use crate::agent::protocol::{
+use sluice_protocol::tls::cert_is_for;
+use sluice_protocol::{
     decode, encode, ApplianceMsg, ControllerMsg, FrameDecoder, Hello, PROTOCOL_VERSION,
 };
-use crate::agent::tls::cert_is_for;
 
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
