@@ -739,6 +739,29 @@ mod dedup {
         assert_eq!(d.counters().checked, 1);
     }
 
+    #[test]
+    fn a_burst_with_times_per_packet_runs_the_window_on_those_times() {
+        // Copies of one packet 0.5 s apart in a capture, read in one burst:
+        // apart on capture time, whatever the arrival clock says.
+        let (frame, layers) = ip_frame(&Ip::default(), &[]);
+        let frames = vec![frame; 4];
+        let layers = vec![layers; 4];
+        let want = [true; 4];
+        let times = [T0, T0 + 500 * MS, T0 + 500 * MS + MS, T0 + 1000 * MS];
+        let mut d = table(small());
+        let mut verdicts = vec![D; 4];
+        d.check_burst_where_at(&frames, &layers, &want, &times, &mut verdicts);
+        assert_eq!(verdicts, [U, U, D, U]);
+        // The same times for all gives what the one-time call gives.
+        let mut at = table(small());
+        let mut one = table(small());
+        let (mut va, mut vo) = (vec![D; 4], vec![D; 4]);
+        at.check_burst_where_at(&frames, &layers, &want, &[T0; 4], &mut va);
+        one.check_burst_where(&frames, &layers, &want, T0, &mut vo);
+        assert_eq!(va, vo);
+        assert_eq!(at.counters(), one.counters());
+    }
+
     // A frame of the right shape for the property tests.
     fn arb_ip() -> impl Strategy<Value = Ip> {
         (

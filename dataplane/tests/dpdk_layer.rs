@@ -286,6 +286,26 @@ fn chained_mbufs_trim_adj_linearize_and_copy() {
 }
 
 #[test]
+fn a_capture_time_travels_with_the_mbuf_and_its_copies() {
+    let mp = pool("stamp_pool", 63);
+    let mut m = Mbuf::from_bytes(&mp, &[0u8; 60]).expect("mbuf");
+    dataplane::dpdk::register_capture_time().expect("register");
+    dataplane::dpdk::register_capture_time().expect("a second time is a no-op");
+    assert!(dataplane::dpdk::capture_time_in_use());
+    assert_eq!(m.capture_time_ns(), None, "a fresh mbuf carries none");
+    m.set_capture_time_ns(1_500_000_000_123_456_789);
+    m.set_port(7);
+    assert_eq!(m.capture_time_ns(), Some(1_500_000_000_123_456_789));
+    assert_eq!(m.port(), 7);
+    let copy = m.copy(&mp).expect("copy");
+    assert_eq!(copy.capture_time_ns(), Some(1_500_000_000_123_456_789));
+    drop((m, copy));
+    // A recycled mbuf starts clean again.
+    let fresh = Mbuf::alloc(&mp).expect("mbuf");
+    assert_eq!(fresh.capture_time_ns(), None);
+}
+
+#[test]
 fn shared_clones_get_their_own_header_segment() {
     let mp = pool("share_pool", 63);
     let clones = Mempool::new("share_clones", 63, 0, 0, -1).expect("clone pool");

@@ -7,6 +7,7 @@
 //! the same bytes.
 
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dpdk_sys::rte_mbuf;
 
@@ -34,6 +35,40 @@ pub struct SharedMbuf(NonNull<rte_mbuf>);
 unsafe impl Send for SharedMbuf {}
 // SAFETY: as above.
 unsafe impl Sync for SharedMbuf {}
+
+/// Offset of the RX timestamp dynamic field and its flag bit (0: not
+/// registered, so no mbuf carries a capture time).
+static CAPTURE_TIME_OFFSET: AtomicU64 = AtomicU64::new(0);
+static CAPTURE_TIME_FLAG: AtomicU64 = AtomicU64::new(0);
+
+/// Registers DPDK's RX timestamp dynamic field (once per process; again is
+/// a no-op), so that mbufs can carry their capture time. Call after EAL
+/// init and before the first [`Mbuf::set_capture_time_ns`].
+pub fn register_capture_time() -> Result<()> {
+    if CAPTURE_TIME_FLAG.load(Ordering::Acquire) != 0 {
+        return Ok(());
+    }
+    let (mut offset, mut flag) = (0i32, 0u64);
+    // SAFETY: two valid out-pointers; registration is idempotent in DPDK.
+    let ret = unsafe { dpdk_sys::rte_mbuf_dyn_rx_timestamp_register(&mut offset, &mut flag) };
+    if ret < 0 || offset < 0 || flag == 0 {
+        return Err(DpdkError::Call {
+            what: "register the mbuf RX timestamp field".into(),
+            reason: super::error::strerror(super::error::rte_errno()),
+        });
+    }
+    CAPTURE_TIME_OFFSET.store(offset as u64, Ordering::Relaxed);
+    CAPTURE_TIME_FLAG.store(flag, Ordering::Release);
+    Ok(())
+}
+
+/// Whether any mbuf may carry a capture time (a capture is replayed at
+/// capture timing in this process): one load, for the fast path to skip
+/// looking per packet.
+#[inline]
+pub fn capture_time_in_use() -> bool {
+    CAPTURE_TIME_FLAG.load(Ordering::Relaxed) != 0
+}
 
 /// Segments of the chain starting at `m`.
 fn segments(m: &rte_mbuf) -> impl Iterator<Item = &rte_mbuf> {
@@ -135,6 +170,46 @@ impl Mbuf {
     /// Port the packet was received on.
     pub fn port(&self) -> u16 {
         self.head().port
+    }
+
+    /// Sets the port the packet counts as received on (a device that does
+    /// not set it, such as `net_ring`, leaves it to whoever fills the ring).
+    pub fn set_port(&mut self, port: u16) {
+        // SAFETY: self owns the head segment; `port` is plain metadata.
+        unsafe { self.0.as_mut().port = port }
+    }
+
+    /// The time the packet was captured, when it came from a capture file
+    /// replayed at capture timing ([`Mbuf::set_capture_time_ns`]); `None`
+    /// for everything else. Costs one load while no capture is replayed.
+    #[inline]
+    pub fn capture_time_ns(&self) -> Option<u64> {
+        let flag = CAPTURE_TIME_FLAG.load(Ordering::Relaxed);
+        if flag == 0 || self.head().ol_flags & flag == 0 {
+            return None;
+        }
+        let offset = CAPTURE_TIME_OFFSET.load(Ordering::Relaxed) as usize;
+        // SAFETY: the flag is set only by `set_capture_time_ns`, after the
+        // dynamic field at `offset` was registered: 8 aligned bytes inside
+        // the mbuf header, which self owns.
+        Some(unsafe { std::ptr::read(self.0.as_ptr().cast::<u8>().add(offset).cast::<u64>()) })
+    }
+
+    /// Carries the packet's capture time (ns) in DPDK's RX timestamp
+    /// dynamic field, so that dedup's window runs on capture time.
+    /// [`register_capture_time`] must have succeeded first; before, this
+    /// does nothing.
+    pub fn set_capture_time_ns(&mut self, ns: u64) {
+        let flag = CAPTURE_TIME_FLAG.load(Ordering::Relaxed);
+        if flag == 0 {
+            return;
+        }
+        let offset = CAPTURE_TIME_OFFSET.load(Ordering::Relaxed) as usize;
+        // SAFETY: as in `capture_time_ns`; self owns the head segment.
+        unsafe {
+            std::ptr::write(self.0.as_ptr().cast::<u8>().add(offset).cast::<u64>(), ns);
+            self.0.as_mut().ol_flags |= flag;
+        }
     }
 
     /// Bytes free after the last segment (0 when that segment is shared).

@@ -23,7 +23,7 @@ pub use eal::{version, Eal};
 pub use error::{DpdkError, Result};
 pub use hugemem::advise_hugepages;
 pub use lcore::{launch, main_lcore, tsc_hz, tsc_now, worker_lcores, LcoreHandle, WorkerPanic};
-pub use mbuf::{Mbuf, SharedMbuf};
+pub use mbuf::{capture_time_in_use, register_capture_time, Mbuf, SharedMbuf};
 pub use mempool::Mempool;
 pub use port::{
     detach, port_id, port_names, port_owner, rss_capable, stats_of, LinkState, Port, PortConfig,

@@ -758,10 +758,11 @@ impl Dedup {
         verdicts: &mut [Verdict],
     ) {
         let n = frames.len().min(layers.len()).min(verdicts.len());
+        let now_us = (now_ns / 1000) & TS_MASK;
         self.burst(
             &frames[..n],
             &layers[..n],
-            now_ns,
+            |_| now_us,
             &mut verdicts[..n],
             |_| true,
         );
@@ -784,26 +785,54 @@ impl Dedup {
             .min(verdicts.len())
             .min(want.len());
         let want = &want[..n];
+        let now_us = (now_ns / 1000) & TS_MASK;
         self.burst(
             &frames[..n],
             &layers[..n],
-            now_ns,
+            |_| now_us,
             &mut verdicts[..n],
             |i| want.get(i).copied().unwrap_or(false),
         );
     }
 
-    /// The burst passes over equally long slices, for the packets `want` picks.
+    /// [`Dedup::check_burst_where`] with a time per packet: `times_ns[i]`
+    /// for `frames[i]` (a replayed capture's own timestamps, so the window
+    /// runs on capture time). Over the shortest of the five slices.
+    pub fn check_burst_where_at<F: Frame>(
+        &mut self,
+        frames: &[F],
+        layers: &[Layers],
+        want: &[bool],
+        times_ns: &[u64],
+        verdicts: &mut [Verdict],
+    ) {
+        let n = frames
+            .len()
+            .min(layers.len())
+            .min(verdicts.len())
+            .min(want.len())
+            .min(times_ns.len());
+        let (want, times_ns) = (&want[..n], &times_ns[..n]);
+        self.burst(
+            &frames[..n],
+            &layers[..n],
+            |i| (times_ns.get(i).copied().unwrap_or(0) / 1000) & TS_MASK,
+            &mut verdicts[..n],
+            |i| want.get(i).copied().unwrap_or(false),
+        );
+    }
+
+    /// The burst passes over equally long slices, for the packets `want`
+    /// picks, each at time `now_us(i)` (µs, masked).
     #[inline(always)]
     fn burst<F: Frame>(
         &mut self,
         frames: &[F],
         layers: &[Layers],
-        now_ns: u64,
+        now_us: impl Fn(usize) -> u64,
         verdicts: &mut [Verdict],
         want: impl Fn(usize) -> bool,
     ) {
-        let now_us = (now_ns / 1000) & TS_MASK;
         let mut fps = [Fingerprint::default(); BURST];
         let mut slot = [0usize; BURST];
         let mut start = 0;
@@ -836,7 +865,7 @@ impl Dedup {
             // Keeps the loads: their only purpose is the cache fill.
             core::hint::black_box(sink);
             for (fp, &i) in fps[..k].iter().zip(&slot[..k]) {
-                let v = self.probe(*fp, now_us);
+                let v = self.probe(*fp, now_us(start + i));
                 if let Some(out) = verdicts.get_mut(i) {
                     *out = v;
                 }

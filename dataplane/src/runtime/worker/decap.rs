@@ -149,7 +149,11 @@ impl Worker {
             }
             if self.decap.dedup {
                 let layers = parse_frame(&m);
-                if self.dedup.check(&m, &layers, now_ns) == DedupVerdict::Duplicate {
+                if self
+                    .dedup
+                    .check(&m, &layers, m.capture_time_ns().unwrap_or(now_ns))
+                    == DedupVerdict::Duplicate
+                {
                     self.s
                         .stats
                         .counters

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Cache};
 
-use crate::dpdk::{advise_hugepages, tsc_now, Batch, Mbuf, Mempool, Ring, RxQueue, TxQueue};
+use crate::dpdk::{
+    advise_hugepages, capture_time_in_use, tsc_now, Batch, Mbuf, Mempool, Ring, RxQueue, TxQueue,
+};
 use crate::frame::Frame;
 use crate::runtime::clock::Clock;
 use crate::runtime::counters::{DestDrop, Terminal, WorkerStats};
@@ -367,13 +369,30 @@ impl Worker {
         }
         if want_dedup[..n].iter().any(|w| *w) {
             // One pass over the burst, so the table's cache misses overlap.
-            self.dedup.check_burst_where(
-                rx.as_slice(),
-                &layers[..n],
-                &want_dedup[..n],
-                now_ns,
-                &mut dups[..n],
-            );
+            // A replayed capture's packets carry their capture time: the
+            // window runs on that clock for them.
+            if capture_time_in_use() && rx.as_slice().iter().any(|m| m.capture_time_ns().is_some())
+            {
+                let mut times = [now_ns; BURST];
+                for (t, m) in times.iter_mut().zip(rx.as_slice()) {
+                    *t = m.capture_time_ns().unwrap_or(now_ns);
+                }
+                self.dedup.check_burst_where_at(
+                    rx.as_slice(),
+                    &layers[..n],
+                    &want_dedup[..n],
+                    &times[..n],
+                    &mut dups[..n],
+                );
+            } else {
+                self.dedup.check_burst_where(
+                    rx.as_slice(),
+                    &layers[..n],
+                    &want_dedup[..n],
+                    now_ns,
+                    &mut dups[..n],
+                );
+            }
         }
         self.reserve_sequences(t, &plans[..n], &shed[..n], &dups[..n]);
         let tracing = self.s.trace.armed();
