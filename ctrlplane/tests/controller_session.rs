@@ -373,3 +373,23 @@ fn the_last_acked_policy_survives_a_restart_and_a_failed_write_is_counted_not_fa
     assert_eq!(hb.agent.persist_failures, 1);
     assert!(app.handle.status.connected());
 }
+
+#[test]
+fn replies_sent_before_the_handle_drops_still_go_out_then_the_session_ends() {
+    let fx = Fixture::new("drop");
+    fx.write_policy("web", &good_policy("last-words"));
+    fx.write_assign("default = \"web\"\n");
+    let mut ctl = fx.controller();
+    let app = Appliance::spawn(fx.agent_config(&ctl, "tap-10"));
+    let (v, _, text) = app.wait_policy();
+    assert!(app.apply(&v, &text));
+    app.heartbeat("running", 3);
+    // The main loop goes away with its ack and heartbeat still queued: the
+    // agent sends both, then says goodbye.
+    drop(app);
+    ctl.wait_log(&format!("appliance tap-10 acked policy {v}"));
+    ctl.wait_log("appliance tap-10: heartbeats flowing");
+    let line = ctl.wait_log("session tap-10 from");
+    assert!(line.contains("closed"), "{line}");
+    assert!(!ctl.show("tap-10").connected);
+}

@@ -1,7 +1,8 @@
 //! The appliance's session with its controller (`docs/protocol.md`).
 //!
 //! The agent runs on its own thread and talks to the appliance main loop
-//! through two channels:
+//! through two crossbeam channels, which the agent waits on together with
+//! its session's input:
 //!
 //! ```text
 //!   controller ══TLS 1.3, mTLS══ agent thread ──events──▶ main loop
@@ -36,10 +37,10 @@ pub use sluice_protocol::tls;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crossbeam::channel::{Receiver, Sender};
 pub use protocol::{AgentCounters, CommandKind, Counters, DestinationCounters, PortInfo};
 
 use crate::config::{Config, Role};

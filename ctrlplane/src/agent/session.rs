@@ -1,8 +1,8 @@
 //! The agent thread: connect, hello, relay, reconnect.
 //!
-//! Three threads per agent: the agent itself (owns the state, writes to the
-//! controller), a forwarder that turns the main loop's replies into agent
-//! inputs, and per session a reader that blocks on the socket and turns
+//! Two threads per agent: the agent itself (owns the state, writes to the
+//! controller, waits on the main loop's replies and its session's input at
+//! once), and per session a reader that blocks on the socket and turns
 //! frames into agent inputs. The TLS state sits behind a mutex that is held
 //! only to feed it received bytes or to give it bytes to send, never while
 //! blocked on the socket for reading.
@@ -11,11 +11,11 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crossbeam::channel::{self, Receiver, Sender};
 use rustls::ClientConnection;
 
 use super::backoff::Backoff;
@@ -36,44 +36,29 @@ const PENDING_POLICIES: usize = 4;
 /// Commands relayed and not yet done.
 const PENDING_COMMANDS: usize = 64;
 
-pub(super) enum Input {
+/// What the agent waits for.
+enum Input {
+    /// From the main loop.
     Reply(AgentReply),
+    /// From session `id`'s reader.
     Frame(u64, ControllerMsg),
     Closed(u64, String),
+    /// Every sender of replies is gone.
     Shutdown,
 }
 
 pub(super) fn spawn(cfg: AgentConfig) -> AgentHandle {
-    let (events_tx, events) = mpsc::channel();
-    let (replies, replies_rx) = mpsc::channel::<AgentReply>();
-    let (input_tx, inputs) = mpsc::channel();
+    let (events_tx, events) = channel::unbounded();
+    let (replies, replies_rx) = channel::unbounded();
+    let (input_tx, inputs) = channel::unbounded();
     let status = Arc::new(AgentStatus::default());
-
-    let fwd = input_tx.clone();
-    let forwarder = thread::Builder::new()
-        .name("sluice-agent-fwd".into())
-        .spawn(move || {
-            for r in replies_rx {
-                if fwd.send(Input::Reply(r)).is_err() {
-                    return;
-                }
-            }
-            let _ = fwd.send(Input::Shutdown);
-        });
-    if let Err(e) = forwarder {
-        log(format!("cannot start the agent: {e}"));
-        return AgentHandle {
-            events,
-            replies,
-            status,
-        };
-    }
 
     let agent = Agent {
         backoff: Backoff::new(cfg.backoff_initial, cfg.backoff_max),
         acked: cfg.policy_version.clone(),
         cfg,
         events: events_tx,
+        replies: replies_rx,
         inputs,
         input_tx,
         status: status.clone(),
@@ -223,6 +208,8 @@ struct Session {
 struct Agent {
     cfg: AgentConfig,
     events: Sender<AgentEvent>,
+    replies: Receiver<AgentReply>,
+    /// Frames and ends from the session's reader.
     inputs: Receiver<Input>,
     input_tx: Sender<Input>,
     status: Arc<AgentStatus>,
@@ -273,6 +260,18 @@ impl Agent {
         }
     }
 
+    /// The next reply or session input, whichever comes first; `None` when
+    /// `timeout` passes. Replies still queued when the main loop drops its
+    /// end come before [`Input::Shutdown`].
+    fn next_input(&self, timeout: Duration) -> Option<Input> {
+        channel::select! {
+            recv(self.replies) -> r => Some(r.map_or(Input::Shutdown, Input::Reply)),
+            // Never disconnected: the agent holds a sender itself.
+            recv(self.inputs) -> i => Some(i.unwrap_or(Input::Shutdown)),
+            default(timeout) => None,
+        }
+    }
+
     /// Sends an event to the main loop; false when it is gone.
     fn emit(&mut self, ev: AgentEvent) -> bool {
         if self.events.send(ev).is_err() {
@@ -290,16 +289,16 @@ impl Agent {
             if left.is_zero() {
                 return true;
             }
-            match self.inputs.recv_timeout(left) {
-                Ok(Input::Reply(r)) => {
+            match self.next_input(left) {
+                Some(Input::Reply(r)) => {
                     let _ = self.on_reply(None, r);
                 }
-                Ok(Input::Frame(..) | Input::Closed(..)) => {}
-                Ok(Input::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+                Some(Input::Frame(..) | Input::Closed(..)) => {}
+                Some(Input::Shutdown) => {
                     self.shutdown = true;
                     return false;
                 }
-                Err(RecvTimeoutError::Timeout) => return true,
+                None => return true,
             }
         }
     }
@@ -458,25 +457,25 @@ impl Agent {
                 if left.is_zero() {
                     break format!("the controller was silent for {} ms", silence.as_millis());
                 }
-                match self.inputs.recv_timeout(left) {
-                    Ok(Input::Frame(id, m)) if id == sess.id => {
+                match self.next_input(left) {
+                    Some(Input::Frame(id, m)) if id == sess.id => {
                         last_rx = Instant::now();
                         if let Err(r) = self.on_frame(m) {
                             break r;
                         }
                     }
-                    Ok(Input::Closed(id, r)) if id == sess.id => break r,
-                    Ok(Input::Frame(..) | Input::Closed(..)) => {}
-                    Ok(Input::Reply(r)) => {
+                    Some(Input::Closed(id, r)) if id == sess.id => break r,
+                    Some(Input::Frame(..) | Input::Closed(..)) => {}
+                    Some(Input::Reply(r)) => {
                         if let Err(r) = self.on_reply(Some(&sess.tls), r) {
                             break r;
                         }
                     }
-                    Ok(Input::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+                    Some(Input::Shutdown) => {
                         self.shutdown = true;
                         break "agent shutting down".into();
                     }
-                    Err(RecvTimeoutError::Timeout) => {}
+                    None => {}
                 }
             },
         };
