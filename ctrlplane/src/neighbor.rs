@@ -8,15 +8,23 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use dataplane::wire::arp;
-use dataplane::wire::checksum;
-use dataplane::wire::ethernet::Address;
+use dataplane::wire::ethernet::{self, Address, EtherType};
+use dataplane::wire::{arp, checksum, icmp, ip_proto, ipv6, IpProtocol};
 
-const ETH_ARP: u16 = 0x0806;
-const ETH_IPV6: u16 = 0x86dd;
-const ICMPV6: u8 = 58;
 const ND_NS: u8 = 135;
 const ND_NA: u8 = 136;
+/// Neighbour solicitation/advertisement: the target address follows the
+/// ICMPv6 header's first word and reserved bits (RFC 4861 §4.3, §4.4).
+const ND_TARGET: usize = icmp::field::REST + 4;
+/// Then the options.
+const ND_OPTIONS: usize = ND_TARGET + 16;
+/// Option types: source and target link-layer address.
+const ND_OPT_SOURCE_LL: u8 = 1;
+const ND_OPT_TARGET_LL: u8 = 2;
+/// NA flags in the first byte after the checksum: solicited, override.
+const ND_NA_SOLICITED_OVERRIDE: u8 = 0x60;
+/// Hop limit of every ND message; a receiver drops one with less.
+const ND_HOP_LIMIT: u8 = 255;
 /// Milliseconds between requests while a neighbour is unresolved.
 const RETRY_MS: u64 = 1000;
 /// Requests without an answer before a resolved neighbour is forgotten.
@@ -192,12 +200,12 @@ impl Neighbors {
     /// Handles a frame from the uplink. Returns a reply to send (for a
     /// request about our address) and whether a wanted MAC changed.
     pub fn handle(&mut self, frame: &[u8], now_ms: u64) -> (Option<Vec<u8>>, bool) {
-        let Some(ethertype) = frame.get(12..14).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+        let Ok(eth) = ethernet::Packet::new_checked(frame) else {
             return (None, false);
         };
-        match ethertype {
-            ETH_ARP => self.handle_arp(&frame[14..], now_ms),
-            ETH_IPV6 => self.handle_nd(&frame[14..], now_ms),
+        match eth.ethertype() {
+            EtherType::Arp => self.handle_arp(eth.payload(), now_ms),
+            EtherType::Ipv6 => self.handle_nd(eth.payload(), now_ms),
             _ => (None, false),
         }
     }
@@ -244,14 +252,19 @@ impl Neighbors {
 
     fn handle_nd(&mut self, ip6: &[u8], now_ms: u64) -> (Option<Vec<u8>>, bool) {
         // Fixed header only: ND messages carry no extension headers.
-        if ip6.len() < 40 + 24 || ip6[6] != ICMPV6 || ip6[7] != 255 {
+        let ip = ipv6::Packet::new_unchecked(ip6);
+        if ip6.len() < ipv6::HEADER_LEN + ND_OPTIONS
+            || ip.next_header() != IpProtocol::Icmpv6
+            || ip.hop_limit() != ND_HOP_LIMIT
+        {
             return (None, false);
         }
-        let src = Ipv6Addr::from(<[u8; 16]>::try_from(&ip6[8..24]).unwrap_or([0; 16]));
-        let icmp = &ip6[40..];
-        let target = Ipv6Addr::from(<[u8; 16]>::try_from(&icmp[8..24]).unwrap_or([0; 16]));
+        let src = ip.src_addr();
+        let icmp = &ip6[ipv6::HEADER_LEN..];
+        let target =
+            Ipv6Addr::from(<[u8; 16]>::try_from(&icmp[ND_TARGET..ND_OPTIONS]).unwrap_or([0; 16]));
         let option_mac = |kind: u8| -> Option<[u8; 6]> {
-            let mut opts = &icmp[24..];
+            let mut opts = &icmp[ND_OPTIONS..];
             while opts.len() >= 8 {
                 let len = usize::from(opts[1]) * 8;
                 if len == 0 || len > opts.len() {
@@ -264,19 +277,19 @@ impl Neighbors {
             }
             None
         };
-        match icmp[0] {
+        match icmp[icmp::field::TYPE] {
             ND_NA => {
-                let changed = option_mac(2)
+                let changed = option_mac(ND_OPT_TARGET_LL)
                     .map(|mac| self.learn(IpAddr::V6(target), mac, now_ms))
                     .unwrap_or(false);
                 (None, changed)
             }
             ND_NS => {
                 let mut changed = false;
-                if let Some(mac) = option_mac(1) {
+                if let Some(mac) = option_mac(ND_OPT_SOURCE_LL) {
                     changed = self.learn(IpAddr::V6(src), mac, now_ms);
                 }
-                let reply = match (self.up.addr, option_mac(1)) {
+                let reply = match (self.up.addr, option_mac(ND_OPT_SOURCE_LL)) {
                     (IpAddr::V6(ours), Some(peer_mac))
                         if ours == target && !src.is_unspecified() =>
                     {
@@ -332,9 +345,12 @@ fn arp_frame(
 ) -> Vec<u8> {
     // Minimum Ethernet frame without FCS.
     let mut f = vec![0u8; 60];
-    f[0..6].copy_from_slice(&eth_dst);
-    f[6..12].copy_from_slice(&our_mac);
-    f[12..14].copy_from_slice(&ETH_ARP.to_be_bytes());
+    let eth = ethernet::Repr {
+        dst_addr: Address(eth_dst),
+        src_addr: Address(our_mac),
+        ethertype: EtherType::Arp,
+    };
+    let _ = eth.emit_to(&mut f);
     let r = arp::Repr {
         operation: op,
         sender_hw: Address(our_mac),
@@ -343,7 +359,7 @@ fn arp_frame(
         target_ip,
     };
     // The buffer is 60 bytes: 14 + 28 always fit.
-    let _ = r.emit(&mut f[14..]);
+    let _ = r.emit(&mut f[ethernet::HEADER_LEN..]);
     f
 }
 
@@ -357,31 +373,40 @@ fn nd_frame(
     dst: Ipv6Addr,
     target: Ipv6Addr,
 ) -> Vec<u8> {
-    let icmp_len = 24 + 8;
-    let mut f = vec![0u8; 14 + 40 + icmp_len];
-    f[0..6].copy_from_slice(&eth_dst);
-    f[6..12].copy_from_slice(&our_mac);
-    f[12..14].copy_from_slice(&ETH_IPV6.to_be_bytes());
-    let ip = &mut f[14..54];
-    ip[0] = 0x60;
-    ip[4..6].copy_from_slice(&(icmp_len as u16).to_be_bytes());
-    ip[6] = ICMPV6;
-    ip[7] = 255;
-    ip[8..24].copy_from_slice(&src.octets());
-    ip[24..40].copy_from_slice(&dst.octets());
-    let icmp = &mut f[54..];
-    icmp[0] = kind;
+    // One link-layer address option: type, length in 8-byte units, MAC.
+    let icmp_len = ND_OPTIONS + 8;
+    let l3 = ethernet::HEADER_LEN;
+    let l4 = l3 + ipv6::HEADER_LEN;
+    let mut f = vec![0u8; l4 + icmp_len];
+    let eth = ethernet::Repr {
+        dst_addr: Address(eth_dst),
+        src_addr: Address(our_mac),
+        ethertype: EtherType::Ipv6,
+    };
+    // The buffer holds every header: the emits cannot fail.
+    let _ = eth.emit_to(&mut f);
+    let mut ip = ipv6::Repr::new(src, dst, IpProtocol::Icmpv6, icmp_len);
+    ip.hop_limit = ND_HOP_LIMIT;
+    let _ = ip.emit_to(&mut f[l3..]);
+    let icmp = &mut f[l4..];
+    icmp[icmp::field::TYPE] = kind;
     if kind == ND_NA {
-        icmp[4] = 0x60; // solicited, override
+        icmp[icmp::field::REST] = ND_NA_SOLICITED_OVERRIDE;
     }
-    icmp[8..24].copy_from_slice(&target.octets());
+    icmp[ND_TARGET..ND_OPTIONS].copy_from_slice(&target.octets());
     // Source (NS) or target (NA) link-layer address option.
-    icmp[24] = if kind == ND_NS { 1 } else { 2 };
-    icmp[25] = 1;
-    icmp[26..32].copy_from_slice(&our_mac);
-    let acc = checksum::pseudo_v6(&src, &dst, ICMPV6, icmp_len as u32);
+    let opt = &mut icmp[ND_OPTIONS..];
+    opt[0] = if kind == ND_NS {
+        ND_OPT_SOURCE_LL
+    } else {
+        ND_OPT_TARGET_LL
+    };
+    opt[1] = 1;
+    opt[2..8].copy_from_slice(&our_mac);
+    let acc = checksum::pseudo_v6(&src, &dst, ip_proto::ICMPV6, icmp_len as u32);
     let c = checksum::finish(checksum::sum(icmp, acc));
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let at = icmp::field::CHECKSUM;
+    icmp[at..at + 2].copy_from_slice(&c.to_be_bytes());
     f
 }
 
@@ -493,7 +518,12 @@ mod tests {
         assert_eq!(&ns[0..3], &[0x33, 0x33, 0xff]);
         assert_eq!(ns[54], ND_NS);
         // The checksum verifies over the pseudo-header.
-        let acc = checksum::pseudo_v6(&ours, &"ff02::1:ff00:9".parse().expect("ip"), ICMPV6, 32);
+        let acc = checksum::pseudo_v6(
+            &ours,
+            &"ff02::1:ff00:9".parse().expect("ip"),
+            ip_proto::ICMPV6,
+            32,
+        );
         assert!(checksum::verify(&ns[54..], acc));
         // The peer advertises.
         let na = nd_frame(ND_NA, PEER, peer, OURS, ours, peer);

@@ -41,8 +41,9 @@ use thiserror::Error;
 
 use crate::frame::Frame;
 use crate::stage::tag::{self, ReceivedTag};
-use crate::wire::ethernet::{self, EtherType};
-use crate::wire::{erspan, geneve, gre, ipv4, ipv6, udp, vlan, vxlan, IpProtocol};
+use crate::wire::bytes::{u16_at, u32_at};
+use crate::wire::ethernet::{self, ethertype, EtherType};
+use crate::wire::{erspan, geneve, gre, ip_proto, ipv4, ipv6, udp, vlan, vxlan, IpProtocol};
 
 /// Most nested tunnels a [`DecapConfig`] may allow.
 pub const MAX_LAYERS: usize = 4;
@@ -538,18 +539,23 @@ impl Decap {
         const VX: usize = L4 + udp::HEADER_LEN;
         const INNER: usize = VX + vxlan::HEADER_LEN;
         let h: &[u8; INNER] = d.first_chunk()?;
-        let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+        let be16 = |at: usize| u16_at(h, at);
         // EtherType IPv4, version 4 with a 20-byte header, UDP, neither
         // MF nor an offset.
-        if be16(12) != 0x0800 || h[L3] != 0x45 || h[L3 + 9] != 17 || be16(L3 + 6) & 0x3fff != 0 {
+        if be16(ethernet::field::ETHERTYPE) != ethertype::IPV4
+            || h[L3 + ipv4::field::VER_IHL] != 0x45
+            || h[L3 + ipv4::field::PROTOCOL] != ip_proto::UDP
+            || be16(L3 + ipv4::field::FLG_OFF) & (ipv4::FLAG_MF | ipv4::OFFSET_MASK) != 0
+        {
             return None;
         }
-        let total = usize::from(be16(L3 + 2));
+        // Total length 0 (GSO) is left to the walk.
+        let total = usize::from(be16(L3 + ipv4::field::LENGTH));
         let end = L3 + total;
         if total < ipv4::MIN_HEADER_LEN || end > len {
             return None;
         }
-        let port = be16(L4 + 2);
+        let port = be16(L4 + udp::field::DST_PORT);
         if !self.vxlan_ports.has(port) {
             // UDP to no tunnel port, lengths sound: the walk says the same.
             if self.geneve_ports.has(port) {
@@ -557,7 +563,7 @@ impl Decap {
             }
             return Some(Classified::NotTunnel);
         }
-        let ulen = usize::from(be16(L4 + 4));
+        let ulen = usize::from(be16(L4 + udp::field::LENGTH));
         if ulen < udp::HEADER_LEN || L4 + ulen > end || h[VX] & vxlan::FLAG_I == 0 {
             return None;
         }
@@ -565,7 +571,7 @@ impl Decap {
         if inner_end < INNER + ethernet::HEADER_LEN || !self.inner_not_tunnel(&d[INNER..]) {
             return None;
         }
-        let vni = u32::from_be_bytes([0, h[VX + 4], h[VX + 5], h[VX + 6]]);
+        let vni = u32_at(h, VX + vxlan::field::VNI) >> 8;
         let mut info = TunnelInfo::new(TunnelKind::Vxlan, 4);
         info.id = Some(vni);
         Some(Classified::Ethernet {
@@ -587,29 +593,33 @@ impl Decap {
     /// `false` means "look closer", not "a tunnel".
     #[inline(always)]
     fn inner_not_tunnel(&self, inner: &[u8]) -> bool {
-        let Some(h) = inner.first_chunk::<24>() else {
+        const L3: usize = ethernet::HEADER_LEN;
+        let Some(h) = inner.first_chunk::<{ L3 + ipv4::field::PROTOCOL + 1 }>() else {
             return false;
         };
-        match u16::from_be_bytes([h[12], h[13]]) {
-            0x0800 => {}
-            0x86dd | 0x8100 | 0x88a8 | 0x9100 => return false,
+        match u16_at(h, ethernet::field::ETHERTYPE) {
+            ethertype::IPV4 => {}
+            ethertype::IPV6 | vlan::TPID_8021Q | vlan::TPID_8021AD | vlan::TPID_QINQ => {
+                return false
+            }
             _ => return true,
         }
-        let ihl = usize::from(h[14] & 0x0f) * 4;
-        let later_fragment = u16::from_be_bytes([h[20], h[21]]) & 0x1fff != 0;
-        if h[14] >> 4 != 4 || ihl < ipv4::MIN_HEADER_LEN || later_fragment {
+        let ver_ihl = h[L3 + ipv4::field::VER_IHL];
+        let ihl = usize::from(ver_ihl & 0x0f) * 4;
+        let later_fragment = u16_at(h, L3 + ipv4::field::FLG_OFF) & ipv4::OFFSET_MASK != 0;
+        if ver_ihl >> 4 != 4 || ihl < ipv4::MIN_HEADER_LEN || later_fragment {
             return true;
         }
-        match h[23] {
-            17 => {
-                let at = ethernet::HEADER_LEN + ihl + 2;
+        match h[L3 + ipv4::field::PROTOCOL] {
+            ip_proto::UDP => {
+                let at = L3 + ihl + udp::field::DST_PORT;
                 // A UDP header the walk cannot read is no tunnel to it either.
                 inner.get(at..at + 2).is_none_or(|p| {
                     let port = u16::from_be_bytes([p[0], p[1]]);
                     !self.vxlan_ports.has(port) && !self.geneve_ports.has(port)
                 })
             }
-            47 => false,
+            ip_proto::GRE => false,
             _ => true,
         }
     }
@@ -745,11 +755,11 @@ fn outer_ipv4(d: &[u8], off: usize, len: usize) -> Result<Option<OuterIp>, Decap
     if b.len() < hl {
         return Err(DecapError::Truncated);
     }
-    // Total length 0: a GSO packet as taps hand them over; the rest of the
-    // frame is the packet (the UDP length check below still applies).
-    let total = usize::from(ip.total_len());
-    let end = if total == 0 { len } else { off + total };
-    if total != 0 && total < hl {
+    // A GSO packet (total length 0) runs to the end of the frame; the UDP
+    // length check below still applies.
+    let total = ip.total_len();
+    let end = off + ipv4::packet_len(total, len.saturating_sub(off));
+    if total != 0 && usize::from(total) < hl {
         return Err(DecapError::BadLength);
     }
     if end > len {
@@ -770,12 +780,7 @@ fn outer_ipv6(d: &[u8], off: usize, len: usize) -> Result<Option<OuterIp>, Decap
     if b.len() < ipv6::HEADER_LEN || ip.version() != 6 {
         return Ok(None);
     }
-    let pl = usize::from(ip.payload_len());
-    let end = if pl == 0 {
-        len
-    } else {
-        off + ipv6::HEADER_LEN + pl
-    };
+    let end = off + ipv6::packet_len(ip.payload_len(), len.saturating_sub(off));
     let ext = d
         .get(off + ipv6::HEADER_LEN..end.min(d.len()))
         .unwrap_or(&[]);

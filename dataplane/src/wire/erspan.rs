@@ -24,6 +24,26 @@
 use super::bytes::{range, range_mut, set_u16, set_u32, u16_at, u32_at};
 use super::{Error, Result};
 
+/// Where each field starts (smoltcp's `mod field`); [`w2`] and [`w10`]
+/// are the bits of the words at `COS_SESSION` and `FLAGS`.
+pub mod field {
+    /// Version (4 bits) and the source VLAN (12 bits).
+    pub const VER_VLAN: usize = 0;
+    /// CoS, En/BSO, T and the session ID: see [`super::w2`].
+    pub const COS_SESSION: usize = 2;
+    /// Type II: reserved (12 bits) and port index (20 bits).
+    pub const INDEX: usize = 4;
+    /// Type III: lower 32 timestamp bits.
+    pub const TIMESTAMP: usize = 4;
+    /// Type III: security group tag.
+    pub const SGT: usize = 8;
+    /// Type III: P, FT, Hw ID, D, Gra, O: see [`super::w10`].
+    pub const FLAGS: usize = 10;
+    /// Type III: the platform sub-header's two words, when O is set.
+    pub const PLATFORM: usize = 12;
+    pub const PLATFORM_WORD2: usize = 16;
+}
+
 /// Bytes of a type II header.
 pub const TYPE_II_LEN: usize = 8;
 /// Bytes of a type III header without the platform sub-header.
@@ -140,7 +160,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn version(&self) -> u8 {
-        (self.w(0) >> 12) as u8
+        (self.w(field::VER_VLAN) >> 12) as u8
     }
 
     /// Header length for this version (with the type III sub-header when O
@@ -156,82 +176,82 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// VLAN of the mirrored frame's source.
     pub fn vlan(&self) -> u16 {
-        self.w(0) & 0x0fff
+        self.w(field::VER_VLAN) & 0x0fff
     }
 
     pub fn cos(&self) -> u8 {
-        ((self.w(2) & w2::COS) >> 13) as u8
+        ((self.w(field::COS_SESSION) & w2::COS) >> 13) as u8
     }
 
     /// Type II `En` (original encapsulation) / type III `BSO` (bad/short/oversized).
     pub fn en_bso(&self) -> u8 {
-        ((self.w(2) & w2::EN) >> 11) as u8
+        ((self.w(field::COS_SESSION) & w2::EN) >> 11) as u8
     }
 
     /// T: the mirrored frame was truncated.
     pub fn truncated(&self) -> bool {
-        self.w(2) & w2::T != 0
+        self.w(field::COS_SESSION) & w2::T != 0
     }
 
     pub fn session_id(&self) -> u16 {
-        self.w(2) & w2::SESSION
+        self.w(field::COS_SESSION) & w2::SESSION
     }
 
     /// Type II: the 12 reserved bits before the index.
     pub fn reserved(&self) -> u16 {
-        (u32_at(self.buffer.as_ref(), 4) >> 20) as u16
+        (u32_at(self.buffer.as_ref(), field::INDEX) >> 20) as u16
     }
 
     /// Type II: the 20-bit port index.
     pub fn index(&self) -> u32 {
-        u32_at(self.buffer.as_ref(), 4) & 0x000f_ffff
+        u32_at(self.buffer.as_ref(), field::INDEX) & 0x000f_ffff
     }
 
     /// Type III: lower 32 timestamp bits.
     pub fn timestamp(&self) -> u32 {
-        u32_at(self.buffer.as_ref(), 4)
+        u32_at(self.buffer.as_ref(), field::TIMESTAMP)
     }
 
     /// Type III: security group tag.
     pub fn sgt(&self) -> u16 {
-        self.w(8)
+        self.w(field::SGT)
     }
 
     /// Type III: P bit.
     pub fn p(&self) -> bool {
-        self.w(10) & w10::P != 0
+        self.w(field::FLAGS) & w10::P != 0
     }
 
     /// Type III: frame type (0 Ethernet, 2 IP).
     pub fn frame_type(&self) -> u8 {
-        ((self.w(10) & w10::FT) >> 10) as u8
+        ((self.w(field::FLAGS) & w10::FT) >> 10) as u8
     }
 
     /// Type III: 6-bit hardware ID.
     pub fn hw_id(&self) -> u8 {
-        ((self.w(10) & w10::HW) >> 4) as u8
+        ((self.w(field::FLAGS) & w10::HW) >> 4) as u8
     }
 
     /// Type III: D bit, false ingress, true egress.
     pub fn egress(&self) -> bool {
-        self.w(10) & w10::D != 0
+        self.w(field::FLAGS) & w10::D != 0
     }
 
     pub fn granularity(&self) -> Granularity {
-        Granularity::from(((self.w(10) & w10::GRA) >> 1) as u8)
+        Granularity::from(((self.w(field::FLAGS) & w10::GRA) >> 1) as u8)
     }
 
     /// Type III: O bit, the platform sub-header follows.
     pub fn has_platform(&self) -> bool {
-        self.version() == VERSION_III && self.w(10) & w10::O != 0
+        self.version() == VERSION_III && self.w(field::FLAGS) & w10::O != 0
     }
 
     /// Type III: the platform sub-header's two words, when O is set.
     pub fn platform(&self) -> Option<Platform> {
         self.has_platform().then(|| {
             Platform::from_words(
-                u32_at(self.buffer.as_ref(), 12),
-                u32_at(self.buffer.as_ref(), 16),
+                u32_at(self.buffer.as_ref(), field::PLATFORM),
+                u32_at(self.buffer.as_ref(), field::PLATFORM_WORD2),
             )
         })
     }
@@ -252,61 +272,61 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     pub fn set_version(&mut self, v: u8) {
-        self.set_bits(0, 0xf000, u16::from(v) << 12);
+        self.set_bits(field::VER_VLAN, 0xf000, u16::from(v) << 12);
     }
 
     pub fn set_vlan(&mut self, v: u16) {
-        self.set_bits(0, 0x0fff, v);
+        self.set_bits(field::VER_VLAN, 0x0fff, v);
     }
 
     pub fn set_cos(&mut self, v: u8) {
-        self.set_bits(2, w2::COS, u16::from(v) << 13);
+        self.set_bits(field::COS_SESSION, w2::COS, u16::from(v) << 13);
     }
 
     pub fn set_en_bso(&mut self, v: u8) {
-        self.set_bits(2, w2::EN, u16::from(v) << 11);
+        self.set_bits(field::COS_SESSION, w2::EN, u16::from(v) << 11);
     }
 
     pub fn set_truncated(&mut self, t: bool) {
-        self.set_bits(2, w2::T, if t { w2::T } else { 0 });
+        self.set_bits(field::COS_SESSION, w2::T, if t { w2::T } else { 0 });
     }
 
     pub fn set_session_id(&mut self, v: u16) {
-        self.set_bits(2, w2::SESSION, v);
+        self.set_bits(field::COS_SESSION, w2::SESSION, v);
     }
 
     /// Type II: reserved (12 bits) and index (20 bits) together.
     pub fn set_reserved_index(&mut self, reserved: u16, index: u32) {
         let w = (u32::from(reserved & 0x0fff) << 20) | (index & 0x000f_ffff);
-        set_u32(self.buffer.as_mut(), 4, w);
+        set_u32(self.buffer.as_mut(), field::INDEX, w);
     }
 
     pub fn set_timestamp(&mut self, v: u32) {
-        set_u32(self.buffer.as_mut(), 4, v);
+        set_u32(self.buffer.as_mut(), field::TIMESTAMP, v);
     }
 
     pub fn set_sgt(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), 8, v);
+        set_u16(self.buffer.as_mut(), field::SGT, v);
     }
 
     /// Type III word at offset 10, all six fields at once.
     pub fn set_word10(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), 10, v);
+        set_u16(self.buffer.as_mut(), field::FLAGS, v);
     }
 
     pub fn set_egress(&mut self, e: bool) {
-        self.set_bits(10, w10::D, if e { w10::D } else { 0 });
+        self.set_bits(field::FLAGS, w10::D, if e { w10::D } else { 0 });
     }
 
     pub fn set_hw_id(&mut self, v: u8) {
-        self.set_bits(10, w10::HW, u16::from(v) << 4);
+        self.set_bits(field::FLAGS, w10::HW, u16::from(v) << 4);
     }
 
     /// Type III: writes the sub-header words (O must already be set).
     pub fn set_platform(&mut self, p: Platform) {
         let (a, b) = p.words();
-        set_u32(self.buffer.as_mut(), 12, a);
-        set_u32(self.buffer.as_mut(), 16, b);
+        set_u32(self.buffer.as_mut(), field::PLATFORM, a);
+        set_u32(self.buffer.as_mut(), field::PLATFORM_WORD2, b);
     }
 
     pub fn payload_mut(&mut self) -> &mut [u8] {
@@ -445,20 +465,20 @@ impl Repr {
         match self {
             Repr::TypeII(r) => {
                 let w0 = (u16::from(VERSION_II) << 12) | (r.vlan & 0x0fff);
-                set_u16(p.buffer.as_mut(), 0, w0);
+                set_u16(p.buffer.as_mut(), field::VER_VLAN, w0);
                 set_u16(
                     p.buffer.as_mut(),
-                    2,
+                    field::COS_SESSION,
                     word2(r.cos, r.encap, r.truncated, r.session_id),
                 );
                 p.set_reserved_index(r.reserved, r.index);
             }
             Repr::TypeIII(r) => {
                 let w0 = (u16::from(VERSION_III) << 12) | (r.vlan & 0x0fff);
-                set_u16(p.buffer.as_mut(), 0, w0);
+                set_u16(p.buffer.as_mut(), field::VER_VLAN, w0);
                 set_u16(
                     p.buffer.as_mut(),
-                    2,
+                    field::COS_SESSION,
                     word2(r.cos, r.bso, r.truncated, r.session_id),
                 );
                 p.set_timestamp(r.timestamp);

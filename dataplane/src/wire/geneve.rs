@@ -14,8 +14,30 @@ use super::bytes::{range, range_mut, set_bytes, set_u16, set_u32, u16_at, u32_at
 use super::ethernet::EtherType;
 use super::{Error, Result};
 
+/// Where each header field starts (smoltcp's `mod field`).
+pub mod field {
+    /// Version (2 bits) and option length (6 bits, in 4-byte words).
+    pub const VER_OPT_LEN: usize = 0;
+    /// O, C and six reserved bits.
+    pub const FLAGS: usize = 1;
+    pub const PROTOCOL: usize = 2;
+    /// The 24-bit VNI, then a reserved byte.
+    pub const VNI: usize = 4;
+    pub const RESERVED: usize = 7;
+    pub const OPTIONS: usize = 8;
+}
+
+/// Where each field of an option starts, from the option's first byte.
+pub mod option_field {
+    pub const CLASS: usize = 0;
+    pub const TYPE: usize = 2;
+    /// Three flag bits and the data length (5 bits, in 4-byte words).
+    pub const FLAGS_LEN: usize = 3;
+    pub const DATA: usize = 4;
+}
+
 /// Bytes of the fixed header.
-pub const BASE_LEN: usize = 8;
+pub const BASE_LEN: usize = field::OPTIONS;
 /// Longest header: the 6-bit option length counts 4-byte words.
 pub const MAX_LEN: usize = BASE_LEN + 63 * 4;
 /// IANA port.
@@ -54,12 +76,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn version(&self) -> u8 {
-        u8_at(self.buffer.as_ref(), 0) >> 6
+        u8_at(self.buffer.as_ref(), field::VER_OPT_LEN) >> 6
     }
 
     /// Option length in 4-byte words.
     pub fn opt_len_words(&self) -> u8 {
-        u8_at(self.buffer.as_ref(), 0) & 0x3f
+        u8_at(self.buffer.as_ref(), field::VER_OPT_LEN) & 0x3f
     }
 
     pub fn header_len(&self) -> usize {
@@ -68,29 +90,29 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// O: an OAM packet (control, not data).
     pub fn oam(&self) -> bool {
-        u8_at(self.buffer.as_ref(), 1) & 0x80 != 0
+        u8_at(self.buffer.as_ref(), field::FLAGS) & 0x80 != 0
     }
 
     /// C: critical options present.
     pub fn critical(&self) -> bool {
-        u8_at(self.buffer.as_ref(), 1) & 0x40 != 0
+        u8_at(self.buffer.as_ref(), field::FLAGS) & 0x40 != 0
     }
 
     /// The six reserved bits after O and C.
     pub fn reserved_flags(&self) -> u8 {
-        u8_at(self.buffer.as_ref(), 1) & 0x3f
+        u8_at(self.buffer.as_ref(), field::FLAGS) & 0x3f
     }
 
     pub fn protocol(&self) -> EtherType {
-        EtherType::from(u16_at(self.buffer.as_ref(), 2))
+        EtherType::from(u16_at(self.buffer.as_ref(), field::PROTOCOL))
     }
 
     pub fn vni(&self) -> u32 {
-        u32_at(self.buffer.as_ref(), 4) >> 8
+        u32_at(self.buffer.as_ref(), field::VNI) >> 8
     }
 
     pub fn reserved(&self) -> u8 {
-        u8_at(self.buffer.as_ref(), 7)
+        u8_at(self.buffer.as_ref(), field::RESERVED)
     }
 
     /// The raw option bytes (clamped to the buffer).
@@ -107,14 +129,18 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Version, option length, O, C and the reserved flags.
     pub fn set_first_word(&mut self, version: u8, opt_words: u8, flags: u8, protocol: EtherType) {
         let b0 = ((version & 3) << 6) | (opt_words & 0x3f);
-        set_u16(self.buffer.as_mut(), 0, u16::from_be_bytes([b0, flags]));
-        set_u16(self.buffer.as_mut(), 2, protocol.into());
+        set_u16(
+            self.buffer.as_mut(),
+            field::VER_OPT_LEN,
+            u16::from_be_bytes([b0, flags]),
+        );
+        set_u16(self.buffer.as_mut(), field::PROTOCOL, protocol.into());
     }
 
     pub fn set_vni_reserved(&mut self, vni: u32, reserved: u8) {
         set_u32(
             self.buffer.as_mut(),
-            4,
+            field::VNI,
             ((vni & 0x00ff_ffff) << 8) | u32::from(reserved),
         );
     }
@@ -157,7 +183,7 @@ impl<'a> Iterator for Options<'a> {
             return None;
         }
         let r = self.rest;
-        let len = 4 + 4 * usize::from(u8_at(r, 3) & 0x1f);
+        let len = option_field::DATA + 4 * usize::from(u8_at(r, option_field::FLAGS_LEN) & 0x1f);
         if r.len() < len {
             self.rest = &[];
             return Some(Err(Error::Malformed));
@@ -165,10 +191,10 @@ impl<'a> Iterator for Options<'a> {
         let (this, rest) = r.split_at(len);
         self.rest = rest;
         Some(Ok(GeneveOption {
-            class: u16_at(this, 0),
-            kind: u8_at(this, 2),
-            flags: u8_at(this, 3) >> 5,
-            data: range(this, 4, len),
+            class: u16_at(this, option_field::CLASS),
+            kind: u8_at(this, option_field::TYPE),
+            flags: u8_at(this, option_field::FLAGS_LEN) >> 5,
+            data: range(this, option_field::DATA, len),
         }))
     }
 }
@@ -213,7 +239,7 @@ impl<'a> Repr<'a> {
         for o in Options::new(options) {
             o?;
         }
-        let flags = u8_at(p.buffer.as_ref(), 1);
+        let flags = u8_at(p.buffer.as_ref(), field::FLAGS);
         Ok(Repr {
             oam: flags & 0x80 != 0,
             critical: flags & 0x40 != 0,

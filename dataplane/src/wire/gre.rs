@@ -19,8 +19,23 @@ use super::bytes::{range, range_mut, set_u16, set_u32, u16_at, u32_at, u8_at};
 use super::ethernet::EtherType;
 use super::{Error, Result};
 
+/// Where each field starts (smoltcp's `mod field`). The optional words
+/// (checksum and reserved1, key, sequence, ack) follow `OPTIONAL` in that
+/// order, each present or not by its flag.
+pub mod field {
+    /// Flags and version.
+    pub const FLAGS_VER: usize = 0;
+    pub const PROTOCOL: usize = 2;
+    pub const OPTIONAL: usize = 4;
+    /// Reserved1, from the start of the checksum word.
+    pub const RESERVED1_IN_WORD: usize = 2;
+}
+
+/// Bytes of one optional word.
+const WORD: usize = 4;
+
 /// Bytes of the fixed part: flags, version and protocol.
-pub const BASE_LEN: usize = 4;
+pub const BASE_LEN: usize = field::OPTIONAL;
 /// Longest header this module emits or accepts: base + checksum + key + sequence
 /// (version 1 swaps the checksum word for an acknowledgment number).
 pub const MAX_LEN: usize = 16;
@@ -90,7 +105,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The raw first 16 bits: flags and version.
     pub fn flags_word(&self) -> u16 {
-        u16_at(self.buffer.as_ref(), 0)
+        u16_at(self.buffer.as_ref(), field::FLAGS_VER)
     }
 
     pub fn has_checksum(&self) -> bool {
@@ -119,7 +134,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn protocol(&self) -> EtherType {
-        EtherType::from(u16_at(self.buffer.as_ref(), 2))
+        EtherType::from(u16_at(self.buffer.as_ref(), field::PROTOCOL))
     }
 
     /// Length of the fixed fields the flags announce (routing SREs excluded).
@@ -128,16 +143,16 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let mut len = BASE_LEN;
         // RFC 1701: the checksum/offset word is present if either C or R is set.
         if f & (flags::CHECKSUM | flags::ROUTING) != 0 {
-            len += 4;
+            len += WORD;
         }
         if f & flags::KEY != 0 {
-            len += 4;
+            len += WORD;
         }
         if f & flags::SEQUENCE != 0 {
-            len += 4;
+            len += WORD;
         }
         if self.has_ack() {
-            len += 4;
+            len += WORD;
         }
         len
     }
@@ -147,18 +162,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     fn key_at(&self) -> Option<usize> {
-        let at = BASE_LEN + if self.has_checksum() { 4 } else { 0 };
+        let at = BASE_LEN + if self.has_checksum() { WORD } else { 0 };
         self.has_key().then_some(at)
     }
 
     fn sequence_at(&self) -> Option<usize> {
-        let at =
-            BASE_LEN + if self.has_checksum() { 4 } else { 0 } + if self.has_key() { 4 } else { 0 };
+        let at = BASE_LEN
+            + if self.has_checksum() { WORD } else { 0 }
+            + if self.has_key() { WORD } else { 0 };
         self.has_sequence().then_some(at)
     }
 
     fn ack_at(&self) -> Option<usize> {
-        let at = self.header_len() - 4;
+        let at = self.header_len() - WORD;
         self.has_ack().then_some(at)
     }
 
@@ -171,7 +187,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Reserved1, the 16 bits after the checksum, when C is set.
     pub fn reserved1(&self) -> Option<u16> {
         self.checksum_at()
-            .map(|at| u16_at(self.buffer.as_ref(), at + 2))
+            .map(|at| u16_at(self.buffer.as_ref(), at + field::RESERVED1_IN_WORD))
     }
 
     pub fn key(&self) -> Option<u32> {
@@ -194,17 +210,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// First byte of the header: what a caller checks before trusting `version`.
     pub fn first_byte(&self) -> u8 {
-        u8_at(self.buffer.as_ref(), 0)
+        u8_at(self.buffer.as_ref(), field::FLAGS_VER)
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_flags_word(&mut self, v: u16) {
-        set_u16(self.buffer.as_mut(), 0, v);
+        set_u16(self.buffer.as_mut(), field::FLAGS_VER, v);
     }
 
     pub fn set_protocol(&mut self, p: EtherType) {
-        set_u16(self.buffer.as_mut(), 2, p.into());
+        set_u16(self.buffer.as_mut(), field::PROTOCOL, p.into());
     }
 
     /// Writes the checksum field; does nothing when C is clear.
@@ -216,7 +232,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     pub fn set_reserved1(&mut self, v: u16) {
         if let Some(at) = self.checksum_at() {
-            set_u16(self.buffer.as_mut(), at + 2, v);
+            set_u16(self.buffer.as_mut(), at + field::RESERVED1_IN_WORD, v);
         }
     }
 

@@ -8,6 +8,12 @@ use super::bytes::{range, set_u32, u32_at};
 use super::{Error, Result};
 
 /// Bytes in one label stack entry.
+/// Where each field starts (smoltcp's `mod field`).
+pub mod field {
+    /// Label (20 bits), TC (3), bottom of stack (1) and TTL (8): one word.
+    pub const ENTRY: usize = 0;
+}
+
 pub const HEADER_LEN: usize = 4;
 
 /// IPv4 explicit null (RFC 3032).
@@ -50,7 +56,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     fn word(&self) -> u32 {
-        u32_at(self.buffer.as_ref(), 0)
+        u32_at(self.buffer.as_ref(), field::ENTRY)
     }
 
     pub fn label(&self) -> u32 {
@@ -80,7 +86,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     fn set_word(&mut self, mask: u32, bits: u32) {
         let w = (self.word() & !mask) | (bits & mask);
-        set_u32(self.buffer.as_mut(), 0, w);
+        set_u32(self.buffer.as_mut(), field::ENTRY, w);
     }
 
     /// Sets the label (its low 20 bits).

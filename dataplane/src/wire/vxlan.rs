@@ -16,7 +16,18 @@
 use super::bytes::{range, range_mut, set_u32, set_u8, u32_at, u8_at};
 use super::{Error, Result};
 
-pub const HEADER_LEN: usize = 8;
+/// Where each header field starts (smoltcp's `mod field`).
+pub mod field {
+    /// Flags, then 24 reserved bits (the sequence number in extended mode).
+    pub const FLAGS: usize = 0;
+    /// The 24-bit VNI, then the last reserved byte.
+    pub const VNI: usize = 4;
+    /// The last reserved byte (the direction bit in extended mode).
+    pub const RESERVED2: usize = 7;
+    pub const PAYLOAD: usize = 8;
+}
+
+pub const HEADER_LEN: usize = field::PAYLOAD;
 /// IANA port.
 pub const PORT: u16 = 4789;
 /// Port of pre-standard Linux VXLAN (still the kernel's default for `ip link add type vxlan` without `dstport`).
@@ -55,7 +66,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn flags(&self) -> u8 {
-        u8_at(self.buffer.as_ref(), 0)
+        u8_at(self.buffer.as_ref(), field::FLAGS)
     }
 
     /// I flag set: the VNI field is valid (RFC 7348 requires it).
@@ -65,16 +76,16 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Bytes 1–3 (reserved; the sequence number in extended mode).
     pub fn reserved1(&self) -> u32 {
-        u32_at(self.buffer.as_ref(), 0) & 0x00ff_ffff
+        u32_at(self.buffer.as_ref(), field::FLAGS) & 0x00ff_ffff
     }
 
     pub fn vni(&self) -> u32 {
-        u32_at(self.buffer.as_ref(), 4) >> 8
+        u32_at(self.buffer.as_ref(), field::VNI) >> 8
     }
 
     /// Byte 7 (reserved; the direction bit in extended mode).
     pub fn reserved2(&self) -> u8 {
-        u8_at(self.buffer.as_ref(), 7)
+        u8_at(self.buffer.as_ref(), field::RESERVED2)
     }
 
     pub fn payload(&self) -> &[u8] {
@@ -87,18 +98,22 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_flags_reserved1(&mut self, flags: u8, reserved1: u32) {
         set_u32(
             self.buffer.as_mut(),
-            0,
+            field::FLAGS,
             (u32::from(flags) << 24) | (reserved1 & 0x00ff_ffff),
         );
     }
 
     /// VNI and byte 7 together.
     pub fn set_vni_reserved2(&mut self, vni: u32, reserved2: u8) {
-        set_u32(self.buffer.as_mut(), 4, (vni << 8) | u32::from(reserved2));
+        set_u32(
+            self.buffer.as_mut(),
+            field::VNI,
+            (vni << 8) | u32::from(reserved2),
+        );
     }
 
     pub fn set_reserved2(&mut self, v: u8) {
-        set_u8(self.buffer.as_mut(), 7, v);
+        set_u8(self.buffer.as_mut(), field::RESERVED2, v);
     }
 
     pub fn payload_mut(&mut self) -> &mut [u8] {
