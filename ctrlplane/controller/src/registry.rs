@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use ahash::AHashMap;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -167,7 +168,10 @@ pub(crate) struct Registered {
 
 struct State {
     store: Store,
-    appliances: BTreeMap<String, Record>,
+    /// By name. Every message of every session looks its appliance up
+    /// under the one mutex: a hash map keeps that short with thousands of
+    /// appliances. What the operator reads is sorted by name.
+    appliances: AHashMap<String, Record>,
     next_session: u64,
     next_command: u64,
 }
@@ -200,7 +204,7 @@ impl Shared {
             opts,
             state: Mutex::new(State {
                 store,
-                appliances: BTreeMap::new(),
+                appliances: AHashMap::new(),
                 next_session: 0,
                 next_command: 0,
             }),
@@ -415,6 +419,7 @@ impl Shared {
             }
             PushReport { scan, pushed }
         };
+        pushes.sort_unstable();
         for p in &report.scan.problems {
             log(format!("policy problem: {p}"));
         }
@@ -492,9 +497,18 @@ impl Shared {
                     send(rec)?;
                 }
                 None => {
-                    for rec in appliances.values_mut().filter(|r| r.session.is_some()) {
-                        // One closing session does not stop the others.
-                        let _ = send(rec);
+                    // In name order, as the operator reads the answer.
+                    let mut names: Vec<String> = appliances
+                        .iter()
+                        .filter(|(_, r)| r.session.is_some())
+                        .map(|(n, _)| n.clone())
+                        .collect();
+                    names.sort_unstable();
+                    for n in &names {
+                        if let Some(rec) = appliances.get_mut(n) {
+                            // One closing session does not stop the others.
+                            let _ = send(rec);
+                        }
                     }
                 }
             }
@@ -555,7 +569,9 @@ impl Shared {
 
     pub fn list(&self) -> Vec<ApplianceView> {
         let st = self.lock();
-        st.appliances.values().map(|r| self.view(r)).collect()
+        let mut list: Vec<ApplianceView> = st.appliances.values().map(|r| self.view(r)).collect();
+        list.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        list
     }
 
     pub fn show(&self, name: &str) -> Option<ApplianceView> {
@@ -565,7 +581,8 @@ impl Shared {
 
     pub fn policies(&self) -> Vec<PolicyView> {
         let st = self.lock();
-        st.store
+        let mut list: Vec<PolicyView> = st
+            .store
             .policies()
             .map(|p| PolicyView {
                 name: p.name.clone(),
@@ -578,7 +595,9 @@ impl Shared {
                     .filter(|r| r.assigned.as_deref() == Some(p.name.as_str()))
                     .count(),
             })
-            .collect()
+            .collect();
+        list.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        list
     }
 
     pub fn summary(&self) -> Summary {
@@ -603,5 +622,70 @@ impl Shared {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(name: &str) -> Hello {
+        Hello {
+            name: name.into(),
+            labels: BTreeMap::new(),
+            sluice_version: "test".into(),
+            protocol_version: PROTOCOL_VERSION,
+            capabilities: Vec::new(),
+            ports: Vec::new(),
+            policy_version: None,
+        }
+    }
+
+    #[test]
+    fn the_operator_reads_appliances_policies_and_commands_in_name_order() {
+        let dir = std::env::temp_dir().join(format!("sluice-registry-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for p in ["web", "base", "paris", "core"] {
+            std::fs::write(
+                dir.join(format!("{p}.toml")),
+                format!("version = \"{p}\"\n"),
+            )
+            .unwrap();
+        }
+        let opts = Options::new(
+            dir.join("ca.pem"),
+            dir.join("cert.pem"),
+            dir.join("key.pem"),
+            dir.clone(),
+            dir.join("admin.sock"),
+        );
+        let shared = Shared::new(opts, Store::new(&dir));
+        shared.rescan();
+        // Registered in an order that is neither sorted nor reversed.
+        let names: Vec<String> = (0..32)
+            .map(|i| format!("tap-{:02}", (i * 7) % 32))
+            .collect();
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        // The sessions' queues stay open while the test holds them.
+        let _sessions: Vec<Registered> = names
+            .iter()
+            .map(|n| shared.register(hello(n), peer).unwrap())
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+
+        let listed: Vec<String> = shared.list().into_iter().map(|a| a.name).collect();
+        assert_eq!(listed, sorted);
+        let policies: Vec<String> = shared.policies().into_iter().map(|p| p.name).collect();
+        assert_eq!(policies, ["base", "core", "paris", "web"]);
+        let sent = shared.command(None, CommandKind::Stop).unwrap();
+        let to: Vec<String> = sent.iter().map(|(n, _)| n.clone()).collect();
+        assert_eq!(to, sorted);
+        assert!(
+            sent.windows(2).all(|w| w[0].1 < w[1].1),
+            "ids rise in name order"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -23,13 +23,14 @@
 //! `<name>@<12 hex digits of a hash of the file>`, so it changes exactly
 //! when the file does and is the same after a controller restart.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use ahash::{AHashMap, AHashSet};
 use sluice_protocol::policy;
 use sluice_protocol::{encode, ControllerMsg, MAX_FRAME};
 
@@ -132,7 +133,8 @@ pub struct ScanReport {
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
-    policies: BTreeMap<String, PolicyEntry>,
+    /// By name; looked up for every appliance at each connect and push.
+    policies: AHashMap<String, PolicyEntry>,
     assignments: Assignments,
     assign_hash: Option<u64>,
     assign_error: Option<String>,
@@ -172,7 +174,7 @@ impl Store {
     pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_path_buf(),
-            policies: BTreeMap::new(),
+            policies: AHashMap::new(),
             assignments: Assignments::default(),
             assign_hash: None,
             assign_error: None,
@@ -187,6 +189,7 @@ impl Store {
         &self.assignments
     }
 
+    /// Every policy file read, in no particular order.
     pub fn policies(&self) -> impl Iterator<Item = &PolicyEntry> {
         self.policies.values()
     }
@@ -222,7 +225,7 @@ impl Store {
                 return report;
             }
         };
-        let mut seen = HashSet::new();
+        let mut seen = AHashSet::new();
         let mut assign_present = false;
         for entry in entries.flatten() {
             let path = entry.path();
@@ -247,12 +250,13 @@ impl Store {
             seen.insert(name.to_owned());
             self.scan_policy(name, &path, &mut report);
         }
-        let gone: Vec<String> = self
+        let mut gone: Vec<String> = self
             .policies
             .keys()
             .filter(|k| !seen.contains(*k))
             .cloned()
             .collect();
+        gone.sort_unstable();
         for g in gone {
             self.policies.remove(&g);
             report.changed.push(g);
