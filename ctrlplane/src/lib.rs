@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod appliance;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod default;
