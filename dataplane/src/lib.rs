@@ -7,12 +7,13 @@
 //! - `dpdk`: the safe layer over DPDK, the only module with `unsafe`.
 //! - `runtime`: worker loop, tx buffering, exception path, counters.
 
-#![forbid(unsafe_op_in_unsafe_fn)]
-
 pub mod frame;
 pub mod runtime;
 pub mod stage;
 pub mod wire;
 
+// The one module of this crate where `unsafe` is allowed (the workspace
+// denies it everywhere else): every block there carries a SAFETY line.
 #[cfg(feature = "dpdk")]
+#[allow(unsafe_code)]
 pub mod dpdk;

@@ -5,5 +5,9 @@
 
 #![allow(non_upper_case_globals, non_camel_case_types, non_snake_case)]
 #![allow(dead_code, clippy::all, rustdoc::all, improper_ctypes)]
+// Bindings to C are `unsafe` by nature; this crate and `dataplane::dpdk` are
+// the only places the workspace lets it in. bindgen's generated accessors
+// call unsafe functions from unsafe fns without inner blocks.
+#![allow(unsafe_code, unsafe_op_in_unsafe_fn)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
