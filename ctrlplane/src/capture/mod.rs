@@ -3,7 +3,7 @@
 //! A capture input (`file = "trace.pcapng"` on an input port) is read by a
 //! replay thread of its own, not by a worker: it reads the file
 //! ([`file`]), gives every frame an Ethernet header where its link type has
-//! none ([`link`]), paces it and hands it to a `net_ring`
+//! none ([`link`]), paces it ([`replay`]) and hands it to a `net_ring`
 //! port that the workers poll like any other input. The data path is the
 //! same as for a NIC; a worker never waits for a capture's clock.
 //!
@@ -12,13 +12,17 @@
 //! replay's outcome does not depend on how fast it was read.
 
 pub mod file;
+pub mod inputs;
 pub mod link;
+pub mod replay;
 
 use std::path::Path;
 
 use serde::Deserialize;
 
 pub use file::{CaptureError, CaptureReader, Link, Record};
+pub use inputs::CaptureInputs;
+pub use replay::{Replay, ReplayStats};
 
 /// How a capture input paces its frames.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -90,7 +94,7 @@ pub fn check_pcap_device(port: &str, device: &str) -> Result<(), String> {
         for l in links {
             if l.link_type != link::ETHERNET {
                 return Err(format!(
-                    "port {port:?}: rx_pcap {file} has link type {}; net_pcap hands frames over as Ethernet: {hint}",
+                    "port {port:?}: rx_pcap {file} has link type {}, not Ethernet, and net_pcap hands frames over as they are: {hint}",
                     link::name(l.link_type)
                 ));
             }
@@ -103,6 +107,87 @@ pub fn check_pcap_device(port: &str, device: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A port's capture-input keys, as the config file has them.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayKeys {
+    pub file: Option<std::path::PathBuf>,
+    pub timing: Option<Timing>,
+    pub speed: Option<f64>,
+    pub loops: Option<u32>,
+}
+
+/// Where the capture-input keys sit on a port.
+#[derive(Debug, Clone, Copy)]
+pub struct PortKind {
+    pub input: bool,
+    /// `device` or `pdump` is given too.
+    pub has_device: bool,
+    /// Sluice runs as a pdump secondary.
+    pub secondary: bool,
+}
+
+/// The replay a port's keys ask for (`None`: not a capture input), with
+/// every problem added to `p`, each naming its key under `key`.
+pub fn replay_of(
+    key: &str,
+    keys: &ReplayKeys,
+    kind: PortKind,
+    p: &mut Vec<String>,
+) -> Option<Replay> {
+    let Some(file) = &keys.file else {
+        for (set, name) in [
+            (keys.timing.is_some(), "timing"),
+            (keys.speed.is_some(), "speed"),
+            (keys.loops.is_some(), "loop"),
+        ] {
+            if set {
+                p.push(format!(
+                    "{key}.{name}: only a capture input (file = \"...\") has one"
+                ));
+            }
+        }
+        return None;
+    };
+    if file.as_os_str().is_empty() {
+        p.push(format!("{key}.file: must name a pcap or pcapng file"));
+    }
+    if !kind.input {
+        p.push(format!("{key}.file: only an input replays a capture"));
+    }
+    if kind.has_device {
+        p.push(format!(
+            "{key}.file: a capture input has no device or pdump of its own (Sluice feeds it)"
+        ));
+    }
+    if kind.secondary {
+        p.push(format!(
+            "{key}.file: capture inputs are not run by a pdump secondary"
+        ));
+    }
+    let timing = keys.timing.unwrap_or_default();
+    let speed = keys.speed.unwrap_or(1.0);
+    if keys.speed.is_some() && timing != Timing::Capture {
+        p.push(format!(
+            "{key}.speed: scales capture timing; add timing = \"capture\""
+        ));
+    }
+    if !(speed.is_finite() && speed > 0.0) {
+        p.push(format!("{key}.speed: {speed} is not a positive number"));
+    }
+    let loops = keys.loops.unwrap_or(1);
+    if loops == 0 {
+        p.push(format!(
+            "{key}.loop: plays the file at least once (1 or more)"
+        ));
+    }
+    Some(Replay {
+        file: file.clone(),
+        timing,
+        speed,
+        loops,
+    })
 }
 
 #[cfg(test)]

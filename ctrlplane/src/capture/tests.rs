@@ -438,3 +438,76 @@ fn link_types_have_their_pcap_names() {
     }
     assert!(!link::carried(127));
 }
+
+#[test]
+fn capture_input_keys_are_checked_and_named() {
+    use super::{replay_of, PortKind, ReplayKeys, Timing};
+    let input = PortKind {
+        input: true,
+        has_device: false,
+        secondary: false,
+    };
+    let mut p = Vec::new();
+    let keys = ReplayKeys {
+        file: Some("a.pcap".into()),
+        timing: Some(Timing::Capture),
+        speed: Some(2.5),
+        loops: Some(3),
+    };
+    let r = replay_of("port[0]", &keys, input, &mut p).expect("a capture input");
+    assert!(p.is_empty(), "{p:?}");
+    assert_eq!((r.timing, r.speed, r.loops), (Timing::Capture, 2.5, 3));
+    // Defaults: fast, once.
+    let r = replay_of(
+        "port[0]",
+        &ReplayKeys {
+            file: Some("a.pcap".into()),
+            ..ReplayKeys::default()
+        },
+        input,
+        &mut p,
+    )
+    .expect("a capture input");
+    assert_eq!((r.timing, r.loops), (Timing::Fast, 1));
+    assert!(p.is_empty(), "{p:?}");
+    // Every problem, with its key.
+    let bad = ReplayKeys {
+        file: Some("a.pcap".into()),
+        timing: None,
+        speed: Some(-1.0),
+        loops: Some(0),
+    };
+    let kind = PortKind {
+        input: false,
+        has_device: true,
+        secondary: true,
+    };
+    replay_of("port[2]", &bad, kind, &mut p);
+    let all = p.join("\n");
+    for k in [
+        "port[2].file: only an input",
+        "port[2].file: a capture input has no device",
+        "port[2].file: capture inputs are not run by a pdump",
+        "port[2].speed: scales",
+        "port[2].speed: -1",
+        "port[2].loop:",
+    ] {
+        assert!(all.contains(k), "{k}: {all}");
+    }
+    // Replay keys without a file.
+    let mut p = Vec::new();
+    let none = replay_of(
+        "port[1]",
+        &ReplayKeys {
+            loops: Some(2),
+            ..ReplayKeys::default()
+        },
+        input,
+        &mut p,
+    );
+    assert!(none.is_none());
+    assert_eq!(
+        p,
+        ["port[1].loop: only a capture input (file = \"...\") has one"]
+    );
+}
