@@ -17,6 +17,8 @@ PACKAGES=(
   iproute2 tcpdump            # network namespaces, veth, tap
   util-linux mount            # unshare and a tmpfs of a test's own (the disk-full fault)
   python3                     # dpdk-telemetry.py
+  valgrind                    # perf/callgrind.sh: instructions per packet
+  openvswitch-switch-dpdk     # the benchmark's peer: OVS-DPDK on the same capture
 )
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -34,6 +36,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   # tshark asks whether non-root users may capture: answer no, unattended.
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get update -qq
+  # openvswitch-switch would start the system's own OVS daemons on install;
+  # the benchmark starts its own (own run directory, inside a namespace), so
+  # no service starts during the install (policy-rc.d, only if none is set).
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   say "packages present"
@@ -59,6 +69,8 @@ fi
 pkg-config --atleast-version=22.11 libdpdk || die "libdpdk 22.11 not found by pkg-config after install"
 command -v dpdk-testpmd >/dev/null || die "dpdk-testpmd missing (package dpdk-dev)"
 command -v tshark >/dev/null || die "tshark missing"
+command -v valgrind >/dev/null || die "valgrind missing"
+[ -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ] || die "ovs-vswitchd-dpdk missing (package openvswitch-switch-dpdk)"
 [ "$total" -ge 64 ] || die "only $total hugepages could be reserved (memory fragmented?): free memory or reboot, then run again"
 grep -qs " $HUGE_DIR hugetlbfs " /proc/mounts || die "hugetlbfs is not mounted on $HUGE_DIR"
 say "ok: DPDK $(pkg-config --modversion libdpdk), $total hugepages of 2 MiB, hugetlbfs on $HUGE_DIR"
