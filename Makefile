@@ -23,16 +23,20 @@ demo: setup
 	bash scripts/demo.sh
 
 # Criterion micro benchmarks per stage (short settings), then the end-to-end
-# harness: Sluice against dpdk-testpmd io on the same virtual devices
-# (perf/results/e2e.{json,md,png}; docs/PERFORMANCE.md reads them). One build of sluice,
-# the harness and the benches together (one feature resolution), so the
-# bench run reuses it instead of compiling the workspace a second time.
+# harness: Sluice against dpdk-testpmd io and OVS-DPDK on the same captures
+# and virtual devices (perf/results/e2e.{json,md,png}; docs/PERFORMANCE.md
+# reads them). The 1 Mi-flow captures live in each program's mempool
+# (net_pcap infinite_rx): 3.3 GB, hence 4 GiB of hugepages for the bench.
+# One build of sluice, the harness and the benches together (one feature
+# resolution), so the bench run reuses it instead of compiling twice.
 BENCH_TARGET = $(or $(CARGO_TARGET_DIR),target)
+BENCH_HUGEPAGES ?= 2048
 BENCHES = --bench parse --bench filter --bench dedup --bench slice --bench encap --bench decap
-bench: setup
+bench:
+	SLUICE_HUGEPAGES=$(BENCH_HUGEPAGES) bash scripts/setup.sh
 	$(CARGO) build --release -p ctrlplane -p perf --bin sluice --bin e2e $(BENCHES)
 	$(CARGO) bench --profile release -p ctrlplane -p perf $(BENCHES) -- --warm-up-time 0.3 --measurement-time 0.7 --sample-size 10
-	$(BENCH_TARGET)/release/e2e --sluice $(BENCH_TARGET)/release/sluice --work-dir $(BENCH_TARGET)/perf-e2e
+	$(BENCH_TARGET)/release/e2e --sluice $(BENCH_TARGET)/release/sluice --work-dir $(BENCH_TARGET)/perf-e2e --doc docs/PERFORMANCE.md
 
 # Each fuzz target for FUZZ_SECONDS (fuzz/README.md; FUZZ_JOBS=2 runs two at once).
 FUZZ_SECONDS ?= 60

@@ -6,7 +6,9 @@
 #
 # SCENARIO is a directory the end-to-end harness wrote (target/perf-e2e/<name>,
 # from `e2e --only <name>`): its appliance.toml, policy.toml and in.pcap are
-# replayed once (four passes of the capture, no infinite_rx) under
+# replayed once (passes of the capture enough for 32,768 packets: four of
+# the 8,192-frame captures, one of the many-flow ones; no infinite_rx, so
+# the pool needs no room for the capture: 65,535 mbufs) under
 # `valgrind --tool=callgrind`, collecting only inside the per-burst worker
 # functions (process, process_decap and what they call: the TX bursts made
 # when the TX buffer fills included, the RX PMD and the 100 µs drain tick
@@ -18,11 +20,18 @@ sluice=${2:-target/release/sluice}
 out="$dir/callgrind"
 mkdir -p "$out"
 sed -e 's/,infinite_rx=1//' -e "s#rx_pcap=[^,\"]*#rx_pcap=$out/in.pcap#" \
+  -e 's/^mbufs = .*/mbufs = 65535/' \
   "$dir/appliance.toml" > "$out/appliance.toml"
 python3 - "$dir/in.pcap" "$out/in.pcap" <<'PY'
-import sys
+import struct, sys
 d = open(sys.argv[1], 'rb').read()
-open(sys.argv[2], 'wb').write(d[:24] + d[24:] * 4)
+# Frames in the capture (16-byte record headers, little-endian pcap).
+n, at = 0, 24
+while at + 16 <= len(d):
+    at += 16 + struct.unpack_from('<I', d, at + 8)[0]
+    n += 1
+passes = max(1, -(-32768 // max(n, 1)))
+open(sys.argv[2], 'wb').write(d[:24] + d[24:] * passes)
 PY
 prefix="callgrind-$$"
 valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out" \

@@ -91,13 +91,14 @@ pub struct Rate {
 /// One reading: when, how many packets so far, and the worker thread's
 /// CPU time so far (ns).
 #[derive(Debug, Clone, Copy)]
-struct Reading {
-    at: Instant,
-    packets: u64,
-    cpu_ns: Option<u64>,
+pub struct Reading {
+    pub at: Instant,
+    pub packets: u64,
+    pub cpu_ns: Option<u64>,
 }
 
-fn rate(a: &Reading, b: &Reading) -> Rate {
+/// The rate between two readings.
+pub fn rate(a: &Reading, b: &Reading) -> Rate {
     let n = b.packets.saturating_sub(a.packets) as f64;
     let secs = (b.at - a.at).as_secs_f64().max(1e-9);
     let cpu_mpps = match (a.cpu_ns, b.cpu_ns) {
@@ -113,10 +114,16 @@ fn rate(a: &Reading, b: &Reading) -> Rate {
 /// CPU time (ns) of the DPDK worker lcore thread of `pid`: the thread EAL
 /// names `rte-worker-N` (`lcore-worker-N` in other releases).
 pub fn worker_cpu_ns(pid: u32) -> Option<u64> {
+    thread_cpu_ns(pid, &["rte-worker", "lcore-worker"])
+}
+
+/// CPU time (ns) of the first thread of `pid` whose name starts with one
+/// of `names` (OVS names its PMD threads `pmd-c01/id:N`).
+pub fn thread_cpu_ns(pid: u32, names: &[&str]) -> Option<u64> {
     let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     for t in dir.flatten() {
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        if comm.starts_with("rte-worker") || comm.starts_with("lcore-worker") {
+        if names.iter().any(|n| comm.starts_with(n)) {
             let stat = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
             return stat.split_whitespace().next()?.parse().ok();
         }

@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use crate::ovs::PeerWork;
+
 /// What Sluice does in a scenario.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Work {
@@ -32,19 +34,60 @@ pub enum Tunnel {
 /// One scenario.
 #[derive(Debug, Clone)]
 pub struct Scenario {
-    pub name: &'static str,
-    pub title: &'static str,
-    /// pktgen profile of the input capture.
-    pub profile: String,
+    pub name: String,
+    pub title: String,
+    /// The input capture; scenarios on one capture share its testpmd and
+    /// OVS runs.
+    pub capture: Capture,
     pub work: Work,
+    /// What OVS-DPDK does on the same capture for comparison, if anything.
+    pub peer: Option<PeerWork>,
     /// The issue's target for Sluice / testpmd, if any.
     pub target_ratio: Option<f64>,
+    /// The issue's target for Sluice / OVS-DPDK, if any.
+    pub target_ovs: Option<f64>,
     /// The issue's per-worker target in Mpps, if any.
     pub target_mpps: Option<f64>,
 }
 
-/// Frames in each capture: `net_pcap` replays it in a loop, so one pass
-/// must last longer than the dedup window (see [`DEDUP_WINDOW_US`]).
+/// An input capture: a pktgen profile and how it is named in reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capture {
+    /// Short name: the capture's file is `<name>.pcap`.
+    pub name: &'static str,
+    /// Distinct 5-tuples in it.
+    pub flows: u64,
+    /// What the frames are, for tables ("64 B", "IMIX", ...).
+    pub frames: &'static str,
+    /// Share of the originals that a second mirror point copied.
+    pub copies: f64,
+    /// pktgen profile.
+    pub profile: String,
+}
+
+impl Capture {
+    /// Frames in the capture: originals and copies.
+    pub fn len(&self) -> u64 {
+        originals(self.flows, self.copies)
+            + (originals(self.flows, self.copies) as f64 * self.copies).floor() as u64
+    }
+
+    /// Whether the capture has no frames (never, for the harness's own).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Mbufs a program's pool needs: `net_pcap`'s `infinite_rx` keeps the
+    /// whole capture in mbufs of the RX queue's pool, and the program
+    /// needs `working` more for its descriptors, bursts and copies.
+    pub fn mbufs(&self, working: u32) -> u32 {
+        u32::try_from(self.len() + u64::from(working)).unwrap_or(u32::MAX)
+    }
+}
+
+/// Frames in each capture of 1,024 flows: `net_pcap` replays it in a
+/// loop, so one pass must last longer than the dedup window (see
+/// [`DEDUP_WINDOW_US`]).
 pub const CAPTURE_FRAMES: u64 = 8192;
 
 /// The dedup window Sluice gets in these runs. The capture repeats
@@ -74,19 +117,69 @@ src_port = 40000
 dst_port = 5001
 "#,
     );
+    duplicates(&mut s, dups);
+    sized(s, dups)
+}
+
+fn duplicates(s: &mut String, dups: f64) {
     if dups > 0.0 {
         let _ = write!(
             s,
             "\n[duplicates]\nratio = {dups}\ndelay_us = 2\nttl_delta = -1\nsrc_mac = \"02:00:00:00:00:99\"\n"
         );
     }
-    sized(s, dups)
+}
+
+/// Originals in a capture of `frames` frames with `dups` of them copied.
+fn originals_of(frames: u64, dups: f64) -> u64 {
+    (frames as f64 / (1.0 + dups)).round() as u64
+}
+
+/// Originals in a capture where each of `flows` flows sends once per pass.
+fn originals(flows: u64, dups: f64) -> u64 {
+    if flows == 1024 {
+        originals_of(CAPTURE_FRAMES, dups)
+    } else {
+        flows
+    }
 }
 
 /// Sets `packets` so that originals and copies make [`CAPTURE_FRAMES`].
 fn sized(profile: String, dups: f64) -> String {
-    let originals = (CAPTURE_FRAMES as f64 / (1.0 + dups)).round() as u64;
-    format!("packets = {originals}\n{profile}")
+    format!(
+        "packets = {}\n{profile}",
+        originals_of(CAPTURE_FRAMES, dups)
+    )
+}
+
+/// IPv4 UDP traffic of `flows` distinct 5-tuples (a power of two from
+/// 4,096 up: 64 sources per destination, sources in 10.1.0.0/16 and up,
+/// destinations in 10.64.0.0/10), each sending one original per pass of
+/// the capture in turn, as many concurrent flows do on a TAP link; `dups`
+/// of the originals copied 2 µs later by a second mirror point. `imix`:
+/// 7 × 64, 4 × 594, 1 × 1,518 bytes; else 64 bytes.
+fn many_flows(flows: u64, imix: bool, dups: f64) -> String {
+    let sources = 64u64;
+    let dests = flows / sources;
+    let dst_last = 0x0a40_0000u32 + dests as u32 - 1;
+    let mut s = format!(
+        r#"packets = {flows}
+rate_pps = 14880952
+size = {size}
+
+[[flow]]
+name = "many"
+src = "10.1.0.0/26"
+dst = "10.64.0.0-{dst_last}"
+proto = "udp"
+src_port = 40000
+dst_port = 5001
+"#,
+        size = if imix { "\"imix\"" } else { "64" },
+        dst_last = std::net::Ipv4Addr::from(dst_last),
+    );
+    duplicates(&mut s, dups);
+    s
 }
 
 /// IPv6 UDP frames of 96 bytes (the smallest that holds IPv6, UDP and the
@@ -121,130 +214,238 @@ fn vxlan_traffic() -> String {
     s
 }
 
-/// Every scenario the issue lists, in its order.
+/// The captures of 1,024 flows.
+fn small(name: &'static str, frames: &'static str, copies: f64, profile: String) -> Capture {
+    Capture {
+        name,
+        flows: 1024,
+        frames,
+        copies,
+        profile,
+    }
+}
+
+/// A capture of many flows (see [`many_flows`]).
+fn many(name: &'static str, flows: u64, imix: bool) -> Capture {
+    Capture {
+        name,
+        flows,
+        frames: if imix { "IMIX" } else { "64 B" },
+        copies: 0.25,
+        profile: many_flows(flows, imix, 0.25),
+    }
+}
+
+/// Flows in the "64 Ki flows" captures.
+pub const FLOWS_64K: u64 = 65_536;
+/// Flows in the "1 Mi flows" captures.
+pub const FLOWS_1M: u64 = 1 << 20;
+
+/// Every scenario, the issue's first, then the same work on captures of
+/// many flows.
 pub fn all() -> Vec<Scenario> {
+    let plain = small("1k-64b", "64 B", 0.0, ipv4_traffic(0.0));
+    let dups = small("1k-64b-dups", "64 B", 0.25, ipv4_traffic(0.25));
+    let v6 = small("1k-ipv6-dups", "96 B IPv6", 0.25, ipv6_traffic());
+    let vxlan = small("1k-vxlan", "64 B in VXLAN", 0.0, vxlan_traffic());
     let full = |dests: Vec<Tunnel>| Work::Tap {
         rules: 1000,
         dedup: true,
         slice: Some(128),
         dests,
     };
-    vec![
-        Scenario {
-            name: "forward-all",
-            title: "forward all, one VXLAN tunnel, no other work",
-            profile: ipv4_traffic(0.0),
-            work: Work::Tap {
-                rules: 1,
-                dedup: false,
-                slice: None,
-                dests: vec![Tunnel::Vxlan],
-            },
-            target_ratio: Some(0.9),
-            target_mpps: None,
-        },
-        Scenario {
-            name: "pass-through",
-            title: "pass-through, no work (frames unchanged to a tool port)",
-            profile: ipv4_traffic(0.0),
-            work: Work::PassThrough,
-            target_ratio: Some(0.9),
-            target_mpps: None,
-        },
-        Scenario {
-            name: "filter-1k",
-            title: "filter, 1,000 rules",
-            profile: ipv4_traffic(0.0),
-            work: Work::Tap {
-                rules: 1000,
-                dedup: false,
-                slice: None,
-                dests: vec![Tunnel::Vxlan],
-            },
-            target_ratio: None,
-            target_mpps: None,
-        },
-        Scenario {
-            name: "filter-1k-dedup",
-            title: "filter 1k + dedup",
-            profile: ipv4_traffic(0.25),
-            work: Work::Tap {
+    let filter = |rules: usize| Work::Tap {
+        rules,
+        dedup: false,
+        slice: None,
+        dests: vec![Tunnel::Vxlan],
+    };
+    let forward_all = Work::Tap {
+        rules: 1,
+        dedup: false,
+        slice: None,
+        dests: vec![Tunnel::Vxlan],
+    };
+    let rules = Some(PeerWork::Rules { rules: 1024 });
+    let sc = |name: &str,
+              title: &str,
+              capture: &Capture,
+              work: Work,
+              peer: Option<PeerWork>,
+              target_ratio: Option<f64>| Scenario {
+        name: name.to_owned(),
+        title: title.to_owned(),
+        capture: capture.clone(),
+        work,
+        peer,
+        target_ratio,
+        target_ovs: None,
+        target_mpps: None,
+    };
+    let mut v = vec![
+        sc(
+            "forward-all",
+            "forward all, one VXLAN tunnel, no other work",
+            &plain,
+            forward_all.clone(),
+            Some(PeerWork::Vxlan),
+            Some(0.5),
+        ),
+        sc(
+            "pass-through",
+            "pass-through, no work (frames unchanged to a tool port)",
+            &plain,
+            Work::PassThrough,
+            Some(PeerWork::Io),
+            Some(0.9),
+        ),
+        sc(
+            "filter-1k",
+            "filter, 1,000 rules",
+            &plain,
+            filter(1000),
+            rules,
+            None,
+        ),
+        sc(
+            "filter-1k-dedup",
+            "filter 1k + dedup",
+            &dups,
+            Work::Tap {
                 rules: 1000,
                 dedup: true,
                 slice: None,
                 dests: vec![Tunnel::Vxlan],
             },
-            target_ratio: None,
-            target_mpps: None,
-        },
-        Scenario {
-            name: "full-1dest",
-            title: "full pipeline, 1 destination",
-            profile: ipv4_traffic(0.25),
-            work: full(vec![Tunnel::Vxlan]),
-            target_ratio: Some(0.5),
-            target_mpps: Some(14.88),
-        },
-        Scenario {
-            name: "full-2dest",
-            title: "full pipeline, 2 destinations",
-            profile: ipv4_traffic(0.25),
-            work: full(vec![Tunnel::Vxlan, Tunnel::Erspan3]),
-            target_ratio: Some(0.4),
-            target_mpps: None,
-        },
-        Scenario {
-            name: "erspan3",
-            title: "full pipeline, ERSPAN III",
-            profile: ipv4_traffic(0.25),
-            work: full(vec![Tunnel::Erspan3]),
-            target_ratio: None,
-            target_mpps: None,
-        },
-        Scenario {
-            name: "decap",
-            title: "decap (VXLAN in, inner frames out)",
-            profile: vxlan_traffic(),
-            work: Work::Decap,
-            target_ratio: Some(0.8),
-            target_mpps: None,
-        },
-        Scenario {
-            name: "ipv6",
-            title: "full pipeline, IPv6 traffic",
-            profile: ipv6_traffic(),
-            work: full(vec![Tunnel::Vxlan]),
-            target_ratio: None,
-            target_mpps: None,
-        },
-        Scenario {
-            name: "filter-10k",
-            title: "filter, 10,000 rules",
-            profile: ipv4_traffic(0.0),
-            work: Work::Tap {
-                rules: 10_000,
-                dedup: false,
-                slice: None,
-                dests: vec![Tunnel::Vxlan],
+            rules,
+            None,
+        ),
+        sc(
+            "full-1dest",
+            "full pipeline, 1 destination",
+            &dups,
+            full(vec![Tunnel::Vxlan]),
+            rules,
+            Some(0.33),
+        ),
+        sc(
+            "full-2dest",
+            "full pipeline, 2 destinations",
+            &dups,
+            full(vec![Tunnel::Vxlan, Tunnel::Erspan3]),
+            None,
+            Some(0.25),
+        ),
+        sc(
+            "erspan3",
+            "full pipeline, ERSPAN III",
+            &dups,
+            full(vec![Tunnel::Erspan3]),
+            None,
+            None,
+        ),
+        sc(
+            "decap",
+            "decap (VXLAN in, inner frames out)",
+            &vxlan,
+            Work::Decap,
+            None,
+            Some(0.8),
+        ),
+        sc(
+            "ipv6",
+            "full pipeline, IPv6 traffic",
+            &v6,
+            full(vec![Tunnel::Vxlan]),
+            None,
+            None,
+        ),
+        sc(
+            "filter-10k",
+            "filter, 10,000 rules",
+            &plain,
+            filter(10_000),
+            None,
+            None,
+        ),
+    ];
+    for cap in [
+        many("64k-64b", FLOWS_64K, false),
+        many("64k-imix", FLOWS_64K, true),
+        many("1m-64b", FLOWS_1M, false),
+        many("1m-imix", FLOWS_1M, true),
+    ] {
+        let tag = cap.name;
+        let what = format!(
+            "{} flows, {}, 25 % copies",
+            if cap.flows == FLOWS_1M {
+                "1 Mi"
+            } else {
+                "64 Ki"
             },
-            target_ratio: None,
-            target_mpps: None,
-        },
-    ]
+            cap.frames
+        );
+        let mut full1 = sc(
+            &format!("full-1dest-{tag}"),
+            &format!("full pipeline, 1 destination; {what}"),
+            &cap,
+            full(vec![Tunnel::Vxlan]),
+            rules,
+            None,
+        );
+        if tag == "64k-64b" {
+            full1.target_ratio = Some(0.25);
+            full1.target_ovs = Some(3.0);
+        }
+        v.push(full1);
+        v.push(sc(
+            &format!("filter-1k-{tag}"),
+            &format!("filter, 1,000 rules; {what}"),
+            &cap,
+            filter(1000),
+            rules,
+            None,
+        ));
+        v.push(sc(
+            &format!("filter-10k-{tag}"),
+            &format!("filter, 10,000 rules; {what}"),
+            &cap,
+            filter(10_000),
+            None,
+            None,
+        ));
+        v.push(sc(
+            &format!("forward-all-{tag}"),
+            &format!("forward all; {what}"),
+            &cap,
+            forward_all.clone(),
+            Some(PeerWork::Vxlan),
+            None,
+        ));
+        v.push(sc(
+            &format!("full-2dest-{tag}"),
+            &format!("full pipeline, 2 destinations; {what}"),
+            &cap,
+            full(vec![Tunnel::Vxlan, Tunnel::Erspan3]),
+            None,
+            None,
+        ));
+    }
+    v
 }
 
 /// xorshift64*: deterministic rules, no dependency.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
     }
 }
 
@@ -253,9 +454,9 @@ fn v4_cidr(r: &mut Rng) -> String {
     let lens = [8u32, 12, 16, 16, 20, 22, 24, 24, 24, 26, 28, 32, 32, 32];
     let len = lens[r.below(lens.len() as u64) as usize];
     let base = if r.below(4) == 0 {
-        0xac10_0000 | (r.next() as u32 & 0x000f_ffff)
+        0xac10_0000 | (r.next_u64() as u32 & 0x000f_ffff)
     } else {
-        0x0a00_0000 | (r.next() as u32 & 0x00ff_ffff)
+        0x0a00_0000 | (r.next_u64() as u32 & 0x00ff_ffff)
     };
     let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
     format!("{}/{len}", std::net::Ipv4Addr::from(base & mask))
@@ -265,8 +466,8 @@ fn v6_cidr(r: &mut Rng) -> String {
     let lens = [32u32, 48, 56, 64, 64, 128];
     let len = lens[r.below(lens.len() as u64) as usize];
     let a = 0x2001_0db8_0000_0000_0000_0000_0000_0000u128
-        | u128::from(r.next() as u16) << 80
-        | u128::from(r.next() as u16);
+        | u128::from(r.next_u64() as u16) << 80
+        | u128::from(r.next_u64() as u16);
     let mask = if len == 0 {
         0
     } else {
@@ -369,10 +570,19 @@ pub fn policy(work: &Work) -> String {
 
 /// Sluice's appliance config: the capture in through `net_pcap` with
 /// `infinite_rx=1`, the output a `net_null` that receives nothing.
-pub fn config(work: &Work, capture: &str, tag: &str, mbufs: u32) -> String {
-    let common = format!(
+/// `held` of the pool's `mbufs` are the capture, which `net_pcap` keeps
+/// in the pool for the whole run: for a capture larger than the 1,024-flow
+/// ones the guard's free-mbuf limit (10 % of the pool) is taken of the
+/// rest, or the guard would see the capture as pressure and shed load.
+pub fn config(work: &Work, capture: &str, tag: &str, mbufs: u32, held: u64) -> String {
+    let mut common = format!(
         "\n[mempool]\nmbufs = {mbufs}\ncache = 256\n\n[dedup]\nwindow_us = {DEDUP_WINDOW_US}\n"
     );
+    if held > CAPTURE_FRAMES {
+        let working = u64::from(mbufs).saturating_sub(held);
+        let pct = (10 * working / u64::from(mbufs).max(1)).max(1);
+        let _ = write!(common, "\n[guard]\nmin_free_mbufs_pct = {pct}\n");
+    }
     match work {
         Work::Tap { .. } => format!(
             r#"[appliance]
@@ -433,12 +643,36 @@ mod tests {
 
     #[test]
     fn every_profile_parses_and_policies_have_the_rule_count() {
+        let mut names = std::collections::HashSet::new();
         for s in all() {
-            pktgen::Profile::parse(&s.profile).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            assert!(names.insert(s.name.clone()), "{} twice", s.name);
+            let p = pktgen::Profile::parse(&s.capture.profile)
+                .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            let tuples: u64 = p.flows.iter().map(|f| f.tuples()).sum();
+            assert_eq!(tuples, s.capture.flows, "{}", s.name);
+            let ratio = p.duplicates.as_ref().map_or(0.0, |d| d.ratio);
+            assert_eq!(ratio, s.capture.copies, "{}", s.name);
+            let copies = (p.packets as f64 * ratio).floor() as u64;
+            assert_eq!(p.packets + copies, s.capture.len(), "{}", s.name);
             if let Work::Tap { rules, .. } = &s.work {
                 let p = policy(&s.work);
                 assert_eq!(p.matches("[[rule]]").count(), *rules, "{}", s.name);
             }
         }
+    }
+
+    #[test]
+    fn a_many_flow_capture_sends_each_flow_once_a_pass() {
+        let cap = many("t", 4096, true);
+        let p = pktgen::Profile::parse(&cap.profile).unwrap();
+        let cycle = pktgen::generate(&p);
+        assert_eq!(cycle.packets.len() as u64, cap.len());
+        assert_eq!(cycle.per_flow.len(), 4096);
+        assert!(cycle.per_flow.values().all(|n| *n == 1));
+        let sizes: std::collections::HashSet<usize> =
+            cycle.packets.iter().map(|p| p.size).collect();
+        assert_eq!(sizes, [64, 594, 1518].into_iter().collect());
+        // The pool holds the capture and the working mbufs.
+        assert_eq!(cap.mbufs(1000), 4096 + 1024 + 1000);
     }
 }

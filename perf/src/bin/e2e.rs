@@ -1,21 +1,27 @@
 //! `e2e`: Sluice measured against DPDK's own forwarding.
 //!
-//! For each scenario, on identical virtual devices (`net_pcap` with
+//! For each capture, on identical virtual devices (`net_pcap` with
 //! `infinite_rx=1` on a pktgen-made capture in, `net_null` out, one worker
-//! lcore), it alternates runs of `dpdk-testpmd` in io mode and of Sluice,
-//! takes the medians, and prints Mpps and the ratio Sluice / testpmd.
-//! Results go to `e2e.json`, `e2e.md` and `e2e.png` in `--out-dir`.
+//! lcore), it alternates runs of `dpdk-testpmd` in io mode, of OVS-DPDK
+//! doing a broker's job (the peer, see `perf::ovs`) and of Sluice in each
+//! scenario on that capture, takes the medians, and prints Mpps and the
+//! ratios Sluice / testpmd and Sluice / OVS. Results go to `e2e.json`,
+//! `e2e.md` and `e2e.png` in `--out-dir`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use clap::Parser;
+use perf::ovs::{self, PeerWork};
 use perf::report::{self, Machine, Results, ScenarioResult, Settings};
 use perf::run::{self, Timing};
-use perf::scenario::{self, Scenario};
+use perf::scenario::{self, Capture, Scenario};
 
 #[derive(Debug, Parser)]
-#[command(name = "e2e", about = "Sluice vs dpdk-testpmd io, end to end")]
+#[command(
+    name = "e2e",
+    about = "Sluice vs dpdk-testpmd io and OVS-DPDK on the same capture, end to end"
+)]
 struct Args {
     /// The sluice binary.
     #[arg(long, default_value = "target/release/sluice")]
@@ -32,8 +38,10 @@ struct Args {
     /// Seconds measured per run.
     #[arg(long, default_value_t = 2)]
     measure: u64,
-    /// Mbufs in the packet pool of both programs.
-    #[arg(long, default_value_t = 65535)]
+    /// Mbufs in each program's packet pool beyond the capture, which
+    /// `net_pcap`'s infinite_rx holds in the pool (8,192 + 57,343 = 65,535
+    /// for the captures of 1,024 flows).
+    #[arg(long, default_value_t = 57_343)]
     mbufs: u32,
     /// EAL lcores: the main lcore, then the one worker.
     #[arg(long, default_value = "0-1")]
@@ -51,6 +59,13 @@ struct Args {
     /// scenario; the reports go to <out-dir>/profiles/.
     #[arg(long)]
     profile: bool,
+    /// Leave the OVS-DPDK peer out.
+    #[arg(long)]
+    no_ovs: bool,
+    /// Also write the table into this document's marked results section
+    /// (`make bench`: docs/PERFORMANCE.md).
+    #[arg(long)]
+    doc: Option<PathBuf>,
 }
 
 fn sh(cmd: &str, args: &[&str]) -> String {
@@ -79,23 +94,45 @@ fn machine() -> Machine {
     }
 }
 
-/// Writes the scenario's capture, config and policy; returns their paths
-/// and the share of the capture that are duplicate copies.
+/// Writes a capture once: `<dir>/<name>.pcap`, with the profile beside it
+/// (`<name>.toml`); a capture whose profile is unchanged is reused (the
+/// 1 Mi-flow ones take seconds to make).
+fn capture_file(c: &Capture, dir: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let pcap = dir.join(format!("{}.pcap", c.name));
+    let toml = dir.join(format!("{}.toml", c.name));
+    let same = std::fs::read_to_string(&toml).is_ok_and(|t| t == c.profile);
+    if !(same && pcap.exists()) {
+        let profile =
+            pktgen::Profile::parse(&c.profile).map_err(|e| format!("capture {}: {e}", c.name))?;
+        let mut cycle = pktgen::generate(&profile);
+        let n = pktgen::pcap::write(&pcap, &mut cycle, 1)?;
+        if n != c.len() {
+            return Err(format!(
+                "capture {}: {n} frames written, {} expected",
+                c.name,
+                c.len()
+            ));
+        }
+        std::fs::write(&toml, &c.profile).map_err(|e| format!("{}: {e}", toml.display()))?;
+    }
+    pcap.canonicalize()
+        .map_err(|e| format!("{}: {e}", pcap.display()))
+}
+
+/// Writes the scenario's config and policy and links its capture as
+/// `in.pcap` (what `perf/callgrind.sh` replays); returns config and policy.
 fn prepare(
     s: &Scenario,
     dir: &Path,
+    capture: &Path,
     mbufs: u32,
-) -> Result<(PathBuf, PathBuf, PathBuf, f64), String> {
+) -> Result<(PathBuf, PathBuf), String> {
+    let held = s.capture.len();
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let profile = pktgen::Profile::parse(&s.profile).map_err(|e| format!("{}: {e}", s.name))?;
-    let mut cycle = pktgen::generate(&profile);
-    let copies =
-        cycle.packets.iter().filter(|p| p.copy).count() as f64 / cycle.packets.len().max(1) as f64;
-    let capture = dir.join("in.pcap");
-    pktgen::pcap::write(&capture, &mut cycle, 1)?;
-    let capture = capture
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", capture.display()))?;
+    let link = dir.join("in.pcap");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(capture, &link).map_err(|e| format!("{}: {e}", link.display()))?;
     let config = dir.join("appliance.toml");
     let tag = std::process::id() % 10_000;
     std::fs::write(
@@ -105,12 +142,324 @@ fn prepare(
             &capture.display().to_string(),
             &tag.to_string(),
             mbufs,
+            held,
         ),
     )
     .map_err(|e| e.to_string())?;
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, scenario::policy(&s.work)).map_err(|e| e.to_string())?;
-    Ok((capture, config, policy, copies))
+    Ok((config, policy))
+}
+
+/// One program run of a round.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Job {
+    Testpmd,
+    Ovs(PeerWork),
+    /// Index into the group's scenarios.
+    Sluice(usize),
+}
+
+/// Figures of one program over the rounds.
+#[derive(Debug, Default)]
+struct Series {
+    mpps: Vec<f64>,
+    cpu_mpps: Vec<f64>,
+    notes: Vec<String>,
+}
+
+const SEP: &str = "—";
+
+/// Runs every program of one capture's scenarios, `runs` rounds, each
+/// round in another order (rotated), and fills the scenarios' results.
+fn run_group(
+    a: &Args,
+    t_base: &Timing,
+    cap: &Capture,
+    group: &[&Scenario],
+    ovs_ok: bool,
+) -> Vec<ScenarioResult> {
+    let pid = std::process::id();
+    let mbufs = cap.mbufs(a.mbufs);
+    let t = Timing {
+        mbufs,
+        ..t_base.clone()
+    };
+    let mut out: Vec<ScenarioResult> = group
+        .iter()
+        .map(|s| ScenarioResult {
+            name: s.name.clone(),
+            title: s.title.clone(),
+            capture: cap.name.to_owned(),
+            flows: cap.flows,
+            frames: cap.frames.to_owned(),
+            capture_frames: cap.len(),
+            mbufs,
+            peer: s.peer.map(|p| p.title()),
+            target_ratio: s.target_ratio,
+            target_ovs: s.target_ovs,
+            target_mpps: s.target_mpps,
+            load_before: run::load(),
+            ..Default::default()
+        })
+        .collect();
+    let capture = match capture_file(cap, &a.work_dir.join("captures")) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("e2e: {e}");
+            for r in &mut out {
+                r.notes.push(e.clone());
+            }
+            return out;
+        }
+    };
+    let mut prepared = Vec::new();
+    for s in group {
+        let dir = a.work_dir.join(&s.name);
+        prepared.push(prepare(s, &dir, &capture, mbufs));
+    }
+    // The programs of a round: testpmd once for the capture (io
+    // forwarding does not depend on Sluice's work), each OVS peer once,
+    // each Sluice scenario.
+    let mut jobs = vec![Job::Testpmd];
+    let mut peer_note = None;
+    for s in group {
+        if let Some(p) = s.peer {
+            if !jobs.contains(&Job::Ovs(p)) {
+                jobs.push(Job::Ovs(p));
+            }
+        }
+    }
+    if !ovs_ok || a.no_ovs {
+        jobs.retain(|j| !matches!(j, Job::Ovs(_)));
+        peer_note = Some("OVS-DPDK not run (--no-ovs, or ovs-vswitchd-dpdk missing)".to_owned());
+    } else if cap.len() + ovs::OVS_POOL_SPARE > ovs::OVS_POOL_MBUFS {
+        jobs.retain(|j| !matches!(j, Job::Ovs(_)));
+        peer_note = Some(format!(
+            "OVS-DPDK cannot replay this capture: net_pcap's infinite_rx keeps its {} frames in the port's mempool, and OVS gives a port {} mbufs at MTU 1500",
+            cap.len(),
+            ovs::OVS_POOL_MBUFS
+        ));
+    }
+    for (i, s) in group.iter().enumerate() {
+        if prepared[i].is_ok() {
+            jobs.push(Job::Sluice(i));
+        } else if let Err(e) = &prepared[i] {
+            eprintln!("e2e: {}: {e}", s.name);
+            out[i].notes.push(e.clone());
+        }
+    }
+    let mut testpmd = Series::default();
+    let mut peers: Vec<(PeerWork, Series)> = Vec::new();
+    let mut sluice: Vec<Series> = group.iter().map(|_| Series::default()).collect();
+    let mut broken = vec![false; group.len()];
+    for k in 0..a.runs {
+        let mut order = jobs.clone();
+        if !order.is_empty() {
+            let n = order.len();
+            order.rotate_left(k % n);
+        }
+        for job in order {
+            match job {
+                Job::Testpmd => {
+                    let prefix = format!("perf-{pid}-{}-{k}-testpmd", cap.name);
+                    let log = a
+                        .work_dir
+                        .join("captures")
+                        .join(format!("{}-testpmd-{k}.log", cap.name));
+                    match run::testpmd(&a.testpmd, &a.lcores, &prefix, &capture, &t, &log) {
+                        Ok(m) => {
+                            testpmd.mpps.push(m.mpps);
+                            testpmd.cpu_mpps.extend(m.cpu_mpps);
+                        }
+                        Err(e) => {
+                            eprintln!("e2e: {}: testpmd: {e}", cap.name);
+                            testpmd.notes.push(format!("testpmd run {k}: {e}"));
+                        }
+                    }
+                }
+                Job::Ovs(p) => {
+                    let name = p.name();
+                    let l = ovs::Layout {
+                        dir: a
+                            .work_dir
+                            .join("ovs")
+                            .join(format!("{}-{name}-{k}", cap.name)),
+                        netns: format!("sluice-perf-{pid}"),
+                        prefix: format!("perf-{pid}-{}-{k}-{name}", cap.name),
+                        tag: format!("{}", pid % 10_000),
+                    };
+                    let idx = match peers.iter().position(|(q, _)| *q == p) {
+                        Some(i) => i,
+                        None => {
+                            peers.push((p, Series::default()));
+                            peers.len() - 1
+                        }
+                    };
+                    let series = &mut peers[idx].1;
+                    match ovs::run(&l, &capture, p, &a.lcores, &t) {
+                        Ok(m) => {
+                            series.mpps.push(m.rate.mpps);
+                            series.cpu_mpps.extend(m.rate.cpu_mpps);
+                            if (m.tx as f64) < 0.999 * m.rx as f64 {
+                                series.notes.push(format!(
+                                    "OVS run {k}: out0 sent {:.1} % of what in0 received",
+                                    100.0 * m.tx as f64 / m.rx.max(1) as f64
+                                ));
+                            }
+                            if m.flows_after > m.flows_before {
+                                series.notes.push(format!(
+                                    "OVS run {k}: datapath flows {} → {} during the measured interval (upcalls)",
+                                    m.flows_before, m.flows_after
+                                ));
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("e2e: {}: {name}: {e}", cap.name);
+                            series.notes.push(format!("OVS run {k}: {e}"));
+                        }
+                    }
+                }
+                Job::Sluice(i) if !broken[i] => {
+                    let s = group[i];
+                    let dir = a.work_dir.join(&s.name);
+                    let Ok((config, policy)) = &prepared[i] else {
+                        continue;
+                    };
+                    match run::sluice(
+                        &a.sluice,
+                        &a.lcores,
+                        &format!("perf-{pid}-{}-{k}-sluice", s.name),
+                        config,
+                        policy,
+                        &t,
+                        &dir.join(format!("sluice-{k}.log")),
+                        None,
+                    ) {
+                        Ok(x) => {
+                            let shed = x
+                                .counters
+                                .iter()
+                                .find_map(|(n, v)| (n == "dropped_protect").then_some(*v))
+                                .unwrap_or(0);
+                            if shed > 0 {
+                                out[i].notes.push(format!(
+                                    "run {k}: the guard shed {shed} packets (protect): this run's rate is not the pipeline's"
+                                ));
+                            }
+                            sluice[i].mpps.push(x.rate.mpps);
+                            sluice[i].cpu_mpps.extend(x.rate.cpu_mpps);
+                            out[i].sluice_counters = x.counters;
+                            out[i].accounting = x.accounting;
+                        }
+                        Err(e) => {
+                            eprintln!("e2e: {}: sluice: {e}", s.name);
+                            out[i].notes.push(format!("not measurable: {e}"));
+                            // A refused config is refused every time.
+                            broken[i] = true;
+                        }
+                    }
+                }
+                Job::Sluice(_) => {}
+            }
+        }
+    }
+    for (i, s) in group.iter().enumerate() {
+        let r = &mut out[i];
+        r.testpmd_mpps = testpmd.mpps.clone();
+        r.testpmd_cpu_mpps = testpmd.cpu_mpps.clone();
+        r.notes.extend(testpmd.notes.iter().cloned());
+        r.sluice_mpps = std::mem::take(&mut sluice[i].mpps);
+        r.sluice_cpu_mpps = std::mem::take(&mut sluice[i].cpu_mpps);
+        if let Some(p) = s.peer {
+            if let Some((_, x)) = peers.iter().find(|(q, _)| *q == p) {
+                r.ovs_mpps = x.mpps.clone();
+                r.ovs_cpu_mpps = x.cpu_mpps.clone();
+                r.notes.extend(x.notes.iter().cloned());
+            } else if let Some(n) = &peer_note {
+                r.notes.push(n.clone());
+            }
+        }
+        if a.profile && !broken[i] {
+            if let Ok((config, policy)) = &prepared[i] {
+                profile(a, &t, s, config, policy, r);
+            }
+        }
+        r.load_after = run::load();
+        r.finish();
+        if let scenario::Work::Tap { dedup: true, .. } = s.work {
+            let get = |n: &str| {
+                r.sluice_counters
+                    .iter()
+                    .find_map(|(k, v)| (k == n).then_some(*v as f64))
+                    .unwrap_or(0.0)
+            };
+            let rx = get("rx");
+            if rx > 0.0 {
+                let copies = cap.len() as f64 - (cap.len() as f64 / (1.0 + cap.copies)).round();
+                r.notes.push(format!(
+                    "dedup dropped {:.1} % of received packets as copies; the capture holds {:.1} % copies",
+                    100.0 * get("deduplicated") / rx,
+                    100.0 * copies / cap.len() as f64
+                ));
+            }
+        }
+        let f = |v: Option<f64>, d: usize| v.map_or(SEP.into(), |v| format!("{v:.d$}"));
+        println!(
+            "e2e: {:<22} testpmd {:>6}  ovs {:>6}  sluice {:>6} Mpps  ratio {:>5} / ovs {:>5}  per CPU-s {:>6}/{:>6}/{:>6}  (runs: sluice {:?}; load {} -> {})",
+            s.name,
+            f(r.testpmd_median, 2),
+            f(r.ovs_median, 2),
+            f(r.sluice_median, 2),
+            f(r.ratio, 3),
+            f(r.ratio_ovs, 2),
+            f(r.testpmd_cpu_median, 2),
+            f(r.ovs_cpu_median, 2),
+            f(r.sluice_cpu_median, 2),
+            r.sluice_mpps.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>(),
+            r.load_before,
+            r.load_after
+        );
+    }
+    out
+}
+
+/// One more Sluice run under `perf record`; the report goes to
+/// `<out-dir>/profiles/<scenario>.txt`.
+fn profile(
+    a: &Args,
+    t: &Timing,
+    s: &Scenario,
+    config: &Path,
+    policy: &Path,
+    r: &mut ScenarioResult,
+) {
+    let profiles = a.out_dir.join("profiles");
+    let _ = std::fs::create_dir_all(&profiles);
+    let dir = a.work_dir.join(&s.name);
+    match run::sluice(
+        &a.sluice,
+        &a.lcores,
+        &format!("perf-{}-{}-profile", std::process::id(), s.name),
+        config,
+        policy,
+        t,
+        &dir.join("sluice-profile.log"),
+        Some(dir.join("perf.data")),
+    ) {
+        Ok(x) => {
+            if let Some(p) = x.profile {
+                let f = profiles.join(format!("{}.txt", s.name));
+                let _ = std::fs::write(&f, p);
+                r.notes.push(format!(
+                    "perf profile in {} ({:.2} Mpps during the profiled run)",
+                    f.display(),
+                    x.rate.mpps
+                ));
+            }
+        }
+        Err(e) => eprintln!("e2e: {}: profile run: {e}", s.name),
+    }
 }
 
 fn main() -> ExitCode {
@@ -129,6 +478,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let ovs_ok = Path::new(ovs::VSWITCHD).exists();
+    if !ovs_ok && !a.no_ovs {
+        eprintln!(
+            "e2e: {} not found: the OVS-DPDK peer is left out (it comes with `make setup`)",
+            ovs::VSWITCHD
+        );
+    }
     let mut results = Results {
         machine: machine(),
         settings: Settings {
@@ -137,7 +493,7 @@ fn main() -> ExitCode {
             measure_s: a.measure,
             mbufs: a.mbufs,
             lcores: a.lcores.clone(),
-            method: "net_pcap infinite_rx=1 in, net_null no-rx=1 out, one worker lcore; packets counted over the measured interval after a warm-up (testpmd: port 0 RX-packets from --stats-period 1; Sluice: total rx from `show fwd stats all` on the control socket), divided by the wall time between the readings and by the CPU time the worker thread got (/proc schedstat); runs alternate, medians".into(),
+            method: "net_pcap infinite_rx=1 in, net_null no-rx=1 out, one worker lcore (OVS: one PMD thread on the same core); packets counted over the measured interval after a warm-up (testpmd: port 0 RX-packets from --stats-period 1; OVS: in0 RX packets from `ovs-appctl dpctl/show -s`; Sluice: total rx from `show fwd stats all` on the control socket), divided by the wall time between the readings and by the CPU time the worker thread got (/proc schedstat); each round runs testpmd, the OVS peers and the Sluice scenarios of a capture in a rotated order; medians of the rounds".into(),
         },
         scenarios: Vec::new(),
     };
@@ -148,141 +504,36 @@ fn main() -> ExitCode {
     );
     let mut scenarios = scenario::all();
     if !a.only.is_empty() {
-        scenarios.retain(|s| a.only.iter().any(|o| o == s.name));
+        for o in &a.only {
+            if !scenarios.iter().any(|s| &s.name == o) {
+                eprintln!(
+                    "e2e: --only {o}: no such scenario (there are: {})",
+                    scenarios
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return ExitCode::from(2);
+            }
+        }
+        scenarios.retain(|s| a.only.iter().any(|o| o == &s.name));
     }
-    let pid = std::process::id();
+    // Group by capture, in the order of first appearance.
+    let mut caps: Vec<Capture> = Vec::new();
     for s in &scenarios {
-        let dir = a.work_dir.join(s.name);
-        let mut r = ScenarioResult {
-            name: s.name.into(),
-            title: s.title.into(),
-            target_ratio: s.target_ratio,
-            target_mpps: s.target_mpps,
-            load_before: run::load(),
-            ..Default::default()
-        };
-        let (capture, config, policy, copies) = match prepare(s, &dir, a.mbufs) {
-            Ok(x) => x,
-            Err(e) => {
-                eprintln!("e2e: {}: {e}", s.name);
-                r.notes.push(e);
-                results.scenarios.push(r);
-                continue;
-            }
-        };
-        let mut sluice_broken = false;
-        for k in 0..a.runs {
-            // Alternate which program goes first.
-            let order = if k % 2 == 0 { [0, 1] } else { [1, 0] };
-            for which in order {
-                let prefix = format!("perf-{pid}-{}-{k}-{which}", s.name);
-                if which == 0 {
-                    match run::testpmd(
-                        &a.testpmd,
-                        &a.lcores,
-                        &prefix,
-                        &capture,
-                        &t,
-                        &dir.join(format!("testpmd-{k}.log")),
-                    ) {
-                        Ok(m) => {
-                            r.testpmd_mpps.push(m.mpps);
-                            r.testpmd_cpu_mpps.extend(m.cpu_mpps);
-                        }
-                        Err(e) => {
-                            eprintln!("e2e: {}: testpmd: {e}", s.name);
-                            r.notes.push(format!("testpmd run {k}: {e}"));
-                        }
-                    }
-                } else if !sluice_broken {
-                    match run::sluice(
-                        &a.sluice,
-                        &a.lcores,
-                        &prefix,
-                        &config,
-                        &policy,
-                        &t,
-                        &dir.join(format!("sluice-{k}.log")),
-                        None,
-                    ) {
-                        Ok(x) => {
-                            r.sluice_mpps.push(x.rate.mpps);
-                            r.sluice_cpu_mpps.extend(x.rate.cpu_mpps);
-                            r.sluice_counters = x.counters;
-                            r.accounting = x.accounting;
-                        }
-                        Err(e) => {
-                            eprintln!("e2e: {}: sluice: {e}", s.name);
-                            r.notes.push(format!("not measurable: {e}"));
-                            // A refused config is refused every time.
-                            sluice_broken = true;
-                        }
-                    }
-                }
-            }
+        if !caps.iter().any(|c| c.name == s.capture.name) {
+            caps.push(s.capture.clone());
         }
-        if a.profile && !sluice_broken {
-            let profiles = a.out_dir.join("profiles");
-            let _ = std::fs::create_dir_all(&profiles);
-            let data = dir.join("perf.data");
-            match run::sluice(
-                &a.sluice,
-                &a.lcores,
-                &format!("perf-{pid}-{}-profile", s.name),
-                &config,
-                &policy,
-                &t,
-                &dir.join("sluice-profile.log"),
-                Some(data),
-            ) {
-                Ok(x) => {
-                    if let Some(p) = x.profile {
-                        let f = profiles.join(format!("{}.txt", s.name));
-                        let _ = std::fs::write(&f, p);
-                        r.notes.push(format!(
-                            "perf profile in {} ({:.2} Mpps during the profiled run)",
-                            f.display(),
-                            x.rate.mpps
-                        ));
-                    }
-                }
-                Err(e) => eprintln!("e2e: {}: profile run: {e}", s.name),
-            }
-        }
-        r.load_after = run::load();
-        r.finish();
-        if let scenario::Work::Tap { dedup: true, .. } = s.work {
-            let get = |n: &str| {
-                r.sluice_counters
-                    .iter()
-                    .find_map(|(k, v)| (k == n).then_some(*v as f64))
-                    .unwrap_or(0.0)
-            };
-            let rx = get("rx");
-            if rx > 0.0 {
-                r.notes.push(format!(
-                    "dedup dropped {:.1} % of received packets as copies; the capture holds {:.1} % copies",
-                    100.0 * get("deduplicated") / rx,
-                    100.0 * copies
-                ));
-            }
-        }
-        let f = |v: Option<f64>, d: usize| v.map_or("-".into(), |v| format!("{v:.d$}"));
-        println!(
-            "e2e: {:<16} testpmd {:>7} Mpps  sluice {:>7} Mpps  ratio {:>6}  per CPU-s {:>7}/{:>7} ({:>6})  (runs: testpmd {:?}, sluice {:?}; load {} -> {})",
-            s.name,
-            f(r.testpmd_median, 2),
-            f(r.sluice_median, 2),
-            f(r.ratio, 3),
-            f(r.testpmd_cpu_median, 2),
-            f(r.sluice_cpu_median, 2),
-            f(r.cpu_ratio, 3),
-            r.testpmd_mpps.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>(),
-            r.sluice_mpps.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>(),
-            r.load_before,
-            r.load_after
-        );
-        results.scenarios.push(r);
+    }
+    for cap in &caps {
+        let group: Vec<&Scenario> = scenarios
+            .iter()
+            .filter(|s| s.capture.name == cap.name)
+            .collect();
+        results
+            .scenarios
+            .extend(run_group(&a, &t, cap, &group, ovs_ok));
     }
     if let Err(e) = std::fs::create_dir_all(&a.out_dir) {
         eprintln!("e2e: {}: {e}", a.out_dir.display());
@@ -301,6 +552,16 @@ fn main() -> ExitCode {
     for (name, body) in [("e2e.json", json), ("e2e.md", md)] {
         if let Err(e) = std::fs::write(a.out_dir.join(name), body) {
             eprintln!("e2e: {name}: {e}");
+            ok = false;
+        }
+    }
+    if let Some(doc) = &a.doc {
+        let written = std::fs::read_to_string(doc)
+            .map_err(|e| e.to_string())
+            .and_then(|d| report::splice(&d, &report::doc_section(&results)))
+            .and_then(|d| std::fs::write(doc, d).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("e2e: {}: {e}", doc.display());
             ok = false;
         }
     }
