@@ -6,9 +6,9 @@
 #
 # SCENARIO is a directory the end-to-end harness wrote (target/perf-e2e/<name>,
 # from `e2e --only <name>`): its appliance.toml, policy.toml and in.pcap are
-# replayed once (passes of the capture enough for 32,768 packets: four of
-# the 8,192-frame captures, one of the many-flow ones; no infinite_rx, so
-# the pool needs no room for the capture: 65,535 mbufs) under
+# replayed once (32,768 frames: four passes of the 8,192-frame captures,
+# the first 32,768 frames of the many-flow ones; no infinite_rx, so the
+# pool needs no room for the capture: 65,535 mbufs) under
 # `valgrind --tool=callgrind`, collecting only inside the per-burst worker
 # functions (process, process_decap and what they call: the TX bursts made
 # when the TX buffer fills included, the RX PMD and the 100 µs drain tick
@@ -25,13 +25,15 @@ sed -e 's/,infinite_rx=1//' -e "s#rx_pcap=[^,\"]*#rx_pcap=$out/in.pcap#" \
 python3 - "$dir/in.pcap" "$out/in.pcap" <<'PY'
 import struct, sys
 d = open(sys.argv[1], 'rb').read()
-# Frames in the capture (16-byte record headers, little-endian pcap).
-n, at = 0, 24
+# The capture's records (16-byte headers, little-endian pcap), replayed
+# in order, again from the start if need be, up to 32,768 frames.
+records, at = [], 24
 while at + 16 <= len(d):
-    at += 16 + struct.unpack_from('<I', d, at + 8)[0]
-    n += 1
-passes = max(1, -(-32768 // max(n, 1)))
-open(sys.argv[2], 'wb').write(d[:24] + d[24:] * passes)
+    end = at + 16 + struct.unpack_from('<I', d, at + 8)[0]
+    records.append(d[at:end])
+    at = end
+out = [records[i % len(records)] for i in range(32768)] if records else []
+open(sys.argv[2], 'wb').write(d[:24] + b''.join(out))
 PY
 prefix="callgrind-$$"
 valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out" \
