@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod default;
 pub mod guard;
+pub mod log;
 pub mod metrics;
 pub mod neighbor;
 pub mod policy;

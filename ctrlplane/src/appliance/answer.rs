@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use dataplane::dpdk::{Batch, Mbuf, Mempool, Port, TxQueue};
 
-use super::log;
+use crate::log::log;
 use crate::config::PortConfig;
 use crate::neighbor::{Neighbors, Uplink};
 

@@ -4,7 +4,8 @@
 
 use dataplane::dpdk::events::{self, PortEvents};
 
-use super::{log, Appliance};
+use super::Appliance;
+use crate::log::log;
 
 impl Appliance {
     /// Logs what changed on each port since the last look.

@@ -36,6 +36,7 @@ use crate::cli::{Answer, Envelope};
 use crate::config::{
     parse_cidr, parse_mac, Config, NonTunnel, PortConfig, PortDirection, PortMode, RetagMode, Role,
 };
+use crate::log::log;
 use crate::guard::{Guard, Sample as GuardSample, Transition};
 use crate::neighbor::{Neighbors, Uplink};
 use crate::policy::{self, Context, Policy, PolicyError};
@@ -101,13 +102,6 @@ impl State {
             State::Exception => "exception",
         }
     }
-}
-
-/// One line on stderr. A closed stderr (the reader went away) must not
-/// panic the main lcore: that would leave the workers running forever.
-fn log(msg: impl AsRef<str>) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "sluice: {}", msg.as_ref());
 }
 
 struct WorkerSlot {

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use dataplane::dpdk::stats_of;
 use dataplane::runtime::worker::run_state;
 
-use super::{log, Appliance, State};
+use super::{Appliance, State};
+use crate::log::log;
 use crate::config::{CaptureConfig, Config, PdumpSection, PortConfig, PortMode};
 
 /// A name unique among every process of the primary's shared memory.

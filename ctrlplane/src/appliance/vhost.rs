@@ -97,7 +97,7 @@ pub(super) fn prepare_socket(pc: &PortConfig) -> Result<(), String> {
                     path.display()
                 )
             })?;
-            super::log(format!(
+            crate::log::log(format!(
                 "port {:?}: removed stale vhost-user socket {}",
                 pc.name,
                 path.display()
