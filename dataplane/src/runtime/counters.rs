@@ -1,8 +1,12 @@
-//! Per-worker counters: cache-line aligned, written only by their worker
-//! with plain relaxed stores (no locked instruction on the fast path), read
-//! and summed by the main lcore.
+//! Per-worker counters: each block on cache lines of its own (crossbeam's
+//! `CachePadded`, so no two workers' counters share a line), written only
+//! by their worker with plain relaxed stores (no locked instruction on the
+//! fast path), read by the main lcore into a `Snapshot`.
 
+use std::ops::AddAssign;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crossbeam_utils::CachePadded;
 
 /// A counter with exactly one writer. `add` is a load and a store, not an
 /// atomic read-modify-write: only the owning worker may call it.
@@ -86,7 +90,6 @@ impl Terminal {
 
 /// One worker's packet counters.
 #[derive(Debug, Default)]
-#[repr(align(64))]
 pub struct WorkerCounters {
     pub rx: Counter,
     pub rx_bytes: Counter,
@@ -182,7 +185,6 @@ impl DestDrop {
 
 /// One worker's counters for one destination slot.
 #[derive(Debug, Default)]
-#[repr(align(64))]
 pub struct DestCounters {
     pub tx_packets: Counter,
     pub tx_bytes: Counter,
@@ -203,10 +205,13 @@ impl DestCounters {
 pub const MAX_DEST_SLOTS: usize = 1024;
 
 /// Everything one worker counts; shared with the main lcore for reading.
+/// Each block is padded to its own cache lines: a worker's writes never
+/// invalidate a line another worker writes, nor one the main lcore reads
+/// for another block.
 #[derive(Debug)]
 pub struct WorkerStats {
-    pub counters: WorkerCounters,
-    pub dests: Box<[DestCounters]>,
+    pub counters: CachePadded<WorkerCounters>,
+    pub dests: Box<[CachePadded<DestCounters>]>,
 }
 
 impl WorkerStats {
@@ -243,15 +248,16 @@ impl WorkerStats {
 impl Default for WorkerStats {
     fn default() -> Self {
         Self {
-            counters: WorkerCounters::default(),
+            counters: CachePadded::default(),
             dests: (0..MAX_DEST_SLOTS)
-                .map(|_| DestCounters::default())
+                .map(|_| CachePadded::default())
                 .collect(),
         }
     }
 }
 
-/// A point-in-time sum over workers, for the console and tests.
+/// A point-in-time sum over workers (or one worker's counters), for the
+/// console and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Totals {
     pub rx: u64,
@@ -266,6 +272,10 @@ pub struct Totals {
     pub decap_not_ethernet: u64,
     pub decap_errors: u64,
     pub rx_invalid: u64,
+    pub dedup_checked: u64,
+    pub dedup_hits: u64,
+    pub dedup_inserts: u64,
+    pub dedup_evictions: u64,
 }
 
 impl Totals {
@@ -276,23 +286,34 @@ impl Totals {
             ..Totals::default()
         };
         for w in workers {
-            let c = &w.counters;
-            t.rx += c.rx.get();
-            t.rx_bytes += c.rx_bytes.get();
-            for (term, v) in &mut t.terminals {
-                *v += c.terminal(*term).get();
-            }
-            t.parse_errors += c.parse_errors.get();
-            t.exceptions += c.exceptions.get();
-            t.exceptions_dropped += c.exceptions_dropped.get();
-            t.uplink_ignored += c.uplink_ignored.get();
-            t.decapsulated += c.decapsulated.get();
-            t.decap_not_tunnel += c.decap_not_tunnel.get();
-            t.decap_not_ethernet += c.decap_not_ethernet.get();
-            t.decap_errors += c.decap_errors.get();
-            t.rx_invalid += c.rx_invalid.get();
+            t += &Totals::read(&w.counters);
         }
         t
+    }
+
+    /// One worker's counters, each read once.
+    fn read(c: &WorkerCounters) -> Totals {
+        Totals {
+            rx: c.rx.get(),
+            rx_bytes: c.rx_bytes.get(),
+            terminals: Terminal::ALL
+                .iter()
+                .map(|&x| (x, c.terminal(x).get()))
+                .collect(),
+            parse_errors: c.parse_errors.get(),
+            exceptions: c.exceptions.get(),
+            exceptions_dropped: c.exceptions_dropped.get(),
+            uplink_ignored: c.uplink_ignored.get(),
+            decapsulated: c.decapsulated.get(),
+            decap_not_tunnel: c.decap_not_tunnel.get(),
+            decap_not_ethernet: c.decap_not_ethernet.get(),
+            decap_errors: c.decap_errors.get(),
+            rx_invalid: c.rx_invalid.get(),
+            dedup_checked: c.dedup_checked.get(),
+            dedup_hits: c.dedup_hits.get(),
+            dedup_inserts: c.dedup_inserts.get(),
+            dedup_evictions: c.dedup_evictions.get(),
+        }
     }
 
     pub fn terminal(&self, t: Terminal) -> u64 {
@@ -310,6 +331,36 @@ impl Totals {
     /// whenever the workers are idle or stopped.
     pub fn in_flight(&self) -> i64 {
         self.rx as i64 - self.terminal_sum() as i64
+    }
+}
+
+impl AddAssign<&Totals> for Totals {
+    fn add_assign(&mut self, o: &Totals) {
+        for (term, v) in &o.terminals {
+            match self.terminals.iter_mut().find(|(x, _)| x == term) {
+                Some((_, n)) => *n += v,
+                None => self.terminals.push((*term, *v)),
+            }
+        }
+        for (a, b) in [
+            (&mut self.rx, o.rx),
+            (&mut self.rx_bytes, o.rx_bytes),
+            (&mut self.parse_errors, o.parse_errors),
+            (&mut self.exceptions, o.exceptions),
+            (&mut self.exceptions_dropped, o.exceptions_dropped),
+            (&mut self.uplink_ignored, o.uplink_ignored),
+            (&mut self.decapsulated, o.decapsulated),
+            (&mut self.decap_not_tunnel, o.decap_not_tunnel),
+            (&mut self.decap_not_ethernet, o.decap_not_ethernet),
+            (&mut self.decap_errors, o.decap_errors),
+            (&mut self.rx_invalid, o.rx_invalid),
+            (&mut self.dedup_checked, o.dedup_checked),
+            (&mut self.dedup_hits, o.dedup_hits),
+            (&mut self.dedup_inserts, o.dedup_inserts),
+            (&mut self.dedup_evictions, o.dedup_evictions),
+        ] {
+            *a += b;
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! What runs on the lcores around the stages: the compiled policy, counters,
-//! the worker loop, TX buffering and the exception path.
+//! the worker loop, TX buffering, the exception path, and the one reading
+//! of the counters (`snapshot`) that the control plane renders.
 
 pub mod counters;
 pub mod policy;
@@ -11,5 +12,7 @@ pub mod trace;
 pub mod clock;
 #[cfg(feature = "dpdk")]
 pub mod distributor;
+#[cfg(feature = "dpdk")]
+pub mod snapshot;
 #[cfg(feature = "dpdk")]
 pub mod worker;
