@@ -12,4 +12,6 @@ pub mod metrics;
 pub mod neighbor;
 pub mod policy;
 pub mod sample;
+pub mod state;
 pub mod stats;
+pub mod telemetry;

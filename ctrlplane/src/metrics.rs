@@ -1,4 +1,4 @@
-//! Prometheus text exposition of the appliance's counters, served over HTTP
+//! Prometheus text exposition of a counter snapshot, served over HTTP
 //! (loopback by default). The scrape is answered by the main lcore through
 //! the console channel, so it reads exactly what `show` commands read.
 
@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::sync::mpsc::{self, Sender};
 use std::time::Duration;
 
-use dataplane::runtime::counters::{DestDrop, Terminal};
+use dataplane::runtime::counters::{DestDrop, Terminal, Totals};
+use dataplane::runtime::snapshot::Snapshot;
 
-use crate::appliance::{Appliance, State};
 use crate::cli::{Envelope, Request};
+use crate::state::State;
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -24,8 +25,8 @@ fn esc(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The whole exposition text.
-pub fn render(a: &Appliance) -> String {
+/// The whole exposition text: the appliance's `state` and `snap`.
+pub fn render(state: State, snap: &Snapshot) -> String {
     let mut o = String::new();
     family(
         &mut o,
@@ -33,21 +34,19 @@ pub fn render(a: &Appliance) -> String {
         "gauge",
         "1 for the appliance's current state.",
     );
-    for s in [
-        State::Selfcheck,
-        State::Running,
-        State::Protect,
-        State::Stopped,
-        State::Exception,
-    ] {
+    for s in State::ALL {
         let _ = writeln!(
             o,
             "sluice_state{{state=\"{}\"}} {}",
             s.name(),
-            u8::from(a.state() == s)
+            u8::from(state == s)
         );
     }
-    let parts = a.named_stats();
+    let parts: Vec<(&str, &Totals)> = snap
+        .lcores
+        .iter()
+        .map(|l| (l.name.as_str(), &l.totals))
+        .collect();
     family(
         &mut o,
         "sluice_rx_packets_total",
@@ -59,7 +58,7 @@ pub fn render(a: &Appliance) -> String {
             o,
             "sluice_rx_packets_total{{worker=\"{}\"}} {}",
             esc(n),
-            w.counters.rx.get()
+            w.rx
         );
     }
     family(
@@ -73,7 +72,7 @@ pub fn render(a: &Appliance) -> String {
             o,
             "sluice_rx_bytes_total{{worker=\"{}\"}} {}",
             esc(n),
-            w.counters.rx_bytes.get()
+            w.rx_bytes
         );
     }
     family(
@@ -89,7 +88,7 @@ pub fn render(a: &Appliance) -> String {
                 "sluice_packets_total{{worker=\"{}\",terminal=\"{}\"}} {}",
                 esc(n),
                 t.name(),
-                w.counters.terminal(t).get()
+                w.terminal(t)
             );
         }
     }
@@ -104,7 +103,7 @@ pub fn render(a: &Appliance) -> String {
             o,
             "sluice_parse_errors_total{{worker=\"{}\"}} {}",
             esc(n),
-            w.counters.parse_errors.get()
+            w.parse_errors
         );
     }
     for (name, help, get) in [
@@ -126,31 +125,23 @@ pub fn render(a: &Appliance) -> String {
     ] {
         family(&mut o, name, "counter", help);
         for (n, w) in &parts {
-            let c = &w.counters;
-            let v = [
-                c.dedup_checked.get(),
-                c.dedup_hits.get(),
-                c.dedup_evictions.get(),
-            ][get];
+            let v = [w.dedup_checked, w.dedup_hits, w.dedup_evictions][get];
             let _ = writeln!(o, "{name}{{worker=\"{}\"}} {v}", esc(n));
         }
     }
-    let dests = a.destination_slots();
-    let sum = |slot: usize,
-               f: &dyn Fn(&dataplane::runtime::counters::DestCounters) -> u64|
-     -> u64 { parts.iter().map(|(_, w)| f(&w.dests[slot])).sum() };
+    let dests = &snap.destinations;
     family(
         &mut o,
         "sluice_destination_tx_packets_total",
         "counter",
         "Tunnel packets sent per destination.",
     );
-    for (d, slot) in &dests {
+    for d in dests {
         let _ = writeln!(
             o,
             "sluice_destination_tx_packets_total{{destination=\"{}\"}} {}",
-            esc(d),
-            sum(*slot, &|c| c.tx_packets.get())
+            esc(&d.name),
+            d.tx_packets
         );
     }
     family(
@@ -159,12 +150,12 @@ pub fn render(a: &Appliance) -> String {
         "counter",
         "Tunnel bytes sent per destination.",
     );
-    for (d, slot) in &dests {
+    for d in dests {
         let _ = writeln!(
             o,
             "sluice_destination_tx_bytes_total{{destination=\"{}\"}} {}",
-            esc(d),
-            sum(*slot, &|c| c.tx_bytes.get())
+            esc(&d.name),
+            d.tx_bytes
         );
     }
     family(
@@ -173,18 +164,39 @@ pub fn render(a: &Appliance) -> String {
         "counter",
         "Copies a destination did not get, by reason.",
     );
-    for (d, slot) in &dests {
+    for d in dests {
         for r in DestDrop::ALL {
             let _ = writeln!(
                 o,
                 "sluice_destination_dropped_total{{destination=\"{}\",reason=\"{}\"}} {}",
-                esc(d),
+                esc(&d.name),
                 r.name(),
-                sum(*slot, &|c| c.drop(r).get())
+                d.drop(r)
             );
         }
     }
-    let ports = a.port_counters();
+    // Ports whose counters could not be read are left out of these families.
+    let ports: Vec<(u16, &str, [u64; 8])> = snap
+        .ports
+        .iter()
+        .filter_map(|p| {
+            let s = p.stats.as_ref().ok()?;
+            Some((
+                p.id,
+                p.name.as_str(),
+                [
+                    s.ipackets,
+                    s.ibytes,
+                    s.imissed,
+                    s.ierrors,
+                    s.rx_nombuf,
+                    s.opackets,
+                    s.obytes,
+                    s.oerrors,
+                ],
+            ))
+        })
+        .collect();
     for (name, help, idx) in [
         (
             "sluice_port_rx_packets_total",
@@ -237,7 +249,7 @@ pub fn render(a: &Appliance) -> String {
             );
         }
     }
-    let taps = a.tap_counters();
+    let taps = &snap.taps;
     if !taps.is_empty() {
         for (name, help, get) in [
             (
@@ -257,13 +269,23 @@ pub fn render(a: &Appliance) -> String {
             ),
         ] {
             family(&mut o, name, "counter", help);
-            for (id, pname, st) in &taps {
+            for t in taps {
+                let st = &t.stats;
                 let v = [st.accepted, st.ring_full, st.no_mbuf][get];
-                let _ = writeln!(o, "{name}{{port=\"{id}\",name=\"{}\"}} {v}", esc(pname));
+                let _ = writeln!(
+                    o,
+                    "{name}{{port=\"{}\",name=\"{}\"}} {v}",
+                    t.id,
+                    esc(&t.name)
+                );
             }
         }
     }
-    let events = a.port_events();
+    let events: Vec<_> = snap
+        .ports
+        .iter()
+        .map(|p| (p.id, p.name.as_str(), p.events))
+        .collect();
     family(
         &mut o,
         "sluice_port_link_up",

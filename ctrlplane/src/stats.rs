@@ -1,14 +1,11 @@
-//! Counters as the console and the exit report print them, testpmd style.
+//! A counter snapshot as the console and the exit report print it,
+//! testpmd style: `show fwd stats`, `show port stats`, the exit report.
 
 use std::fmt::Write;
 
-use dataplane::runtime::counters::{DestDrop, Terminal, Totals, WorkerStats};
-
-/// A named set of counters: a worker, or the distributor.
-pub struct Named<'a> {
-    pub name: String,
-    pub stats: &'a WorkerStats,
-}
+use dataplane::dpdk::events::PortEvents;
+use dataplane::runtime::counters::{DestDrop, Terminal, Totals};
+use dataplane::runtime::snapshot::{PortCounts, Snapshot};
 
 fn block(out: &mut String, title: &str, t: &Totals) {
     let _ = writeln!(
@@ -49,21 +46,22 @@ fn block(out: &mut String, title: &str, t: &Totals) {
 }
 
 /// `show fwd stats all`: each worker, then the total and the accounting
-/// identity `rx = Σ terminals` with its difference (0 when idle).
-pub fn fwd_stats(parts: &[Named<'_>], dests: &[(String, u16)]) -> String {
+/// identity `rx = Σ terminals` with its difference (0 when idle), then
+/// every destination (those of earlier policies marked removed).
+pub fn fwd_stats(snap: &Snapshot) -> String {
     let mut out = String::new();
-    for p in parts {
+    for l in &snap.lcores {
         block(
             &mut out,
-            &format!("Forward statistics for {}", p.name),
-            &Totals::of([p.stats]),
+            &format!("Forward statistics for {}", l.name),
+            &l.totals,
         );
     }
-    let total = Totals::of(parts.iter().map(|p| p.stats));
+    let total = &snap.total;
     block(
         &mut out,
         "Accumulated forward statistics for all workers",
-        &total,
+        total,
     );
     let _ = writeln!(
         out,
@@ -72,7 +70,7 @@ pub fn fwd_stats(parts: &[Named<'_>], dests: &[(String, u16)]) -> String {
         total.terminal_sum(),
         total.in_flight()
     );
-    if !dests.is_empty() {
+    if !snap.destinations.is_empty() {
         let _ = writeln!(
             out,
             "  ---------------------- Destinations ----------------------"
@@ -86,22 +84,71 @@ pub fn fwd_stats(parts: &[Named<'_>], dests: &[(String, u16)]) -> String {
             let _ = write!(out, "{:>20}", d.name());
         }
         let _ = writeln!(out);
-        for (name, slot) in dests {
-            let s = usize::from(*slot);
-            let sum =
-                |f: &dyn Fn(&WorkerStats) -> u64| -> u64 { parts.iter().map(|p| f(p.stats)).sum() };
+        for d in &snap.destinations {
+            let name = if d.removed {
+                format!("{} (removed)", d.name)
+            } else {
+                d.name.clone()
+            };
             let _ = write!(
                 out,
                 "  {:<24}{:>12}{:>14}{:>12}",
-                name,
-                sum(&|w| w.dests[s].tx_packets.get()),
-                sum(&|w| w.dests[s].tx_bytes.get()),
-                sum(&|w| w.dests[s].truncated_to_mtu.get())
+                name, d.tx_packets, d.tx_bytes, d.truncated_to_mtu
             );
-            for d in DestDrop::ALL {
-                let _ = write!(out, "{:>20}", sum(&|w| w.dests[s].drop(d).get()));
+            for r in DestDrop::ALL {
+                let _ = write!(out, "{:>20}", d.drop(r));
             }
             let _ = writeln!(out);
+        }
+    }
+    out
+}
+
+/// One console line for a port's events.
+pub fn link_line(e: &PortEvents) -> String {
+    format!(
+        "  Link: {}  link-up events: {}  link-down events: {}  queue state changes: {}\n",
+        if e.link_up { "up" } else { "down" },
+        e.link_ups,
+        e.link_downs,
+        e.queue_changes
+    )
+}
+
+/// `show port stats` for one port, testpmd's block.
+pub fn port_block(p: &PortCounts) -> String {
+    match &p.stats {
+        Ok(st) => format!(
+            "\n  ######################## NIC statistics for port {id}  ########################\n  \
+             RX-packets: {:<10} RX-missed: {:<10} RX-bytes:  {}\n  RX-errors: {}\n  RX-nombuf:  {}\n  \
+             TX-packets: {:<10} TX-errors: {:<10} TX-bytes:  {}\n{}  \
+             ############################################################################\n",
+            st.ipackets,
+            st.imissed,
+            st.ibytes,
+            st.ierrors,
+            st.rx_nombuf,
+            st.opackets,
+            st.oerrors,
+            st.obytes,
+            link_line(&p.events),
+            id = p.id
+        ),
+        Err(e) => format!("  port {}: {e}\n", p.id),
+    }
+}
+
+/// The exit report's line for each port whose counters could be read.
+pub fn port_lines(snap: &Snapshot) -> String {
+    let mut out = String::new();
+    for p in &snap.ports {
+        if let Ok(s) = &p.stats {
+            let e = &p.events;
+            let _ = writeln!(
+                out,
+                "  port {} {:?} ({}): RX-packets {} RX-bytes {} RX-missed {} RX-errors {} RX-nombuf {} TX-packets {} TX-bytes {} TX-errors {} link-ups {} link-downs {}",
+                p.id, p.name, p.role, s.ipackets, s.ibytes, s.imissed, s.ierrors, s.rx_nombuf, s.opackets, s.obytes, s.oerrors, e.link_ups, e.link_downs
+            );
         }
     }
     out
@@ -110,21 +157,24 @@ pub fn fwd_stats(parts: &[Named<'_>], dests: &[(String, u16)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dataplane::runtime::counters::WorkerStats;
+    use dataplane::runtime::snapshot::{CounterBlocks, DestSlot, LcoreKind};
+    use std::sync::Arc;
 
     #[test]
     fn prints_every_terminal_the_identity_and_destinations() {
-        let w = WorkerStats::default();
+        let w = Arc::new(WorkerStats::default());
         w.counters.rx.add(3);
         w.counters.terminal(Terminal::Forwarded).add(2);
         w.counters.terminal(Terminal::Deduplicated).add(1);
         w.dests[4].tx_packets.add(2);
-        let s = fwd_stats(
-            &[Named {
-                name: "worker 0 (lcore 1)".into(),
-                stats: &w,
-            }],
-            &[("noc".into(), 4)],
-        );
+        let mut blocks = CounterBlocks::default();
+        blocks.push("worker 0 (lcore 1)".into(), LcoreKind::Worker, w);
+        let s = fwd_stats(&blocks.read(&[DestSlot {
+            name: "noc".into(),
+            slot: 4,
+            removed: false,
+        }]));
         for t in Terminal::ALL {
             assert!(s.contains(t.name()), "{s}");
         }

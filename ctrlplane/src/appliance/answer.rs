@@ -7,12 +7,12 @@ use std::net::IpAddr;
 
 use dataplane::dpdk::{Batch, Mbuf, Mempool, Port, TxQueue};
 
-use crate::log::log;
 use crate::config::PortConfig;
+use crate::log::log;
 use crate::neighbor::{Neighbors, Uplink};
 
 /// Answers ARP/ND for one decap input's address, on that port.
-pub(super) struct Answerer {
+pub struct Answerer {
     pub port: u16,
     pub name: String,
     pub addr: IpAddr,
@@ -26,7 +26,7 @@ pub(super) struct Answerer {
 
 impl Answerer {
     /// The answerer for `port`, if its config gives it an address.
-    pub(super) fn for_port(pc: &PortConfig, port: &Port) -> Result<Option<Answerer>, String> {
+    pub fn for_port(pc: &PortConfig, port: &Port) -> Result<Option<Answerer>, String> {
         let Some(addr) = pc.address() else {
             return Ok(None);
         };
@@ -59,7 +59,7 @@ impl Answerer {
     }
 
     /// Answers `frame` if it asks for our address.
-    pub(super) fn handle(&mut self, frame: &[u8], now_ms: u64, pool: &Mempool) {
+    pub fn handle(&mut self, frame: &[u8], now_ms: u64, pool: &Mempool) {
         let (reply, _) = self.neighbors.handle(frame, now_ms);
         let Some(reply) = reply else { return };
         let m = match Mbuf::from_bytes(pool, &reply) {
@@ -88,6 +88,6 @@ impl Answerer {
 }
 
 /// Whether an exception frame came in on a port with an answerer.
-pub(super) fn find<'a>(answerers: &'a mut [Answerer], m: &Mbuf) -> Option<&'a mut Answerer> {
+pub fn find<'a>(answerers: &'a mut [Answerer], m: &Mbuf) -> Option<&'a mut Answerer> {
     answerers.iter_mut().find(|a| a.port == m.port())
 }

@@ -1,16 +1,23 @@
-//! The controller session as the console shows it (`show controller`, a
-//! line of `show state`): up or down, since when and why, how many attempts
-//! failed, and whether the last acked policy reached the disk. The agent
-//! thread does the work; the main loop records its events here.
+//! The controller link: the agent thread's handle, the session as its
+//! events tell it (`show controller`, a line of `show state`), and the
+//! heartbeat. The agent thread does the network work; the main loop
+//! records its events here and carries out the policies and commands it
+//! hands on.
 
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
-use super::Appliance;
+use dataplane::runtime::counters::{DestDrop, Terminal};
+use dataplane::runtime::snapshot::Snapshot;
+
+use crate::agent::protocol::{Counters, DestinationCounters};
+use crate::agent::{self, AgentConfig, AgentEvent, AgentHandle, AgentReply, HeartbeatData};
+use crate::config::{Config, ControllerConfig};
+use crate::log::log;
 
 /// Where the session stands, from the agent's events.
 #[derive(Debug)]
-pub(super) struct Session {
+struct Session {
     state: SessionState,
     since: Instant,
 }
@@ -38,14 +45,14 @@ impl Default for Session {
 }
 
 impl Session {
-    pub(super) fn up(&mut self, controller: String) {
+    fn up(&mut self, controller: String) {
         self.state = SessionState::Up { controller };
         self.since = Instant::now();
     }
 
     /// A session ended or an attempt failed. A failed retry keeps the time
     /// the session went down.
-    pub(super) fn down(&mut self, reason: String, retry_in: Duration) {
+    fn down(&mut self, reason: String, retry_in: Duration) {
         if !matches!(self.state, SessionState::Down { .. }) {
             self.since = Instant::now();
         }
@@ -53,21 +60,134 @@ impl Session {
     }
 }
 
-impl Appliance {
+/// The session to the controller, when `[controller]` is configured.
+pub struct ControllerLink {
+    agent: AgentHandle,
+    cfg: ControllerConfig,
+    session: Session,
+    heartbeat_every: Duration,
+    last_heartbeat: Instant,
+    /// The controller's version of the running policy.
+    version: Option<String>,
+}
+
+impl ControllerLink {
+    /// Starts the agent when the config has a controller; `version` is the
+    /// controller's version of the starting policy (a persisted one).
+    pub fn connect(cfg: &Config, version: Option<String>) -> Option<ControllerLink> {
+        let mut ac = AgentConfig::from_config(cfg)?;
+        let c = cfg.controller.clone()?;
+        ac.policy_version = version.clone();
+        log(format!("controller session to {}", ac.address));
+        Some(ControllerLink {
+            heartbeat_every: ac.heartbeat,
+            agent: agent::spawn(ac),
+            cfg: c,
+            session: Session::default(),
+            last_heartbeat: Instant::now(),
+            version,
+        })
+    }
+
+    /// The agent's events since the last look. Session changes are
+    /// recorded and logged here; policies and commands are returned for
+    /// the appliance to carry out.
+    pub fn events(&mut self) -> Vec<AgentEvent> {
+        let events: Vec<AgentEvent> = self.agent.events.try_iter().collect();
+        let mut todo = Vec::new();
+        for ev in events {
+            match ev {
+                AgentEvent::Connected {
+                    controller,
+                    assigned,
+                } => {
+                    log(format!(
+                        "controller {controller} connected (policy {assigned:?})"
+                    ));
+                    self.session.up(controller);
+                }
+                AgentEvent::Disconnected { reason, retry_in } => {
+                    log(format!("controller session down: {reason}; retry in {retry_in:?}; forwarding goes on"));
+                    self.session.down(reason, retry_in);
+                }
+                other => todo.push(other),
+            }
+        }
+        todo
+    }
+
+    /// Sends `r` to the agent.
+    pub fn reply(&self, r: AgentReply) {
+        // The agent thread lives as long as its handle.
+        let _ = self.agent.replies.send(r);
+    }
+
+    /// The controller's policy `version` now runs.
+    pub fn running(&mut self, version: String) {
+        self.version = Some(version);
+    }
+
+    /// Whether a heartbeat is due; the clock restarts when it is.
+    pub fn heartbeat_due(&mut self) -> bool {
+        if self.last_heartbeat.elapsed() < self.heartbeat_every {
+            return false;
+        }
+        self.last_heartbeat = Instant::now();
+        true
+    }
+
+    /// The heartbeat's state and counters.
+    pub fn heartbeat(&self, state: &str, uptime_s: u64, snap: &Snapshot) -> HeartbeatData {
+        let t = &snap.total;
+        let destinations = snap
+            .destinations
+            .iter()
+            .map(|d| {
+                let drops = DestDrop::ALL
+                    .iter()
+                    .map(|r| (r.name().to_owned(), d.drop(*r)))
+                    .collect();
+                (
+                    d.name.clone(),
+                    DestinationCounters {
+                        tx_packets: d.tx_packets,
+                        tx_bytes: d.tx_bytes,
+                        drops,
+                    },
+                )
+            })
+            .collect();
+        HeartbeatData {
+            state: state.to_owned(),
+            policy_version: self.version.clone(),
+            uptime_s,
+            counters: Counters {
+                rx: t.rx,
+                rx_bytes: t.rx_bytes,
+                forwarded: t.terminal(Terminal::Forwarded),
+                parse_errors: t.parse_errors,
+                terminals: t
+                    .terminals
+                    .iter()
+                    .map(|(k, v)| (k.name().to_owned(), *v))
+                    .collect(),
+                destinations,
+            },
+        }
+    }
+
     /// `show controller`.
-    pub(super) fn show_controller(&self) -> String {
-        let (Some(agent), Some(c)) = (&self.agent, &self.cfg.controller) else {
-            return "  no controller configured: the policy comes from the command line or the built-in default\n".into();
-        };
-        let st = &agent.status;
+    pub fn show(&self, policy_version: &str) -> String {
+        let c = &self.cfg;
+        let st = &self.agent.status;
         let n = st.counters();
         let mut s = format!(
             "  controller: {} (server name {})\n",
             c.address,
             c.server_name()
         );
-        let ago = self.controller_session.since.elapsed().as_secs();
-        let _ = match &self.controller_session.state {
+        let ago = self.session.since.elapsed().as_secs();
+        let _ = match &self.session.state {
             SessionState::Connecting => writeln!(s, "  session: connecting"),
             SessionState::Up { controller } => {
                 writeln!(s, "  session: up for {ago} s ({controller})")
@@ -86,8 +206,8 @@ impl Appliance {
         let _ = writeln!(
             s,
             "  policy: {:?} (controller version {})",
-            self.policy.version,
-            self.controller_version.as_deref().unwrap_or("none")
+            policy_version,
+            self.version.as_deref().unwrap_or("none")
         );
         let _ = writeln!(
             s,
@@ -106,12 +226,9 @@ impl Appliance {
     }
 
     /// `show state`'s line on the session, when there is a controller.
-    pub(super) fn controller_state_line(&self) -> String {
-        let Some(agent) = &self.agent else {
-            return String::new();
-        };
-        let n = agent.status.counters();
-        let state = match &self.controller_session.state {
+    pub fn state_line(&self) -> String {
+        let n = self.agent.status.counters();
+        let state = match &self.session.state {
             SessionState::Connecting => "connecting",
             SessionState::Up { .. } => "up",
             SessionState::Down { .. } => "down",
@@ -122,3 +239,7 @@ impl Appliance {
         )
     }
 }
+
+/// `show controller` without a controller.
+pub const NONE: &str =
+    "  no controller configured: the policy comes from the command line or the built-in default\n";

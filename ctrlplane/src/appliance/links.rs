@@ -1,18 +1,81 @@
-//! Link and queue state of the ports, as DPDK's events report them: a
-//! vhost-user peer connecting or going away, a NIC's cable. The main lcore
-//! logs each change; the console, Prometheus and telemetry show the counts.
+//! The appliance's own ports (not the taps): selection by DPDK port id for
+//! the console, and their link and queue state as DPDK's events report it
+//! — a vhost-user peer connecting or going away, a NIC's cable. The main
+//! lcore logs each change; the console, Prometheus and telemetry show the
+//! counts.
 
 use dataplane::dpdk::events::{self, PortEvents};
+use dataplane::dpdk::Port;
+use dataplane::runtime::snapshot::PortCounts;
 
-use super::Appliance;
+use crate::cli::grammar::PortSel;
+use crate::config::PortConfig;
 use crate::log::log;
 
-impl Appliance {
+/// The opened ports, in config order.
+pub struct Ports {
+    list: Vec<(PortConfig, Port)>,
+    /// Each port's events at the last look, to log what changed.
+    events: Vec<PortEvents>,
+}
+
+impl Ports {
+    pub fn new(list: Vec<(PortConfig, Port)>) -> Ports {
+        let events = list.iter().map(|(_, p)| events::of(p.id())).collect();
+        Ports { list, events }
+    }
+
+    pub fn list(&self) -> &[(PortConfig, Port)] {
+        &self.list
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = u16> + '_ {
+        self.list.iter().map(|(_, p)| p.id())
+    }
+
+    /// Each port's counters and events, for a snapshot.
+    pub fn counts(&self) -> Vec<PortCounts> {
+        self.list
+            .iter()
+            .map(|(pc, p)| PortCounts {
+                id: p.id(),
+                name: pc.name.clone(),
+                role: format!("{:?}", pc.role),
+                stats: p.stats().map_err(|e| e.to_string()),
+                events: events::of(p.id()),
+            })
+            .collect()
+    }
+
+    /// `f` for the selected ports (by DPDK port id); an unknown id gets
+    /// the list of known ones, `others` (the taps) included.
+    pub fn each(
+        &self,
+        sel: PortSel,
+        others: &[u16],
+        f: impl Fn(&PortConfig, &Port) -> String,
+    ) -> String {
+        match sel {
+            PortSel::All => self.list.iter().map(|(pc, p)| f(pc, p)).collect(),
+            PortSel::One(id) => match self.list.iter().find(|(_, p)| p.id() == id) {
+                Some((pc, p)) => f(pc, p),
+                None => {
+                    let ids: Vec<String> = self
+                        .ids()
+                        .chain(others.iter().copied())
+                        .map(|id| id.to_string())
+                        .collect();
+                    format!("no port {id}; ports are {} or all\n", ids.join(", "))
+                }
+            },
+        }
+    }
+
     /// Logs what changed on each port since the last look.
-    pub(super) fn watch_links(&mut self) {
-        for (i, (pc, p)) in self.ports.iter().enumerate() {
+    pub fn watch(&mut self) {
+        for (i, (pc, p)) in self.list.iter().enumerate() {
             let now = events::of(p.id());
-            let Some(was) = self.link_events.get_mut(i) else {
+            let Some(was) = self.events.get_mut(i) else {
                 continue;
             };
             if now == *was {
@@ -40,9 +103,9 @@ impl Appliance {
     }
 
     /// `set link-up|link-down port N`: what the device said.
-    pub(super) fn set_link(&self, id: u16, up: bool) -> String {
-        let Some((pc, p)) = self.ports.iter().find(|(_, p)| p.id() == id) else {
-            let ids: Vec<String> = self.ports.iter().map(|(_, p)| p.id().to_string()).collect();
+    pub fn set_link(&self, id: u16, up: bool) -> String {
+        let Some((pc, p)) = self.list.iter().find(|(_, p)| p.id() == id) else {
+            let ids: Vec<String> = self.ids().map(|id| id.to_string()).collect();
             return format!("no port {id}; ports are {}\n", ids.join(", "));
         };
         let word = if up { "up" } else { "down" };
@@ -57,23 +120,4 @@ impl Appliance {
             Err(e) => format!("port {id} {:?}: {e}\n", pc.name),
         }
     }
-
-    /// Event counts of every port, in port order, for metrics and telemetry.
-    pub fn port_events(&self) -> Vec<(u16, String, PortEvents)> {
-        self.ports
-            .iter()
-            .map(|(pc, p)| (p.id(), pc.name.clone(), events::of(p.id())))
-            .collect()
-    }
-}
-
-/// One console line for a port's events.
-pub(super) fn line(e: &PortEvents) -> String {
-    format!(
-        "  Link: {}  link-up events: {}  link-down events: {}  queue state changes: {}\n",
-        if e.link_up { "up" } else { "down" },
-        e.link_ups,
-        e.link_downs,
-        e.queue_changes
-    )
 }

@@ -22,18 +22,16 @@ use dataplane::dpdk::{detach, port_id, port_names, port_owner, Mbuf, Mempool, Ri
 use dataplane::stage::Direction;
 
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use dataplane::dpdk::stats_of;
-use dataplane::runtime::worker::run_state;
+use dataplane::runtime::snapshot::TapCounts;
 
-use super::{Appliance, State};
-use crate::log::log;
 use crate::config::{CaptureConfig, Config, PdumpSection, PortConfig, PortMode};
+use crate::log::log;
 
 /// A name unique among every process of the primary's shared memory.
-pub(super) fn shared_name(base: &str) -> String {
+pub fn shared_name(base: &str) -> String {
     format!("{base}_{}", std::process::id())
 }
 
@@ -90,7 +88,7 @@ pub fn eal_args(cfg: &PdumpSection, args: &[String]) -> Result<Vec<String>, Stri
 }
 
 /// How Sluice names itself as the ethdev owner of its hot-plugged ports.
-pub(super) fn owner_name() -> String {
+pub fn owner_name() -> String {
     format!("sluice {}", std::process::id())
 }
 
@@ -98,7 +96,7 @@ pub(super) fn owner_name() -> String {
 /// device of that name left there by a Sluice that died is removed (its
 /// owner names the process); one a live Sluice or the primary itself
 /// runs is refused.
-pub(super) fn free_device(pc: &PortConfig) -> Result<(), String> {
+pub fn free_device(pc: &PortConfig) -> Result<(), String> {
     let name = pc.device.split(',').next().unwrap_or_default().trim();
     let Some(id) = port_id(name) else {
         return Ok(());
@@ -137,7 +135,7 @@ fn captures(pc: &PortConfig) -> &'static [Capture] {
 }
 
 /// The pipeline direction of a tapped direction.
-pub(super) fn direction(c: Capture) -> Direction {
+pub fn direction(c: Capture) -> Direction {
     match c {
         Capture::Rx => Direction::Ingress,
         Capture::Tx => Direction::Egress,
@@ -145,7 +143,7 @@ pub(super) fn direction(c: Capture) -> Direction {
 }
 
 /// `ingress` or `egress`.
-pub(super) fn dir_name(d: Direction) -> &'static str {
+pub fn dir_name(d: Direction) -> &'static str {
     match d {
         Direction::Ingress => "ingress",
         Direction::Egress => "egress",
@@ -153,7 +151,7 @@ pub(super) fn dir_name(d: Direction) -> &'static str {
 }
 
 /// One tapped port of the primary.
-pub(super) struct TappedPort {
+pub struct TappedPort {
     pub cfg: PortConfig,
     /// The primary's device name and port id.
     pub device: String,
@@ -188,9 +186,12 @@ impl TappedPort {
 }
 
 /// Every tap of the appliance, and the pool the primary copies into.
-pub(super) struct Taps {
+pub struct Taps {
     pub ports: Vec<TappedPort>,
     pool: Arc<Mempool>,
+    /// The primary's file prefix, to name it when it goes.
+    file_prefix: String,
+    last_primary_check_ms: u64,
 }
 
 impl Taps {
@@ -250,7 +251,12 @@ impl Taps {
                 taps: Vec::new(),
             });
         }
-        Ok(Some(Taps { ports, pool }))
+        Ok(Some(Taps {
+            ports,
+            pool,
+            file_prefix: section.file_prefix.trim().to_owned(),
+            last_primary_check_ms: 0,
+        }))
     }
 
     /// Asks the primary to start copying.
@@ -320,51 +326,42 @@ impl Drop for Taps {
     }
 }
 
-impl Appliance {
+impl Taps {
     /// Whether the primary went away (checked twice a second): its taps
     /// and its memory's other users are gone with it, so Sluice stops.
-    pub(super) fn primary_lost(&mut self) -> bool {
-        if self.taps.is_none() || self.failure.is_some() {
-            return false;
+    /// Returns why.
+    pub fn primary_lost(&mut self, now_ms: u64) -> Option<String> {
+        if now_ms.saturating_sub(self.last_primary_check_ms) < 500 {
+            return None;
         }
-        let now = self.now_ms();
-        if now.saturating_sub(self.last_primary_check_ms) < 500 {
-            return false;
-        }
-        self.last_primary_check_ms = now;
+        self.last_primary_check_ms = now_ms;
         if pdump::primary_alive() {
-            return false;
+            return None;
         }
         let why = format!(
             "the primary process of pdump.file_prefix {:?} is gone, and its taps with it: stopping",
-            self.cfg.pdump.as_ref().map_or("", |p| p.file_prefix.trim())
+            self.file_prefix
         );
         log(&why);
-        self.state = State::Exception;
-        self.failure = Some(why);
-        true
+        Some(why)
     }
 
-    /// Removes the taps and lets the workers finish the copies already
-    /// made: the primary may be inside a callback that saw a tap a moment
-    /// after it was removed, so the rings must stay empty for a while
-    /// before they and the pool may go.
-    pub(super) fn stop_taps(&mut self) {
-        let Some(t) = &mut self.taps else { return };
-        t.disable();
-        if self.run.load(Ordering::Acquire) != run_state::RUNNING {
-            // Paused workers do not read the rings: what is left is dropped
-            // with them, never counted as received.
+    /// Removes the taps and, while the workers run (`running`), lets them
+    /// finish the copies already made: the primary may be inside a
+    /// callback that saw a tap a moment after it was removed, so the rings
+    /// (and the pipeline: `busy`) must stay empty for a while before they
+    /// and the pool may go. Paused workers do not read the rings: what is
+    /// left is dropped with them, never counted as received.
+    pub fn stop(&mut self, running: bool, busy: impl Fn() -> bool) {
+        self.disable();
+        if !running {
             return;
         }
         let quiet = Duration::from_millis(50);
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut empty_since: Option<Instant> = None;
         while Instant::now() < deadline {
-            let busy = self.taps.as_ref().map_or(0, Taps::queued)
-                + self.dist_rings.iter().map(|r| r.len()).sum::<usize>()
-                > 0
-                || self.totals().in_flight() != 0;
+            let busy = self.queued() > 0 || busy();
             match (busy, empty_since) {
                 (true, _) => empty_since = None,
                 (false, None) => empty_since = Some(Instant::now()),
@@ -378,10 +375,11 @@ impl Appliance {
 
     /// `show port stats` and `show port info` blocks of the tapped ports
     /// (`id`: just that one).
-    pub(super) fn tap_blocks(&self, id: Option<u16>) -> String {
+    pub fn blocks(&self, id: Option<u16>) -> String {
         let mut out = String::new();
         for tp in self
-            .tapped_ports()
+            .ports
+            .iter()
             .filter(|tp| id.is_none_or(|i| i == tp.port))
         {
             let st = tp.stats();
@@ -416,16 +414,35 @@ impl Appliance {
         out
     }
 
-    /// The tapped ports, in config order.
-    pub(super) fn tapped_ports(&self) -> impl Iterator<Item = &TappedPort> {
-        self.taps.iter().flat_map(|t| t.ports.iter())
+    /// The exit report's line for each tapped port.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        for tp in &self.ports {
+            let st = tp.stats();
+            let _ = writeln!(
+                out,
+                "  tapped port {} {:?} (pdump of {:?}: {}): copies {} ring-full {} no-mbuf {}",
+                tp.port,
+                tp.cfg.name,
+                tp.device,
+                tp.what(),
+                st.accepted,
+                st.ring_full,
+                st.no_mbuf
+            );
+        }
+        out
     }
 
-    /// Port id, name and tap counters (copies, ring full, no mbuf) of
-    /// every tapped port, for metrics and telemetry.
-    pub fn tap_counters(&self) -> Vec<(u16, String, TapStats)> {
-        self.tapped_ports()
-            .map(|tp| (tp.port, tp.cfg.name.clone(), tp.stats()))
+    /// Each tapped port's counters, for a snapshot.
+    pub fn counts(&self) -> Vec<TapCounts> {
+        self.ports
+            .iter()
+            .map(|tp| TapCounts {
+                id: tp.port,
+                name: tp.cfg.name.clone(),
+                stats: tp.stats(),
+            })
             .collect()
     }
 }

@@ -36,7 +36,7 @@ fn devarg<'a>(device: &'a str, key: &str) -> Option<&'a str> {
 /// RX queues to set up on an input that cannot hash: a vhost-user peer
 /// picks the queue it sends on, so every one of its `queues=` is read;
 /// other devices deliver on queue 0.
-pub(super) fn rx_queues(info: &PortInfo) -> u16 {
+pub fn rx_queues(info: &PortInfo) -> u16 {
     if info.driver == DRIVER {
         info.max_rx_queues.clamp(1, 64)
     } else {
@@ -48,7 +48,7 @@ pub(super) fn rx_queues(info: &PortInfo) -> u16 {
 /// not bind over an existing file, so a socket nobody listens on (left by
 /// a Sluice that was killed) is removed, and one that a live process
 /// serves is refused with its name.
-pub(super) fn prepare_socket(pc: &PortConfig) -> Result<(), String> {
+pub fn prepare_socket(pc: &PortConfig) -> Result<(), String> {
     if !is_vhost(&pc.device) {
         return Ok(());
     }

@@ -1,0 +1,54 @@
+//! Why the appliance could not start: each variant names what failed, in
+//! the words the operator reads after `sluice: cannot start:`.
+
+use dataplane::dpdk::DpdkError;
+use dataplane::runtime::counters::MAX_DEST_SLOTS;
+
+use super::plan::PlanError;
+use crate::policy::PolicyError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The inputs of the run: config file, built-in default, sample files.
+    #[error("{0}")]
+    Inputs(String),
+    #[error("{0}")]
+    Eal(DpdkError),
+    #[error("cannot attach to the primary of pdump.file_prefix {prefix:?} (is it running, without --in-memory, on the same DPDK build as Sluice?): {source}")]
+    AttachPrimary { prefix: String, source: DpdkError },
+    #[error("mempool.mbufs = {mbufs}: {source}")]
+    Mempool { mbufs: u32, source: DpdkError },
+    /// pdump mode: EAL arguments, the primary, the taps.
+    #[error("{0}")]
+    Pdump(String),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("uplink: {0}")]
+    UplinkMac(DpdkError),
+    #[error("uplink.address {0:?}")]
+    UplinkAddress(String),
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    #[error("policy has {0} destinations; the appliance holds {MAX_DEST_SLOTS}")]
+    TooManyDestinations(usize),
+    /// A ring or queue the workers need.
+    #[error("{what}: {source}")]
+    Dpdk { what: String, source: DpdkError },
+    /// A decap input's address that it cannot answer ARP/ND for.
+    #[error("{0}")]
+    Answerer(String),
+    #[error("{0}")]
+    Publish(String),
+    #[error("a worker failed while starting (see its message above)")]
+    WorkerFailed,
+}
+
+impl StartError {
+    /// A DPDK failure of `what`.
+    pub(crate) fn dpdk(what: &str) -> impl Fn(DpdkError) -> StartError + '_ {
+        move |source| StartError::Dpdk {
+            what: what.to_owned(),
+            source,
+        }
+    }
+}

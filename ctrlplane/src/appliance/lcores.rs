@@ -1,0 +1,463 @@
+//! The lcores that move packets: each worker's sources and queues from the
+//! plan, the distributor when one is needed, their launch, start-up wait,
+//! health and join. The main lcore shares a few words with them
+//! ([`Shared`]); everything else a worker owns.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use dataplane::dpdk::{launch, LcoreHandle, Mbuf, Mempool, Port, Ring, RssMode, RxQueue};
+use dataplane::runtime::clock::Clock;
+use dataplane::runtime::counters::WorkerStats;
+use dataplane::runtime::distributor::{self, DistributorSetup};
+use dataplane::runtime::snapshot::{CounterBlocks, LcoreKind};
+use dataplane::runtime::tables::Tables;
+use dataplane::runtime::trace::Trace;
+use dataplane::runtime::worker::{self, DecapSetup, Source, WorkerSetup};
+use dataplane::stage::decap::{DecapConfig, Retag, VidMap};
+use dataplane::stage::dedup::DedupConfig;
+use dataplane::stage::Direction;
+
+use super::error::StartError;
+use super::pdump::{self, TappedPort};
+use super::plan::Plan;
+use crate::config::{Config, NonTunnel, PortConfig, PortDirection, PortMode, RetagMode, Role};
+
+/// What the main lcore shares with every worker: the run word, the
+/// published tables, the console's knobs and the exception path.
+pub struct Shared {
+    /// `worker::run_state`: paused, running or exit.
+    pub run: Arc<AtomicU8>,
+    pub tables: Arc<ArcSwap<Tables>>,
+    pub trace: Arc<Trace>,
+    pub dedup_window_us: Arc<AtomicU32>,
+    /// Bumped by `clear fwd stats all`; workers zero their own counters.
+    pub clear_epoch: Arc<AtomicU64>,
+    /// The workers' shed word (0: not protecting); see `worker::shed`.
+    pub protect: Arc<AtomicU64>,
+    /// Frames for the main lcore (ARP/ND), and frames it sends on the uplink.
+    pub exceptions: Arc<Ring<Mbuf>>,
+    pub control_tx: Arc<Ring<Mbuf>>,
+}
+
+struct Slot<T> {
+    lcore: u32,
+    handle: Option<LcoreHandle<T>>,
+}
+
+impl<T> Slot<T> {
+    fn finished(&self) -> bool {
+        self.handle.as_ref().is_some_and(LcoreHandle::is_finished)
+    }
+}
+
+/// The running workers and distributor.
+pub struct Lcores {
+    workers: Vec<Slot<Result<(), String>>>,
+    distributor: Option<Slot<()>>,
+    /// Each lcore and what it does, for `show lcores`.
+    pub roles: Vec<(u32, String)>,
+    /// The distributor's rings (to the workers, and of the taps): the
+    /// guard watches their fill, the taps' shutdown their emptying.
+    pub rings: Vec<Arc<Ring<Mbuf>>>,
+    /// Every lcore's counters.
+    pub counters: CounterBlocks,
+}
+
+/// What launching needs besides the plan.
+pub struct LaunchInputs<'a> {
+    pub cfg: &'a Config,
+    pub shared: &'a Shared,
+    pub pool: &'a Arc<Mempool>,
+    pub tapped: Vec<&'a TappedPort>,
+    /// Inputs whose ARP/ND the main lcore answers.
+    pub answering: Vec<u16>,
+}
+
+/// Per-port facts every worker gets, indexed by port id.
+#[derive(Clone)]
+struct PortFacts {
+    direction: Vec<Direction>,
+    decap: Vec<bool>,
+    answers: Vec<bool>,
+}
+
+impl PortFacts {
+    fn of(ports: &[(PortConfig, Port)], inp: &LaunchInputs<'_>) -> PortFacts {
+        let max_port = ports
+            .iter()
+            .map(|(_, p)| p.id())
+            .chain(inp.tapped.iter().map(|tp| tp.port))
+            .max()
+            .unwrap_or(0);
+        let n = usize::from(max_port) + 1;
+        let mut f = PortFacts {
+            direction: vec![Direction::Ingress; n],
+            decap: vec![false; n],
+            answers: vec![false; n],
+        };
+        for (pc, p) in ports {
+            let i = usize::from(p.id());
+            f.direction[i] = match pc.direction() {
+                PortDirection::Ingress => Direction::Ingress,
+                PortDirection::Egress => Direction::Egress,
+            };
+            f.decap[i] = pc.role == Role::Input && pc.mode == PortMode::Decap;
+        }
+        for &id in &inp.answering {
+            f.answers[usize::from(id)] = true;
+        }
+        for tp in &inp.tapped {
+            f.decap[usize::from(tp.port)] = tp.decap();
+        }
+        f
+    }
+}
+
+/// `count` rings of the distributor's size, ring `i` named `name(i)`.
+fn rings(
+    cfg: &Config,
+    count: usize,
+    name: impl Fn(usize) -> String,
+) -> Result<Vec<Arc<Ring<Mbuf>>>, StartError> {
+    (0..count)
+        .map(|i| {
+            Ring::new(&pdump::shared_name(&name(i)), cfg.queues.distributor_ring).map(Arc::new)
+        })
+        .collect::<Result<_, _>>()
+        .map_err(StartError::dpdk("distributor ring"))
+}
+
+fn decap_setup(cfg: &Config) -> DecapSetup {
+    let d = &cfg.decap;
+    DecapSetup {
+        config: DecapConfig {
+            vxlan_ports: d.vxlan_ports.clone(),
+            geneve_ports: d.geneve_ports.clone(),
+            max_layers: d.max_layers,
+            retag: match d.retag {
+                RetagMode::None => None,
+                RetagMode::Low12 => Some(Retag {
+                    map: VidMap::Low12,
+                    pcp: d.retag_pcp,
+                }),
+            },
+        },
+        pass_non_tunnel: d.non_tunnel == NonTunnel::Pass,
+        dedup: d.dedup,
+    }
+}
+
+/// Where the taps' copies go: a single worker reads the tap rings itself;
+/// several get them through the distributor, one ring per worker and
+/// direction. Returns each worker's tap sources and the distributor's
+/// (tap ring, per-worker rings) pairs.
+#[allow(clippy::type_complexity)]
+fn tap_sources(
+    inp: &LaunchInputs<'_>,
+    workers: usize,
+    distributed: bool,
+    dist_rings: &mut Vec<Arc<Ring<Mbuf>>>,
+) -> Result<
+    (
+        Vec<Vec<Source>>,
+        Vec<(Arc<Ring<Mbuf>>, Vec<Arc<Ring<Mbuf>>>)>,
+    ),
+    StartError,
+> {
+    let mut sources: Vec<Vec<Source>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut dist_taps = Vec::new();
+    if !distributed || inp.tapped.is_empty() {
+        for tp in &inp.tapped {
+            for (c, ring) in &tp.rings {
+                sources[0].push(Source::Tap {
+                    ring: Arc::clone(ring),
+                    direction: pdump::direction(*c),
+                });
+            }
+        }
+        return Ok((sources, dist_taps));
+    }
+    for dir in [Direction::Ingress, Direction::Egress] {
+        let outs = rings(inp.cfg, workers, |i| {
+            format!("sluice_d{i}{}", pdump::dir_name(dir))
+        })?;
+        for tp in &inp.tapped {
+            for (c, ring) in &tp.rings {
+                if pdump::direction(*c) == dir {
+                    dist_taps.push((Arc::clone(ring), outs.clone()));
+                }
+            }
+        }
+        for (i, r) in outs.iter().enumerate() {
+            sources[i].push(Source::Tap {
+                ring: Arc::clone(r),
+                direction: dir,
+            });
+        }
+        dist_rings.extend(outs);
+    }
+    Ok((sources, dist_taps))
+}
+
+/// The input queues worker `i` of `workers` polls; with a distributor,
+/// worker 0 hands every input queue to it instead (`dist_inputs`).
+fn input_sources(
+    ports: &[(PortConfig, Port)],
+    facts: &PortFacts,
+    i: usize,
+    workers: usize,
+    dist_inputs: &mut Vec<RxQueue>,
+) -> Result<Vec<Source>, StartError> {
+    let mut sources = Vec::new();
+    for (pc, p) in ports.iter().filter(|(pc, _)| pc.role == Role::Input) {
+        let direction = facts.direction[usize::from(p.id())];
+        let decap = pc.mode == PortMode::Decap;
+        let queue = |q: u16| p.rx_queue(q).map_err(StartError::dpdk(&pc.name));
+        if p.rss() == RssMode::Symmetric {
+            sources.push(Source::Queue {
+                rxq: queue(i as u16)?,
+                direction,
+                decap,
+            });
+        } else if workers == 1 {
+            // Every queue the peer may fill (a vhost-user port has several).
+            for q in 0..p.rx_queues() {
+                sources.push(Source::Queue {
+                    rxq: queue(q)?,
+                    direction,
+                    decap,
+                });
+            }
+        } else if i == 0 {
+            for q in 0..p.rx_queues() {
+                dist_inputs.push(queue(q)?);
+            }
+        }
+    }
+    Ok(sources)
+}
+
+/// `show lcores`' line for a worker.
+fn role_of(i: usize, setup: &WorkerSetup) -> String {
+    let polls: Vec<String> = setup
+        .sources
+        .iter()
+        .map(|s| match s {
+            Source::Queue { rxq, .. } => format!("port {} queue {}", rxq.port(), rxq.queue()),
+            Source::Ring(_) => "its distributor ring".to_owned(),
+            Source::Tap { direction, .. } => {
+                format!("pdump copies ({})", pdump::dir_name(*direction))
+            }
+        })
+        .chain(
+            setup
+                .uplink_rx
+                .iter()
+                .map(|q| format!("uplink port {} queue {} (ARP/ND)", q.port(), q.queue())),
+        )
+        .collect();
+    format!(
+        "worker {i}: polls {}; sends on {}",
+        polls.join(", "),
+        setup
+            .uplink_tx
+            .iter()
+            .chain(setup.tool_tx.iter())
+            .map(|q| format!("port {} queue {}", q.port(), q.queue()))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    )
+}
+
+impl Lcores {
+    /// Sets up every worker (and the distributor) from `plan` and launches
+    /// them; they wait paused on `shared.run`. Returns the ports too, now
+    /// that the workers hold their queues.
+    pub fn launch(
+        plan: Plan,
+        inp: &LaunchInputs<'_>,
+    ) -> Result<(Lcores, Vec<(PortConfig, Port)>), StartError> {
+        let Plan {
+            ports,
+            worker_lcores,
+            distributor_lcore,
+            uplink_rx_queues,
+        } = plan;
+        let workers = worker_lcores.len();
+        let clock = Clock::new();
+        let facts = PortFacts::of(&ports, inp);
+        let to_workers = if distributor_lcore.is_some() {
+            rings(inp.cfg, workers, |i| format!("sluice_dist{i}"))?
+        } else {
+            Vec::new()
+        };
+        let mut dist_rings = Vec::new();
+        let (mut taps, dist_taps) =
+            tap_sources(inp, workers, distributor_lcore.is_some(), &mut dist_rings)?;
+        dist_rings.extend(to_workers.iter().cloned());
+        let role = |r: Role| ports.iter().find(|(pc, _)| pc.role == r).map(|(_, p)| p);
+        let (uplink, tool) = (role(Role::Uplink), role(Role::Tool));
+        let decap = decap_setup(inp.cfg);
+        let mut dist_inputs = Vec::new();
+        let mut setups = Vec::new();
+        for (i, &lcore) in worker_lcores.iter().enumerate() {
+            let q = i as u16;
+            let mut sources = input_sources(&ports, &facts, i, workers, &mut dist_inputs)?;
+            if let Some(r) = to_workers.get(i) {
+                sources.push(Source::Ring(Arc::clone(r)));
+            }
+            sources.append(&mut taps[i]);
+            let uplink_rx = match uplink {
+                Some(u) if q < uplink_rx_queues => {
+                    Some(u.rx_queue(q).map_err(StartError::dpdk("uplink"))?)
+                }
+                _ => None,
+            };
+            let uplink_tx = uplink
+                .map(|u| u.tx_queue(q).map_err(StartError::dpdk("uplink")))
+                .transpose()?;
+            let tool_tx = tool
+                .map(|t| t.tx_queue(q).map_err(StartError::dpdk("tool port")))
+                .transpose()?;
+            let stats = Arc::new(WorkerStats::default());
+            let s = inp.shared;
+            let dedup = &inp.cfg.dedup;
+            setups.push((
+                lcore,
+                WorkerSetup {
+                    index: i,
+                    workers,
+                    appliance_id: inp.cfg.appliance.id,
+                    sources,
+                    port_direction: facts.direction.clone(),
+                    uplink_rx,
+                    uplink_tx,
+                    tool_tx,
+                    decap: decap.clone(),
+                    port_decap: facts.decap.clone(),
+                    port_answers: facts.answers.clone(),
+                    exceptions: Arc::clone(&s.exceptions),
+                    control_tx: (i == 0).then(|| Arc::clone(&s.control_tx)),
+                    pool: Arc::clone(inp.pool),
+                    dedup: DedupConfig {
+                        entries: dedup.table_entries as usize,
+                        window_us: dedup.window_us.min(u64::from(u32::MAX)) as u32,
+                        ignore_dscp_ecn: dedup.ignore_dscp,
+                        include_l2: dedup.include_l2,
+                        seed: clock.now_ns() ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    },
+                    tables: Arc::clone(&s.tables),
+                    stats,
+                    state: Arc::clone(&s.run),
+                    clock,
+                    flow_cache_entries: 4096,
+                    trace: Arc::clone(&s.trace),
+                    dedup_window_us: Arc::clone(&s.dedup_window_us),
+                    clear_epoch: Arc::clone(&s.clear_epoch),
+                    protect: Arc::clone(&s.protect),
+                },
+            ));
+        }
+        let mut lc = Lcores {
+            workers: Vec::new(),
+            distributor: None,
+            roles: vec![(
+                dataplane::dpdk::main_lcore(),
+                "main: control plane, console, ARP/ND".to_owned(),
+            )],
+            rings: dist_rings,
+            counters: CounterBlocks::default(),
+        };
+        for (i, (lcore, setup)) in setups.iter().enumerate() {
+            lc.roles.push((*lcore, role_of(i, setup)));
+        }
+        for (i, (lcore, setup)) in setups.into_iter().enumerate() {
+            lc.counters.push(
+                format!("worker {i} (lcore {lcore})"),
+                LcoreKind::Worker,
+                Arc::clone(&setup.stats),
+            );
+            let handle = launch(lcore, move || worker::run(setup))
+                .map_err(StartError::dpdk("launch worker"))?;
+            lc.workers.push(Slot {
+                lcore,
+                handle: Some(handle),
+            });
+        }
+        if let Some(lcore) = distributor_lcore {
+            let stats = Arc::new(WorkerStats::default());
+            lc.counters.push(
+                format!("distributor (lcore {lcore})"),
+                LcoreKind::Distributor,
+                Arc::clone(&stats),
+            );
+            let setup = DistributorSetup {
+                inputs: dist_inputs,
+                rings: to_workers,
+                taps: dist_taps,
+                stats,
+                state: Arc::clone(&inp.shared.run),
+                clear_epoch: Arc::clone(&inp.shared.clear_epoch),
+            };
+            let handle = launch(lcore, move || distributor::run(setup))
+                .map_err(StartError::dpdk("launch distributor"))?;
+            lc.distributor = Some(Slot {
+                lcore,
+                handle: Some(handle),
+            });
+        }
+        Ok((lc, ports))
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// The distributor's lcore, if there is one.
+    pub fn distributor(&self) -> Option<u32> {
+        self.distributor.as_ref().map(|d| d.lcore)
+    }
+
+    /// Whether a worker or the distributor has stopped.
+    pub fn died(&self) -> bool {
+        self.workers.iter().any(Slot::finished)
+            || self.distributor.as_ref().is_some_and(Slot::finished)
+    }
+
+    /// Waits until every worker and the distributor poll (a worker first
+    /// builds its dedup table, which takes a while for a big one).
+    pub fn wait_started(&self) -> Result<(), StartError> {
+        loop {
+            if self.counters.stats().all(|s| s.counters.started.get() > 0) {
+                return Ok(());
+            }
+            if self.died() {
+                return Err(StartError::WorkerFailed);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Joins every lcore (after the run word says exit): what each failure was.
+    pub fn join(&mut self) -> Vec<String> {
+        let mut failures = Vec::new();
+        for w in &mut self.workers {
+            if let Some(h) = w.handle.take() {
+                match h.wait() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => failures.push(e),
+                    Err(p) => failures.push(p.to_string()),
+                }
+            }
+        }
+        if let Some(h) = self.distributor.as_mut().and_then(|d| d.handle.take()) {
+            if let Err(p) = h.wait() {
+                failures.push(p.to_string());
+            }
+        }
+        failures
+    }
+}

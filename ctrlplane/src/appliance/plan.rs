@@ -1,0 +1,304 @@
+//! Port and lcore planning: which lcores work, whether a distributor is
+//! needed, and every port opened, configured and started to match. A
+//! builder in three steps (lcores, ports opened, ports configured), each
+//! failing with a [`PlanError`] that names the port or key at fault.
+
+use dataplane::dpdk::{
+    events, rss_capable, worker_lcores, DpdkError, Mempool, Port, PortConfig as DpdkPortConfig,
+    PortInfo, RssMode,
+};
+
+use super::{pdump, vhost};
+use crate::config::{Config, PortConfig, Role};
+
+/// Why the ports or lcores could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("workers.lcores: lcore {lcore} is not an EAL worker lcore (EAL has {eal:?}; give -l)")]
+    NotAWorkerLcore { lcore: u32, eal: Vec<u32> },
+    #[error(
+        "no worker lcore: give EAL at least two lcores, e.g. -l 0-1 (lcore 0 is the main lcore)"
+    )]
+    NoWorkerLcore,
+    #[error("port {port:?}: rx_pcap {file}: {source}")]
+    PcapUnreadable {
+        port: String,
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("port {port:?}: rx_pcap {file}: {problem}")]
+    PcapMalformed {
+        port: String,
+        file: String,
+        problem: String,
+    },
+    #[error("port {port:?}: rx_pcap {file} has link type {link}, not Ethernet: Sluice reads Ethernet frames only")]
+    PcapNotEthernet {
+        port: String,
+        file: String,
+        link: String,
+    },
+    /// A device that cannot be opened as configured (vhost-user socket,
+    /// a pdump primary's device of the same name).
+    #[error("{0}")]
+    Device(String),
+    #[error("port {port:?}: {source}")]
+    Open { port: String, source: DpdkError },
+    #[error("{port}: {source}")]
+    Info { port: String, source: DpdkError },
+    #[error("port {port:?} ({device}): has {has} TX queue(s) but {workers} worker(s) need one each: run fewer workers (EAL -l) or give the device more queues")]
+    TooFewTxQueues {
+        port: String,
+        device: String,
+        has: u16,
+        workers: u16,
+    },
+    #[error("port {port:?} ({device}): {source}")]
+    Configure {
+        port: String,
+        device: String,
+        source: DpdkError,
+    },
+    #[error("port {port:?}: symmetric RSS could not be set up")]
+    NoSymmetricRss { port: String },
+    #[error("port {port:?}: {source}")]
+    Start { port: String, source: DpdkError },
+}
+
+/// Ports opened and configured, and who polls what.
+pub struct Plan {
+    pub ports: Vec<(PortConfig, Port)>,
+    pub worker_lcores: Vec<u32>,
+    pub distributor_lcore: Option<u32>,
+    pub uplink_rx_queues: u16,
+}
+
+/// Plans the ports and lcores of `cfg`:
+/// `Planner::new(cfg)?.open()?.configure(&pool)`.
+pub struct Planner<'a> {
+    cfg: &'a Config,
+    lcores: Vec<u32>,
+    opened: Vec<(PortConfig, Port)>,
+}
+
+impl<'a> Planner<'a> {
+    /// The worker lcores: `workers.lcores`, or every EAL worker lcore.
+    pub fn new(cfg: &'a Config) -> Result<Planner<'a>, PlanError> {
+        let eal = worker_lcores();
+        let lcores = match &cfg.workers.lcores {
+            Some(l) => {
+                if let Some(&lcore) = l.iter().find(|c| !eal.contains(c)) {
+                    return Err(PlanError::NotAWorkerLcore { lcore, eal });
+                }
+                l.clone()
+            }
+            None => eal,
+        };
+        if lcores.is_empty() {
+            return Err(PlanError::NoWorkerLcore);
+        }
+        Ok(Planner {
+            cfg,
+            lcores,
+            opened: Vec::new(),
+        })
+    }
+
+    /// Opens every port of the config (pdump inputs are the primary's
+    /// ports: tapped, never opened here).
+    pub fn open(mut self) -> Result<Planner<'a>, PlanError> {
+        let secondary = self.cfg.pdump.is_some();
+        for pc in self.cfg.ports.iter().filter(|pc| pc.pdump.is_none()) {
+            check_pcap_inputs(pc)?;
+            vhost::prepare_socket(pc).map_err(PlanError::Device)?;
+            if secondary {
+                pdump::free_device(pc).map_err(PlanError::Device)?;
+            }
+            let open = |source| PlanError::Open {
+                port: pc.name.clone(),
+                source,
+            };
+            let mut port = Port::open(&pc.device).map_err(open)?;
+            if secondary {
+                // Hot-plugged through the primary, which now sees it too.
+                port.claim(&pdump::owner_name()).map_err(open)?;
+            }
+            // Before configure: a vhost-user peer may connect as soon as the
+            // socket exists.
+            events::watch(port.id()).map_err(open)?;
+            self.opened.push((pc.clone(), port));
+        }
+        Ok(self)
+    }
+
+    /// Takes a distributor lcore if needed, then configures and starts
+    /// every port for the workers that remain.
+    pub fn configure(mut self, pool: &Mempool) -> Result<Plan, PlanError> {
+        let distributor_lcore = self.place_distributor()?;
+        let workers = self.lcores.len() as u16;
+        let mut uplink_rx_queues = 0;
+        for (pc, port) in &mut self.opened {
+            let info = port.info().map_err(info_err(pc))?;
+            let (pcfg, per_worker) = queues(self.cfg, pc, &info, workers)?;
+            if pc.role == Role::Uplink {
+                uplink_rx_queues = pcfg.rx_queues;
+            }
+            let mode = port
+                .configure(&pcfg, pool)
+                .map_err(|source| PlanError::Configure {
+                    port: pc.name.clone(),
+                    device: pc.device.clone(),
+                    source,
+                })?;
+            if per_worker && mode != RssMode::Symmetric {
+                return Err(PlanError::NoSymmetricRss {
+                    port: pc.name.clone(),
+                });
+            }
+            port.start().map_err(|source| PlanError::Start {
+                port: pc.name.clone(),
+                source,
+            })?;
+        }
+        Ok(Plan {
+            ports: self.opened,
+            worker_lcores: self.lcores,
+            distributor_lcore,
+            uplink_rx_queues,
+        })
+    }
+
+    /// Inputs that cannot hash need the distributor when there are several
+    /// workers; so do pdump taps (one ring per tapped direction). It takes
+    /// the last lcore; with fewer than three, one worker does it all.
+    fn place_distributor(&mut self) -> Result<Option<u32>, PlanError> {
+        let several = self.lcores.len() > 1;
+        let mut needed = several && self.cfg.pdump_inputs().next().is_some();
+        if several {
+            for (pc, port) in self.opened.iter().filter(|(pc, _)| pc.role == Role::Input) {
+                let info = port.info().map_err(info_err(pc))?;
+                if !rss_capable(&info) || usize::from(info.max_rx_queues) < self.lcores.len() {
+                    needed = true;
+                }
+            }
+        }
+        if !needed {
+            return Ok(None);
+        }
+        if self.lcores.len() < 3 {
+            // One distributor and a single worker would gain nothing.
+            self.lcores.truncate(1);
+            return Ok(None);
+        }
+        Ok(self.lcores.pop())
+    }
+}
+
+fn info_err(pc: &PortConfig) -> impl Fn(DpdkError) -> PlanError + '_ {
+    move |source| PlanError::Info {
+        port: pc.name.clone(),
+        source,
+    }
+}
+
+/// The queues of one port for `workers` workers, and whether the device
+/// spreads this input over one queue per worker.
+fn queues(
+    cfg: &Config,
+    pc: &PortConfig,
+    info: &PortInfo,
+    workers: u16,
+) -> Result<(DpdkPortConfig, bool), PlanError> {
+    let mut pcfg = DpdkPortConfig {
+        rx_desc: cfg.queues.rx_desc,
+        tx_desc: cfg.queues.tx_desc,
+        mtu: pc.mtu,
+        ..DpdkPortConfig::default()
+    };
+    let mut per_worker = false;
+    match pc.role {
+        Role::Input => {
+            per_worker = rss_capable(info) && info.max_rx_queues >= workers && workers > 1;
+            pcfg.rx_queues = if per_worker {
+                workers
+            } else {
+                vhost::rx_queues(info)
+            };
+            // net_vhost delivers nothing unless the port also has TX
+            // queues (its queuing switch stays off without them), so an
+            // input gets one whenever the device has any. Only the main
+            // lcore sends there: ARP/ND replies for a decap address.
+            pcfg.tx_queues = u16::from(info.max_tx_queues > 0);
+        }
+        Role::Uplink | Role::Tool => {
+            if info.max_tx_queues < workers {
+                return Err(PlanError::TooFewTxQueues {
+                    port: pc.name.clone(),
+                    device: pc.device.clone(),
+                    has: info.max_tx_queues,
+                    workers,
+                });
+            }
+            pcfg.tx_queues = workers;
+            // A tool port only sends; the uplink receives ARP/ND.
+            pcfg.rx_queues = match pc.role {
+                Role::Uplink => workers.min(info.max_rx_queues),
+                _ => u16::from(info.max_rx_queues > 0 && pc.device.starts_with("net_tap")),
+            };
+        }
+    }
+    Ok((pcfg, per_worker))
+}
+
+/// A `net_pcap` port reads its `rx_pcap` files as Ethernet whatever their
+/// link type says: refuse files of another link type (raw IP, Linux cooked
+/// capture…) instead of misparsing them.
+fn check_pcap_inputs(pc: &PortConfig) -> Result<(), PlanError> {
+    use pcap_file::pcap::PcapReader;
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    use pcap_file::DataLink;
+    if !pc.device.starts_with("net_pcap") {
+        return Ok(());
+    }
+    for file in pc
+        .device
+        .split(',')
+        .filter_map(|kv| kv.strip_prefix("rx_pcap="))
+    {
+        let malformed = |problem: String| PlanError::PcapMalformed {
+            port: pc.name.clone(),
+            file: file.to_owned(),
+            problem,
+        };
+        let open = || {
+            std::fs::File::open(file).map_err(|source| PlanError::PcapUnreadable {
+                port: pc.name.clone(),
+                file: file.to_owned(),
+                source,
+            })
+        };
+        let link = match PcapReader::new(open()?) {
+            Ok(r) => r.header().datalink,
+            Err(_) => {
+                let mut r = PcapNgReader::new(open()?)
+                    .map_err(|e| malformed(format!("neither pcap nor pcapng: {e}")))?;
+                let mut link = None;
+                while let Some(Ok(b)) = r.next_block() {
+                    if let Block::InterfaceDescription(idb) = b {
+                        link = Some(idb.linktype);
+                        break;
+                    }
+                }
+                link.ok_or_else(|| malformed("pcapng without an interface".into()))?
+            }
+        };
+        if link != DataLink::ETHERNET {
+            return Err(PlanError::PcapNotEthernet {
+                port: pc.name.clone(),
+                file: file.to_owned(),
+                link: format!("{link:?}"),
+            });
+        }
+    }
+    Ok(())
+}

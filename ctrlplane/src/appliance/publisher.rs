@@ -1,0 +1,270 @@
+//! The policy publisher: loads and compiles a policy, gives each
+//! destination a counter slot and a sequence-number word that stay with
+//! its name across swaps, builds the workers' tables with the next hops'
+//! tunnel templates, and publishes them by pointer swap.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+
+use ahash::AHashMap;
+use arc_swap::ArcSwap;
+use dataplane::runtime::counters::MAX_DEST_SLOTS;
+use dataplane::runtime::policy::{CompiledPolicy, Destination};
+use dataplane::runtime::snapshot::DestSlot;
+use dataplane::runtime::tables::{DestTable, Tables};
+use dataplane::stage::encap::{EncapConfig, EncapTemplate, OuterConfig};
+use dataplane::wire::ethernet::Address;
+
+use super::error::StartError;
+use crate::log::log;
+use crate::neighbor::Neighbors;
+use crate::policy::{self, Context, Policy, PolicyError};
+
+/// Where the policy comes from.
+#[derive(Debug, Clone)]
+pub enum PolicySource {
+    File(PathBuf),
+    /// Text built into the program (the default run).
+    BuiltIn(&'static str),
+    /// Text from the controller, or persisted from it; `origin` names it.
+    Text {
+        origin: String,
+        text: String,
+    },
+}
+
+impl PolicySource {
+    fn load(&self, ctx: &Context) -> Result<(Policy, CompiledPolicy), PolicyError> {
+        match self {
+            PolicySource::File(p) => policy::load(p, ctx),
+            PolicySource::BuiltIn(text) => policy::load_text(text, "built-in policy", ctx),
+            PolicySource::Text { origin, text } => policy::load_text(text, origin, ctx),
+        }
+    }
+}
+
+/// The uplink's side of every tunnel: its addresses and MTU.
+#[derive(Debug, Clone, Copy)]
+pub struct Outer {
+    pub mac: [u8; 6],
+    pub ip: IpAddr,
+    pub mtu: u16,
+}
+
+/// Next hops of the tunnels: the neighbour table, and the uplink the
+/// tunnels leave by (none on a decap-only appliance).
+pub struct NextHops {
+    pub neighbors: Neighbors,
+    pub outer: Option<Outer>,
+}
+
+impl NextHops {
+    /// The tunnel template of `d`, if its next hop is resolved; asks for
+    /// the next hop's address otherwise.
+    fn template(&mut self, d: &Destination) -> Option<EncapTemplate> {
+        let outer = self.outer?;
+        let hop = self.neighbors.next_hop(d.remote)?;
+        self.neighbors.want(hop);
+        let mac = self.neighbors.lookup(hop)?;
+        let cfg = EncapConfig {
+            tunnel: d.tunnel,
+            outer: OuterConfig {
+                src_mac: Address(outer.mac),
+                dst_mac: Address(mac),
+                vlan: d.vlan,
+                src_ip: outer.ip,
+                dst_ip: d.remote,
+                dscp: d.dscp,
+                ttl: d.ttl,
+            },
+            mtu: outer.mtu,
+            oversize: d.oversize,
+        };
+        match EncapTemplate::new(&cfg) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                log(format!("destination {:?}: {e}", d.name));
+                None
+            }
+        }
+    }
+
+    /// Destinations of `policy` whose next hop has no MAC yet.
+    pub fn unresolved(&self, policy: &CompiledPolicy) -> Vec<String> {
+        if self.outer.is_none() {
+            return Vec::new();
+        }
+        policy
+            .destinations
+            .iter()
+            .filter(|d| {
+                self.neighbors
+                    .next_hop(d.remote)
+                    .is_none_or(|h| self.neighbors.lookup(h).is_none())
+            })
+            .map(|d| d.name.clone())
+            .collect()
+    }
+}
+
+/// The running policy and the tables published from it.
+pub struct Publisher {
+    tables: Arc<ArcSwap<Tables>>,
+    policy: Arc<CompiledPolicy>,
+    /// The running policy as written, for `show policy`.
+    model: Policy,
+    /// What SIGHUP and the controller's `reload` load again.
+    source: PolicySource,
+    ctx: Context,
+    generation: u64,
+    slots: AHashMap<String, u16>,
+    seqs: AHashMap<String, Arc<AtomicU32>>,
+    /// The running policy's destinations, for telemetry's thread.
+    current: Arc<Mutex<Vec<DestSlot>>>,
+}
+
+impl Publisher {
+    /// Loads the starting policy; nothing is published yet.
+    pub fn new(source: PolicySource, ctx: Context) -> Result<Publisher, StartError> {
+        let (model, policy) = source.load(&ctx)?;
+        if policy.destinations.len() > MAX_DEST_SLOTS {
+            return Err(StartError::TooManyDestinations(policy.destinations.len()));
+        }
+        let placeholder = Tables {
+            generation: 0,
+            policy: Arc::new(policy.clone()),
+            dests: Vec::new(),
+        };
+        Ok(Publisher {
+            tables: Arc::new(ArcSwap::from_pointee(placeholder)),
+            policy: Arc::new(policy),
+            model,
+            source,
+            ctx,
+            generation: 0,
+            slots: AHashMap::new(),
+            seqs: AHashMap::new(),
+            current: Arc::default(),
+        })
+    }
+
+    /// The tables the workers read.
+    pub fn tables(&self) -> &Arc<ArcSwap<Tables>> {
+        &self.tables
+    }
+
+    pub fn policy(&self) -> &CompiledPolicy {
+        &self.policy
+    }
+
+    pub fn model(&self) -> &Policy {
+        &self.model
+    }
+
+    /// The running policy's destinations, as telemetry's thread reads them.
+    pub fn current(&self) -> Arc<Mutex<Vec<DestSlot>>> {
+        Arc::clone(&self.current)
+    }
+
+    /// Builds the workers' tables from the policy and the next hops, and
+    /// publishes them.
+    pub fn publish(&mut self, hops: &mut NextHops) -> Result<(), String> {
+        let mut dests = Vec::with_capacity(self.policy.destinations.len());
+        for d in &self.policy.destinations {
+            let next = self.slots.len();
+            let slot = *self.slots.entry(d.name.clone()).or_insert(next as u16);
+            if usize::from(slot) >= MAX_DEST_SLOTS {
+                return Err(format!(
+                    "more than {MAX_DEST_SLOTS} destinations over the appliance's life"
+                ));
+            }
+            dests.push(DestTable {
+                slot,
+                template: hops.template(d),
+                seq: Arc::clone(self.seqs.entry(d.name.clone()).or_default()),
+            });
+        }
+        if let Ok(mut n) = self.current.lock() {
+            *n = self
+                .policy
+                .destinations
+                .iter()
+                .zip(&dests)
+                .map(|(d, t)| DestSlot {
+                    name: d.name.clone(),
+                    slot: t.slot,
+                    removed: false,
+                })
+                .collect();
+        }
+        self.generation += 1;
+        self.tables.store(Arc::new(Tables {
+            generation: self.generation,
+            policy: Arc::clone(&self.policy),
+            dests,
+        }));
+        Ok(())
+    }
+
+    /// Loads a policy from `src` and swaps it in; a bad one is refused
+    /// with every problem and the running one stays. On success `src`
+    /// becomes the source a reload loads. A refusal also lists every
+    /// problem on its own, with its path (for a controller's nack).
+    pub fn apply(
+        &mut self,
+        src: PolicySource,
+        hops: &mut NextHops,
+    ) -> Result<String, (String, Vec<String>)> {
+        match src.load(&self.ctx) {
+            Ok((model, p)) => {
+                if p.destinations.len() > MAX_DEST_SLOTS {
+                    let e = format!("policy has more than {MAX_DEST_SLOTS} destinations");
+                    return Err((e.clone(), vec![e]));
+                }
+                let old = (
+                    Arc::clone(&self.policy),
+                    std::mem::replace(&mut self.model, model),
+                );
+                self.policy = Arc::new(p);
+                if let Err(e) = self.publish(hops) {
+                    (self.policy, self.model) = old;
+                    return Err((e.clone(), vec![e]));
+                }
+                self.source = src;
+                Ok(format!(
+                    "policy {:?} loaded: {} rule(s), {} destination(s)",
+                    self.policy.version,
+                    self.policy.rule_names.len(),
+                    self.policy.destinations.len()
+                ))
+            }
+            Err(e) => Err((
+                format!("{e}; keeping policy {:?}", self.policy.version),
+                crate::agent::policy_errors(&e),
+            )),
+        }
+    }
+
+    /// Loads the policy again from its source.
+    pub fn reload(&mut self, hops: &mut NextHops) -> Result<String, String> {
+        self.apply(self.source.clone(), hops).map_err(|(m, _)| m)
+    }
+
+    /// Every destination ever published, in slot order: those of earlier
+    /// policies keep their slot and counters, marked removed.
+    pub fn slots(&self) -> Vec<DestSlot> {
+        let mut v: Vec<DestSlot> = self
+            .slots
+            .iter()
+            .map(|(n, s)| DestSlot {
+                name: n.clone(),
+                slot: *s,
+                removed: !self.policy.destinations.iter().any(|d| &d.name == n),
+            })
+            .collect();
+        v.sort_by_key(|d| d.slot);
+        v
+    }
+}

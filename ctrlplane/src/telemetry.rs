@@ -1,0 +1,104 @@
+//! DPDK telemetry (`dpdk-telemetry.py`): `/sluice/stats`,
+//! `/sluice/destinations`, `/sluice/ports` and `/sluice/pdump`. DPDK's
+//! telemetry thread calls these; each reads a snapshot of its own from the
+//! shared counter blocks, never the appliance.
+
+use std::sync::{Arc, Mutex};
+
+use dataplane::dpdk::{events, pdump, telemetry};
+use dataplane::runtime::snapshot::{CounterBlocks, DestSlot};
+
+use crate::log::log;
+
+/// A name as a telemetry key: letters, digits and '_' only.
+fn key(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Registers every `/sluice/…` command. `dests` follows the running
+/// policy; `ports` and `taps` are port ids with their names.
+pub fn register(
+    counters: CounterBlocks,
+    dests: Arc<Mutex<Vec<DestSlot>>>,
+    ports: &[(u16, String)],
+    taps: &[(u16, String)],
+) {
+    let for_totals = counters.clone();
+    let totals = Box::new(move || {
+        let t = for_totals.totals();
+        let mut v = vec![
+            ("rx".to_owned(), t.rx),
+            ("rx_bytes".to_owned(), t.rx_bytes),
+            ("parse_errors".to_owned(), t.parse_errors),
+        ];
+        v.extend(t.terminals.iter().map(|(k, n)| (k.name().to_owned(), *n)));
+        v
+    });
+    let destinations = Box::new(move || {
+        let names = dests.lock().map(|n| n.clone()).unwrap_or_default();
+        let mut v = Vec::new();
+        for d in counters.read(&names).destinations {
+            let k = key(&d.name);
+            v.push((format!("{k}/tx_packets"), d.tx_packets));
+            v.push((format!("{k}/tx_bytes"), d.tx_bytes));
+        }
+        v
+    });
+    let ports: Vec<(u16, String)> = ports.iter().map(|(id, n)| (*id, key(n))).collect();
+    let links = Box::new(move || {
+        let mut v = Vec::new();
+        for (id, k) in &ports {
+            let e = events::of(*id);
+            v.push((format!("{k}/link_up"), u64::from(e.link_up)));
+            v.push((format!("{k}/link_up_events"), e.link_ups));
+            v.push((format!("{k}/link_down_events"), e.link_downs));
+            v.push((format!("{k}/queue_state_events"), e.queue_changes));
+        }
+        v
+    });
+    let taps: Vec<(u16, String)> = taps.iter().map(|(id, n)| (*id, key(n))).collect();
+    let pdump_counts = Box::new(move || {
+        let mut v = Vec::new();
+        for (id, k) in &taps {
+            let st = pdump::stats(*id).unwrap_or_default();
+            v.push((format!("{k}/copies"), st.accepted));
+            v.push((format!("{k}/ring_full"), st.ring_full));
+            v.push((format!("{k}/no_mbuf"), st.no_mbuf));
+        }
+        v
+    });
+    for (cmd, help, src) in [
+        (
+            "/sluice/pdump",
+            "Sluice pdump taps: copies the primary queued for Sluice, and those it dropped (ring full, no mbuf).",
+            pdump_counts as telemetry::Source,
+        ),
+        (
+            "/sluice/ports",
+            "Sluice per-port link state and link/queue event counts (packet counts: /ethdev/stats).",
+            links,
+        ),
+        (
+            "/sluice/stats",
+            "Sluice packet counters: rx and every terminal counter.",
+            totals,
+        ),
+        (
+            "/sluice/destinations",
+            "Sluice per-destination tx_packets and tx_bytes.",
+            destinations,
+        ),
+    ] {
+        if let Err(e) = telemetry::register(cmd, help, src) {
+            log(format!("telemetry: {e}"));
+        }
+    }
+}
