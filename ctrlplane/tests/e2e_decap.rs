@@ -149,7 +149,7 @@ fn real_tunnels_come_out_on_a_tap_tool_port_as_their_inner_frames() {
         ],
     );
     s.wait_for("control socket", 60);
-    ip(&["-n", &ns.0, "link", "set", &tap, "up"]);
+    ns.ip(&["link", "set", &tap, "up"]);
     let mut tcpdump = capture_in(&ns.0, &tap, &[], &dir.join("tool.pcap"), want.len());
     let mut c = ctrlplane::cli::socket::Client::connect(Path::new(&sock)).expect("console");
     assert!(c

@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use ctrlplane::cli::socket::Client;
@@ -72,7 +71,7 @@ fn a_vxlan_sender_resolves_the_decap_address_by_arp_and_its_frames_come_out() {
     // The kernel side of the tap is the switch: a VXLAN device whose
     // remote is Sluice's address, and a static neighbour inside the tunnel
     // so only the outer address needs resolving.
-    let x = |args: &[&str]| ip(&[&["-n", &ns.0], args].concat());
+    let x = |args: &[&str]| ns.ip(args);
     x(&["addr", "add", "192.0.2.1/24", "dev", &tap]);
     x(&["link", "set", &tap, "up"]);
     let vx = format!("slvx{n}");
@@ -110,15 +109,7 @@ fn a_vxlan_sender_resolves_the_decap_address_by_arp_and_its_frames_come_out() {
         "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
          for i in range({FRAMES}):\n    s.sendto(b'sluice-arp-%d' % i, ('10.9.0.2', 9))\n"
     );
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "python3", "-c", &send])
-        .output()
-        .expect("python3 (run `make setup`)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ns.exec("python3", &["-c", &send]);
 
     // The datagrams wait in the kernel until 192.0.2.50 resolves; then
     // they leave as VXLAN and Sluice strips it.
@@ -132,11 +123,7 @@ fn a_vxlan_sender_resolves_the_decap_address_by_arp_and_its_frames_come_out() {
             && !arp.contains("0 answer(s) sent"),
         "{arp}"
     );
-    let neigh = Command::new("ip")
-        .args(["-n", &ns.0, "neigh", "show", SLUICE_IP, "dev", &tap])
-        .output()
-        .expect("ip neigh");
-    let neigh = String::from_utf8_lossy(&neigh.stdout);
+    let neigh = ns.ip_output(&["neigh", "show", SLUICE_IP, "dev", &tap]);
     assert!(
         neigh.contains(&format!("lladdr {mac}")),
         "the kernel learnt Sluice's MAC by ARP: {neigh}"

@@ -38,11 +38,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::netns::{ifname, Namespaces};
 use common::*;
 use controller_support::{Controller, Fixture};
 use ctrlplane::cli::socket::Client;
 use dataplane::runtime::counters::Terminal;
+use sluice_testkit::netns::{ifname, Namespaces};
 
 /// How long any one wait may take: generous, the machine is shared.
 const WAIT_S: u64 = 30;

@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::netns::Namespaces;
 use common::*;
 use etherparse::PacketBuilder;
+use sluice_testkit::netns::Namespaces;
 
 const CONFIG: &str = r#"
 [[port]]

@@ -167,7 +167,7 @@ fn decap_matches_tshark_on_every_tunnel_capture() {
     let mut kinds = std::collections::BTreeSet::new();
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let (link, frames) = read_pcap(path);
+        let (link, frames) = read_pcap_link(path);
         let dissected = tshark_json(path, &["-d", "udp.port==8472,vxlan"]);
         assert_eq!(dissected.len(), frames.len(), "{name}");
         if link != DataLink::ETHERNET {
@@ -249,7 +249,7 @@ fn specific_captures_are_classified_as_tshark_sees_them() {
     let dir = captures_dir();
     let mut d = Decap::new(decap_config()).unwrap();
     let nth = |name: &str, n: usize, d: &mut Decap| {
-        let (_, frames) = read_pcap(&dir.join(name));
+        let (_, frames) = read_pcap_link(&dir.join(name));
         d.decap(&mut VecFrame::new(&frames[n]))
     };
     let first = |name: &str, d: &mut Decap| nth(name, 0, d);
@@ -311,7 +311,7 @@ fn every_capture_and_every_prefix_goes_through_without_panic() {
     .unwrap();
     let mut frames_seen = 0;
     for path in all_captures() {
-        let (_, frames) = read_pcap(&path);
+        let (_, frames) = read_pcap_link(&path);
         for bytes in &frames {
             let cuts = (0..bytes.len().min(256)).chain(std::iter::once(bytes.len()));
             for n in cuts {

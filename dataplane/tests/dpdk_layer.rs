@@ -5,14 +5,14 @@
 
 #![cfg(feature = "dpdk")]
 
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use dataplane::dpdk::{
     launch, testing, worker_lcores, Batch, DpdkError, Eal, Mbuf, Mempool, Port, PortConfig, RssMode,
 };
 use dataplane::frame::{Frame, FrameError};
-use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use sluice_testkit::names::tmpdir;
+use sluice_testkit::pcap::{read_pcap, write_pcap};
 
 fn eal() -> &'static Eal {
     testing::shared_eal("layer")
@@ -26,12 +26,6 @@ fn pool(name: &str, n: u32) -> Mempool {
     Mempool::new(name, n, 0, 2176, -1).expect("mempool")
 }
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(testing::unique_prefix(name));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
 fn frames(n: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
@@ -41,26 +35,6 @@ fn frames(n: usize) -> Vec<Vec<u8>> {
                 .collect()
         })
         .collect()
-}
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let f = std::fs::File::create(path).expect("create pcap");
-    let mut w = PcapWriter::new(f).expect("pcap header");
-    for (i, fr) in frames.iter().enumerate() {
-        let ts = std::time::Duration::from_micros(i as u64);
-        w.write_packet(&PcapPacket::new(ts, fr.len() as u32, fr))
-            .expect("pcap write");
-    }
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let f = std::fs::File::open(path).expect("open pcap");
-    let mut r = PcapReader::new(f).expect("pcap header");
-    let mut out = Vec::new();
-    while let Some(p) = r.next_packet() {
-        out.push(p.expect("pcap packet").data.into_owned());
-    }
-    out
 }
 
 /// Polls `rx` until `want` packets arrived or the device stayed empty for

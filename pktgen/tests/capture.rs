@@ -214,20 +214,20 @@ fn tshark_agrees_on_flows_sizes_duplicates_and_checksums() {
         "udp.check_checksum:TRUE",
     ];
     // Nothing malformed, no bad checksum at any layer.
-    let bad = tshark(
+    let bad = tshark_fields_with(
         &out,
         &checks,
         "_ws.malformed || _ws.expert.severity >= error || ip.checksum.status == \"Bad\" || tcp.checksum.status == \"Bad\" || udp.checksum.status == \"Bad\" || icmp.checksum.status == \"Bad\" || icmpv6.checksum.status == \"Bad\"",
         &["frame.number"],
     );
     assert!(bad.is_empty(), "tshark finds fault with frames {bad:?}");
-    let good = tshark(
+    let good = tshark_fields_with(
         &out,
         &checks,
         "udp.checksum.status == \"Good\" || tcp.checksum.status == \"Good\"",
         &["frame.number"],
     );
-    let l4 = tshark(&out, &[], "tcp || udp", &["frame.number"]);
+    let l4 = tshark_fields_with(&out, &[], "tcp || udp", &["frame.number"]);
     assert!(l4.len() >= 900, "{}", l4.len());
     assert_eq!(
         good.len(),
@@ -235,7 +235,7 @@ fn tshark_agrees_on_flows_sizes_duplicates_and_checksums() {
         "every TCP and UDP checksum verified good"
     );
 
-    let rows = tshark(
+    let rows = tshark_fields_with(
         &out,
         &[],
         "",
@@ -270,7 +270,7 @@ fn tshark_agrees_on_flows_sizes_duplicates_and_checksums() {
     assert_eq!(flows.len(), expected_tuples().len(), "{flows:?}");
     // tshark reads the copies' tags: 802.1Q 101 on the copied ICMP and
     // TCP frames, 802.1ad 101 outside the IPv6 QinQ ones.
-    let tags = tshark(
+    let tags = tshark_fields_with(
         &out,
         &[],
         "ip.ttl == 63 || ipv6.hlim == 63",
@@ -308,7 +308,7 @@ fn tunnelled_frames_carry_the_flows_inside() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        let rows = tshark(
+        let rows = tshark_fields_with(
             &out,
             &["-o", "udp.check_checksum:TRUE"],
             filter,

@@ -1,36 +1,19 @@
-//! Shared by the encap/decap/tshark integration tests: pcap files in and
-//! out, tshark as the independent judge, the reference captures, and a few
-//! frame builders. Each test binary uses a different subset.
-#![allow(dead_code)]
+//! What only the dataplane's encap/decap/tshark integration tests need:
+//! the reference captures and a few frame builders. Shared helpers (pcap
+//! files, tshark as the independent judge) are `sluice_testkit`'s,
+//! re-exported here.
 
-use std::fs::File;
-use std::io::BufWriter;
+// Each test binary uses a different subset of these.
+#![allow(dead_code, unused_imports)]
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
 
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
-use pcap_file::DataLink;
-use serde_json::Value;
+pub use sluice_testkit::pcap::{read_pcap_link, write_pcap, DataLink};
+pub use sluice_testkit::tshark::*;
 
 use dataplane::stage::encap::{EncapConfig, OuterConfig, OversizePolicy, TunnelConfig};
 use dataplane::wire::ethernet::Address;
-
-/// The tshark binary. A missing tshark fails the test: skipping would let a
-/// broken encoder pass unjudged.
-pub fn tshark() -> &'static str {
-    let ok = Command::new("tshark")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "tshark is not installed or does not run: it judges every emitted format; run `make setup`"
-    );
-    "tshark"
-}
 
 /// `$SLUICE_CAPTURES`, else `../../shared/captures/tcpdump` from this crate.
 pub fn captures_dir() -> PathBuf {
@@ -63,165 +46,6 @@ pub fn temp_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("create temp dir");
     d
-}
-
-/// The link type and frames of a pcap file.
-pub fn read_pcap(path: &Path) -> (DataLink, Vec<Vec<u8>>) {
-    let f = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    let mut r = PcapReader::new(f).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    // The link type is the low 16 bits; the high bits of the field carry
-    // FCS information (pcap-savefile(5)), which one fuzzed capture sets.
-    let link = DataLink::from(u32::from(r.header().datalink) & 0xffff);
-    let mut out = Vec::new();
-    // Raw packets: the fuzzed captures carry headers (orig_len < snaplen
-    // and the like) that the validating reader refuses but tshark reads.
-    while let Some(p) = r.next_raw_packet() {
-        out.push(
-            p.unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-                .data
-                .into_owned(),
-        );
-    }
-    (link, out)
-}
-
-/// Writes Ethernet frames to a pcap file, 1 µs apart.
-pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let f = BufWriter::new(File::create(path).expect("create pcap"));
-    let header = PcapHeader {
-        datalink: DataLink::ETHERNET,
-        snaplen: 262_144,
-        ..PcapHeader::default()
-    };
-    let mut w = PcapWriter::with_header(f, header).expect("pcap header");
-    for (i, fr) in frames.iter().enumerate() {
-        let p = PcapPacket::new(Duration::from_micros(i as u64), fr.len() as u32, fr);
-        w.write_packet(&p).expect("write packet");
-    }
-}
-
-/// tshark's dissection of every packet of `path` as JSON `layers` objects,
-/// duplicate keys merged into arrays (`--no-duplicate-keys`) so nested
-/// layers are all there, with raw bytes and offsets (`-x`).
-pub fn tshark_json(path: &Path, extra: &[&str]) -> Vec<Value> {
-    let out = Command::new(tshark())
-        .args(["-n", "-r"])
-        .arg(path)
-        .args(["-T", "json", "-x", "--no-duplicate-keys"])
-        .args(extra)
-        .output()
-        .expect("run tshark");
-    assert!(
-        out.status.success(),
-        "tshark failed on {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("tshark JSON");
-    v.as_array()
-        .expect("tshark JSON is an array")
-        .iter()
-        .map(|p| p["_source"]["layers"].clone())
-        .collect()
-}
-
-/// The values of field `name` anywhere in a layers object (nested layers
-/// and subtrees included), in document order.
-pub fn field_values(v: &Value, name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    collect(v, name, &mut out);
-    out
-}
-
-fn collect(v: &Value, name: &str, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                if k == name {
-                    push_leaves(x, out);
-                } else {
-                    collect(x, name, out);
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| collect(x, name, out)),
-        _ => {}
-    }
-}
-
-fn push_leaves(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::String(s) => out.push(s.clone()),
-        Value::Array(a) => a.iter().for_each(|x| push_leaves(x, out)),
-        Value::Object(_) => {}
-        other => out.push(other.to_string()),
-    }
-}
-
-/// The one value of a field; panics naming the field if it is not there
-/// exactly once.
-pub fn field(v: &Value, name: &str) -> String {
-    let all = field_values(v, name);
-    assert_eq!(all.len(), 1, "field {name}: {all:?}");
-    all[0].clone()
-}
-
-/// `(offset, length)` of each occurrence of protocol `proto` from its
-/// `<proto>_raw` entry.
-pub fn raw_positions(layers: &Value, proto: &str) -> Vec<(usize, usize)> {
-    let key = format!("{proto}_raw");
-    let mut out = Vec::new();
-    let one = |x: &Value| -> Option<(usize, usize)> {
-        let a = x.as_array()?;
-        Some((a.get(1)?.as_u64()? as usize, a.get(2)?.as_u64()? as usize))
-    };
-    if let Some(v) = layers.get(&key) {
-        match v.as_array() {
-            Some(a) if a.first().is_some_and(Value::is_array) => {
-                out.extend(a.iter().filter_map(one));
-            }
-            _ => out.extend(one(v)),
-        }
-    }
-    out
-}
-
-/// tshark's notes that the capture cut the packet short (snaplen).
-pub fn tshark_short(layers: &Value) -> Vec<String> {
-    field_values(layers, "_ws.short")
-}
-
-/// The top-level occurrences of a protocol layer, outermost first (with
-/// `--no-duplicate-keys` a repeated layer is an array).
-pub fn occurrences<'a>(layers: &'a Value, proto: &str) -> Vec<&'a Value> {
-    match layers.get(proto) {
-        Some(Value::Array(a)) => a.iter().collect(),
-        Some(v) => vec![v],
-        None => Vec::new(),
-    }
-}
-
-/// `frame.protocols` split on ':'.
-pub fn protocols(layers: &Value) -> Vec<String> {
-    field(layers, "frame.protocols")
-        .split(':')
-        .map(str::to_string)
-        .collect()
-}
-
-/// Expert messages tshark attached to a packet at severity error, and
-/// whether it marked the packet malformed.
-pub fn tshark_errors(layers: &Value) -> Vec<String> {
-    let mut out = field_values(layers, "_ws.malformed");
-    let sev = field_values(layers, "_ws.expert.severity");
-    let msg = field_values(layers, "_ws.expert.message");
-    for (i, s) in sev.iter().enumerate() {
-        // Severity codes: 0x00800000 is error (0x00600000 warning).
-        if s == "8388608" {
-            out.push(msg.get(i).cloned().unwrap_or_default());
-        }
-    }
-    out
 }
 
 /// A small deterministic generator for test data (no external crate).

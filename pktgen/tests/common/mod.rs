@@ -1,32 +1,19 @@
-//! Helpers for pktgen's tests: temp dirs, running the binary, reading
-//! frames back with etherparse, asking tshark.
+//! What only pktgen's tests need: running the binary and reading frames
+//! back with etherparse. Shared helpers (names, EAL arguments, tshark) are
+//! `sluice_testkit`'s, re-exported here.
 
-#![allow(dead_code)]
+// Each test binary uses a different subset of these.
+#![allow(dead_code, unused_imports)]
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
+
+pub use sluice_testkit::names::{tmpdir, unique};
+pub use sluice_testkit::tshark::tshark_fields_with;
 
 use etherparse::{LinkSlice, NetSlice, SlicedPacket, TransportSlice};
 use pktgen::stamp::Stamp;
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-pub fn unique(name: &str) -> String {
-    format!(
-        "pktgen-{name}-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-pub fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(unique(name));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
 
 /// Runs the pktgen binary with `args` (EAL options, if any, before `--`).
 pub fn pktgen(args: &[&str]) -> Output {
@@ -43,21 +30,9 @@ pub fn pktgen(args: &[&str]) -> Output {
     out
 }
 
-/// EAL options for one DPDK run of the binary: no PCI, in memory, unique prefix.
+/// EAL options for one DPDK run of the binary on the main lcore alone.
 pub fn eal(name: &str) -> Vec<String> {
-    [
-        "-l",
-        "0",
-        "--no-pci",
-        "--in-memory",
-        "--file-prefix",
-        &unique(name),
-        "--log-level",
-        "*:warning",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    sluice_testkit::eal::eal(&unique(name), "0")
 }
 
 /// What a test wants to know about one frame, read with etherparse.
@@ -146,35 +121,6 @@ pub fn seen(frame: &[u8]) -> Seen {
         stamp: Stamp::read(payload),
         payload: payload.to_vec(),
     }
-}
-
-/// tshark's fields for every frame of `pcap` (one Vec per frame).
-pub fn tshark(pcap: &Path, opts: &[&str], filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(pcap).args(opts).args([
-        "-T",
-        "fields",
-        "-E",
-        "separator=\t",
-        "-E",
-        "occurrence=a",
-    ]);
-    if !filter.is_empty() {
-        cmd.args(["-Y", filter]);
-    }
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd.output().expect("tshark is missing: run `make setup`");
-    assert!(
-        out.status.success(),
-        "tshark failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.split('\t').map(str::to_owned).collect())
-        .collect()
 }
 
 /// Counts of each value.
