@@ -1,11 +1,35 @@
-//! The Sluice dataplane: everything a worker lcore runs.
+//! The Sluice dataplane: everything a worker lcore runs (DESIGN §2, §3).
+//! Dependencies point one way, `dpdk-sys` ← `dataplane` ← `ctrlplane`, and
+//! inside the crate from the bottom up: `wire` ← `frame` ← `stage` ←
+//! `runtime`, with `dpdk` beside them.
 //!
-//! - [`wire`]: zero-copy header views and emitters (no DPDK).
-//! - [`stage`]: the pipeline stages as functions over a burst (no DPDK).
-//! - [`frame`]: the buffer abstraction stages work on, implemented by
-//!   DPDK mbufs and by plain vectors in tests.
-//! - `dpdk`: the safe layer over DPDK, the only module with `unsafe`.
-//! - `runtime`: worker loop, tx buffering, exception path, counters.
+//! [`wire`] holds the packet facts: a zero-copy view per header (Ethernet,
+//! VLAN, MPLS, ARP, IPv4, IPv6, TCP, UDP, ICMP, GRE, ERSPAN, VXLAN, Geneve)
+//! in smoltcp's style, with a `field` module of offsets, a `Packet` view
+//! whose accessors never panic and a `Repr` with `parse`/`emit`; the
+//! EtherType and IP protocol numbers and the GSO length rule are written
+//! there once. No DPDK.
+//!
+//! [`frame`] is the buffer the stages work on: the `Frame` trait, which
+//! `dpdk::Mbuf` implements on the appliance and `VecFrame`/`ChainFrame`
+//! implement in tests, benchmarks and fuzzing, so every stage runs with
+//! plain `cargo test`.
+//!
+//! [`stage`] holds the pipeline stages of DESIGN §4, pure functions over a
+//! burst: parse → filter → dedup → slice → tag → encap for TAP aggregation,
+//! parse → decap → filter → dedup on a decap front end. Each declares its
+//! error counters in one place, as a VPP node does, and none calls another.
+//!
+//! `runtime` is what runs on the lcores around the stages (DESIGN §3): the
+//! compiled policy and its quiescent-state swap, the per-worker counters
+//! that make `rx = Σ terminals`, the worker loop in l2fwd's shape (rx
+//! burst → stages → buffered tx), the distributor for ports without RSS,
+//! rate limits, packet traces and the exception path to the main lcore.
+//!
+//! `dpdk` (feature `dpdk`) is the safe layer over the `dpdk-sys` bindings:
+//! EAL, mempools, an owned `Mbuf` that frees on drop, ports and queues,
+//! rings, lcores, pdump and telemetry. It is the one module of the crate
+//! where `unsafe` is allowed, each block with a `// SAFETY:` line.
 
 pub mod frame;
 pub mod runtime;
