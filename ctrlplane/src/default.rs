@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 
 /// The default config, reading `input` and writing the uplink to `output`.
 pub fn config(input: &Path, output: &Path) -> String {
@@ -86,6 +86,6 @@ to = ["ids"]
 "#;
 
 /// Parses the default config; it is part of the program, so a failure is a bug.
-pub fn parsed(input: &Path, output: &Path) -> Result<Config, String> {
-    Config::parse(&config(input, output), "built-in default").map_err(|e| e.to_string())
+pub fn parsed(input: &Path, output: &Path) -> Result<Config, ConfigError> {
+    Config::parse(&config(input, output), "built-in default")
 }

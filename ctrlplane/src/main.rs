@@ -11,7 +11,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use clap::Parser;
-use ctrlplane::appliance::{Appliance, Options, PolicySource};
+use ctrlplane::appliance::{Appliance, Options, PolicySource, StartError};
 use ctrlplane::config::Config;
 use ctrlplane::{cli, default, metrics, sample};
 
@@ -226,19 +226,21 @@ fn controller_policy(
 
 /// The config and policy to run: from files, or the built-in default (which
 /// writes its sample traffic first).
-fn start_inputs(args: &Args) -> Result<(Config, PolicySource), String> {
+fn start_inputs(args: &Args) -> Result<(Config, PolicySource), StartError> {
     let policy = match &args.policy {
         Some(p) => PolicySource::File(p.clone()),
         None => PolicySource::BuiltIn(default::POLICY),
     };
     if let Some(path) = &args.config {
-        return Ok((Config::load(path).map_err(|e| e.to_string())?, policy));
+        return Ok((Config::load(path)?, policy));
     }
     let dir = &args.out_dir;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let dir = dir
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let failed = |e: &dyn std::fmt::Display| StartError::DefaultFiles {
+        path: dir.clone(),
+        reason: e.to_string(),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| failed(&e))?;
+    let dir = dir.canonicalize().map_err(|e| failed(&e))?;
     let input = dir.join("tap-sample.pcap");
     let output = dir.join("uplink.pcap");
     write_pcap(&input, &sample::tap_sample())?;
@@ -250,14 +252,18 @@ fn start_inputs(args: &Args) -> Result<(Config, PolicySource), String> {
     Ok((default::parsed(&input, &output)?, policy))
 }
 
-fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) -> Result<(), String> {
+fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) -> Result<(), StartError> {
     use pcap_file::pcap::{PcapPacket, PcapWriter};
-    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut w = PcapWriter::new(f).map_err(|e| format!("{}: {e}", path.display()))?;
+    let failed = |e: &dyn std::fmt::Display| StartError::DefaultFiles {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let f = std::fs::File::create(path).map_err(|e| failed(&e))?;
+    let mut w = PcapWriter::new(f).map_err(|e| failed(&e))?;
     for (i, fr) in frames.iter().enumerate() {
         let ts = Duration::from_micros(1_000 + i as u64 * 20);
         w.write_packet(&PcapPacket::new(ts, fr.len() as u32, fr))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| failed(&e))?;
     }
     Ok(())
 }

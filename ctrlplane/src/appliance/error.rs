@@ -1,17 +1,23 @@
 //! Why the appliance could not start: each variant names what failed, in
 //! the words the operator reads after `sluice: cannot start:`.
 
+use std::path::PathBuf;
+
 use dataplane::dpdk::DpdkError;
 use dataplane::runtime::counters::MAX_DEST_SLOTS;
 
 use super::plan::PlanError;
+use crate::config::ConfigError;
 use crate::policy::PolicyError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The inputs of the run: config file, built-in default, sample files.
-    #[error("{0}")]
-    Inputs(String),
+    /// The config file, or the built-in default's.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The built-in default's directory or its sample capture.
+    #[error("{}: {reason}", path.display())]
+    DefaultFiles { path: PathBuf, reason: String },
     #[error("{0}")]
     Eal(DpdkError),
     #[error("cannot attach to the primary of pdump.file_prefix {prefix:?} (is it running, without --in-memory, on the same DPDK build as Sluice?): {source}")]
