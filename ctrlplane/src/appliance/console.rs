@@ -351,8 +351,8 @@ pub struct View<'a> {
 }
 
 impl View<'_> {
-    /// Every counter, read once.
-    fn snapshot(&self) -> Snapshot {
+    /// Every counter, read once: lcores, destinations, ports and taps.
+    pub fn snapshot(&self) -> Snapshot {
         let mut s = self.lcores.counters.read(&self.publisher.slots());
         s.ports = self.ports.counts();
         s.taps = self.taps.map(Taps::counts).unwrap_or_default();

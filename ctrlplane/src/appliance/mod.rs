@@ -1,7 +1,7 @@
 //! The appliance on the main lcore, composed of owned parts: the ports
-//! and lcores planned ([`plan`]) and launched ([`lcores`]), the policy
-//! publisher ([`publisher`]), the guard ([`protect`]), the controller link
-//! ([`controller`]), pdump taps, ARP/ND answerers and the console's
+//! and lcores planned (`plan`) and launched (`lcores`), the policy
+//! publisher (`publisher`), the guard (`protect`), the controller link
+//! (`controller`), pdump taps, ARP/ND answerers and the console's
 //! renderers. This module starts them in order, runs the control loop
 //! (signals, console, slow path) and shuts down with the final counters.
 
@@ -295,14 +295,7 @@ impl Appliance {
 
     /// Every counter, read once: lcores, destinations, ports and taps.
     pub fn snapshot(&self) -> Snapshot {
-        let mut s = self.lcores.counters.read(&self.publisher.slots());
-        s.ports = self.ports.counts();
-        s.taps = self
-            .taps
-            .as_ref()
-            .map(pdump::Taps::counts)
-            .unwrap_or_default();
-        s
+        self.view().snapshot()
     }
 
     /// Counters summed over workers and distributor.

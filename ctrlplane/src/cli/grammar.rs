@@ -1,5 +1,5 @@
 //! The command language, in one table: parsing, `help` and tab completion
-//! all come from [`COMMANDS`]. Commands follow testpmd where testpmd has
+//! all come from `COMMANDS`. Commands follow testpmd where testpmd has
 //! one, and add Sluice's own.
 
 /// One element of a command pattern.
