@@ -10,6 +10,7 @@ use crate::stage::decap::{Decap, DecapConfig, DecapCounters, DecapOutcome};
 use crate::stage::dedup::Verdict as DedupVerdict;
 use crate::stage::parse::parse_frame;
 use crate::stage::BURST;
+use crate::wire::ethernet::ethertype;
 
 use super::{is_exception, Worker, TX_BUF};
 
@@ -23,7 +24,7 @@ fn may_be_exception(frame: &[u8]) -> bool {
     };
     [12, 16, 20]
         .iter()
-        .any(|&at| matches!(ethertype(at), Some(0x0806 | 0x86dd)))
+        .any(|&at| matches!(ethertype(at), Some(ethertype::ARP | ethertype::IPV6)))
 }
 
 /// What the appliance configures for decap inputs.

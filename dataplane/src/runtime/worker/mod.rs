@@ -27,6 +27,8 @@ use crate::stage::parse::{parse, parse_to, Layers};
 use crate::stage::slice::{slice, SliceSpec};
 use crate::stage::tag::TagInfo;
 use crate::stage::{Direction, BURST};
+use crate::wire::ethernet::ethertype;
+use crate::wire::ip_proto;
 
 mod decap;
 mod plan;
@@ -937,9 +939,9 @@ fn note_drop(f: &mut Fate, why: DestDrop) {
 pub fn is_exception(frame: &[u8]) -> bool {
     let l = parse(frame);
     match l.ethertype {
-        0x0806 => true,
-        0x86dd => {
-            l.l4_proto == 58
+        ethertype::ARP => true,
+        ethertype::IPV6 => {
+            l.l4_proto == ip_proto::ICMPV6
                 && frame
                     .get(usize::from(l.l4_offset))
                     .is_some_and(|t| (133..=137).contains(t))
