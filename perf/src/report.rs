@@ -73,6 +73,9 @@ pub struct ScenarioResult {
     /// Sluice's total counters at the end of the last measured interval.
     pub sluice_counters: Vec<(String, u64)>,
     pub accounting: String,
+    /// Whether every Sluice run's exit report balanced (`rx = Σ terminal
+    /// counters`); `None` if no run reported.
+    pub balanced: Option<bool>,
     /// Why a figure is missing, or what to know about it.
     pub notes: Vec<String>,
 }
@@ -83,6 +86,14 @@ pub struct Results {
     pub machine: Machine,
     pub settings: Settings,
     pub scenarios: Vec<ScenarioResult>,
+}
+
+/// Whether an exit report's accounting line (`accounting: rx N = sum of
+/// terminal counters M (difference D)`) balances; `None` if it is not one.
+pub fn balances(line: &str) -> Option<bool> {
+    let d = line.split("(difference ").nth(1)?;
+    let d = d.split(')').next()?.trim();
+    Some(d.parse::<i64>().ok()? == 0)
 }
 
 /// Median of the figures (mean of the middle two for an even count).
@@ -212,6 +223,23 @@ pub fn markdown(r: &Results) -> String {
                 s.push_str(&format!("| {} | {p} |\n", x.name));
             }
         }
+    }
+    let unbalanced: Vec<&str> = r
+        .scenarios
+        .iter()
+        .filter(|x| x.balanced == Some(false))
+        .map(|x| x.name.as_str())
+        .collect();
+    let reported = r.scenarios.iter().filter(|x| x.balanced.is_some()).count();
+    if unbalanced.is_empty() {
+        s.push_str(&format!(
+            "\nEvery Sluice run's exit report balanced (rx = Σ terminal counters) in the {reported} scenarios that ran.\n"
+        ));
+    } else {
+        s.push_str(&format!(
+            "\n**Exit reports that did not balance** (rx ≠ Σ terminal counters): {}.\n",
+            unbalanced.join(", ")
+        ));
     }
     let notes: Vec<String> = r
         .scenarios
@@ -423,6 +451,29 @@ mod tests {
         x.target_ovs = Some(2.0);
         x.finish();
         assert_eq!(x.met, Some(true));
+    }
+
+    #[test]
+    fn accounting_lines() {
+        let ok = "accounting: rx 2456192 = sum of terminal counters 2456192 (difference 0)";
+        assert_eq!(balances(ok), Some(true));
+        let bad = "accounting: rx 10 = sum of terminal counters 9 (difference 1)";
+        assert_eq!(balances(bad), Some(false));
+        assert_eq!(balances(""), None);
+        let mut x = ScenarioResult {
+            name: "a".into(),
+            balanced: Some(false),
+            ..Default::default()
+        };
+        x.finish();
+        let md = markdown(&Results {
+            scenarios: vec![x],
+            ..Default::default()
+        });
+        assert!(
+            md.contains("did not balance** (rx ≠ Σ terminal counters): a."),
+            "{md}"
+        );
     }
 
     #[test]

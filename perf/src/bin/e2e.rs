@@ -350,6 +350,17 @@ fn run_group(
                             sluice[i].mpps.push(x.rate.mpps);
                             sluice[i].cpu_mpps.extend(x.rate.cpu_mpps);
                             out[i].sluice_counters = x.counters;
+                            let balanced = report::balances(&x.accounting);
+                            if balanced == Some(false) {
+                                out[i].notes.push(format!(
+                                    "run {k}: exit report does not balance: {}",
+                                    x.accounting
+                                ));
+                            }
+                            out[i].balanced = match (out[i].balanced, balanced) {
+                                (Some(a), Some(b)) => Some(a && b),
+                                (a, b) => a.or(b),
+                            };
                             out[i].accounting = x.accounting;
                         }
                         Err(e) => {
