@@ -87,6 +87,21 @@ impl Answerer {
     }
 }
 
+/// The answerers of every port whose config gives it an address.
+pub fn for_ports(ports: &[(PortConfig, Port)]) -> Result<Vec<Answerer>, String> {
+    let mut answerers = Vec::new();
+    for (pc, p) in ports {
+        if let Some(a) = Answerer::for_port(pc, p)? {
+            log(format!(
+                "port {} {:?}: answers ARP/ND for {}",
+                a.port, a.name, a.addr
+            ));
+            answerers.push(a);
+        }
+    }
+    Ok(answerers)
+}
+
 /// Whether an exception frame came in on a port with an answerer.
 pub fn find<'a>(answerers: &'a mut [Answerer], m: &Mbuf) -> Option<&'a mut Answerer> {
     answerers.iter_mut().find(|a| a.port == m.port())

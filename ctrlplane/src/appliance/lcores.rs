@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use dataplane::dpdk::{launch, LcoreHandle, Mbuf, Mempool, Port, Ring, RssMode, RxQueue};
+use dataplane::dpdk::{launch, LcoreHandle, Mbuf, Mempool, Port, Ring, RssMode, RxQueue, TxQueue};
 use dataplane::runtime::clock::Clock;
 use dataplane::runtime::counters::WorkerStats;
 use dataplane::runtime::distributor::{self, DistributorSetup};
 use dataplane::runtime::snapshot::{CounterBlocks, LcoreKind};
 use dataplane::runtime::tables::Tables;
 use dataplane::runtime::trace::Trace;
-use dataplane::runtime::worker::{self, DecapSetup, Source, WorkerSetup};
+use dataplane::runtime::worker::{self, run_state, DecapSetup, Source, WorkerSetup};
 use dataplane::stage::decap::{DecapConfig, Retag, VidMap};
 use dataplane::stage::dedup::DedupConfig;
 use dataplane::stage::Direction;
@@ -40,6 +40,30 @@ pub struct Shared {
     /// Frames for the main lcore (ARP/ND), and frames it sends on the uplink.
     pub exceptions: Arc<Ring<Mbuf>>,
     pub control_tx: Arc<Ring<Mbuf>>,
+}
+
+impl Shared {
+    /// The words for a paused start, the published `tables`, the guard's
+    /// shed word, and the exception path's rings.
+    pub fn new(
+        cfg: &Config,
+        tables: &Arc<ArcSwap<Tables>>,
+        protect: Arc<AtomicU64>,
+    ) -> Result<Shared, StartError> {
+        let ring = |name: &str, size| Ring::new(&pdump::shared_name(name), size).map(Arc::new);
+        Ok(Shared {
+            run: Arc::new(AtomicU8::new(run_state::PAUSED)),
+            tables: Arc::clone(tables),
+            trace: Arc::new(Trace::default()),
+            dedup_window_us: Arc::new(AtomicU32::new(
+                cfg.dedup.window_us.min(u64::from(u32::MAX)) as u32
+            )),
+            clear_epoch: Arc::new(AtomicU64::new(0)),
+            protect,
+            exceptions: ring("sluice_exc", 1024).map_err(StartError::dpdk("exception ring"))?,
+            control_tx: ring("sluice_ctl_tx", 256).map_err(StartError::dpdk("control ring"))?,
+        })
+    }
 }
 
 struct Slot<T> {
@@ -150,23 +174,19 @@ fn decap_setup(cfg: &Config) -> DecapSetup {
     }
 }
 
+/// A tap ring the distributor reads, and its rings to each worker.
+type DistributedTap = (Arc<Ring<Mbuf>>, Vec<Arc<Ring<Mbuf>>>);
+
 /// Where the taps' copies go: a single worker reads the tap rings itself;
 /// several get them through the distributor, one ring per worker and
 /// direction. Returns each worker's tap sources and the distributor's
 /// (tap ring, per-worker rings) pairs.
-#[allow(clippy::type_complexity)]
 fn tap_sources(
     inp: &LaunchInputs<'_>,
     workers: usize,
     distributed: bool,
     dist_rings: &mut Vec<Arc<Ring<Mbuf>>>,
-) -> Result<
-    (
-        Vec<Vec<Source>>,
-        Vec<(Arc<Ring<Mbuf>>, Vec<Arc<Ring<Mbuf>>>)>,
-    ),
-    StartError,
-> {
+) -> Result<(Vec<Vec<Source>>, Vec<DistributedTap>), StartError> {
     let mut sources: Vec<Vec<Source>> = (0..workers).map(|_| Vec::new()).collect();
     let mut dist_taps = Vec::new();
     if !distributed || inp.tapped.is_empty() {
@@ -240,6 +260,64 @@ fn input_sources(
     Ok(sources)
 }
 
+/// What every worker's setup shares.
+struct Common<'a> {
+    inp: &'a LaunchInputs<'a>,
+    facts: PortFacts,
+    decap: DecapSetup,
+    clock: Clock,
+    workers: usize,
+}
+
+impl Common<'_> {
+    /// Worker `i`'s setup, given what it polls and where it sends.
+    fn setup(
+        &self,
+        i: usize,
+        sources: Vec<Source>,
+        uplink_rx: Option<RxQueue>,
+        uplink_tx: Option<TxQueue>,
+        tool_tx: Option<TxQueue>,
+    ) -> WorkerSetup {
+        let inp = self.inp;
+        let s = inp.shared;
+        let dedup = &inp.cfg.dedup;
+        let clock = self.clock;
+        WorkerSetup {
+            index: i,
+            workers: self.workers,
+            appliance_id: inp.cfg.appliance.id,
+            sources,
+            port_direction: self.facts.direction.clone(),
+            uplink_rx,
+            uplink_tx,
+            tool_tx,
+            decap: self.decap.clone(),
+            port_decap: self.facts.decap.clone(),
+            port_answers: self.facts.answers.clone(),
+            exceptions: Arc::clone(&s.exceptions),
+            control_tx: (i == 0).then(|| Arc::clone(&s.control_tx)),
+            pool: Arc::clone(inp.pool),
+            dedup: DedupConfig {
+                entries: dedup.table_entries as usize,
+                window_us: dedup.window_us.min(u64::from(u32::MAX)) as u32,
+                ignore_dscp_ecn: dedup.ignore_dscp,
+                include_l2: dedup.include_l2,
+                seed: clock.now_ns() ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            },
+            tables: Arc::clone(&s.tables),
+            stats: Arc::new(WorkerStats::default()),
+            state: Arc::clone(&s.run),
+            clock,
+            flow_cache_entries: 4096,
+            trace: Arc::clone(&s.trace),
+            dedup_window_us: Arc::clone(&s.dedup_window_us),
+            clear_epoch: Arc::clone(&s.clear_epoch),
+            protect: Arc::clone(&s.protect),
+        }
+    }
+}
+
 /// `show lcores`' line for a worker.
 fn role_of(i: usize, setup: &WorkerSetup) -> String {
     let polls: Vec<String> = setup
@@ -287,8 +365,13 @@ impl Lcores {
             uplink_rx_queues,
         } = plan;
         let workers = worker_lcores.len();
-        let clock = Clock::new();
-        let facts = PortFacts::of(&ports, inp);
+        let common = Common {
+            inp,
+            facts: PortFacts::of(&ports, inp),
+            decap: decap_setup(inp.cfg),
+            clock: Clock::new(),
+            workers,
+        };
         let to_workers = if distributor_lcore.is_some() {
             rings(inp.cfg, workers, |i| format!("sluice_dist{i}"))?
         } else {
@@ -300,12 +383,11 @@ impl Lcores {
         dist_rings.extend(to_workers.iter().cloned());
         let role = |r: Role| ports.iter().find(|(pc, _)| pc.role == r).map(|(_, p)| p);
         let (uplink, tool) = (role(Role::Uplink), role(Role::Tool));
-        let decap = decap_setup(inp.cfg);
         let mut dist_inputs = Vec::new();
         let mut setups = Vec::new();
         for (i, &lcore) in worker_lcores.iter().enumerate() {
             let q = i as u16;
-            let mut sources = input_sources(&ports, &facts, i, workers, &mut dist_inputs)?;
+            let mut sources = input_sources(&ports, &common.facts, i, workers, &mut dist_inputs)?;
             if let Some(r) = to_workers.get(i) {
                 sources.push(Source::Ring(Arc::clone(r)));
             }
@@ -322,43 +404,9 @@ impl Lcores {
             let tool_tx = tool
                 .map(|t| t.tx_queue(q).map_err(StartError::dpdk("tool port")))
                 .transpose()?;
-            let stats = Arc::new(WorkerStats::default());
-            let s = inp.shared;
-            let dedup = &inp.cfg.dedup;
             setups.push((
                 lcore,
-                WorkerSetup {
-                    index: i,
-                    workers,
-                    appliance_id: inp.cfg.appliance.id,
-                    sources,
-                    port_direction: facts.direction.clone(),
-                    uplink_rx,
-                    uplink_tx,
-                    tool_tx,
-                    decap: decap.clone(),
-                    port_decap: facts.decap.clone(),
-                    port_answers: facts.answers.clone(),
-                    exceptions: Arc::clone(&s.exceptions),
-                    control_tx: (i == 0).then(|| Arc::clone(&s.control_tx)),
-                    pool: Arc::clone(inp.pool),
-                    dedup: DedupConfig {
-                        entries: dedup.table_entries as usize,
-                        window_us: dedup.window_us.min(u64::from(u32::MAX)) as u32,
-                        ignore_dscp_ecn: dedup.ignore_dscp,
-                        include_l2: dedup.include_l2,
-                        seed: clock.now_ns() ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                    },
-                    tables: Arc::clone(&s.tables),
-                    stats,
-                    state: Arc::clone(&s.run),
-                    clock,
-                    flow_cache_entries: 4096,
-                    trace: Arc::clone(&s.trace),
-                    dedup_window_us: Arc::clone(&s.dedup_window_us),
-                    clear_epoch: Arc::clone(&s.clear_epoch),
-                    protect: Arc::clone(&s.protect),
-                },
+                common.setup(i, sources, uplink_rx, uplink_tx, tool_tx),
             ));
         }
         let mut lc = Lcores {

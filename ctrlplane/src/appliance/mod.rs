@@ -5,25 +5,22 @@
 //! renderers. This module starts them in order, runs the control loop
 //! (signals, console, slow path) and shuts down with the final counters.
 
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dataplane::dpdk::{Eal, Mbuf, Mempool, Ring};
+use dataplane::dpdk::{Eal, Mbuf, Mempool};
 use dataplane::frame::Frame;
 use dataplane::runtime::counters::Totals;
 use dataplane::runtime::snapshot::Snapshot;
-use dataplane::runtime::trace::Trace;
 use dataplane::runtime::worker::run_state;
 
 use crate::agent::{AgentEvent, AgentReply, CommandKind};
 use crate::cli::grammar::{self, Command};
 use crate::cli::{Answer, Envelope, Request};
-use crate::config::{parse_cidr, parse_mac, Config, Role};
+use crate::config::{Config, Role};
 use crate::log::log;
-use crate::neighbor::{Neighbors, Uplink};
 use crate::policy::Context;
 use crate::{metrics, stats, telemetry};
 
@@ -49,7 +46,7 @@ use lcores::{LaunchInputs, Lcores, Shared};
 use links::Ports;
 use plan::Planner;
 use protect::Protector;
-use publisher::{NextHops, Outer, Publisher};
+use publisher::{NextHops, Publisher};
 
 /// How the appliance should run.
 #[derive(Debug, Clone)]
@@ -94,122 +91,63 @@ pub struct Appliance {
     eal: Eal,
 }
 
-/// The neighbour table and the tunnels' outer addresses, from the config
-/// and the uplink port (none on a decap-only appliance).
-fn next_hops(cfg: &Config, plan: &plan::Plan) -> Result<NextHops, StartError> {
-    let port = plan
-        .ports
-        .iter()
-        .find(|(pc, _)| pc.role == Role::Uplink)
-        .map(|(_, p)| p);
-    let (mac, ip, prefix_len, gateway, refresh_s) = match (&cfg.uplink, port) {
-        (Some(u), Some(port)) => {
-            let mac = match u.mac.as_deref().and_then(parse_mac) {
-                Some(m) => m,
-                None => port.mac().map_err(StartError::UplinkMac)?,
-            };
-            let (ip, len) = parse_cidr(&u.address)
-                .ok_or_else(|| StartError::UplinkAddress(u.address.clone()))?;
-            (mac, ip, len, u.gateway, u.arp_refresh_s)
-        }
-        _ => (
-            [0; 6],
-            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            32,
-            None,
-            30,
-        ),
+/// EAL (as a pdump secondary when `[pdump]` says so) and the packet pool.
+fn eal_and_pool(eal_args: &[String], cfg: &Config) -> Result<(Eal, Arc<Mempool>), StartError> {
+    let eal = match &cfg.pdump {
+        None => Eal::init(eal_args).map_err(StartError::Eal)?,
+        Some(p) => Eal::init(&pdump::eal_args(p, eal_args).map_err(StartError::Pdump)?).map_err(
+            |source| StartError::AttachPrimary {
+                prefix: p.file_prefix.trim().to_owned(),
+                source,
+            },
+        )?,
     };
-    let statics: Vec<(IpAddr, [u8; 6])> = cfg
-        .neighbors
-        .iter()
-        .filter_map(|n| parse_mac(&n.mac).map(|m| (n.ip, m)))
-        .collect();
-    let neighbors = Neighbors::new(
-        Uplink {
-            mac,
-            addr: ip,
-            prefix_len,
-            gateway,
-            refresh_s,
-        },
-        &statics,
-    );
-    let outer = port.map(|_| Outer {
-        mac,
-        ip,
-        mtu: cfg.uplink.as_ref().map_or(1500, |u| u.mtu),
-    });
-    Ok(NextHops { neighbors, outer })
+    let pool = Mempool::new(
+        &pdump::shared_name("sluice_pkts"),
+        cfg.mempool.mbufs,
+        cfg.mempool.cache,
+        2176,
+        -1,
+    )
+    .map_err(|source| StartError::Mempool {
+        mbufs: cfg.mempool.mbufs,
+        source,
+    })?;
+    Ok((eal, Arc::new(pool)))
+}
+
+/// The input ports a policy may name: the opened inputs and the taps.
+fn policy_context(plan: &plan::Plan, taps: Option<&pdump::Taps>) -> Context {
+    Context {
+        ports: plan
+            .ports
+            .iter()
+            .filter(|(pc, _)| pc.role == Role::Input)
+            .map(|(pc, p)| (pc.name.clone(), p.id()))
+            .chain(
+                taps.iter()
+                    .flat_map(|t| t.ports.iter())
+                    .map(|tp| (tp.cfg.name.clone(), tp.port)),
+            )
+            .collect(),
+    }
 }
 
 impl Appliance {
     /// Starts EAL and everything on it, launches the workers (paused),
     /// resolves next hops, then lets traffic through.
     pub fn start(eal_args: &[String], cfg: Config, opts: Options) -> Result<Appliance, StartError> {
-        let eal = match &cfg.pdump {
-            None => Eal::init(eal_args).map_err(StartError::Eal)?,
-            Some(p) => Eal::init(&pdump::eal_args(p, eal_args).map_err(StartError::Pdump)?)
-                .map_err(|source| StartError::AttachPrimary {
-                    prefix: p.file_prefix.trim().to_owned(),
-                    source,
-                })?,
-        };
-        let pool = Arc::new(
-            Mempool::new(
-                &pdump::shared_name("sluice_pkts"),
-                cfg.mempool.mbufs,
-                cfg.mempool.cache,
-                2176,
-                -1,
-            )
-            .map_err(|source| StartError::Mempool {
-                mbufs: cfg.mempool.mbufs,
-                source,
-            })?,
-        );
+        let (eal, pool) = eal_and_pool(eal_args, &cfg)?;
         let taps = pdump::Taps::prepare(&cfg).map_err(StartError::Pdump)?;
         let plan = Planner::new(&cfg)?.open()?.configure(&pool)?;
-        let mut hops = next_hops(&cfg, &plan)?;
-        let ctx = Context {
-            ports: plan
-                .ports
-                .iter()
-                .filter(|(pc, _)| pc.role == Role::Input)
-                .map(|(pc, p)| (pc.name.clone(), p.id()))
-                .chain(
-                    taps.iter()
-                        .flat_map(|t| t.ports.iter())
-                        .map(|tp| (tp.cfg.name.clone(), tp.port)),
-                )
-                .collect(),
-        };
+        let uplink = plan.ports.iter().find(|(pc, _)| pc.role == Role::Uplink);
+        let mut hops = NextHops::new(&cfg, uplink.map(|(_, p)| p))?;
+        let ctx = policy_context(&plan, taps.as_ref());
         let mut publisher = Publisher::new(opts.policy.clone(), ctx)?;
-        let ring = |name: &str, size| Ring::new(&pdump::shared_name(name), size).map(Arc::new);
         let protector = Protector::new(cfg.guard.clone());
-        let shared = Shared {
-            run: Arc::new(AtomicU8::new(run_state::PAUSED)),
-            tables: Arc::clone(publisher.tables()),
-            trace: Arc::new(Trace::default()),
-            dedup_window_us: Arc::new(AtomicU32::new(
-                cfg.dedup.window_us.min(u64::from(u32::MAX)) as u32
-            )),
-            clear_epoch: Arc::new(AtomicU64::new(0)),
-            protect: protector.word(),
-            exceptions: ring("sluice_exc", 1024).map_err(StartError::dpdk("exception ring"))?,
-            control_tx: ring("sluice_ctl_tx", 256).map_err(StartError::dpdk("control ring"))?,
-        };
+        let shared = Shared::new(&cfg, publisher.tables(), protector.word())?;
         publisher.publish(&mut hops).map_err(StartError::Publish)?;
-        let mut answerers = Vec::new();
-        for (pc, p) in &plan.ports {
-            if let Some(a) = answer::Answerer::for_port(pc, p).map_err(StartError::Answerer)? {
-                log(format!(
-                    "port {} {:?}: answers ARP/ND for {}",
-                    a.port, a.name, a.addr
-                ));
-                answerers.push(a);
-            }
-        }
+        let answerers = answer::for_ports(&plan.ports).map_err(StartError::Answerer)?;
         let (lcores, ports) = Lcores::launch(
             plan,
             &LaunchInputs {

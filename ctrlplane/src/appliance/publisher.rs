@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use ahash::AHashMap;
 use arc_swap::ArcSwap;
+use dataplane::dpdk::Port;
 use dataplane::runtime::counters::MAX_DEST_SLOTS;
 use dataplane::runtime::policy::{CompiledPolicy, Destination};
 use dataplane::runtime::snapshot::DestSlot;
@@ -18,8 +19,9 @@ use dataplane::stage::encap::{EncapConfig, EncapTemplate, OuterConfig};
 use dataplane::wire::ethernet::Address;
 
 use super::error::StartError;
+use crate::config::{parse_cidr, parse_mac, Config};
 use crate::log::log;
-use crate::neighbor::Neighbors;
+use crate::neighbor::{Neighbors, Uplink};
 use crate::policy::{self, Context, Policy, PolicyError};
 
 /// Where the policy comes from.
@@ -61,6 +63,50 @@ pub struct NextHops {
 }
 
 impl NextHops {
+    /// The neighbour table and the tunnels' outer addresses, from the
+    /// config and the uplink `port` (none on a decap-only appliance).
+    pub fn new(cfg: &Config, port: Option<&Port>) -> Result<NextHops, StartError> {
+        let (mac, ip, prefix_len, gateway, refresh_s) = match (&cfg.uplink, port) {
+            (Some(u), Some(port)) => {
+                let mac = match u.mac.as_deref().and_then(parse_mac) {
+                    Some(m) => m,
+                    None => port.mac().map_err(StartError::UplinkMac)?,
+                };
+                let (ip, len) = parse_cidr(&u.address)
+                    .ok_or_else(|| StartError::UplinkAddress(u.address.clone()))?;
+                (mac, ip, len, u.gateway, u.arp_refresh_s)
+            }
+            _ => (
+                [0; 6],
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                32,
+                None,
+                30,
+            ),
+        };
+        let statics: Vec<(IpAddr, [u8; 6])> = cfg
+            .neighbors
+            .iter()
+            .filter_map(|n| parse_mac(&n.mac).map(|m| (n.ip, m)))
+            .collect();
+        let neighbors = Neighbors::new(
+            Uplink {
+                mac,
+                addr: ip,
+                prefix_len,
+                gateway,
+                refresh_s,
+            },
+            &statics,
+        );
+        let outer = port.map(|_| Outer {
+            mac,
+            ip,
+            mtu: cfg.uplink.as_ref().map_or(1500, |u| u.mtu),
+        });
+        Ok(NextHops { neighbors, outer })
+    }
+
     /// The tunnel template of `d`, if its next hop is resolved; asks for
     /// the next hop's address otherwise.
     fn template(&mut self, d: &Destination) -> Option<EncapTemplate> {
