@@ -24,7 +24,9 @@
 //! compiled policy and its quiescent-state swap, the per-worker counters
 //! that make `rx = Σ terminals`, the worker loop in l2fwd's shape (rx
 //! burst → stages → buffered tx), the distributor for ports without RSS,
-//! rate limits, packet traces and the exception path to the main lcore.
+//! rate limits, packet traces and the exception path to the main lcore;
+//! and the `Snapshot` the main lcore reads those counters into, once, for
+//! every renderer (console, Prometheus, telemetry, heartbeat).
 //!
 //! `dpdk` (feature `dpdk`) is the safe layer over the `dpdk-sys` bindings:
 //! EAL, mempools, an owned `Mbuf` that frees on drop, ports and queues,

@@ -369,6 +369,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_block_keeps_cache_lines_of_its_own() {
+        use std::mem::{align_of, size_of};
+        // A destination slot's counters never share a line with the next
+        // slot's, nor a worker's block with another allocation.
+        assert_eq!(size_of::<CachePadded<DestCounters>>() % 64, 0);
+        assert!(align_of::<CachePadded<DestCounters>>() >= 64);
+        assert_eq!(size_of::<CachePadded<WorkerCounters>>() % 64, 0);
+        assert!(align_of::<WorkerStats>() >= 64);
+    }
+
+    #[test]
     fn totals_sum_workers_and_check_the_identity() {
         let a = WorkerStats::default();
         let b = WorkerStats::default();
