@@ -20,7 +20,8 @@
 //!   where their link type has none, paced, and handed to a `net_ring`
 //!   port the workers poll like a NIC.
 //! - [`config`]: the appliance TOML (ports, lcores, mempools, dedup,
-//!   uplink, limits, controller); errors name the key, all at once.
+//!   uplink, limits, controller), parsed at load into typed values
+//!   (prefixes, MACs, devices, durations); errors name the key, all at once.
 //! - [`policy`]: the policy model operators and the controller write, its
 //!   validation (every problem with its path) and its compilation into the
 //!   tables the workers run.

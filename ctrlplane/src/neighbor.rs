@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 use dataplane::wire::ethernet::{self, Address, EtherType};
 use dataplane::wire::{arp, checksum, icmp, ip_proto, ipv6, IpProtocol};
@@ -62,8 +63,8 @@ pub struct Uplink {
     pub addr: IpAddr,
     pub prefix_len: u8,
     pub gateway: Option<IpAddr>,
-    /// Seconds between re-resolutions of a reachable neighbour.
-    pub refresh_s: u32,
+    /// Between re-resolutions of a reachable neighbour.
+    pub refresh: Duration,
 }
 
 /// The neighbour table.
@@ -147,7 +148,7 @@ impl Neighbors {
     pub fn poll(&mut self, now_ms: u64) -> (Vec<Vec<u8>>, bool) {
         let mut out = Vec::new();
         let mut lost = false;
-        let refresh_ms = u64::from(self.up.refresh_s) * 1000;
+        let refresh_ms = u64::try_from(self.up.refresh.as_millis()).unwrap_or(u64::MAX);
         let ips: Vec<IpAddr> = self.entries.keys().copied().collect();
         for ip in ips {
             let Some(state) = self.entries.get_mut(&ip) else {
@@ -424,7 +425,7 @@ mod tests {
                 addr: "192.0.2.1".parse().expect("ip"),
                 prefix_len: 24,
                 gateway: Some("192.0.2.254".parse().expect("ip")),
-                refresh_s: 30,
+                refresh: Duration::from_secs(30),
             },
             &[("198.51.100.7".parse().expect("ip"), [2, 0, 0, 0, 0, 7])],
         )
@@ -508,7 +509,7 @@ mod tests {
                 addr: IpAddr::V6(ours),
                 prefix_len: 64,
                 gateway: None,
-                refresh_s: 30,
+                refresh: Duration::from_secs(30),
             },
             &[],
         );

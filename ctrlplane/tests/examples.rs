@@ -22,14 +22,14 @@ fn example_configs_and_policy_are_valid() {
     let tap = Config::load(&example("tap-aggregation.toml")).expect("tap-aggregation.toml");
     let decap = Config::load(&example("decap-frontend.toml")).expect("decap-frontend.toml");
     assert!(decap.uplink.is_none() && decap.tool_port().is_some());
-    assert!(decap.input_ports().all(|p| p.address().is_some()));
+    assert!(decap.input_ports().all(|p| p.address.is_some()));
     let pdump = Config::load(&example("pdump-tap.toml")).expect("pdump-tap.toml");
     assert_eq!(pdump.pdump_inputs().count(), 2);
     assert_eq!(pdump.pdump.map(|p| p.file_prefix), Some("vswitch".into()));
     let vhost = Config::load(&example("vhost-tap.toml")).expect("vhost-tap.toml");
     assert!(vhost
         .input_ports()
-        .all(|p| p.device.starts_with("net_vhost")));
+        .all(|p| p.device.driver() == Some("net_vhost")));
     let ctx = Context {
         ports: tap
             .input_ports()

@@ -111,17 +111,17 @@ impl AgentConfig {
                 })
                 .collect(),
             capabilities: CAPABILITIES.iter().map(|s| (*s).to_owned()).collect(),
-            address: c.address.clone(),
-            server_name: c.server_name(),
+            address: c.address.to_string(),
+            server_name: c.server_name.clone(),
             ca: c.ca.clone(),
             cert: c.cert.clone(),
             key: c.key.clone(),
             persist: Some(c.persist.clone()),
             policy_version: None,
-            heartbeat: Duration::from_millis(c.heartbeat_ms),
-            backoff_initial: Duration::from_millis(c.backoff_initial_ms),
-            backoff_max: Duration::from_millis(c.backoff_max_ms),
-            connect_timeout: Duration::from_millis(c.connect_timeout_ms),
+            heartbeat: c.heartbeat,
+            backoff_initial: c.backoff_initial,
+            backoff_max: c.backoff_max,
+            connect_timeout: c.connect_timeout,
         })
     }
 }

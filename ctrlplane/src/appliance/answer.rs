@@ -4,6 +4,7 @@
 //! The workers divert the port's ARP/ND frames to the exception ring.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use dataplane::dpdk::{Batch, Mbuf, Mempool, Port, TxQueue};
 
@@ -27,7 +28,7 @@ pub struct Answerer {
 impl Answerer {
     /// The answerer for `port`, if its config gives it an address.
     pub fn for_port(pc: &PortConfig, port: &Port) -> Result<Option<Answerer>, String> {
-        let Some(addr) = pc.address() else {
+        let Some(addr) = pc.address else {
             return Ok(None);
         };
         let mac = port.mac().map_err(|e| format!("port {:?}: {e}", pc.name))?;
@@ -43,7 +44,7 @@ impl Answerer {
                 addr,
                 prefix_len: if addr.is_ipv4() { 32 } else { 128 },
                 gateway: None,
-                refresh_s: 30,
+                refresh: Duration::from_secs(30),
             },
             &[],
         );

@@ -80,13 +80,7 @@ pub fn port_info(pc: &PortConfig, p: &Port) -> String {
         "\n  ********************* Infos for port {}  *********************\n",
         p.id()
     );
-    let _ = writeln!(
-        s,
-        "  Name: {} ({:?}, {:?})",
-        pc.name,
-        pc.role,
-        pc.direction()
-    );
+    let _ = writeln!(s, "  Name: {} ({:?}, {:?})", pc.name, pc.role, pc.direction);
     let _ = writeln!(s, "  Device: {}", pc.device);
     if let Ok(mac) = p.mac() {
         let m: Vec<String> = mac.iter().map(|b| format!("{b:02X}")).collect();

@@ -183,8 +183,7 @@ impl ControllerLink {
         let n = st.counters();
         let mut s = format!(
             "  controller: {} (server name {})\n",
-            c.address,
-            c.server_name()
+            c.address, c.server_name
         );
         let ago = self.session.since.elapsed().as_secs();
         let _ = match &self.session.state {

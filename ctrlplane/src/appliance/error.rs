@@ -31,8 +31,6 @@ pub enum StartError {
     Plan(#[from] PlanError),
     #[error("uplink: {0}")]
     UplinkMac(DpdkError),
-    #[error("uplink.address {0:?}")]
-    UplinkAddress(String),
     #[error("{0}")]
     Policy(#[from] PolicyError),
     #[error("policy has {0} destinations; the appliance holds {MAX_DEST_SLOTS}")]

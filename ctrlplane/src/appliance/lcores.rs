@@ -56,7 +56,7 @@ impl Shared {
             tables: Arc::clone(tables),
             trace: Arc::new(Trace::default()),
             dedup_window_us: Arc::new(AtomicU32::new(
-                cfg.dedup.window_us.min(u64::from(u32::MAX)) as u32
+                u32::try_from(cfg.dedup.window.as_micros()).unwrap_or(u32::MAX),
             )),
             clear_epoch: Arc::new(AtomicU64::new(0)),
             protect,
@@ -124,7 +124,7 @@ impl PortFacts {
         };
         for (pc, p) in ports {
             let i = usize::from(p.id());
-            f.direction[i] = match pc.direction() {
+            f.direction[i] = match pc.direction {
                 PortDirection::Ingress => Direction::Ingress,
                 PortDirection::Egress => Direction::Egress,
             };
@@ -300,7 +300,7 @@ impl Common<'_> {
             pool: Arc::clone(inp.pool),
             dedup: DedupConfig {
                 entries: dedup.table_entries as usize,
-                window_us: dedup.window_us.min(u64::from(u32::MAX)) as u32,
+                window_us: u32::try_from(dedup.window.as_micros()).unwrap_or(u32::MAX),
                 ignore_dscp_ecn: dedup.ignore_dscp,
                 include_l2: dedup.include_l2,
                 seed: clock.now_ns() ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),

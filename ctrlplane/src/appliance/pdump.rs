@@ -97,7 +97,7 @@ pub fn owner_name() -> String {
 /// owner names the process); one a live Sluice or the primary itself
 /// runs is refused.
 pub fn free_device(pc: &PortConfig) -> Result<(), String> {
-    let name = pc.device.split(',').next().unwrap_or_default().trim();
+    let name = pc.device.name();
     let Some(id) = port_id(name) else {
         return Ok(());
     };
@@ -127,7 +127,10 @@ pub fn free_device(pc: &PortConfig) -> Result<(), String> {
 
 /// The directions an input captures.
 fn captures(pc: &PortConfig) -> &'static [Capture] {
-    match pc.capture() {
+    let Some(tap) = &pc.pdump else {
+        return &[];
+    };
+    match tap.capture {
         CaptureConfig::Rx => &[Capture::Rx],
         CaptureConfig::Tx => &[Capture::Tx],
         CaptureConfig::Both => &[Capture::Rx, Capture::Tx],
@@ -174,7 +177,7 @@ impl TappedPort {
     /// `rx`, `tx` or `rx+tx`, and the queues.
     pub fn what(&self) -> String {
         let dirs: Vec<&str> = self.rings.iter().map(|(c, _)| c.name()).collect();
-        let queues = match &self.cfg.queues {
+        let queues = match self.cfg.pdump.as_ref().and_then(|t| t.queues.as_ref()) {
             None => "every queue".to_owned(),
             Some(q) => format!(
                 "queue(s) {}",
@@ -222,7 +225,7 @@ impl Taps {
         );
         let mut ports = Vec::new();
         for (i, pc) in cfg.pdump_inputs().enumerate() {
-            let device = pc.pdump.clone().unwrap_or_default().trim().to_owned();
+            let device = pc.device.devargs().to_owned();
             let port = port_id(&device).ok_or_else(|| {
                 let known: Vec<String> = port_names()
                     .into_iter()
@@ -262,10 +265,11 @@ impl Taps {
     /// Asks the primary to start copying.
     pub fn enable(&mut self, replace: bool) -> Result<(), String> {
         for tp in &mut self.ports {
-            let queues: Vec<Option<u16>> = match &tp.cfg.queues {
-                None => vec![None],
-                Some(q) => q.iter().map(|q| Some(*q)).collect(),
-            };
+            let queues: Vec<Option<u16>> =
+                match tp.cfg.pdump.as_ref().and_then(|t| t.queues.as_ref()) {
+                    None => vec![None],
+                    Some(q) => q.iter().map(|q| Some(*q)).collect(),
+                };
             for (c, ring) in &tp.rings {
                 for q in &queues {
                     if replace {

@@ -118,7 +118,7 @@ impl<'a> Planner<'a> {
                 port: pc.name.clone(),
                 source,
             };
-            let mut port = Port::open(&pc.device).map_err(open)?;
+            let mut port = Port::open(pc.device.devargs()).map_err(open)?;
             if secondary {
                 // Hot-plugged through the primary, which now sees it too.
                 port.claim(&pdump::owner_name()).map_err(open)?;
@@ -147,7 +147,7 @@ impl<'a> Planner<'a> {
                 .configure(&pcfg, pool)
                 .map_err(|source| PlanError::Configure {
                     port: pc.name.clone(),
-                    device: pc.device.clone(),
+                    device: pc.device.to_string(),
                     source,
                 })?;
             if per_worker && mode != RssMode::Symmetric {
@@ -234,7 +234,7 @@ fn queues(
             if info.max_tx_queues < workers {
                 return Err(PlanError::TooFewTxQueues {
                     port: pc.name.clone(),
-                    device: pc.device.clone(),
+                    device: pc.device.to_string(),
                     has: info.max_tx_queues,
                     workers,
                 });
@@ -243,7 +243,7 @@ fn queues(
             // A tool port only sends; the uplink receives ARP/ND.
             pcfg.rx_queues = match pc.role {
                 Role::Uplink => workers.min(info.max_rx_queues),
-                _ => u16::from(info.max_rx_queues > 0 && pc.device.starts_with("net_tap")),
+                _ => u16::from(info.max_rx_queues > 0 && pc.device.driver() == Some("net_tap")),
             };
         }
     }
@@ -257,14 +257,10 @@ fn check_pcap_inputs(pc: &PortConfig) -> Result<(), PlanError> {
     use pcap_file::pcap::PcapReader;
     use pcap_file::pcapng::{Block, PcapNgReader};
     use pcap_file::DataLink;
-    if !pc.device.starts_with("net_pcap") {
+    if pc.device.driver() != Some("net_pcap") {
         return Ok(());
     }
-    for file in pc
-        .device
-        .split(',')
-        .filter_map(|kv| kv.strip_prefix("rx_pcap="))
-    {
+    for file in pc.device.args("rx_pcap") {
         let malformed = |problem: String| PlanError::PcapMalformed {
             port: pc.name.clone(),
             file: file.to_owned(),

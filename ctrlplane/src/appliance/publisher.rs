@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ahash::AHashMap;
 use arc_swap::ArcSwap;
@@ -19,7 +20,7 @@ use dataplane::stage::encap::{EncapConfig, EncapTemplate, OuterConfig};
 use dataplane::wire::ethernet::Address;
 
 use super::error::StartError;
-use crate::config::{parse_cidr, parse_mac, Config};
+use crate::config::{Cidr, Config};
 use crate::log::log;
 use crate::neighbor::{Neighbors, Uplink};
 use crate::policy::{self, Context, Policy, PolicyError};
@@ -66,36 +67,32 @@ impl NextHops {
     /// The neighbour table and the tunnels' outer addresses, from the
     /// config and the uplink `port` (none on a decap-only appliance).
     pub fn new(cfg: &Config, port: Option<&Port>) -> Result<NextHops, StartError> {
-        let (mac, ip, prefix_len, gateway, refresh_s) = match (&cfg.uplink, port) {
+        let (mac, ip, prefix_len, gateway, refresh) = match (&cfg.uplink, port) {
             (Some(u), Some(port)) => {
-                let mac = match u.mac.as_deref().and_then(parse_mac) {
-                    Some(m) => m,
+                let mac = match u.mac {
+                    Some(m) => m.0,
                     None => port.mac().map_err(StartError::UplinkMac)?,
                 };
-                let (ip, len) = parse_cidr(&u.address)
-                    .ok_or_else(|| StartError::UplinkAddress(u.address.clone()))?;
-                (mac, ip, len, u.gateway, u.arp_refresh_s)
+                let Cidr { addr, len } = u.address;
+                (mac, addr, len, u.gateway, u.arp_refresh)
             }
             _ => (
                 [0; 6],
                 IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
                 32,
                 None,
-                30,
+                Duration::from_secs(30),
             ),
         };
-        let statics: Vec<(IpAddr, [u8; 6])> = cfg
-            .neighbors
-            .iter()
-            .filter_map(|n| parse_mac(&n.mac).map(|m| (n.ip, m)))
-            .collect();
+        let statics: Vec<(IpAddr, [u8; 6])> =
+            cfg.neighbors.iter().map(|n| (n.ip, n.mac.0)).collect();
         let neighbors = Neighbors::new(
             Uplink {
                 mac,
                 addr: ip,
                 prefix_len,
                 gateway,
-                refresh_s,
+                refresh,
             },
             &statics,
         );

@@ -17,22 +17,6 @@ use crate::config::PortConfig;
 /// The driver name `rte_eth_dev_info` reports for vhost-user ports.
 const DRIVER: &str = "net_vhost";
 
-/// Whether `device` (devargs) creates a vhost-user port.
-fn is_vhost(device: &str) -> bool {
-    let name = device.split(',').next().unwrap_or_default().trim();
-    name.starts_with("net_vhost") || name.starts_with("eth_vhost")
-}
-
-/// The value of `key=` in devargs.
-fn devarg<'a>(device: &'a str, key: &str) -> Option<&'a str> {
-    device
-        .split(',')
-        .skip(1)
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| k.trim() == key)
-        .map(|(_, v)| v.trim())
-}
-
 /// RX queues to set up on an input that cannot hash: a vhost-user peer
 /// picks the queue it sends on, so every one of its `queues=` is read;
 /// other devices deliver on queue 0.
@@ -49,16 +33,16 @@ pub fn rx_queues(info: &PortInfo) -> u16 {
 /// a Sluice that was killed) is removed, and one that a live process
 /// serves is refused with its name.
 pub fn prepare_socket(pc: &PortConfig) -> Result<(), String> {
-    if !is_vhost(&pc.device) {
+    if pc.device.driver() != Some(DRIVER) {
         return Ok(());
     }
-    let Some(path) = devarg(&pc.device, "iface").filter(|p| !p.is_empty()) else {
+    let Some(path) = pc.device.arg("iface").filter(|p| !p.is_empty()) else {
         return Err(format!(
             "port {:?}: {} needs iface=<socket path>",
             pc.name, pc.device
         ));
     };
-    if devarg(&pc.device, "client") == Some("1") {
+    if pc.device.arg("client") == Some("1") {
         // Sluice connects, and the vhost library retries until the peer listens.
         return Ok(());
     }
@@ -115,31 +99,19 @@ pub fn prepare_socket(pc: &PortConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{PortMode, Role};
+    use crate::config::{Device, PortDirection, PortMode, Role};
 
     fn port(device: &str) -> PortConfig {
         PortConfig {
             name: "vm".into(),
-            device: device.into(),
+            device: Device::parse(device).expect("device"),
             role: Role::Input,
-            direction: None,
+            direction: PortDirection::Ingress,
             pdump: None,
-            capture: None,
-            queues: None,
             mode: PortMode::Tap,
             mtu: None,
             address: None,
         }
-    }
-
-    #[test]
-    fn devargs_are_read_by_key() {
-        let d = "net_vhost0,iface=/run/vm.sock, queues=2,client=1";
-        assert!(is_vhost(d) && !is_vhost("net_pcap0,iface=/run/vm.sock"));
-        assert_eq!(devarg(d, "iface"), Some("/run/vm.sock"));
-        assert_eq!(devarg(d, "queues"), Some("2"));
-        assert_eq!(devarg(d, "client"), Some("1"));
-        assert_eq!(devarg(d, "tso"), None);
     }
 
     #[test]

@@ -1,0 +1,110 @@
+//! `[controller]`: where the controller is and how to prove who we are.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::raw::RawController;
+use super::values::Endpoint;
+
+/// `[controller]`. Paths are relative to the working directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerConfig {
+    /// The controller's `host:port`.
+    pub address: Endpoint,
+    /// The name the controller's certificate must carry: `server_name`,
+    /// or the host part of `address`.
+    pub server_name: String,
+    /// PEM: the CA that issued the controller's certificate.
+    pub ca: PathBuf,
+    /// PEM: this appliance's certificate chain (its DNS names must include
+    /// `appliance.name`) and private key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Where the last acked policy is kept, for restarts without a controller.
+    pub persist: PathBuf,
+    /// Heartbeat interval (`heartbeat_ms`).
+    pub heartbeat: Duration,
+    /// First reconnect delay; it doubles (with jitter) up to `backoff_max`.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// Bound on each of TCP connect, TLS handshake and hello.
+    pub connect_timeout: Duration,
+    /// Labels the controller may assign policies by.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ControllerConfig {
+    /// The typed section, or `None` with its problems added to `p`.
+    pub(super) fn check(raw: RawController, p: &mut Vec<String>) -> Option<ControllerConfig> {
+        let before = p.len();
+        let address = Endpoint::parse(&raw.address);
+        if address.is_none() {
+            p.push(format!(
+                "controller.address: {:?} is not host:port",
+                raw.address
+            ));
+        }
+        let server_name = match (&raw.server_name, &address) {
+            (Some(s), _) => s.clone(),
+            (None, Some(a)) => a.host.clone(),
+            (None, None) => String::new(),
+        };
+        if rustls_pki_types::ServerName::try_from(server_name.as_str()).is_err() {
+            p.push(format!(
+                "controller.server_name: {server_name:?} is not a DNS name or IP address"
+            ));
+        }
+        for (key, path) in [
+            ("controller.ca", &raw.ca),
+            ("controller.cert", &raw.cert),
+            ("controller.key", &raw.key),
+            ("controller.persist", &raw.persist),
+        ] {
+            if path.as_os_str().is_empty() {
+                p.push(format!("{key}: must not be empty"));
+            }
+        }
+        if !(100..=60_000).contains(&raw.heartbeat_ms) {
+            p.push(format!(
+                "controller.heartbeat_ms: {} is outside 100..=60000",
+                raw.heartbeat_ms
+            ));
+        }
+        if !(10..=3_600_000).contains(&raw.backoff_max_ms) {
+            p.push(format!(
+                "controller.backoff_max_ms: {} is outside 10..=3600000",
+                raw.backoff_max_ms
+            ));
+        }
+        if raw.backoff_initial_ms == 0 || raw.backoff_initial_ms > raw.backoff_max_ms {
+            p.push(format!(
+                "controller.backoff_initial_ms: {} is not in 1..=backoff_max_ms",
+                raw.backoff_initial_ms
+            ));
+        }
+        if !(10..=600_000).contains(&raw.connect_timeout_ms) {
+            p.push(format!(
+                "controller.connect_timeout_ms: {} is outside 10..=600000",
+                raw.connect_timeout_ms
+            ));
+        }
+        if raw.labels.keys().any(|k| k.trim().is_empty()) {
+            p.push("controller.labels: a label name is empty".into());
+        }
+        let address = address.filter(|_| p.len() == before)?;
+        Some(ControllerConfig {
+            address,
+            server_name,
+            ca: raw.ca,
+            cert: raw.cert,
+            key: raw.key,
+            persist: raw.persist,
+            heartbeat: Duration::from_millis(raw.heartbeat_ms),
+            backoff_initial: Duration::from_millis(raw.backoff_initial_ms),
+            backoff_max: Duration::from_millis(raw.backoff_max_ms),
+            connect_timeout: Duration::from_millis(raw.connect_timeout_ms),
+            labels: raw.labels,
+        })
+    }
+}

@@ -1,0 +1,173 @@
+//! The appliance config: one TOML file (ports, lcores, mempools, dedup,
+//! uplink addressing, limits, controller). Unknown keys and bad values are
+//! errors that name the key; every problem is reported, not just the first.
+//!
+//! Loading has two steps. `raw` is the file as TOML has it, read by serde,
+//! which stops at the first unknown key or wrong type. Each section file
+//! then turns its raw part into typed values (addresses and prefixes,
+//! MACs, devices, durations) and checks them, naming the key of every
+//! problem; the use sites take those values and parse nothing again.
+//!
+//! - `values`: the value types (`Cidr`, `MacAddr`, `Device`, `Endpoint`);
+//! - `ports`: `[[port]]`, roles and modes, and the rules between ports;
+//! - `uplink`: `[uplink]` and `[[neighbor]]`;
+//! - `controller`: `[controller]`;
+//! - `pdump`: `[pdump]`, and the devices a secondary can run;
+//! - `decap`: `[decap]`;
+//! - `limits`: `[appliance]`, `[workers]`, `[mempool]`, `[queues]`, `[dedup]`.
+//!
+//! `[guard]` is the guard's own (`crate::guard::GuardConfig`).
+
+mod controller;
+mod decap;
+mod limits;
+mod pdump;
+mod ports;
+mod raw;
+mod uplink;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use thiserror::Error;
+
+pub use controller::ControllerConfig;
+pub use decap::{DecapSection, NonTunnel, RetagMode};
+pub use limits::{ApplianceId, DedupConfig, MempoolConfig, QueuesConfig, WorkersConfig};
+pub use pdump::PdumpSection;
+pub use ports::{CaptureConfig, PdumpTap, PortConfig, PortDirection, PortMode, Role};
+pub use uplink::{NeighborConfig, UplinkConfig};
+pub use values::{Cidr, Device, Endpoint, MacAddr};
+
+use crate::guard::GuardConfig;
+use raw::RawConfig;
+
+/// A config that could not be used, with every reason.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("config {path}: {reason}")]
+    Syntax { path: String, reason: String },
+    #[error("config {path}: {}", .problems.join("; "))]
+    Invalid { path: String, problems: Vec<String> },
+}
+
+/// The whole appliance config, every value checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub appliance: ApplianceId,
+    pub ports: Vec<PortConfig>,
+    /// The uplink's addressing; there when a port is the uplink.
+    pub uplink: Option<UplinkConfig>,
+    pub neighbors: Vec<NeighborConfig>,
+    pub workers: WorkersConfig,
+    pub mempool: MempoolConfig,
+    pub queues: QueuesConfig,
+    pub dedup: DedupConfig,
+    pub decap: DecapSection,
+    /// Secondary process tapping a primary's ports (pdump inputs).
+    pub pdump: Option<PdumpSection>,
+    /// Limits that send the appliance into `protect`, and how it sheds.
+    pub guard: GuardConfig,
+    /// The controller session; without it the appliance runs its local policy.
+    pub controller: Option<ControllerConfig>,
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: origin.to_owned(),
+            reason: e.to_string().trim().replace('\n', " "),
+        })?;
+        let mut problems = Vec::new();
+        let cfg = Config::check(raw, &mut problems);
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid {
+                path: origin.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    /// The typed config, and every value that cannot work as a problem in
+    /// `p`, each naming its key (the config is only used when there is none).
+    fn check(raw: RawConfig, p: &mut Vec<String>) -> Config {
+        let uplinks = raw.ports.iter().filter(|x| x.role == Role::Uplink).count();
+        let taps_primary = raw.ports.iter().any(|x| x.pdump.is_some());
+        let ports = ports::check(raw.ports, raw.pdump.is_some(), p);
+        let uplink = match raw.uplink {
+            Some(u) => UplinkConfig::check(u, p),
+            None if uplinks == 1 => {
+                p.push("uplink: the uplink port needs an [uplink] section with its address".into());
+                None
+            }
+            None => None,
+        };
+        raw.decap.problems(p);
+        let neighbors = NeighborConfig::check(raw.neighbors, p);
+        raw.workers.problems(p);
+        raw.mempool.problems(p);
+        raw.queues.problems(p);
+        let dedup = DedupConfig::check(raw.dedup, p);
+        raw.guard.problems(p);
+        let controller = raw.controller.and_then(|c| ControllerConfig::check(c, p));
+        if let Some(d) = &raw.pdump {
+            d.problems(p);
+            if !taps_primary {
+                p.push(
+                    "pdump: no input taps the primary (an input with pdump = \"<device>\")".into(),
+                );
+            }
+        }
+        Config {
+            appliance: raw.appliance,
+            ports,
+            uplink,
+            neighbors,
+            workers: raw.workers,
+            mempool: raw.mempool,
+            queues: raw.queues,
+            dedup,
+            decap: raw.decap,
+            pdump: raw.pdump,
+            guard: raw.guard,
+            controller,
+        }
+    }
+
+    /// Inputs that tap a primary's port (pdump mode).
+    pub fn pdump_inputs(&self) -> impl Iterator<Item = &PortConfig> {
+        self.input_ports().filter(|p| p.pdump.is_some())
+    }
+
+    /// The uplink port's config.
+    pub fn uplink_port(&self) -> Option<&PortConfig> {
+        self.ports.iter().find(|p| p.role == Role::Uplink)
+    }
+
+    /// The tool port's config (decap mode).
+    pub fn tool_port(&self) -> Option<&PortConfig> {
+        self.ports.iter().find(|p| p.role == Role::Tool)
+    }
+
+    /// Input ports in config order.
+    pub fn input_ports(&self) -> impl Iterator<Item = &PortConfig> {
+        self.ports.iter().filter(|p| p.role == Role::Input)
+    }
+}

@@ -1,0 +1,300 @@
+//! Loading configs: defaults, typed values, and errors that name every key.
+
+use std::time::Duration;
+
+use super::*;
+
+const GOOD: &str = r#"
+    [[port]]
+    name = "tap0"
+    device = "net_pcap0,rx_pcap=in.pcap"
+    role = "input"
+    [[port]]
+    name = "up"
+    device = "net_pcap1,tx_pcap=out.pcap"
+    role = "uplink"
+    [uplink]
+    address = "192.0.2.1/24"
+    gateway = "192.0.2.254"
+"#;
+
+#[test]
+fn a_minimal_config_gets_defaults() {
+    let c = Config::parse(GOOD, "t").expect("valid");
+    assert_eq!(c.uplink.as_ref().map(|u| u.mtu), Some(1500));
+    assert_eq!(c.dedup.window, Duration::from_micros(50_000));
+    assert_eq!(c.uplink_port().map(|p| p.name.as_str()), Some("up"));
+    assert_eq!(c.input_ports().count(), 1);
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let bad = GOOD.replace("[uplink]", "[uplink]\nmtuu = 9000");
+    let e = Config::parse(&bad, "t")
+        .expect_err("unknown key")
+        .to_string();
+    assert!(e.contains("mtuu"), "{e}");
+    let bad = format!("{GOOD}\n[dedupe]\nx = 1\n");
+    let e = Config::parse(&bad, "t")
+        .expect_err("unknown table")
+        .to_string();
+    assert!(e.contains("dedupe"), "{e}");
+}
+
+#[test]
+fn every_bad_value_is_named_with_its_reason() {
+    let bad = GOOD
+        .replace("192.0.2.1/24", "192.0.2.1")
+        .replace("role = \"uplink\"", "role = \"input\"")
+        + "\n[dedup]\ntable_entries = 1000\n[mempool]\nmbufs = 10\n[[neighbor]]\nip = \"192.0.2.9\"\nmac = \"zz\"\n";
+    let e = Config::parse(&bad, "t")
+        .expect_err("bad values")
+        .to_string();
+    for key in [
+        "uplink.address",
+        "exactly one port needs role = \"uplink\"",
+        "dedup.table_entries: 1000",
+        "mempool.mbufs: 10",
+        "neighbor[0].mac",
+    ] {
+        assert!(e.contains(key), "missing {key} in {e}");
+    }
+}
+
+#[test]
+fn bad_enum_values_say_what_is_accepted() {
+    let bad = GOOD.replace("role = \"input\"", "role = \"sideways\"");
+    let e = Config::parse(&bad, "t").expect_err("bad role").to_string();
+    assert!(e.contains("sideways") && e.contains("input"), "{e}");
+}
+
+#[test]
+fn the_controller_section_gets_defaults_and_named_errors() {
+    let ok = format!(
+        "{GOOD}\n[controller]\naddress = \"ctl.example:7443\"\nca = \"ca.pem\"\ncert = \"a.pem\"\nkey = \"a.key\"\nlabels = {{ site = \"par\" }}\n"
+    );
+    let c = Config::parse(&ok, "t")
+        .expect("valid")
+        .controller
+        .expect("section");
+    assert_eq!(c.server_name, "ctl.example");
+    assert_eq!(c.address.port, 7443);
+    assert_eq!(c.heartbeat, Duration::from_millis(1000));
+    assert_eq!(c.backoff_max, Duration::from_secs(30));
+    assert_eq!(c.labels.get("site").map(String::as_str), Some("par"));
+    assert!(Config::parse(GOOD, "t")
+        .expect("valid")
+        .controller
+        .is_none());
+
+    let bad = ok.replace("ctl.example:7443", "ctl.example").replace(
+        "[controller]",
+        "[controller]\nheartbeat_ms = 5\nbackoff_initial_ms = 0",
+    );
+    let e = Config::parse(&bad, "t").expect_err("bad").to_string();
+    for key in [
+        "controller.address",
+        "controller.heartbeat_ms: 5",
+        "controller.backoff_initial_ms: 0",
+    ] {
+        assert!(e.contains(key), "missing {key} in {e}");
+    }
+    let e = Config::parse(&ok.replace("key = ", "kee = "), "t")
+        .expect_err("unknown key")
+        .to_string();
+    assert!(e.contains("kee"), "{e}");
+}
+
+#[test]
+fn only_a_decap_input_has_an_address() {
+    let decap = "[[port]]\nname = \"span\"\ndevice = \"net_tap0\"\nrole = \"input\"\nmode = \"decap\"\naddress = \"198.51.100.7/24\"\n[[port]]\nname = \"tool\"\ndevice = \"net_tap1\"\nrole = \"tool\"\n";
+    let c = Config::parse(decap, "t").expect("valid");
+    assert_eq!(
+        c.ports[0].address,
+        Some("198.51.100.7".parse().expect("ip"))
+    );
+    let v6 = decap.replace("198.51.100.7/24", "2001:db8::7");
+    assert!(Config::parse(&v6, "t").expect("valid").ports[0]
+        .address
+        .is_some_and(|a| a.is_ipv6()));
+    for (bad, why) in [
+        ("address = \"198.51.100.7/24\"", "only a decap input"),
+        ("address = \"0.0.0.0\"", "cannot be an interface address"),
+        ("address = \"not-an-ip\"", "not an IPv4 or IPv6 address"),
+    ] {
+        let text = if why == "only a decap input" {
+            format!("{GOOD}\n").replace("role = \"input\"", &format!("role = \"input\"\n{bad}"))
+        } else {
+            decap.replace("address = \"198.51.100.7/24\"", bad)
+        };
+        let e = Config::parse(&text, "t").expect_err(why).to_string();
+        assert!(e.contains("port[0].address") && e.contains(why), "{e}");
+    }
+}
+
+const PDUMP: &str = r#"
+    [pdump]
+    file_prefix = "vswitch"
+    [[port]]
+    name = "vm1"
+    role = "input"
+    pdump = "net_vhost0"
+    capture = "rx"
+    queues = [0, 1]
+    [[port]]
+    name = "vm2"
+    role = "input"
+    pdump = "0000:01:00.0"
+    [[port]]
+    name = "up"
+    device = "net_pcap1,tx_pcap=out.pcap"
+    role = "uplink"
+    [uplink]
+    address = "192.0.2.1/24"
+"#;
+
+#[test]
+fn pdump_inputs_tap_a_primary_and_their_errors_are_named() {
+    let c = Config::parse(PDUMP, "t").expect("valid");
+    let d = c.pdump.as_ref().expect("section");
+    assert_eq!(
+        (d.ring_size, d.mbufs, d.replace_taps),
+        (16384, 32767, false)
+    );
+    let taps: Vec<_> = c.pdump_inputs().collect();
+    assert_eq!(taps.len(), 2);
+    let tap = |i: usize| taps[i].pdump.as_ref().expect("a tap");
+    assert_eq!(tap(0).capture, CaptureConfig::Rx);
+    assert_eq!(tap(1).capture, CaptureConfig::Both);
+    assert_eq!(tap(0).queues.as_deref(), Some(&[0, 1][..]));
+    assert_eq!(taps[0].device.name(), "net_vhost0");
+    assert_eq!(taps[1].device.name(), "0000:01:00.0");
+
+    for (edit, key) in [
+        (
+            ("file_prefix = \"vswitch\"", "file_prefix = \"a/b\""),
+            "pdump.file_prefix",
+        ),
+        (
+            (
+                "file_prefix = \"vswitch\"",
+                "file_prefix = \"v\"\nring_size = 1000",
+            ),
+            "pdump.ring_size: 1000",
+        ),
+        (
+            ("queues = [0, 1]", "queues = [1, 1]"),
+            "port[0].queues: queue 1 is listed twice",
+        ),
+        (
+            ("queues = [0, 1]", "direction = \"egress\""),
+            "port[0].direction",
+        ),
+        (
+            ("queues = [0, 1]", "device = \"net_pcap9\""),
+            "port[0].device",
+        ),
+        (
+            ("\"0000:01:00.0\"", "\"net_vhost0\""),
+            "port[1].pdump: \"net_vhost0\" is tapped by two ports",
+        ),
+        (
+            ("role = \"uplink\"", "role = \"uplink\"\ncapture = \"tx\""),
+            "port[2]: capture and queues are for pdump inputs",
+        ),
+        (("capture = \"rx\"", "capture = \"sideways\""), "sideways"),
+        (
+            ("net_pcap1,tx_pcap=out.pcap", "net_tap1,iface=up"),
+            "port[2].device: net_tap1 cannot be run by a pdump secondary",
+        ),
+    ] {
+        let bad = PDUMP.replacen(edit.0, edit.1, 1);
+        let e = Config::parse(&bad, "t").expect_err(key).to_string();
+        assert!(e.contains(key), "missing {key} in {e}");
+    }
+    let e = Config::parse(
+        &PDUMP.replace("[pdump]\n    file_prefix = \"vswitch\"", ""),
+        "t",
+    )
+    .expect_err("no section")
+    .to_string();
+    assert!(e.contains("port[0].pdump: needs a [pdump] section"), "{e}");
+    let e = Config::parse(&format!("{GOOD}\n[pdump]\nfile_prefix = \"x\"\n"), "t")
+        .expect_err("no tap")
+        .to_string();
+    assert!(e.contains("pdump: no input taps the primary"), "{e}");
+}
+
+#[test]
+fn addresses_macs_devices_and_durations_are_typed_at_load() {
+    let text = GOOD.replace(
+        "gateway = \"192.0.2.254\"",
+        "gateway = \"192.0.2.254\"\nmac = \"02:00:00:00:00:01\"\narp_refresh_s = 7",
+    ) + "\n[[neighbor]]\nip = \"192.0.2.10\"\nmac = \"02:00:00:00:00:0A\"\n[dedup]\nwindow_us = 250\n";
+    let c = Config::parse(&text, "t").expect("valid");
+    let u = c.uplink.as_ref().expect("uplink");
+    assert_eq!(u.address, Cidr::new([192, 0, 2, 1], 24));
+    assert_eq!(u.gateway, Some("192.0.2.254".parse().expect("ip")));
+    assert_eq!(u.mac, Some(MacAddr([2, 0, 0, 0, 0, 1])));
+    assert_eq!(u.arp_refresh, Duration::from_secs(7));
+    assert_eq!(
+        c.neighbors,
+        [NeighborConfig {
+            ip: "192.0.2.10".parse().expect("ip"),
+            mac: MacAddr([2, 0, 0, 0, 0, 10]),
+        }]
+    );
+    assert_eq!(c.dedup.window, Duration::from_micros(250));
+    let tap = &c.ports[0];
+    assert_eq!(tap.device.devargs(), "net_pcap0,rx_pcap=in.pcap");
+    assert_eq!(tap.device.driver(), Some("net_pcap"));
+    assert_eq!(tap.device.args("rx_pcap").collect::<Vec<_>>(), ["in.pcap"]);
+    assert_eq!(
+        (tap.direction, tap.pdump.as_ref(), tap.address),
+        (PortDirection::Ingress, None, None)
+    );
+}
+
+#[test]
+fn problems_of_every_section_come_in_one_error() {
+    let bad = GOOD
+        .replace("192.0.2.254", "2001:db8::1")
+        .replace("role = \"input\"", "role = \"input\"\nmtu = 20")
+        .replace("[uplink]", "[uplink]\nmac = \"02:00:00:00:00\"\narp_refresh_s = 0")
+        + "\n[[neighbor]]\nip = \"192.0.2.9\"\nmac = \"02:00:00:00:00:09:01\"\n\
+           [controller]\naddress = \"ctl.example:0\"\nca = \"\"\ncert = \"a.pem\"\nkey = \"a.key\"\n\
+           connect_timeout_ms = 1\n[decap]\nmax_layers = 9\n[queues]\nrx_desc = 1\n";
+    let e = Config::parse(&bad, "t")
+        .expect_err("bad values")
+        .to_string();
+    for key in [
+        "port[0].mtu: 20 is outside 68..=9600",
+        "uplink.gateway: 2001:db8::1 is not of the address family",
+        "uplink.mac: \"02:00:00:00:00\" is not a MAC address",
+        "uplink.arp_refresh_s: must be at least 1",
+        "neighbor[0].mac: \"02:00:00:00:00:09:01\" is not a MAC address",
+        "controller.address: \"ctl.example:0\" is not host:port",
+        "controller.ca: must not be empty",
+        "controller.connect_timeout_ms: 1 is outside 10..=600000",
+        "decap.max_layers: 9",
+        "queues.rx_desc: 1",
+    ] {
+        assert!(e.contains(key), "missing {key} in {e}");
+    }
+}
+
+#[test]
+fn a_secondary_runs_only_devices_it_can_drive() {
+    for (device, runs) in [
+        ("net_pcap1,tx_pcap=out.pcap", true),
+        ("eth_null0", true),
+        ("net_ring0", true),
+        ("0000:04:00.0", true),
+        ("net_af_packet0,iface=eth1", false),
+        ("eth_tap0", false),
+        ("net_nosuchdriver0", false),
+    ] {
+        let text = PDUMP.replace("net_pcap1,tx_pcap=out.pcap", device);
+        assert_eq!(Config::parse(&text, "t").is_ok(), runs, "{device}");
+    }
+}
