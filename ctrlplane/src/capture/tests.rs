@@ -511,3 +511,29 @@ fn capture_input_keys_are_checked_and_named() {
         ["port[1].loop: only a capture input (file = \"...\") has one"]
     );
 }
+
+proptest::proptest! {
+    /// Whatever follows a valid magic, reading ends (a record, an error or
+    /// the end) without a panic, and every record lies inside the input.
+    #[test]
+    fn any_bytes_after_a_magic_are_read_without_panicking(
+        ng in proptest::bool::ANY,
+        body in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+    ) {
+        let mut bytes = if ng {
+            shb(&[])
+        } else {
+            pcap(0xa1b2_c3d4, false, 1, &[])
+        };
+        bytes.extend_from_slice(&body);
+        if let Ok(mut r) = CaptureReader::new(&bytes[..]) {
+            let _ = r.links();
+            for _ in 0..100 {
+                match r.next_record() {
+                    Ok(Some(rec)) => proptest::prop_assert!(rec.data.len() <= bytes.len()),
+                    _ => break,
+                }
+            }
+        }
+    }
+}
