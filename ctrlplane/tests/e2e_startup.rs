@@ -165,5 +165,8 @@ fn non_ethernet_capture_is_refused_by_link_type() {
         None,
     );
     assert_eq!(code, 2);
-    assert!(err.contains("has link type RAW, not Ethernet"), "{err}");
+    assert!(
+        err.contains("has link type RAW (101), not Ethernet"),
+        "{err}"
+    );
 }

@@ -43,6 +43,9 @@ pub enum StartError {
     Answerer(String),
     #[error("{0}")]
     Publish(String),
+    /// A capture input's replay thread.
+    #[error("{0}")]
+    Capture(String),
     #[error("a worker failed while starting (see its message above)")]
     WorkerFailed,
 }

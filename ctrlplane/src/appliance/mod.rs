@@ -17,6 +17,7 @@ use dataplane::runtime::snapshot::Snapshot;
 use dataplane::runtime::worker::run_state;
 
 use crate::agent::{AgentEvent, AgentReply, CommandKind};
+use crate::capture::CaptureInputs;
 use crate::cli::grammar::{self, Command};
 use crate::cli::{Answer, Envelope, Request};
 use crate::config::{Config, Role};
@@ -52,8 +53,9 @@ use publisher::{NextHops, Publisher};
 #[derive(Debug, Clone)]
 pub struct Options {
     pub policy: PolicySource,
-    /// Stop once inputs have been quiet this long after traffic (replaying
-    /// a capture file); `None` runs until a signal.
+    /// Stop once inputs have been quiet this long while forwarding (also
+    /// when nothing ever arrived) and no capture input is still replaying;
+    /// `None` runs until a signal.
     pub exit_when_idle: Option<Duration>,
     /// How long start-up waits for next hops before forwarding anyway.
     pub resolve_timeout: Duration,
@@ -74,6 +76,8 @@ pub struct Appliance {
     hops: NextHops,
     protector: Protector,
     controller: Option<ControllerLink>,
+    /// Replays of capture inputs: joined (on drop) before their ports close.
+    captures: CaptureInputs,
     ports: Ports,
     /// ARP/ND answerers of decap inputs with an address.
     answerers: Vec<answer::Answerer>,
@@ -165,6 +169,7 @@ impl Appliance {
             hops,
             protector,
             controller: None,
+            captures: CaptureInputs::default(),
             ports: Ports::new(ports),
             answerers,
             taps,
@@ -177,6 +182,20 @@ impl Appliance {
             eal,
         };
         app.lcores.wait_started()?;
+        let replays: Vec<_> = app
+            .ports
+            .list()
+            .iter()
+            .filter_map(|(pc, p)| pc.replay.clone().map(|r| (pc.name.as_str(), r, p)))
+            .collect();
+        // A quarter of the pool stays for the workers' copies.
+        app.captures = CaptureInputs::start(
+            replays,
+            &app.pool,
+            app.cfg.mempool.mbufs / 4,
+            &app.shared.run,
+        )
+        .map_err(StartError::Capture)?;
         app.register_telemetry();
         app.selfcheck(opts.resolve_timeout);
         if opts.auto_start {
@@ -423,6 +442,7 @@ impl Appliance {
     /// Port counters, testpmd's `show port stats all`, one line a port.
     pub fn port_stats(&self) -> String {
         let mut out = stats::port_lines(&self.snapshot());
+        out.push_str(&self.captures.describe());
         if let Some(t) = &self.taps {
             out.push_str(&t.report());
         }
@@ -512,10 +532,14 @@ impl Appliance {
             self.service();
             if let Some(idle) = self.exit_when_idle {
                 let t = self.totals();
-                if t.rx != last_rx || t.in_flight() != 0 {
+                // Idle: nothing (valid) arrived for `idle` while forwarding,
+                // even if nothing ever did, and no capture input is still
+                // replaying (a capture's silence is not its end).
+                let stopped = self.state == State::Stopped;
+                if t.rx != last_rx || t.in_flight() != 0 || stopped || self.captures.busy() {
                     last_rx = t.rx;
                     quiet_since = Instant::now();
-                } else if t.rx > 0 && quiet_since.elapsed() >= idle {
+                } else if quiet_since.elapsed() >= idle {
                     log("inputs idle: stopping");
                     return;
                 }
@@ -538,6 +562,8 @@ impl Appliance {
             });
         }
         self.shared.run.store(run_state::EXIT, Ordering::Release);
+        // Replays stop at EXIT; joined first, their counters are final.
+        self.captures.join();
         let mut failures: Vec<String> = self.failure.iter().cloned().collect();
         failures.extend(self.lcores.join());
         let report = format!("{}{}", self.fwd_stats(), self.port_stats());

@@ -20,24 +20,10 @@ pub enum PlanError {
         "no worker lcore: give EAL at least two lcores, e.g. -l 0-1 (lcore 0 is the main lcore)"
     )]
     NoWorkerLcore,
-    #[error("port {port:?}: rx_pcap {file}: {source}")]
-    PcapUnreadable {
-        port: String,
-        file: String,
-        source: std::io::Error,
-    },
-    #[error("port {port:?}: rx_pcap {file}: {problem}")]
-    PcapMalformed {
-        port: String,
-        file: String,
-        problem: String,
-    },
-    #[error("port {port:?}: rx_pcap {file} has link type {link}, not Ethernet: Sluice reads Ethernet frames only")]
-    PcapNotEthernet {
-        port: String,
-        file: String,
-        link: String,
-    },
+    /// A capture file an input cannot read or carry (`file`, or a
+    /// `net_pcap` device's `rx_pcap`).
+    #[error("{0}")]
+    Capture(String),
     /// A device that cannot be opened as configured (vhost-user socket,
     /// a pdump primary's device of the same name).
     #[error("{0}")]
@@ -109,7 +95,7 @@ impl<'a> Planner<'a> {
     pub fn open(mut self) -> Result<Planner<'a>, PlanError> {
         let secondary = self.cfg.pdump.is_some();
         for pc in self.cfg.ports.iter().filter(|pc| pc.pdump.is_none()) {
-            check_pcap_inputs(pc)?;
+            check_capture(pc)?;
             vhost::prepare_socket(pc).map_err(PlanError::Device)?;
             if secondary {
                 pdump::free_device(pc).map_err(PlanError::Device)?;
@@ -250,51 +236,31 @@ fn queues(
     Ok((pcfg, per_worker))
 }
 
-/// A `net_pcap` port reads its `rx_pcap` files as Ethernet whatever their
-/// link type says: refuse files of another link type (raw IP, Linux cooked
-/// capture…) instead of misparsing them.
-fn check_pcap_inputs(pc: &PortConfig) -> Result<(), PlanError> {
-    use pcap_file::pcap::PcapReader;
-    use pcap_file::pcapng::{Block, PcapNgReader};
-    use pcap_file::DataLink;
-    if pc.device.driver() != Some("net_pcap") {
-        return Ok(());
-    }
-    for file in pc.device.args("rx_pcap") {
-        let malformed = |problem: String| PlanError::PcapMalformed {
-            port: pc.name.clone(),
-            file: file.to_owned(),
-            problem,
-        };
-        let open = || {
-            std::fs::File::open(file).map_err(|source| PlanError::PcapUnreadable {
-                port: pc.name.clone(),
-                file: file.to_owned(),
-                source,
-            })
-        };
-        let link = match PcapReader::new(open()?) {
-            Ok(r) => r.header().datalink,
-            Err(_) => {
-                let mut r = PcapNgReader::new(open()?)
-                    .map_err(|e| malformed(format!("neither pcap nor pcapng: {e}")))?;
-                let mut link = None;
-                while let Some(Ok(b)) = r.next_block() {
-                    if let Block::InterfaceDescription(idb) = b {
-                        link = Some(idb.linktype);
-                        break;
-                    }
-                }
-                link.ok_or_else(|| malformed("pcapng without an interface".into()))?
-            }
-        };
-        if link != DataLink::ETHERNET {
-            return Err(PlanError::PcapNotEthernet {
-                port: pc.name.clone(),
-                file: file.to_owned(),
-                link: format!("{link:?}"),
-            });
+/// A capture input's file must be one Sluice can read and carry (frames
+/// of another link type in a several-interface pcapng are skipped, said
+/// here); a `net_pcap` input's files must be Ethernet as they are.
+fn check_capture(pc: &PortConfig) -> Result<(), PlanError> {
+    let Some(r) = &pc.replay else {
+        if pc.device.driver() != Some("net_pcap") {
+            return Ok(());
         }
+        return crate::capture::check_pcap_files(&pc.name, pc.device.args("rx_pcap"))
+            .map_err(PlanError::Capture);
+    };
+    let skipped = crate::capture::check_file(&r.file).map_err(|e| {
+        PlanError::Capture(format!(
+            "port {:?}: file {}: {e}",
+            pc.name,
+            r.file.display()
+        ))
+    })?;
+    for t in skipped {
+        crate::log::log(format!(
+            "port {:?}: file {}: frames of link type {} are skipped (not carried)",
+            pc.name,
+            r.file.display(),
+            crate::capture::link::name(t)
+        ));
     }
     Ok(())
 }

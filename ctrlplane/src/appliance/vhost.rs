@@ -111,6 +111,7 @@ mod tests {
             mode: PortMode::Tap,
             mtu: None,
             address: None,
+            replay: None,
         }
     }
 

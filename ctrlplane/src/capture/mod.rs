@@ -77,14 +77,11 @@ pub fn check_file(path: &Path) -> Result<Vec<u16>, String> {
 /// A `net_pcap` input hands its `rx_pcap` files' frames to the pipeline as
 /// they are, as Ethernet: refuse a file of another link type, or with an
 /// FCS, and say how to give it as a capture input instead (which converts).
-pub fn check_pcap_device(port: &str, device: &str) -> Result<(), String> {
-    if !device.starts_with("net_pcap") {
-        return Ok(());
-    }
-    for file in device
-        .split(',')
-        .filter_map(|kv| kv.trim().strip_prefix("rx_pcap="))
-    {
+pub fn check_pcap_files<'a>(
+    port: &str,
+    files: impl IntoIterator<Item = &'a str>,
+) -> Result<(), String> {
+    for file in files {
         let mut r = CaptureReader::open(Path::new(file))
             .map_err(|e| format!("port {port:?}: rx_pcap {file}: {e}"))?;
         let links = r

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::pdump::secondary_refuses;
 use super::raw::RawPort;
 use super::values::{parse_cidr, Device};
+use crate::capture::{ring_device, PortKind, Replay, ReplayKeys};
 
 /// What a port is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -82,6 +83,9 @@ pub struct PortConfig {
     /// length allowed): Sluice answers ARP and neighbour solicitations for
     /// it on this port, so switches can send their tunnels to it.
     pub address: Option<IpAddr>,
+    /// A capture input (`file`, `timing`, `speed`, `loop`): the file a
+    /// replay thread feeds into the port (`device` is then its `net_ring`).
+    pub replay: Option<Replay>,
 }
 
 /// What a pdump input copies from the primary's device.
@@ -108,7 +112,9 @@ pub(super) fn check(raw: Vec<RawPort>, secondary: bool, p: &mut Vec<String>) -> 
         if !names.insert(port.name.as_str()) {
             p.push(format!("{key}.name: {:?} is used by two ports", port.name));
         }
+        let replay = replay_of(&key, port, secondary, p);
         let device = match &port.pdump {
+            None if replay.is_some() => Device::parse(&ring_device(i)),
             None => own_device(&key, port, secondary, p),
             Some(dev) => {
                 if !tapped.insert(dev.trim()) {
@@ -141,11 +147,28 @@ pub(super) fn check(raw: Vec<RawPort>, secondary: bool, p: &mut Vec<String>) -> 
                 mode: port.mode,
                 mtu: port.mtu,
                 address,
+                replay,
             });
         }
     }
     roles(&raw, p);
     ports
+}
+
+/// A capture input's replay, its keys checked.
+fn replay_of(key: &str, port: &RawPort, secondary: bool, p: &mut Vec<String>) -> Option<Replay> {
+    let keys = ReplayKeys {
+        file: port.file.clone(),
+        timing: port.timing,
+        speed: port.speed,
+        loops: port.loops,
+    };
+    let kind = PortKind {
+        input: port.role == Role::Input,
+        has_device: !port.device.trim().is_empty() || port.pdump.is_some(),
+        secondary,
+    };
+    crate::capture::replay_of(key, &keys, kind, p)
 }
 
 /// The device of a port that opens its own.

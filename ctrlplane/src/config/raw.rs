@@ -58,6 +58,12 @@ pub(super) struct RawPort {
     pub mode: PortMode,
     pub mtu: Option<u16>,
     pub address: Option<String>,
+    /// A capture input's file, pacing, speed and repetitions.
+    pub file: Option<std::path::PathBuf>,
+    pub timing: Option<crate::capture::Timing>,
+    pub speed: Option<f64>,
+    #[serde(rename = "loop")]
+    pub loops: Option<u32>,
 }
 
 /// `[uplink]`.

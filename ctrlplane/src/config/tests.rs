@@ -298,3 +298,35 @@ fn a_secondary_runs_only_devices_it_can_drive() {
         assert_eq!(Config::parse(&text, "t").is_ok(), runs, "{device}");
     }
 }
+
+#[test]
+fn a_capture_input_replays_a_file_into_a_ring_port_of_its_own() {
+    let cfg = GOOD.replace(
+        "device = \"net_pcap0,rx_pcap=in.pcap\"",
+        "file = \"in.pcapng\"\ntiming = \"capture\"\nspeed = 4.0\nloop = 2",
+    );
+    let c = Config::parse(&cfg, "t").expect("valid");
+    let port = &c.ports[0];
+    assert_eq!(port.device.name(), "net_ring_cap0");
+    let r = port.replay.as_ref().expect("a capture input");
+    assert_eq!(r.file, std::path::Path::new("in.pcapng"));
+    assert_eq!(
+        (r.timing, r.speed, r.loops),
+        (crate::capture::Timing::Capture, 4.0, 2)
+    );
+    assert!(c.ports[1].replay.is_none());
+    // A file and a device, and replay keys on a port without a file.
+    let bad = GOOD
+        .replace("role = \"input\"", "role = \"input\"\nfile = \"in.pcap\"")
+        .replace("role = \"uplink\"", "role = \"uplink\"\nloop = 3");
+    let e = Config::parse(&bad, "t").expect_err("refused").to_string();
+    assert!(
+        e.contains("port[0].file: a capture input has no device"),
+        "{e}"
+    );
+    assert!(e.contains("port[1].loop: only a capture input"), "{e}");
+    let e = Config::parse(&cfg.replace("capture", "live"), "t")
+        .expect_err("refused")
+        .to_string();
+    assert!(e.contains("timing") && e.contains("fast"), "{e}");
+}
