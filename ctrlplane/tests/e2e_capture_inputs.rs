@@ -539,7 +539,12 @@ fn empty_and_all_invalid_captures_end_by_themselves() {
     let inputs = capture_port("empty", &empty, "") + &capture_port("emptyng", &empty_ng, "");
     let r = run(&dir, &inputs, false, 200);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert!(r.stderr.contains("inputs idle"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("inputs idle: stopping (nothing valid arrived)"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(total(&r.report, "rx"), 0);
     assert_accounting(&r.report);
     for port in ["empty", "emptyng"] {

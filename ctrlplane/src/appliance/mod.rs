@@ -540,7 +540,11 @@ impl Appliance {
                     last_rx = t.rx;
                     quiet_since = Instant::now();
                 } else if quiet_since.elapsed() >= idle {
-                    log("inputs idle: stopping");
+                    log(if t.rx == 0 {
+                        "inputs idle: stopping (nothing valid arrived)"
+                    } else {
+                        "inputs idle: stopping"
+                    });
                     return;
                 }
             }
