@@ -121,6 +121,9 @@ pub struct PortKind {
     pub input: bool,
     /// `device` or `pdump` is given too.
     pub has_device: bool,
+    /// A decap input's `address` is given (its ARP/ND answers would go
+    /// out on the port's only TX queue, which the replay thread owns).
+    pub has_address: bool,
     /// Sluice runs as a pdump secondary.
     pub secondary: bool,
 }
@@ -156,6 +159,11 @@ pub fn replay_of(
     if kind.has_device {
         p.push(format!(
             "{key}.file: a capture input has no device or pdump of its own (Sluice feeds it)"
+        ));
+    }
+    if kind.has_address {
+        p.push(format!(
+            "{key}.address: a capture input answers no ARP/ND (nothing is sent to it)"
         ));
     }
     if kind.secondary {

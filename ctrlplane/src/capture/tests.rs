@@ -445,6 +445,7 @@ fn capture_input_keys_are_checked_and_named() {
     let input = PortKind {
         input: true,
         has_device: false,
+        has_address: false,
         secondary: false,
     };
     let mut p = Vec::new();
@@ -480,6 +481,7 @@ fn capture_input_keys_are_checked_and_named() {
     let kind = PortKind {
         input: false,
         has_device: true,
+        has_address: true,
         secondary: true,
     };
     replay_of("port[2]", &bad, kind, &mut p);
@@ -488,6 +490,7 @@ fn capture_input_keys_are_checked_and_named() {
         "port[2].file: only an input",
         "port[2].file: a capture input has no device",
         "port[2].file: capture inputs are not run by a pdump",
+        "port[2].address: a capture input answers no ARP/ND",
         "port[2].speed: scales",
         "port[2].speed: -1",
         "port[2].loop:",

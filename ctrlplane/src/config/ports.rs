@@ -166,6 +166,7 @@ fn replay_of(key: &str, port: &RawPort, secondary: bool, p: &mut Vec<String>) ->
     let kind = PortKind {
         input: port.role == Role::Input,
         has_device: !port.device.trim().is_empty() || port.pdump.is_some(),
+        has_address: port.address.is_some(),
         secondary,
     };
     crate::capture::replay_of(key, &keys, kind, p)
