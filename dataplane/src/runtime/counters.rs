@@ -5,6 +5,9 @@
 
 use std::ops::AddAssign;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use crate::stage::dedup::DedupStats;
 
 use crossbeam_utils::CachePadded;
 
@@ -103,11 +106,6 @@ pub struct WorkerCounters {
     pub exceptions_dropped: Counter,
     /// Packets on the uplink that are not for us (not in `rx`).
     pub uplink_ignored: Counter,
-    /// Mirrors of the worker's dedup table counters, refreshed at each drain.
-    pub dedup_checked: Counter,
-    pub dedup_hits: Counter,
-    pub dedup_inserts: Counter,
-    pub dedup_evictions: Counter,
     /// Mbufs the RX queues dropped on receipt, their chain inconsistent (not
     /// in `rx`: they never reached the pipeline).
     pub rx_invalid: Counter,
@@ -212,6 +210,8 @@ pub const MAX_DEST_SLOTS: usize = 1024;
 pub struct WorkerStats {
     pub counters: CachePadded<WorkerCounters>,
     pub dests: Box<[CachePadded<DestCounters>]>,
+    /// The dedup stage's own counters: it writes them, the console reads them.
+    pub dedup: Arc<DedupStats>,
 }
 
 impl WorkerStats {
@@ -234,6 +234,7 @@ impl WorkerStats {
         for t in &c.terminals {
             t.set(0);
         }
+        self.dedup.zero();
         for d in self.dests.iter() {
             d.tx_packets.set(0);
             d.tx_bytes.set(0);
@@ -252,6 +253,7 @@ impl Default for WorkerStats {
             dests: (0..MAX_DEST_SLOTS)
                 .map(|_| CachePadded::default())
                 .collect(),
+            dedup: Arc::default(),
         }
     }
 }
@@ -286,13 +288,14 @@ impl Totals {
             ..Totals::default()
         };
         for w in workers {
-            t += &Totals::read(&w.counters);
+            t += &Totals::read(w);
         }
         t
     }
 
     /// One worker's counters, each read once.
-    fn read(c: &WorkerCounters) -> Totals {
+    fn read(w: &WorkerStats) -> Totals {
+        let (c, d) = (&w.counters, w.dedup.snapshot());
         Totals {
             rx: c.rx.get(),
             rx_bytes: c.rx_bytes.get(),
@@ -309,10 +312,10 @@ impl Totals {
             decap_not_ethernet: c.decap_not_ethernet.get(),
             decap_errors: c.decap_errors.get(),
             rx_invalid: c.rx_invalid.get(),
-            dedup_checked: c.dedup_checked.get(),
-            dedup_hits: c.dedup_hits.get(),
-            dedup_inserts: c.dedup_inserts.get(),
-            dedup_evictions: c.dedup_evictions.get(),
+            dedup_checked: d.checked,
+            dedup_hits: d.hits,
+            dedup_inserts: d.inserts,
+            dedup_evictions: d.evictions,
         }
     }
 

@@ -17,10 +17,12 @@
 //! nanoseconds), so the stage is deterministic under test.
 
 use core::ops::Range;
+use std::sync::Arc;
 
 use thiserror::Error;
 
 use crate::frame::Frame;
+use crate::runtime::counters::Counter;
 use crate::stage::parse::Layers;
 use crate::stage::BURST;
 use crate::wire::bytes::{u16_at, u8_at};
@@ -119,6 +121,63 @@ pub struct DedupCounters {
     pub evictions: u64,
     /// Inserts that reused an expired entry (the normal steady state).
     pub expired_replacements: u64,
+}
+
+/// The stage's counters where the runtime reads them (VPP style): shared
+/// with the main lcore, written only by the worker that owns the table,
+/// once per burst.
+#[derive(Debug, Default)]
+pub struct DedupStats {
+    pub checked: Counter,
+    pub hits: Counter,
+    pub inserts: Counter,
+    pub evictions: Counter,
+    pub expired_replacements: Counter,
+}
+
+impl DedupStats {
+    /// The values now.
+    pub fn snapshot(&self) -> DedupCounters {
+        DedupCounters {
+            checked: self.checked.get(),
+            hits: self.hits.get(),
+            inserts: self.inserts.get(),
+            evictions: self.evictions.get(),
+            expired_replacements: self.expired_replacements.get(),
+        }
+    }
+
+    /// Zeroes every counter (the owning worker only, between bursts).
+    pub fn zero(&self) {
+        for c in self.all() {
+            c.set(0);
+        }
+    }
+
+    fn all(&self) -> [&Counter; 5] {
+        [
+            &self.checked,
+            &self.hits,
+            &self.inserts,
+            &self.evictions,
+            &self.expired_replacements,
+        ]
+    }
+
+    fn add(&self, t: &DedupCounters) {
+        let n = [
+            t.checked,
+            t.hits,
+            t.inserts,
+            t.evictions,
+            t.expired_replacements,
+        ];
+        for (c, n) in self.all().into_iter().zip(n) {
+            if n != 0 {
+                c.add(n);
+            }
+        }
+    }
 }
 
 /// A 128-bit packet fingerprint. `tag` is stored as is; `aux` picks the
@@ -418,7 +477,7 @@ pub struct Dedup {
     window_us: u32,
     ignore_dscp_ecn: bool,
     include_l2: bool,
-    counters: DedupCounters,
+    stats: Arc<DedupStats>,
 }
 
 /// The table itself is left out: 16 MiB of buckets is not a log line.
@@ -429,7 +488,7 @@ impl core::fmt::Debug for Dedup {
             .field("window_us", &self.window_us)
             .field("ignore_dscp_ecn", &self.ignore_dscp_ecn)
             .field("include_l2", &self.include_l2)
-            .field("counters", &self.counters)
+            .field("counters", &self.stats.snapshot())
             .finish_non_exhaustive()
     }
 }
@@ -477,8 +536,15 @@ impl Dedup {
             window_us: cfg.window_us,
             ignore_dscp_ecn: cfg.ignore_dscp_ecn,
             include_l2: cfg.include_l2,
-            counters: DedupCounters::default(),
+            stats: Arc::default(),
         })
+    }
+
+    /// Counts into `stats` from now on: the runtime's copy, which the main
+    /// lcore reads.
+    pub fn with_stats(mut self, stats: Arc<DedupStats>) -> Self {
+        self.stats = stats;
+        self
     }
 
     /// Changes the window at run time. Entries keep their timestamps, so the
@@ -504,7 +570,7 @@ impl Dedup {
 
     /// The counters so far.
     pub fn counters(&self) -> DedupCounters {
-        self.counters
+        self.stats.snapshot()
     }
 
     /// The fingerprint of a frame held in one slice, given the offsets
@@ -681,16 +747,16 @@ impl Dedup {
         (fp.aux & self.mask) as usize
     }
 
-    /// Looks `fp` up and records it if it is new.
+    /// Looks `fp` up and records it if it is new, counting in `tally`.
     #[inline(always)]
-    fn probe(&mut self, fp: Fingerprint, now_us: u64) -> Verdict {
+    fn probe(&mut self, fp: Fingerprint, now_us: u64, tally: &mut DedupCounters) -> Verdict {
         let idx = self.bucket_index(fp);
         let window = u64::from(self.window_us);
         let check = fp.aux >> (64 - TS_SHIFT);
-        self.counters.checked += 1;
+        tally.checked += 1;
         let Some(b) = self.buckets.get_mut(idx) else {
             // Unreachable: idx is masked to the table size. Fail open.
-            self.counters.inserts += 1;
+            tally.inserts += 1;
             return Verdict::Unique;
         };
         // Victim choice: an empty way or the matching expired entry first,
@@ -703,7 +769,7 @@ impl Dedup {
             let age = now_us.wrapping_sub(meta >> TS_SHIFT) & TS_MASK;
             if b.tag[w] == fp.tag && meta & CHECK_MASK == check {
                 if age < window {
-                    self.counters.hits += 1;
+                    tally.hits += 1;
                     return Verdict::Duplicate;
                 }
                 // The same packet, seen before the window: refresh in place
@@ -720,14 +786,14 @@ impl Dedup {
         if b.tag[victim] != 0 {
             let age = now_us.wrapping_sub(b.meta[victim] >> TS_SHIFT) & TS_MASK;
             if age < window {
-                self.counters.evictions += 1;
+                tally.evictions += 1;
             } else {
-                self.counters.expired_replacements += 1;
+                tally.expired_replacements += 1;
             }
         }
         b.tag[victim] = fp.tag;
         b.meta[victim] = (now_us << TS_SHIFT) | check;
-        self.counters.inserts += 1;
+        tally.inserts += 1;
         Verdict::Unique
     }
 
@@ -736,7 +802,10 @@ impl Dedup {
     /// legitimately repeated every few windows is still forwarded each time.
     pub fn check<F: Frame>(&mut self, frame: &F, layers: &Layers, now_ns: u64) -> Verdict {
         let fp = self.fingerprint_frame(frame, layers);
-        self.probe(fp, (now_ns / 1000) & TS_MASK)
+        let mut tally = DedupCounters::default();
+        let v = self.probe(fp, (now_ns / 1000) & TS_MASK, &mut tally);
+        self.stats.add(&tally);
+        v
     }
 
     /// Checks a burst: `verdicts[i]` for `frames[i]` / `layers[i]`, over the
@@ -836,6 +905,7 @@ impl Dedup {
         let mut fps = [Fingerprint::default(); BURST];
         let mut slot = [0usize; BURST];
         let mut start = 0;
+        let mut tally = DedupCounters::default();
         for ((frames, layers), verdicts) in frames
             .chunks(BURST)
             .zip(layers.chunks(BURST))
@@ -865,12 +935,13 @@ impl Dedup {
             // Keeps the loads: their only purpose is the cache fill.
             core::hint::black_box(sink);
             for (fp, &i) in fps[..k].iter().zip(&slot[..k]) {
-                let v = self.probe(*fp, now_us(start + i));
+                let v = self.probe(*fp, now_us(start + i), &mut tally);
                 if let Some(out) = verdicts.get_mut(i) {
                     *out = v;
                 }
             }
             start += BURST;
         }
+        self.stats.add(&tally);
     }
 }

@@ -16,7 +16,7 @@ use crate::dpdk::{
 };
 use crate::frame::Frame;
 use crate::runtime::clock::Clock;
-use crate::runtime::counters::{DestDrop, Terminal, WorkerStats};
+use crate::runtime::counters::{DestCounters, DestDrop, Terminal, WorkerStats};
 use crate::runtime::ratelimit::DestLimiter;
 use crate::runtime::tables::Tables;
 use crate::runtime::trace::{DestTrace, Trace, TraceRecord};
@@ -32,8 +32,10 @@ use crate::wire::ip_proto;
 
 mod decap;
 mod plan;
+mod tx;
 pub use decap::DecapSetup;
 use plan::{Plans, RulePlan, Target};
+use tx::{TxBuffer, TxMeta, NO_FATE, SOLO, TX_BUF};
 
 /// What the main lcore asks of the workers.
 pub mod run_state {
@@ -117,38 +119,12 @@ pub mod shed {
     pub const PRIORITY: u64 = 2;
 }
 
-/// A TX buffer entry's packet bookkeeping.
-#[derive(Debug, Clone, Copy, Default)]
-struct TxMeta {
-    /// Fate slot of the original packet; `NO_FATE` for control frames.
-    fate: u16,
-    slot: u16,
-    bytes: u32,
-}
-
-const NO_FATE: u16 = u16::MAX;
-/// The copy is its packet's only one: it resolves the packet's fate itself.
-const SOLO: u16 = u16::MAX - 1;
-pub(super) const TX_BUF: usize = 64;
-/// Enough for every packet with a copy in the TX buffer, and then some.
-const FATES: usize = 256;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Fate {
-    pending: u16,
-    forwarded: bool,
-    first_drop: Option<DestDrop>,
-}
-
 /// Per-worker state that lives across bursts.
 pub(super) struct Worker {
     s: WorkerSetup,
     dedup: Dedup,
     cache: FlowCache,
-    tx: Batch<TX_BUF>,
-    tx_meta: [TxMeta; TX_BUF],
-    fates: [Fate; FATES],
-    next_fate: usize,
+    tx: TxBuffer,
     /// Local per-destination state, rebuilt on a new tables generation.
     templates: Vec<Option<EncapTemplate>>,
     limiters: Vec<DestLimiter>,
@@ -160,8 +136,6 @@ pub(super) struct Worker {
     shed_count: u64,
     /// The decap front-end's stage and TX buffer.
     decap: decap::DecapState,
-    /// Dedup table counters at the last clear.
-    dedup_base: crate::stage::dedup::DedupCounters,
 }
 
 /// Runs the worker loop until the state says `EXIT`, then drains.
@@ -171,16 +145,14 @@ pub fn run(setup: WorkerSetup) -> Result<(), String> {
     let dedup = Dedup::new_with(&setup.dedup, |addr, len| {
         advise_hugepages(addr, len);
     })
-    .map_err(|e| format!("worker {}: {e}", setup.index))?;
+    .map_err(|e| format!("worker {}: {e}", setup.index))?
+    .with_stats(Arc::clone(&setup.stats.dedup));
     let cache = FlowCache::new(setup.flow_cache_entries);
     let mut w = Worker {
         s: setup,
         dedup,
         cache,
-        tx: Batch::new(),
-        tx_meta: [TxMeta::default(); TX_BUF],
-        fates: [Fate::default(); FATES],
-        next_fate: 0,
+        tx: TxBuffer::new(),
         templates: Vec::new(),
         limiters: Vec::new(),
         plans: Plans::default(),
@@ -189,7 +161,6 @@ pub fn run(setup: WorkerSetup) -> Result<(), String> {
         shed_count: 0,
         decap: decap::DecapState::new(&setup_decap)
             .map_err(|e| format!("worker {index}: decap: {e}"))?,
-        dedup_base: Default::default(),
     };
     w.run_loop();
     Ok(())
@@ -214,7 +185,6 @@ impl Worker {
                 self.flush();
                 self.flush_tool();
                 self.s.stats.zero();
-                self.dedup_base = self.dedup.counters();
                 self.clear_decap();
                 self.clear_epoch = epoch;
                 self.s.stats.counters.cleared_epoch.set(epoch);
@@ -263,7 +233,6 @@ impl Worker {
                 self.poll_control_tx();
                 self.flush();
                 self.flush_tool();
-                self.export_dedup();
                 self.export_decap();
                 self.export_rx_invalid();
                 last_drain = now;
@@ -271,7 +240,6 @@ impl Worker {
         }
         self.flush();
         self.flush_tool();
-        self.export_dedup();
         self.export_decap();
     }
 
@@ -286,15 +254,6 @@ impl Worker {
             })
             .sum();
         self.s.stats.counters.rx_invalid.set(n);
-    }
-
-    fn export_dedup(&self) {
-        let (d, b) = (self.dedup.counters(), self.dedup_base);
-        let c = &self.s.stats.counters;
-        c.dedup_checked.set(d.checked - b.checked);
-        c.dedup_hits.set(d.hits - b.hits);
-        c.dedup_inserts.set(d.inserts - b.inserts);
-        c.dedup_evictions.set(d.evictions - b.evictions);
     }
 
     /// Takes a new tables generation: local template copies (sequence
@@ -566,7 +525,7 @@ impl Worker {
             targets.iter().filter(|a| !(a.dedup && dup)).count(),
             targets.len(),
         );
-        let fate = self.new_fate();
+        let fate = self.tx.new_fate(self.s.uplink_tx.as_mut(), &self.s.stats);
         let mut original = Some(m);
         let mut k = 0;
         for i in 0..n_targets {
@@ -587,7 +546,7 @@ impl Worker {
                     Err(_) => {
                         let why = DestDrop::NoMbuf;
                         self.s.stats.dests[usize::from(a.slot)].drop(why).add(1);
-                        note_drop(&mut self.fates[fate], why);
+                        self.tx.copy_dropped(fate, why);
                         if let Some(r) = trace.as_deref_mut() {
                             r.dests
                                 .push(dest_trace(dest_name(t, a.dest), a.slice, 0, why.name()));
@@ -596,18 +555,17 @@ impl Worker {
                     }
                 }
             };
-            match self.send_copy::<TRACE>(t, copy, &a, p, tag, fate as u16, trace.as_deref_mut()) {
-                Ok(()) => self.fates[fate].pending += 1,
-                Err(why) => note_drop(&mut self.fates[fate], why),
+            match self.send_copy::<TRACE>(t, copy, &a, p, tag, fate, trace.as_deref_mut()) {
+                Ok(()) => self.tx.copy_queued(fate),
+                Err(why) => self.tx.copy_dropped(fate, why),
             }
         }
-        if self.fates[fate].pending == 0 {
-            let term = self.resolve(fate);
-            if let Some(r) = trace {
-                r.verdict = term.name().to_owned();
-            }
-        } else if let Some(r) = trace {
-            r.verdict = "forwarded once a copy leaves the TX buffer".to_owned();
+        let term = self.tx.settle(fate, &self.s.stats);
+        if let Some(r) = trace {
+            r.verdict = match term {
+                Some(term) => term.name().to_owned(),
+                None => "forwarded once a copy leaves the TX buffer".to_owned(),
+            };
         }
     }
 
@@ -628,8 +586,8 @@ impl Worker {
     ) -> Result<(), DestDrop> {
         let trace = if TRACE { trace } else { None };
         let dc = &self.s.stats.dests[usize::from(a.slot)];
-        let drop_copy = |why: DestDrop, len: usize, trace: Option<&mut TraceRecord>| {
-            dc.drop(why).add(1);
+        // The reason is counted on the destination where it arises.
+        let dropped = |why: DestDrop, len: usize, trace: Option<&mut TraceRecord>| {
             if let Some(r) = trace {
                 r.dests
                     .push(dest_trace(dest_name(t, a.dest), a.slice, len, why.name()));
@@ -637,34 +595,22 @@ impl Worker {
             Err(why)
         };
         let Some(Some(tmpl)) = self.templates.get_mut(a.dest) else {
-            return drop_copy(DestDrop::NoNexthop, 0, trace);
+            dc.drop(DestDrop::NoNexthop).add(1);
+            return dropped(DestDrop::NoNexthop, 0, trace);
         };
         if let Some(l) = self.limiters.get_mut(a.dest).filter(|l| l.is_limited()) {
             let max = tmpl.max_inner_len().min(copy.pkt_len());
             if !l.allow(max + tmpl.header_len(), self.s.clock.tsc_now()) {
-                return drop_copy(DestDrop::RateLimit, 0, trace);
+                dc.drop(DestDrop::RateLimit).add(1);
+                return dropped(DestDrop::RateLimit, 0, trace);
             }
         }
-        let sliced = a.slice != SliceSpec::Whole && slice(&mut copy, p.layers, a.slice).truncated();
-        let sliced_len = copy.pkt_len();
         let seq = tmpl.next_seq();
-        let meta = EncapMeta {
-            layers: Some(p.layers),
-            tag,
-            tag_override: a.tag,
-            sliced,
+        let (sliced, sliced_len) = match encap_copy(tmpl, &mut copy, a, p.layers, tag, p.now_ns, dc)
+        {
+            Ok(done) => done,
+            Err((why, len)) => return dropped(why, len, trace),
         };
-        let truncated_before = tmpl.counters().truncated_to_mtu;
-        if let Err(e) = tmpl.encap(&mut copy, &meta, p.now_ns) {
-            let why = match e {
-                EncapError::TooBig => DestDrop::TooBig,
-                EncapError::NoHeadroom => DestDrop::Error,
-            };
-            return drop_copy(why, sliced_len, trace);
-        }
-        if tmpl.counters().truncated_to_mtu != truncated_before {
-            dc.truncated_to_mtu.add(1);
-        }
         let bytes = copy.pkt_len() as u32;
         if let Some(r) = trace {
             let what = match t.policy.destinations.get(a.dest) {
@@ -679,144 +625,23 @@ impl Worker {
             r.dests
                 .push(dest_trace(dest_name(t, a.dest), a.slice, sliced_len, &what));
         }
-        self.enqueue_tx(
-            copy,
-            TxMeta {
-                fate,
-                slot: a.slot,
-                bytes,
-            },
-        );
+        let meta = TxMeta {
+            fate,
+            slot: a.slot,
+            bytes,
+        };
+        self.tx
+            .push(copy, meta, self.s.uplink_tx.as_mut(), &self.s.stats);
         Ok(())
     }
-    /// A free fate slot. The TX buffer holds at most `TX_BUF` copies, so a
-    /// slot `FATES` packets back is resolved unless the buffer was never
-    /// flushed; flush then to be sure.
-    fn new_fate(&mut self) -> usize {
-        let i = self.next_fate;
-        self.next_fate = (i + 1) % FATES;
-        if self.fates[i].pending != 0 {
-            self.flush();
-        }
-        self.fates[i] = Fate::default();
-        i
-    }
-
     #[inline]
     fn count(&self, term: Terminal) {
         self.s.stats.counters.terminal(term).add(1);
     }
 
-    fn resolve(&mut self, fate: usize) -> Terminal {
-        let f = self.fates[fate];
-        let term = if f.forwarded {
-            Terminal::Forwarded
-        } else {
-            f.first_drop
-                .map_or(Terminal::DroppedError, DestDrop::terminal)
-        };
-        self.s.stats.counters.terminal(term).add(1);
-        term
-    }
-
-    fn enqueue_tx(&mut self, m: Mbuf, meta: TxMeta) {
-        if self.tx.is_full() {
-            self.flush();
-        }
-        let at = self.tx.len();
-        match self.tx.push(m) {
-            Ok(()) => self.tx_meta[at] = meta,
-            Err(m) => {
-                // Still full after a flush (cannot happen: flush empties it).
-                drop(m);
-                self.tx_done(meta, false);
-            }
-        }
-    }
-
-    /// Sends the TX buffer: one retry for what the queue refused, then the
-    /// rest is dropped and counted `dropped_tx_full`.
+    /// Sends the uplink TX buffer.
     fn flush(&mut self) {
-        for _attempt in 0..2 {
-            if self.tx.is_empty() {
-                return;
-            }
-            let queued = self.tx.len();
-            let n = match self.s.uplink_tx.as_mut() {
-                Some(q) => q.tx(&mut self.tx),
-                None => 0,
-            };
-            self.sent(n);
-            self.tx_meta.copy_within(n..queued, 0);
-        }
-        let left = self.tx.len();
-        self.tx.drain().for_each(drop);
-        for k in 0..left {
-            let meta = self.tx_meta[k];
-            self.tx_done(meta, false);
-        }
-    }
-
-    /// Counts the first `n` TX buffer entries as sent. Runs of one-copy
-    /// packets to the same destination (the common case: often the whole
-    /// burst) are counted with one add per counter, not one per packet.
-    fn sent(&mut self, n: usize) {
-        let mut k = 0;
-        while k < n {
-            let first = self.tx_meta[k];
-            if first.fate != SOLO {
-                self.tx_done(first, true);
-                k += 1;
-                continue;
-            }
-            let (mut j, mut bytes) = (k, 0u64);
-            while j < n && self.tx_meta[j].fate == SOLO && self.tx_meta[j].slot == first.slot {
-                bytes += u64::from(self.tx_meta[j].bytes);
-                j += 1;
-            }
-            let dc = &self.s.stats.dests[usize::from(first.slot)];
-            let packets = (j - k) as u64;
-            dc.tx_packets.add(packets);
-            dc.tx_bytes.add(bytes);
-            self.s
-                .stats
-                .counters
-                .terminal(Terminal::Forwarded)
-                .add(packets);
-            k = j;
-        }
-    }
-
-    fn tx_done(&mut self, meta: TxMeta, sent: bool) {
-        if meta.fate == NO_FATE {
-            return;
-        }
-        let dc = &self.s.stats.dests[usize::from(meta.slot)];
-        if meta.fate == SOLO {
-            let c = &self.s.stats.counters;
-            if sent {
-                dc.tx_packets.add(1);
-                dc.tx_bytes.add(u64::from(meta.bytes));
-                c.terminal(Terminal::Forwarded).add(1);
-            } else {
-                dc.drop(DestDrop::TxFull).add(1);
-                c.terminal(Terminal::DroppedTxFull).add(1);
-            }
-            return;
-        }
-        let f = &mut self.fates[usize::from(meta.fate)];
-        if sent {
-            dc.tx_packets.add(1);
-            dc.tx_bytes.add(u64::from(meta.bytes));
-            f.forwarded = true;
-        } else {
-            dc.drop(DestDrop::TxFull).add(1);
-            note_drop(f, DestDrop::TxFull);
-        }
-        f.pending = f.pending.saturating_sub(1);
-        if f.pending == 0 {
-            self.resolve(usize::from(meta.fate));
-        }
+        self.tx.flush(self.s.uplink_tx.as_mut(), &self.s.stats);
     }
 
     /// ARP and ND from the uplink go to the main lcore; the rest is not ours.
@@ -846,17 +671,54 @@ impl Worker {
             return;
         };
         while let Some(m) = ring.dequeue() {
-            let bytes = m.pkt_len() as u32;
-            self.enqueue_tx(
-                m,
-                TxMeta {
-                    fate: NO_FATE,
-                    slot: 0,
-                    bytes,
-                },
-            );
+            let meta = TxMeta {
+                fate: NO_FATE,
+                slot: 0,
+                bytes: m.pkt_len() as u32,
+            };
+            self.tx
+                .push(m, meta, self.s.uplink_tx.as_mut(), &self.s.stats);
         }
     }
+}
+
+/// Slices and encapsulates one copy for target `a` with its template:
+/// whether the slice cut it and its length after the slice, or why it
+/// cannot go (counted on the destination) with that length, for traces. The destination's `truncated_to_mtu` counts copies
+/// encap cut to the MTU.
+#[inline(always)]
+fn encap_copy(
+    tmpl: &mut EncapTemplate,
+    copy: &mut Mbuf,
+    a: &Target,
+    layers: &Layers,
+    tag: TagInfo,
+    now_ns: u64,
+    dc: &DestCounters,
+) -> Result<(bool, usize), (DestDrop, usize)> {
+    let sliced = a.slice != SliceSpec::Whole && slice(copy, layers, a.slice).truncated();
+    let sliced_len = copy.pkt_len();
+    let meta = EncapMeta {
+        layers: Some(layers),
+        tag,
+        tag_override: a.tag,
+        sliced,
+    };
+    // Longer than the MTU leaves room for: encap cuts it (or refuses it,
+    // with `oversize = "drop"`).
+    let over_mtu = sliced_len > tmpl.max_inner_len();
+    if let Err(e) = tmpl.encap(copy, &meta, now_ns) {
+        let why = match e {
+            EncapError::TooBig => DestDrop::TooBig,
+            EncapError::NoHeadroom => DestDrop::Error,
+        };
+        dc.drop(why).add(1);
+        return Err((why, sliced_len));
+    }
+    if over_mtu {
+        dc.truncated_to_mtu.add(1);
+    }
+    Ok((sliced, sliced_len))
 }
 
 /// What the forward path knows of one packet of the burst.
@@ -926,12 +788,6 @@ fn sheds(seen: &mut u64, protect: u64, v: Verdict) -> bool {
         }
         shed::PRIORITY => v.rule_index().is_none_or(|r| r as u64 >= n),
         _ => false,
-    }
-}
-
-fn note_drop(f: &mut Fate, why: DestDrop) {
-    if f.first_drop.is_none() {
-        f.first_drop = Some(why);
     }
 }
 

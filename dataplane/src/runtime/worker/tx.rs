@@ -1,0 +1,210 @@
+//! The worker's uplink TX buffer and the accounting of what leaves it.
+//!
+//! A copy waits here until the buffer fills or the drain tick comes (l2fwd's
+//! scheme). Its packet is counted when the copy is sent or dropped: a copy
+//! that is its packet's only one (`SOLO`) settles the packet by itself; a
+//! packet with several copies has a *fate* slot, resolved when its last copy
+//! is sent or dropped — forwarded if any went out, else the first drop
+//! reason. Control frames (`NO_FATE`) count nowhere.
+
+use crate::dpdk::{Batch, Mbuf, TxQueue};
+use crate::runtime::counters::{DestDrop, Terminal, WorkerStats};
+
+/// Copies the buffer holds before it is sent.
+pub(super) const TX_BUF: usize = 64;
+/// Enough for every packet with a copy in the TX buffer, and then some.
+const FATES: usize = 256;
+
+/// What the buffer knows of one queued copy.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct TxMeta {
+    /// Fate slot of the original packet, or [`SOLO`], or [`NO_FATE`].
+    pub fate: u16,
+    /// The destination's counter slot.
+    pub slot: u16,
+    pub bytes: u32,
+}
+
+/// A control frame: counted nowhere.
+pub(super) const NO_FATE: u16 = u16::MAX;
+/// The copy is its packet's only one: it settles the packet's fate itself.
+pub(super) const SOLO: u16 = u16::MAX - 1;
+
+/// The outcome so far of a packet with several copies.
+#[derive(Debug, Clone, Copy, Default)]
+struct Fate {
+    pending: u16,
+    forwarded: bool,
+    first_drop: Option<DestDrop>,
+}
+
+/// The uplink TX buffer with its per-copy bookkeeping and the fate slots.
+pub(super) struct TxBuffer {
+    tx: Batch<TX_BUF>,
+    meta: [TxMeta; TX_BUF],
+    fates: [Fate; FATES],
+    next_fate: usize,
+}
+
+impl TxBuffer {
+    pub fn new() -> Self {
+        TxBuffer {
+            tx: Batch::new(),
+            meta: [TxMeta::default(); TX_BUF],
+            fates: [Fate::default(); FATES],
+            next_fate: 0,
+        }
+    }
+
+    /// Queues a copy, sending the buffer first when it is full.
+    #[inline]
+    pub fn push(&mut self, m: Mbuf, meta: TxMeta, q: Option<&mut TxQueue>, stats: &WorkerStats) {
+        if self.tx.is_full() {
+            self.flush(q, stats);
+        }
+        let at = self.tx.len();
+        match self.tx.push(m) {
+            Ok(()) => self.meta[at] = meta,
+            Err(m) => {
+                // Still full after a flush (cannot happen: flush empties it).
+                drop(m);
+                self.done(meta, false, stats);
+            }
+        }
+    }
+
+    /// Sends the buffer: one retry for what the queue refused, then the
+    /// rest is dropped and counted `dropped_tx_full`.
+    pub fn flush(&mut self, mut q: Option<&mut TxQueue>, stats: &WorkerStats) {
+        for _attempt in 0..2 {
+            if self.tx.is_empty() {
+                return;
+            }
+            let queued = self.tx.len();
+            let n = match q.as_deref_mut() {
+                Some(q) => q.tx(&mut self.tx),
+                None => 0,
+            };
+            self.sent(n, stats);
+            self.meta.copy_within(n..queued, 0);
+        }
+        let left = self.tx.len();
+        self.tx.drain().for_each(drop);
+        for k in 0..left {
+            let meta = self.meta[k];
+            self.done(meta, false, stats);
+        }
+    }
+
+    /// Counts the first `n` entries as sent. Runs of one-copy packets to
+    /// the same destination (the common case: often the whole burst) are
+    /// counted with one add per counter, not one per packet.
+    fn sent(&mut self, n: usize, stats: &WorkerStats) {
+        let mut k = 0;
+        while k < n {
+            let first = self.meta[k];
+            if first.fate != SOLO {
+                self.done(first, true, stats);
+                k += 1;
+                continue;
+            }
+            let (mut j, mut bytes) = (k, 0u64);
+            while j < n && self.meta[j].fate == SOLO && self.meta[j].slot == first.slot {
+                bytes += u64::from(self.meta[j].bytes);
+                j += 1;
+            }
+            let dc = &stats.dests[usize::from(first.slot)];
+            let packets = (j - k) as u64;
+            dc.tx_packets.add(packets);
+            dc.tx_bytes.add(bytes);
+            stats.counters.terminal(Terminal::Forwarded).add(packets);
+            k = j;
+        }
+    }
+
+    /// One copy sent or dropped: its destination's counters, and its
+    /// packet's terminal counter once the packet is settled.
+    fn done(&mut self, meta: TxMeta, sent: bool, stats: &WorkerStats) {
+        if meta.fate == NO_FATE {
+            return;
+        }
+        let dc = &stats.dests[usize::from(meta.slot)];
+        if sent {
+            dc.tx_packets.add(1);
+            dc.tx_bytes.add(u64::from(meta.bytes));
+        } else {
+            dc.drop(DestDrop::TxFull).add(1);
+        }
+        if meta.fate == SOLO {
+            let term = if sent {
+                Terminal::Forwarded
+            } else {
+                Terminal::DroppedTxFull
+            };
+            stats.counters.terminal(term).add(1);
+            return;
+        }
+        let fate = usize::from(meta.fate);
+        let f = &mut self.fates[fate];
+        if sent {
+            f.forwarded = true;
+        } else {
+            note_drop(f, DestDrop::TxFull);
+        }
+        f.pending = f.pending.saturating_sub(1);
+        if f.pending == 0 {
+            self.resolve(fate, stats);
+        }
+    }
+
+    /// A free fate slot for a packet with several copies. The buffer holds
+    /// at most `TX_BUF` copies, so a slot `FATES` packets back is resolved
+    /// unless the buffer was never flushed; flush then to be sure.
+    pub fn new_fate(&mut self, q: Option<&mut TxQueue>, stats: &WorkerStats) -> u16 {
+        let i = self.next_fate;
+        self.next_fate = (i + 1) % FATES;
+        if self.fates[i].pending != 0 {
+            self.flush(q, stats);
+        }
+        self.fates[i] = Fate::default();
+        // FATES < SOLO: always fits, never a marker.
+        i as u16
+    }
+
+    /// A copy of packet `fate` was queued.
+    #[inline]
+    pub fn copy_queued(&mut self, fate: u16) {
+        self.fates[usize::from(fate)].pending += 1;
+    }
+
+    /// A copy of packet `fate` was dropped before it was queued.
+    #[inline]
+    pub fn copy_dropped(&mut self, fate: u16, why: DestDrop) {
+        note_drop(&mut self.fates[usize::from(fate)], why);
+    }
+
+    /// Once every copy of `fate` was queued or dropped: the packet's
+    /// terminal, counted now, when none is waiting in the buffer.
+    pub fn settle(&mut self, fate: u16, stats: &WorkerStats) -> Option<Terminal> {
+        let fate = usize::from(fate);
+        (self.fates[fate].pending == 0).then(|| self.resolve(fate, stats))
+    }
+
+    fn resolve(&mut self, fate: usize, stats: &WorkerStats) -> Terminal {
+        let f = self.fates[fate];
+        let term = if f.forwarded {
+            Terminal::Forwarded
+        } else {
+            f.first_drop
+                .map_or(Terminal::DroppedError, DestDrop::terminal)
+        };
+        stats.counters.terminal(term).add(1);
+        term
+    }
+}
+
+fn note_drop(f: &mut Fate, why: DestDrop) {
+    if f.first_drop.is_none() {
+        f.first_drop = Some(why);
+    }
+}
