@@ -21,4 +21,5 @@
 #include <rte_pdump.h>
 #include <rte_telemetry.h>
 #include <rte_version.h>
+#include <rte_acl.h>
 #include "shim.h"

@@ -9,6 +9,14 @@ use super::error::{rte_errno, strerror, DpdkError, Result};
 
 /// DPDK allows one `rte_eal_init` per process, even after cleanup.
 static INITIALISED: AtomicBool = AtomicBool::new(false);
+/// Between a successful `rte_eal_init` and `rte_eal_cleanup`: DPDK's
+/// allocator and named objects (rte_malloc, rte_acl) work only then.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+
+/// Whether EAL is up in this process (DPDK memory can be allocated).
+pub fn running() -> bool {
+    RUNNING.load(Ordering::Acquire)
+}
 
 /// An initialised EAL. Dropping it calls `rte_eal_cleanup` and removes the
 /// hugepage and runtime files of its `--file-prefix`.
@@ -61,6 +69,7 @@ impl Eal {
                 args: shown,
             });
         }
+        RUNNING.store(true, Ordering::Release);
         Ok(Eal {
             files,
             consumed: ret as usize,
@@ -92,6 +101,7 @@ impl Drop for Eal {
         if super::pdump::is_secondary() && !super::pdump::primary_alive() {
             return;
         }
+        RUNNING.store(false, Ordering::Release);
         // SAFETY: EAL was initialised by this value and every lcore has been
         // waited for by its LcoreHandle; cleanup is the last DPDK call.
         unsafe {

@@ -4,6 +4,7 @@
 //! fixed-capacity [`Batch`]es, `tx` that takes ownership only of what the
 //! device accepted. Every error carries DPDK's own `rte_strerror` text.
 
+pub mod acl;
 mod batch;
 mod eal;
 mod error;
@@ -19,10 +20,12 @@ pub mod telemetry;
 pub mod testing;
 
 pub use batch::{Batch, Drain};
-pub use eal::{version, Eal};
+pub use eal::{running as eal_running, version, Eal};
 pub use error::{DpdkError, Result};
 pub use hugemem::advise_hugepages;
-pub use lcore::{launch, main_lcore, tsc_hz, tsc_now, worker_lcores, LcoreHandle, WorkerPanic};
+pub use lcore::{
+    launch, main_lcore, thread_cpu_ns, tsc_hz, tsc_now, worker_lcores, LcoreHandle, WorkerPanic,
+};
 pub use mbuf::{capture_time_in_use, register_capture_time, Mbuf, SharedMbuf};
 pub use mempool::Mempool;
 pub use port::{

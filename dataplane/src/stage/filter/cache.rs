@@ -96,26 +96,51 @@ impl FlowCache {
     #[inline]
     pub(crate) fn lookup_in(&mut self, cls: &Classifier, key: &Key, set_idx: usize) -> Verdict {
         let generation = cls.generation();
-        let Some(set) = self.sets.get_mut(set_idx) else {
-            // Unreachable: set_mask < sets.len(). Answer without caching.
-            return cls.lookup_key(key);
-        };
-        for s in set.iter() {
-            if s.generation == generation && s.key == *key {
-                self.hits += 1;
-                return s.verdict;
-            }
+        if let Some(v) = self.probe(generation, key, set_idx) {
+            self.count(1, 0);
+            return v;
         }
-        self.misses += 1;
+        self.count(0, 1);
         let verdict = cls.lookup_key(key);
-        // Insert at the front, shifting the others down: the oldest insert
-        // falls out (FIFO per set), and recent flows are found first.
+        self.insert(generation, key, set_idx, verdict);
+        verdict
+    }
+
+    /// The cached verdict of `key` in set `set_idx` from classifier
+    /// `generation` (uncounted: see [`FlowCache::count`]).
+    #[inline]
+    pub(crate) fn probe(&self, generation: u64, key: &Key, set_idx: usize) -> Option<Verdict> {
+        let set = self.sets.get(set_idx)?;
+        set.iter()
+            .find(|s| s.generation == generation && s.key == *key)
+            .map(|s| s.verdict)
+    }
+
+    /// Adds lookups answered from the cache and lookups that went to the
+    /// classifier.
+    #[inline]
+    pub(crate) fn count(&mut self, hits: u64, misses: u64) {
+        self.hits += hits;
+        self.misses += misses;
+    }
+
+    /// Caches `verdict` for `key` in set `set_idx`. Inserts at the front,
+    /// shifting the others down: the oldest insert falls out (FIFO per
+    /// set), and recent flows are found first. A key already at the front
+    /// (a new flow seen twice in one burst) is not inserted again.
+    #[inline]
+    pub(crate) fn insert(&mut self, generation: u64, key: &Key, set_idx: usize, verdict: Verdict) {
+        let Some(set) = self.sets.get_mut(set_idx) else {
+            return;
+        };
+        if set[0].generation == generation && set[0].key == *key {
+            return;
+        }
         set.copy_within(0..WAYS - 1, 1);
         set[0] = Slot {
             key: *key,
             generation,
             verdict,
         };
-        verdict
     }
 }

@@ -16,6 +16,8 @@
 //! classifier alone ~35 / ~115 / ~250-350 ns at 10 / 1,000 / 10,000
 //! mixed rules; build ~10 ms for 10,000 rules.
 
+#[cfg(feature = "dpdk")]
+mod acl;
 mod cache;
 mod compile;
 mod key;
@@ -24,7 +26,11 @@ mod rule;
 mod tuple;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(feature = "dpdk")]
+use std::sync::Arc;
 
+#[cfg(feature = "dpdk")]
+pub use acl::{AclBuildError, AclMissPath};
 pub use cache::FlowCache;
 pub use rule::{
     Cidr, CidrParseError, Field, Match, PortRange, Rule, RuleError, RuleErrorKind, RuleId,
@@ -148,6 +154,10 @@ pub struct Classifier {
     default: Action,
     default_drops: bool,
     generation: u64,
+    /// The same rules on rte_acl, when the runtime built them: flow-cache
+    /// misses are classified there, a burst at a time.
+    #[cfg(feature = "dpdk")]
+    acl: Option<Arc<AclMissPath>>,
 }
 
 impl Classifier {
@@ -185,6 +195,8 @@ impl Classifier {
             default_drops: default == Action::Drop,
             default,
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+            #[cfg(feature = "dpdk")]
+            acl: None,
         })
     }
 
@@ -201,6 +213,40 @@ impl Classifier {
             default_drops: default == Action::Drop,
             default,
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+            #[cfg(feature = "dpdk")]
+            acl: None,
+        }
+    }
+
+    /// Builds the rte_acl miss path for this classifier and uses it from
+    /// now on (needs EAL; on the main lcore: building takes up to seconds).
+    /// A policy rte_acl cannot express keeps the TupleMerge path and says why.
+    #[cfg(feature = "dpdk")]
+    pub fn adopt_acl(&mut self) -> Result<(), AclBuildError> {
+        if self.constant.is_none() {
+            self.acl = Some(Arc::new(AclMissPath::build(self)?));
+        }
+        Ok(())
+    }
+
+    /// Whether flow-cache misses go to rte_acl.
+    pub fn uses_acl(&self) -> bool {
+        #[cfg(feature = "dpdk")]
+        return self.acl.is_some();
+        #[cfg(not(feature = "dpdk"))]
+        false
+    }
+
+    /// Rule indices of the first matches of `keys`, on rte_acl when built.
+    #[inline]
+    fn lookup_keys(&self, keys: &[Key], out: &mut [u32]) {
+        #[cfg(feature = "dpdk")]
+        if let Some(acl) = &self.acl {
+            acl.lookup_burst(keys, out);
+            return;
+        }
+        for (o, k) in out.iter_mut().zip(keys) {
+            *o = self.tuples.lookup(k);
         }
     }
 
@@ -327,8 +373,54 @@ impl Classifier {
             let sink = sets[..m].iter().fold(0, |x, s| x ^ cache.touch(*s));
             // Keeps the loads: their only purpose is the cache fill.
             core::hint::black_box(sink);
-            for ((k, s), o) in keys[..m].iter().zip(&sets[..m]).zip(&mut out[start..end]) {
-                *o = cache.lookup_in(self, k, *s);
+            // Probe; the misses are classified together (rte_acl walks
+            // them in SIMD lanes), then inserted. A new flow seen twice in
+            // the burst is classified once: its later packets follow the
+            // first, and count as hits, as they would one at a time.
+            let mut missed = [0u8; BURST];
+            let mut nm = 0;
+            let mut follows = [u8::MAX; BURST];
+            for (i, ((k, s), o)) in keys[..m]
+                .iter()
+                .zip(&sets[..m])
+                .zip(&mut out[start..end])
+                .enumerate()
+            {
+                if let Some(v) = cache.probe(self.generation, k, *s) {
+                    *o = v;
+                    continue;
+                }
+                let first = missed[..nm].iter().position(|&j| {
+                    let j = usize::from(j);
+                    sets[j] == *s && keys[j] == *k
+                });
+                match first {
+                    Some(f) => follows[i] = f as u8,
+                    None => {
+                        missed[nm] = i as u8;
+                        nm += 1;
+                    }
+                }
+            }
+            cache.count((m - nm) as u64, nm as u64);
+            if nm > 0 {
+                // Only bursts with a miss pay for these arrays.
+                let mut miss_keys = [Key::default(); BURST];
+                for (mk, &i) in miss_keys.iter_mut().zip(&missed[..nm]) {
+                    *mk = keys[usize::from(i)];
+                }
+                let mut rules = [NO_MATCH; BURST];
+                self.lookup_keys(&miss_keys[..nm], &mut rules[..nm]);
+                for ((&i, k), &r) in missed[..nm].iter().zip(&miss_keys[..nm]).zip(&rules[..nm]) {
+                    let i = usize::from(i);
+                    out[start + i] = Verdict(r);
+                    cache.insert(self.generation, k, sets[i], Verdict(r));
+                }
+                for (o, &f) in out[start..end].iter_mut().zip(&follows[..m]) {
+                    if let Some(&r) = rules.get(usize::from(f)) {
+                        *o = Verdict(r);
+                    }
+                }
             }
         }
         n

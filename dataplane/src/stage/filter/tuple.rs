@@ -243,6 +243,18 @@ impl Tuples {
         }
     }
 
+    /// The compiled entries, in rule order.
+    #[cfg(feature = "dpdk")]
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Whether some entry needs a set check beyond value/mask and ranges.
+    #[cfg(feature = "dpdk")]
+    pub fn has_residuals(&self) -> bool {
+        !self.residuals.is_empty()
+    }
+
     /// Index of the first rule that matches `k`, or [`NO_MATCH`].
     #[inline]
     pub fn lookup(&self, k: &Key) -> u32 {
