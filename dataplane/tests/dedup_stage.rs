@@ -696,6 +696,35 @@ mod dedup {
         assert_eq!(d.counters().checked, 1);
     }
 
+    /// Under EAL the table sits in DPDK hugepage memory and answers as
+    /// the heap table does.
+    #[cfg(feature = "dpdk")]
+    #[test]
+    fn a_table_on_dpdk_hugepages_answers_as_one_on_the_heap() {
+        dataplane::dpdk::testing::shared_eal("dedup-hugepages");
+        let frames: Vec<VecFrame> = (0..70u16)
+            .map(|i| {
+                let ip = Ip {
+                    id: i % 40,
+                    ..Ip::default()
+                };
+                ip_frame(&ip, &[]).0
+            })
+            .collect();
+        let layers: Vec<Layers> = (0..70).map(|_| ip_frame(&Ip::default(), &[]).1).collect();
+        let mut huge = Dedup::new_on_hugepages(&small()).unwrap();
+        assert!(huge.on_hugepages());
+        assert_eq!(huge.entries(), small().entries);
+        let mut heap = table(small());
+        assert!(!heap.on_hugepages());
+        let (mut a, mut b) = (vec![U; 70], vec![U; 70]);
+        huge.check_burst(&frames, &layers, T0, &mut a);
+        heap.check_burst(&frames, &layers, T0, &mut b);
+        assert_eq!(a, b);
+        assert_eq!(a.iter().filter(|v| **v == D).count(), 30);
+        assert_eq!(huge.counters(), heap.counters());
+    }
+
     #[test]
     fn a_selective_burst_checks_only_the_wanted_packets() {
         let frames: Vec<VecFrame> = (0..40u16)

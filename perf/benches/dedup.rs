@@ -19,8 +19,16 @@
 //! - `hot_hit`: the same 32 packets again and again: buckets stay in L1, so
 //!   this is the compute cost alone (hash + probe).
 //! - `fingerprint/*`: the hash alone, for a 64-byte and a 1514-byte frame.
+//! - `dedup/1Mi-flows/<memory>`: copies of 1 Mi distinct packets in a
+//!   4 Mi-entry table (64 MiB, far beyond the cache), the table on 4 KiB
+//!   heap pages, on the heap with transparent huge pages advised, or in
+//!   DPDK hugepages (what a worker uses). Thread CPU time, not wall time
+//!   (`common/cputime.rs`).
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+#[path = "common/cputime.rs"]
+mod cputime;
+use cputime::ThreadCpuTime;
 use dataplane::frame::{Frame, VecFrame};
 use dataplane::stage::dedup::{Dedup, DedupConfig, Verdict};
 use dataplane::stage::parse::Layers;
@@ -176,6 +184,55 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// 1 Mi flows: where the table's memory comes from decides how many of
+/// the random bucket loads also miss the TLB.
+fn bench_1m_flows(c: &mut Criterion<ThreadCpuTime>) {
+    dataplane::dpdk::testing::shared_eal("bench-dedup");
+    let (f, l) = frame(64);
+    let mut frames = vec![f; BURST];
+    let layers = vec![l; BURST];
+    let mut verdicts = [Verdict::Unique; BURST];
+    let flows = 1u64 << 20;
+    let cfg = DedupConfig {
+        entries: 4 << 20,
+        ..DedupConfig::default()
+    };
+    let mut g = c.benchmark_group("dedup/1Mi-flows");
+    g.throughput(Throughput::Elements(BURST as u64));
+    type Make = fn(&DedupConfig) -> Dedup;
+    let tables: [(&str, Make); 3] = [
+        ("heap-4k-pages", |cfg| {
+            Dedup::new(cfg).expect("valid config")
+        }),
+        ("heap-thp", |cfg| {
+            Dedup::new_with(cfg, |a, n| {
+                dataplane::dpdk::advise_hugepages(a, n);
+            })
+            .expect("valid config")
+        }),
+        ("dpdk-hugepages", |cfg| {
+            let d = Dedup::new_on_hugepages(cfg).expect("valid config");
+            assert!(d.on_hugepages(), "EAL has 64 MiB of hugepages");
+            d
+        }),
+    ];
+    for (name, make) in tables {
+        let mut d = make(&cfg);
+        fill(&mut d, &mut frames, &layers, flows);
+        let mut next = 0u64;
+        g.bench_function(format!("hit/{name}"), |b| {
+            b.iter(|| {
+                stamp(&mut frames, next, flows);
+                next += BURST as u64;
+                d.check_burst(&frames, &layers, T0 + 1000, &mut verdicts);
+                black_box(&verdicts);
+            })
+        });
+        report(&format!("1Mi-flows/hit/{name}"), &d);
+    }
+    g.finish();
+}
+
 /// Inserts packets `0..set` at T0.
 fn fill(d: &mut Dedup, frames: &mut [VecFrame], layers: &[Layers], set: u64) {
     let mut verdicts = [Verdict::Unique; BURST];
@@ -199,4 +256,9 @@ fn report(name: &str, d: &Dedup) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+criterion_group! {
+    name = benches_cpu;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = bench_1m_flows
+}
+criterion_main!(benches, benches_cpu);

@@ -22,12 +22,12 @@ pub mod testing;
 pub use batch::{Batch, Drain};
 pub use eal::{running as eal_running, version, Eal};
 pub use error::{DpdkError, Result};
-pub use hugemem::advise_hugepages;
+pub use hugemem::{advise_hugepages, prefetch, HugeSlice};
 pub use lcore::{
     launch, main_lcore, thread_cpu_ns, tsc_hz, tsc_now, worker_lcores, LcoreHandle, WorkerPanic,
 };
 pub use mbuf::{capture_time_in_use, register_capture_time, Mbuf, SharedMbuf};
-pub use mempool::Mempool;
+pub use mempool::{Mempool, SOCKET_ID_ANY};
 pub use port::{
     detach, port_id, port_names, port_owner, rss_capable, stats_of, LinkState, Port, PortConfig,
     PortInfo, PortStats, RssMode, RxQueue, TxQueue, SYMMETRIC_RSS_KEY_WORD,

@@ -206,6 +206,33 @@ impl Bucket {
     };
 }
 
+/// Where the buckets live: DPDK hugepages under EAL, else the heap.
+enum Table {
+    Heap(Vec<Bucket>),
+    #[cfg(feature = "dpdk")]
+    Huge(crate::dpdk::HugeSlice<Bucket>),
+}
+
+impl Table {
+    #[inline(always)]
+    fn buckets(&self) -> &[Bucket] {
+        match self {
+            Table::Heap(v) => v,
+            #[cfg(feature = "dpdk")]
+            Table::Huge(h) => h,
+        }
+    }
+
+    #[inline(always)]
+    fn buckets_mut(&mut self) -> &mut [Bucket] {
+        match self {
+            Table::Heap(v) => v,
+            #[cfg(feature = "dpdk")]
+            Table::Huge(h) => h,
+        }
+    }
+}
+
 /// Hash keys derived from the seed. No `Debug`: they are what keeps
 /// collisions from being crafted, so they stay out of logs.
 #[derive(Clone, Copy)]
@@ -470,8 +497,8 @@ fn ethertype_at(vlan_count: u8) -> usize {
 
 /// A worker's dedup table and counters.
 pub struct Dedup {
-    buckets: Vec<Bucket>,
-    /// `buckets.len() - 1`.
+    table: Table,
+    /// Number of buckets - 1.
     mask: u64,
     keys: Keys,
     window_us: u32,
@@ -529,15 +556,43 @@ impl Dedup {
         // Writing every bucket now also faults the pages in at start, not on
         // the fast path.
         buckets.resize(nb, Bucket::EMPTY);
-        Ok(Self {
-            buckets,
+        Ok(Self::with_table(cfg, Table::Heap(buckets)))
+    }
+
+    /// As [`Dedup::new`], the table in DPDK's hugepage memory when EAL
+    /// runs and has room for it (what a worker wants: a random lookup in
+    /// 16 MiB then misses no TLB), else on the heap with transparent huge
+    /// pages advised.
+    #[cfg(feature = "dpdk")]
+    pub fn new_on_hugepages(cfg: &DedupConfig) -> Result<Self, DedupError> {
+        let n = cfg.entries;
+        if n.is_power_of_two() && (MIN_ENTRIES..=MAX_ENTRIES).contains(&n) {
+            let socket = crate::dpdk::SOCKET_ID_ANY;
+            if let Some(h) = crate::dpdk::HugeSlice::new(n / WAYS, Bucket::EMPTY, socket) {
+                return Ok(Self::with_table(cfg, Table::Huge(h)));
+            }
+        }
+        Self::new_with(cfg, |addr, len| {
+            crate::dpdk::advise_hugepages(addr, len);
+        })
+    }
+
+    /// Whether the table is in DPDK hugepage memory.
+    pub fn on_hugepages(&self) -> bool {
+        !matches!(self.table, Table::Heap(_))
+    }
+
+    fn with_table(cfg: &DedupConfig, table: Table) -> Self {
+        let nb = table.buckets().len();
+        Self {
+            table,
             mask: nb as u64 - 1,
             keys: Keys::from_seed(cfg.seed),
             window_us: cfg.window_us,
             ignore_dscp_ecn: cfg.ignore_dscp_ecn,
             include_l2: cfg.include_l2,
             stats: Arc::default(),
-        })
+        }
     }
 
     /// Counts into `stats` from now on: the runtime's copy, which the main
@@ -560,12 +615,12 @@ impl Dedup {
 
     /// Table capacity in entries.
     pub fn entries(&self) -> usize {
-        self.buckets.len() * WAYS
+        self.table.buckets().len() * WAYS
     }
 
     /// Bytes of table memory.
     pub fn memory_bytes(&self) -> usize {
-        self.buckets.len() * core::mem::size_of::<Bucket>()
+        core::mem::size_of_val(self.table.buckets())
     }
 
     /// The counters so far.
@@ -754,7 +809,7 @@ impl Dedup {
         let window = u64::from(self.window_us);
         let check = fp.aux >> (64 - TS_SHIFT);
         tally.checked += 1;
-        let Some(b) = self.buckets.get_mut(idx) else {
+        let Some(b) = self.table.buckets_mut().get_mut(idx) else {
             // Unreachable: idx is masked to the table size. Fail open.
             tally.inserts += 1;
             return Verdict::Unique;
@@ -891,6 +946,32 @@ impl Dedup {
         );
     }
 
+    /// Starts loading the buckets of `fps`, so that their cache misses
+    /// overlap: a prefetch under DPDK; without it (no `unsafe` outside
+    /// the DPDK layer), one load per bucket, so few instructions apart
+    /// that the misses are in flight together all the same.
+    #[inline(always)]
+    fn prefetch(&self, fps: &[Fingerprint]) {
+        let buckets = self.table.buckets();
+        #[cfg(feature = "dpdk")]
+        for fp in fps {
+            if let Some(b) = buckets.get(self.bucket_index(*fp)) {
+                crate::dpdk::prefetch(b);
+            }
+        }
+        #[cfg(not(feature = "dpdk"))]
+        {
+            let mut sink = 0u64;
+            for fp in fps {
+                if let Some(b) = buckets.get(self.bucket_index(*fp)) {
+                    sink ^= b.tag[0];
+                }
+            }
+            // Keeps the loads: their only purpose is the cache fill.
+            core::hint::black_box(sink);
+        }
+    }
+
     /// The burst passes over equally long slices, for the packets `want`
     /// picks, each at time `now_us(i)` (µs, masked).
     #[inline(always)]
@@ -926,14 +1007,7 @@ impl Dedup {
                     *v = Verdict::Unique;
                 }
             }
-            let mut sink = 0u64;
-            for fp in &fps[..k] {
-                if let Some(b) = self.buckets.get(self.bucket_index(*fp)) {
-                    sink ^= b.tag[0];
-                }
-            }
-            // Keeps the loads: their only purpose is the cache fill.
-            core::hint::black_box(sink);
+            self.prefetch(&fps[..k]);
             for (fp, &i) in fps[..k].iter().zip(&slot[..k]) {
                 let v = self.probe(*fp, now_us(start + i), &mut tally);
                 if let Some(out) = verdicts.get_mut(i) {

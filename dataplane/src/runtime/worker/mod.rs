@@ -11,9 +11,7 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Cache};
 
-use crate::dpdk::{
-    advise_hugepages, capture_time_in_use, tsc_now, Batch, Mbuf, Mempool, Ring, RxQueue, TxQueue,
-};
+use crate::dpdk::{capture_time_in_use, tsc_now, Batch, Mbuf, Mempool, Ring, RxQueue, TxQueue};
 use crate::frame::Frame;
 use crate::runtime::clock::Clock;
 use crate::runtime::counters::{DestCounters, DestDrop, Terminal, WorkerStats};
@@ -142,11 +140,9 @@ pub(super) struct Worker {
 pub fn run(setup: WorkerSetup) -> Result<(), String> {
     let setup_decap = setup.decap.clone();
     let index = setup.index;
-    let dedup = Dedup::new_with(&setup.dedup, |addr, len| {
-        advise_hugepages(addr, len);
-    })
-    .map_err(|e| format!("worker {}: {e}", setup.index))?
-    .with_stats(Arc::clone(&setup.stats.dedup));
+    let dedup = Dedup::new_on_hugepages(&setup.dedup)
+        .map_err(|e| format!("worker {}: {e}", setup.index))?
+        .with_stats(Arc::clone(&setup.stats.dedup));
     let cache = FlowCache::new(setup.flow_cache_entries);
     let mut w = Worker {
         s: setup,
