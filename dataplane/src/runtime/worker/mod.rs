@@ -353,6 +353,13 @@ impl Worker {
         }
         self.reserve_sequences(t, &plans[..n], &shed[..n], &dups[..n]);
         let tracing = self.s.trace.armed();
+        if !tracing && protect == 0 {
+            if let Some(a) = self.plans.single_target(&plans[..n]) {
+                if self.forward_single(rx, &layers, &dups, &dirs, plans[0].rule_id, a, now_ns) {
+                    return;
+                }
+            }
+        }
         for (i, m) in rx.drain().enumerate() {
             if shed[i] {
                 self.count(Terminal::DroppedProtect);
@@ -373,6 +380,70 @@ impl Worker {
                 self.forward::<false>(t, m, &p, None);
             }
         }
+    }
+
+    /// The whole burst follows one plan with one destination (the common
+    /// case: a match-all rule, or a flow's packets): the template, the
+    /// limiter check and the counters are hoisted out of the per-packet
+    /// loop, and each copy settles its packet itself. Returns false, with
+    /// the burst untouched, when the destination needs the general path
+    /// (no next hop yet, or a rate limit).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn forward_single(
+        &mut self,
+        rx: &mut Batch<BURST>,
+        layers: &[Layers; BURST],
+        dups: &[DedupVerdict; BURST],
+        dirs: &[Direction; BURST],
+        rule_id: u32,
+        a: Target,
+        now_ns: u64,
+    ) -> bool {
+        if self
+            .limiters
+            .get(a.dest)
+            .is_some_and(DestLimiter::is_limited)
+        {
+            return false;
+        }
+        let Some(Some(tmpl)) = self.templates.get_mut(a.dest) else {
+            return false;
+        };
+        let stats = &*self.s.stats;
+        let dc = &stats.dests[usize::from(a.slot)];
+        let appliance_id = self.s.appliance_id;
+        let mut deduplicated = 0u64;
+        for (i, mut m) in rx.drain().enumerate() {
+            if a.dedup && dups[i] == DedupVerdict::Duplicate {
+                deduplicated += 1;
+                continue;
+            }
+            let tag = TagInfo {
+                appliance_id,
+                input_port: m.port(),
+                rule_id,
+                direction: dirs[i],
+            };
+            match encap_copy(tmpl, &mut m, &a, &layers[i], tag, now_ns, dc) {
+                Ok(_) => {
+                    let meta = TxMeta {
+                        fate: SOLO,
+                        slot: a.slot,
+                        bytes: m.pkt_len() as u32,
+                    };
+                    self.tx.push(m, meta, self.s.uplink_tx.as_mut(), stats);
+                }
+                Err((why, _)) => stats.counters.terminal(why.terminal()).add(1),
+            }
+        }
+        if deduplicated != 0 {
+            stats
+                .counters
+                .terminal(Terminal::Deduplicated)
+                .add(deduplicated);
+        }
+        true
     }
 
     fn trace_start(

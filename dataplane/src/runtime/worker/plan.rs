@@ -19,7 +19,7 @@ pub(super) struct Target {
 }
 
 /// One rule's (or the default's) action, flattened.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct RulePlan {
     /// Range of the rule's targets in [`Plans::targets`]; empty for a drop.
     start: u32,
@@ -82,6 +82,17 @@ impl Plans {
         let default = self.rules.len().saturating_sub(1);
         let i = v.rule_index().map_or(default, |i| i.min(default));
         self.rules.get(i).copied().unwrap_or_default()
+    }
+
+    /// The one target every plan of `plans` shares, when they are all the
+    /// same plan and it has exactly one target.
+    #[inline]
+    pub fn single_target(&self, plans: &[RulePlan]) -> Option<Target> {
+        let (first, rest) = plans.split_first()?;
+        if first.len != 1 || rest.iter().any(|p| p != first) {
+            return None;
+        }
+        self.targets(*first).first().copied()
     }
 
     /// The targets of a plan.
