@@ -251,12 +251,12 @@ impl Appliance {
     }
 
     /// Every counter, read once: lcores, destinations, ports and taps.
-    pub fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self) -> Snapshot {
         self.view().snapshot()
     }
 
     /// Counters summed over workers and distributor.
-    pub fn totals(&self) -> Totals {
+    fn totals(&self) -> Totals {
         self.lcores.counters.totals()
     }
 
@@ -435,12 +435,12 @@ impl Appliance {
 
     /// `show fwd stats all`. Destinations of earlier policies keep their
     /// counters (their slot stays theirs) and are listed after the current ones.
-    pub fn fwd_stats(&self) -> String {
+    fn fwd_stats(&self) -> String {
         stats::fwd_stats(&self.lcores.counters.read(&self.publisher.slots()))
     }
 
     /// Port counters, testpmd's `show port stats all`, one line a port.
-    pub fn port_stats(&self) -> String {
+    fn port_stats(&self) -> String {
         let mut out = stats::port_lines(&self.snapshot());
         out.push_str(&self.captures.describe());
         if let Some(t) = &self.taps {
@@ -452,11 +452,6 @@ impl Appliance {
     /// EAL's `--file-prefix` (the runtime directory's name).
     pub fn file_prefix(&self) -> &str {
         self.eal.file_prefix()
-    }
-
-    /// The appliance state for metrics and heartbeats.
-    pub fn state(&self) -> State {
-        self.state
     }
 
     /// Starts or stops polling the inputs.
