@@ -539,23 +539,22 @@ impl Decap {
         const VX: usize = L4 + udp::HEADER_LEN;
         const INNER: usize = VX + vxlan::HEADER_LEN;
         let h: &[u8; INNER] = d.first_chunk()?;
-        let be16 = |at: usize| u16_at(h, at);
         // EtherType IPv4, version 4 with a 20-byte header, UDP, neither
         // MF nor an offset.
-        if be16(ethernet::field::ETHERTYPE) != ethertype::IPV4
+        if u16_at(h, ethernet::field::ETHERTYPE) != ethertype::IPV4
             || h[L3 + ipv4::field::VER_IHL] != 0x45
             || h[L3 + ipv4::field::PROTOCOL] != ip_proto::UDP
-            || be16(L3 + ipv4::field::FLG_OFF) & (ipv4::FLAG_MF | ipv4::OFFSET_MASK) != 0
+            || u16_at(h, L3 + ipv4::field::FLG_OFF) & (ipv4::FLAG_MF | ipv4::OFFSET_MASK) != 0
         {
             return None;
         }
         // Total length 0 (GSO) is left to the walk.
-        let total = usize::from(be16(L3 + ipv4::field::LENGTH));
+        let total = usize::from(u16_at(h, L3 + ipv4::field::LENGTH));
         let end = L3 + total;
         if total < ipv4::MIN_HEADER_LEN || end > len {
             return None;
         }
-        let port = be16(L4 + udp::field::DST_PORT);
+        let port = u16_at(h, L4 + udp::field::DST_PORT);
         if !self.vxlan_ports.has(port) {
             // UDP to no tunnel port, lengths sound: the walk says the same.
             if self.geneve_ports.has(port) {
@@ -563,7 +562,7 @@ impl Decap {
             }
             return Some(Classified::NotTunnel);
         }
-        let ulen = usize::from(be16(L4 + udp::field::LENGTH));
+        let ulen = usize::from(u16_at(h, L4 + udp::field::LENGTH));
         if ulen < udp::HEADER_LEN || L4 + ulen > end || h[VX] & vxlan::FLAG_I == 0 {
             return None;
         }
