@@ -648,11 +648,12 @@ impl Dedup {
                     st.piece(l2, !0, !0);
                 }
                 let (end, m0, m1) = if layers.ip_version == 4 {
-                    // A total length below the minimum header is malformed:
-                    // take what the frame has, as for a GSO super-frame.
-                    let end = ipv4::packet_len(u16_at(ip, ipv4::field::LENGTH), ip.len());
-                    let end = if end >= ipv4::MIN_HEADER_LEN {
-                        end
+                    // A total length below the minimum header: 0 for a GSO
+                    // super-frame (`ipv4::packet_len`) or malformed. Either
+                    // way take what the frame has; one compare covers both.
+                    let total = usize::from(u16_at(ip, ipv4::field::LENGTH));
+                    let end = if total >= ipv4::MIN_HEADER_LEN {
+                        total
                     } else {
                         ip.len()
                     };
@@ -747,9 +748,9 @@ impl Dedup {
                 let avail = len - l3;
                 let (end, m0, m1) = if layers.ip_version == 4 {
                     // As in `fingerprint`.
-                    let end = ipv4::packet_len(u16_across(l3 + ipv4::field::LENGTH), avail);
-                    let end = if end >= ipv4::MIN_HEADER_LEN {
-                        end
+                    let total = usize::from(u16_across(l3 + ipv4::field::LENGTH));
+                    let end = if total >= ipv4::MIN_HEADER_LEN {
+                        total
                     } else {
                         avail
                     };
