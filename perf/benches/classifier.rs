@@ -2,13 +2,14 @@
 //! `filter` stage's own tables) against DPDK's `rte_acl` built from the
 //! same compiled entries, on the same rule sets and the same keys as
 //! `benches/filter.rs` (1,000 and 10,000 mixed rules, 65,536 flows), and
-//! the flow cache sized against 64 Ki and 1 Mi flows.
+//! the flow cache sized against 1 Ki, 64 Ki and 1 Mi flows.
 //!
 //! - `alone/<path>/<rules>`: the classifier with no flow cache, bursts of 32;
 //! - `miss/<path>/<rules>`: 65,536 flows through a 4,096-flow cache, nearly
 //!   every packet a miss (what the worker runs, `classify_burst_cached`);
-//! - `cache/<entries>/<flows>`: 64 Ki or 1 Mi flows, shuffled, through a
-//!   cache of 4 Ki to 1 Mi entries in front of rte_acl at 1,000 rules.
+//! - `cache/<entries>/<flows>`: 1 Ki, 64 Ki or 1 Mi flows, shuffled,
+//!   through a cache of 4 Ki to 1 Mi entries in front of rte_acl at 1,000
+//!   rules.
 //!
 //! Measured in the thread's CPU time (see `common/cputime.rs`): ns/packet
 //! = 1e3 / Melem/s. Needs EAL (hugepages): rte_acl allocates DPDK memory.
@@ -113,7 +114,7 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
     }
     // The flow cache against many flows, rte_acl behind it.
     let (cls, rules) = acl_1k.expect("built above");
-    for nflows in [65_536usize, 1 << 20] {
+    for nflows in [1_024usize, 65_536, 1 << 20] {
         let order = shuffled(&flows(&rules, nflows, 0xcafe), 1 << 20, 11);
         for entries in [4_096usize, 65_536, 1 << 18, 1 << 20] {
             let mut cache = FlowCache::new(entries);

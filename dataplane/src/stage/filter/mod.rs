@@ -9,12 +9,15 @@
 //! Inside: rules expand to value/mask entries (`compile`), stored in
 //! tuple-merge hash tables (`tuple`); per-field interval maps pick the
 //! tables worth probing (`prune`); a per-worker flow cache answers repeat
-//! flows without any of it (`cache`).
+//! flows without any of it (`cache`). Under DPDK the runtime also loads
+//! the entries into `rte_acl` (`acl`), and the flow cache's misses go
+//! there, a burst at a time.
 //!
-//! Costs (criterion, `perf/benches/filter.rs`, 2-core VM shared with
-//! other builds): flow-cache hit ~10-15 ns/packet at any rule count;
-//! classifier alone ~35 / ~115 / ~250-350 ns at 10 / 1,000 / 10,000
-//! mixed rules; build ~10 ms for 10,000 rules.
+//! Costs (criterion, `perf/benches/filter.rs` and `classifier.rs`, 2-core
+//! VM shared with other builds): flow-cache hit ~10-15 ns/packet at any
+//! rule count; TupleMerge alone ~35 / ~120 / ~290 ns at 10 / 1,000 /
+//! 10,000 mixed rules, rte_acl ~115 / ~130 at 1,000 / 10,000; build ~10 ms
+//! (TupleMerge) and 1-6 s (rte_acl) for 10,000 rules.
 
 #[cfg(feature = "dpdk")]
 mod acl;
