@@ -164,6 +164,8 @@ fn appliance_follows_its_controller() {
     s.wait_for("running:", 60);
     s.wait_for("controller session down", 60);
     assert!(Path::new(&persist).exists());
+    // The session can fail before the input's first packet is read.
+    wait_sent(Path::new(&sock), "noc-b");
     s.signal("TERM");
     let (code, report) = s.finish();
     assert_eq!(code, Some(0), "{report}");

@@ -98,6 +98,11 @@ fn guard_enters_protect_sheds_and_leaves() {
     wait_state(&mut c, "protect");
     let guard = c.command("show guard").expect("answer");
     assert!(guard.contains("protecting: resident memory"), "{guard}");
+    // The guard may flag protect before the worker has polled once; lift
+    // the limit only after the worker has shed and kept packets under it.
+    wait_console(&mut c, "show fwd stats all", 60, |t| {
+        total(t, "dropped_protect") >= 4 && total(t, "forwarded") > 0
+    });
 
     // Lift the limit: pressure is gone, and after calm-ms the guard leaves.
     assert!(c
