@@ -179,7 +179,7 @@ pub fn testpmd(
     let done = |r: &[Reading], first: Option<Instant>| {
         first.is_some_and(|f| {
             r.last()
-                .is_some_and(|l| l.at - f >= Duration::from_secs(t.warmup + t.measure))
+                .is_some_and(|l| l.at - f >= Duration::from_secs(t.warmup + t.measure) - SLACK)
         })
     };
     while !done(&readings, first) {
@@ -223,13 +223,31 @@ pub fn testpmd(
             log.display()
         ));
     };
-    let warm = f + Duration::from_secs(t.warmup);
-    let a = readings
-        .iter()
-        .find(|r| r.at >= warm)
-        .ok_or("no reading after the warm-up")?;
-    let b = readings.last().ok_or("no reading")?;
+    let (a, b) = interval(&readings, f, t).ok_or_else(|| {
+        format!(
+            "testpmd's readings span no measured interval (log {})",
+            log.display()
+        )
+    })?;
     Ok(rate(a, b))
+}
+
+/// Half of testpmd's statistics period: a report due at a whole second
+/// after the first may come a little early.
+const SLACK: Duration = Duration::from_millis(500);
+
+/// The readings that bound the measured interval: the first one due at or
+/// after the warm-up (give or take [`SLACK`]) and the last one, if they
+/// are apart.
+fn interval<'a>(
+    readings: &'a [Reading],
+    first: Instant,
+    t: &Timing,
+) -> Option<(&'a Reading, &'a Reading)> {
+    let warm = first + Duration::from_secs(t.warmup) - SLACK;
+    let a = readings.iter().find(|r| r.at >= warm)?;
+    let b = readings.last()?;
+    (b.at > a.at).then_some((a, b))
 }
 
 /// What a Sluice run measured.
@@ -440,6 +458,29 @@ pub fn load() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn testpmd_interval_tolerates_early_reports() {
+        let f = Instant::now();
+        let at = |ms: u64, packets: u64| Reading {
+            at: f + Duration::from_millis(ms),
+            packets,
+            cpu_ns: None,
+        };
+        let t = Timing {
+            warmup: 1,
+            measure: 1,
+            mbufs: 0,
+        };
+        // Reports a little before each whole second: the one at 0.999 s
+        // still starts the interval, which ends at the last one.
+        let r = [at(0, 10), at(999, 1000), at(1998, 2000)];
+        let (a, b) = interval(&r, f, &t).unwrap();
+        assert_eq!((a.packets, b.packets), (1000, 2000));
+        assert_eq!(rate(a, b).mpps, 1000.0 / 0.999 / 1e6);
+        // A single reading after the warm-up spans nothing.
+        assert!(interval(&r[..2], f, &t).is_none());
+    }
 
     #[test]
     fn totals_reads_the_accumulated_block() {
