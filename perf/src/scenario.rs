@@ -100,7 +100,7 @@ pub const CAPTURE_FRAMES: u64 = 8192;
 pub const DEDUP_WINDOW_US: u64 = 200;
 
 /// 64-byte IPv4 UDP frames over 1,024 flows (they all fit a worker's
-/// 4,096-entry flow cache); `dups` of the originals copied 2 µs later
+/// flow cache); `dups` of the originals copied 2 µs later
 /// with TTL − 1 and another source MAC, as a second mirror point sends
 /// them.
 fn ipv4_traffic(dups: f64) -> String {
