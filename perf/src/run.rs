@@ -172,16 +172,13 @@ pub fn testpmd(
     let out = lines(child.stdout.take().ok_or("no stdout")?);
     let err = lines(child.stderr.take().ok_or("no stderr")?);
     let mut readings: Vec<Reading> = Vec::new();
-    let mut first: Option<Instant> = None;
+    // Index of the first reading that counts packets.
+    let mut first: Option<usize> = None;
     let mut in_port0 = false;
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30 + 2 * (t.warmup + t.measure));
-    let done = |r: &[Reading], first: Option<Instant>| {
-        first.is_some_and(|f| {
-            r.last()
-                .is_some_and(|l| l.at - f >= Duration::from_secs(t.warmup + t.measure) - SLACK)
-        })
-    };
+    let done =
+        |r: &[Reading], first: Option<usize>| first.is_some_and(|f| interval(r, f, t).is_some());
     while !done(&readings, first) {
         let left = deadline.saturating_duration_since(Instant::now());
         match out.recv_timeout(left.min(Duration::from_millis(500))) {
@@ -195,7 +192,7 @@ pub fn testpmd(
                         // The first reading marks the start; forwarding
                         // has begun when packets are counted.
                         if v > 0 && first.is_none() {
-                            first = Some(at);
+                            first = Some(readings.len());
                         }
                         readings.push(Reading {
                             at,
@@ -232,21 +229,18 @@ pub fn testpmd(
     Ok(rate(a, b))
 }
 
-/// Half of testpmd's statistics period: a report due at a whole second
-/// after the first may come a little early.
-const SLACK: Duration = Duration::from_millis(500);
-
-/// The readings that bound the measured interval: the first one due at or
-/// after the warm-up (give or take [`SLACK`]) and the last one, if they
-/// are apart.
+/// The readings that bound the measured interval, counted in testpmd's
+/// once-a-second reports from `first` (the first that counts packets):
+/// `warmup` reports later, and `measure` reports after that. Counting
+/// reports, not clock time, keeps one report that comes early or late
+/// (the machine is shared) from making the interval empty.
 fn interval<'a>(
     readings: &'a [Reading],
-    first: Instant,
+    first: usize,
     t: &Timing,
 ) -> Option<(&'a Reading, &'a Reading)> {
-    let warm = first + Duration::from_secs(t.warmup) - SLACK;
-    let a = readings.iter().find(|r| r.at >= warm)?;
-    let b = readings.last()?;
+    let a = readings.get(first + t.warmup as usize)?;
+    let b = readings.get(first + (t.warmup + t.measure) as usize)?;
     (b.at > a.at).then_some((a, b))
 }
 
@@ -460,7 +454,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn testpmd_interval_tolerates_early_reports() {
+    fn testpmd_interval_counts_reports_not_seconds() {
         let f = Instant::now();
         let at = |ms: u64, packets: u64| Reading {
             at: f + Duration::from_millis(ms),
@@ -472,14 +466,14 @@ mod tests {
             measure: 1,
             mbufs: 0,
         };
-        // Reports a little before each whole second: the one at 0.999 s
-        // still starts the interval, which ends at the last one.
-        let r = [at(0, 10), at(999, 1000), at(1998, 2000)];
-        let (a, b) = interval(&r, f, &t).unwrap();
+        // Reports early, then late: the interval is still the second
+        // report after the first that counts packets to the third.
+        let r = [at(0, 0), at(1000, 10), at(1999, 1000), at(3600, 2000)];
+        let (a, b) = interval(&r, 1, &t).unwrap();
         assert_eq!((a.packets, b.packets), (1000, 2000));
-        assert_eq!(rate(a, b).mpps, 1000.0 / 0.999 / 1e6);
-        // A single reading after the warm-up spans nothing.
-        assert!(interval(&r[..2], f, &t).is_none());
+        assert_eq!(rate(a, b).mpps, 1000.0 / 1.601 / 1e6);
+        // Until the last report has come there is no interval.
+        assert!(interval(&r[..3], 1, &t).is_none());
     }
 
     #[test]
