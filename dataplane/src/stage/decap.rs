@@ -37,12 +37,9 @@
 //! lengths are checked against `pkt_len()`; a header that does not fit in the
 //! first segment reads as `Truncated`.
 
-use std::sync::Arc;
-
 use thiserror::Error;
 
 use crate::frame::Frame;
-use crate::runtime::counters::Counter;
 use crate::stage::tag::{self, ReceivedTag};
 use crate::wire::bytes::{u16_at, u32_at};
 use crate::wire::ethernet::{self, ethertype, EtherType};
@@ -273,89 +270,24 @@ pub struct DecapCounters {
     pub retag_unmapped: u64,
 }
 
-/// The stage's counters where the runtime reads them (VPP style): shared
-/// with the main lcore, written only by the worker that runs the stage, as
-/// it counts; [`Decap::counters`] reads them back.
-#[derive(Debug, Default)]
-pub struct DecapStats {
-    decapsulated: Counter,
-    layers_stripped: Counter,
-    not_tunnel: Counter,
-    not_ethernet: Counter,
-    truncated: Counter,
-    bad_length: Counter,
-    bad_version: Counter,
-    bad_flags: Counter,
-    fragmented: Counter,
-    too_deep: Counter,
-    retagged: Counter,
-    retag_unmapped: Counter,
-}
-
-impl DecapStats {
-    fn record(&self, r: &Result<DecapOutcome, DecapError>) {
+impl DecapCounters {
+    fn record(&mut self, r: &Result<DecapOutcome, DecapError>) {
         match r {
             Ok(DecapOutcome::Decapsulated(d)) => {
-                self.decapsulated.add(1);
-                self.layers_stripped.add(u64::from(d.layers));
+                self.decapsulated += 1;
+                self.layers_stripped += u64::from(d.layers);
             }
-            Ok(DecapOutcome::NotTunnel) => self.not_tunnel.add(1),
-            Ok(DecapOutcome::NotEthernet(_)) => self.not_ethernet.add(1),
-            Err(DecapError::Truncated) => self.truncated.add(1),
-            Err(DecapError::BadLength) => self.bad_length.add(1),
-            Err(DecapError::BadVersion) => self.bad_version.add(1),
-            Err(DecapError::BadFlags) => self.bad_flags.add(1),
-            Err(DecapError::Fragmented) => self.fragmented.add(1),
-            Err(DecapError::TooDeep) => self.too_deep.add(1),
+            Ok(DecapOutcome::NotTunnel) => self.not_tunnel += 1,
+            Ok(DecapOutcome::NotEthernet(_)) => self.not_ethernet += 1,
+            Err(DecapError::Truncated) => self.truncated += 1,
+            Err(DecapError::BadLength) => self.bad_length += 1,
+            Err(DecapError::BadVersion) => self.bad_version += 1,
+            Err(DecapError::BadFlags) => self.bad_flags += 1,
+            Err(DecapError::Fragmented) => self.fragmented += 1,
+            Err(DecapError::TooDeep) => self.too_deep += 1,
         }
     }
 
-    fn all(&self) -> [&Counter; 12] {
-        [
-            &self.decapsulated,
-            &self.layers_stripped,
-            &self.not_tunnel,
-            &self.not_ethernet,
-            &self.truncated,
-            &self.bad_length,
-            &self.bad_version,
-            &self.bad_flags,
-            &self.fragmented,
-            &self.too_deep,
-            &self.retagged,
-            &self.retag_unmapped,
-        ]
-    }
-
-    /// The values now.
-    pub fn snapshot(&self) -> DecapCounters {
-        let [decapsulated, layers_stripped, not_tunnel, not_ethernet, truncated, bad_length, bad_version, bad_flags, fragmented, too_deep, retagged, retag_unmapped] =
-            self.all().map(Counter::get);
-        DecapCounters {
-            decapsulated,
-            layers_stripped,
-            not_tunnel,
-            not_ethernet,
-            truncated,
-            bad_length,
-            bad_version,
-            bad_flags,
-            fragmented,
-            too_deep,
-            retagged,
-            retag_unmapped,
-        }
-    }
-
-    /// Zeroes every counter (the owning worker only, between bursts).
-    pub fn zero(&self) {
-        for c in self.all() {
-            c.set(0);
-        }
-    }
-}
-
-impl DecapCounters {
     /// Malformed frames of every kind.
     pub fn errors(&self) -> u64 {
         self.truncated
@@ -417,12 +349,12 @@ impl Ports {
 }
 
 /// The decap stage of one worker: configuration and counters.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Decap {
     cfg: DecapConfig,
     vxlan_ports: Ports,
     geneve_ports: Ports,
-    stats: Arc<DecapStats>,
+    counters: DecapCounters,
 }
 
 impl Decap {
@@ -475,30 +407,22 @@ impl Decap {
             vxlan_ports: Ports::new(&cfg.vxlan_ports),
             geneve_ports: Ports::new(&cfg.geneve_ports),
             cfg,
-            stats: Arc::default(),
+            counters: DecapCounters::default(),
         })
-    }
-
-    /// Counts into `stats` from now on: the runtime's copy, which the main
-    /// lcore reads.
-    pub fn with_stats(mut self, stats: Arc<DecapStats>) -> Self {
-        self.stats = stats;
-        self
     }
 
     pub fn config(&self) -> &DecapConfig {
         &self.cfg
     }
 
-    /// The counters so far.
-    pub fn counters(&self) -> DecapCounters {
-        self.stats.snapshot()
+    pub fn counters(&self) -> &DecapCounters {
+        &self.counters
     }
 
     /// Decapsulates one frame in place and counts the outcome.
     pub fn decap<F: Frame>(&mut self, frame: &mut F) -> Result<DecapOutcome, DecapError> {
         let r = self.decap_uncounted(frame);
-        self.stats.record(&r);
+        self.counters.record(&r);
         r
     }
 
@@ -534,9 +458,9 @@ impl Decap {
             match vid {
                 Some(vid) if push_tag(frame, vid, r.pcp) => {
                     info.vlan = Some(vid);
-                    self.stats.retagged.add(1);
+                    self.counters.retagged += 1;
                 }
-                _ => self.stats.retag_unmapped.add(1),
+                _ => self.counters.retag_unmapped += 1,
             }
         }
         Ok(DecapOutcome::Decapsulated(info))

@@ -138,8 +138,8 @@ pub(super) struct Worker {
 
 /// Runs the worker loop until the state says `EXIT`, then drains.
 pub fn run(setup: WorkerSetup) -> Result<(), String> {
-    let decap = decap::DecapState::new(&setup.decap, Arc::clone(&setup.stats.decap))
-        .map_err(|e| format!("worker {}: decap: {e}", setup.index))?;
+    let setup_decap = setup.decap.clone();
+    let index = setup.index;
     let dedup = Dedup::new_on_hugepages(&setup.dedup)
         .map_err(|e| format!("worker {}: {e}", setup.index))?
         .with_stats(Arc::clone(&setup.stats.dedup));
@@ -155,7 +155,8 @@ pub fn run(setup: WorkerSetup) -> Result<(), String> {
         generation: u64::MAX,
         clear_epoch: 0,
         shed_count: 0,
-        decap,
+        decap: decap::DecapState::new(&setup_decap)
+            .map_err(|e| format!("worker {index}: decap: {e}"))?,
     };
     w.run_loop();
     Ok(())
@@ -180,6 +181,7 @@ impl Worker {
                 self.flush();
                 self.flush_tool();
                 self.s.stats.zero();
+                self.clear_decap();
                 self.clear_epoch = epoch;
                 self.s.stats.counters.cleared_epoch.set(epoch);
             }
@@ -227,12 +229,14 @@ impl Worker {
                 self.poll_control_tx();
                 self.flush();
                 self.flush_tool();
+                self.export_decap();
                 self.export_rx_invalid();
                 last_drain = now;
             }
         }
         self.flush();
         self.flush_tool();
+        self.export_decap();
     }
 
     fn export_rx_invalid(&self) {
