@@ -25,8 +25,7 @@ pub const IPV4: u16 = 228;
 pub const IPV6: u16 = 229;
 pub const LINUX_SLL2: u16 = 276;
 
-const ETH_IPV4: u16 = 0x0800;
-const ETH_IPV6: u16 = 0x86dd;
+use dataplane::wire::ethernet::ethertype::{IPV4 as ETH_IPV4, IPV6 as ETH_IPV6};
 const ARPHRD_NETLINK: u16 = 824;
 
 /// Whether Sluice carries frames of this link type.
