@@ -17,8 +17,11 @@
 //!
 //! [`stage`] holds the pipeline stages of DESIGN §4, pure functions over a
 //! burst: parse → filter → dedup → slice → tag → encap for TAP aggregation,
-//! parse → decap → filter → dedup on a decap front end. Each declares its
-//! error counters in one place, as a VPP node does, and none calls another.
+//! parse → decap → filter → dedup on a decap front end; per tool
+//! destination, balance (a tool group's member by a symmetric flow hash
+//! and a weighted slot table with failover). Each declares its error
+//! counters in one place, as a VPP node does, and none calls another except
+//! through documented helpers (decap's classifier, encap's flow hash).
 //!
 //! `runtime` is what runs on the lcores around the stages (DESIGN §3): the
 //! compiled policy and its quiescent-state swap, the per-worker counters

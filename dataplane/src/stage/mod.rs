@@ -1,9 +1,12 @@
 //! Pipeline stages: pure functions over a burst of frames, no DPDK.
 //!
 //! Order on a worker: parse → filter → dedup → slice → tag → encap (TAP
-//! aggregation), or parse → decap → filter → dedup (decap front-end). Each
-//! stage keeps its own counters and can be benchmarked alone.
+//! aggregation), or parse → decap → filter → dedup (decap front-end). A
+//! tool destination takes its copy through strip and mask, a tool group
+//! picks its member with balance, and sample keeps 1 in N. Each stage keeps
+//! its own counters and can be benchmarked alone.
 
+pub mod balance;
 pub mod decap;
 pub mod dedup;
 pub mod encap;
