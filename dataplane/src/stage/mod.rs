@@ -13,6 +13,7 @@ pub mod encap;
 pub mod filter;
 pub mod parse;
 pub mod slice;
+pub mod strip;
 pub mod tag;
 
 /// Packets per burst, as in DPDK's l2fwd and testpmd.
