@@ -18,9 +18,10 @@
 //! [`stage`] holds the pipeline stages of DESIGN §4, pure functions over a
 //! burst: parse → filter → dedup → slice → tag → encap for TAP aggregation,
 //! parse → decap → filter → dedup on a decap front end; per tool
-//! destination, strip (VLAN, MPLS, VN-Tag and tunnel headers off) and
-//! balance (a tool group's member by a symmetric flow hash and a weighted
-//! slot table with failover). Each declares its error
+//! destination, sample (1 in N packets or flows), strip (VLAN, MPLS,
+//! VN-Tag and tunnel headers off), mask (bytes at an offset from a layer
+//! overwritten) and balance (a tool group's member by a symmetric flow
+//! hash and a weighted slot table with failover). Each declares its error
 //! counters in one place, as a VPP node does, and none calls another except
 //! through documented helpers (decap's classifier, encap's flow hash).
 //!

@@ -17,9 +17,9 @@
 //!   them where they went.
 //!
 //! The slot comes from the hash's *top* bits on purpose: flow sampling
-//! keeps `hash % n == 0` and the distributor picks a worker by `hash % n`,
-//! so a group indexed by the low bits would see only a sliver of its table
-//! behind a flow sampler.
+//! keeps the hashes that are 0 mod n and the distributor picks a worker by
+//! `hash % n`, so a group indexed by the low bits would see only a sliver
+//! of its table behind a flow sampler.
 
 use thiserror::Error;
 
