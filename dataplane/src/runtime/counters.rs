@@ -7,6 +7,7 @@ use std::ops::AddAssign;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crate::stage::decap::DecapStats;
 use crate::stage::dedup::DedupStats;
 
 use crossbeam_utils::CachePadded;
@@ -109,11 +110,6 @@ pub struct WorkerCounters {
     /// Mbufs the RX queues dropped on receipt, their chain inconsistent (not
     /// in `rx`: they never reached the pipeline).
     pub rx_invalid: Counter,
-    /// Mirrors of the decap stage's counters (decap inputs).
-    pub decapsulated: Counter,
-    pub decap_not_tunnel: Counter,
-    pub decap_not_ethernet: Counter,
-    pub decap_errors: Counter,
     /// The last `clear fwd stats all` this worker carried out.
     pub cleared_epoch: Counter,
     /// 1 once the worker polls (its tables are built): start-up waits for it.
@@ -212,6 +208,8 @@ pub struct WorkerStats {
     pub dests: Box<[CachePadded<DestCounters>]>,
     /// The dedup stage's own counters: it writes them, the console reads them.
     pub dedup: Arc<DedupStats>,
+    /// The decap stage's own counters (decap inputs), likewise.
+    pub decap: Arc<DecapStats>,
 }
 
 impl WorkerStats {
@@ -235,6 +233,7 @@ impl WorkerStats {
             t.set(0);
         }
         self.dedup.zero();
+        self.decap.zero();
         for d in self.dests.iter() {
             d.tx_packets.set(0);
             d.tx_bytes.set(0);
@@ -254,6 +253,7 @@ impl Default for WorkerStats {
                 .map(|_| CachePadded::default())
                 .collect(),
             dedup: Arc::default(),
+            decap: Arc::default(),
         }
     }
 }
@@ -295,7 +295,7 @@ impl Totals {
 
     /// One worker's counters, each read once.
     fn read(w: &WorkerStats) -> Totals {
-        let (c, d) = (&w.counters, w.dedup.snapshot());
+        let (c, d, x) = (&w.counters, w.dedup.snapshot(), w.decap.snapshot());
         Totals {
             rx: c.rx.get(),
             rx_bytes: c.rx_bytes.get(),
@@ -307,10 +307,10 @@ impl Totals {
             exceptions: c.exceptions.get(),
             exceptions_dropped: c.exceptions_dropped.get(),
             uplink_ignored: c.uplink_ignored.get(),
-            decapsulated: c.decapsulated.get(),
-            decap_not_tunnel: c.decap_not_tunnel.get(),
-            decap_not_ethernet: c.decap_not_ethernet.get(),
-            decap_errors: c.decap_errors.get(),
+            decapsulated: x.decapsulated,
+            decap_not_tunnel: x.not_tunnel,
+            decap_not_ethernet: x.not_ethernet,
+            decap_errors: x.errors(),
             rx_invalid: c.rx_invalid.get(),
             dedup_checked: d.checked,
             dedup_hits: d.hits,

@@ -37,9 +37,12 @@
 //! lengths are checked against `pkt_len()`; a header that does not fit in the
 //! first segment reads as `Truncated`.
 
+use std::sync::Arc;
+
 use thiserror::Error;
 
 use crate::frame::Frame;
+use crate::runtime::counters::Counter;
 use crate::stage::tag::{self, ReceivedTag};
 use crate::wire::bytes::{u16_at, u32_at};
 use crate::wire::ethernet::{self, ethertype, EtherType};
@@ -270,7 +273,104 @@ pub struct DecapCounters {
     pub retag_unmapped: u64,
 }
 
+/// The stage's counters where the runtime reads them (VPP style): shared
+/// with the main lcore, written only by the worker that runs the stage,
+/// once per burst ([`Decap::publish`]); frames are tallied in plain fields
+/// in between, so the per-frame cost stays an add.
+#[derive(Debug, Default)]
+pub struct DecapStats {
+    decapsulated: Counter,
+    layers_stripped: Counter,
+    not_tunnel: Counter,
+    not_ethernet: Counter,
+    truncated: Counter,
+    bad_length: Counter,
+    bad_version: Counter,
+    bad_flags: Counter,
+    fragmented: Counter,
+    too_deep: Counter,
+    retagged: Counter,
+    retag_unmapped: Counter,
+}
+
+impl DecapStats {
+    fn all(&self) -> [&Counter; 12] {
+        [
+            &self.decapsulated,
+            &self.layers_stripped,
+            &self.not_tunnel,
+            &self.not_ethernet,
+            &self.truncated,
+            &self.bad_length,
+            &self.bad_version,
+            &self.bad_flags,
+            &self.fragmented,
+            &self.too_deep,
+            &self.retagged,
+            &self.retag_unmapped,
+        ]
+    }
+
+    /// The values now.
+    pub fn snapshot(&self) -> DecapCounters {
+        DecapCounters::from_fields(self.all().map(Counter::get))
+    }
+
+    /// Adds a burst's tally.
+    fn add(&self, t: &DecapCounters) {
+        for (c, n) in self.all().into_iter().zip(t.fields()) {
+            if n != 0 {
+                c.add(n);
+            }
+        }
+    }
+
+    /// Zeroes every counter (the owning worker only, between bursts).
+    pub fn zero(&self) {
+        for c in self.all() {
+            c.set(0);
+        }
+    }
+}
+
 impl DecapCounters {
+    /// The fields in [`DecapStats::all`]'s order.
+    fn fields(&self) -> [u64; 12] {
+        [
+            self.decapsulated,
+            self.layers_stripped,
+            self.not_tunnel,
+            self.not_ethernet,
+            self.truncated,
+            self.bad_length,
+            self.bad_version,
+            self.bad_flags,
+            self.fragmented,
+            self.too_deep,
+            self.retagged,
+            self.retag_unmapped,
+        ]
+    }
+
+    fn from_fields(f: [u64; 12]) -> DecapCounters {
+        let [decapsulated, layers_stripped, not_tunnel, not_ethernet, truncated, bad_length, bad_version, bad_flags, fragmented, too_deep, retagged, retag_unmapped] =
+            f;
+        DecapCounters {
+            decapsulated,
+            layers_stripped,
+            not_tunnel,
+            not_ethernet,
+            truncated,
+            bad_length,
+            bad_version,
+            bad_flags,
+            fragmented,
+            too_deep,
+            retagged,
+            retag_unmapped,
+        }
+    }
+
     fn record(&mut self, r: &Result<DecapOutcome, DecapError>) {
         match r {
             Ok(DecapOutcome::Decapsulated(d)) => {
@@ -349,12 +449,14 @@ impl Ports {
 }
 
 /// The decap stage of one worker: configuration and counters.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Decap {
     cfg: DecapConfig,
     vxlan_ports: Ports,
     geneve_ports: Ports,
-    counters: DecapCounters,
+    /// This burst's counts, not yet in `stats`.
+    tally: DecapCounters,
+    stats: Arc<DecapStats>,
 }
 
 impl Decap {
@@ -407,22 +509,41 @@ impl Decap {
             vxlan_ports: Ports::new(&cfg.vxlan_ports),
             geneve_ports: Ports::new(&cfg.geneve_ports),
             cfg,
-            counters: DecapCounters::default(),
+            tally: DecapCounters::default(),
+            stats: Arc::default(),
         })
+    }
+
+    /// Counts into `stats` from now on: the runtime's copy, which the main
+    /// lcore reads.
+    pub fn with_stats(mut self, stats: Arc<DecapStats>) -> Self {
+        self.stats = stats;
+        self
     }
 
     pub fn config(&self) -> &DecapConfig {
         &self.cfg
     }
 
-    pub fn counters(&self) -> &DecapCounters {
-        &self.counters
+    /// The counters so far, published or not.
+    pub fn counters(&self) -> DecapCounters {
+        let (a, b) = (self.stats.snapshot().fields(), self.tally.fields());
+        DecapCounters::from_fields(std::array::from_fn(|i| a[i] + b[i]))
+    }
+
+    /// Adds what was counted since the last call to the shared counters:
+    /// once per burst, by the worker that owns the stage.
+    pub fn publish(&mut self) {
+        if self.tally != DecapCounters::default() {
+            self.stats.add(&self.tally);
+            self.tally = DecapCounters::default();
+        }
     }
 
     /// Decapsulates one frame in place and counts the outcome.
     pub fn decap<F: Frame>(&mut self, frame: &mut F) -> Result<DecapOutcome, DecapError> {
         let r = self.decap_uncounted(frame);
-        self.counters.record(&r);
+        self.tally.record(&r);
         r
     }
 
@@ -458,9 +579,9 @@ impl Decap {
             match vid {
                 Some(vid) if push_tag(frame, vid, r.pcp) => {
                     info.vlan = Some(vid);
-                    self.counters.retagged += 1;
+                    self.tally.retagged += 1;
                 }
-                _ => self.counters.retag_unmapped += 1,
+                _ => self.tally.retag_unmapped += 1,
             }
         }
         Ok(DecapOutcome::Decapsulated(info))
@@ -1041,6 +1162,28 @@ mod tests {
         assert_eq!(info.outer().id, Some(0x123456));
         assert_eq!(info.stripped, 50);
         assert_eq!(d.counters().decapsulated, 1);
+    }
+
+    #[test]
+    fn counts_reach_the_shared_block_once_per_publish() {
+        let stats = Arc::new(DecapStats::default());
+        let mut d = Decap::new(DecapConfig::default())
+            .unwrap()
+            .with_stats(Arc::clone(&stats));
+        let tunnel = vxlan_frame(4789, 7, &inner());
+        for bytes in [&tunnel, &inner(), &tunnel] {
+            let _ = d.decap(&mut VecFrame::new(bytes));
+        }
+        // Tallied, not yet where the main lcore reads.
+        assert_eq!(stats.snapshot(), DecapCounters::default());
+        assert_eq!((d.counters().decapsulated, d.counters().not_tunnel), (2, 1));
+        d.publish();
+        d.publish();
+        let shared = stats.snapshot();
+        assert_eq!((shared.decapsulated, shared.not_tunnel), (2, 1));
+        assert_eq!(d.counters(), shared, "published once, not twice");
+        stats.zero();
+        assert_eq!(d.counters(), DecapCounters::default());
     }
 
     #[test]

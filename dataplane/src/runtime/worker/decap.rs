@@ -3,10 +3,12 @@
 //! port, optionally deduplicated and re-tagged. Every received frame still
 //! ends in exactly one terminal counter.
 
+use std::sync::Arc;
+
 use crate::dpdk::{Batch, Mbuf};
 use crate::frame::Frame;
 use crate::runtime::counters::Terminal;
-use crate::stage::decap::{Decap, DecapConfig, DecapCounters, DecapOutcome};
+use crate::stage::decap::{Decap, DecapConfig, DecapOutcome, DecapStats};
 use crate::stage::dedup::Verdict as DedupVerdict;
 use crate::stage::parse::parse_frame;
 use crate::stage::BURST;
@@ -43,18 +45,17 @@ pub(super) struct DecapState {
     tx: Batch<TX_BUF>,
     pass_non_tunnel: bool,
     dedup: bool,
-    /// Stage counters at the last `clear fwd stats all`.
-    base: DecapCounters,
 }
 
 impl DecapState {
-    pub(super) fn new(s: &DecapSetup) -> Result<DecapState, String> {
+    pub(super) fn new(s: &DecapSetup, stats: Arc<DecapStats>) -> Result<DecapState, String> {
         Ok(DecapState {
-            stage: Decap::new(s.config.clone()).map_err(|e| e.to_string())?,
+            stage: Decap::new(s.config.clone())
+                .map_err(|e| e.to_string())?
+                .with_stats(stats),
             tx: Batch::new(),
             pass_non_tunnel: s.pass_non_tunnel,
             dedup: s.dedup,
-            base: DecapCounters::default(),
         })
     }
 }
@@ -182,7 +183,7 @@ impl Worker {
     }
 
     /// Sends the tool buffer: one retry, then what is left is dropped.
-    pub(super) fn flush_tool(&mut self) {
+    fn flush_tool(&mut self) {
         let c = &self.s.stats.counters;
         for _attempt in 0..2 {
             if self.decap.tx.is_empty() {
@@ -204,21 +205,11 @@ impl Worker {
         c.terminal(why).add(left);
     }
 
-    /// Mirrors the decap stage's counters for the console.
-    pub(super) fn export_decap(&self) {
-        let (d, b) = (*self.decap.stage.counters(), self.decap.base);
-        let c = &self.s.stats.counters;
-        c.decapsulated.set(d.decapsulated - b.decapsulated);
-        c.decap_not_tunnel.set(d.not_tunnel - b.not_tunnel);
-        c.decap_not_ethernet.set(d.not_ethernet - b.not_ethernet);
-        let errors = |x: &DecapCounters| {
-            x.truncated + x.bad_length + x.bad_version + x.bad_flags + x.fragmented + x.too_deep
-        };
-        c.decap_errors.set(errors(&d) - errors(&b));
-    }
-
-    /// Starts the decap mirrors from zero (`clear fwd stats all`).
-    pub(super) fn clear_decap(&mut self) {
-        self.decap.base = *self.decap.stage.counters();
+    /// The drain tick's work for decap inputs: sends the tool buffer and
+    /// publishes the stage's counts (per tick, not per burst: the console
+    /// reads them 100 µs late at most, and a burst pays nothing for them).
+    pub(super) fn drain_decap(&mut self) {
+        self.flush_tool();
+        self.decap.stage.publish();
     }
 }

@@ -138,8 +138,8 @@ pub(super) struct Worker {
 
 /// Runs the worker loop until the state says `EXIT`, then drains.
 pub fn run(setup: WorkerSetup) -> Result<(), String> {
-    let setup_decap = setup.decap.clone();
-    let index = setup.index;
+    let decap = decap::DecapState::new(&setup.decap, Arc::clone(&setup.stats.decap))
+        .map_err(|e| format!("worker {}: decap: {e}", setup.index))?;
     let dedup = Dedup::new_on_hugepages(&setup.dedup)
         .map_err(|e| format!("worker {}: {e}", setup.index))?
         .with_stats(Arc::clone(&setup.stats.dedup));
@@ -155,8 +155,7 @@ pub fn run(setup: WorkerSetup) -> Result<(), String> {
         generation: u64::MAX,
         clear_epoch: 0,
         shed_count: 0,
-        decap: decap::DecapState::new(&setup_decap)
-            .map_err(|e| format!("worker {index}: decap: {e}"))?,
+        decap,
     };
     w.run_loop();
     Ok(())
@@ -179,9 +178,8 @@ impl Worker {
             if epoch != self.clear_epoch {
                 // Resolve every pending copy first: then zero is exact.
                 self.flush();
-                self.flush_tool();
+                self.drain_decap();
                 self.s.stats.zero();
-                self.clear_decap();
                 self.clear_epoch = epoch;
                 self.s.stats.counters.cleared_epoch.set(epoch);
             }
@@ -228,15 +226,13 @@ impl Worker {
                 self.poll_uplink();
                 self.poll_control_tx();
                 self.flush();
-                self.flush_tool();
-                self.export_decap();
+                self.drain_decap();
                 self.export_rx_invalid();
                 last_drain = now;
             }
         }
         self.flush();
-        self.flush_tool();
-        self.export_decap();
+        self.drain_decap();
     }
 
     fn export_rx_invalid(&self) {
