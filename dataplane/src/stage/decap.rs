@@ -448,8 +448,11 @@ impl Ports {
     }
 }
 
-/// The decap stage of one worker: configuration and counters.
-#[derive(Debug)]
+/// The decap stage of one worker: configuration and counters. A clone
+/// shares the shared counter block (give it its own with
+/// [`Decap::with_stats`]); one used only to [`Decap::classify`] counts
+/// nothing.
+#[derive(Clone, Debug)]
 pub struct Decap {
     cfg: DecapConfig,
     vxlan_ports: Ports,
