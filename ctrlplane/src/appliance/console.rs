@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use dataplane::dpdk::{events, Mempool, Port};
 use dataplane::runtime::counters::{DestDrop, Terminal};
-use dataplane::runtime::policy::CompiledPolicy;
+use dataplane::runtime::policy::{CompiledPolicy, Output};
 use dataplane::runtime::snapshot::{DestCounts, Snapshot};
 use dataplane::runtime::tables::Tables;
 use dataplane::runtime::trace::Trace;
@@ -159,11 +159,14 @@ pub fn show_policy(policy: &CompiledPolicy, m: &Policy, part: Option<&str>) -> S
     }
     if matches!(part, None | Some("destinations")) {
         for d in &policy.destinations {
-            let _ = writeln!(
-                s,
-                "  destination {:<12} {:?} to {}",
-                d.name, d.tunnel, d.remote
-            );
+            let _ = match &d.out {
+                Output::Tunnel(t) => writeln!(
+                    s,
+                    "  destination {:<12} {:?} to {}",
+                    d.name, t.tunnel, t.remote
+                ),
+                Output::Tool(i) => writeln!(s, "  destination {:<12} tool #{i}", d.name),
+            };
         }
     }
     if matches!(part, None | Some("rules")) {
@@ -198,19 +201,19 @@ pub fn show_tunnel(
 ) -> String {
     let mut s = String::new();
     for (d, dt) in policy.destinations.iter().zip(&tables.dests) {
-        if name.is_some_and(|n| n != d.name) {
+        let Some(t) = d.tunnel().filter(|_| name.is_none_or(|n| n == d.name)) else {
             continue;
-        }
-        let hop = neighbors.next_hop(d.remote);
+        };
+        let hop = neighbors.next_hop(t.remote);
         let mac = hop.and_then(|h| neighbors.lookup(h));
         let c = snap.destination(dt.slot);
         let count = |f: &dyn Fn(&DestCounts) -> u64| c.map_or(0, f);
         let _ = writeln!(s, "  destination {}", d.name);
-        let _ = writeln!(s, "    tunnel: {:?}", d.tunnel);
+        let _ = writeln!(s, "    tunnel: {:?}", t.tunnel);
         let _ = writeln!(
             s,
             "    remote: {}  dscp {} ttl {}  oversize {:?}",
-            d.remote, d.dscp, d.ttl, d.oversize
+            t.remote, t.dscp, t.ttl, t.oversize
         );
         let _ = writeln!(
             s,

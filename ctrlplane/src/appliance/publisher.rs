@@ -115,6 +115,8 @@ impl NextHops {
     /// the next hop's address otherwise.
     fn template(&mut self, d: &Destination) -> Option<EncapTemplate> {
         let outer = self.outer?;
+        let d_name = &d.name;
+        let d = d.tunnel()?;
         let hop = self.neighbors.next_hop(d.remote)?;
         self.neighbors.want(hop);
         let mac = self.neighbors.lookup(hop)?;
@@ -135,7 +137,7 @@ impl NextHops {
         match EncapTemplate::new(&cfg) {
             Ok(t) => Some(t),
             Err(e) => {
-                log(format!("destination {:?}: {e}", d.name));
+                log(format!("destination {d_name:?}: {e}"));
                 None
             }
         }
@@ -150,8 +152,9 @@ impl NextHops {
             .destinations
             .iter()
             .filter(|d| {
+                let Some(t) = d.tunnel() else { return false };
                 self.neighbors
-                    .next_hop(d.remote)
+                    .next_hop(t.remote)
                     .is_none_or(|h| self.neighbors.lookup(h).is_none())
             })
             .map(|d| d.name.clone())
@@ -186,6 +189,7 @@ impl Publisher {
             generation: 0,
             policy: Arc::new(policy.clone()),
             dests: Vec::new(),
+            tools: Arc::from([]),
         };
         Ok(Publisher {
             tables: Arc::new(ArcSwap::from_pointee(placeholder)),
@@ -254,6 +258,7 @@ impl Publisher {
             generation: self.generation,
             policy: Arc::clone(&self.policy),
             dests,
+            tools: Arc::from([]),
         }));
         Ok(())
     }

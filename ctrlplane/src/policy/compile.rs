@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use dataplane::runtime::policy::{CompiledPolicy, Destination as DpDestination, RateLimit};
+use dataplane::runtime::policy::{
+    CompiledPolicy, Destination as DpDestination, Output, RateLimit, TunnelOut,
+};
 use dataplane::stage::encap::{
     OuterVlan, OversizePolicy, TimestampMode, TunnelConfig, VxlanExtendedConfig,
 };
@@ -13,6 +15,7 @@ use dataplane::stage::filter::{
     Action, Cidr, Classifier, DestAction, Match, PortRange, Rule as FilterRule, TcpFlags, VlanMatch,
 };
 use dataplane::stage::slice::SliceSpec;
+use dataplane::stage::strip::StripSpec;
 use dataplane::stage::Direction;
 
 use super::model::*;
@@ -132,6 +135,7 @@ pub fn compile(policy: &Policy, ctx: &Context) -> Result<CompiledPolicy, Vec<Pro
             version: policy.version.clone(),
             classifier,
             destinations: dests,
+            rule_samples: vec![None; rule_names.len()],
             rule_names,
         }),
         Err(e) => Err(vec![Problem {
@@ -287,15 +291,20 @@ fn destination(d: &Destination, path: &str, pb: &mut Problems) -> Option<DpDesti
     }
     Some(DpDestination {
         name: d.name.clone(),
-        tunnel,
-        remote: remote?,
-        dscp: d.dscp,
-        ttl: d.ttl,
-        vlan: d.vlan.map(|vid| OuterVlan { vid, pcp: 0 }),
-        oversize: match d.oversize {
-            Oversize::Truncate => OversizePolicy::TruncateToMtu,
-            Oversize::Drop => OversizePolicy::Drop,
-        },
+        out: Output::Tunnel(TunnelOut {
+            tunnel,
+            remote: remote?,
+            dscp: d.dscp,
+            ttl: d.ttl,
+            vlan: d.vlan.map(|vid| OuterVlan { vid, pcp: 0 }),
+            oversize: match d.oversize {
+                Oversize::Truncate => OversizePolicy::TruncateToMtu,
+                Oversize::Drop => OversizePolicy::Drop,
+            },
+        }),
+        strip: StripSpec::default(),
+        mask: None,
+        sample: None,
         rate: RateLimit {
             mbps: d.rate_mbps,
             pps: d.rate_pps,

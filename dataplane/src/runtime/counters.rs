@@ -59,10 +59,14 @@ pub enum Terminal {
     DroppedTooBig,
     /// Anything else that went wrong (no headroom, …).
     DroppedError,
+    /// Every destination left it out by sampling (of the rule or its own).
+    Sampled,
+    /// Its tool group had no live member.
+    DroppedNoTool,
 }
 
 impl Terminal {
-    pub const ALL: [Terminal; 10] = [
+    pub const ALL: [Terminal; 12] = [
         Terminal::Forwarded,
         Terminal::Filtered,
         Terminal::Deduplicated,
@@ -73,6 +77,8 @@ impl Terminal {
         Terminal::DroppedNoNexthop,
         Terminal::DroppedTooBig,
         Terminal::DroppedError,
+        Terminal::Sampled,
+        Terminal::DroppedNoTool,
     ];
 
     /// The counter's name as the console prints it.
@@ -88,6 +94,8 @@ impl Terminal {
             Terminal::DroppedNoNexthop => "dropped_no_nexthop",
             Terminal::DroppedTooBig => "dropped_too_big",
             Terminal::DroppedError => "dropped_error",
+            Terminal::Sampled => "sampled",
+            Terminal::DroppedNoTool => "dropped_no_tool",
         }
     }
 }
@@ -97,7 +105,7 @@ impl Terminal {
 pub struct WorkerCounters {
     pub rx: Counter,
     pub rx_bytes: Counter,
-    terminals: [Counter; 10],
+    terminals: [Counter; Terminal::ALL.len()],
     /// Malformed frames (also in a terminal counter: they are still forwarded
     /// when a rule wants them).
     pub parse_errors: Counter,
@@ -140,16 +148,22 @@ pub enum DestDrop {
     NoNexthop,
     TooBig,
     Error,
+    /// A tool destination whose group has no live member.
+    NoTool,
+    /// Left out by the rule's or the destination's sampling.
+    Sampled,
 }
 
 impl DestDrop {
-    pub const ALL: [DestDrop; 6] = [
+    pub const ALL: [DestDrop; 8] = [
         DestDrop::NoMbuf,
         DestDrop::TxFull,
         DestDrop::RateLimit,
         DestDrop::NoNexthop,
         DestDrop::TooBig,
         DestDrop::Error,
+        DestDrop::NoTool,
+        DestDrop::Sampled,
     ];
 
     pub fn name(self) -> &'static str {
@@ -160,6 +174,8 @@ impl DestDrop {
             DestDrop::NoNexthop => "dropped_no_nexthop",
             DestDrop::TooBig => "dropped_too_big",
             DestDrop::Error => "dropped_error",
+            DestDrop::NoTool => "dropped_no_tool",
+            DestDrop::Sampled => "sampled",
         }
     }
 
@@ -173,6 +189,8 @@ impl DestDrop {
             DestDrop::NoNexthop => Terminal::DroppedNoNexthop,
             DestDrop::TooBig => Terminal::DroppedTooBig,
             DestDrop::Error => Terminal::DroppedError,
+            DestDrop::NoTool => Terminal::DroppedNoTool,
+            DestDrop::Sampled => Terminal::Sampled,
         }
     }
 }
@@ -184,7 +202,7 @@ pub struct DestCounters {
     pub tx_bytes: Counter,
     /// Copies cut to fit the uplink MTU (also in `tx_packets`).
     pub truncated_to_mtu: Counter,
-    drops: [Counter; 6],
+    drops: [Counter; DestDrop::ALL.len()],
 }
 
 impl DestCounters {
@@ -193,6 +211,18 @@ impl DestCounters {
         &self.drops[d as usize]
     }
 }
+
+/// One worker's counters for one tool port (a tool group's member, or a
+/// tool destination's port): what it sent, and what its queue refused.
+#[derive(Debug, Default)]
+pub struct ToolPortCounters {
+    pub tx_packets: Counter,
+    pub tx_bytes: Counter,
+    pub dropped_tx_full: Counter,
+}
+
+/// Tool ports per appliance (the config's `role = "tool"` ports).
+pub const MAX_TOOL_PORTS: usize = 64;
 
 /// Destination slots per appliance: counters are indexed by slot, which
 /// stays with a destination's name across policy swaps.
@@ -206,6 +236,8 @@ pub const MAX_DEST_SLOTS: usize = 1024;
 pub struct WorkerStats {
     pub counters: CachePadded<WorkerCounters>,
     pub dests: Box<[CachePadded<DestCounters>]>,
+    /// Indexed by tool port (the config's tool ports, in order).
+    pub tool_ports: Box<[CachePadded<ToolPortCounters>]>,
     /// The dedup stage's own counters: it writes them, the console reads them.
     pub dedup: Arc<DedupStats>,
     /// The decap stage's own counters (decap inputs), likewise.
@@ -234,6 +266,11 @@ impl WorkerStats {
         }
         self.dedup.zero();
         self.decap.zero();
+        for t in self.tool_ports.iter() {
+            for x in [&t.tx_packets, &t.tx_bytes, &t.dropped_tx_full] {
+                x.set(0);
+            }
+        }
         for d in self.dests.iter() {
             d.tx_packets.set(0);
             d.tx_bytes.set(0);
@@ -250,6 +287,9 @@ impl Default for WorkerStats {
         Self {
             counters: CachePadded::default(),
             dests: (0..MAX_DEST_SLOTS)
+                .map(|_| CachePadded::default())
+                .collect(),
+            tool_ports: (0..MAX_TOOL_PORTS)
                 .map(|_| CachePadded::default())
                 .collect(),
             dedup: Arc::default(),
@@ -396,7 +436,7 @@ mod tests {
         assert_eq!(t.terminal(Terminal::Forwarded), 3);
         assert_eq!(t.terminal_sum(), 8);
         assert_eq!(t.in_flight(), 1);
-        assert_eq!(Terminal::ALL.len(), 10);
+        assert_eq!(Terminal::ALL.len(), 12);
         for (i, term) in Terminal::ALL.iter().enumerate() {
             assert_eq!(*term as usize, i, "ALL is in discriminant order");
         }

@@ -5,6 +5,9 @@ use std::net::IpAddr;
 
 use crate::stage::encap::{OuterVlan, OversizePolicy, TunnelConfig};
 use crate::stage::filter::Classifier;
+use crate::stage::mask::MaskSpec;
+use crate::stage::sample::SampleSpec;
+use crate::stage::strip::StripSpec;
 
 /// A per-destination rate limit; either bound may be absent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -15,19 +18,52 @@ pub struct RateLimit {
     pub pps: Option<u64>,
 }
 
-/// One analysis destination: where its tunnel goes and how it is built.
-/// Outer MACs and source address come from the uplink and the resolved
-/// next hop at run time.
+/// One analysis destination: where its copies go, and what each copy
+/// loses (strip), has hidden (mask) or is left out by (sample) on the way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
     pub name: String,
+    pub out: Output,
+    pub rate: RateLimit,
+    /// Headers taken off every copy before it leaves.
+    pub strip: StripSpec,
+    /// Bytes overwritten in every copy before it leaves.
+    pub mask: Option<MaskSpec>,
+    /// Which packets this destination takes.
+    pub sample: Option<SampleSpec>,
+}
+
+/// How a destination's copies leave the appliance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// In a tunnel to a remote analyser, by the uplink.
+    Tunnel(TunnelOut),
+    /// As captured (after strip and mask), on a tool port or spread over a
+    /// tool group: the index into [`crate::runtime::tables::Tables::tools`].
+    Tool(u16),
+}
+
+/// A tunnel destination: where its tunnel goes and how it is built. Outer
+/// MACs and source address come from the uplink and the resolved next hop
+/// at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelOut {
     pub tunnel: TunnelConfig,
     pub remote: IpAddr,
     pub dscp: u8,
     pub ttl: u8,
     pub vlan: Option<OuterVlan>,
     pub oversize: OversizePolicy,
-    pub rate: RateLimit,
+}
+
+impl Destination {
+    /// The tunnel, for a tunnel destination.
+    pub fn tunnel(&self) -> Option<&TunnelOut> {
+        match &self.out {
+            Output::Tunnel(t) => Some(t),
+            Output::Tool(_) => None,
+        }
+    }
 }
 
 /// A validated, compiled policy. Immutable once built: changes make a new one.
@@ -40,6 +76,8 @@ pub struct CompiledPolicy {
     pub destinations: Vec<Destination>,
     /// Rule names, indexed by [`crate::stage::filter::RuleId`].
     pub rule_names: Vec<String>,
+    /// Each rule's own sampling, indexed like `rule_names`.
+    pub rule_samples: Vec<Option<SampleSpec>>,
 }
 
 #[cfg(feature = "dpdk")]

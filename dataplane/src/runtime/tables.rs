@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use crate::runtime::policy::CompiledPolicy;
+use crate::stage::balance::{FlowHasher, GroupTable};
 use crate::stage::encap::EncapTemplate;
 
 /// One destination as the workers use it.
@@ -31,4 +32,33 @@ pub struct Tables {
     pub policy: Arc<CompiledPolicy>,
     /// Indexed like `policy.destinations`.
     pub dests: Vec<DestTable>,
+    /// The tool ports and tool groups tool destinations send to, indexed
+    /// by [`crate::runtime::policy::Output::Tool`]: every tool port of the
+    /// config (a group of one), then every tool group. Rebuilt when a
+    /// member's link goes down or comes back.
+    pub tools: Arc<[ToolTable]>,
+}
+
+/// A tool port or a tool group as the workers use it.
+#[derive(Debug, Clone)]
+pub struct ToolTable {
+    pub name: String,
+    /// The members' tool port indexes (the worker's tool TX queues and
+    /// [`crate::runtime::counters::WorkerStats::tool_ports`]).
+    pub members: Vec<u16>,
+    /// Slot table over `members` by flow hash; `None` when no member is
+    /// live (copies are counted `dropped_no_tool`).
+    pub table: Option<GroupTable>,
+    /// The group's flow hash (unused with one member).
+    pub hasher: FlowHasher,
+}
+
+impl ToolTable {
+    /// The tool port index a copy with flow hash `hash` goes to, if any
+    /// member is live.
+    #[inline]
+    pub fn port_for(&self, hash: u32) -> Option<u16> {
+        let t = self.table.as_ref()?;
+        self.members.get(t.member(hash)).copied()
+    }
 }

@@ -676,7 +676,7 @@ impl Worker {
         };
         let bytes = copy.pkt_len() as u32;
         if let Some(r) = trace {
-            let what = match t.policy.destinations.get(a.dest) {
+            let what = match t.policy.destinations.get(a.dest).and_then(|d| d.tunnel()) {
                 Some(x) => format!(
                     "encapsulated: {:?} to {}, seq {seq}, {bytes} bytes on the wire{}",
                     x.tunnel,
