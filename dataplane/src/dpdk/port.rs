@@ -14,6 +14,15 @@ pub fn rss_capable(info: &PortInfo) -> bool {
     info.rss_offloads & wanted != 0
 }
 
+/// `RTE_ETH_TX_OFFLOAD_MULTI_SEGS` (`RTE_BIT64(15)`, a macro bindgen
+/// cannot see).
+const TX_OFFLOAD_MULTI_SEGS: u64 = 1 << 15;
+
+/// Software devices whose TX takes a chain whole without offering
+/// multi-segment TX: `net_null` frees it, `net_pcap` reads it with
+/// `rte_pktmbuf_read` into the record it writes.
+const SENDS_CHAINS_UNASKED: [&str; 2] = ["net_null", "net_pcap"];
+
 /// One 16-bit word repeated over the whole RSS key makes Toeplitz hashing
 /// symmetric: (a, b) and (b, a) hash alike, so both directions of a flow and
 /// both mirrored copies of a packet land on the same queue and worker.
@@ -104,6 +113,8 @@ pub struct Port {
     rss: RssMode,
     nb_rx: u16,
     nb_tx: u16,
+    /// Whether TX takes chained mbufs, as set up by the last `configure`.
+    chains: bool,
     /// Queues already handed out: each may have one user only.
     rx_taken: AtomicU64,
     tx_taken: AtomicU64,
@@ -112,6 +123,14 @@ pub struct Port {
     hotplugged: bool,
     /// Our ethdev owner id, once `claim`ed (0: not claimed).
     owner: u64,
+}
+
+fn driver_name(info: &dpdk_sys::rte_eth_dev_info) -> String {
+    // SAFETY: driver_name is a static NUL-terminated string or null.
+    unsafe { info.driver_name.as_ref() }
+        // SAFETY: non-null, NUL-terminated (above).
+        .map(|p| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn port_name(id: u16) -> Option<String> {
@@ -274,6 +293,7 @@ impl Port {
             rss: RssMode::SingleQueue,
             nb_rx: 0,
             nb_tx: 0,
+            chains: false,
             rx_taken: AtomicU64::new(0),
             tx_taken: AtomicU64::new(0),
             hotplugged: false,
@@ -315,6 +335,12 @@ impl Port {
         self.rss
     }
 
+    /// Whether the device sends chained mbufs (an indirect clone behind a
+    /// header segment) whole, as set up by the last `configure`.
+    pub fn sends_chains(&self) -> bool {
+        self.chains
+    }
+
     /// RX queues set up by the last `configure`.
     pub fn rx_queues(&self) -> u16 {
         self.nb_rx
@@ -323,15 +349,10 @@ impl Port {
     /// What the device is and can do.
     pub fn info(&self) -> Result<PortInfo> {
         let info = self.raw_info()?;
-        // SAFETY: driver_name is a static NUL-terminated string or null.
-        let driver = unsafe { info.driver_name.as_ref() }
-            // SAFETY: non-null, NUL-terminated (above).
-            .map(|p| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
-            .unwrap_or_default();
         Ok(PortInfo {
             id: self.id,
             name: self.name.clone(),
-            driver,
+            driver: driver_name(&info),
             max_rx_queues: info.max_rx_queues,
             max_tx_queues: info.max_tx_queues,
             min_mtu: info.min_mtu,
@@ -418,6 +439,12 @@ impl Port {
                 .is_some_and(|f| f & dpdk_sys::sluice_rte_eth_dev_intr_lsc() != 0)
         };
         conf.intr_conf.set_lsc(u32::from(lsc));
+        // A device that offers multi-segment TX gets it asked for: a NIC's
+        // fast TX path may send only a chain's first segment otherwise.
+        let multi_segs = info.tx_offload_capa & TX_OFFLOAD_MULTI_SEGS != 0;
+        if multi_segs {
+            conf.txmode.offloads |= TX_OFFLOAD_MULTI_SEGS;
+        }
         if rss == RssMode::Symmetric {
             conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
@@ -482,6 +509,7 @@ impl Port {
             }
         }
         self.rss = rss;
+        self.chains = multi_segs || SENDS_CHAINS_UNASKED.contains(&driver_name(&info).as_str());
         self.nb_rx = cfg.rx_queues;
         self.nb_tx = cfg.tx_queues;
         Ok(rss)
