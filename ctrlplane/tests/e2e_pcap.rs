@@ -1,5 +1,6 @@
 //! pcap in → sluice → pcap out: filter, dedup, slice and two destinations
-//! (VXLAN and ERSPAN III), judged by tshark and by the bytes themselves.
+//! (VXLAN and ERSPAN III), judged by tshark and by the bytes themselves;
+//! large frames to two destinations, whose extra copy is an indirect clone.
 
 mod common;
 
@@ -331,5 +332,132 @@ fn rate_limited_destination_counts_what_it_drops() {
         "the bucket's depth passes, the rest is limited: {fwd} {limited}"
     );
     assert_eq!(read_pcap(&dir.join("out.pcap")).len() as u64, fwd);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Two destinations for frames of 100 to 1,514 bytes, below and above the
+/// size (1,024) from which the extra copy is an indirect clone behind a
+/// header segment. The clone is the first destination's copy: ERSPAN III sliced
+/// to 96 bytes (the slice shortens the clone's chain) for 10.2.0.0/16, and
+/// VXLAN of the whole frame, cut to the MTU from 1,464 bytes (the cut
+/// shortens the chain) for 10.3.0.0/16; the original goes to the other.
+/// Both sides' inner frames must be the input's bytes, the outer headers
+/// right, and every packet counted once.
+#[test]
+fn large_frames_to_two_destinations() {
+    let dir = tmpdir("clones");
+    let sizes = [100usize, 300, 600, 1000, 1400, 1464, 1514];
+    let mut frames = Vec::new();
+    for i in 0..56u32 {
+        let net = if i % 2 == 0 { 2 } else { 3 };
+        let len = sizes[i as usize / 2 % sizes.len()];
+        frames.push(tcp([10, net, 0, 1], 443, i, len - 54));
+    }
+    write_pcap(&dir.join("in.pcap"), &frames);
+    let cfg = CONFIG
+        .replace("@IN@", &dir.join("in.pcap").display().to_string())
+        .replace("@OUT@", &dir.join("out.pcap").display().to_string());
+    std::fs::write(dir.join("appliance.toml"), cfg).expect("config");
+    let policy = r#"
+[[destination]]
+name = "noc"
+tunnel = "vxlan"
+remote = "192.0.2.10"
+vni = 100
+dedup = false
+
+[[destination]]
+name = "ids"
+tunnel = "erspan3"
+remote = "192.0.2.20"
+session = 7
+slice = 96
+dedup = false
+
+[[rule]]
+name = "ids-first"
+dst = "10.2.0.0/16"
+to = ["ids", "noc"]
+
+[[rule]]
+name = "noc-first"
+dst = "10.3.0.0/16"
+to = ["noc", "ids"]
+"#;
+    std::fs::write(dir.join("policy.toml"), policy).expect("policy");
+    let out = sluice(
+        &eal(&unique("clones"), "0-1"),
+        &[
+            "--config",
+            &dir.join("appliance.toml").display().to_string(),
+            "--policy",
+            &dir.join("policy.toml").display().to_string(),
+            "--exit-when-idle",
+            "300",
+        ],
+    );
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n = frames.len() as u64;
+    assert_accounting(&report);
+    assert_eq!(total(&report, "rx"), n);
+    assert_eq!(total(&report, "forwarded"), n, "{report}");
+    assert_eq!(dest_tx(&report, "noc"), n, "{report}");
+    assert_eq!(dest_tx(&report, "ids"), n, "{report}");
+    // VXLAN leaves 1,464 bytes of a 1,500-byte MTU to the inner frame.
+    let longer = frames.iter().filter(|f| f.len() > 1464).count() as u64;
+    assert_eq!(
+        dest_counter(&report, "noc", "truncated"),
+        longer,
+        "{report}"
+    );
+
+    let pcap = dir.join("out.pcap");
+    let wire = read_pcap(&pcap);
+    assert_eq!(wire.len(), 2 * frames.len());
+    let ipv4_ok = |f: &[u8]| {
+        let ip = &f[14..34];
+        u16::from_be_bytes([ip[2], ip[3]]) as usize == f.len() - 14
+            && dataplane::wire::checksum::checksum(ip) == 0
+    };
+    let noc = tshark_fields(&pcap, "vxlan", &["frame.number", "vxlan.vni", "ip.dst"]);
+    assert_eq!(noc.len(), frames.len());
+    for (row, orig) in noc.iter().zip(&frames) {
+        assert_eq!(row[1], "100", "{row:?}");
+        assert!(row[2].starts_with("192.0.2.10,"), "{row:?}");
+        let f = &wire[row[0].parse::<usize>().expect("frame number") - 1];
+        assert!(ipv4_ok(f), "outer IPv4 length and checksum: {row:?}");
+        assert_eq!(
+            u16::from_be_bytes([f[38], f[39]]) as usize,
+            f.len() - 34,
+            "UDP length: {row:?}"
+        );
+        assert_eq!(
+            &f[14 + 20 + 8 + 8..],
+            &orig[..orig.len().min(1464)],
+            "NOC gets the frame, cut to the MTU: {row:?}"
+        );
+    }
+    let ids = tshark_fields(
+        &pcap,
+        "erspan",
+        &["frame.number", "erspan.spanid", "erspan.truncated"],
+    );
+    assert_eq!(ids.len(), frames.len());
+    for (row, orig) in ids.iter().zip(&frames) {
+        assert_eq!(row[1], "7", "{row:?}");
+        assert_eq!(row[2], if orig.len() > 96 { "1" } else { "0" }, "{row:?}");
+        let f = &wire[row[0].parse::<usize>().expect("frame number") - 1];
+        assert!(ipv4_ok(f), "outer IPv4 length and checksum: {row:?}");
+        assert_eq!(
+            &f[14 + 20 + 8 + 12 + 8..],
+            &orig[..orig.len().min(96)],
+            "IDS gets the sliced frame: {row:?}"
+        );
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -95,6 +95,8 @@ pub struct LaunchInputs<'a> {
     pub cfg: &'a Config,
     pub shared: &'a Shared,
     pub pool: &'a Arc<Mempool>,
+    /// Small mbufs for indirect clones; none when the uplink cannot send them.
+    pub clone_pool: Option<&'a Arc<Mempool>>,
     pub tapped: Vec<&'a TappedPort>,
     /// Inputs whose ARP/ND the main lcore answers.
     pub answering: Vec<u16>,
@@ -298,6 +300,7 @@ impl Common<'_> {
             exceptions: Arc::clone(&s.exceptions),
             control_tx: (i == 0).then(|| Arc::clone(&s.control_tx)),
             pool: Arc::clone(inp.pool),
+            clone_pool: inp.clone_pool.map(Arc::clone),
             dedup: DedupConfig {
                 entries: dedup.table_entries as usize,
                 window_us: u32::try_from(dedup.window.as_micros()).unwrap_or(u32::MAX),

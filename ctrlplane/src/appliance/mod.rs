@@ -10,11 +10,11 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dataplane::dpdk::{Eal, Mbuf, Mempool};
+use dataplane::dpdk::{Eal, Mbuf, Mempool, Port};
 use dataplane::frame::Frame;
 use dataplane::runtime::counters::Totals;
 use dataplane::runtime::snapshot::Snapshot;
-use dataplane::runtime::worker::run_state;
+use dataplane::runtime::worker::{run_state, CLONE_DATA_ROOM};
 
 use crate::agent::{AgentEvent, AgentReply, CommandKind};
 use crate::capture::CaptureInputs;
@@ -120,6 +120,29 @@ fn eal_and_pool(eal_args: &[String], cfg: &Config) -> Result<(Eal, Arc<Mempool>)
     Ok((eal, Arc::new(pool)))
 }
 
+/// Small mbufs for the workers' indirect clones, when the uplink sends
+/// chained mbufs (see `Worker::extra_copy`); none otherwise. A clone takes
+/// two (its header segment and the indirect one) and points at a packet of
+/// the packet pool, which bounds how many can be in flight: as many as
+/// that pool has mbufs is ample, at an eighth of its memory.
+fn clone_pool(cfg: &Config, uplink: Option<&Port>) -> Result<Option<Arc<Mempool>>, StartError> {
+    if !uplink.is_some_and(Port::sends_chains) {
+        return Ok(None);
+    }
+    let pool = Mempool::new(
+        &pdump::shared_name("sluice_clones"),
+        cfg.mempool.mbufs,
+        cfg.mempool.cache,
+        CLONE_DATA_ROOM,
+        -1,
+    )
+    .map_err(|source| StartError::Mempool {
+        mbufs: cfg.mempool.mbufs,
+        source,
+    })?;
+    Ok(Some(Arc::new(pool)))
+}
+
 /// The input ports a policy may name: the opened inputs and the taps.
 fn policy_context(plan: &plan::Plan, taps: Option<&pdump::Taps>) -> Context {
     Context {
@@ -146,6 +169,7 @@ impl Appliance {
         let plan = Planner::new(&cfg)?.open()?.configure(&pool)?;
         let uplink = plan.ports.iter().find(|(pc, _)| pc.role == Role::Uplink);
         let mut hops = NextHops::new(&cfg, uplink.map(|(_, p)| p))?;
+        let clones = clone_pool(&cfg, uplink.map(|(_, p)| p))?;
         let ctx = policy_context(&plan, taps.as_ref());
         let mut publisher = Publisher::new(opts.policy.clone(), ctx)?;
         let protector = Protector::new(cfg.guard.clone());
@@ -158,6 +182,7 @@ impl Appliance {
                 cfg: &cfg,
                 shared: &shared,
                 pool: &pool,
+                clone_pool: clones.as_ref(),
                 tapped: taps.iter().flat_map(|t| t.ports.iter()).collect(),
                 answering: answerers.iter().map(|a| a.port).collect(),
             },

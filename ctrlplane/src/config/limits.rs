@@ -51,7 +51,9 @@ impl WorkersConfig {
     }
 }
 
-/// `[mempool]`: the packet pool.
+/// `[mempool]`: the packet pool, and as many small mbufs for indirect
+/// clones (an extra destination's copy of a large frame) when the uplink
+/// sends chained mbufs.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MempoolConfig {

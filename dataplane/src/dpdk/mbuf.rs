@@ -344,6 +344,11 @@ impl Mbuf {
 
     /// An indirect clone of the packet: no data copied, read-only.
     /// `pool` needs only small mbufs (data room 0 is enough).
+    ///
+    /// The original keeps its own headroom and lengths (the clone has its
+    /// own copy of offset and length): `prepend`, `adj` and `trim` on it
+    /// leave the clone's bytes alone. Its data bytes are the clone's too
+    /// until the clone is freed, so write only in front of them.
     pub fn share(&self, pool: &Mempool) -> Result<SharedMbuf> {
         // SAFETY: self is a valid chain; the clone holds references on its buffers.
         let p = unsafe { dpdk_sys::sluice_rte_pktmbuf_clone(self.0.as_ptr(), pool.as_ptr()) };

@@ -560,6 +560,12 @@ impl EncapTemplate {
         &self.hdr[..self.len]
     }
 
+    /// Whether a packet's outer checksum covers its inner frame (UDP over
+    /// IPv6), which then has to be one contiguous segment to get one.
+    pub fn checksums_payload(&self) -> bool {
+        self.udp6
+    }
+
     /// The longest inner frame that fits the MTU.
     pub fn max_inner_len(&self) -> usize {
         self.max_inner
