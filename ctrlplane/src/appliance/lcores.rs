@@ -294,6 +294,7 @@ impl Common<'_> {
             uplink_rx,
             uplink_tx,
             tool_tx,
+            tool_ports: Vec::new(),
             decap: self.decap.clone(),
             port_decap: self.facts.decap.clone(),
             port_answers: self.facts.answers.clone(),

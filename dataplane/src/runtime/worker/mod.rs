@@ -85,6 +85,9 @@ pub struct WorkerSetup {
     pub uplink_tx: Option<TxQueue>,
     /// This worker's TX queue on the tool port (decap mode).
     pub tool_tx: Option<TxQueue>,
+    /// This worker's TX queue on every tool port, by tool port index (tool
+    /// destinations in tap mode).
+    pub tool_ports: Vec<TxQueue>,
     /// The decap front-end's settings, for inputs in decap mode.
     pub decap: DecapSetup,
     /// ARP/ND frames for the main lcore.
