@@ -33,7 +33,7 @@ demo: setup
 # scenarios, their testpmd and OVS runs fit in about 9 minutes.
 BENCH_TARGET = $(or $(CARGO_TARGET_DIR),target)
 BENCH_HUGEPAGES ?= 2048
-BENCHES = --bench parse --bench filter --bench classifier --bench dedup --bench slice --bench encap --bench decap --bench clone
+BENCHES = --bench parse --bench filter --bench classifier --bench dedup --bench slice --bench encap --bench decap --bench clone --bench tools
 bench:
 	SLUICE_HUGEPAGES=$(BENCH_HUGEPAGES) bash scripts/setup.sh
 	$(CARGO) build --release -p ctrlplane -p perf --bin sluice --bin e2e $(BENCHES)

@@ -327,7 +327,27 @@ fn tunnel<F: Frame>(t: &Decap, frame: &mut F, s: &mut Stripped) -> bool {
 
 /// Strips the L2 shims of the frame, opening Ethernet pseudowires (at most
 /// [`MAX_OPENINGS`]).
+#[inline]
 fn shims<F: Frame>(frame: &mut F, spec: &StripSpec, s: &mut Stripped) {
+    // Most frames carry none: one compare, and no plan to build.
+    if !try_u16_at(frame.data(), ethernet::field::ETHERTYPE).is_some_and(is_shim) {
+        return;
+    }
+    shims_walk(frame, spec, s);
+}
+
+/// Whether a type announces a shim strip knows.
+#[inline(always)]
+fn is_shim(ty: u16) -> bool {
+    vlan::is_tpid(ty)
+        || matches!(
+            ty,
+            VN_TAG | E_TAG | ethertype::MPLS_UNICAST | ethertype::MPLS_MULTICAST
+        )
+}
+
+#[inline(never)]
+fn shims_walk<F: Frame>(frame: &mut F, spec: &StripSpec, s: &mut Stripped) {
     for _ in 0..MAX_OPENINGS {
         let plan = plan(frame.data(), spec, s);
         if plan.cut == 0 {
@@ -349,11 +369,13 @@ fn shims<F: Frame>(frame: &mut F, spec: &StripSpec, s: &mut Stripped) {
 }
 
 /// A shim that stays: announced by `ty`, its body is `at..at + len`.
+/// Narrow fields keep the plan small (it is built per tagged frame): the
+/// walk ends within `MAX_SHIMS` shims of at most 8 bytes each.
 #[derive(Clone, Copy, Debug, Default)]
 struct Kept {
     ty: u16,
-    at: usize,
-    len: usize,
+    at: u8,
+    len: u8,
 }
 
 /// What [`plan`] decided for one frame's shims.
@@ -428,7 +450,12 @@ fn plan(d: &[u8], spec: &StripSpec, s: &mut Stripped) -> Plan {
                 _ => seen.vlan_tags += 1,
             }
         } else {
-            p.kept[p.n_kept] = Kept { ty, at: off, len };
+            // off < 14 + MAX_SHIMS * 8 and len <= 6: both fit in a byte.
+            p.kept[p.n_kept] = Kept {
+                ty,
+                at: off as u8,
+                len: len as u8,
+            };
             p.n_kept += 1;
         }
         ty = u16::from_be_bytes([t0, t1]);
@@ -504,8 +531,9 @@ fn compact(d: &mut [u8], p: &Plan) {
     put_type(d, w, p.last_type);
     w -= 2;
     for k in p.kept[..p.n_kept].iter().rev() {
-        d.copy_within(k.at..k.at + k.len, w - k.len);
-        w -= k.len;
+        let (at, len) = (usize::from(k.at), usize::from(k.len));
+        d.copy_within(at..at + len, w - len);
+        w -= len;
         put_type(d, w, k.ty);
         w -= 2;
     }
