@@ -335,6 +335,7 @@ fn the_last_acked_policy_survives_a_restart_and_a_failed_write_is_counted_not_fa
     assert_eq!(pv, v);
     let ctx = ctrlplane::policy::Context {
         ports: vec![("tap0".into(), 0)],
+        ..ctrlplane::policy::Context::default()
     };
     let (policy, _) = ctrlplane::policy::load_text(&text, &pv, &ctx).expect("valid");
     assert_eq!(policy.version, "kept");

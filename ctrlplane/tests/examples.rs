@@ -21,7 +21,7 @@ fn example(name: &str) -> PathBuf {
 fn example_configs_and_policy_are_valid() {
     let tap = Config::load(&example("tap-aggregation.toml")).expect("tap-aggregation.toml");
     let decap = Config::load(&example("decap-frontend.toml")).expect("decap-frontend.toml");
-    assert!(decap.uplink.is_none() && decap.tool_port().is_some());
+    assert!(decap.uplink.is_none() && decap.decap_tool_port().is_some());
     assert!(decap.input_ports().all(|p| p.address.is_some()));
     let pdump = Config::load(&example("pdump-tap.toml")).expect("pdump-tap.toml");
     assert_eq!(pdump.pdump_inputs().count(), 2);
@@ -36,6 +36,7 @@ fn example_configs_and_policy_are_valid() {
             .enumerate()
             .map(|(i, p)| (p.name.clone(), i as u16))
             .collect(),
+        tools: tap.tool_names(),
     };
     let text = std::fs::read_to_string(example("policy.toml")).expect("policy.toml");
     let (model, compiled) = policy::load_text(&text, "policy.toml", &ctx).expect("valid policy");

@@ -98,14 +98,33 @@ pub enum Timestamp {
     Us100,
 }
 
-/// An analysis destination and its tunnel.
+/// An analysis destination: a tunnel to a remote analyser (`tunnel` and
+/// `remote`), or a tool port or tool group of the appliance (`port`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Destination {
     pub name: String,
-    pub tunnel: TunnelKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelKind>,
     /// The tunnel's remote endpoint.
-    pub remote: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// A tool port or tool group of the appliance: copies leave there as
+    /// captured (after strip and mask), with no tunnel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// Headers taken off every copy before it leaves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strip: Vec<StripLayer>,
+    /// Destination MAC written into every copy (tool destinations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_mac: Option<String>,
+    /// Bytes overwritten in every copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<Mask>,
+    /// Which packets this destination takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<Sample>,
     /// VXLAN / Geneve network identifier.
     pub vni: Option<u32>,
     /// ERSPAN session ID.
@@ -137,6 +156,62 @@ pub struct Destination {
     pub ttl: u8,
     /// 802.1Q tag on the uplink.
     pub vlan: Option<u16>,
+}
+
+/// A header kind `strip` takes off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StripLayer {
+    /// Every 802.1Q / 802.1ad tag.
+    Vlan,
+    /// The MPLS label stack.
+    Mpls,
+    /// VN-Tag and 802.1BR E-Tag.
+    Vntag,
+    /// An outer VXLAN, GRE, ERSPAN or Geneve tunnel.
+    Tunnel,
+}
+
+/// Where a mask's offset counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskFrom {
+    L2,
+    L3,
+    L4,
+    Payload,
+}
+
+/// `length` bytes from `offset` past `from`, overwritten with `pattern`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mask {
+    pub from: MaskFrom,
+    #[serde(default)]
+    pub offset: u16,
+    pub length: u16,
+    #[serde(default)]
+    pub pattern: u8,
+}
+
+/// What a sampler counts 1 in N of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SampleBy {
+    /// Every Nth packet.
+    #[default]
+    Packet,
+    /// Whole flows, 1 in N by flow hash.
+    Flow,
+}
+
+/// Keep 1 packet (or flow) in `one_in`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sample {
+    pub one_in: u32,
+    #[serde(default)]
+    pub by: SampleBy,
 }
 
 fn yes() -> bool {
@@ -235,4 +310,7 @@ pub struct Rule {
     pub action: Option<RuleAction>,
     #[serde(default)]
     pub to: Vec<RuleTarget>,
+    /// Which of the rule's packets go on to its destinations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<Sample>,
 }

@@ -143,9 +143,11 @@ fn clone_pool(cfg: &Config, uplink: Option<&Port>) -> Result<Option<Arc<Mempool>
     Ok(Some(Arc::new(pool)))
 }
 
-/// The input ports a policy may name: the opened inputs and the taps.
-fn policy_context(plan: &plan::Plan, taps: Option<&pdump::Taps>) -> Context {
+/// What a policy may name: the opened inputs and the taps, the tool
+/// ports and groups.
+fn policy_context(cfg: &Config, plan: &plan::Plan, taps: Option<&pdump::Taps>) -> Context {
     Context {
+        tools: cfg.tool_names(),
         ports: plan
             .ports
             .iter()
@@ -170,7 +172,7 @@ impl Appliance {
         let uplink = plan.ports.iter().find(|(pc, _)| pc.role == Role::Uplink);
         let mut hops = NextHops::new(&cfg, uplink.map(|(_, p)| p))?;
         let clones = clone_pool(&cfg, uplink.map(|(_, p)| p))?;
-        let ctx = policy_context(&plan, taps.as_ref());
+        let ctx = policy_context(&cfg, &plan, taps.as_ref());
         let mut publisher = Publisher::new(opts.policy.clone(), ctx)?;
         let protector = Protector::new(cfg.guard.clone());
         let shared = Shared::new(&cfg, publisher.tables(), protector.word())?;

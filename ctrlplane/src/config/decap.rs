@@ -36,6 +36,9 @@ pub struct DecapSection {
     pub non_tunnel: NonTunnel,
     /// Drop copies of inner frames seen within the dedup window.
     pub dedup: bool,
+    /// The tool port decap inputs send to; needed only when there are
+    /// several tool ports.
+    pub tool: Option<String>,
 }
 
 impl Default for DecapSection {
@@ -48,6 +51,7 @@ impl Default for DecapSection {
             retag_pcp: 0,
             non_tunnel: NonTunnel::Drop,
             dedup: false,
+            tool: None,
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - `controller`: `[controller]`;
 //! - `pdump`: `[pdump]`, and the devices a secondary can run;
 //! - `decap`: `[decap]`;
+//! - `tools`: the tool ports' rules and `[[tool_group]]`;
 //! - `limits`: `[appliance]`, `[workers]`, `[mempool]`, `[queues]`, `[dedup]`.
 //!
 //! `[guard]` is the guard's own (`crate::guard::GuardConfig`).
@@ -24,6 +25,7 @@ mod limits;
 mod pdump;
 mod ports;
 mod raw;
+mod tools;
 mod uplink;
 mod values;
 
@@ -39,8 +41,9 @@ pub use decap::{DecapSection, NonTunnel, RetagMode};
 pub use limits::{ApplianceId, DedupConfig, MempoolConfig, QueuesConfig, WorkersConfig};
 pub use pdump::PdumpSection;
 pub use ports::{CaptureConfig, PdumpTap, PortConfig, PortDirection, PortMode, Role};
+pub use tools::{GroupHash, ToolGroupConfig, ToolMember, MAX_WEIGHT};
 pub use uplink::{NeighborConfig, UplinkConfig};
-pub use values::{Cidr, Device, Endpoint, MacAddr};
+pub use values::{parse_mac, Cidr, Device, Endpoint, MacAddr};
 
 use crate::guard::GuardConfig;
 use raw::RawConfig;
@@ -69,6 +72,9 @@ pub struct Config {
     pub queues: QueuesConfig,
     pub dedup: DedupConfig,
     pub decap: DecapSection,
+    /// Tool groups, in config order (after the tool ports, they are what
+    /// tool destinations may name).
+    pub tool_groups: Vec<ToolGroupConfig>,
     /// Secondary process tapping a primary's ports (pdump inputs).
     pub pdump: Option<PdumpSection>,
     /// Limits that send the appliance into `protect`, and how it sheds.
@@ -110,6 +116,7 @@ impl Config {
     fn check(raw: RawConfig, p: &mut Vec<String>) -> Config {
         let uplinks = raw.ports.iter().filter(|x| x.role == Role::Uplink).count();
         let taps_primary = raw.ports.iter().any(|x| x.pdump.is_some());
+        let tool_groups = tools::check(raw.tool_groups, &raw.ports, &raw.decap, p);
         let ports = ports::check(raw.ports, raw.pdump.is_some(), p);
         let uplink = match raw.uplink {
             Some(u) => UplinkConfig::check(u, p),
@@ -145,6 +152,7 @@ impl Config {
             queues: raw.queues,
             dedup,
             decap: raw.decap,
+            tool_groups,
             pdump: raw.pdump,
             guard: raw.guard,
             controller,
@@ -161,9 +169,27 @@ impl Config {
         self.ports.iter().find(|p| p.role == Role::Uplink)
     }
 
-    /// The tool port's config (decap mode).
-    pub fn tool_port(&self) -> Option<&PortConfig> {
-        self.ports.iter().find(|p| p.role == Role::Tool)
+    /// The tool port decap inputs send to: `[decap] tool`, or the only one.
+    pub fn decap_tool_port(&self) -> Option<&PortConfig> {
+        match &self.decap.tool {
+            Some(t) => self.tool_ports().find(|p| &p.name == t),
+            None => self.tool_ports().next(),
+        }
+    }
+
+    /// Tool ports in config order: a tool port's position here is its
+    /// tool port index (its TX queues, its counters, `Output::Tool`).
+    pub fn tool_ports(&self) -> impl Iterator<Item = &PortConfig> {
+        self.ports.iter().filter(|p| p.role == Role::Tool)
+    }
+
+    /// What tool destinations may name, in the order of the workers' tool
+    /// tables: every tool port, then every tool group.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.tool_ports()
+            .map(|p| p.name.clone())
+            .chain(self.tool_groups.iter().map(|g| g.name.clone()))
+            .collect()
     }
 
     /// Input ports in config order.

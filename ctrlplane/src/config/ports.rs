@@ -1,6 +1,6 @@
 //! `[[port]]`: what each port is, which device runs it, and the rules
-//! between them (one uplink for tap inputs, one tool port for decap
-//! inputs, each primary's device tapped once).
+//! between them (one uplink for tap inputs unless they send to tool ports
+//! only, a tool port for decap inputs, each primary's device tapped once).
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -20,7 +20,8 @@ pub enum Role {
     Input,
     /// Tunnels out towards the destinations.
     Uplink,
-    /// Plain frames out to a legacy tool (decap mode).
+    /// Frames out as captured to a tool: decap inputs' inner frames, and
+    /// tap inputs' copies to tool destinations.
     Tool,
 }
 
@@ -275,15 +276,15 @@ fn roles(ports: &[RawPort], p: &mut Vec<String>) {
     if inputs == 0 {
         p.push("port: at least one port needs role = \"input\"".into());
     }
-    if uplinks > 1 || (taps > 0 && uplinks != 1) {
+    if uplinks > 1 || (taps > 0 && uplinks == 0 && tools == 0) {
         p.push(format!(
-            "port: exactly one port needs role = \"uplink\" when inputs are in tap mode ({uplinks} have it)"
+            "port: exactly one port needs role = \"uplink\" when inputs are in tap mode ({uplinks} have it), unless every destination is a tool port (role = \"tool\")"
         ));
     }
-    if tools > 1 || (decaps > 0 && tools != 1) {
-        p.push(format!(
-            "port: exactly one port needs role = \"tool\" when inputs are in decap mode ({tools} have it)"
-        ));
+    if decaps > 0 && tools == 0 {
+        p.push(
+            "port: a port needs role = \"tool\" when inputs are in decap mode (none has it)".into(),
+        );
     }
     for (i, port) in ports.iter().enumerate() {
         if port.role != Role::Input && port.mode != PortMode::Tap {

@@ -13,6 +13,7 @@ use super::decap::DecapSection;
 use super::limits::{ApplianceId, MempoolConfig, QueuesConfig, WorkersConfig};
 use super::pdump::PdumpSection;
 use super::ports::{CaptureConfig, PortDirection, PortMode, Role};
+use super::tools::RawToolGroup;
 use crate::guard::GuardConfig;
 
 #[derive(Debug, Deserialize)]
@@ -33,6 +34,8 @@ pub(super) struct RawConfig {
     pub queues: QueuesConfig,
     #[serde(default)]
     pub dedup: RawDedup,
+    #[serde(default, rename = "tool_group")]
+    pub tool_groups: Vec<RawToolGroup>,
     #[serde(default)]
     pub decap: DecapSection,
     pub pdump: Option<PdumpSection>,

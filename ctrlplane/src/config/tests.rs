@@ -330,3 +330,123 @@ fn a_capture_input_replays_a_file_into_a_ring_port_of_its_own() {
         .to_string();
     assert!(e.contains("timing") && e.contains("fast"), "{e}");
 }
+
+const TOOLS: &str = r#"
+    [[port]]
+    name = "tap0"
+    device = "net_pcap0,rx_pcap=in.pcap"
+    role = "input"
+    [[port]]
+    name = "ids1"
+    device = "net_pcap1,tx_pcap=1.pcap"
+    role = "tool"
+    [[port]]
+    name = "ids2"
+    device = "net_pcap2,tx_pcap=2.pcap"
+    role = "tool"
+    [[port]]
+    name = "ids3"
+    device = "net_pcap3,tx_pcap=3.pcap"
+    role = "tool"
+    [[tool_group]]
+    name = "ids-farm"
+    members = ["ids1", "ids2", { port = "ids3", weight = 2 }]
+    hash = "ip-pair"
+    sticky = true
+    [[tool_group]]
+    name = "pair"
+    members = ["ids1", "ids2"]
+"#;
+
+#[test]
+fn tool_ports_and_groups_need_no_uplink_and_are_named_in_table_order() {
+    let c = Config::parse(TOOLS, "t").expect("valid");
+    assert!(c.uplink_port().is_none());
+    assert_eq!(c.tool_names(), ["ids1", "ids2", "ids3", "ids-farm", "pair"]);
+    let farm = &c.tool_groups[0];
+    assert_eq!(
+        farm.members,
+        [
+            ToolMember {
+                port: "ids1".into(),
+                weight: 1
+            },
+            ToolMember {
+                port: "ids2".into(),
+                weight: 1
+            },
+            ToolMember {
+                port: "ids3".into(),
+                weight: 2
+            },
+        ]
+    );
+    assert_eq!((farm.hash, farm.sticky), (GroupHash::IpPair, true));
+    let pair = &c.tool_groups[1];
+    assert_eq!((pair.hash, pair.sticky), (GroupHash::FiveTuple, false));
+}
+
+#[test]
+fn every_tool_group_problem_is_named() {
+    let bad = TOOLS
+        .replace("name = \"pair\"", "name = \"ids2\"")
+        .replace(
+            "members = [\"ids1\", \"ids2\"]",
+            "members = [\"ids1\", \"tap0\", \"ids1\", { port = \"ids3\", weight = 0 }, { port = \"ids2\", weight = 1001 }]",
+        )
+        + "[[tool_group]]\nname = \"empty\"\nmembers = []\n";
+    let e = Config::parse(&bad, "t")
+        .expect_err("bad groups")
+        .to_string();
+    for key in [
+        "tool_group[1].name: \"ids2\" is already the name of a tool port or tool group",
+        "tool_group[1].members[1]: \"tap0\" is not a tool port (tool ports: ids1, ids2, ids3)",
+        "tool_group[1].members[2]: \"ids1\" is a member twice",
+        "tool_group[1].members[3].weight: 0 is outside 1..=1000",
+        "tool_group[1].members[4].weight: 1001 is outside 1..=1000",
+        "tool_group[2].members: a group needs at least one member",
+    ] {
+        assert!(e.contains(key), "missing {key} in {e}");
+    }
+    let bad = TOOLS.replace("\"ip-pair\"", "\"4-tuple\"");
+    let e = Config::parse(&bad, "t").expect_err("bad hash").to_string();
+    assert!(e.contains("4-tuple") && e.contains("inner-5-tuple"), "{e}");
+}
+
+#[test]
+fn decap_inputs_name_their_tool_port_when_there_are_several() {
+    let decap = TOOLS.replace("role = \"input\"", "role = \"input\"\n    mode = \"decap\"");
+    let e = Config::parse(&decap, "t")
+        .expect_err("which tool")
+        .to_string();
+    assert!(
+        e.contains("decap.tool: inputs in decap mode need to know"),
+        "{e}"
+    );
+    let c = Config::parse(&format!("{decap}\n[decap]\ntool = \"ids2\"\n"), "t").expect("valid");
+    assert_eq!(c.decap_tool_port().map(|p| p.name.as_str()), Some("ids2"));
+    let e = Config::parse(&format!("{decap}\n[decap]\ntool = \"ids-farm\"\n"), "t")
+        .expect_err("a group is not a port")
+        .to_string();
+    assert!(
+        e.contains("decap.tool: \"ids-farm\" is not a tool port"),
+        "{e}"
+    );
+    let e = Config::parse(&format!("{TOOLS}\n[decap]\ntool = \"ids1\"\n"), "t")
+        .expect_err("no decap input")
+        .to_string();
+    assert!(e.contains("decap.tool: no input is in decap mode"), "{e}");
+}
+
+#[test]
+fn tool_ports_are_limited() {
+    let mut text = GOOD.to_owned();
+    for i in 0..=dataplane::runtime::counters::MAX_TOOL_PORTS {
+        text += &format!("[[port]]\nname = \"t{i}\"\ndevice = \"net_null{i}\"\nrole = \"tool\"\n");
+    }
+    let e = Config::parse(&text, "t").expect_err("too many").to_string();
+    assert!(
+        e.contains("65 ports have role = \"tool\", more than 64"),
+        "{e}"
+    );
+}

@@ -14,6 +14,8 @@ use dataplane::stage::encap::{
 use dataplane::stage::filter::{
     Action, Cidr, Classifier, DestAction, Match, PortRange, Rule as FilterRule, TcpFlags, VlanMatch,
 };
+use dataplane::stage::mask::{Anchor, MaskSpec};
+use dataplane::stage::sample::SampleSpec;
 use dataplane::stage::slice::SliceSpec;
 use dataplane::stage::strip::StripSpec;
 use dataplane::stage::Direction;
@@ -38,6 +40,10 @@ impl std::fmt::Display for Problem {
 pub struct Context {
     /// Input ports: operator name and the DPDK port id packets carry.
     pub ports: Vec<(String, u16)>,
+    /// What tool destinations may name, in the order of the workers' tool
+    /// tables (`Output::Tool` is the position): every tool port in config
+    /// order, then every tool group.
+    pub tools: Vec<String>,
 }
 
 struct Problems(Vec<Problem>);
@@ -80,7 +86,7 @@ pub fn compile(policy: &Policy, ctx: &Context) -> Result<CompiledPolicy, Vec<Pro
     let mut dests = Vec::new();
     for (i, d) in policy.destinations.iter().enumerate() {
         let path = format!("destination[{i}]");
-        if let Some(dd) = destination(d, &path, &mut pb) {
+        if let Some(dd) = destination(d, &path, ctx, &mut pb) {
             dests.push(dd);
         }
         if d.name.is_empty() {
@@ -108,6 +114,7 @@ pub fn compile(policy: &Policy, ctx: &Context) -> Result<CompiledPolicy, Vec<Pro
 
     let mut rules = Vec::with_capacity(policy.rules.len());
     let mut rule_names = Vec::with_capacity(policy.rules.len());
+    let mut rule_samples = Vec::with_capacity(policy.rules.len());
     for &i in &order {
         let r = &policy.rules[i];
         let path = format!("rule[{i}]");
@@ -125,6 +132,16 @@ pub fn compile(policy: &Policy, ctx: &Context) -> Result<CompiledPolicy, Vec<Pro
             });
         }
         rule_names.push(r.name.clone());
+        rule_samples.push(
+            r.sample
+                .and_then(|x| sample_spec(&x, &format!("{path}.sample"), &mut pb)),
+        );
+        if r.sample.is_some() && r.to.is_empty() {
+            pb.add(
+                format!("{path}.sample"),
+                "a rule without destinations has nothing to sample",
+            );
+        }
     }
 
     if !pb.0.is_empty() {
@@ -135,7 +152,7 @@ pub fn compile(policy: &Policy, ctx: &Context) -> Result<CompiledPolicy, Vec<Pro
             version: policy.version.clone(),
             classifier,
             destinations: dests,
-            rule_samples: vec![None; rule_names.len()],
+            rule_samples,
             rule_names,
         }),
         Err(e) => Err(vec![Problem {
@@ -160,14 +177,158 @@ fn parse_cidr(s: &str) -> Result<Cidr, String> {
     Ok(c)
 }
 
-fn destination(d: &Destination, path: &str, pb: &mut Problems) -> Option<DpDestination> {
+fn destination(
+    d: &Destination,
+    path: &str,
+    ctx: &Context,
+    pb: &mut Problems,
+) -> Option<DpDestination> {
     let before = pb.0.len();
-    let remote: Option<IpAddr> = match d.remote.parse() {
+    let out = match (&d.port, d.tunnel, &d.remote) {
+        (Some(port), None, None) => tool_out(d, port, path, ctx, pb),
+        (None, Some(kind), Some(remote)) => tunnel_out(d, kind, remote, path, pb),
+        (Some(_), _, _) => {
+            pb.add(
+                format!("{path}.port"),
+                "a destination is a tool port or group (port) or a tunnel (tunnel and remote), not both",
+            );
+            None
+        }
+        (None, tunnel, remote) => {
+            let missing: Vec<&str> = [("tunnel", tunnel.is_none()), ("remote", remote.is_none())]
+                .into_iter()
+                .filter_map(|(k, m)| m.then_some(k))
+                .collect();
+            for k in missing {
+                pb.add(
+                    format!("{path}.{k}"),
+                    "required for a tunnel destination (or give port = a tool port or group)",
+                );
+            }
+            None
+        }
+    };
+    if d.slice_after.is_some() && d.slice.is_none() {
+        pb.add(
+            format!("{path}.slice_after"),
+            "needs slice = N (payload bytes to keep)",
+        );
+    }
+    if d.rate_mbps == Some(0) || d.rate_pps == Some(0) {
+        pb.add(
+            format!("{path}.rate"),
+            "a rate of 0 would drop everything: remove the rule instead",
+        );
+    }
+    let mut strip = StripSpec::default();
+    for layer in &d.strip {
+        let flag = match layer {
+            StripLayer::Vlan => &mut strip.vlan,
+            StripLayer::Mpls => &mut strip.mpls,
+            StripLayer::Vntag => &mut strip.vntag,
+            StripLayer::Tunnel => &mut strip.tunnel,
+        };
+        if *flag {
+            pb.add(
+                format!("{path}.strip"),
+                format!("{layer:?} is listed twice"),
+            );
+        }
+        *flag = true;
+    }
+    if let Some(text) = &d.dst_mac {
+        match crate::config::parse_mac(text) {
+            Some(mac) => strip.dst_mac = Some(mac.0),
+            None => pb.add(
+                format!("{path}.dst_mac"),
+                format!("{text:?} is not a MAC address such as 02:00:00:00:00:99"),
+            ),
+        }
+    }
+    let mask = d.mask.map(|m| mask_spec(&m, &format!("{path}.mask"), pb));
+    let sample = d
+        .sample
+        .and_then(|x| sample_spec(&x, &format!("{path}.sample"), pb));
+    let out = out?;
+    if pb.0.len() != before {
+        return None;
+    }
+    Some(DpDestination {
+        name: d.name.clone(),
+        out,
+        strip,
+        mask,
+        sample,
+        rate: RateLimit {
+            mbps: d.rate_mbps,
+            pps: d.rate_pps,
+        },
+    })
+}
+
+/// A tool destination's output: the index of its tool port or group; any
+/// tunnel key is a problem.
+fn tool_out(
+    d: &Destination,
+    port: &str,
+    path: &str,
+    ctx: &Context,
+    pb: &mut Problems,
+) -> Option<Output> {
+    let tunnel_keys = [
+        ("vni", d.vni.is_some()),
+        ("session", d.session.is_some()),
+        ("key", d.key.is_some()),
+        ("udp_port", d.udp_port.is_some()),
+        ("extended", d.extended),
+        ("hw_id", d.hw_id.is_some()),
+        ("timestamp", d.timestamp != Timestamp::default()),
+        ("oversize", d.oversize != Oversize::default()),
+        ("dscp", d.dscp != 0),
+        ("ttl", d.ttl != 64),
+        ("vlan", d.vlan.is_some()),
+    ];
+    for (key, _) in tunnel_keys.iter().filter(|(_, given)| *given) {
+        pb.add(
+            format!("{path}.{key}"),
+            format!(
+                "is a tunnel's, and {port:?} is a tool port or group: its copies leave as captured"
+            ),
+        );
+    }
+    match ctx.tools.iter().position(|t| t == port) {
+        Some(i) => Some(Output::Tool(i as u16)),
+        None => {
+            pb.add(
+                format!("{path}.port"),
+                format!(
+                    "no tool port or tool group named {port:?} (the appliance has {})",
+                    if ctx.tools.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        ctx.tools.join(", ")
+                    }
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn tunnel_out(
+    d: &Destination,
+    kind: TunnelKind,
+    remote: &str,
+    path: &str,
+    pb: &mut Problems,
+) -> Option<Output> {
+    let before = pb.0.len();
+    let remote: Option<IpAddr> = match remote.parse() {
         Ok(a) => Some(a),
         Err(_) => {
             pb.add(
                 format!("{path}.remote"),
-                format!("{:?} is not an IP address", d.remote),
+                format!("{remote:?} is not an IP address"),
             );
             None
         }
@@ -181,11 +342,11 @@ fn destination(d: &Destination, path: &str, pb: &mut Problems) -> Option<DpDesti
         if present {
             pb.add(
                 format!("{path}.{key}"),
-                format!("does not apply to tunnel {:?}", d.tunnel),
+                format!("does not apply to tunnel {kind:?}"),
             );
         }
     };
-    let tunnel = match d.tunnel {
+    let tunnel = match kind {
         TunnelKind::Vxlan | TunnelKind::Geneve => {
             need(pb, d.vni.is_some(), "vni", "required for this tunnel");
             forbid(pb, d.session.is_some(), "session");
@@ -199,7 +360,7 @@ fn destination(d: &Destination, path: &str, pb: &mut Problems) -> Option<DpDesti
                 }
             }
             let vni = d.vni.unwrap_or(0);
-            if d.tunnel == TunnelKind::Vxlan {
+            if kind == TunnelKind::Vxlan {
                 if d.udp_port == Some(0) {
                     pb.add(format!("{path}.udp_port"), "must not be 0");
                 }
@@ -227,7 +388,7 @@ fn destination(d: &Destination, path: &str, pb: &mut Problems) -> Option<DpDesti
                     format!("{session} does not fit in 10 bits"),
                 );
             }
-            if d.tunnel == TunnelKind::Erspan2 {
+            if kind == TunnelKind::Erspan2 {
                 forbid(pb, d.hw_id.is_some(), "hw_id");
                 TunnelConfig::ErspanII { session }
             } else {
@@ -260,12 +421,6 @@ fn destination(d: &Destination, path: &str, pb: &mut Problems) -> Option<DpDesti
             }
         }
     };
-    if d.slice_after.is_some() && d.slice.is_none() {
-        pb.add(
-            format!("{path}.slice_after"),
-            "needs slice = N (payload bytes to keep)",
-        );
-    }
     if d.dscp > 63 {
         pb.add(
             format!("{path}.dscp"),
@@ -280,35 +435,56 @@ fn destination(d: &Destination, path: &str, pb: &mut Problems) -> Option<DpDesti
             pb.add(format!("{path}.vlan"), format!("{v} is outside 1..=4094"));
         }
     }
-    if d.rate_mbps == Some(0) || d.rate_pps == Some(0) {
+    if d.dst_mac.is_some() {
         pb.add(
-            format!("{path}.rate"),
-            "a rate of 0 would drop everything: remove the rule instead",
+            format!("{path}.dst_mac"),
+            "rewrites a tool's frames: a tunnel's outer MAC is its next hop's",
         );
     }
     if pb.0.len() != before {
         return None;
     }
-    Some(DpDestination {
-        name: d.name.clone(),
-        out: Output::Tunnel(TunnelOut {
-            tunnel,
-            remote: remote?,
-            dscp: d.dscp,
-            ttl: d.ttl,
-            vlan: d.vlan.map(|vid| OuterVlan { vid, pcp: 0 }),
-            oversize: match d.oversize {
-                Oversize::Truncate => OversizePolicy::TruncateToMtu,
-                Oversize::Drop => OversizePolicy::Drop,
-            },
-        }),
-        strip: StripSpec::default(),
-        mask: None,
-        sample: None,
-        rate: RateLimit {
-            mbps: d.rate_mbps,
-            pps: d.rate_pps,
+    Some(Output::Tunnel(TunnelOut {
+        tunnel,
+        remote: remote?,
+        dscp: d.dscp,
+        ttl: d.ttl,
+        vlan: d.vlan.map(|vid| OuterVlan { vid, pcp: 0 }),
+        oversize: match d.oversize {
+            Oversize::Truncate => OversizePolicy::TruncateToMtu,
+            Oversize::Drop => OversizePolicy::Drop,
         },
+    }))
+}
+
+fn mask_spec(m: &Mask, path: &str, pb: &mut Problems) -> MaskSpec {
+    if m.length == 0 {
+        pb.add(format!("{path}.length"), "must be at least 1");
+    }
+    MaskSpec {
+        anchor: match m.from {
+            MaskFrom::L2 => Anchor::L2,
+            MaskFrom::L3 => Anchor::L3,
+            MaskFrom::L4 => Anchor::L4,
+            MaskFrom::Payload => Anchor::Payload,
+        },
+        offset: m.offset,
+        len: m.length,
+        pattern: m.pattern,
+    }
+}
+
+fn sample_spec(x: &Sample, path: &str, pb: &mut Problems) -> Option<SampleSpec> {
+    if x.one_in == 0 {
+        pb.add(
+            format!("{path}.one_in"),
+            "must be at least 1 (1 keeps every packet)",
+        );
+        return None;
+    }
+    Some(match x.by {
+        SampleBy::Packet => SampleSpec::OneInN(x.one_in),
+        SampleBy::Flow => SampleSpec::FlowHash { one_in: x.one_in },
     })
 }
 

@@ -50,6 +50,7 @@ to = ["noc", { dest = "soc", slice = 64, slice_after = "l4", tag = 9 }]
 fn ctx() -> Context {
     Context {
         ports: vec![("tap0".into(), 0), ("tap1".into(), 3)],
+        tools: vec!["ids1".into(), "ids2".into(), "ids-farm".into()],
     }
 }
 
@@ -177,5 +178,211 @@ fn in_port_names_map_to_dpdk_port_ids() {
         p.classifier
             .rule_id(p.classifier.classify(&l, 0, Direction::Ingress)),
         None
+    );
+}
+
+const TOOLS: &str = r#"
+[[destination]]
+name = "farm"
+port = "ids-farm"
+strip = ["vlan", "mpls", "vntag", "tunnel"]
+dst_mac = "02:00:00:00:00:99"
+mask = { from = "payload", offset = 4, length = 64, pattern = 0xff }
+sample = { one_in = 100, by = "packet" }
+slice = 256
+
+[[destination]]
+name = "second"
+port = "ids2"
+
+[[destination]]
+name = "noc"
+tunnel = "vxlan"
+remote = "192.0.2.10"
+vni = 7
+strip = ["vlan"]
+mask = { from = "l4", length = 8 }
+sample = { one_in = 4, by = "flow" }
+
+[[rule]]
+name = "all"
+to = ["noc"]
+
+[[rule]]
+name = "web"
+priority = 1
+dst_port = 80
+sample = { one_in = 10, by = "flow" }
+to = ["farm", "second", "noc"]
+"#;
+
+#[test]
+fn tool_destinations_name_their_table_and_carry_strip_mask_and_sample() {
+    use dataplane::runtime::policy::Output;
+    use dataplane::stage::mask::{Anchor, MaskSpec};
+    use dataplane::stage::sample::SampleSpec;
+    use dataplane::stage::strip::StripSpec;
+
+    let p = compile(&parse_toml(TOOLS, "t").expect("toml"), &ctx()).expect("valid");
+    let [farm, second, noc] = &p.destinations[..] else {
+        panic!("three destinations: {:?}", p.destinations);
+    };
+    // Tool ports first (ids1 = 0, ids2 = 1), then the groups.
+    assert_eq!(farm.out, Output::Tool(2));
+    assert_eq!(second.out, Output::Tool(1));
+    assert!(noc.tunnel().is_some());
+    assert_eq!(
+        farm.strip,
+        StripSpec {
+            vlan: true,
+            mpls: true,
+            vntag: true,
+            tunnel: true,
+            dst_mac: Some([2, 0, 0, 0, 0, 0x99]),
+        }
+    );
+    assert_eq!(
+        farm.mask,
+        Some(MaskSpec {
+            anchor: Anchor::Payload,
+            offset: 4,
+            len: 64,
+            pattern: 0xff
+        })
+    );
+    assert_eq!(farm.sample, Some(SampleSpec::OneInN(100)));
+    assert_eq!(
+        (second.strip, second.mask, second.sample),
+        (StripSpec::default(), None, None)
+    );
+    assert_eq!(
+        (
+            noc.strip.vlan,
+            noc.strip.mpls,
+            noc.mask.map(|m| (m.anchor, m.offset))
+        ),
+        (true, false, Some((Anchor::L4, 0)))
+    );
+    assert_eq!(noc.sample, Some(SampleSpec::FlowHash { one_in: 4 }));
+    // Compiled order: "web" (priority 1) first.
+    assert_eq!(p.rule_names, ["web", "all"]);
+    assert_eq!(
+        p.rule_samples,
+        [Some(SampleSpec::FlowHash { one_in: 10 }), None]
+    );
+}
+
+#[test]
+fn tool_destination_problems_are_named_with_their_path() {
+    let bad = r#"
+[[destination]]
+name = "a"
+port = "nosuch"
+
+[[destination]]
+name = "b"
+port = "ids1"
+vni = 5
+session = 1
+key = 2
+udp_port = 4789
+extended = true
+hw_id = 1
+timestamp = "100us"
+oversize = "drop"
+dscp = 8
+ttl = 9
+vlan = 10
+dst_mac = "02:00:00:00:00"
+mask = { from = "l3", length = 0 }
+sample = { one_in = 0 }
+
+[[destination]]
+name = "c"
+port = "ids1"
+tunnel = "vxlan"
+remote = "192.0.2.1"
+
+[[destination]]
+name = "d"
+remote = "192.0.2.1"
+dst_mac = "02:00:00:00:00:01"
+
+[[destination]]
+name = "e"
+tunnel = "l2gre"
+remote = "192.0.2.1"
+key = 1
+dst_mac = "02:00:00:00:00:01"
+strip = ["vlan", "vlan"]
+
+[[rule]]
+name = "r"
+sample = { one_in = 0, by = "flow" }
+to = ["e"]
+
+[[rule]]
+name = "s"
+sample = { one_in = 2 }
+action = "drop"
+"#;
+    let err = compile(&parse_toml(bad, "t").expect("toml"), &ctx()).expect_err("invalid");
+    let text: Vec<String> = err.iter().map(ToString::to_string).collect();
+    let mut want = vec![
+        "destination[0].port: no tool port or tool group named \"nosuch\" (the appliance has ids1, ids2, ids-farm)".to_owned(),
+        "destination[1].dst_mac: \"02:00:00:00:00\" is not a MAC address".into(),
+        "destination[1].mask.length: must be at least 1".into(),
+        "destination[1].sample.one_in: must be at least 1".into(),
+        "destination[2].port: a destination is a tool port or group (port) or a tunnel".into(),
+        "destination[3].tunnel: required for a tunnel destination".into(),
+        "destination[4].dst_mac: rewrites a tool's frames".into(),
+        "destination[4].strip: Vlan is listed twice".into(),
+        "rule[0].sample.one_in: must be at least 1".into(),
+        "rule[1].sample: a rule without destinations has nothing to sample".into(),
+    ];
+    for key in [
+        "vni",
+        "session",
+        "key",
+        "udp_port",
+        "extended",
+        "hw_id",
+        "timestamp",
+        "oversize",
+        "dscp",
+        "ttl",
+        "vlan",
+    ] {
+        want.push(format!("destination[1].{key}: is a tunnel's"));
+    }
+    for w in &want {
+        assert!(
+            text.iter().any(|t| t.starts_with(w.as_str())),
+            "missing {w:?} in {text:#?}"
+        );
+    }
+    // Nothing else: the tool destination's own keys are fine.
+    assert_eq!(text.len(), want.len(), "{text:#?}");
+}
+
+#[test]
+fn a_policy_without_the_new_keys_reads_and_writes_as_before() {
+    let model = parse_toml(GOOD, "t").expect("toml");
+    let json = serde_json::to_string(&model.destinations[0]).expect("json");
+    assert!(
+        [
+            "\"port\"",
+            "\"strip\"",
+            "\"sample\"",
+            "\"mask\"",
+            "\"dst_mac\""
+        ]
+        .iter()
+        .all(|k| !json.contains(k)),
+        "{json}"
+    );
+    assert!(
+        json.contains("\"tunnel\":\"vxlan\",\"remote\":\"192.0.2.10\""),
+        "{json}"
     );
 }

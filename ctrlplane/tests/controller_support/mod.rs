@@ -86,6 +86,7 @@ impl Appliance {
             handle: agent::spawn(cfg),
             ctx: Context {
                 ports: vec![("tap0".into(), 0)],
+                ..Context::default()
             },
         }
     }
