@@ -30,9 +30,11 @@ use crate::wire::ip_proto;
 
 mod decap;
 mod plan;
+mod tool;
 mod tx;
 pub use decap::DecapSetup;
 use plan::{Plans, RulePlan, Target};
+use tool::{sampled_out, takes, Edits, Sampled};
 use tx::{TxBuffer, TxMeta, NO_FATE, SOLO, TX_BUF};
 
 /// What the main lcore asks of the workers.
@@ -141,6 +143,8 @@ pub(super) struct Worker {
     shed_count: u64,
     /// The decap front-end's stage and TX buffer.
     decap: decap::DecapState,
+    /// Per destination and per rule: sampling, strip and mask.
+    edits: Edits,
 }
 
 /// Runs the worker loop until the state says `EXIT`, then drains.
@@ -151,11 +155,12 @@ pub fn run(setup: WorkerSetup) -> Result<(), String> {
         .map_err(|e| format!("worker {}: {e}", setup.index))?
         .with_stats(Arc::clone(&setup.stats.dedup));
     let cache = FlowCache::new(setup.flow_cache_entries);
+    let tx = TxBuffer::new(setup.tool_ports.len());
     let mut w = Worker {
         s: setup,
         dedup,
         cache,
-        tx: TxBuffer::new(),
+        tx,
         templates: Vec::new(),
         limiters: Vec::new(),
         plans: Plans::default(),
@@ -163,6 +168,7 @@ pub fn run(setup: WorkerSetup) -> Result<(), String> {
         clear_epoch: 0,
         shed_count: 0,
         decap,
+        edits: Edits::default(),
     };
     w.run_loop();
     Ok(())
@@ -262,6 +268,7 @@ impl Worker {
         self.flush();
         self.templates = t.dests.iter().map(|d| d.template.clone()).collect();
         self.plans = Plans::build(t);
+        self.edits = Edits::build(t, &self.s.decap.config);
         let now = tsc_now();
         self.limiters = t
             .policy
@@ -318,10 +325,12 @@ impl Worker {
             &dirs[..n],
             &mut verdicts[..n],
         );
+        let mut any_sampled = false;
         for i in 0..n {
             plans[i] = self.plans.of(verdicts[i]);
             shed[i] = protect != 0 && sheds(&mut self.shed_count, protect, verdicts[i]);
             want_dedup[i] = !shed[i] && plans[i].any_dedup;
+            any_sampled |= plans[i].sampled;
         }
         c.rx_bytes.add(bytes);
         if parse_errors != 0 {
@@ -354,9 +363,19 @@ impl Worker {
                 );
             }
         }
-        self.reserve_sequences(t, &plans[..n], &shed[..n], &dups[..n]);
+        let mut sampled = Sampled::NONE;
+        if any_sampled {
+            self.sample_burst(
+                rx.as_slice(),
+                &layers[..n],
+                &plans[..n],
+                &shed[..n],
+                &mut sampled,
+            );
+        }
+        self.reserve_sequences(t, &plans[..n], &shed[..n], &dups[..n], &sampled);
         let tracing = self.s.trace.armed();
-        if !tracing && protect == 0 {
+        if !tracing && protect == 0 && !any_sampled {
             if let Some(a) = self.plans.single_target(&plans[..n]) {
                 if self.forward_single(rx, &layers, &dups, &dirs, plans[0].rule_id, a, now_ns) {
                     return;
@@ -368,12 +387,17 @@ impl Worker {
                 self.count(Terminal::DroppedProtect);
                 continue;
             }
+            if sampled.by_rule[i] {
+                self.count(Terminal::Sampled);
+                continue;
+            }
             let p = Packet {
                 layers: &layers[i],
                 plan: plans[i],
                 dup: dups[i],
                 dir: dirs[i],
                 now_ns,
+                skip: sampled.by_dest[i],
             };
             if tracing && self.s.trace.take() {
                 let mut rec = self.trace_start(t, &m, &layers[i], verdicts[i], dups[i]);
@@ -403,10 +427,11 @@ impl Worker {
         a: Target,
         now_ns: u64,
     ) -> bool {
-        if self
-            .limiters
-            .get(a.dest)
-            .is_some_and(DestLimiter::is_limited)
+        if a.edits
+            || self
+                .limiters
+                .get(a.dest)
+                .is_some_and(DestLimiter::is_limited)
         {
             return false;
         }
@@ -501,16 +526,16 @@ impl Worker {
         plans: &[RulePlan],
         shed: &[bool],
         dups: &[DedupVerdict],
+        sampled: &Sampled,
     ) {
         let mut want = [0u32; 64];
         let mut big: Vec<u32> = Vec::new();
-        for ((p, shed), dup) in plans.iter().zip(shed).zip(dups) {
-            if *shed {
+        for (i, ((p, shed), dup)) in plans.iter().zip(shed).zip(dups).enumerate() {
+            if *shed || sampled.by_rule[i] {
                 continue;
             }
-            let dup = *dup == DedupVerdict::Duplicate;
-            for a in self.plans.targets(*p) {
-                if a.dedup && dup {
+            for (k, a) in self.plans.targets(*p).iter().enumerate() {
+                if !takes(a, k, *dup, sampled.by_dest[i]) {
                     continue;
                 }
                 if a.dest < 64 {
@@ -553,10 +578,21 @@ impl Worker {
     ) {
         let mut trace = if TRACE { trace } else { None };
         let targets = self.plans.targets(p.plan);
-        let dup = p.dup == DedupVerdict::Duplicate;
-        let verdict = if targets.is_empty() {
+        let n_targets = targets.len();
+        let total = if p.skip == 0 && p.dup == DedupVerdict::Unique {
+            n_targets
+        } else {
+            self.count_left_out(p);
+            let targets = self.plans.targets(p.plan);
+            (0..n_targets)
+                .filter(|&k| takes(&targets[k], k, p.dup, p.skip))
+                .count()
+        };
+        let verdict = if n_targets == 0 {
             Some(Terminal::Filtered)
-        } else if dup && p.plan.all_dedup {
+        } else if total == 0 && p.skip != 0 {
+            Some(Terminal::Sampled)
+        } else if total == 0 {
             Some(Terminal::Deduplicated)
         } else {
             None
@@ -574,7 +610,7 @@ impl Worker {
             rule_id: p.plan.rule_id,
             direction: p.dir,
         };
-        if let [a] = *targets {
+        if let [a] = *self.plans.targets(p.plan) {
             // One copy: it is the packet, and its fate is its own.
             let term = match self.send_copy::<TRACE>(t, m, &a, p, tag, SOLO, trace.as_deref_mut()) {
                 Ok(()) => None,
@@ -591,16 +627,16 @@ impl Worker {
             }
             return;
         }
-        let (total, n_targets) = (
-            targets.iter().filter(|a| !(a.dedup && dup)).count(),
-            targets.len(),
+        let fate = self.tx.new_fate(
+            self.s.uplink_tx.as_mut(),
+            &mut self.s.tool_ports,
+            &self.s.stats,
         );
-        let fate = self.tx.new_fate(self.s.uplink_tx.as_mut(), &self.s.stats);
         let mut original = Some(m);
         let mut k = 0;
         for i in 0..n_targets {
             let a = self.plans.targets(p.plan)[i];
-            if a.dedup && dup {
+            if !takes(&a, i, p.dup, p.skip) {
                 continue;
             }
             k += 1;
@@ -658,16 +694,33 @@ impl Worker {
         if let Some(clones) = &self.s.clone_pool {
             let contiguous =
                 matches!(self.templates.get(a.dest), Some(Some(t)) if t.checksums_payload());
-            if src.pkt_len() >= CLONE_MIN_LEN && l.ip_version != 0 && !contiguous {
+            if src.pkt_len() >= CLONE_MIN_LEN && l.ip_version != 0 && !contiguous && !a.edits {
                 return src.share(clones).and_then(|c| c.with_header(clones));
             }
         }
         src.copy(&self.s.pool)
     }
 
-    /// Slices, encapsulates and queues one copy for destination `a`. A copy
-    /// that cannot go is dropped here and counted on the destination; the
-    /// reason is returned for the packet's fate.
+    /// Counts `sampled` on each destination that sampling left the packet
+    /// out of.
+    #[cold]
+    fn count_left_out(&self, p: &Packet<'_>) {
+        if p.skip == 0 {
+            return;
+        }
+        for (k, a) in self.plans.targets(p.plan).iter().enumerate() {
+            if sampled_out(k, p.skip) {
+                self.s.stats.dests[usize::from(a.slot)]
+                    .drop(DestDrop::Sampled)
+                    .add(1);
+            }
+        }
+    }
+
+    /// Slices, encapsulates and queues one copy for destination `a` (or
+    /// hands it to [`Worker::send_tool_copy`] for a tool destination). A
+    /// copy that cannot go is dropped here and counted on the destination;
+    /// the reason is returned for the packet's fate.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn send_copy<const TRACE: bool>(
@@ -680,7 +733,17 @@ impl Worker {
         fate: u16,
         trace: Option<&mut TraceRecord>,
     ) -> Result<(), DestDrop> {
+        if let Some(tool) = a.tool {
+            return self.send_tool_copy::<TRACE>(t, copy, a, tool, p, fate, trace);
+        }
         let trace = if TRACE { trace } else { None };
+        let edited;
+        let layers = if a.edits {
+            edited = self.edit_copy(&mut copy, a.dest, p.layers);
+            &edited
+        } else {
+            p.layers
+        };
         let dc = &self.s.stats.dests[usize::from(a.slot)];
         // The reason is counted on the destination where it arises.
         let dropped = |why: DestDrop, len: usize, trace: Option<&mut TraceRecord>| {
@@ -702,8 +765,7 @@ impl Worker {
             }
         }
         let seq = tmpl.next_seq();
-        let (sliced, sliced_len) = match encap_copy(tmpl, &mut copy, a, p.layers, tag, p.now_ns, dc)
-        {
+        let (sliced, sliced_len) = match encap_copy(tmpl, &mut copy, a, layers, tag, p.now_ns, dc) {
             Ok(done) => done,
             Err((why, len)) => return dropped(why, len, trace),
         };
@@ -735,9 +797,10 @@ impl Worker {
         self.s.stats.counters.terminal(term).add(1);
     }
 
-    /// Sends the uplink TX buffer.
+    /// Sends the uplink's and the tool ports' TX buffers.
     fn flush(&mut self) {
         self.tx.flush(self.s.uplink_tx.as_mut(), &self.s.stats);
+        self.tx.flush_tools(&mut self.s.tool_ports, &self.s.stats);
     }
 
     /// ARP and ND from the uplink go to the main lcore; the rest is not ours.
@@ -841,6 +904,9 @@ struct Packet<'a> {
     dup: DedupVerdict,
     dir: Direction,
     now_ns: u64,
+    /// The destinations (by position in the rule) that sampling left the
+    /// packet out of.
+    skip: u64,
 }
 
 fn dest_name(t: &Tables, dest: usize) -> String {

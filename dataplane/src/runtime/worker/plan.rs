@@ -2,6 +2,7 @@
 //! tables generation instead of once per packet: the rule's targets with
 //! their counter slots, and whether any of them wants dedup.
 
+use crate::runtime::policy::Output;
 use crate::runtime::tables::Tables;
 use crate::stage::filter::{Action, Verdict};
 use crate::stage::slice::SliceSpec;
@@ -16,6 +17,11 @@ pub(super) struct Target {
     pub slice: SliceSpec,
     pub dedup: bool,
     pub tag: Option<u32>,
+    /// A tool destination: its index into the tables' tools.
+    pub tool: Option<u16>,
+    /// The destination strips or masks: its copy is written inside the
+    /// frame, so it must be a copy of its own.
+    pub edits: bool,
 }
 
 /// One rule's (or the default's) action, flattened.
@@ -30,6 +36,8 @@ pub(super) struct RulePlan {
     pub all_dedup: bool,
     /// The rule's id, which tunnels carry as a tag (`u32::MAX` for the default).
     pub rule_id: u32,
+    /// The rule or one of its destinations samples.
+    pub sampled: bool,
 }
 
 /// The plans of one classifier: indexed by rule position, the default last.
@@ -55,17 +63,31 @@ impl Plans {
             if let Action::Forward(targets) = action {
                 for a in targets {
                     let dest = usize::from(a.dest);
+                    let d = t.policy.destinations.get(dest);
                     p.targets.push(Target {
                         dest,
                         slot: t.dests.get(dest).map_or(0, |d| d.slot),
                         slice: a.slice,
                         dedup: a.dedup,
                         tag: a.tag,
+                        tool: d.and_then(|d| match d.out {
+                            Output::Tool(i) => Some(i),
+                            Output::Tunnel(_) => None,
+                        }),
+                        edits: d.is_some_and(|d| !d.strip.is_noop() || d.mask.is_some()),
                     });
                 }
             }
             let mine = &p.targets[start as usize..];
+            let rule_samples = t.policy.rule_samples.get(rule_id as usize);
+            let dest_samples = mine.iter().any(|x| {
+                t.policy
+                    .destinations
+                    .get(x.dest)
+                    .is_some_and(|d| d.sample.is_some())
+            });
             p.rules.push(RulePlan {
+                sampled: rule_samples.is_some_and(Option::is_some) || dest_samples,
                 start,
                 len: mine.len() as u32,
                 any_dedup: mine.iter().any(|x| x.dedup),

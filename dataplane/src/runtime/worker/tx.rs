@@ -1,7 +1,8 @@
-//! The worker's uplink TX buffer and the accounting of what leaves it.
+//! The worker's TX buffers (the uplink's, and one per tool port) and the
+//! accounting of what leaves them.
 //!
-//! A copy waits here until the buffer fills or the drain tick comes (l2fwd's
-//! scheme). Its packet is counted when the copy is sent or dropped: a copy
+//! A copy waits here until its buffer fills or the drain tick comes
+//! (l2fwd's scheme). Its packet is counted when the copy is sent or dropped: a copy
 //! that is its packet's only one (`SOLO`) settles the packet by itself; a
 //! packet with several copies has a *fate* slot, resolved when its last copy
 //! is sent or dropped — forwarded if any went out, else the first drop
@@ -38,21 +39,105 @@ struct Fate {
     first_drop: Option<DestDrop>,
 }
 
-/// The uplink TX buffer with its per-copy bookkeeping and the fate slots.
+/// The uplink TX buffer with its per-copy bookkeeping and the fate slots,
+/// which the tool ports' buffers share.
 pub(super) struct TxBuffer {
     tx: Batch<TX_BUF>,
     meta: [TxMeta; TX_BUF],
     fates: [Fate; FATES],
     next_fate: usize,
+    /// One buffer per tool port (tool destinations), by tool port index.
+    tools: Vec<ToolLane>,
+}
+
+/// A tool port's TX buffer: its copies are counted on their destination
+/// and on the port.
+struct ToolLane {
+    tx: Batch<TX_BUF>,
+    meta: [TxMeta; TX_BUF],
 }
 
 impl TxBuffer {
-    pub fn new() -> Self {
+    pub fn new(tool_ports: usize) -> Self {
         TxBuffer {
             tx: Batch::new(),
             meta: [TxMeta::default(); TX_BUF],
             fates: [Fate::default(); FATES],
             next_fate: 0,
+            tools: (0..tool_ports)
+                .map(|_| ToolLane {
+                    tx: Batch::new(),
+                    meta: [TxMeta::default(); TX_BUF],
+                })
+                .collect(),
+        }
+    }
+
+    /// Queues a copy for tool port `port` (whose queue is `q`), sending
+    /// that port's buffer first when it is full.
+    pub fn push_tool(
+        &mut self,
+        port: usize,
+        m: Mbuf,
+        meta: TxMeta,
+        q: &mut TxQueue,
+        stats: &WorkerStats,
+    ) {
+        let full = self.tools.get(port).is_none_or(|l| l.tx.is_full());
+        if full {
+            self.flush_tool(port, q, stats);
+        }
+        let Some(lane) = self.tools.get_mut(port) else {
+            // No buffer for that port (the worker has no queue on it).
+            drop(m);
+            done(&mut self.fates, meta, false, stats);
+            return;
+        };
+        let at = lane.tx.len();
+        match lane.tx.push(m) {
+            Ok(()) => lane.meta[at] = meta,
+            Err(m) => {
+                drop(m);
+                done(&mut self.fates, meta, false, stats);
+            }
+        }
+    }
+
+    /// Sends tool port `port`'s buffer: one retry, then what is left is
+    /// dropped and counted `dropped_tx_full` (on the destination and the
+    /// port).
+    pub fn flush_tool(&mut self, port: usize, q: &mut TxQueue, stats: &WorkerStats) {
+        let (Some(pc), Some(lane)) = (stats.tool_ports.get(port), self.tools.get_mut(port)) else {
+            return;
+        };
+        for _attempt in 0..2 {
+            if lane.tx.is_empty() {
+                break;
+            }
+            let queued = lane.tx.len();
+            let n = q.tx(&mut lane.tx);
+            for k in 0..n {
+                let meta = lane.meta[k];
+                pc.tx_packets.add(1);
+                pc.tx_bytes.add(u64::from(meta.bytes));
+                done(&mut self.fates, meta, true, stats);
+            }
+            lane.meta.copy_within(n..queued, 0);
+        }
+        let left = lane.tx.len();
+        lane.tx.drain().for_each(drop);
+        for k in 0..left {
+            pc.dropped_tx_full.add(1);
+            done(&mut self.fates, lane.meta[k], false, stats);
+        }
+    }
+
+    /// Sends every tool port's buffer.
+    pub fn flush_tools(&mut self, queues: &mut [TxQueue], stats: &WorkerStats) {
+        for (port, q) in queues.iter_mut().enumerate() {
+            if self.tools.get(port).is_some_and(|l| !l.tx.is_empty()) {
+                self.flush_tool(port, q, stats);
+            }
         }
     }
 
@@ -68,7 +153,7 @@ impl TxBuffer {
             Err(m) => {
                 // Still full after a flush (cannot happen: flush empties it).
                 drop(m);
-                self.done(meta, false, stats);
+                done(&mut self.fates, meta, false, stats);
             }
         }
     }
@@ -92,7 +177,7 @@ impl TxBuffer {
         self.tx.drain().for_each(drop);
         for k in 0..left {
             let meta = self.meta[k];
-            self.done(meta, false, stats);
+            done(&mut self.fates, meta, false, stats);
         }
     }
 
@@ -104,7 +189,7 @@ impl TxBuffer {
         while k < n {
             let first = self.meta[k];
             if first.fate != SOLO {
-                self.done(first, true, stats);
+                done(&mut self.fates, first, true, stats);
                 k += 1;
                 continue;
             }
@@ -122,49 +207,20 @@ impl TxBuffer {
         }
     }
 
-    /// One copy sent or dropped: its destination's counters, and its
-    /// packet's terminal counter once the packet is settled.
-    fn done(&mut self, meta: TxMeta, sent: bool, stats: &WorkerStats) {
-        if meta.fate == NO_FATE {
-            return;
-        }
-        let dc = &stats.dests[usize::from(meta.slot)];
-        if sent {
-            dc.tx_packets.add(1);
-            dc.tx_bytes.add(u64::from(meta.bytes));
-        } else {
-            dc.drop(DestDrop::TxFull).add(1);
-        }
-        if meta.fate == SOLO {
-            let term = if sent {
-                Terminal::Forwarded
-            } else {
-                Terminal::DroppedTxFull
-            };
-            stats.counters.terminal(term).add(1);
-            return;
-        }
-        let fate = usize::from(meta.fate);
-        let f = &mut self.fates[fate];
-        if sent {
-            f.forwarded = true;
-        } else {
-            note_drop(f, DestDrop::TxFull);
-        }
-        f.pending = f.pending.saturating_sub(1);
-        if f.pending == 0 {
-            self.resolve(fate, stats);
-        }
-    }
-
     /// A free fate slot for a packet with several copies. The buffer holds
     /// at most `TX_BUF` copies, so a slot `FATES` packets back is resolved
     /// unless the buffer was never flushed; flush then to be sure.
-    pub fn new_fate(&mut self, q: Option<&mut TxQueue>, stats: &WorkerStats) -> u16 {
+    pub fn new_fate(
+        &mut self,
+        q: Option<&mut TxQueue>,
+        tools: &mut [TxQueue],
+        stats: &WorkerStats,
+    ) -> u16 {
         let i = self.next_fate;
         self.next_fate = (i + 1) % FATES;
         if self.fates[i].pending != 0 {
             self.flush(q, stats);
+            self.flush_tools(tools, stats);
         }
         self.fates[i] = Fate::default();
         // FATES < SOLO: always fits, never a marker.
@@ -187,24 +243,61 @@ impl TxBuffer {
     /// terminal, counted now, when none is waiting in the buffer.
     pub fn settle(&mut self, fate: u16, stats: &WorkerStats) -> Option<Terminal> {
         let fate = usize::from(fate);
-        (self.fates[fate].pending == 0).then(|| self.resolve(fate, stats))
-    }
-
-    fn resolve(&mut self, fate: usize, stats: &WorkerStats) -> Terminal {
-        let f = self.fates[fate];
-        let term = if f.forwarded {
-            Terminal::Forwarded
-        } else {
-            f.first_drop
-                .map_or(Terminal::DroppedError, DestDrop::terminal)
-        };
-        stats.counters.terminal(term).add(1);
-        term
+        (self.fates[fate].pending == 0).then(|| resolve(&self.fates, fate, stats))
     }
 }
 
+/// The first drop reason is the packet's, except that one copy left out by
+/// sampling does not hide another copy's loss.
 fn note_drop(f: &mut Fate, why: DestDrop) {
-    if f.first_drop.is_none() {
+    if matches!(f.first_drop, None | Some(DestDrop::Sampled)) {
         f.first_drop = Some(why);
     }
+}
+
+/// One copy sent or dropped: its destination's counters, and its
+/// packet's terminal counter once the packet is settled.
+fn done(fates: &mut [Fate; FATES], meta: TxMeta, sent: bool, stats: &WorkerStats) {
+    if meta.fate == NO_FATE {
+        return;
+    }
+    let dc = &stats.dests[usize::from(meta.slot)];
+    if sent {
+        dc.tx_packets.add(1);
+        dc.tx_bytes.add(u64::from(meta.bytes));
+    } else {
+        dc.drop(DestDrop::TxFull).add(1);
+    }
+    if meta.fate == SOLO {
+        let term = if sent {
+            Terminal::Forwarded
+        } else {
+            Terminal::DroppedTxFull
+        };
+        stats.counters.terminal(term).add(1);
+        return;
+    }
+    let fate = usize::from(meta.fate);
+    let f = &mut fates[fate];
+    if sent {
+        f.forwarded = true;
+    } else {
+        note_drop(f, DestDrop::TxFull);
+    }
+    f.pending = f.pending.saturating_sub(1);
+    if f.pending == 0 {
+        resolve(fates, fate, stats);
+    }
+}
+
+fn resolve(fates: &[Fate; FATES], fate: usize, stats: &WorkerStats) -> Terminal {
+    let f = fates[fate];
+    let term = if f.forwarded {
+        Terminal::Forwarded
+    } else {
+        f.first_drop
+            .map_or(Terminal::DroppedError, DestDrop::terminal)
+    };
+    stats.counters.terminal(term).add(1);
+    term
 }
