@@ -789,6 +789,14 @@ impl TxQueue {
         self.queue
     }
 
+    /// The port's MTU (L3 bytes a frame may carry), if the PMD says.
+    pub fn mtu(&self) -> Option<u16> {
+        let mut mtu = 0u16;
+        // SAFETY: a valid out-pointer; the port id is a started port's.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_get_mtu(self.port, &mut mtu) };
+        (ret == 0 && mtu > 0).then_some(mtu)
+    }
+
     /// Sends from the front of the batch. The device takes ownership of what
     /// it accepted; the rest stay in the batch, in order. Returns how many
     /// were sent.

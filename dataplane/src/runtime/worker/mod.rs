@@ -145,6 +145,9 @@ pub(super) struct Worker {
     decap: decap::DecapState,
     /// Per destination and per rule: sampling, strip and mask.
     edits: Edits,
+    /// The longest untagged frame each tool port carries (its MTU plus the
+    /// Ethernet header), by tool port index.
+    tool_max_frame: Vec<usize>,
 }
 
 /// Runs the worker loop until the state says `EXIT`, then drains.
@@ -156,6 +159,11 @@ pub fn run(setup: WorkerSetup) -> Result<(), String> {
         .with_stats(Arc::clone(&setup.stats.dedup));
     let cache = FlowCache::new(setup.flow_cache_entries);
     let tx = TxBuffer::new(setup.tool_ports.len());
+    let tool_max_frame = setup
+        .tool_ports
+        .iter()
+        .map(|q| usize::from(q.mtu().unwrap_or(1500)) + 14)
+        .collect();
     let mut w = Worker {
         s: setup,
         dedup,
@@ -169,6 +177,7 @@ pub fn run(setup: WorkerSetup) -> Result<(), String> {
         shed_count: 0,
         decap,
         edits: Edits::default(),
+        tool_max_frame,
     };
     w.run_loop();
     Ok(())

@@ -9,7 +9,7 @@
 
 use crate::dpdk::Mbuf;
 use crate::frame::Frame;
-use crate::runtime::counters::DestDrop;
+use crate::runtime::counters::{DestCounters, DestDrop};
 use crate::runtime::tables::Tables;
 use crate::runtime::trace::TraceRecord;
 use crate::stage::decap::DecapConfig;
@@ -162,8 +162,8 @@ impl Worker {
         trace: Option<&mut TraceRecord>,
     ) -> Result<(), DestDrop> {
         let trace = if TRACE { trace } else { None };
-        let dc = &self.s.stats.dests[usize::from(a.slot)];
-        let dropped = |why: DestDrop, trace: Option<&mut TraceRecord>| {
+        let slot = usize::from(a.slot);
+        let dropped = |dc: &DestCounters, why: DestDrop, trace: Option<&mut TraceRecord>| {
             dc.drop(why).add(1);
             if let Some(r) = trace {
                 r.dests
@@ -181,14 +181,14 @@ impl Worker {
                 _ => g.port_for(g.hasher.hash(&copy, p.layers)),
             });
         let Some(port) = member.map(usize::from) else {
-            return dropped(DestDrop::NoTool, trace);
+            return dropped(&self.s.stats.dests[slot], DestDrop::NoTool, trace);
         };
         if port >= self.s.tool_ports.len() {
-            return dropped(DestDrop::Error, trace);
+            return dropped(&self.s.stats.dests[slot], DestDrop::Error, trace);
         }
         if let Some(l) = self.limiters.get_mut(a.dest).filter(|l| l.is_limited()) {
             if !l.allow(copy.pkt_len(), self.s.clock.tsc_now()) {
-                return dropped(DestDrop::RateLimit, trace);
+                return dropped(&self.s.stats.dests[slot], DestDrop::RateLimit, trace);
             }
         }
         let edited;
@@ -199,6 +199,18 @@ impl Worker {
             p.layers
         };
         let sliced = a.slice != SliceSpec::Whole && slice(&mut copy, layers, a.slice).truncated();
+        // Longer than the tool port carries: cut to its MTU, as a tunnel
+        // destination's copy is cut to the uplink's.
+        let tags =
+            usize::from(layers.outer_vlan.is_some()) + usize::from(layers.inner_vlan.is_some());
+        let max = self
+            .tool_max_frame
+            .get(port)
+            .map_or(usize::MAX, |m| m + 4 * tags);
+        if copy.pkt_len() > max {
+            copy.truncate(max);
+            self.s.stats.dests[slot].truncated_to_mtu.add(1);
+        }
         let bytes = copy.pkt_len() as u32;
         if let Some(r) = trace {
             let what = format!(
