@@ -28,17 +28,22 @@ demo: setup
 # reads them). The 1 Mi-flow captures live in each program's mempool
 # (net_pcap infinite_rx): 3.3 GB, hence 4 GiB of hugepages for the bench.
 # One build of sluice, the harness and the benches together (one feature
-# resolution), so the bench run reuses it instead of compiling twice.
-# 1 s measured per run (after 1 s of warm-up), three rounds: the 30
-# scenarios, their testpmd and OVS runs fit in about 9 minutes.
+# resolution), so the bench run reuses it instead of compiling twice. The
+# benches run as one binary (perf/benches/stages.rs): with thin LTO every
+# bench binary is a whole-program link, most of the build's time.
+# 1 s measured per run (after 1 s of warm-up), three rounds.
 BENCH_TARGET = $(or $(CARGO_TARGET_DIR),target)
 BENCH_HUGEPAGES ?= 2048
-BENCHES = --bench parse --bench filter --bench classifier --bench dedup --bench slice --bench encap --bench decap --bench clone --bench tools
+BENCHES = --bench stages
+# Each step's wall time is printed at the end (e2e prints its own phases).
 bench:
-	SLUICE_HUGEPAGES=$(BENCH_HUGEPAGES) bash scripts/setup.sh
-	$(CARGO) build --release -p ctrlplane -p perf --bin sluice --bin e2e $(BENCHES)
-	$(CARGO) bench --profile release -p ctrlplane -p perf $(BENCHES) -- --warm-up-time 0.3 --measurement-time 0.7 --sample-size 10
-	$(BENCH_TARGET)/release/e2e --sluice $(BENCH_TARGET)/release/sluice --work-dir $(BENCH_TARGET)/perf-e2e --measure 1 --doc docs/PERFORMANCE.md
+	@set -e; rc=0; t0=$$(date +%s); \
+	SLUICE_HUGEPAGES=$(BENCH_HUGEPAGES) bash scripts/setup.sh; t1=$$(date +%s); \
+	$(CARGO) build --release -p ctrlplane -p perf --bin sluice --bin e2e $(BENCHES); t2=$$(date +%s); \
+	$(CARGO) bench --profile release -p ctrlplane -p perf $(BENCHES) -- --warm-up-time 0.3 --measurement-time 0.7 --sample-size 10; t3=$$(date +%s); \
+	$(BENCH_TARGET)/release/e2e --sluice $(BENCH_TARGET)/release/sluice --work-dir $(BENCH_TARGET)/perf-e2e --measure 1 --doc docs/PERFORMANCE.md || rc=$$?; t4=$$(date +%s); \
+	echo "bench: setup $$((t1 - t0)) s, build $$((t2 - t1)) s, criterion $$((t3 - t2)) s, end to end $$((t4 - t3)) s: $$((t4 - t0)) s in all (load $$(cut -d' ' -f1-3 /proc/loadavg))"; \
+	exit $$rc
 
 # Each fuzz target for FUZZ_SECONDS (fuzz/README.md; FUZZ_JOBS=2 runs two at once).
 FUZZ_SECONDS ?= 60

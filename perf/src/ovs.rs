@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::run::{self, Rate, Reading, Timing};
+use crate::run::{self, Overhead, Rate, Reading, Timing};
 
 /// The OVS-DPDK binary Debian's `openvswitch-switch-dpdk` installs.
 pub const VSWITCHD: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk";
@@ -409,6 +409,9 @@ pub struct OvsRun {
     /// growth means upcalls were still being made.
     pub flows_before: u64,
     pub flows_after: u64,
+    /// Start-up: database, daemons, ports and flows until in0 counts
+    /// packets; stop: both daemons and the namespace gone.
+    pub overhead: Overhead,
 }
 
 /// The datapath's flow count (`flows: N`) from `ovs-appctl dpctl/show`.
@@ -431,6 +434,7 @@ pub fn run(
     t: &Timing,
 ) -> Result<OvsRun, String> {
     let (main_core, worker_core) = cores(lcores)?;
+    let spawned = Instant::now();
     let _ = std::fs::remove_dir_all(&l.dir);
     std::fs::create_dir_all(&l.dir).map_err(|e| format!("{}: {e}", l.dir.display()))?;
     let dir = l.dir.canonicalize().map_err(|e| e.to_string())?;
@@ -550,16 +554,23 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let startup = spawned.elapsed();
     std::thread::sleep(Duration::from_secs(t.warmup));
     let (a, tx0, flows_before) = sample()?;
     std::thread::sleep(Duration::from_secs(t.measure));
     let (b, tx1, flows_after) = sample()?;
+    let stopping = Instant::now();
+    drop(d);
     Ok(OvsRun {
         rate: run::rate(&a, &b),
         rx: b.packets.saturating_sub(a.packets),
         tx: tx1.saturating_sub(tx0),
         flows_before,
         flows_after,
+        overhead: Overhead {
+            startup,
+            stop: stopping.elapsed(),
+        },
     })
 }
 

@@ -96,6 +96,34 @@ pub fn balances(line: &str) -> Option<bool> {
     Some(d.parse::<i64>().ok()? == 0)
 }
 
+/// What makes a run's results incomplete or wrong, one line each: an
+/// exit report that did not balance (or never came), a scenario without
+/// its Sluice or testpmd figure, a peer that was run and gave no figure.
+/// The harness fails loudly on any of them.
+pub fn failures(r: &Results) -> Vec<String> {
+    let mut v = Vec::new();
+    for x in &r.scenarios {
+        match x.balanced {
+            Some(true) => {}
+            Some(false) => v.push(format!(
+                "{}: an exit report did not balance (rx ≠ Σ terminal counters) or was missing: {}",
+                x.name, x.accounting
+            )),
+            None => v.push(format!("{}: no Sluice run gave an exit report", x.name)),
+        }
+        if x.sluice_median.is_none() {
+            v.push(format!("{}: no Sluice figure", x.name));
+        }
+        if x.testpmd_median.is_none() {
+            v.push(format!("{}: no testpmd figure", x.name));
+        }
+        if x.peer.is_some() && x.ovs_median.is_none() {
+            v.push(format!("{}: no OVS-DPDK figure", x.name));
+        }
+    }
+    v
+}
+
 /// Median of the figures (mean of the middle two for an even count).
 pub fn median(v: &[f64]) -> Option<f64> {
     if v.is_empty() {

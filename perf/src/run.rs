@@ -88,6 +88,21 @@ pub struct Rate {
     pub cpu_mpps: Option<f64>,
 }
 
+/// How long a run spent starting (spawn until forwarding, or until the
+/// control socket answers) and stopping (signal until exit).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Overhead {
+    pub startup: Duration,
+    pub stop: Duration,
+}
+
+/// What a testpmd run measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TestpmdRun {
+    pub rate: Rate,
+    pub overhead: Overhead,
+}
+
 /// One reading: when, how many packets so far, and the worker thread's
 /// CPU time so far (ns).
 #[derive(Debug, Clone, Copy)]
@@ -142,7 +157,9 @@ pub fn testpmd(
     capture: &Path,
     t: &Timing,
     log: &Path,
-) -> Result<Rate, String> {
+) -> Result<TestpmdRun, String> {
+    let spawned = Instant::now();
+    let mut overhead = Overhead::default();
     let mut args = eal(lcores, prefix);
     args.extend([
         "--vdev".into(),
@@ -193,6 +210,7 @@ pub fn testpmd(
                         // has begun when packets are counted.
                         if v > 0 && first.is_none() {
                             first = Some(readings.len());
+                            overhead.startup = spawned.elapsed();
                         }
                         readings.push(Reading {
                             at,
@@ -210,7 +228,9 @@ pub fn testpmd(
             }
         }
     }
+    let stopping = Instant::now();
     stop(&mut child, "INT");
+    overhead.stop = stopping.elapsed();
     seen.extend(err.try_iter());
     let _ = std::fs::write(log, seen.join("\n"));
     let Some(f) = first.filter(|_| done(&readings, first)) else {
@@ -226,7 +246,10 @@ pub fn testpmd(
             log.display()
         )
     })?;
-    Ok(rate(a, b))
+    Ok(TestpmdRun {
+        rate: rate(a, b),
+        overhead,
+    })
 }
 
 /// The readings that bound the measured interval, counted in testpmd's
@@ -254,6 +277,7 @@ pub struct SluiceRun {
     pub accounting: String,
     /// `perf report` of the worker lcore over the measured interval.
     pub profile: Option<String>,
+    pub overhead: Overhead,
 }
 
 /// A command over Sluice's control socket (`C <line>` → length-prefixed text).
@@ -342,6 +366,8 @@ pub fn sluice(
         "--metrics".into(),
         "127.0.0.1:0".into(),
     ]);
+    let spawned = Instant::now();
+    let mut overhead = Overhead::default();
     let mut child = Command::new(bin)
         .args(&args)
         .stdin(Stdio::null())
@@ -386,6 +412,7 @@ pub fn sluice(
                 }
             }
         }
+        overhead.startup = spawned.elapsed();
         std::thread::sleep(Duration::from_secs(t.warmup));
         let (r0, _) = sample(&sock, pid)?;
         let mut profile = None;
@@ -407,7 +434,9 @@ pub fn sluice(
         let (r1, text) = sample(&sock, pid)?;
         Ok((rate(&r0, &r1), totals(&text), profile))
     })();
+    let stopping = Instant::now();
     stop(&mut child, "TERM");
+    overhead.stop = stopping.elapsed();
     let report: Vec<String> = out.try_iter().collect();
     seen.extend(err.try_iter());
     let _ = std::fs::write(log, format!("{}\n{}", seen.join("\n"), report.join("\n")));
@@ -439,6 +468,7 @@ pub fn sluice(
         counters,
         accounting,
         profile,
+        overhead,
     })
 }
 

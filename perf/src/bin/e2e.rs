@@ -10,11 +10,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use perf::ovs::{self, PeerWork};
+use perf::phases::Phases;
 use perf::report::{self, Machine, Results, ScenarioResult, Settings};
-use perf::run::{self, Timing};
+use perf::run::{self, Overhead, Timing};
 use perf::scenario::{self, Capture, Scenario};
 
 #[derive(Debug, Parser)]
@@ -178,6 +180,8 @@ fn run_group(
     cap: &Capture,
     group: &[&Scenario],
     ovs_ok: bool,
+    phases: &mut Phases,
+    by_capture: &mut Phases,
 ) -> Vec<ScenarioResult> {
     let pid = std::process::id();
     let mbufs = cap.mbufs(a.mbufs);
@@ -203,7 +207,9 @@ fn run_group(
             ..Default::default()
         })
         .collect();
-    let capture = match capture_file(cap, &a.work_dir.join("captures")) {
+    let capture = match phases.time("captures: write or reuse", || {
+        capture_file(cap, &a.work_dir.join("captures"))
+    }) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("e2e: {e}");
@@ -260,6 +266,13 @@ fn run_group(
             order.rotate_left(k % n);
         }
         for job in order {
+            let began = Instant::now();
+            let (program, overhead) = match job {
+                Job::Testpmd => ("testpmd", None),
+                Job::Ovs(_) => ("ovs", None),
+                Job::Sluice(_) => ("sluice", None),
+            };
+            let mut overhead: Option<Overhead> = overhead;
             match job {
                 Job::Testpmd => {
                     let prefix = format!("perf-{pid}-{}-{k}-testpmd", cap.name);
@@ -269,8 +282,9 @@ fn run_group(
                         .join(format!("{}-testpmd-{k}.log", cap.name));
                     match run::testpmd(&a.testpmd, &a.lcores, &prefix, &capture, &t, &log) {
                         Ok(m) => {
-                            testpmd.mpps.push(m.mpps);
-                            testpmd.cpu_mpps.extend(m.cpu_mpps);
+                            overhead = Some(m.overhead);
+                            testpmd.mpps.push(m.rate.mpps);
+                            testpmd.cpu_mpps.extend(m.rate.cpu_mpps);
                         }
                         Err(e) => {
                             eprintln!("e2e: {}: testpmd: {e}", cap.name);
@@ -299,6 +313,7 @@ fn run_group(
                     let series = &mut peers[idx].1;
                     match ovs::run(&l, &capture, p, &a.lcores, &t) {
                         Ok(m) => {
+                            overhead = Some(m.overhead);
                             series.mpps.push(m.rate.mpps);
                             series.cpu_mpps.extend(m.rate.cpu_mpps);
                             if (m.tx as f64) < 0.999 * m.rx as f64 {
@@ -337,6 +352,7 @@ fn run_group(
                         None,
                     ) {
                         Ok(x) => {
+                            overhead = Some(x.overhead);
                             let shed = x
                                 .counters
                                 .iter()
@@ -350,17 +366,22 @@ fn run_group(
                             sluice[i].mpps.push(x.rate.mpps);
                             sluice[i].cpu_mpps.extend(x.rate.cpu_mpps);
                             out[i].sluice_counters = x.counters;
-                            let balanced = report::balances(&x.accounting);
-                            if balanced == Some(false) {
+                            // A run whose exit report never came counts as
+                            // not balanced: nothing shows it did.
+                            let balanced = report::balances(&x.accounting).unwrap_or(false);
+                            if !balanced {
+                                eprintln!(
+                                    "e2e: {}: run {k}: exit report does not balance: {:?} (log {})",
+                                    s.name,
+                                    x.accounting,
+                                    dir.join(format!("sluice-{k}.log")).display()
+                                );
                                 out[i].notes.push(format!(
-                                    "run {k}: exit report does not balance: {}",
+                                    "run {k}: exit report does not balance or is missing: {:?}",
                                     x.accounting
                                 ));
                             }
-                            out[i].balanced = match (out[i].balanced, balanced) {
-                                (Some(a), Some(b)) => Some(a && b),
-                                (a, b) => a.or(b),
-                            };
+                            out[i].balanced = Some(out[i].balanced.unwrap_or(true) && balanced);
                             out[i].accounting = x.accounting;
                         }
                         Err(e) => {
@@ -373,6 +394,9 @@ fn run_group(
                 }
                 Job::Sluice(_) => {}
             }
+            let wall = began.elapsed();
+            account(phases, program, wall, overhead);
+            by_capture.add(&format!("{}: {program}", cap.name), wall);
         }
     }
     for (i, s) in group.iter().enumerate() {
@@ -388,6 +412,8 @@ fn run_group(
                 r.ovs_cpu_mpps = x.cpu_mpps.clone();
                 r.notes.extend(x.notes.iter().cloned());
             } else if let Some(n) = &peer_note {
+                // Left out on purpose (and said so): no peer to miss.
+                r.peer = None;
                 r.notes.push(n.clone());
             }
         }
@@ -433,6 +459,20 @@ fn run_group(
         );
     }
     out
+}
+
+/// Adds one program run's wall time to the phases: its start-up, its
+/// forwarding (warm-up, measured interval, readings) and its stop. A
+/// failed run counts whole as start-up.
+fn account(phases: &mut Phases, program: &str, wall: Duration, overhead: Option<Overhead>) {
+    let o = overhead.unwrap_or(Overhead {
+        startup: wall,
+        stop: Duration::ZERO,
+    });
+    let forwarding = wall.saturating_sub(o.startup + o.stop);
+    phases.add(&format!("{program}: start-up"), o.startup);
+    phases.add(&format!("{program}: forwarding"), forwarding);
+    phases.add(&format!("{program}: stop"), o.stop);
 }
 
 /// One more Sluice run under `perf record`; the report goes to
@@ -508,7 +548,9 @@ fn main() -> ExitCode {
         },
         scenarios: Vec::new(),
     };
-    let started = std::time::Instant::now();
+    let started = Instant::now();
+    let mut phases = Phases::default();
+    let mut by_capture = Phases::default();
     println!(
         "e2e: {} ({} cores), {}, {}",
         results.machine.cpu, results.machine.cores, results.machine.kernel, results.machine.dpdk
@@ -542,10 +584,17 @@ fn main() -> ExitCode {
             .iter()
             .filter(|s| s.capture.name == cap.name)
             .collect();
-        results
-            .scenarios
-            .extend(run_group(&a, &t, cap, &group, ovs_ok));
+        results.scenarios.extend(run_group(
+            &a,
+            &t,
+            cap,
+            &group,
+            ovs_ok,
+            &mut phases,
+            &mut by_capture,
+        ));
     }
+    let reporting = Instant::now();
     if let Err(e) = std::fs::create_dir_all(&a.out_dir) {
         eprintln!("e2e: {}: {e}", a.out_dir.display());
         return ExitCode::from(1);
@@ -580,11 +629,26 @@ fn main() -> ExitCode {
         eprintln!("e2e: chart: {e}");
         ok = false;
     }
+    phases.add("report: json, markdown, doc, chart", reporting.elapsed());
+    let whole = started.elapsed();
     println!(
-        "e2e: results in {} ({:.0} s)",
+        "e2e: results in {} ({:.0} s)\n\ne2e: where the time went\n{}\ne2e: by capture (all its program runs)\n{}",
         a.out_dir.display(),
-        started.elapsed().as_secs_f64()
+        whole.as_secs_f64(),
+        phases.summary(whole),
+        by_capture.summary(whole)
     );
+    let failures = report::failures(&results);
+    if !failures.is_empty() {
+        eprintln!(
+            "\ne2e: FAILED: {} problem(s); the figures above are incomplete or wrong:",
+            failures.len()
+        );
+        for f in &failures {
+            eprintln!("e2e: FAILED: {f}");
+        }
+        ok = false;
+    }
     if ok {
         ExitCode::SUCCESS
     } else {
