@@ -401,11 +401,12 @@ fn port_counter(dpctl: &str, name: &str, key: &str) -> Option<u64> {
 /// What an OVS run measured.
 #[derive(Debug, Clone, Default)]
 pub struct OvsRun {
-    pub rate: Rate,
-    /// Packets received on in0 and sent on out0 over the measured interval.
+    /// The rate over each measured interval.
+    pub rates: Vec<Rate>,
+    /// Packets received on in0 and sent on out0 over the measured intervals.
     pub rx: u64,
     pub tx: u64,
-    /// Datapath flows (megaflows) at the start and end of the interval:
+    /// Datapath flows (megaflows) at the start and end of the intervals:
     /// growth means upcalls were still being made.
     pub flows_before: u64,
     pub flows_after: u64,
@@ -422,7 +423,8 @@ pub fn datapath_flows(dpctl: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// One OVS run: set up, warm up, measure in0's receive rate, tear down.
+/// One OVS run: set up, warm up, measure in0's receive rate over each
+/// interval, tear down.
 /// `lcores` is the EAL lcore list the other programs get (`0-1`: the main
 /// lcore, then the worker): OVS's main thread goes on the first core and
 /// its one PMD thread on the second.
@@ -556,14 +558,20 @@ pub fn run(
     }
     let startup = spawned.elapsed();
     std::thread::sleep(Duration::from_secs(t.warmup));
-    let (a, tx0, flows_before) = sample()?;
-    std::thread::sleep(Duration::from_secs(t.measure));
-    let (b, tx1, flows_after) = sample()?;
+    let (first, tx0, flows_before) = sample()?;
+    let (mut a, mut tx1, mut flows_after) = (first, tx0, flows_before);
+    let mut rates = Vec::new();
+    for _ in 0..t.intervals.max(1) {
+        std::thread::sleep(Duration::from_secs(t.measure));
+        let (b, tx, flows) = sample()?;
+        rates.push(run::rate(&a, &b));
+        (a, tx1, flows_after) = (b, tx, flows);
+    }
     let stopping = Instant::now();
     drop(d);
     Ok(OvsRun {
-        rate: run::rate(&a, &b),
-        rx: b.packets.saturating_sub(a.packets),
+        rates,
+        rx: a.packets.saturating_sub(first.packets),
         tx: tx1.saturating_sub(tx0),
         flows_before,
         flows_after,

@@ -18,7 +18,8 @@ pub struct Machine {
 /// How the figures were taken.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Settings {
-    pub runs: usize,
+    /// Measured intervals per program run (one start for all of them).
+    pub intervals: usize,
     pub warmup_s: u64,
     pub measure_s: u64,
     pub mbufs: u32,
@@ -305,14 +306,14 @@ pub fn splice(doc: &str, body: &str) -> Result<String, String> {
 /// ran, and the table.
 pub fn doc_section(r: &Results) -> String {
     format!(
-        "Written by `e2e --doc` on {} ({}, {} cores, {}, {}); {} rounds, {} s warm-up, {} s measured per run.\n\n{}",
+        "Written by `e2e --doc` on {} ({}, {} cores, {}, {}); each program started once per capture, {} s warm-up, then {} intervals of {} s measured.\n\n{}",
         r.machine.date,
         r.machine.cpu,
         r.machine.cores,
         r.machine.kernel,
         r.machine.dpdk,
-        r.settings.runs,
         r.settings.warmup_s,
+        r.settings.intervals,
         r.settings.measure_s,
         markdown(r)
     )
@@ -479,6 +480,44 @@ mod tests {
         x.target_ovs = Some(2.0);
         x.finish();
         assert_eq!(x.met, Some(true));
+    }
+
+    #[test]
+    fn failures_name_every_missing_figure_and_unbalanced_report() {
+        let whole = |name: &str| ScenarioResult {
+            name: name.into(),
+            peer: Some("in → out".into()),
+            balanced: Some(true),
+            sluice_median: Some(1.0),
+            testpmd_median: Some(2.0),
+            ovs_median: Some(0.5),
+            ..Default::default()
+        };
+        let unbalanced = ScenarioResult {
+            balanced: Some(false),
+            ..whole("unbalanced")
+        };
+        let unreported = ScenarioResult {
+            balanced: None,
+            sluice_median: None,
+            ..whole("unreported")
+        };
+        let no_peer = ScenarioResult {
+            ovs_median: None,
+            testpmd_median: None,
+            ..whole("no-peer")
+        };
+        let r = Results {
+            scenarios: vec![whole("ok"), unbalanced, unreported, no_peer],
+            ..Default::default()
+        };
+        let f = failures(&r);
+        assert_eq!(f.len(), 5, "{f:#?}");
+        assert!(f[0].starts_with("unbalanced: an exit report did not balance"));
+        assert_eq!(f[1], "unreported: no Sluice run gave an exit report");
+        assert_eq!(f[2], "unreported: no Sluice figure");
+        assert_eq!(f[3], "no-peer: no testpmd figure");
+        assert_eq!(f[4], "no-peer: no OVS-DPDK figure");
     }
 
     #[test]

@@ -11,10 +11,14 @@ use std::time::{Duration, Instant};
 /// How long to let a program settle and how long to measure.
 #[derive(Debug, Clone)]
 pub struct Timing {
-    /// Seconds of forwarding before the measured interval.
+    /// Seconds of forwarding before the first measured interval.
     pub warmup: u64,
-    /// Seconds measured.
+    /// Seconds of each measured interval.
     pub measure: u64,
+    /// Measured intervals, one after the other, in one run of a program:
+    /// one start (EAL, pools, the capture loaded, rules compiled) for
+    /// all of them.
+    pub intervals: usize,
     /// Mbufs in the packet pool, for both programs.
     pub mbufs: u32,
 }
@@ -97,9 +101,10 @@ pub struct Overhead {
 }
 
 /// What a testpmd run measured.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TestpmdRun {
-    pub rate: Rate,
+    /// The rate over each measured interval.
+    pub rates: Vec<Rate>,
     pub overhead: Overhead,
 }
 
@@ -149,7 +154,7 @@ pub fn thread_cpu_ns(pid: u32, names: &[&str]) -> Option<u64> {
 /// testpmd in io mode: port 0 (the capture) forwards to port 1 (net_null);
 /// port 1 receives nothing. testpmd prints port 0's cumulative
 /// `RX-packets` every second (`--stats-period 1`); each reading is taken
-/// as it arrives, and the rate is over the readings after `warmup` s.
+/// as it arrives, and the rates are over the readings after `warmup` s.
 pub fn testpmd(
     bin: &Path,
     lcores: &str,
@@ -195,7 +200,7 @@ pub fn testpmd(
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30 + 2 * (t.warmup + t.measure));
     let done =
-        |r: &[Reading], first: Option<usize>| first.is_some_and(|f| interval(r, f, t).is_some());
+        |r: &[Reading], first: Option<usize>| first.is_some_and(|f| intervals(r, f, t).is_some());
     while !done(&readings, first) {
         let left = deadline.saturating_duration_since(Instant::now());
         match out.recv_timeout(left.min(Duration::from_millis(500))) {
@@ -240,37 +245,44 @@ pub fn testpmd(
             log.display()
         ));
     };
-    let (a, b) = interval(&readings, f, t).ok_or_else(|| {
+    let spans = intervals(&readings, f, t).ok_or_else(|| {
         format!(
             "testpmd's readings span no measured interval (log {})",
             log.display()
         )
     })?;
     Ok(TestpmdRun {
-        rate: rate(a, b),
+        rates: spans.iter().map(|(a, b)| rate(a, b)).collect(),
         overhead,
     })
 }
 
-/// The readings that bound the measured interval, counted in testpmd's
+/// The readings that bound each measured interval, counted in testpmd's
 /// once-a-second reports from `first` (the first that counts packets):
-/// `warmup` reports later, and `measure` reports after that. Counting
-/// reports, not clock time, keeps one report that comes early or late
-/// (the machine is shared) from making the interval empty.
-fn interval<'a>(
+/// the first interval starts `warmup` reports later, and each lasts
+/// `measure` reports. Counting reports, not clock time, keeps one report
+/// that comes early or late (the machine is shared) from making an
+/// interval empty. `None` until the last interval's end has come.
+fn intervals<'a>(
     readings: &'a [Reading],
     first: usize,
     t: &Timing,
-) -> Option<(&'a Reading, &'a Reading)> {
-    let a = readings.get(first + t.warmup as usize)?;
-    let b = readings.get(first + (t.warmup + t.measure) as usize)?;
-    (b.at > a.at).then_some((a, b))
+) -> Option<Vec<(&'a Reading, &'a Reading)>> {
+    (0..t.intervals.max(1))
+        .map(|k| {
+            let start = first + t.warmup as usize + k * t.measure as usize;
+            let a = readings.get(start)?;
+            let b = readings.get(start + t.measure as usize)?;
+            (b.at > a.at).then_some((a, b))
+        })
+        .collect()
 }
 
 /// What a Sluice run measured.
 #[derive(Debug, Clone, Default)]
 pub struct SluiceRun {
-    pub rate: Rate,
+    /// The rate over each measured interval.
+    pub rates: Vec<Rate>,
     /// Total counters at the end of the measured interval (`show fwd stats all`).
     pub counters: Vec<(String, u64)>,
     /// The exit report's accounting line.
@@ -337,10 +349,10 @@ fn sample(sock: &Path, pid: u32) -> Result<(Reading, String), String> {
 }
 
 /// Sluice with `config` and `policy`: waits until it runs, lets it warm
-/// up, then reads `rx` at the start and end of the measured interval over
-/// the control socket. With `perf_record`, `perf record` samples the
-/// sluice process (its worker lcore does nearly all the work) during that
-/// interval into the given file.
+/// up, then reads `rx` over the control socket at the start and at the
+/// end of each measured interval. With `perf_record`, `perf record`
+/// samples the sluice process (its worker lcore does nearly all the work)
+/// during the first interval into the given file.
 #[allow(clippy::too_many_arguments)]
 pub fn sluice(
     bin: &Path,
@@ -414,25 +426,30 @@ pub fn sluice(
         }
         overhead.startup = spawned.elapsed();
         std::thread::sleep(Duration::from_secs(t.warmup));
-        let (r0, _) = sample(&sock, pid)?;
+        let (mut r0, mut text) = sample(&sock, pid)?;
         let mut profile = None;
-        match &perf_record {
-            Some(data) => {
-                let st = Command::new("perf")
-                    .args(["record", "-q", "-p", &pid.to_string(), "-o"])
-                    .arg(data)
-                    .args(["--", "sleep", &t.measure.to_string()])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-                if st.map(|s| s.success()).unwrap_or(false) {
-                    profile = Some(data.clone());
+        let mut rates = Vec::new();
+        for k in 0..t.intervals.max(1) {
+            match &perf_record {
+                Some(data) if k == 0 => {
+                    let st = Command::new("perf")
+                        .args(["record", "-q", "-p", &pid.to_string(), "-o"])
+                        .arg(data)
+                        .args(["--", "sleep", &t.measure.to_string()])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
+                    if st.map(|s| s.success()).unwrap_or(false) {
+                        profile = Some(data.clone());
+                    }
                 }
+                _ => std::thread::sleep(Duration::from_secs(t.measure)),
             }
-            None => std::thread::sleep(Duration::from_secs(t.measure)),
+            let (r1, now) = sample(&sock, pid)?;
+            rates.push(rate(&r0, &r1));
+            (r0, text) = (r1, now);
         }
-        let (r1, text) = sample(&sock, pid)?;
-        Ok((rate(&r0, &r1), totals(&text), profile))
+        Ok((rates, totals(&text), profile))
     })();
     let stopping = Instant::now();
     stop(&mut child, "TERM");
@@ -440,7 +457,7 @@ pub fn sluice(
     let report: Vec<String> = out.try_iter().collect();
     seen.extend(err.try_iter());
     let _ = std::fs::write(log, format!("{}\n{}", seen.join("\n"), report.join("\n")));
-    let (rate, counters, profile) = result?;
+    let (rates, counters, profile) = result?;
     let accounting = report
         .iter()
         .find(|l| l.contains("accounting: rx"))
@@ -464,7 +481,7 @@ pub fn sluice(
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
     });
     Ok(SluiceRun {
-        rate,
+        rates,
         counters,
         accounting,
         profile,
@@ -494,16 +511,26 @@ mod tests {
         let t = Timing {
             warmup: 1,
             measure: 1,
+            intervals: 2,
             mbufs: 0,
         };
-        // Reports early, then late: the interval is still the second
-        // report after the first that counts packets to the third.
-        let r = [at(0, 0), at(1000, 10), at(1999, 1000), at(3600, 2000)];
-        let (a, b) = interval(&r, 1, &t).unwrap();
+        // Reports early, then late: the first interval is still the
+        // second report after the first that counts packets to the third,
+        // the next one the third to the fourth.
+        let r = [
+            at(0, 0),
+            at(1000, 10),
+            at(1999, 1000),
+            at(3600, 2000),
+            at(4600, 3500),
+        ];
+        let v = intervals(&r, 1, &t).unwrap();
+        let (a, b) = v[0];
         assert_eq!((a.packets, b.packets), (1000, 2000));
         assert_eq!(rate(a, b).mpps, 1000.0 / 1.601 / 1e6);
-        // Until the last report has come there is no interval.
-        assert!(interval(&r[..3], 1, &t).is_none());
+        assert_eq!((v[1].0.packets, v[1].1.packets), (2000, 3500));
+        // Until the last interval's report has come there are none.
+        assert!(intervals(&r[..4], 1, &t).is_none());
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //!
 //! For each capture, on identical virtual devices (`net_pcap` with
 //! `infinite_rx=1` on a pktgen-made capture in, `net_null` out, one worker
-//! lcore), it alternates runs of `dpdk-testpmd` in io mode, of OVS-DPDK
-//! doing a broker's job (the peer, see `perf::ovs`) and of Sluice in each
-//! scenario on that capture, takes the medians, and prints Mpps and the
-//! ratios Sluice / testpmd and Sluice / OVS. Results go to `e2e.json`,
+//! lcore), it runs `dpdk-testpmd` in io mode, OVS-DPDK doing a broker's
+//! job (the peer, see `perf::ovs`) and Sluice in each scenario on that
+//! capture, one after the other, each started once and measured over
+//! several consecutive intervals, takes the medians, and prints Mpps and
+//! the ratios Sluice / testpmd and Sluice / OVS. Results go to `e2e.json`,
 //! `e2e.md` and `e2e.png` in `--out-dir`.
 
 use std::path::{Path, PathBuf};
@@ -31,13 +32,14 @@ struct Args {
     /// DPDK's testpmd.
     #[arg(long, default_value = "/usr/bin/dpdk-testpmd")]
     testpmd: PathBuf,
-    /// Runs of each program per scenario (alternating).
+    /// Measured intervals of each program per scenario, one after the
+    /// other in one run (one start: EAL, pools, capture, rules).
     #[arg(long, default_value_t = 3)]
-    runs: usize,
-    /// Seconds of forwarding before each measured interval.
+    intervals: usize,
+    /// Seconds of forwarding before the first measured interval.
     #[arg(long, default_value_t = 1)]
     warmup: u64,
-    /// Seconds measured per run.
+    /// Seconds of each measured interval.
     #[arg(long, default_value_t = 2)]
     measure: u64,
     /// Mbufs in each program's packet pool beyond the capture, which
@@ -162,7 +164,7 @@ enum Job {
     Sluice(usize),
 }
 
-/// Figures of one program over the rounds.
+/// Figures of one program over its measured intervals.
 #[derive(Debug, Default)]
 struct Series {
     mpps: Vec<f64>,
@@ -170,10 +172,19 @@ struct Series {
     notes: Vec<String>,
 }
 
+impl Series {
+    fn add(&mut self, rates: &[run::Rate]) {
+        for r in rates {
+            self.mpps.push(r.mpps);
+            self.cpu_mpps.extend(r.cpu_mpps);
+        }
+    }
+}
+
 const SEP: &str = "—";
 
-/// Runs every program of one capture's scenarios, `runs` rounds, each
-/// round in another order (rotated), and fills the scenarios' results.
+/// Runs every program of one capture's scenarios once, each measured over
+/// `intervals` intervals, and fills the scenarios' results.
 fn run_group(
     a: &Args,
     t_base: &Timing,
@@ -183,7 +194,6 @@ fn run_group(
     phases: &mut Phases,
     by_capture: &mut Phases,
 ) -> Vec<ScenarioResult> {
-    let pid = std::process::id();
     let mbufs = cap.mbufs(a.mbufs);
     let t = Timing {
         mbufs,
@@ -258,51 +268,18 @@ fn run_group(
     let mut testpmd = Series::default();
     let mut peers: Vec<(PeerWork, Series)> = Vec::new();
     let mut sluice: Vec<Series> = group.iter().map(|_| Series::default()).collect();
-    let mut broken = vec![false; group.len()];
-    for k in 0..a.runs {
-        let mut order = jobs.clone();
-        if !order.is_empty() {
-            let n = order.len();
-            order.rotate_left(k % n);
-        }
-        for job in order {
+    // One run of each program, measured over `t.intervals` intervals; a
+    // failed run is tried once more (the machine is shared), a second
+    // failure is reported.
+    for job in jobs {
+        for attempt in 0..2 {
             let began = Instant::now();
-            let (program, overhead) = match job {
-                Job::Testpmd => ("testpmd", None),
-                Job::Ovs(_) => ("ovs", None),
-                Job::Sluice(_) => ("sluice", None),
-            };
-            let mut overhead: Option<Overhead> = overhead;
-            match job {
-                Job::Testpmd => {
-                    let prefix = format!("perf-{pid}-{}-{k}-testpmd", cap.name);
-                    let log = a
-                        .work_dir
-                        .join("captures")
-                        .join(format!("{}-testpmd-{k}.log", cap.name));
-                    match run::testpmd(&a.testpmd, &a.lcores, &prefix, &capture, &t, &log) {
-                        Ok(m) => {
-                            overhead = Some(m.overhead);
-                            testpmd.mpps.push(m.rate.mpps);
-                            testpmd.cpu_mpps.extend(m.rate.cpu_mpps);
-                        }
-                        Err(e) => {
-                            eprintln!("e2e: {}: testpmd: {e}", cap.name);
-                            testpmd.notes.push(format!("testpmd run {k}: {e}"));
-                        }
-                    }
-                }
+            let (program, result) = match job {
+                Job::Testpmd => (
+                    "testpmd",
+                    run_testpmd(a, &t, cap, &capture, attempt, &mut testpmd),
+                ),
                 Job::Ovs(p) => {
-                    let name = p.name();
-                    let l = ovs::Layout {
-                        dir: a
-                            .work_dir
-                            .join("ovs")
-                            .join(format!("{}-{name}-{k}", cap.name)),
-                        netns: format!("sluice-perf-{pid}"),
-                        prefix: format!("perf-{pid}-{}-{k}-{name}", cap.name),
-                        tag: format!("{}", pid % 10_000),
-                    };
                     let idx = match peers.iter().position(|(q, _)| *q == p) {
                         Some(i) => i,
                         None => {
@@ -310,93 +287,27 @@ fn run_group(
                             peers.len() - 1
                         }
                     };
-                    let series = &mut peers[idx].1;
-                    match ovs::run(&l, &capture, p, &a.lcores, &t) {
-                        Ok(m) => {
-                            overhead = Some(m.overhead);
-                            series.mpps.push(m.rate.mpps);
-                            series.cpu_mpps.extend(m.rate.cpu_mpps);
-                            if (m.tx as f64) < 0.999 * m.rx as f64 {
-                                series.notes.push(format!(
-                                    "OVS run {k}: out0 sent {:.1} % of what in0 received",
-                                    100.0 * m.tx as f64 / m.rx.max(1) as f64
-                                ));
-                            }
-                            if m.flows_after > m.flows_before {
-                                series.notes.push(format!(
-                                    "OVS run {k}: datapath flows {} → {} during the measured interval (upcalls)",
-                                    m.flows_before, m.flows_after
-                                ));
-                            }
-                        }
-                        Err(e) => {
-                            eprintln!("e2e: {}: {name}: {e}", cap.name);
-                            series.notes.push(format!("OVS run {k}: {e}"));
-                        }
-                    }
+                    (
+                        "ovs",
+                        run_ovs(a, &t, cap, &capture, p, attempt, &mut peers[idx].1),
+                    )
                 }
-                Job::Sluice(i) if !broken[i] => {
-                    let s = group[i];
-                    let dir = a.work_dir.join(&s.name);
+                Job::Sluice(i) => {
                     let Ok((config, policy)) = &prepared[i] else {
                         continue;
                     };
-                    match run::sluice(
-                        &a.sluice,
-                        &a.lcores,
-                        &format!("perf-{pid}-{}-{k}-sluice", s.name),
-                        config,
-                        policy,
-                        &t,
-                        &dir.join(format!("sluice-{k}.log")),
-                        None,
-                    ) {
-                        Ok(x) => {
-                            overhead = Some(x.overhead);
-                            let shed = x
-                                .counters
-                                .iter()
-                                .find_map(|(n, v)| (n == "dropped_protect").then_some(*v))
-                                .unwrap_or(0);
-                            if shed > 0 {
-                                out[i].notes.push(format!(
-                                    "run {k}: the guard shed {shed} packets (protect): this run's rate is not the pipeline's"
-                                ));
-                            }
-                            sluice[i].mpps.push(x.rate.mpps);
-                            sluice[i].cpu_mpps.extend(x.rate.cpu_mpps);
-                            out[i].sluice_counters = x.counters;
-                            // A run whose exit report never came counts as
-                            // not balanced: nothing shows it did.
-                            let balanced = report::balances(&x.accounting).unwrap_or(false);
-                            if !balanced {
-                                eprintln!(
-                                    "e2e: {}: run {k}: exit report does not balance: {:?} (log {})",
-                                    s.name,
-                                    x.accounting,
-                                    dir.join(format!("sluice-{k}.log")).display()
-                                );
-                                out[i].notes.push(format!(
-                                    "run {k}: exit report does not balance or is missing: {:?}",
-                                    x.accounting
-                                ));
-                            }
-                            out[i].balanced = Some(out[i].balanced.unwrap_or(true) && balanced);
-                            out[i].accounting = x.accounting;
-                        }
-                        Err(e) => {
-                            eprintln!("e2e: {}: sluice: {e}", s.name);
-                            out[i].notes.push(format!("not measurable: {e}"));
-                            // A refused config is refused every time.
-                            broken[i] = true;
-                        }
-                    }
+                    let files = (config.as_path(), policy.as_path());
+                    let r =
+                        run_sluice(a, &t, group[i], files, attempt, &mut sluice[i], &mut out[i]);
+                    ("sluice", r)
                 }
-                Job::Sluice(_) => {}
-            }
+            };
             let wall = began.elapsed();
-            account(phases, program, wall, overhead);
+            account(phases, program, wall, result.as_ref().ok().copied());
             by_capture.add(&format!("{}: {program}", cap.name), wall);
+            if result.is_ok() {
+                break;
+            }
         }
     }
     for (i, s) in group.iter().enumerate() {
@@ -417,7 +328,7 @@ fn run_group(
                 r.notes.push(n.clone());
             }
         }
-        if a.profile && !broken[i] {
+        if a.profile && !r.sluice_mpps.is_empty() {
             if let Ok((config, policy)) = &prepared[i] {
                 profile(a, &t, s, config, policy, r);
             }
@@ -443,7 +354,7 @@ fn run_group(
         }
         let f = |v: Option<f64>, d: usize| v.map_or(SEP.into(), |v| format!("{v:.d$}"));
         println!(
-            "e2e: {:<22} testpmd {:>6}  ovs {:>6}  sluice {:>6} Mpps  ratio {:>5} / ovs {:>5}  per CPU-s {:>6}/{:>6}/{:>6}  (runs: sluice {:?}; load {} -> {})",
+            "e2e: {:<22} testpmd {:>6}  ovs {:>6}  sluice {:>6} Mpps  ratio {:>5} / ovs {:>5}  per CPU-s {:>6}/{:>6}/{:>6}  (intervals: sluice {:?}; load {} -> {})",
             s.name,
             f(r.testpmd_median, 2),
             f(r.ovs_median, 2),
@@ -459,6 +370,147 @@ fn run_group(
         );
     }
     out
+}
+
+/// One testpmd run on the capture; its rates go into `series`.
+fn run_testpmd(
+    a: &Args,
+    t: &Timing,
+    cap: &Capture,
+    capture: &Path,
+    attempt: usize,
+    series: &mut Series,
+) -> Result<Overhead, String> {
+    let prefix = format!("perf-{}-{}-{attempt}-testpmd", std::process::id(), cap.name);
+    let log = a
+        .work_dir
+        .join("captures")
+        .join(format!("{}-testpmd-{attempt}.log", cap.name));
+    match run::testpmd(&a.testpmd, &a.lcores, &prefix, capture, t, &log) {
+        Ok(m) => {
+            series.add(&m.rates);
+            Ok(m.overhead)
+        }
+        Err(e) => {
+            eprintln!("e2e: {}: testpmd (attempt {}): {e}", cap.name, attempt + 1);
+            series
+                .notes
+                .push(format!("testpmd attempt {}: {e}", attempt + 1));
+            Err(e)
+        }
+    }
+}
+
+/// One run of the OVS peer doing `work` on the capture; its rates go into
+/// `series`.
+fn run_ovs(
+    a: &Args,
+    t: &Timing,
+    cap: &Capture,
+    capture: &Path,
+    work: PeerWork,
+    attempt: usize,
+    series: &mut Series,
+) -> Result<Overhead, String> {
+    let pid = std::process::id();
+    let name = work.name();
+    let l = ovs::Layout {
+        dir: a
+            .work_dir
+            .join("ovs")
+            .join(format!("{}-{name}-{attempt}", cap.name)),
+        netns: format!("sluice-perf-{pid}"),
+        prefix: format!("perf-{pid}-{}-{attempt}-{name}", cap.name),
+        tag: format!("{}", pid % 10_000),
+    };
+    match ovs::run(&l, capture, work, &a.lcores, t) {
+        Ok(m) => {
+            series.add(&m.rates);
+            if (m.tx as f64) < 0.999 * m.rx as f64 {
+                series.notes.push(format!(
+                    "OVS: out0 sent {:.1} % of what in0 received",
+                    100.0 * m.tx as f64 / m.rx.max(1) as f64
+                ));
+            }
+            if m.flows_after > m.flows_before {
+                series.notes.push(format!(
+                    "OVS: datapath flows {} → {} during the measured intervals (upcalls)",
+                    m.flows_before, m.flows_after
+                ));
+            }
+            Ok(m.overhead)
+        }
+        Err(e) => {
+            eprintln!("e2e: {}: {name} (attempt {}): {e}", cap.name, attempt + 1);
+            series
+                .notes
+                .push(format!("OVS attempt {}: {e}", attempt + 1));
+            Err(e)
+        }
+    }
+}
+
+/// One Sluice run of scenario `s` with its (config, policy); its rates go
+/// into `series`, its counters and exit report into `r`.
+fn run_sluice(
+    a: &Args,
+    t: &Timing,
+    s: &Scenario,
+    (config, policy): (&Path, &Path),
+    attempt: usize,
+    series: &mut Series,
+    r: &mut ScenarioResult,
+) -> Result<Overhead, String> {
+    let dir = a.work_dir.join(&s.name);
+    let log = dir.join(format!("sluice-{attempt}.log"));
+    let x = match run::sluice(
+        &a.sluice,
+        &a.lcores,
+        &format!("perf-{}-{}-{attempt}-sluice", std::process::id(), s.name),
+        config,
+        policy,
+        t,
+        &log,
+        None,
+    ) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("e2e: {}: sluice (attempt {}): {e}", s.name, attempt + 1);
+            r.notes
+                .push(format!("attempt {}: not measurable: {e}", attempt + 1));
+            return Err(e);
+        }
+    };
+    let shed = x
+        .counters
+        .iter()
+        .find_map(|(n, v)| (n == "dropped_protect").then_some(*v))
+        .unwrap_or(0);
+    if shed > 0 {
+        r.notes.push(format!(
+            "the guard shed {shed} packets (protect): this run's rate is not the pipeline's"
+        ));
+    }
+    series.add(&x.rates);
+    r.sluice_counters = x.counters;
+    // A run whose exit report never came counts as not balanced: nothing
+    // shows it did.
+    let balanced = report::balances(&x.accounting).unwrap_or(false);
+    if !balanced {
+        eprintln!(
+            "e2e: {}: exit report does not balance: {:?} (log {})",
+            s.name,
+            x.accounting,
+            log.display()
+        );
+        r.notes.push(format!(
+            "exit report does not balance or is missing: {:?}",
+            x.accounting
+        ));
+    }
+    r.balanced = Some(r.balanced.unwrap_or(true) && balanced);
+    r.accounting = x.accounting;
+    Ok(x.overhead)
 }
 
 /// Adds one program run's wall time to the phases: its start-up, its
@@ -494,7 +546,10 @@ fn profile(
         &format!("perf-{}-{}-profile", std::process::id(), s.name),
         config,
         policy,
-        t,
+        &Timing {
+            intervals: 1,
+            ..t.clone()
+        },
         &dir.join("sluice-profile.log"),
         Some(dir.join("perf.data")),
     ) {
@@ -503,9 +558,9 @@ fn profile(
                 let f = profiles.join(format!("{}.txt", s.name));
                 let _ = std::fs::write(&f, p);
                 r.notes.push(format!(
-                    "perf profile in {} ({:.2} Mpps during the profiled run)",
+                    "perf profile in {} ({:.2} Mpps during the profiled interval)",
                     f.display(),
-                    x.rate.mpps
+                    x.rates.first().map_or(0.0, |r| r.mpps)
                 ));
             }
         }
@@ -518,6 +573,7 @@ fn main() -> ExitCode {
     let t = Timing {
         warmup: a.warmup,
         measure: a.measure,
+        intervals: a.intervals,
         mbufs: a.mbufs,
     };
     for (what, p) in [("sluice", &a.sluice), ("testpmd", &a.testpmd)] {
@@ -539,12 +595,12 @@ fn main() -> ExitCode {
     let mut results = Results {
         machine: machine(),
         settings: Settings {
-            runs: a.runs,
+            intervals: a.intervals,
             warmup_s: a.warmup,
             measure_s: a.measure,
             mbufs: a.mbufs,
             lcores: a.lcores.clone(),
-            method: "net_pcap infinite_rx=1 in, net_null no-rx=1 out, one worker lcore (OVS: one PMD thread on the same core); packets counted over the measured interval after a warm-up (testpmd: port 0 RX-packets from --stats-period 1; OVS: in0 RX packets from `ovs-appctl dpctl/show -s`; Sluice: total rx from `show fwd stats all` on the control socket), divided by the wall time between the readings and by the CPU time the worker thread got (/proc schedstat); each round runs testpmd, the OVS peers and the Sluice scenarios of a capture in a rotated order; medians of the rounds".into(),
+            method: "net_pcap infinite_rx=1 in, net_null no-rx=1 out, one worker lcore (OVS: one PMD thread on the same core); packets counted over consecutive measured intervals after a warm-up (testpmd: port 0 RX-packets from --stats-period 1; OVS: in0 RX packets from `ovs-appctl dpctl/show -s`; Sluice: total rx from `show fwd stats all` on the control socket), divided by the wall time between the readings and by the CPU time the worker thread got (/proc schedstat); per capture testpmd, the OVS peers and the Sluice scenarios one after the other, each program started once for all its intervals; medians of the intervals".into(),
         },
         scenarios: Vec::new(),
     };
