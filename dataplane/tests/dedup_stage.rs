@@ -843,6 +843,47 @@ mod dedup {
             prop_assert_eq!(d.check(&b.0, &b.1, T0 + delay_us * 1000), D);
         }
 
+        /// Prefetching a burst's buckets ahead of its lookups never changes
+        /// a verdict or a counter: the prefetched path answers as
+        /// `check_burst_where(_at)` does, burst after burst, with copies
+        /// inside and across bursts, unwanted packets, evictions (a small
+        /// table) and times per packet.
+        #[test]
+        fn a_prefetched_burst_answers_as_the_one_pass_burst(
+            bursts in prop::collection::vec(
+                prop::collection::vec((0u16..48, any::<bool>(), 0u64..120), 0..=32),
+                1..8,
+            ),
+            entries in prop::sample::select(vec![MIN_ENTRIES, 64, 1 << 12]),
+            per_packet_times in any::<bool>(),
+        ) {
+            let cfg = DedupConfig { entries, ..DedupConfig::default() };
+            let (mut early, mut one_pass) = (table(cfg), table(cfg));
+            let mut t = T0;
+            for burst in bursts {
+                let n = burst.len();
+                let (frames, layers): (Vec<VecFrame>, Vec<Layers>) = burst
+                    .iter()
+                    .map(|&(id, _, _)| ip_frame(&Ip { id, ..Ip::default() }, &[]))
+                    .unzip();
+                let want: Vec<bool> = burst.iter().map(|p| p.1).collect();
+                let times: Vec<u64> = burst.iter().map(|p| t + p.2 * MS).collect();
+                t += 10 * MS;
+                let mut fps = vec![Default::default(); n];
+                prop_assert_eq!(early.prefetch_burst(&frames, &layers, &mut fps), n);
+                let (mut a, mut b) = (vec![D; n], vec![D; n]);
+                if per_packet_times {
+                    early.check_prefetched_where_at(&fps, &want, &times, &mut a);
+                    one_pass.check_burst_where_at(&frames, &layers, &want, &times, &mut b);
+                } else {
+                    early.check_prefetched_where(&fps, &want, t, &mut a);
+                    one_pass.check_burst_where(&frames, &layers, &want, t, &mut b);
+                }
+                prop_assert_eq!(a, b);
+                prop_assert_eq!(early.counters(), one_pass.counters());
+            }
+        }
+
         #[test]
         fn distinct_payloads_are_never_duplicates(
             payloads in prop::collection::hash_set(prop::collection::vec(any::<u8>(), 0..200), 1..200),

@@ -24,13 +24,19 @@
 //!   heap pages, on the heap with transparent huge pages advised, or in
 //!   DPDK hugepages (what a worker uses). Thread CPU time, not wall time
 //!   (`common/cputime.rs`).
+//! - `dedup/1Mi-flows/hit/…`, on hugepages, where the bucket loads start:
+//!   `other-work-then-dedup` hashes, loads and probes after the other
+//!   work (a second fingerprint pass standing for the worker's classify),
+//!   `prefetch-other-work-dedup` hashes and prefetches before it (what the
+//!   worker runs), `pipelined-one-burst-ahead` probes burst N after
+//!   prefetching burst N+1, with no other work.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 #[path = "common/cputime.rs"]
 mod cputime;
 use cputime::ThreadCpuTime;
 use dataplane::frame::{Frame, VecFrame};
-use dataplane::stage::dedup::{Dedup, DedupConfig, Verdict};
+use dataplane::stage::dedup::{Dedup, DedupConfig, Fingerprint, Verdict};
 use dataplane::stage::parse::Layers;
 use dataplane::stage::BURST;
 
@@ -230,6 +236,56 @@ fn bench_1m_flows(c: &mut Criterion<ThreadCpuTime>) {
         });
         report(&format!("1Mi-flows/hit/{name}"), &d);
     }
+
+    // Where the buckets' loads start, on the worker's table (hugepages):
+    // `other-work` stands for what the worker does between parse and
+    // dedup (classify): here a second fingerprint pass over the burst,
+    // the same work in each order.
+    let other_work = |d: &Dedup, frames: &[VecFrame], layers: &[Layers]| {
+        for (f, l) in frames.iter().zip(layers) {
+            black_box(d.fingerprint(black_box(f.data()), l));
+        }
+    };
+    let want = [true; BURST];
+    let mut fps = [Fingerprint::default(); BURST];
+    let mut d = Dedup::new_on_hugepages(&cfg).expect("valid config");
+    fill(&mut d, &mut frames, &layers, flows);
+    let mut next = 0u64;
+    g.bench_function("hit/other-work-then-dedup", |b| {
+        b.iter(|| {
+            stamp(&mut frames, next, flows);
+            next += BURST as u64;
+            other_work(&d, &frames, &layers);
+            d.check_burst_where(&frames, &layers, &want, T0 + 1000, &mut verdicts);
+            black_box(&verdicts);
+        })
+    });
+    g.bench_function("hit/prefetch-other-work-dedup", |b| {
+        b.iter(|| {
+            stamp(&mut frames, next, flows);
+            next += BURST as u64;
+            d.prefetch_burst(&frames, &layers, &mut fps);
+            other_work(&d, &frames, &layers);
+            d.check_prefetched_where(&fps, &want, T0 + 1000, &mut verdicts);
+            black_box(&verdicts);
+        })
+    });
+    // Burst N's probes after burst N+1's prefetch, no other work.
+    let mut ahead = frames.clone();
+    let mut fps_ahead = [Fingerprint::default(); BURST];
+    stamp(&mut ahead, next, flows);
+    d.prefetch_burst(&ahead, &layers, &mut fps_ahead);
+    g.bench_function("hit/pipelined-one-burst-ahead", |b| {
+        b.iter(|| {
+            next += BURST as u64;
+            stamp(&mut ahead, next, flows);
+            fps = fps_ahead;
+            d.prefetch_burst(&ahead, &layers, &mut fps_ahead);
+            d.check_prefetched_where(&fps, &want, T0 + 1000, &mut verdicts);
+            black_box(&verdicts);
+        })
+    });
+    report("1Mi-flows/hit/where-the-loads-start", &d);
     g.finish();
 }
 

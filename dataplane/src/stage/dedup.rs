@@ -947,6 +947,83 @@ impl Dedup {
         );
     }
 
+    /// Fingerprints `frames[i]` / `layers[i]` into `fps[i]` and starts
+    /// loading their buckets, over the shortest of the three slices;
+    /// returns that number. For a caller with other work to do before the
+    /// lookups (the worker classifies the burst in between): the buckets'
+    /// DRAM misses then overlap that work instead of the probes waiting for
+    /// them. [`Dedup::check_prefetched_where`] finishes the job; the
+    /// verdicts are those [`Dedup::check_burst_where`] gives.
+    pub fn prefetch_burst<F: Frame>(
+        &self,
+        frames: &[F],
+        layers: &[Layers],
+        fps: &mut [Fingerprint],
+    ) -> usize {
+        let mut n = 0;
+        for ((fp, f), l) in fps.iter_mut().zip(frames).zip(layers) {
+            *fp = self.fingerprint_frame(f, l);
+            n += 1;
+        }
+        self.prefetch(&fps[..n]);
+        n
+    }
+
+    /// [`Dedup::check_burst_where`] of the fingerprints
+    /// [`Dedup::prefetch_burst`] made: `verdicts[i]` for `fps[i]`, the
+    /// packets with `want[i]` set looked up and recorded, the others
+    /// `Unique`. Over the shortest of the three slices.
+    pub fn check_prefetched_where(
+        &mut self,
+        fps: &[Fingerprint],
+        want: &[bool],
+        now_ns: u64,
+        verdicts: &mut [Verdict],
+    ) {
+        let now_us = (now_ns / 1000) & TS_MASK;
+        self.probe_where(fps, want, |_| now_us, verdicts);
+    }
+
+    /// [`Dedup::check_prefetched_where`] with a time per packet, as
+    /// [`Dedup::check_burst_where_at`]. Over the shortest of the four slices.
+    pub fn check_prefetched_where_at(
+        &mut self,
+        fps: &[Fingerprint],
+        want: &[bool],
+        times_ns: &[u64],
+        verdicts: &mut [Verdict],
+    ) {
+        let n = times_ns.len();
+        let fps = &fps[..fps.len().min(n)];
+        self.probe_where(
+            fps,
+            want,
+            |i| (times_ns.get(i).copied().unwrap_or(0) / 1000) & TS_MASK,
+            verdicts,
+        );
+    }
+
+    /// The probes of a prefetched burst, in order, so copies within it are
+    /// found too.
+    #[inline(always)]
+    fn probe_where(
+        &mut self,
+        fps: &[Fingerprint],
+        want: &[bool],
+        now_us: impl Fn(usize) -> u64,
+        verdicts: &mut [Verdict],
+    ) {
+        let mut tally = DedupCounters::default();
+        for (i, ((fp, &w), v)) in fps.iter().zip(want).zip(verdicts).enumerate() {
+            *v = if w {
+                self.probe(*fp, now_us(i), &mut tally)
+            } else {
+                Verdict::Unique
+            };
+        }
+        self.stats.add(&tally);
+    }
+
     /// Starts loading the buckets of `fps`, so that their cache misses
     /// overlap: a prefetch under DPDK; without it (no `unsafe` outside
     /// the DPDK layer), one load per bucket, so few instructions apart

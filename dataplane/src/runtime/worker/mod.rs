@@ -18,7 +18,7 @@ use crate::runtime::counters::{DestCounters, DestDrop, Terminal, WorkerStats};
 use crate::runtime::ratelimit::DestLimiter;
 use crate::runtime::tables::Tables;
 use crate::runtime::trace::{DestTrace, Trace, TraceRecord};
-use crate::stage::dedup::{Dedup, DedupConfig, Verdict as DedupVerdict};
+use crate::stage::dedup::{Dedup, DedupConfig, Fingerprint, Verdict as DedupVerdict};
 use crate::stage::encap::{EncapError, EncapMeta, EncapTemplate};
 use crate::stage::filter::{Action, FlowCache, Verdict};
 use crate::stage::parse::{parse, parse_to, Layers};
@@ -327,6 +327,14 @@ impl Worker {
             ports[i] = m.port();
             dirs[i] = dir.unwrap_or_else(|| self.direction_of(m.port()));
         }
+        // Dedup's buckets start loading now, so their DRAM misses overlap
+        // the classifier's work instead of stalling dedup's probes.
+        let mut fps = [Fingerprint::default(); BURST];
+        let prefetched = self.plans.any_dedup();
+        if prefetched {
+            self.dedup
+                .prefetch_burst(rx.as_slice(), &layers[..n], &mut fps[..n]);
+        }
         cls.classify_burst_cached(
             &mut self.cache,
             &layers[..n],
@@ -346,7 +354,10 @@ impl Worker {
             c.parse_errors.add(parse_errors);
         }
         if want_dedup[..n].iter().any(|w| *w) {
-            // One pass over the burst, so the table's cache misses overlap.
+            if !prefetched {
+                self.dedup
+                    .prefetch_burst(rx.as_slice(), &layers[..n], &mut fps[..n]);
+            }
             // A replayed capture's packets carry their capture time: the
             // window runs on that clock for them.
             if capture_time_in_use() && rx.as_slice().iter().any(|m| m.capture_time_ns().is_some())
@@ -355,17 +366,15 @@ impl Worker {
                 for (t, m) in times.iter_mut().zip(rx.as_slice()) {
                     *t = m.capture_time_ns().unwrap_or(now_ns);
                 }
-                self.dedup.check_burst_where_at(
-                    rx.as_slice(),
-                    &layers[..n],
+                self.dedup.check_prefetched_where_at(
+                    &fps[..n],
                     &want_dedup[..n],
                     &times[..n],
                     &mut dups[..n],
                 );
             } else {
-                self.dedup.check_burst_where(
-                    rx.as_slice(),
-                    &layers[..n],
+                self.dedup.check_prefetched_where(
+                    &fps[..n],
                     &want_dedup[..n],
                     now_ns,
                     &mut dups[..n],

@@ -45,6 +45,8 @@ pub(super) struct RulePlan {
 pub(super) struct Plans {
     rules: Vec<RulePlan>,
     targets: Vec<Target>,
+    /// Some rule's plan wants dedup (kept here, not searched per burst).
+    any_dedup: bool,
 }
 
 impl Plans {
@@ -95,7 +97,14 @@ impl Plans {
                 rule_id,
             });
         }
+        p.any_dedup = p.rules.iter().any(|r| r.any_dedup);
         p
+    }
+
+    /// Some rule's plan wants dedup: a burst may need its fingerprints.
+    #[inline]
+    pub fn any_dedup(&self) -> bool {
+        self.any_dedup
     }
 
     /// The plan of a verdict (the default's for no rule or an unknown one).
