@@ -175,6 +175,29 @@ pub fn render(state: State, snap: &Snapshot) -> String {
             );
         }
     }
+    for (name, help, get) in [
+        (
+            "sluice_tool_port_tx_packets_total",
+            "Frames sent per tool port (tool destinations and their groups' members).",
+            0,
+        ),
+        (
+            "sluice_tool_port_tx_bytes_total",
+            "Bytes sent per tool port.",
+            1,
+        ),
+        (
+            "sluice_tool_port_dropped_tx_full_total",
+            "Frames a tool port's TX queue refused.",
+            2,
+        ),
+    ] {
+        family(&mut o, name, "counter", help);
+        for t in &snap.tool_ports {
+            let v = [t.tx_packets, t.tx_bytes, t.dropped_tx_full][get];
+            let _ = writeln!(o, "{name}{{port=\"{}\"}} {v}", esc(&t.name));
+        }
+    }
     // Ports whose counters could not be read are left out of these families.
     let ports: Vec<(u16, &str, [u64; 8])> = snap
         .ports

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 
 use dataplane::dpdk::{events, Mempool, Port};
 use dataplane::runtime::counters::{DestDrop, Terminal};
-use dataplane::runtime::policy::{CompiledPolicy, Output};
+use dataplane::runtime::policy::{CompiledPolicy, Destination, Output};
 use dataplane::runtime::snapshot::{DestCounts, Snapshot};
 use dataplane::runtime::tables::Tables;
 use dataplane::runtime::trace::Trace;
+use dataplane::stage::sample::SampleSpec;
 
 use super::answer::Answerer;
 use super::controller::{self, ControllerLink};
@@ -133,7 +134,13 @@ pub fn port_xstats(p: &Port) -> String {
     }
 }
 
-pub fn show_policy(policy: &CompiledPolicy, m: &Policy, part: Option<&str>) -> String {
+/// `show policy`; `tools` names what `Output::Tool` indexes.
+pub fn show_policy(
+    policy: &CompiledPolicy,
+    m: &Policy,
+    tools: &[&str],
+    part: Option<&str>,
+) -> String {
     let mut s = String::new();
     if part.is_none() {
         let _ = writeln!(
@@ -165,7 +172,13 @@ pub fn show_policy(policy: &CompiledPolicy, m: &Policy, part: Option<&str>) -> S
                     "  destination {:<12} {:?} to {}",
                     d.name, t.tunnel, t.remote
                 ),
-                Output::Tool(i) => writeln!(s, "  destination {:<12} tool #{i}", d.name),
+                Output::Tool(i) => writeln!(
+                    s,
+                    "  destination {:<12} tool {}{}",
+                    d.name,
+                    tools.get(usize::from(*i)).copied().unwrap_or("?"),
+                    per_copy(d)
+                ),
             };
         }
     }
@@ -188,6 +201,48 @@ pub fn show_policy(policy: &CompiledPolicy, m: &Policy, part: Option<&str>) -> S
             });
             let _ = writeln!(s, "  rule {i:<4} {name:<20} {action}");
         }
+    }
+    s
+}
+
+/// What a destination does to each copy, as `show policy` says it.
+fn per_copy(d: &Destination) -> String {
+    let mut s = String::new();
+    let st = &d.strip;
+    let strip: Vec<&str> = [
+        ("vlan", st.vlan),
+        ("mpls", st.mpls),
+        ("vntag", st.vntag),
+        ("tunnel", st.tunnel),
+    ]
+    .into_iter()
+    .filter_map(|(n, on)| on.then_some(n))
+    .collect();
+    if !strip.is_empty() {
+        let _ = write!(s, "  strip {}", strip.join(","));
+    }
+    if let Some(m) = st.dst_mac {
+        let mac: Vec<String> = m.iter().map(|b| format!("{b:02x}")).collect();
+        let _ = write!(s, "  dst_mac {}", mac.join(":"));
+    }
+    if let Some(m) = &d.mask {
+        let _ = write!(
+            s,
+            "  mask {}+{} {} bytes with 0x{:02x}",
+            format!("{:?}", m.anchor).to_lowercase(),
+            m.offset,
+            m.len,
+            m.pattern
+        );
+    }
+    match d.sample {
+        Some(SampleSpec::OneInN(n)) => {
+            let _ = write!(s, "  sample 1 in {n} packets");
+        }
+        Some(SampleSpec::FlowHash { one_in }) => {
+            let _ = write!(s, "  sample 1 in {one_in} flows");
+        }
+        None => {}
     }
     s
 }
@@ -351,6 +406,10 @@ impl View<'_> {
     /// Every counter, read once: lcores, destinations, ports and taps.
     pub fn snapshot(&self) -> Snapshot {
         let mut s = self.lcores.counters.read(&self.publisher.slots());
+        s.tool_ports = self
+            .lcores
+            .counters
+            .tool_ports(&self.publisher.tools().port_names());
         s.ports = self.ports.counts();
         s.taps = self.taps.map(Taps::counts).unwrap_or_default();
         s
@@ -426,9 +485,12 @@ impl View<'_> {
                 .iter()
                 .map(|(l, r)| format!("  lcore {l}: {r}\n"))
                 .collect(),
-            Command::ShowPolicy(part) => {
-                show_policy(policy, self.publisher.model(), part.as_deref())
-            }
+            Command::ShowPolicy(part) => show_policy(
+                policy,
+                self.publisher.model(),
+                &self.publisher.tools().set_names(),
+                part.as_deref(),
+            ),
             Command::ShowDedup => show_dedup(
                 self.shared.dedup_window_us.load(Ordering::Relaxed),
                 &self.cfg.dedup,
@@ -463,7 +525,6 @@ impl View<'_> {
                 Some(l) => l.show(&format!("{:?}", policy.version)),
                 None => controller::NONE.to_owned(),
             },
-            Command::SetLink { port, up } => self.ports.set_link(port, up),
             Command::ShowVersion => format!(
                 "  Sluice {}\n  {}\n",
                 env!("CARGO_PKG_VERSION"),
@@ -493,11 +554,16 @@ impl View<'_> {
                     .totals()
                     .terminal(Terminal::DroppedProtect),
             ),
+            Command::ShowToolGroup(name) => self
+                .publisher
+                .tools()
+                .show(&self.snapshot(), name.as_deref()),
             Command::Start
             | Command::Stop
             | Command::Quit
             | Command::PolicyLoad(_)
-            | Command::SetGuard(..) => {
+            | Command::SetGuard(..)
+            | Command::SetLink { .. } => {
                 "this command changes the appliance: it is carried out there\n".into()
             }
         }

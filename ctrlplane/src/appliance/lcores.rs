@@ -156,21 +156,28 @@ fn rings(
         .map_err(StartError::dpdk("distributor ring"))
 }
 
+/// Which tunnels `[decap]` recognises, and how decap re-tags (strip and
+/// the tool groups' inner hash classify tunnels with it too).
+pub(super) fn decap_config(cfg: &Config) -> DecapConfig {
+    let d = &cfg.decap;
+    DecapConfig {
+        vxlan_ports: d.vxlan_ports.clone(),
+        geneve_ports: d.geneve_ports.clone(),
+        max_layers: d.max_layers,
+        retag: match d.retag {
+            RetagMode::None => None,
+            RetagMode::Low12 => Some(Retag {
+                map: VidMap::Low12,
+                pcp: d.retag_pcp,
+            }),
+        },
+    }
+}
+
 fn decap_setup(cfg: &Config) -> DecapSetup {
     let d = &cfg.decap;
     DecapSetup {
-        config: DecapConfig {
-            vxlan_ports: d.vxlan_ports.clone(),
-            geneve_ports: d.geneve_ports.clone(),
-            max_layers: d.max_layers,
-            retag: match d.retag {
-                RetagMode::None => None,
-                RetagMode::Low12 => Some(Retag {
-                    map: VidMap::Low12,
-                    pcp: d.retag_pcp,
-                }),
-            },
-        },
+        config: decap_config(cfg),
         pass_non_tunnel: d.non_tunnel == NonTunnel::Pass,
         dedup: d.dedup,
     }
@@ -280,6 +287,7 @@ impl Common<'_> {
         uplink_rx: Option<RxQueue>,
         uplink_tx: Option<TxQueue>,
         tool_tx: Option<TxQueue>,
+        tool_ports: Vec<TxQueue>,
     ) -> WorkerSetup {
         let inp = self.inp;
         let s = inp.shared;
@@ -294,7 +302,7 @@ impl Common<'_> {
             uplink_rx,
             uplink_tx,
             tool_tx,
-            tool_ports: Vec::new(),
+            tool_ports,
             decap: self.decap.clone(),
             port_decap: self.facts.decap.clone(),
             port_answers: self.facts.answers.clone(),
@@ -343,14 +351,22 @@ fn role_of(i: usize, setup: &WorkerSetup) -> String {
                 .map(|q| format!("uplink port {} queue {} (ARP/ND)", q.port(), q.queue())),
         )
         .collect();
+    let mut sends: Vec<(u16, u16)> = setup
+        .uplink_tx
+        .iter()
+        .chain(setup.tool_tx.iter())
+        .chain(setup.tool_ports.iter())
+        .map(|q| (q.port(), q.queue()))
+        .collect();
+    // The decap inputs' tool port is one of the tool ports too.
+    sends.sort_unstable();
+    sends.dedup();
     format!(
         "worker {i}: polls {}; sends on {}",
         polls.join(", "),
-        setup
-            .uplink_tx
+        sends
             .iter()
-            .chain(setup.tool_tx.iter())
-            .map(|q| format!("port {} queue {}", q.port(), q.queue()))
+            .map(|(p, q)| format!("port {p} queue {q}"))
             .collect::<Vec<_>>()
             .join(" and ")
     )
@@ -387,8 +403,31 @@ impl Lcores {
         let (mut taps, dist_taps) =
             tap_sources(inp, workers, distributor_lcore.is_some(), &mut dist_rings)?;
         dist_rings.extend(to_workers.iter().cloned());
-        let role = |r: Role| ports.iter().find(|(pc, _)| pc.role == r).map(|(_, p)| p);
-        let (uplink, tool) = (role(Role::Uplink), role(Role::Tool));
+        let uplink = ports
+            .iter()
+            .find(|(pc, _)| pc.role == Role::Uplink)
+            .map(|(_, p)| p);
+        // Tool ports in config order: a worker's queue on each, indexed by
+        // tool port index, and the decap inputs' own among them.
+        let tools: Vec<&Port> = ports
+            .iter()
+            .filter(|(pc, _)| pc.role == Role::Tool)
+            .map(|(_, p)| p)
+            .collect();
+        let decap_tool = inp.cfg.decap_tool_port().and_then(|t| {
+            ports
+                .iter()
+                .find(|(pc, _)| pc.name == t.name)
+                .map(|(_, p)| p)
+        });
+        // Only tap inputs reach tool destinations. Where decap inputs send
+        // to a tool port too, theirs are its second set of queues.
+        let taps_send = inp.cfg.input_ports().any(|p| p.mode == PortMode::Tap);
+        let decap_queue = if inp.cfg.decap_tool_shared() {
+            workers as u16
+        } else {
+            0
+        };
         let mut dist_inputs = Vec::new();
         let mut setups = Vec::new();
         for (i, &lcore) in worker_lcores.iter().enumerate() {
@@ -407,12 +446,20 @@ impl Lcores {
             let uplink_tx = uplink
                 .map(|u| u.tx_queue(q).map_err(StartError::dpdk("uplink")))
                 .transpose()?;
-            let tool_tx = tool
-                .map(|t| t.tx_queue(q).map_err(StartError::dpdk("tool port")))
+            let tool_tx = decap_tool
+                .map(|t| {
+                    t.tx_queue(decap_queue + q)
+                        .map_err(StartError::dpdk("tool port"))
+                })
                 .transpose()?;
+            let tool_ports = tools
+                .iter()
+                .filter(|_| taps_send)
+                .map(|t| t.tx_queue(q).map_err(StartError::dpdk("tool port")))
+                .collect::<Result<Vec<_>, _>>()?;
             setups.push((
                 lcore,
-                common.setup(i, sources, uplink_rx, uplink_tx, tool_tx),
+                common.setup(i, sources, uplink_rx, uplink_tx, tool_tx, tool_ports),
             ));
         }
         let mut lc = Lcores {

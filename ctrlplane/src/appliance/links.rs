@@ -8,7 +8,7 @@ use dataplane::dpdk::events::{self, PortEvents};
 use dataplane::dpdk::Port;
 use dataplane::runtime::snapshot::PortCounts;
 
-use crate::cli::grammar::PortSel;
+use crate::cli::grammar::{PortRef, PortSel};
 use crate::config::PortConfig;
 use crate::log::log;
 
@@ -100,6 +100,24 @@ impl Ports {
             }
             *was = now;
         }
+    }
+
+    /// The DPDK port id of `port`, or what to answer when there is none.
+    pub fn resolve(&self, port: &PortRef) -> Result<u16, String> {
+        let found = self.list.iter().find(|(pc, p)| match port {
+            PortRef::Id(id) => p.id() == *id,
+            PortRef::Name(n) => &pc.name == n,
+        });
+        found.map(|(_, p)| p.id()).ok_or_else(|| match port {
+            PortRef::Id(id) => {
+                let ids: Vec<String> = self.ids().map(|id| id.to_string()).collect();
+                format!("no port {id}; ports are {}\n", ids.join(", "))
+            }
+            PortRef::Name(n) => {
+                let names: Vec<&str> = self.list.iter().map(|(pc, _)| pc.name.as_str()).collect();
+                format!("no port named {n:?}; ports are {}\n", names.join(", "))
+            }
+        })
     }
 
     /// `set link-up|link-down port N`: what the device said.

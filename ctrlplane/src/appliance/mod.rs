@@ -10,7 +10,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dataplane::dpdk::{Eal, Mbuf, Mempool, Port};
+use dataplane::dpdk::{events, Eal, Mbuf, Mempool, Port};
 use dataplane::frame::Frame;
 use dataplane::runtime::counters::Totals;
 use dataplane::runtime::snapshot::Snapshot;
@@ -35,6 +35,7 @@ mod pdump;
 mod plan;
 mod protect;
 mod publisher;
+mod tools;
 mod vhost;
 
 pub use crate::state::State;
@@ -173,7 +174,9 @@ impl Appliance {
         let mut hops = NextHops::new(&cfg, uplink.map(|(_, p)| p))?;
         let clones = clone_pool(&cfg, uplink.map(|(_, p)| p))?;
         let ctx = policy_context(&cfg, &plan, taps.as_ref());
-        let mut publisher = Publisher::new(opts.policy.clone(), ctx)?;
+        let tools = tools::Tools::new(&cfg, &plan.ports, &lcores::decap_config(&cfg))
+            .map_err(StartError::Publish)?;
+        let mut publisher = Publisher::new(opts.policy.clone(), ctx, tools)?;
         let protector = Protector::new(cfg.guard.clone());
         let shared = Shared::new(&cfg, publisher.tables(), protector.word())?;
         publisher.publish(&mut hops).map_err(StartError::Publish)?;
@@ -410,7 +413,11 @@ impl Appliance {
         self.run_guard(now);
         self.serve_controller();
         self.ports.watch();
-        let mut changed = false;
+        // A tool port's link down or back: its groups fail over now.
+        let mut changed = self
+            .publisher
+            .tools_mut()
+            .refresh(|id| events::of(id).link_up);
         while let Some(m) = self.shared.exceptions.dequeue() {
             if let Some(a) = answer::find(&mut self.answerers, &m) {
                 a.handle(m.data(), now, &self.pool);
@@ -631,9 +638,40 @@ impl Appliance {
                 Ok(m) | Err(m) => format!("{m}\n"),
             },
             Command::SetGuard(limit, v) => self.protector.set(&limit, v),
+            Command::SetLink { port, up } => self.set_link(&port, up),
             other => self.view().execute(other),
         };
         (out, false)
+    }
+
+    /// `set link-up|link-down`: the device's answer; on a tool port its
+    /// groups fail over (or take it back) at once. A device that cannot
+    /// take its link down, or whose link does not show it, has the port
+    /// held down in its groups all the same.
+    fn set_link(&mut self, port: &grammar::PortRef, up: bool) -> String {
+        let id = match self.ports.resolve(port) {
+            Ok(id) => id,
+            Err(answer) => return answer,
+        };
+        let mut said = self.ports.set_link(id, up);
+        let tools = self.publisher.tools_mut();
+        let Some(i) = tools.index_of_id(id) else {
+            return said;
+        };
+        let mut changed = tools.refresh(|id| events::of(id).link_up);
+        let hold = !up && tools.ports()[i].link_up;
+        changed |= tools.hold(i, hold);
+        if hold {
+            said.push_str(&format!(
+                "port {id}: its link still shows up: held down in its tool groups\n"
+            ));
+        }
+        if changed {
+            if let Err(e) = self.publisher.publish(&mut self.hops) {
+                said.push_str(&format!("{e}\n"));
+            }
+        }
+        said
     }
 
     /// The parts the console's other commands read (or nudge through

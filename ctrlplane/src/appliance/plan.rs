@@ -32,11 +32,12 @@ pub enum PlanError {
     Open { port: String, source: DpdkError },
     #[error("{port}: {source}")]
     Info { port: String, source: DpdkError },
-    #[error("port {port:?} ({device}): has {has} TX queue(s) but {workers} worker(s) need one each: run fewer workers (EAL -l) or give the device more queues")]
+    #[error("port {port:?} ({device}): has {has} TX queue(s) but needs {need} for {workers} worker(s) (one each; two each on the decap inputs' tool port when tap inputs send to it too): run fewer workers (EAL -l) or give the device more queues")]
     TooFewTxQueues {
         port: String,
         device: String,
         has: u16,
+        need: u16,
         workers: u16,
     },
     #[error("port {port:?} ({device}): {source}")]
@@ -217,15 +218,22 @@ fn queues(
             pcfg.tx_queues = u16::from(info.max_tx_queues > 0);
         }
         Role::Uplink | Role::Tool => {
-            if info.max_tx_queues < workers {
+            // The decap inputs' tool port, when tap inputs send to it too,
+            // has a queue per worker for each (see `lcores`).
+            let shared = pc.role == Role::Tool
+                && cfg.decap_tool_shared()
+                && cfg.decap_tool_port().is_some_and(|t| t.name == pc.name);
+            let need = if shared { 2 * workers } else { workers };
+            if info.max_tx_queues < need {
                 return Err(PlanError::TooFewTxQueues {
                     port: pc.name.clone(),
                     device: pc.device.to_string(),
                     has: info.max_tx_queues,
+                    need,
                     workers,
                 });
             }
-            pcfg.tx_queues = workers;
+            pcfg.tx_queues = need;
             // A tool port only sends; the uplink receives ARP/ND.
             pcfg.rx_queues = match pc.role {
                 Role::Uplink => workers.min(info.max_rx_queues),

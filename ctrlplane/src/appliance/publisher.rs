@@ -20,6 +20,7 @@ use dataplane::stage::encap::{EncapConfig, EncapTemplate, OuterConfig};
 use dataplane::wire::ethernet::Address;
 
 use super::error::StartError;
+use super::tools::Tools;
 use crate::config::{Cidr, Config};
 use crate::log::log;
 use crate::neighbor::{Neighbors, Uplink};
@@ -176,11 +177,13 @@ pub struct Publisher {
     seqs: AHashMap<String, Arc<AtomicU32>>,
     /// The running policy's destinations, for telemetry's thread.
     current: Arc<Mutex<Vec<DestSlot>>>,
+    /// The tool ports and groups tool destinations send to.
+    tools: Tools,
 }
 
 impl Publisher {
     /// Loads the starting policy; nothing is published yet.
-    pub fn new(source: PolicySource, ctx: Context) -> Result<Publisher, StartError> {
+    pub fn new(source: PolicySource, ctx: Context, tools: Tools) -> Result<Publisher, StartError> {
         let (model, policy) = source.load(&ctx)?;
         if policy.destinations.len() > MAX_DEST_SLOTS {
             return Err(StartError::TooManyDestinations(policy.destinations.len()));
@@ -189,7 +192,7 @@ impl Publisher {
             generation: 0,
             policy: Arc::new(policy.clone()),
             dests: Vec::new(),
-            tools: Arc::from([]),
+            tools: tools.tables(),
         };
         Ok(Publisher {
             tables: Arc::new(ArcSwap::from_pointee(placeholder)),
@@ -201,6 +204,7 @@ impl Publisher {
             slots: AHashMap::new(),
             seqs: AHashMap::new(),
             current: Arc::default(),
+            tools,
         })
     }
 
@@ -215,6 +219,15 @@ impl Publisher {
 
     pub fn model(&self) -> &Policy {
         &self.model
+    }
+
+    pub fn tools(&self) -> &Tools {
+        &self.tools
+    }
+
+    /// The tool ports and groups, to follow links (publish after a change).
+    pub fn tools_mut(&mut self) -> &mut Tools {
+        &mut self.tools
     }
 
     /// The running policy's destinations, as telemetry's thread reads them.
@@ -258,7 +271,7 @@ impl Publisher {
             generation: self.generation,
             policy: Arc::clone(&self.policy),
             dests,
-            tools: Arc::from([]),
+            tools: self.tools.tables(),
         }));
         Ok(())
     }

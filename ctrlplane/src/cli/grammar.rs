@@ -49,12 +49,32 @@ pub enum Command {
     TraceClear,
     ShowGuard,
     SetGuard(String, u64),
-    /// testpmd's `set link-up|link-down port N`.
+    /// testpmd's `set link-up|link-down port N`, or by the port's name.
     SetLink {
-        port: u16,
+        port: PortRef,
         up: bool,
     },
     ShowController,
+    /// `show tool-group [NAME]`: a tool group or tool port, or all.
+    ShowToolGroup(Option<String>),
+}
+
+/// One port, by DPDK port id or by its name in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortRef {
+    Id(u16),
+    Name(String),
+}
+
+impl PortRef {
+    /// A number is a port id (which must fit 16 bits), anything else a name.
+    fn parse(w: &str) -> Option<PortRef> {
+        if w.bytes().all(|b| b.is_ascii_digit()) {
+            w.parse().ok().map(PortRef::Id)
+        } else {
+            Some(PortRef::Name(w.to_owned()))
+        }
+    }
 }
 
 /// A port id or every port.
@@ -223,15 +243,34 @@ static COMMANDS: &[Spec] = &[
             Kw("set"),
             OneOf(&["link-up", "link-down"]),
             Kw("port"),
-            Num("port"),
+            Word("port"),
         ],
-        help: "take a port's link up or down, as testpmd does",
+        help: "take a port's link up or down, as testpmd does (a tool port's groups fail over)",
         build: |a| {
             Some(Command::SetLink {
-                port: a[1].parse().ok()?,
+                port: PortRef::parse(&a[1])?,
                 up: a[0] == "link-up",
             })
         },
+    },
+    Spec {
+        pattern: &[
+            Kw("set"),
+            OneOf(&["link-up", "link-down"]),
+            Word("port name"),
+        ],
+        help: "the same, by the port's name",
+        build: |a| {
+            Some(Command::SetLink {
+                port: PortRef::parse(&a[1]).filter(|p| *p != PortRef::Name("port".into()))?,
+                up: a[0] == "link-up",
+            })
+        },
+    },
+    Spec {
+        pattern: &[Kw("show"), Kw("tool-group"), OptWord("name")],
+        help: "tool groups and tool ports: members, weight, link, share of flows, counters",
+        build: |a| Some(Command::ShowToolGroup(a.first().cloned())),
     },
     Spec {
         pattern: &[Kw("show"), Kw("controller")],
@@ -451,11 +490,36 @@ mod tests {
         );
         assert_eq!(
             parse("set link-down port 1"),
-            Ok(Some(Command::SetLink { port: 1, up: false }))
+            Ok(Some(Command::SetLink {
+                port: PortRef::Id(1),
+                up: false
+            }))
         );
         assert_eq!(
             parse("set link-up port 0"),
-            Ok(Some(Command::SetLink { port: 0, up: true }))
+            Ok(Some(Command::SetLink {
+                port: PortRef::Id(0),
+                up: true
+            }))
+        );
+        for line in ["set link-down port ids2", "set link-down ids2"] {
+            assert_eq!(
+                parse(line),
+                Ok(Some(Command::SetLink {
+                    port: PortRef::Name("ids2".into()),
+                    up: false
+                })),
+                "{line}"
+            );
+        }
+        assert!(parse("set link-down port").is_err());
+        assert_eq!(
+            parse("show tool-group ids-farm"),
+            Ok(Some(Command::ShowToolGroup(Some("ids-farm".into()))))
+        );
+        assert_eq!(
+            parse("show tool-group"),
+            Ok(Some(Command::ShowToolGroup(None)))
         );
         assert!(
             parse("set link-up port 70000").is_err(),

@@ -169,12 +169,24 @@ impl Config {
         self.ports.iter().find(|p| p.role == Role::Uplink)
     }
 
-    /// The tool port decap inputs send to: `[decap] tool`, or the only one.
+    /// The tool port decap inputs send to: `[decap] tool`, or the only
+    /// one; none without decap inputs.
     pub fn decap_tool_port(&self) -> Option<&PortConfig> {
+        if !self.input_ports().any(|p| p.mode == PortMode::Decap) {
+            return None;
+        }
         match &self.decap.tool {
             Some(t) => self.tool_ports().find(|p| &p.name == t),
             None => self.tool_ports().next(),
         }
+    }
+
+    /// Whether the tool port decap inputs send to also serves tap inputs'
+    /// tool destinations: each worker then needs a TX queue of its own
+    /// there for each.
+    pub fn decap_tool_shared(&self) -> bool {
+        let mode = |m| self.input_ports().any(|p| p.mode == m);
+        mode(PortMode::Tap) && mode(PortMode::Decap)
     }
 
     /// Tool ports in config order: a tool port's position here is its

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::dpdk::events::PortEvents;
 use crate::dpdk::pdump::TapStats;
 use crate::dpdk::PortStats;
-use crate::runtime::counters::{DestDrop, Totals, WorkerStats};
+use crate::runtime::counters::{DestDrop, Totals, WorkerStats, MAX_TOOL_PORTS};
 
 /// What an lcore that counts does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,10 +64,42 @@ impl CounterBlocks {
             lcores,
             total,
             destinations,
+            tool_ports: Vec::new(),
             ports: Vec::new(),
             taps: Vec::new(),
         }
     }
+
+    /// The counters of the tool ports named `names` (the config's tool
+    /// ports: tool port index `i` is `names[i]`), summed over the lcores.
+    pub fn tool_ports(&self, names: &[String]) -> Vec<ToolPortCounts> {
+        let mut out: Vec<ToolPortCounts> = names
+            .iter()
+            .take(MAX_TOOL_PORTS)
+            .map(|n| ToolPortCounts {
+                name: n.clone(),
+                ..ToolPortCounts::default()
+            })
+            .collect();
+        for s in self.stats() {
+            for (o, c) in out.iter_mut().zip(s.tool_ports.iter()) {
+                o.tx_packets += c.tx_packets.get();
+                o.tx_bytes += c.tx_bytes.get();
+                o.dropped_tx_full += c.dropped_tx_full.get();
+            }
+        }
+        out
+    }
+}
+
+/// One tool port's counters, summed over the lcores.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolPortCounts {
+    pub name: String,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Copies its TX queue refused.
+    pub dropped_tx_full: u64,
 }
 
 /// A destination to report: its name, its counter slot (which stays with
@@ -159,6 +191,9 @@ pub struct Snapshot {
     /// The sum of `lcores`.
     pub total: Totals,
     pub destinations: Vec<DestCounts>,
+    /// Indexed by tool port index; the caller's to add
+    /// ([`CounterBlocks::tool_ports`]), as it knows their names.
+    pub tool_ports: Vec<ToolPortCounts>,
     pub ports: Vec<PortCounts>,
     pub taps: Vec<TapCounts>,
 }
@@ -207,5 +242,25 @@ mod tests {
         let d = s.destination(3).expect("read");
         assert_eq!((d.tx_packets, d.drop(DestDrop::TxFull)), (5, 2));
         assert!(s.destination(4).is_none());
+    }
+
+    #[test]
+    fn tool_ports_sum_over_lcores_by_index() {
+        let a = Arc::new(WorkerStats::default());
+        let b = Arc::new(WorkerStats::default());
+        a.tool_ports[1].tx_packets.add(3);
+        b.tool_ports[1].tx_packets.add(4);
+        b.tool_ports[1].tx_bytes.add(400);
+        a.tool_ports[0].dropped_tx_full.add(2);
+        let mut blocks = CounterBlocks::default();
+        blocks.push("worker 0".into(), LcoreKind::Worker, a);
+        blocks.push("worker 1".into(), LcoreKind::Worker, b);
+        let t = blocks.tool_ports(&["ids1".into(), "ids2".into()]);
+        assert_eq!(t.len(), 2);
+        assert_eq!((t[0].name.as_str(), t[0].dropped_tx_full), ("ids1", 2));
+        assert_eq!(
+            (t[1].name.as_str(), t[1].tx_packets, t[1].tx_bytes),
+            ("ids2", 7, 400)
+        );
     }
 }
