@@ -665,7 +665,7 @@ impl Worker {
                     None => break,
                 }
             } else {
-                match self.extra_copy(src, &a, p.layers) {
+                match self.extra_copy(src, &a, p.layers, p.plan.any_edits) {
                     Ok(m) => m,
                     Err(_) => {
                         let why = DestDrop::NoMbuf;
@@ -704,15 +704,26 @@ impl Worker {
     /// frame as one run of bytes: UDP over IPv6 checksums the whole
     /// datagram (a chain would go out with checksum 0), and a frame without
     /// IP is hashed from its MAC addresses (the header segment holds none).
-    /// A destination whose copy gets stages that write inside the frame
-    /// (`stage::strip`, `stage::mask`) must get a full copy too: a clone's
-    /// bytes are the original's.
+    /// Where a destination's copy gets stages that write inside the frame
+    /// (`stage::strip`, `stage::mask`), every copy of the packet is a full
+    /// one: a clone's bytes are the original's, and the original may be
+    /// the one edited. Tool destinations get full copies too: their ports'
+    /// TX is not known to take chains.
     #[inline]
-    fn extra_copy(&self, src: &Mbuf, a: &Target, l: &Layers) -> crate::dpdk::Result<Mbuf> {
+    fn extra_copy(
+        &self,
+        src: &Mbuf,
+        a: &Target,
+        l: &Layers,
+        edits: bool,
+    ) -> crate::dpdk::Result<Mbuf> {
         if let Some(clones) = &self.s.clone_pool {
-            let contiguous =
-                matches!(self.templates.get(a.dest), Some(Some(t)) if t.checksums_payload());
-            if src.pkt_len() >= CLONE_MIN_LEN && l.ip_version != 0 && !contiguous && !a.edits {
+            // Only tunnels: encap writes nothing inside the frame. No
+            // target of the packet may edit (strip, mask) either: the last
+            // one does so in the original, whose bytes a clone shares.
+            let tunnel =
+                matches!(self.templates.get(a.dest), Some(Some(t)) if !t.checksums_payload());
+            if src.pkt_len() >= CLONE_MIN_LEN && l.ip_version != 0 && tunnel && !edits {
                 return src.share(clones).and_then(|c| c.with_header(clones));
             }
         }

@@ -38,6 +38,9 @@ pub(super) struct RulePlan {
     pub rule_id: u32,
     /// The rule or one of its destinations samples.
     pub sampled: bool,
+    /// Some target strips or masks: in place when it gets the original,
+    /// so no other target may share the original's bytes (a clone).
+    pub any_edits: bool,
 }
 
 /// The plans of one classifier: indexed by rule position, the default last.
@@ -93,6 +96,7 @@ impl Plans {
                 start,
                 len: mine.len() as u32,
                 any_dedup: mine.iter().any(|x| x.dedup),
+                any_edits: mine.iter().any(|x| x.edits),
                 all_dedup: !mine.is_empty() && mine.iter().all(|x| x.dedup),
                 rule_id,
             });
