@@ -92,6 +92,9 @@ pub struct Appliance {
     /// Why the appliance had to stop (the primary went away).
     failure: Option<String>,
     pool: Arc<Mempool>,
+    /// Small mbufs for the workers' indirect clones. Held here, not by the
+    /// workers alone, so that it goes before EAL does.
+    _clone_pool: Option<Arc<Mempool>>,
     /// Dropped last: cleans EAL up.
     eal: Eal,
 }
@@ -209,6 +212,7 @@ impl Appliance {
             state: State::Selfcheck,
             failure: None,
             pool,
+            _clone_pool: clones,
             eal,
         };
         app.lcores.wait_started()?;
