@@ -42,21 +42,66 @@ fn example_configs_and_policy_are_valid() {
     let (model, compiled) = policy::load_text(&text, "policy.toml", &ctx).expect("valid policy");
     assert_eq!(compiled.rule_names, ["no-ssh", "no-backups", "web", "rest"]);
     assert_eq!(model.destinations.len(), 2);
+
+    // The packet broker: four tool ports and a group of three weighted
+    // members; its policy sends one rule to the group, a tool and a tunnel.
+    let broker = Config::load(&example("tool-ports.toml")).expect("tool-ports.toml");
+    assert_eq!(broker.tool_ports().count(), 4);
+    assert_eq!(broker.tool_groups.len(), 1);
+    let weights: Vec<u32> = broker.tool_groups[0]
+        .members
+        .iter()
+        .map(|m| m.weight)
+        .collect();
+    assert_eq!(weights, [1, 1, 2]);
+    let ctx = Context {
+        ports: broker
+            .input_ports()
+            .enumerate()
+            .map(|(i, p)| (p.name.clone(), i as u16))
+            .collect(),
+        tools: broker.tool_names(),
+    };
+    let text = std::fs::read_to_string(example("tool-ports-policy.toml")).expect("policy");
+    let (_, compiled) =
+        policy::load_text(&text, "tool-ports-policy.toml", &ctx).expect("valid policy");
+    assert_eq!(
+        compiled.rule_names,
+        ["no-backups", "web", "web-replies", "rest"]
+    );
+    let tools = compiled
+        .destinations
+        .iter()
+        .filter(|d| d.tunnel().is_none())
+        .count();
+    assert_eq!((compiled.destinations.len(), tools), (3, 2));
 }
 
 /// Every example config, as shipped except for its devices.
-const EXAMPLES: [&str; 4] = [
+const EXAMPLES: [&str; 5] = [
     "tap-aggregation.toml",
     "decap-frontend.toml",
     "pdump-tap.toml",
     "vhost-tap.toml",
+    "tool-ports.toml",
 ];
+
+/// The policy an example runs with: its own (`<name>-policy.toml`) where
+/// it has one, `policy.toml` otherwise.
+fn policy_of(name: &str) -> PathBuf {
+    let own = example(&name.replace(".toml", "-policy.toml"));
+    if own.exists() {
+        own
+    } else {
+        example("policy.toml")
+    }
+}
 
 /// Each example starts with its devices replaced by virtual ones, takes a
 /// sample capture on every input port, and exits on its own when idle with
 /// status 0 and `rx = Σ terminals`; rx and what went to the main lcore are
 /// every frame of the capture on every input port. With an uplink, the
-/// example policy is loaded too.
+/// example's policy is loaded too (see [`policy_of`]).
 ///
 /// What is replaced, and why:
 /// - every `device` (PCI addresses, `net_tap`, `net_vhost`, `net_pcap` on a
@@ -83,7 +128,7 @@ fn every_example_runs_on_virtual_devices() {
         let cfg = dir.join(name);
         std::fs::write(&cfg, config).expect("write config");
         let cfg = cfg.display().to_string();
-        let policy = example("policy.toml").display().to_string();
+        let policy = policy_of(name).display().to_string();
         let mut args = vec!["--config", &cfg, "--exit-when-idle", "300"];
         if uplink {
             args.extend(["--policy", &policy]);
