@@ -546,7 +546,7 @@ fn compact(d: &mut [u8], p: &Plan) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::VecFrame;
+    use crate::frame::{ChainFrame, VecFrame};
     use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 
     const DST: [u8; 6] = [2, 0, 0, 0, 0, 0xd];
@@ -837,6 +837,7 @@ mod tests {
             mut bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..160),
             shape in proptest::sample::select(vec![0u16, 0x8100, 0x8847, VN_TAG, E_TAG, 0x88a8]),
             dst_mac in proptest::bool::ANY,
+            cut in 0usize..200,
         ) {
             if let Some(t) = bytes.get_mut(12..14) {
                 if shape != 0 {
@@ -850,6 +851,17 @@ mod tests {
             proptest::prop_assert_eq!(s.bytes, bytes.len() - f.pkt_len());
             if !s.changed() {
                 proptest::prop_assert_eq!(f.data(), &bytes[..]);
+            }
+            // Chained: the same, or less where a header crosses into a
+            // later segment (which strip leaves as it came).
+            let mut c = ChainFrame::new(&bytes, &[cut]);
+            let s = st.strip(&mut c);
+            proptest::prop_assert_eq!(s.bytes, bytes.len() - c.pkt_len());
+            if !s.changed() {
+                proptest::prop_assert_eq!(c.to_vec(), bytes.clone());
+            }
+            if cut >= bytes.len() {
+                proptest::prop_assert_eq!(c.to_vec(), f.data().to_vec());
             }
         }
     }
