@@ -394,3 +394,39 @@ pub fn serve(addr: &str, console: Sender<Envelope>) -> Result<SocketAddr, String
         .map_err(|e| format!("metrics thread: {e}"))?;
     Ok(bound)
 }
+
+#[cfg(test)]
+mod tests {
+    use dataplane::runtime::snapshot::{CounterBlocks, LcoreKind, ToolPortCounts};
+
+    use super::*;
+
+    #[test]
+    fn tool_ports_and_the_new_terminals_are_exported() {
+        let mut blocks = CounterBlocks::default();
+        blocks.push(
+            "worker 0".into(),
+            LcoreKind::Worker,
+            std::sync::Arc::default(),
+        );
+        let mut snap = blocks.read(&[]);
+        snap.tool_ports = vec![ToolPortCounts {
+            name: "ids1".into(),
+            tx_packets: 7,
+            tx_bytes: 700,
+            dropped_tx_full: 2,
+        }];
+        let text = render(State::Running, &snap);
+        for line in [
+            "sluice_tool_port_tx_packets_total{port=\"ids1\"} 7",
+            "sluice_tool_port_tx_bytes_total{port=\"ids1\"} 700",
+            "sluice_tool_port_dropped_tx_full_total{port=\"ids1\"} 2",
+            "# TYPE sluice_tool_port_tx_packets_total counter",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        for t in [Terminal::Sampled, Terminal::DroppedNoTool] {
+            assert!(text.contains(t.name()), "no {} in\n{text}", t.name());
+        }
+    }
+}
