@@ -8,8 +8,8 @@ mod filter {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     use dataplane::stage::filter::{
-        Action, Cidr, Classifier, FilterCounters, FlowCache, Match, PortRange, Rule, TcpFlags,
-        Verdict, VlanMatch,
+        Action, Cidr, Classifier, FilterCounters, FlowCache, FlowCacheOf, Match, PortRange, Rule,
+        TcpFlags, Verdict, VlanMatch,
     };
     use dataplane::stage::parse::{Fragment, Layers};
     use dataplane::stage::Direction;
@@ -342,6 +342,11 @@ mod filter {
         }
         prop_assert_eq!(&counters.rule_hits, &expected_hits);
         prop_assert_eq!(counters.default_hits, expected_default);
+        // Every associativity the flow cache bench compares answers alike.
+        agrees_through::<1>(&c, pkts)?;
+        agrees_through::<2>(&c, pkts)?;
+        agrees_through::<4>(&c, pkts)?;
+        agrees_through::<8>(&c, pkts)?;
         #[cfg(feature = "dpdk")]
         check_acl(&c, rules, pkts)?;
         Ok(())
@@ -353,6 +358,27 @@ mod filter {
     /// of random wildcard-heavy rules may exceed rte_acl's trie limits
     /// (the runtime then keeps TupleMerge), a hundred must not.
     #[cfg(feature = "dpdk")]
+    /// Bursts through a `W`-way cache small enough to evict, twice over:
+    /// the verdicts of the classifier without a cache.
+    fn agrees_through<const W: usize>(c: &Classifier, pkts: &[Pkt]) -> Result<(), TestCaseError> {
+        let mut cache = FlowCacheOf::<W>::new(16);
+        for round in 0..2 {
+            for chunk in pkts.chunks(32) {
+                let layers: Vec<Layers> = chunk.iter().map(|p| p.l).collect();
+                let ports: Vec<u16> = chunk.iter().map(|p| p.port).collect();
+                let dirs: Vec<Direction> = chunk.iter().map(|p| p.dir).collect();
+                let mut out = [Verdict::DEFAULT; 32];
+                c.classify_burst_cached(&mut cache, &layers, &ports, &dirs, &mut out);
+                for (p, v) in chunk.iter().zip(out.iter()) {
+                    let want = c.classify(&p.l, p.port, p.dir);
+                    prop_assert_eq!(*v, want, "{} ways, round {}: {:?}", W, round, p);
+                }
+            }
+        }
+        prop_assert_eq!(cache.hits() + cache.misses(), 2 * pkts.len() as u64);
+        Ok(())
+    }
+
     fn check_acl(c: &Classifier, rules: &[Rule], pkts: &[Pkt]) -> Result<(), TestCaseError> {
         use dataplane::stage::filter::AclBuildError;
         dataplane::dpdk::testing::shared_eal("filter-oracle");

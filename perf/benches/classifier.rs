@@ -1,15 +1,12 @@
 //! Criterion comparison of the classifier's miss path: TupleMerge (the
 //! `filter` stage's own tables) against DPDK's `rte_acl` built from the
 //! same compiled entries, on the same rule sets and the same keys as
-//! `benches/filter.rs` (1,000 and 10,000 mixed rules, 65,536 flows), and
-//! the flow cache sized against 1 Ki, 64 Ki and 1 Mi flows.
+//! `benches/filter.rs` (1,000 and 10,000 mixed rules, 65,536 flows). The
+//! flow cache's size and associativity: `benches/flow_cache.rs`.
 //!
 //! - `alone/<path>/<rules>`: the classifier with no flow cache, bursts of 32;
 //! - `miss/<path>/<rules>`: 65,536 flows through a 4,096-flow cache, nearly
-//!   every packet a miss (what the worker runs, `classify_burst_cached`);
-//! - `cache/<entries>/<flows>`: 1 Ki, 64 Ki or 1 Mi flows, shuffled,
-//!   through a cache of 4 Ki to 1 Mi entries in front of rte_acl at 1,000
-//!   rules.
+//!   every packet a miss (what the worker runs, `classify_burst_cached`).
 //!
 //! Measured in the thread's CPU time (see `common/cputime.rs`): ns/packet
 //! = 1e3 / Melem/s. Needs EAL (hugepages): rte_acl allocates DPDK memory.
@@ -45,7 +42,6 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
     let ports = [0u16; BURST];
     let dirs = [Direction::Ingress; BURST];
     let mut out = [Verdict::DEFAULT; BURST];
-    let mut acl_1k = None;
     for n in [1_000usize, 10_000] {
         // The filter bench's seeds: the same rules and flows.
         let rules = rules(n, 0x5eed + n as u64);
@@ -104,34 +100,6 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
             });
             eprintln!(
                 "classifier: {name} {n}: cache hits {} misses {}",
-                cache.hits(),
-                cache.misses()
-            );
-        }
-        if n == 1_000 {
-            acl_1k = Some((with_acl, rules));
-        }
-    }
-    // The flow cache against many flows, rte_acl behind it.
-    let (cls, rules) = acl_1k.expect("built above");
-    for nflows in [1_024usize, 65_536, 1 << 20] {
-        let order = shuffled(&flows(&rules, nflows, 0xcafe), 1 << 20, 11);
-        for entries in [4_096usize, 65_536, 1 << 18, 1 << 20] {
-            let mut cache = FlowCache::new(entries);
-            let mut at = 0usize;
-            g.bench_function(
-                BenchmarkId::new(format!("cache/{entries}"), format!("{nflows}-flows")),
-                |b| {
-                    b.iter(|| {
-                        let burst = &order[at..at + BURST];
-                        at = (at + BURST) % order.len();
-                        cls.classify_burst_cached(&mut cache, burst, &ports, &dirs, &mut out);
-                        black_box(&out);
-                    })
-                },
-            );
-            eprintln!(
-                "classifier: cache {entries} entries, {nflows} flows: hits {} misses {}",
                 cache.hits(),
                 cache.misses()
             );

@@ -36,6 +36,9 @@ mod encap;
 #[path = "filter.rs"]
 mod filter;
 #[allow(dead_code)]
+#[path = "flow_cache.rs"]
+mod flow_cache;
+#[allow(dead_code)]
 #[path = "parse.rs"]
 mod parse;
 #[allow(dead_code)]
@@ -49,6 +52,7 @@ fn main() {
     parse::benches();
     filter::benches();
     classifier::benches();
+    flow_cache::benches();
     dedup::benches();
     dedup::benches_cpu();
     slice::benches();

@@ -321,9 +321,11 @@ impl Common<'_> {
             stats: Arc::new(WorkerStats::default()),
             state: Arc::clone(&s.run),
             clock,
-            // 256 Ki flows, 16 MiB: holds a 64 Ki-flow mix, where 4,096
-            // entries missed nearly always (perf/benches/classifier.rs).
-            flow_cache_entries: 1 << 18,
+            // 1 Mi flows, 64 MiB, direct-mapped (stage/filter/cache.rs):
+            // against 1 Mi flows 119 ns a packet where 256 Ki entries in 4
+            // ways took 202-212, against 64 Ki flows 40-42 where they took
+            // 50 (perf/benches/flow_cache.rs, random order).
+            flow_cache_entries: 1 << 20,
             trace: Arc::clone(&s.trace),
             dedup_window_us: Arc::clone(&s.dedup_window_us),
             clear_epoch: Arc::clone(&s.clear_epoch),

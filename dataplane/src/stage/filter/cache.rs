@@ -3,9 +3,16 @@
 use super::key::Key;
 use super::{Classifier, Verdict};
 
-/// Ways per set. Four keeps a set within four cache lines and makes
-/// conflict misses rare without an LRU to maintain.
-const WAYS: usize = 4;
+/// Ways per set of the worker's [`FlowCache`]: direct-mapped. An entry
+/// fills a cache line (the key alone is 48 bytes), so every way is a line
+/// a lookup may read, a miss reads all of its set's and an insert shifts
+/// them. Measured with the worker's 1 Mi entries (`perf/benches/
+/// flow_cache.rs`, ns a packet, random order / the harness's): against
+/// 1 Mi flows 119 / 83 direct-mapped, 130-139 / 107-109 with 2 ways,
+/// 172-191 / 127-151 with 4 (61, 70, 78 % hits in random order: the
+/// extra hits cost more lines than they save); against 64 Ki flows 40-42
+/// / 32-33 direct-mapped, 39 / 28-29 with 2 ways.
+pub const WAYS: usize = 1;
 
 /// One cache line: aligned so that a hit on a set's first way (the most
 /// recent insert) touches one line, not the two a 16-byte-aligned slot
@@ -20,7 +27,7 @@ struct Slot {
     verdict: Verdict,
 }
 
-/// A fixed-size, 4-way set-associative cache from a packet's full filter
+/// A fixed-size, `W`-way set-associative cache from a packet's full filter
 /// key to the classifier's verdict. One per worker (`&mut`, no locking).
 ///
 /// The key is every field a rule of the current classifier reads (the
@@ -30,20 +37,24 @@ struct Slot {
 /// computed them: after a policy swap they simply stop hitting, with no
 /// pass over the table on the worker's fast path.
 #[derive(Clone, Debug)]
-pub struct FlowCache {
-    sets: Vec<[Slot; WAYS]>,
+pub struct FlowCacheOf<const W: usize> {
+    sets: Vec<[Slot; W]>,
     set_mask: usize,
     hits: u64,
     misses: u64,
 }
 
-impl FlowCache {
+/// The worker's flow cache: [`WAYS`] ways per set.
+pub type FlowCache = FlowCacheOf<WAYS>;
+
+impl<const W: usize> FlowCacheOf<W> {
     /// A cache of at least `capacity` flows (rounded up to a power of two,
     /// at least one set). All memory is allocated here, none later.
     pub fn new(capacity: usize) -> Self {
-        let sets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
-        FlowCache {
-            sets: vec![[Slot::default(); WAYS]; sets],
+        const { assert!(W >= 1, "a set has at least one way") };
+        let sets = capacity.div_ceil(W).max(1).next_power_of_two();
+        FlowCacheOf {
+            sets: vec![[Slot::default(); W]; sets],
             set_mask: sets - 1,
             hits: 0,
             misses: 0,
@@ -52,7 +63,7 @@ impl FlowCache {
 
     /// Number of flows the cache holds.
     pub fn capacity(&self) -> usize {
-        self.sets.len() * WAYS
+        self.sets.len() * W
     }
 
     /// Lookups answered from the cache.
@@ -68,7 +79,7 @@ impl FlowCache {
     /// Forget every entry (not needed on a classifier change; for tests
     /// and for operators clearing state).
     pub fn clear(&mut self) {
-        self.sets.fill([Slot::default(); WAYS]);
+        self.sets.fill([Slot::default(); W]);
     }
 
     /// The verdict for `key` (already masked by the classifier's used
@@ -136,7 +147,7 @@ impl FlowCache {
         if set[0].generation == generation && set[0].key == *key {
             return;
         }
-        set.copy_within(0..WAYS - 1, 1);
+        set.copy_within(0..W - 1, 1);
         set[0] = Slot {
             key: *key,
             generation,

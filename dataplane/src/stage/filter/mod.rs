@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 #[cfg(feature = "dpdk")]
 pub use acl::{AclBuildError, AclMissPath};
-pub use cache::FlowCache;
+pub use cache::{FlowCache, FlowCacheOf};
 pub use rule::{
     Cidr, CidrParseError, Field, Match, PortRange, Rule, RuleError, RuleErrorKind, RuleId,
     TcpFlags, VlanMatch,
@@ -323,9 +323,9 @@ impl Classifier {
     }
 
     /// Classify one packet through `cache`.
-    pub fn classify_cached(
+    pub fn classify_cached<const W: usize>(
         &self,
-        cache: &mut FlowCache,
+        cache: &mut FlowCacheOf<W>,
         l: &Layers,
         in_port: u16,
         dir: Direction,
@@ -342,9 +342,9 @@ impl Classifier {
     /// per set, then the probes — so the cache misses of a burst overlap
     /// instead of stalling one lookup after another. Processes as many
     /// packets as the shortest slice holds and returns that number.
-    pub fn classify_burst_cached(
+    pub fn classify_burst_cached<const W: usize>(
         &self,
-        cache: &mut FlowCache,
+        cache: &mut FlowCacheOf<W>,
         layers: &[Layers],
         in_ports: &[u16],
         dirs: &[Direction],
@@ -431,9 +431,9 @@ impl Classifier {
 
     /// [`Classifier::classify_burst_cached`], counting each verdict in
     /// `counters`.
-    pub fn classify_burst(
+    pub fn classify_burst<const W: usize>(
         &self,
-        cache: &mut FlowCache,
+        cache: &mut FlowCacheOf<W>,
         layers: &[Layers],
         in_ports: &[u16],
         dirs: &[Direction],
