@@ -296,6 +296,9 @@ impl Publisher {
                     std::mem::replace(&mut self.model, model),
                 );
                 self.policy = Arc::new(p);
+                // A reload is where sticky groups give members that came
+                // back their share again.
+                self.tools.relayout();
                 if let Err(e) = self.publish(hops) {
                     (self.policy, self.model) = old;
                     return Err((e.clone(), vec![e]));

@@ -131,7 +131,7 @@ impl Tools {
             sets,
             tables: Arc::from([]),
         };
-        tools.tables = tools.sets.iter().map(|s| tools.table(s, None)).collect();
+        tools.relayout();
         Ok(tools)
     }
 
@@ -152,6 +152,12 @@ impl Tools {
             ),
             hasher: s.hasher.clone(),
         }
+    }
+
+    /// Lays every table out afresh, without history: a sticky group's
+    /// members that came back get their share again (a policy load).
+    pub fn relayout(&mut self) {
+        self.tables = self.sets.iter().map(|s| self.table(s, None)).collect();
     }
 
     /// The tables to publish, indexed by `Output::Tool`.
@@ -412,5 +418,7 @@ mod tests {
         assert!(t.hold(0, false));
         assert_eq!(shares(&t, 3), held, "sticky: flows stay where they went");
         assert!(!t.hold(0, false));
+        t.relayout();
+        assert_eq!(shares(&t, 3), [SLOTS / 4, SLOTS / 4, SLOTS / 2]);
     }
 }
