@@ -925,7 +925,6 @@ to = ["flows", "packets"]
 /// rule's destinations, as one their own sampling left out does, and once
 /// in the terminal `sampled`.
 #[test]
-#[ignore = "the worker counts a packet its rule's sampling leaves out in the terminal `sampled` only, not `sampled` on the rule's destinations (DestDrop::Sampled)"]
 fn a_rules_sampling_counts_sampled_on_each_of_its_destinations() {
     let inputs: Vec<Vec<u8>> = (0..100u32)
         .map(|i| Flow::nth(i).frame(false, i as u16, 40))

@@ -406,7 +406,7 @@ impl Worker {
                 continue;
             }
             if sampled.by_rule[i] {
-                self.count(Terminal::Sampled);
+                self.count_rule_sampled(plans[i]);
                 continue;
             }
             let p = Packet {
@@ -728,6 +728,18 @@ impl Worker {
             }
         }
         src.copy(&self.s.pool)
+    }
+
+    /// A packet its rule's sampling left out: `sampled` on each of the
+    /// rule's destinations, and the packet's terminal.
+    #[cold]
+    fn count_rule_sampled(&self, plan: RulePlan) {
+        for a in self.plans.targets(plan) {
+            self.s.stats.dests[usize::from(a.slot)]
+                .drop(DestDrop::Sampled)
+                .add(1);
+        }
+        self.count(Terminal::Sampled);
     }
 
     /// Counts `sampled` on each destination that sampling left the packet
