@@ -395,7 +395,13 @@ impl Worker {
         let tracing = self.s.trace.armed();
         if !tracing && protect == 0 && !any_sampled {
             if let Some(a) = self.plans.single_target(&plans[..n]) {
-                if self.forward_single(rx, &layers, &dups, &dirs, plans[0].rule_id, a, now_ns) {
+                let done = match a.tool {
+                    Some(tool) => self.forward_single_tool(t, rx, &layers, &dups, a, tool),
+                    None => {
+                        self.forward_single(rx, &layers, &dups, &dirs, plans[0].rule_id, a, now_ns)
+                    }
+                };
+                if done {
                     return;
                 }
             }

@@ -7,9 +7,9 @@
 //! reserved, so that a copy left out by sampling leaves no gap in its
 //! tunnel's numbers.
 
-use crate::dpdk::Mbuf;
+use crate::dpdk::{Batch, Mbuf};
 use crate::frame::Frame;
-use crate::runtime::counters::{DestCounters, DestDrop};
+use crate::runtime::counters::{DestCounters, DestDrop, Terminal};
 use crate::runtime::tables::Tables;
 use crate::runtime::trace::TraceRecord;
 use crate::stage::decap::DecapConfig;
@@ -22,7 +22,7 @@ use crate::stage::strip::Strip;
 use crate::stage::BURST;
 
 use super::plan::{RulePlan, Target};
-use super::tx::TxMeta;
+use super::tx::{TxMeta, SOLO};
 use super::{dest_name, dest_trace, Packet, Worker};
 
 /// Targets of one rule whose sampling decision fits a packet's mask; the
@@ -86,6 +86,79 @@ impl Sampled {
 }
 
 impl Worker {
+    /// The whole burst goes to one tool destination that neither slices
+    /// nor edits (a tool farm behind a match-all rule): each frame is
+    /// hashed and queued on its member, nothing else. Returns false, with
+    /// the burst untouched, when the general path is needed (a slice, an
+    /// edit, a rate limit, a member's MTU).
+    #[inline(always)]
+    pub(super) fn forward_single_tool(
+        &mut self,
+        t: &Tables,
+        rx: &mut Batch<BURST>,
+        layers: &[Layers; BURST],
+        dups: &[DedupVerdict; BURST],
+        a: Target,
+        tool: u16,
+    ) -> bool {
+        let limited = self.limiters.get(a.dest).is_some_and(|l| l.is_limited());
+        let Some(group) = t.tools.get(usize::from(tool)) else {
+            return false;
+        };
+        if a.edits || a.slice != SliceSpec::Whole || limited || group.table.is_none() {
+            return false;
+        }
+        // The smallest member's MTU: longer frames take the general path.
+        let max = group
+            .members
+            .iter()
+            .map(|p| {
+                self.tool_max_frame
+                    .get(usize::from(*p))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .min()
+            .unwrap_or(0);
+        if rx.as_slice().iter().any(|m| m.pkt_len() > max) {
+            return false;
+        }
+        let stats = &*self.s.stats;
+        let mut deduplicated = 0u64;
+        for (i, m) in rx.drain().enumerate() {
+            if a.dedup && dups[i] == DedupVerdict::Duplicate {
+                deduplicated += 1;
+                continue;
+            }
+            let port = match group.members.as_slice() {
+                [only] => Some(*only),
+                _ => group.port_for(group.hasher.hash(&m, &layers[i])),
+            };
+            let meta = TxMeta {
+                fate: SOLO,
+                slot: a.slot,
+                bytes: m.pkt_len() as u32,
+            };
+            let port = port.map_or(usize::MAX, usize::from);
+            match self.s.tool_ports.get_mut(port) {
+                Some(q) => self.tx.push_tool(port, m, meta, q, stats),
+                None => {
+                    stats.dests[usize::from(a.slot)]
+                        .drop(DestDrop::NoTool)
+                        .add(1);
+                    stats.counters.terminal(Terminal::DroppedNoTool).add(1);
+                }
+            }
+        }
+        if deduplicated != 0 {
+            stats
+                .counters
+                .terminal(Terminal::Deduplicated)
+                .add(deduplicated);
+        }
+        true
+    }
+
     /// Asks the rules' and destinations' samplers about every packet of the
     /// burst whose plan samples (packets shed by protect are not asked).
     pub(super) fn sample_burst(
@@ -135,7 +208,7 @@ impl Worker {
         };
         let mut now = *l;
         if let Some(s) = e.strip.as_mut() {
-            if s.strip(copy).changed() {
+            if s.strip(copy).bytes > 0 {
                 now = parse_frame(copy);
             }
         }

@@ -116,12 +116,9 @@ impl TxBuffer {
             }
             let queued = lane.tx.len();
             let n = q.tx(&mut lane.tx);
-            for k in 0..n {
-                let meta = lane.meta[k];
-                pc.tx_packets.add(1);
-                pc.tx_bytes.add(u64::from(meta.bytes));
-                done(&mut self.fates, meta, true, stats);
-            }
+            let (packets, bytes) = sent(&lane.meta[..n], &mut self.fates, stats);
+            pc.tx_packets.add(packets);
+            pc.tx_bytes.add(bytes);
             lane.meta.copy_within(n..queued, 0);
         }
         let left = lane.tx.len();
@@ -170,7 +167,7 @@ impl TxBuffer {
                 Some(q) => q.tx(&mut self.tx),
                 None => 0,
             };
-            self.sent(n, stats);
+            sent(&self.meta[..n], &mut self.fates, stats);
             self.meta.copy_within(n..queued, 0);
         }
         let left = self.tx.len();
@@ -178,32 +175,6 @@ impl TxBuffer {
         for k in 0..left {
             let meta = self.meta[k];
             done(&mut self.fates, meta, false, stats);
-        }
-    }
-
-    /// Counts the first `n` entries as sent. Runs of one-copy packets to
-    /// the same destination (the common case: often the whole burst) are
-    /// counted with one add per counter, not one per packet.
-    fn sent(&mut self, n: usize, stats: &WorkerStats) {
-        let mut k = 0;
-        while k < n {
-            let first = self.meta[k];
-            if first.fate != SOLO {
-                done(&mut self.fates, first, true, stats);
-                k += 1;
-                continue;
-            }
-            let (mut j, mut bytes) = (k, 0u64);
-            while j < n && self.meta[j].fate == SOLO && self.meta[j].slot == first.slot {
-                bytes += u64::from(self.meta[j].bytes);
-                j += 1;
-            }
-            let dc = &stats.dests[usize::from(first.slot)];
-            let packets = (j - k) as u64;
-            dc.tx_packets.add(packets);
-            dc.tx_bytes.add(bytes);
-            stats.counters.terminal(Terminal::Forwarded).add(packets);
-            k = j;
         }
     }
 
@@ -300,4 +271,34 @@ fn resolve(fates: &[Fate; FATES], fate: usize, stats: &WorkerStats) -> Terminal 
     };
     stats.counters.terminal(term).add(1);
     term
+}
+
+/// Counts copies `meta` as sent; returns how many and their bytes. Runs of
+/// one-copy packets to the same destination (the common case: often the
+/// whole burst) are counted with one add per counter, not one per packet.
+fn sent(meta: &[TxMeta], fates: &mut [Fate; FATES], stats: &WorkerStats) -> (u64, u64) {
+    let (n, mut all_bytes) = (meta.len(), 0u64);
+    let mut k = 0;
+    while k < n {
+        let first = meta[k];
+        if first.fate != SOLO {
+            done(fates, first, true, stats);
+            all_bytes += u64::from(first.bytes);
+            k += 1;
+            continue;
+        }
+        let (mut j, mut bytes) = (k, 0u64);
+        while j < n && meta[j].fate == SOLO && meta[j].slot == first.slot {
+            bytes += u64::from(meta[j].bytes);
+            j += 1;
+        }
+        let dc = &stats.dests[usize::from(first.slot)];
+        let packets = (j - k) as u64;
+        dc.tx_packets.add(packets);
+        dc.tx_bytes.add(bytes);
+        stats.counters.terminal(Terminal::Forwarded).add(packets);
+        all_bytes += bytes;
+        k = j;
+    }
+    (n as u64, all_bytes)
 }
