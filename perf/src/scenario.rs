@@ -22,6 +22,9 @@ pub enum Work {
     /// tunnels: each is classified and handed to the tool port unchanged.
     /// Sluice's closest equivalent of testpmd's io forwarding.
     PassThrough,
+    /// TAP mode, one match-all rule to a tool group of two members: each
+    /// frame classified, hashed and sent unchanged to one member.
+    ToolGroup,
 }
 
 /// Tunnel of a destination.
@@ -300,6 +303,14 @@ pub fn all() -> Vec<Scenario> {
             Some(0.9),
         ),
         sc(
+            "tool-group",
+            "pass-through to a two-member tool group (frames unchanged, by flow hash)",
+            &plain,
+            Work::ToolGroup,
+            Some(PeerWork::Io),
+            Some(0.8),
+        ),
+        sc(
             "filter-1k",
             "filter, 1,000 rules",
             &plain,
@@ -484,6 +495,9 @@ const PORTS: [u16; 12] = [22, 25, 53, 80, 123, 443, 3306, 5432, 6379, 8080, 8443
 /// forwarded whichever rule it hits, so forwarding work is the same and
 /// only classification varies with the rule count.
 pub fn policy(work: &Work) -> String {
+    if *work == Work::ToolGroup {
+        return "version = \"perf-tools\"\n\n[[destination]]\nname = \"tools\"\nport = \"farm\"\ndedup = false\n\n[[rule]]\nname = \"all\"\nto = [\"tools\"]\n".to_owned();
+    }
     let Work::Tap {
         rules,
         dedup,
@@ -610,6 +624,31 @@ mac = "02:00:00:00:00:0a"
 [[neighbor]]
 ip = "192.0.2.20"
 mac = "02:00:00:00:00:14"
+{common}"#
+        ),
+        Work::ToolGroup => format!(
+            r#"[appliance]
+name = "perf"
+id = 1
+
+[[port]]
+name = "tap0"
+device = "net_pcap_in{tag},rx_pcap={capture},infinite_rx=1"
+role = "input"
+
+[[port]]
+name = "tool0"
+device = "net_null_t0{tag},no-rx=1"
+role = "tool"
+
+[[port]]
+name = "tool1"
+device = "net_null_t1{tag},no-rx=1"
+role = "tool"
+
+[[tool_group]]
+name = "farm"
+members = ["tool0", "tool1"]
 {common}"#
         ),
         Work::Decap | Work::PassThrough => format!(
