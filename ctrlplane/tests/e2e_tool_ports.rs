@@ -997,19 +997,30 @@ const MEMBERS: [(&str, u32); 3] = [("ids1", 1), ("ids2", 1), ("ids3", 2)];
 #[test]
 fn a_tool_group_keeps_both_directions_of_every_flow_on_one_member_by_weight() {
     const FLOWS: u32 = 1000;
-    let mut inputs = Vec::new();
+    // Two network ports, one per direction, as a TAP gives them.
+    let (mut there, mut back) = (Vec::new(), Vec::new());
     let mut flow_of = HashMap::new();
     let mut id = 0u16;
     for round in 0..4 {
         for f in 0..FLOWS {
-            inputs.push(Flow::nth(f).frame(round % 2 == 1, id, 20));
+            let way = if round % 2 == 0 {
+                &mut there
+            } else {
+                &mut back
+            };
+            way.push(Flow::nth(f).frame(round % 2 == 1, id, 20));
             flow_of.insert(id, f);
             id += 1;
         }
     }
+    let inputs: Vec<Vec<u8>> = there.iter().chain(&back).cloned().collect();
     let names: Vec<&str> = MEMBERS.iter().map(|m| m.0).collect();
     let mut b = Bench::new("sym", &names);
-    let input = b.pcap_input("net0", &inputs);
+    let input = format!(
+        "{}{}",
+        b.pcap_input("tap-a2b", &there),
+        b.pcap_input("tap-b2a", &back)
+    );
     b.start(&input, &GROUP.replace("@STICKY@", "false"), TO_FARM);
     assert!(b.cmd("start").contains("forwarding started"));
     b.settle(inputs.len() as u64);
@@ -1055,6 +1066,156 @@ fn a_tool_group_keeps_both_directions_of_every_flow_on_one_member_by_weight() {
             "{name} took {flows} flows: share {share:.3}, its weight's {want:.3}"
         );
     }
+}
+
+/// The other two hashes: `ip-pair` keeps every flow between two hosts on
+/// one member; `inner-5-tuple` keeps both directions of a tunnelled flow
+/// on one member although the two directions' tunnels differ (outer
+/// addresses swapped, each VTEP its own source port).
+#[test]
+fn ip_pair_and_inner_groups_keep_hosts_and_tunnelled_flows_together() {
+    let mut inputs = Vec::new();
+    let mut pair_of = HashMap::new();
+    let mut inner_of = HashMap::new();
+    let mut id = 0u16;
+    // 100 host pairs, 4 flows between each, both ways: plain, to "pairs".
+    for h in 0..100u32 {
+        for k in 0..4u32 {
+            let f = Flow {
+                pa: 1024 + (k * 1009 + h) as u16,
+                pb: [80, 443, 22, 8080][k as usize],
+                ..Flow::nth(h)
+            };
+            for back in [false, true] {
+                inputs.push(f.frame(back, id, 20));
+                pair_of.insert(id, h);
+                id += 1;
+            }
+        }
+    }
+    // 200 flows in VXLAN, both ways, to "inner": the way there from VTEP
+    // 192.0.2.50, the way back from 192.0.2.60 with another source port.
+    for i in 0..200u32 {
+        let f = Flow::nth(500 + i);
+        for back in [false, true] {
+            let mut t = vxlan(&f.frame(back, id, 20), 1000 + i);
+            if back {
+                // The other VTEP: addresses swapped (the IPv4 checksum is
+                // symmetric in them), another source port.
+                let (a, b) = (t[26..30].to_vec(), t[30..34].to_vec());
+                t[26..30].copy_from_slice(&b);
+                t[30..34].copy_from_slice(&a);
+                t[34..36].copy_from_slice(&(60_000 - i as u16).to_be_bytes());
+                t[40..42].fill(0);
+            }
+            inputs.push(t);
+            inner_of.insert(id, i);
+            id += 1;
+        }
+    }
+    let mut b = Bench::new("hash", &["p1", "p2", "i1", "i2"]);
+    let input = b.pcap_input("net0", &inputs);
+    b.start(
+        &input,
+        r#"
+[[tool_group]]
+name = "by-pair"
+members = ["p1", "p2"]
+hash = "ip-pair"
+
+[[tool_group]]
+name = "by-inner"
+members = ["i1", "i2"]
+hash = "inner-5-tuple"
+"#,
+        r#"
+[[destination]]
+name = "pairs"
+port = "by-pair"
+
+[[destination]]
+name = "inner"
+port = "by-inner"
+
+[[rule]]
+name = "tunnels"
+proto = "udp"
+dst_port = 4789
+to = ["inner"]
+
+[[rule]]
+name = "rest"
+to = ["pairs"]
+"#,
+    );
+    assert!(b.cmd("start").contains("forwarding started"));
+    b.settle(inputs.len() as u64);
+    let check = |b: &mut Bench,
+                 group: &str,
+                 members: [&str; 2],
+                 of: &HashMap<u16, u32>,
+                 id_of: fn(&[u8]) -> u16| {
+        let mut member_of: HashMap<u32, &str> = HashMap::new();
+        for name in members {
+            let n = b.member(group, name).tx_packets as usize;
+            for f in b.delivered(name, n) {
+                let key = of[&id_of(&f)];
+                let was = member_of.insert(key, name);
+                assert!(
+                    was.is_none_or(|w| w == name),
+                    "{group}: {key} reached {was:?} and {name}"
+                );
+            }
+        }
+        let on_first = member_of.values().filter(|m| **m == members[0]).count();
+        assert!(
+            on_first > 0 && on_first < member_of.len(),
+            "{group}: every key on one member"
+        );
+        member_of.len()
+    };
+    assert_eq!(check(&mut b, "by-pair", ["p1", "p2"], &pair_of, ip_id), 100);
+    // The inner frame's IPv4 ID, past the outer headers (50 bytes).
+    let inner_id: fn(&[u8]) -> u16 = |f| ip_id(&f[50..]);
+    assert_eq!(
+        check(&mut b, "by-inner", ["i1", "i2"], &inner_of, inner_id),
+        200
+    );
+    let report = b.finish();
+    assert_eq!(total(&report, "forwarded"), inputs.len() as u64, "{report}");
+}
+
+/// A group whose every member is down counts its copies as
+/// `dropped_no_tool`, on the destination and as the packets' terminal.
+#[test]
+fn a_group_with_no_live_member_counts_dropped_no_tool() {
+    let inputs: Vec<Vec<u8>> = (0..50u32)
+        .map(|i| Flow::nth(i).frame(false, i as u16, 20))
+        .collect();
+    let mut b = Bench::new("notool", &["ids1", "ids2"]);
+    let input = b.pcap_input("net0", &inputs);
+    b.start(
+        &input,
+        "[[tool_group]]\nname = \"farm\"\nmembers = [\"ids1\", \"ids2\"]\n",
+        TO_FARM,
+    );
+    for m in ["ids1", "ids2"] {
+        b.cmd(&format!("set link-down {m}"));
+    }
+    b.until("no live member", |b| {
+        b.cmd("show tool-group farm").contains("no live member")
+    });
+    assert!(b.cmd("start").contains("forwarding started"));
+    b.settle(inputs.len() as u64);
+    let fwd = b.fwd();
+    assert_eq!(dest_counter(&fwd, "ids", "dropped_no_tool"), 50, "{fwd}");
+    assert_eq!(dest_counter(&fwd, "ids", "tx_packets"), 0, "{fwd}");
+    for m in ["ids1", "ids2"] {
+        assert_eq!(b.member("farm", m).tx_packets, 0);
+    }
+    let report = b.finish();
+    assert_eq!(total(&report, "dropped_no_tool"), 50, "{report}");
+    assert_eq!(total(&report, "forwarded"), 0, "{report}");
 }
 
 // ---------------------------------------------------------------------
