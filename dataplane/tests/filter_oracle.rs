@@ -375,7 +375,6 @@ mod filter {
                 }
             }
         }
-        prop_assert_eq!(cache.hits() + cache.misses(), 2 * pkts.len() as u64);
         Ok(())
     }
 
