@@ -386,6 +386,12 @@ mod filter {
             Ok(()) => {}
             Err(AclBuildError::Residuals) => return Ok(()),
             Err(AclBuildError::Dpdk(_)) if rules.len() > 500 => return Ok(()),
+            // rte_acl refuses rule sets whose tries outgrow its memory
+            // (ENOMEM, a few hundred wide-range rules can do it): the
+            // appliance then keeps TupleMerge, which `check` covers.
+            Err(AclBuildError::Dpdk(e)) if e.to_string().contains("Cannot allocate memory") => {
+                return Ok(())
+            }
             Err(e) => return Err(TestCaseError::fail(e.to_string())),
         }
         // A small cache, so that misses and evictions happen in every burst.
