@@ -337,12 +337,13 @@ fn rate_limited_destination_counts_what_it_drops() {
 
 /// Two destinations for frames of 100 to 1,514 bytes, below and above the
 /// size (1,024) from which the extra copy is an indirect clone behind a
-/// header segment. The clone is the first destination's copy: ERSPAN III sliced
-/// to 96 bytes (the slice shortens the clone's chain) for 10.2.0.0/16, and
-/// VXLAN of the whole frame, cut to the MTU from 1,464 bytes (the cut
-/// shortens the chain) for 10.3.0.0/16; the original goes to the other.
-/// Both sides' inner frames must be the input's bytes, the outer headers
-/// right, and every packet counted once.
+/// header segment. The extra copy is the first destination's: ERSPAN III
+/// sliced to 96 bytes for 10.2.0.0/16 (a copy of the frame's first 97
+/// bytes, which the slice cuts: T set), and VXLAN of the whole frame, cut
+/// to the MTU from 1,464 bytes (the cut shortens the clone's chain), for
+/// 10.3.0.0/16; the original goes to the other. Both sides' inner frames
+/// must be the input's bytes, the outer headers right, and every packet
+/// counted once.
 #[test]
 fn large_frames_to_two_destinations() {
     let dir = tmpdir("clones");

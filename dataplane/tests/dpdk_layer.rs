@@ -238,6 +238,17 @@ fn chained_mbufs_trim_adj_linearize_and_copy() {
         })
     );
     let copy = m.copy(&mp).expect("copy");
+    // The front of a chain, and of one segment: only those bytes.
+    let front = m.copy_front(&mp, 2100).expect("copy_front");
+    assert_eq!(front.to_vec(), &bytes[..2100]);
+    let one = Mbuf::from_bytes(&mp, &bytes[..1500]).expect("one segment");
+    let short = one.copy_front(&mp, 97).expect("copy_front");
+    assert_eq!((short.nb_segs(), short.data()), (1, &bytes[..97]));
+    assert_eq!(
+        one.copy_front(&mp, 4000).expect("all").to_vec(),
+        &bytes[..1500]
+    );
+    drop((front, one, short));
     // Cut inside the second segment: the third is freed.
     m.trim(5000 - 3000).expect("trim");
     assert_eq!((m.pkt_len(), m.nb_segs()), (3000, 2));

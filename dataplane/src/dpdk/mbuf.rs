@@ -287,18 +287,25 @@ impl Mbuf {
 
     /// A deep copy of the whole packet into mbufs of `pool`.
     pub fn copy(&self, pool: &Mempool) -> Result<Mbuf> {
+        self.copy_front(pool, usize::MAX)
+    }
+
+    /// A deep copy of the packet's first `len` bytes (all of them if it
+    /// has fewer) into mbufs of `pool`: what a destination that keeps only
+    /// the front of the frame needs copied.
+    pub fn copy_front(&self, pool: &Mempool, len: usize) -> Result<Mbuf> {
         if self.head().next.is_null() {
-            self.copy_one_segment(pool)
+            self.copy_one_segment(pool, len)
         } else {
-            self.copy_chain(pool)
+            self.copy_chain(pool, len)
         }
     }
 
-    fn copy_chain(&self, pool: &Mempool) -> Result<Mbuf> {
+    fn copy_chain(&self, pool: &Mempool, len: usize) -> Result<Mbuf> {
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
         // SAFETY: self is a valid chain; the copy is a new direct chain we own.
-        let p = unsafe {
-            dpdk_sys::sluice_rte_pktmbuf_copy(self.0.as_ptr(), pool.as_ptr(), 0, u32::MAX)
-        };
+        let p =
+            unsafe { dpdk_sys::sluice_rte_pktmbuf_copy(self.0.as_ptr(), pool.as_ptr(), 0, len) };
         NonNull::new(p).map(Mbuf).ok_or_else(|| DpdkError::NoMbuf {
             pool: pool.name().to_owned(),
         })
@@ -309,14 +316,15 @@ impl Mbuf {
     /// segments and offsets and cost three times as much for a 64-byte
     /// frame, on every extra destination. Also the 0-byte packet, which
     /// `rte_pktmbuf_copy` refuses (its offset 0 is not below `pkt_len`).
-    fn copy_one_segment(&self, pool: &Mempool) -> Result<Mbuf> {
+    fn copy_one_segment(&self, pool: &Mempool, len: usize) -> Result<Mbuf> {
         let mut c = Mbuf::alloc(pool)?;
         let src = self.head();
         let data = seg_data(src);
+        let data = &data[..data.len().min(len)];
         let room = usize::from(c.head().buf_len) - usize::from(c.head().data_off);
         if room < data.len() {
             // A pool with smaller buffers than the packet's: the general copy chains.
-            return self.copy_chain(pool);
+            return self.copy_chain(pool, len);
         }
         // SAFETY: `c` is a fresh single-segment direct mbuf only we hold.
         // The header fields are plain metadata, written as rte_pktmbuf_copy

@@ -22,7 +22,7 @@ use crate::stage::dedup::{Dedup, DedupConfig, Fingerprint, Verdict as DedupVerdi
 use crate::stage::encap::{EncapError, EncapMeta, EncapTemplate};
 use crate::stage::filter::{Action, FlowCache, Verdict};
 use crate::stage::parse::{parse, parse_to, Layers};
-use crate::stage::slice::{slice, SliceSpec};
+use crate::stage::slice::{keep_len, slice, SliceSpec};
 use crate::stage::tag::TagInfo;
 use crate::stage::{Direction, BURST};
 use crate::wire::ethernet::ethertype;
@@ -703,17 +703,18 @@ impl Worker {
     /// indirect clone behind a fresh header segment (the data is not
     /// copied; the outer headers go into the header segment, slice and the
     /// MTU cut shorten the clone's own segments) from [`CLONE_MIN_LEN`]
-    /// bytes up, else a full copy. The original, sent last, keeps its own
+    /// bytes to copy up, else a copy (of the front of the frame for a
+    /// destination that slices). The original, sent last, keeps its own
     /// headroom and lengths; encap writes only in front of the shared bytes.
     ///
-    /// A full copy stays where the copy's path reads or writes the inner
+    /// A copy, not a clone, stays where the copy's path reads or writes the inner
     /// frame as one run of bytes: UDP over IPv6 checksums the whole
     /// datagram (a chain would go out with checksum 0), and a frame without
     /// IP is hashed from its MAC addresses (the header segment holds none).
     /// Where a destination's copy gets stages that write inside the frame
-    /// (`stage::strip`, `stage::mask`), every copy of the packet is a full
+    /// (`stage::strip`, `stage::mask`), every copy of the packet is a real
     /// one: a clone's bytes are the original's, and the original may be
-    /// the one edited. Tool destinations get full copies too: their ports'
+    /// the one edited. Tool destinations get real copies too: their ports'
     /// TX is not known to take chains.
     #[inline]
     fn extra_copy(
@@ -723,17 +724,32 @@ impl Worker {
         l: &Layers,
         edits: bool,
     ) -> crate::dpdk::Result<Mbuf> {
+        // A tunnel destination that slices gets only the front of the
+        // frame copied: one byte past the cut, so that the slice still cuts
+        // and says so (ERSPAN's T bit). Not when it edits (its slice
+        // follows the edited headers) or is rate-limited (the limiter
+        // charges the frame's length before the slice); not to a tool
+        // group, whose balancing hash may read past the cut.
+        let limited = self
+            .limiters
+            .get(a.dest)
+            .is_some_and(DestLimiter::is_limited);
+        let front = match keep_len(l, a.slice) {
+            Some(keep) if !a.edits && !limited && a.tool.is_none() => keep + 1,
+            _ => usize::MAX,
+        };
         if let Some(clones) = &self.s.clone_pool {
             // Only tunnels: encap writes nothing inside the frame. No
             // target of the packet may edit (strip, mask) either: the last
             // one does so in the original, whose bytes a clone shares.
             let tunnel =
                 matches!(self.templates.get(a.dest), Some(Some(t)) if !t.checksums_payload());
-            if src.pkt_len() >= CLONE_MIN_LEN && l.ip_version != 0 && tunnel && !edits {
+            let copied = src.pkt_len().min(front);
+            if copied >= CLONE_MIN_LEN && l.ip_version != 0 && tunnel && !edits {
                 return src.share(clones).and_then(|c| c.with_header(clones));
             }
         }
-        src.copy(&self.s.pool)
+        src.copy_front(&self.s.pool, front)
     }
 
     /// A packet its rule's sampling left out: `sampled` on each of the
