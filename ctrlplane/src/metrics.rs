@@ -198,6 +198,24 @@ pub fn render(state: State, snap: &Snapshot) -> String {
             let _ = writeln!(o, "{name}{{port=\"{}\"}} {v}", esc(&t.name));
         }
     }
+    for (name, help, get) in [
+        (
+            "sluice_rule_packets_total",
+            "Packets each rule of the running policy matched (rule=\"default\": no rule).",
+            0,
+        ),
+        (
+            "sluice_rule_bytes_total",
+            "Bytes each rule of the running policy matched (rule=\"default\": no rule).",
+            1,
+        ),
+    ] {
+        family(&mut o, name, "counter", help);
+        for r in &snap.rules {
+            let v = [r.packets, r.bytes][get];
+            let _ = writeln!(o, "{name}{{rule=\"{}\"}} {v}", esc(&r.name));
+        }
+    }
     // Ports whose counters could not be read are left out of these families.
     let ports: Vec<(u16, &str, [u64; 8])> = snap
         .ports

@@ -1,12 +1,15 @@
 //! DPDK telemetry (`dpdk-telemetry.py`): `/sluice/stats`,
-//! `/sluice/destinations`, `/sluice/ports` and `/sluice/pdump`. DPDK's
+//! `/sluice/destinations`, `/sluice/rules`, `/sluice/ports` and
+//! `/sluice/pdump`. DPDK's
 //! telemetry thread calls these; each reads a snapshot of its own from the
 //! shared counter blocks, never the appliance.
 
 use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use dataplane::dpdk::{events, pdump, telemetry};
 use dataplane::runtime::snapshot::{CounterBlocks, DestSlot};
+use dataplane::runtime::tables::Tables;
 
 use crate::log::log;
 
@@ -23,11 +26,12 @@ fn key(name: &str) -> String {
         .collect()
 }
 
-/// Registers every `/sluice/…` command. `dests` follows the running
-/// policy; `ports` and `taps` are port ids with their names.
+/// Registers every `/sluice/…` command. `dests` and `tables` follow the
+/// running policy; `ports` and `taps` are port ids with their names.
 pub fn register(
     counters: CounterBlocks,
     dests: Arc<Mutex<Vec<DestSlot>>>,
+    tables: Arc<ArcSwap<Tables>>,
     ports: &[(u16, String)],
     taps: &[(u16, String)],
 ) {
@@ -40,6 +44,18 @@ pub fn register(
             ("parse_errors".to_owned(), t.parse_errors),
         ];
         v.extend(t.terminals.iter().map(|(k, n)| (k.name().to_owned(), *n)));
+        v
+    });
+    let for_rules = counters.clone();
+    let rules = Box::new(move || {
+        let t = tables.load();
+        let cls = &t.policy.classifier;
+        let mut v = Vec::new();
+        for r in for_rules.rules(cls.generation(), &t.policy.rule_names) {
+            let k = key(&r.name);
+            v.push((format!("{k}/packets"), r.packets));
+            v.push((format!("{k}/bytes"), r.bytes));
+        }
         v
     });
     let destinations = Box::new(move || {
@@ -95,6 +111,11 @@ pub fn register(
             "/sluice/destinations",
             "Sluice per-destination tx_packets and tx_bytes.",
             destinations,
+        ),
+        (
+            "/sluice/rules",
+            "Sluice per-rule hits of the running policy (packets, bytes; default: no rule matched).",
+            rules,
         ),
     ] {
         if let Err(e) = telemetry::register(cmd, help, src) {

@@ -418,8 +418,14 @@ fn scrape(addr: &str) -> String {
 #[test]
 fn metrics_and_telemetry_equal_the_console() {
     let f = start(&[]);
-    // Quiesce: stopped workers no longer poll the input, and the pcap
-    // uplink has no RX queue, so nothing moves between the readings.
+    // Some traffic first (bounded), then quiesce: stopped workers no
+    // longer poll the input, and the pcap uplink has no RX queue, so
+    // nothing moves between the readings.
+    for _ in 0..10_000 {
+        if total(&f.cmd("show fwd stats all"), "rx") > 0 {
+            break;
+        }
+    }
     has(&f.cmd("stop"), "forwarding stopped");
     // The burst in hand when `stop` came still leaves the TX buffer: wait
     // until nothing is in flight and the counters read the same twice.
@@ -472,7 +478,7 @@ fn metrics_and_telemetry_equal_the_console() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(b"/sluice/stats\n/sluice/destinations\n")
+        .write_all(b"/sluice/stats\n/sluice/destinations\n/sluice/rules\n")
         .expect("write");
     let out = child.wait_with_output().expect("telemetry");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -499,6 +505,46 @@ fn metrics_and_telemetry_equal_the_console() {
             ("destination", "noc")
         ) as u64)
     );
+
+    // Per-rule hits: the capture replays in order, one frame in four to
+    // port 22 (rule "ssh", from the first), the rest to the servers; every
+    // packet is counted on exactly one rule (or the default).
+    let policy = f.cmd("show policy rules");
+    let hits = |rule: &str| -> u64 {
+        let line = policy
+            .lines()
+            .find(|l| l.split_whitespace().nth(2) == Some(rule))
+            .unwrap_or_else(|| panic!("no rule {rule:?} in:\n{policy}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "packets").expect("packets");
+        words[at + 1].parse().expect("a count")
+    };
+    let default = policy
+        .lines()
+        .find(|l| l.trim_start().starts_with("default"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no default line in:\n{policy}"));
+    assert_eq!(hits("ssh"), rx.div_ceil(4), "{policy}");
+    assert_eq!(hits("ssh") + hits("servers") + default, rx, "{policy}");
+    assert_eq!(default, 0, "{policy}");
+    let rules_json = text
+        .lines()
+        .find(|l| l.contains("\"/sluice/rules\""))
+        .unwrap_or_else(|| panic!("{text}"));
+    let r: serde_json::Value = serde_json::from_str(rules_json).expect("json");
+    for rule in ["ssh", "servers"] {
+        assert_eq!(
+            metric(&parsed, "sluice_rule_packets_total", ("rule", rule)) as u64,
+            hits(rule),
+            "{rule}"
+        );
+        assert_eq!(
+            r["/sluice/rules"][format!("{rule}/packets")].as_u64(),
+            Some(hits(rule)),
+            "{rule}: {rules_json}"
+        );
+    }
     f.stop();
 }
 

@@ -322,14 +322,21 @@ mod tests {
                 }),
                 0..3,
             ),
+            proptest::collection::btree_map(
+                text(),
+                (any::<u64>(), any::<u64>())
+                    .prop_map(|(packets, bytes)| RuleHits { packets, bytes }),
+                0..3,
+            ),
         )
-            .prop_map(|(n, terminals, destinations)| Counters {
+            .prop_map(|(n, terminals, destinations, rules)| Counters {
                 rx: n[0],
                 rx_bytes: n[1],
                 forwarded: n[2],
                 parse_errors: n[3],
                 terminals,
                 destinations,
+                rules,
             })
     }
 

@@ -57,6 +57,17 @@ pub struct Counters {
     pub terminals: BTreeMap<String, u64>,
     #[serde(default)]
     pub destinations: BTreeMap<String, DestinationCounters>,
+    /// Hits per rule of the running policy by rule name (`default`: no
+    /// rule matched), since it was loaded or the counters cleared.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rules: BTreeMap<String, RuleHits>,
+}
+
+/// One rule's hits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleHits {
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 /// The agent's own counters, added to every heartbeat.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use dataplane::dpdk::{events, Mempool, Port};
 use dataplane::runtime::counters::{DestDrop, Terminal};
 use dataplane::runtime::policy::{CompiledPolicy, Destination, Output};
-use dataplane::runtime::snapshot::{DestCounts, Snapshot};
+use dataplane::runtime::snapshot::{DestCounts, RuleCount, Snapshot};
 use dataplane::runtime::tables::Tables;
 use dataplane::runtime::trace::Trace;
 use dataplane::stage::sample::SampleSpec;
@@ -134,11 +134,14 @@ pub fn port_xstats(p: &Port) -> String {
     }
 }
 
-/// `show policy`; `tools` names what `Output::Tool` indexes.
+/// `show policy`; `tools` names what `Output::Tool` indexes, `hits` are
+/// the rules' hits by rule id then the default's (packets and bytes since
+/// the policy was loaded, or the last `clear fwd stats`).
 pub fn show_policy(
     policy: &CompiledPolicy,
     m: &Policy,
     tools: &[&str],
+    hits: &[RuleCount],
     part: Option<&str>,
 ) -> String {
     let mut s = String::new();
@@ -199,7 +202,18 @@ pub fn show_policy(
                     format!("to {}", to.join(", "))
                 }
             });
-            let _ = writeln!(s, "  rule {i:<4} {name:<20} {action}");
+            let (packets, bytes) = hits.get(i).map_or((0, 0), |h| (h.packets, h.bytes));
+            let _ = writeln!(
+                s,
+                "  rule {i:<4} {name:<20} {action:<30} packets {packets:>12} bytes {bytes:>14}"
+            );
+        }
+        if let Some(h) = hits.get(policy.rule_names.len()) {
+            let _ = writeln!(
+                s,
+                "  default   {:<20} {:<30} packets {:>12} bytes {:>14}",
+                "", "drop", h.packets, h.bytes
+            );
         }
     }
     s
@@ -410,6 +424,11 @@ impl View<'_> {
             .lcores
             .counters
             .tool_ports(&self.publisher.tools().port_names());
+        let policy = self.publisher.policy();
+        s.rules = self
+            .lcores
+            .counters
+            .rules(policy.classifier.generation(), &policy.rule_names);
         s.ports = self.ports.counts();
         s.taps = self.taps.map(Taps::counts).unwrap_or_default();
         s
@@ -489,6 +508,7 @@ impl View<'_> {
                 policy,
                 self.publisher.model(),
                 &self.publisher.tools().set_names(),
+                &self.snapshot().rules,
                 part.as_deref(),
             ),
             Command::ShowDedup => show_dedup(

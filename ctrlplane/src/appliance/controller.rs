@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use dataplane::runtime::counters::{DestDrop, Terminal};
 use dataplane::runtime::snapshot::Snapshot;
 
-use crate::agent::protocol::{Counters, DestinationCounters};
+use crate::agent::protocol::{Counters, DestinationCounters, RuleHits};
 use crate::agent::{self, AgentConfig, AgentEvent, AgentHandle, AgentReply, HeartbeatData};
 use crate::config::{Config, ControllerConfig};
 use crate::log::log;
@@ -172,6 +172,17 @@ impl ControllerLink {
                     .map(|(k, v)| (k.name().to_owned(), *v))
                     .collect(),
                 destinations,
+                rules: snap
+                    .rules
+                    .iter()
+                    .map(|r| {
+                        let hits = RuleHits {
+                            packets: r.packets,
+                            bytes: r.bytes,
+                        };
+                        (r.name.clone(), hits)
+                    })
+                    .collect(),
             },
         }
     }

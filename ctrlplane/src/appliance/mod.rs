@@ -271,6 +271,7 @@ impl Appliance {
         telemetry::register(
             self.lcores.counters.clone(),
             self.publisher.current(),
+            Arc::clone(self.publisher.tables()),
             &ports,
             &taps,
         );

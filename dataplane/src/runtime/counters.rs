@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::stage::decap::DecapStats;
 use crate::stage::dedup::DedupStats;
 
+use arc_swap::ArcSwap;
 use crossbeam_utils::CachePadded;
 
 /// A counter with exactly one writer. `add` is a load and a store, not an
@@ -221,6 +222,57 @@ pub struct ToolPortCounters {
     pub dropped_tx_full: Counter,
 }
 
+/// One worker's hit counts per rule of one classifier: packets and bytes
+/// by rule id, the default action's last. A new classifier gets a new
+/// block (rule ids are the policy's), so counts run from the policy's
+/// load.
+#[derive(Debug, Default)]
+pub struct RuleCounters {
+    /// The classifier's generation the counts are for.
+    pub classifier: u64,
+    hits: Box<[(Counter, Counter)]>,
+}
+
+impl RuleCounters {
+    /// Counters for a classifier of `rules` rules (and the default).
+    pub fn new(classifier: u64, rules: usize) -> RuleCounters {
+        RuleCounters {
+            classifier,
+            hits: (0..=rules).map(|_| Default::default()).collect(),
+        }
+    }
+
+    /// Packets and bytes of rule `id` (`rules` for the default).
+    pub fn get(&self, id: usize) -> (u64, u64) {
+        self.hits
+            .get(id)
+            .map_or((0, 0), |(p, b)| (p.get(), b.get()))
+    }
+
+    /// Adds a tally (the owning worker only).
+    pub fn add(&self, id: usize, packets: u64, bytes: u64) {
+        if let Some((p, b)) = self.hits.get(id) {
+            p.add(packets);
+            b.add(bytes);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.hits.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hits.is_empty()
+    }
+
+    fn zero(&self) {
+        for (p, b) in self.hits.iter() {
+            p.set(0);
+            b.set(0);
+        }
+    }
+}
+
 /// Tool ports per appliance (the config's `role = "tool"` ports).
 pub const MAX_TOOL_PORTS: usize = 64;
 
@@ -238,6 +290,9 @@ pub struct WorkerStats {
     pub dests: Box<[CachePadded<DestCounters>]>,
     /// Indexed by tool port (the config's tool ports, in order).
     pub tool_ports: Box<[CachePadded<ToolPortCounters>]>,
+    /// Hits per rule of the classifier the worker runs: swapped by the
+    /// worker when it adopts a new classifier.
+    pub rules: ArcSwap<RuleCounters>,
     /// The dedup stage's own counters: it writes them, the console reads them.
     pub dedup: Arc<DedupStats>,
     /// The decap stage's own counters (decap inputs), likewise.
@@ -266,6 +321,7 @@ impl WorkerStats {
         }
         self.dedup.zero();
         self.decap.zero();
+        self.rules.load().zero();
         for t in self.tool_ports.iter() {
             for x in [&t.tx_packets, &t.tx_bytes, &t.dropped_tx_full] {
                 x.set(0);
@@ -292,6 +348,7 @@ impl Default for WorkerStats {
             tool_ports: (0..MAX_TOOL_PORTS)
                 .map(|_| CachePadded::default())
                 .collect(),
+            rules: ArcSwap::default(),
             dedup: Arc::default(),
             decap: Arc::default(),
         }

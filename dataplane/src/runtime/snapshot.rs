@@ -65,6 +65,7 @@ impl CounterBlocks {
             total,
             destinations,
             tool_ports: Vec::new(),
+            rules: Vec::new(),
             ports: Vec::new(),
             taps: Vec::new(),
         }
@@ -90,6 +91,44 @@ impl CounterBlocks {
         }
         out
     }
+}
+
+impl CounterBlocks {
+    /// Hits of each rule of the classifier of generation `classifier`,
+    /// named `names` by rule id, then the default's (named `default`),
+    /// summed over the workers that run it (one that has not adopted it
+    /// yet adds nothing).
+    pub fn rules(&self, classifier: u64, names: &[String]) -> Vec<RuleCount> {
+        let mut out: Vec<RuleCount> = names
+            .iter()
+            .cloned()
+            .chain(std::iter::once("default".to_owned()))
+            .map(|name| RuleCount {
+                name,
+                ..RuleCount::default()
+            })
+            .collect();
+        for s in self.stats() {
+            let r = s.rules.load();
+            if r.classifier != classifier {
+                continue;
+            }
+            for (id, o) in out.iter_mut().enumerate() {
+                let (p, b) = r.get(id);
+                o.packets += p;
+                o.bytes += b;
+            }
+        }
+        out
+    }
+}
+
+/// One rule's hits (or the default action's), summed over the workers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleCount {
+    pub name: String,
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 /// One tool port's counters, summed over the lcores.
@@ -194,6 +233,9 @@ pub struct Snapshot {
     /// Indexed by tool port index; the caller's to add
     /// ([`CounterBlocks::tool_ports`]), as it knows their names.
     pub tool_ports: Vec<ToolPortCounts>,
+    /// The running policy's rules by id, then the default action; the
+    /// caller's to add ([`CounterBlocks::rules`]), as it knows the policy.
+    pub rules: Vec<RuleCount>,
     pub ports: Vec<PortCounts>,
     pub taps: Vec<TapCounts>,
 }

@@ -30,6 +30,7 @@ use crate::wire::ip_proto;
 
 mod decap;
 mod plan;
+mod rules;
 mod tool;
 mod tx;
 pub use decap::DecapSetup;
@@ -148,6 +149,8 @@ pub(super) struct Worker {
     /// The longest untagged frame each tool port carries (its MTU plus the
     /// Ethernet header), by tool port index.
     tool_max_frame: Vec<usize>,
+    /// Hits per rule since the last drain tick.
+    rule_hits: rules::RuleTally,
 }
 
 /// Runs the worker loop until the state says `EXIT`, then drains.
@@ -178,6 +181,7 @@ pub fn run(setup: WorkerSetup) -> Result<(), String> {
         decap,
         edits: Edits::default(),
         tool_max_frame,
+        rule_hits: rules::RuleTally::default(),
     };
     w.run_loop();
     Ok(())
@@ -201,6 +205,7 @@ impl Worker {
                 // Resolve every pending copy first: then zero is exact.
                 self.flush();
                 self.drain_decap();
+                self.rule_hits.publish(&self.s.stats);
                 self.s.stats.zero();
                 self.clear_epoch = epoch;
                 self.s.stats.counters.cleared_epoch.set(epoch);
@@ -249,12 +254,14 @@ impl Worker {
                 self.poll_control_tx();
                 self.flush();
                 self.drain_decap();
+                self.rule_hits.publish(&self.s.stats);
                 self.export_rx_invalid();
                 last_drain = now;
             }
         }
         self.flush();
         self.drain_decap();
+        self.rule_hits.publish(&self.s.stats);
     }
 
     fn export_rx_invalid(&self) {
@@ -278,6 +285,7 @@ impl Worker {
         self.templates = t.dests.iter().map(|d| d.template.clone()).collect();
         self.plans = Plans::build(t);
         self.edits = Edits::build(t, &self.s.decap.config);
+        self.rule_hits.adopt(t, &self.s.stats);
         let now = tsc_now();
         self.limiters = t
             .policy
@@ -348,6 +356,8 @@ impl Worker {
             shed[i] = protect != 0 && sheds(&mut self.shed_count, protect, verdicts[i]);
             want_dedup[i] = !shed[i] && plans[i].any_dedup;
             any_sampled |= plans[i].sampled;
+            let bytes = rx.as_slice().get(i).map_or(0, |m| m.pkt_len() as u64);
+            self.rule_hits.count(plans[i].rule_id, bytes);
         }
         c.rx_bytes.add(bytes);
         if parse_errors != 0 {
