@@ -868,10 +868,8 @@ impl Dedup {
     /// shortest of the three slices. Copies within the burst are found too
     /// (probes run in order).
     ///
-    /// Three passes per 32 packets: fingerprints, then one load per bucket,
-    /// then the probes. The middle pass stands in for a prefetch (which
-    /// needs `unsafe`): its loads are so few instructions apart that all of
-    /// a burst's cache misses are in flight at once, where loads interleaved
+    /// Per 32 packets, [`Dedup::prefetch_burst`] then the probes: a
+    /// burst's cache misses are in flight at once, where loads interleaved
     /// with hashing would be held back by the reorder buffer a few packets
     /// at a time. Several times faster than [`Dedup::check`] per packet
     /// once the table is larger than the cache.
@@ -1051,7 +1049,8 @@ impl Dedup {
     }
 
     /// The burst passes over equally long slices, for the packets `want`
-    /// picks, each at time `now_us(i)` (µs, masked).
+    /// picks, each at time `now_us(i)` (µs, masked): per [`BURST`]
+    /// packets, the worker's two calls back to back.
     #[inline(always)]
     fn burst<F: Frame>(
         &mut self,
@@ -1062,38 +1061,19 @@ impl Dedup {
         want: impl Fn(usize) -> bool,
     ) {
         let mut fps = [Fingerprint::default(); BURST];
-        let mut slot = [0usize; BURST];
-        let mut start = 0;
-        let mut tally = DedupCounters::default();
-        for ((frames, layers), verdicts) in frames
+        let mut wanted = [false; BURST];
+        for (c, ((frames, layers), verdicts)) in frames
             .chunks(BURST)
             .zip(layers.chunks(BURST))
             .zip(verdicts.chunks_mut(BURST))
+            .enumerate()
         {
-            let mut k = 0;
-            for (i, ((f, l), v)) in frames
-                .iter()
-                .zip(layers)
-                .zip(verdicts.iter_mut())
-                .enumerate()
-            {
-                if want(start + i) {
-                    fps[k] = self.fingerprint_frame(f, l);
-                    slot[k] = i;
-                    k += 1;
-                } else {
-                    *v = Verdict::Unique;
-                }
+            let start = c * BURST;
+            let n = self.prefetch_burst(frames, layers, &mut fps);
+            for (i, w) in wanted[..n].iter_mut().enumerate() {
+                *w = want(start + i);
             }
-            self.prefetch(&fps[..k]);
-            for (fp, &i) in fps[..k].iter().zip(&slot[..k]) {
-                let v = self.probe(*fp, now_us(start + i), &mut tally);
-                if let Some(out) = verdicts.get_mut(i) {
-                    *out = v;
-                }
-            }
-            start += BURST;
+            self.probe_where(&fps[..n], &wanted[..n], |i| now_us(start + i), verdicts);
         }
-        self.stats.add(&tally);
     }
 }
