@@ -739,23 +739,30 @@ impl Worker {
         // and says so (ERSPAN's T bit). Not when it edits (its slice
         // follows the edited headers) or is rate-limited (the limiter
         // charges the frame's length before the slice); not to a tool
-        // group, whose balancing hash may read past the cut.
-        let limited = self
-            .limiters
-            .get(a.dest)
-            .is_some_and(DestLimiter::is_limited);
+        // group, whose balancing hash may read past the cut. Cheapest
+        // checks first: a frame no longer than the cut decides at once.
+        let len = src.pkt_len();
         let front = match keep_len(l, a.slice) {
-            Some(keep) if !a.edits && !limited && a.tool.is_none() => keep + 1,
+            Some(keep)
+                if keep < len
+                    && !a.edits
+                    && a.tool.is_none()
+                    && !self
+                        .limiters
+                        .get(a.dest)
+                        .is_some_and(DestLimiter::is_limited) =>
+            {
+                keep + 1
+            }
             _ => usize::MAX,
         };
-        if let Some(clones) = &self.s.clone_pool {
+        if len.min(front) >= CLONE_MIN_LEN && l.ip_version != 0 && !edits {
             // Only tunnels: encap writes nothing inside the frame. No
             // target of the packet may edit (strip, mask) either: the last
             // one does so in the original, whose bytes a clone shares.
             let tunnel =
                 matches!(self.templates.get(a.dest), Some(Some(t)) if !t.checksums_payload());
-            let copied = src.pkt_len().min(front);
-            if copied >= CLONE_MIN_LEN && l.ip_version != 0 && tunnel && !edits {
+            if let Some(clones) = self.s.clone_pool.as_ref().filter(|_| tunnel) {
                 return src.share(clones).and_then(|c| c.with_header(clones));
             }
         }
