@@ -9,7 +9,8 @@
 //! - masking: only the masked bytes differ, and the checksums are left as
 //!   captured (tshark calls them bad);
 //! - sampling: exact counts for 1-in-N, per rule and per destination, and
-//!   every flow whole or absent under flow sampling;
+//!   every flow whole or absent under flow sampling; per-rule hits are
+//!   what each rule matched, on the console and in Prometheus;
 //! - symmetry: over 1,000 bidirectional flows, both directions of every
 //!   flow reach one member of a weighted group, each member's share within
 //!   ±10 % of its weight's;
@@ -521,6 +522,28 @@ fn report_port_tx(report: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no TX-packets for port {name}:\n{report}"))
 }
 
+/// The Prometheus text sluice serves (its address from its log), fetched
+/// inside its namespace, where its loopback address is.
+fn scrape(b: &mut Bench) -> String {
+    let s = b.sluice.as_mut().expect("started");
+    let line = s.wait_for("metrics on http://", WAIT_S);
+    let url = line
+        .split("metrics on ")
+        .nth(1)
+        .expect("metrics address")
+        .trim()
+        .to_owned();
+    let out = b.ns.exec(
+        "python3",
+        &[
+            "-c",
+            "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())",
+            &url,
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// `rx = Σ terminals` from the report's totals, each terminal read by name.
 fn assert_identity(report: &str) {
     assert_accounting(report);
@@ -929,6 +952,34 @@ to = ["flows", "packets"]
         (web.len() - flows_want.len()) as u64,
         "{fwd}"
     );
+    // Per-rule hits count what each rule matched, sampled or not, on the
+    // console and in Prometheus (published at the workers' drain tick).
+    let matched = [("dns", dns.len() as u64), ("web", 600), ("replies", 600)];
+    let hits = |text: &str, rule: &str| -> u64 {
+        text.lines()
+            .find(|l| l.split_whitespace().nth(2) == Some(rule))
+            .and_then(|l| {
+                // "... packets N bytes M": the line's own counters.
+                let w: Vec<&str> = l.split_whitespace().collect();
+                w.len()
+                    .checked_sub(4)
+                    .filter(|&i| w[i] == "packets")
+                    .and_then(|i| w[i + 1].parse().ok())
+            })
+            .unwrap_or_else(|| panic!("no hits for rule {rule} in:\n{text}"))
+    };
+    b.until("the rules' hits published", |b| {
+        let p = b.cmd("show policy rules");
+        matched.iter().all(|(r, n)| hits(&p, r) == *n)
+    });
+    let metrics = scrape(&mut b);
+    for (rule, n) in matched {
+        let want = format!("sluice_rule_packets_total{{rule=\"{rule}\"}} {n}");
+        assert!(
+            metrics.lines().any(|l| l == want),
+            "no {want:?} in:\n{metrics}"
+        );
+    }
     let taken: BTreeSet<u16> = packets_kept.iter().chain(&flows_want).copied().collect();
     let report = b.finish();
     assert_eq!(total(&report, "rx"), inputs.len() as u64, "{report}");
