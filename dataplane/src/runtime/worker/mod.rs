@@ -356,8 +356,6 @@ impl Worker {
             shed[i] = protect != 0 && sheds(&mut self.shed_count, protect, verdicts[i]);
             want_dedup[i] = !shed[i] && plans[i].any_dedup;
             any_sampled |= plans[i].sampled;
-            let bytes = rx.as_slice().get(i).map_or(0, |m| m.pkt_len() as u64);
-            self.rule_hits.count(plans[i].rule_id, bytes);
         }
         c.rx_bytes.add(bytes);
         if parse_errors != 0 {
@@ -391,6 +389,7 @@ impl Worker {
                 );
             }
         }
+        self.count_rules(rx, &plans[..n], bytes);
         let mut sampled = Sampled::NONE;
         if any_sampled {
             self.sample_burst(
@@ -767,6 +766,21 @@ impl Worker {
             }
         }
         src.copy_front(&self.s.pool, front)
+    }
+
+    /// Each packet's rule hit: once for the burst when it all matched one
+    /// rule (a match-all policy, or one flow's packets), else per packet.
+    #[inline]
+    fn count_rules(&mut self, rx: &Batch<BURST>, plans: &[RulePlan], bytes: u64) {
+        let Some(first) = plans.first() else { return };
+        if plans.iter().all(|p| p.rule_id == first.rule_id) {
+            self.rule_hits
+                .count(first.rule_id, plans.len() as u64, bytes);
+            return;
+        }
+        for (p, m) in plans.iter().zip(rx.as_slice()) {
+            self.rule_hits.count(p.rule_id, 1, m.pkt_len() as u64);
+        }
     }
 
     /// A packet its rule's sampling left out: `sampled` on each of the

@@ -36,17 +36,17 @@ impl RuleTally {
         stats.rules.store(Arc::new(RuleCounters::new(cls, rules)));
     }
 
-    /// One packet of `bytes` bytes matched rule `rule_id` (`u32::MAX`: the
-    /// default action).
+    /// `packets` packets of `bytes` bytes in all matched rule `rule_id`
+    /// (`u32::MAX`: the default action).
     #[inline]
-    pub fn count(&mut self, rule_id: u32, bytes: u64) {
+    pub fn count(&mut self, rule_id: u32, packets: u64, bytes: u64) {
         let last = self.counts.len().saturating_sub(1);
         let id = (rule_id as usize).min(last);
         if let Some(c) = self.counts.get_mut(id) {
             if c.0 == 0 {
                 self.dirty.push(id as u32);
             }
-            c.0 += 1;
+            c.0 += packets;
             c.1 += bytes;
         }
     }
