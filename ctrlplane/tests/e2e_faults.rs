@@ -243,6 +243,17 @@ impl Console {
             .unwrap_or_else(|e| panic!("console {line:?}: {e}"))
     }
 
+    /// Ends a memif sender with the inputs no longer polled. A memif peer
+    /// that leaves while a worker polls its rings can crash Sluice inside
+    /// DPDK 22.11's net_memif (SIGSEGV in the worker's RX burst: the
+    /// interrupt thread unmaps the regions mid-burst), an open fault noted
+    /// in session 4's closing note. These tests are about other faults:
+    /// their senders leave with forwarding stopped.
+    fn let_sender_go(&mut self, tx: &mut Pktgen) {
+        assert_eq!(self.cmd("stop"), "forwarding stopped\n");
+        tx.kill();
+    }
+
     fn fwd(&mut self) -> String {
         self.cmd("show fwd stats all")
     }
@@ -431,7 +442,7 @@ fn mempool_exhaustion_is_counted_and_forwarding_recovers() {
     assert_eq!(c.dest("ids", "tx_packets"), 400);
     // The mbufs came back.
     c.until("the free mbufs returning", |c| free_mbufs(c) == at_rest);
-    tx.kill();
+    c.let_sender_go(&mut tx);
 
     // Recovery: what the pool can hold arrives, three times: 10 packets
     // in one burst need 10 mbufs and 10 for their copies, and find them.
@@ -454,7 +465,7 @@ fn mempool_exhaustion_is_counted_and_forwarding_recovers() {
         assert_eq!(c.dest("ids", "tx_packets"), ids + 10);
         assert_eq!(c.dest("noc", "dropped_no_mbuf"), no_mbuf, "no new failure");
         c.until("the free mbufs returning", |c| free_mbufs(c) == at_rest);
-        tx.kill();
+        c.let_sender_go(&mut tx);
     }
 
     let report = finish(s);
@@ -515,7 +526,7 @@ fn a_full_tx_queue_is_counted_and_forwarding_recovers() {
     c.until_dest_grows("noc", "tx_packets", 1000);
     c.until_dest_grows("ids", "tx_packets", 1000);
 
-    tx.kill();
+    c.let_sender_go(&mut tx);
     c.settle();
     let sent = c.dest("noc", "tx_packets") + c.dest("ids", "tx_packets");
     let r = rx.report();
@@ -590,7 +601,7 @@ fn uplink_link_down_is_counted_and_forwarding_resumes_when_it_is_up() {
     }
     assert!(c.cmd("set link-down port 7").starts_with("no port 7"));
 
-    tx.kill();
+    c.let_sender_go(&mut tx);
     c.settle();
     let report = finish(s);
     assert!(total(&report, "dropped_tx_full") >= 200, "{report}");
@@ -658,7 +669,7 @@ fn a_lost_next_hop_is_counted_and_forwarding_resumes_when_it_answers() {
     );
     assert_eq!(read_pcap(&capture).len(), 20);
 
-    tx.kill();
+    c.let_sender_go(&mut tx);
     c.settle();
     let report = finish(s);
     assert!(total(&report, "dropped_no_nexthop") >= 100, "{report}");
