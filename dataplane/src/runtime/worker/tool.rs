@@ -23,7 +23,7 @@ use crate::stage::BURST;
 
 use super::plan::{RulePlan, Target};
 use super::tx::{TxMeta, SOLO};
-use super::{dest_name, dest_trace, Packet, Worker};
+use super::{count_deduplicated, dest_name, dest_trace, Packet, Worker};
 
 /// Targets of one rule whose sampling decision fits a packet's mask; the
 /// targets past it are never left out by sampling.
@@ -150,12 +150,7 @@ impl Worker {
                 }
             }
         }
-        if deduplicated != 0 {
-            stats
-                .counters
-                .terminal(Terminal::Deduplicated)
-                .add(deduplicated);
-        }
+        count_deduplicated(stats, deduplicated);
         true
     }
 
