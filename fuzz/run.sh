@@ -14,7 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")"
 
 SECS=${FUZZ_SECONDS:-60}
-TARGETS=${FUZZ_TARGETS:-"stages decap_nested config policy protocol cli"}
+TARGETS=${FUZZ_TARGETS:-"stages decap_nested sflow config policy protocol cli"}
 JOBS=${FUZZ_JOBS:-1}
 [ "$JOBS" -gt 2 ] && JOBS=2
 

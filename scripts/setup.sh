@@ -19,6 +19,8 @@ PACKAGES=(
   python3                     # dpdk-telemetry.py
   valgrind                    # perf/callgrind.sh: instructions per packet
   openvswitch-switch-dpdk     # the benchmark's peer: OVS-DPDK on the same capture
+  softflowd pmacct            # flow intake tests: NetFlow v5/v9/IPFIX and sFlow exporters
+  nats-server                 # the data-service stream's server (JetStream), in tests
 )
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -80,6 +82,9 @@ pkg-config --atleast-version=22.11 libdpdk || die "libdpdk 22.11 not found by pk
 command -v dpdk-testpmd >/dev/null || die "dpdk-testpmd missing (package dpdk-dev)"
 command -v tshark >/dev/null || die "tshark missing"
 command -v valgrind >/dev/null || die "valgrind missing"
+for b in softflowd pmacctd nats-server; do
+  command -v "$b" >/dev/null || die "$b missing"
+done
 [ -x /usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk ] || die "ovs-vswitchd-dpdk missing (package openvswitch-switch-dpdk)"
 [ "$total" -ge 64 ] || die "only $total hugepages could be reserved (memory fragmented?): free memory or reboot, then run again"
 grep -qs " $HUGE_DIR hugetlbfs " /proc/mounts || die "hugetlbfs is not mounted on $HUGE_DIR"

@@ -11,6 +11,7 @@
 
 pub mod decap_nested;
 pub mod fixtures;
+pub mod sflow;
 pub mod stages;
 
 #[cfg(feature = "ctrl")]
@@ -27,7 +28,11 @@ pub type Target = (&'static str, fn(&[u8]));
 
 /// Every fuzz target this build has.
 pub fn targets() -> Vec<Target> {
-    let frames: [Target; 2] = [("stages", stages::run), ("decap_nested", decap_nested::run)];
+    let frames: [Target; 3] = [
+        ("stages", stages::run),
+        ("decap_nested", decap_nested::run),
+        ("sflow", sflow::run),
+    ];
     #[cfg(feature = "ctrl")]
     let ctrl: [Target; 4] = [
         ("config", config::run),
