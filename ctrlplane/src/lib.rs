@@ -44,6 +44,8 @@
 //! - [`state`]: the appliance's state (`selfcheck`, `running`, `protect`,
 //!   `stopped`, `exception`) as everyone reports it.
 //! - [`log`]: one line on stderr per event; every module may import it.
+//! - [`flows`]: flow telemetry: IPFIX encoding and the export thread
+//!   that takes flow records from the workers and intake to collectors.
 //! - [`default`], [`sample`]: the built-in default run on virtual devices,
 //!   and its sample traffic.
 
@@ -53,6 +55,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod default;
+pub mod flows;
 pub mod guard;
 pub mod log;
 pub mod metrics;

@@ -25,6 +25,9 @@
 //! counters in one place, as a VPP node does, and none calls another except
 //! through documented helpers (decap's classifier, encap's flow hash).
 //!
+//! [`flow`] is flow metering: the record model that the workers' flow
+//! tables, intake and every exporter share.
+//!
 //! `runtime` is what runs on the lcores around the stages (DESIGN §3): the
 //! compiled policy and its quiescent-state swap, the per-worker counters
 //! that make `rx = Σ terminals`, the worker loop in l2fwd's shape (rx
@@ -38,6 +41,7 @@
 //! rings, lcores, pdump and telemetry. It is the one module of the crate
 //! where `unsafe` is allowed, each block with a `// SAFETY:` line.
 
+pub mod flow;
 pub mod frame;
 pub mod runtime;
 pub mod stage;
