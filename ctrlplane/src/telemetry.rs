@@ -1,6 +1,6 @@
 //! DPDK telemetry (`dpdk-telemetry.py`): `/sluice/stats`,
-//! `/sluice/destinations`, `/sluice/rules`, `/sluice/ports` and
-//! `/sluice/pdump`. DPDK's
+//! `/sluice/destinations`, `/sluice/rules`, `/sluice/tool_ports`,
+//! `/sluice/ports` and `/sluice/pdump`. DPDK's
 //! telemetry thread calls these; each reads a snapshot of its own from the
 //! shared counter blocks, never the appliance.
 
@@ -27,13 +27,15 @@ fn key(name: &str) -> String {
 }
 
 /// Registers every `/sluice/…` command. `dests` and `tables` follow the
-/// running policy; `ports` and `taps` are port ids with their names.
+/// running policy; `ports` and `taps` are port ids with their names;
+/// `tool_ports` the tool ports' names by tool port index.
 pub fn register(
     counters: CounterBlocks,
     dests: Arc<Mutex<Vec<DestSlot>>>,
     tables: Arc<ArcSwap<Tables>>,
     ports: &[(u16, String)],
     taps: &[(u16, String)],
+    tool_ports: Vec<String>,
 ) {
     let for_totals = counters.clone();
     let totals = Box::new(move || {
@@ -55,6 +57,17 @@ pub fn register(
             let k = key(&r.name);
             v.push((format!("{k}/packets"), r.packets));
             v.push((format!("{k}/bytes"), r.bytes));
+        }
+        v
+    });
+    let for_tools = counters.clone();
+    let tools = Box::new(move || {
+        let mut v = Vec::new();
+        for t in for_tools.tool_ports(&tool_ports) {
+            let k = key(&t.name);
+            v.push((format!("{k}/tx_packets"), t.tx_packets));
+            v.push((format!("{k}/tx_bytes"), t.tx_bytes));
+            v.push((format!("{k}/dropped_tx_full"), t.dropped_tx_full));
         }
         v
     });
@@ -111,6 +124,11 @@ pub fn register(
             "/sluice/destinations",
             "Sluice per-destination tx_packets and tx_bytes.",
             destinations,
+        ),
+        (
+            "/sluice/tool_ports",
+            "Sluice per-tool-port sends (tool group members included): tx_packets, tx_bytes, dropped_tx_full.",
+            tools,
         ),
         (
             "/sluice/rules",

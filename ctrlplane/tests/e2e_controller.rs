@@ -16,7 +16,8 @@ use etherparse::PacketBuilder;
 
 fn policy(version_note: &str, dest: &str, vni: u32) -> String {
     format!(
-        "version = \"{version_note}\"\n[[destination]]\nname = \"{dest}\"\ntunnel = \"vxlan\"\nremote = \"192.0.2.10\"\nvni = {vni}\ndedup = false\n\n[[rule]]\nname = \"all\"\nto = [\"{dest}\"]\n"
+        "version = \"{version_note}\"\n[[destination]]\nname = \"{dest}\"\ntunnel = \"vxlan\"\nremote = \"192.0.2.10\"\nvni = {vni}\ndedup = false\n\n\
+         [[destination]]\nname = \"recorder\"\nport = \"rec\"\ndedup = false\n\n[[rule]]\nname = \"all\"\nto = [\"{dest}\", \"recorder\"]\n"
     )
 }
 
@@ -59,6 +60,7 @@ fn appliance_follows_its_controller() {
     let cfg = format!(
         "[appliance]\nname = \"sluice-e2e\"\n\n[[port]]\nname = \"tap0\"\ndevice = \"net_pcap_ctl_in{n},rx_pcap={}\"\nrole = \"input\"\n\n\
          [[port]]\nname = \"uplink\"\ndevice = \"net_null_ctl_up{n}\"\nrole = \"uplink\"\n\n\
+         [[port]]\nname = \"rec\"\ndevice = \"net_null_ctl_rec{n},no-rx=1\"\nrole = \"tool\"\n\n\
          [uplink]\naddress = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:01\"\n\n[[neighbor]]\nip = \"192.0.2.10\"\nmac = \"02:00:00:00:00:0a\"\n\n\
          [dedup]\ntable_entries = 4096\n\n\
          [controller]\naddress = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\npersist = \"{}\"\nheartbeat_ms = 100\nbackoff_initial_ms = 50\nbackoff_max_ms = 400\n",
@@ -94,6 +96,17 @@ fn appliance_follows_its_controller() {
     });
     until(&ctl, "sluice-e2e", "running in a heartbeat", |v| {
         v.state == "running"
+    });
+    // The heartbeat carries what `show policy` and `show port stats` count
+    // per rule and per tool port.
+    until(&ctl, "sluice-e2e", "rule hits and tool port sends", |v| {
+        v.heartbeat.as_ref().is_some_and(|h| {
+            let c = &h.counters;
+            c.rules
+                .get("all")
+                .is_some_and(|r| r.packets > 0 && r.bytes > 0)
+                && c.tool_ports.get("rec").is_some_and(|t| t.tx_packets > 0)
+        })
     });
 
     // A new policy under traffic.

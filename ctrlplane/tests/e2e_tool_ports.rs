@@ -25,6 +25,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -235,6 +236,8 @@ struct Bench {
     tools: Vec<Tool>,
     sluice: Option<Running>,
     console: Option<Client>,
+    /// The running Sluice's EAL file prefix (its telemetry socket).
+    prefix: String,
 }
 
 impl Bench {
@@ -260,6 +263,7 @@ impl Bench {
             tools,
             sluice: None,
             console: None,
+            prefix: unique("tool"),
         }
     }
 
@@ -307,7 +311,7 @@ impl Bench {
         args.push("--stopped".into());
         let mut s = Running::start_in(
             Some(self.ns.name()),
-            &eal(&unique("tool"), "0-1"),
+            &eal(&self.prefix, "0-1"),
             &strs(&args),
         );
         s.wait_for("control socket", WAIT_S);
@@ -338,6 +342,30 @@ impl Bench {
         }
         self.sluice = Some(s);
         self.console = Some(console);
+    }
+
+    /// One `dpdk-telemetry.py` command's answer, as JSON.
+    fn telemetry(&self, command: &str) -> serde_json::Value {
+        let mut child = Command::new("dpdk-telemetry.py")
+            .args(["-f", &self.prefix])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("dpdk-telemetry.py (package dpdk: run `make setup`)");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{command}\n").as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("telemetry");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("\"{command}\"")))
+            .unwrap_or_else(|| panic!("no {command} in:\n{text}"));
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        v[command].clone()
     }
 
     fn cmd(&mut self, line: &str) -> String {
@@ -1122,6 +1150,24 @@ fn a_tool_group_keeps_both_directions_of_every_flow_on_one_member_by_weight() {
         let c = b.member("farm", name);
         assert!(c.link_up && c.live, "{name}: {c:?}");
         assert_eq!((c.tx_packets, c.dropped_tx_full), (sent[m], 0), "{name}");
+    }
+    // The same per-member counts in Prometheus and DPDK telemetry.
+    let metrics = scrape(&mut b);
+    let telemetry = b.telemetry("/sluice/tool_ports");
+    for (m, (name, _)) in MEMBERS.iter().enumerate() {
+        let want = format!(
+            "sluice_tool_port_tx_packets_total{{port=\"{name}\"}} {}",
+            sent[m]
+        );
+        assert!(
+            metrics.lines().any(|l| l == want),
+            "no {want:?} in:\n{metrics}"
+        );
+        assert_eq!(
+            telemetry[format!("{name}/tx_packets")].as_u64(),
+            Some(sent[m]),
+            "{name}: {telemetry}"
+        );
     }
     let report = b.finish();
     assert_eq!(total(&report, "forwarded"), inputs.len() as u64, "{report}");

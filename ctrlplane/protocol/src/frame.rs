@@ -328,8 +328,17 @@ mod tests {
                     .prop_map(|(packets, bytes)| RuleHits { packets, bytes }),
                 0..3,
             ),
+            proptest::collection::btree_map(
+                text(),
+                any::<[u64; 3]>().prop_map(|n| ToolPortSends {
+                    tx_packets: n[0],
+                    tx_bytes: n[1],
+                    dropped_tx_full: n[2],
+                }),
+                0..3,
+            ),
         )
-            .prop_map(|(n, terminals, destinations, rules)| Counters {
+            .prop_map(|(n, terminals, destinations, rules, tool_ports)| Counters {
                 rx: n[0],
                 rx_bytes: n[1],
                 forwarded: n[2],
@@ -337,6 +346,7 @@ mod tests {
                 terminals,
                 destinations,
                 rules,
+                tool_ports,
             })
     }
 

@@ -61,6 +61,19 @@ pub struct Counters {
     /// rule matched), since it was loaded or the counters cleared.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rules: BTreeMap<String, RuleHits>,
+    /// Every tool port's sends by port name (members of tool groups
+    /// included), since start or the counters cleared.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tool_ports: BTreeMap<String, ToolPortSends>,
+}
+
+/// One tool port's sends.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolPortSends {
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Copies dropped because its TX queue stayed full.
+    pub dropped_tx_full: u64,
 }
 
 /// One rule's hits.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use dataplane::runtime::counters::{DestDrop, Terminal};
 use dataplane::runtime::snapshot::Snapshot;
 
-use crate::agent::protocol::{Counters, DestinationCounters, RuleHits};
+use crate::agent::protocol::{Counters, DestinationCounters, RuleHits, ToolPortSends};
 use crate::agent::{self, AgentConfig, AgentEvent, AgentHandle, AgentReply, HeartbeatData};
 use crate::config::{Config, ControllerConfig};
 use crate::log::log;
@@ -181,6 +181,18 @@ impl ControllerLink {
                             bytes: r.bytes,
                         };
                         (r.name.clone(), hits)
+                    })
+                    .collect(),
+                tool_ports: snap
+                    .tool_ports
+                    .iter()
+                    .map(|t| {
+                        let sends = ToolPortSends {
+                            tx_packets: t.tx_packets,
+                            tx_bytes: t.tx_bytes,
+                            dropped_tx_full: t.dropped_tx_full,
+                        };
+                        (t.name.clone(), sends)
                     })
                     .collect(),
             },

@@ -274,6 +274,7 @@ impl Appliance {
             Arc::clone(self.publisher.tables()),
             &ports,
             &taps,
+            self.publisher.tools().port_names(),
         );
     }
 
@@ -399,7 +400,9 @@ impl Appliance {
             }
         }
         if self.controller.as_mut().is_some_and(|l| l.heartbeat_due()) {
-            let snap = self.lcores.counters.read(&self.publisher.slots());
+            // The whole snapshot, as the console shows it: rules and tool
+            // ports are only in that one.
+            let snap = self.snapshot();
             if let Some(l) = &self.controller {
                 let uptime = self.started.elapsed().as_secs();
                 l.reply(AgentReply::Heartbeat(l.heartbeat(
