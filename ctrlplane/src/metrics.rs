@@ -175,6 +175,34 @@ pub fn render(state: State, snap: &Snapshot) -> String {
             );
         }
     }
+    // Per-stage counters of the copy edits, VPP style: one family per
+    // stage, the stage's own counter names as a label.
+    let strip: Vec<Vec<(&str, u64)>> = dests.iter().map(|d| d.strip().collect()).collect();
+    let mask: Vec<Vec<(&str, u64)>> = dests.iter().map(|d| d.mask().collect()).collect();
+    for (stage, help, counts) in [
+        (
+            "strip",
+            "What header stripping did per destination (frames, headers and bytes removed, frames left as they were and why).",
+            strip,
+        ),
+        (
+            "mask",
+            "What masking did per destination (frames and bytes masked, frames without the anchor's layer or too short).",
+            mask,
+        ),
+    ] {
+        let name = format!("sluice_destination_{stage}_total");
+        family(&mut o, &name, "counter", help);
+        for (d, counts) in dests.iter().zip(counts) {
+            for (counter, n) in counts {
+                let _ = writeln!(
+                    o,
+                    "{name}{{destination=\"{}\",counter=\"{counter}\"}} {n}",
+                    esc(&d.name)
+                );
+            }
+        }
+    }
     for (name, help, get) in [
         (
             "sluice_tool_port_tx_packets_total",

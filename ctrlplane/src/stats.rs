@@ -100,6 +100,23 @@ pub fn fwd_stats(snap: &Snapshot) -> String {
             }
             let _ = writeln!(out);
         }
+        // What strip and mask did, for the destinations they did anything
+        // for: one line each, only the counts that are not zero.
+        for d in &snap.destinations {
+            for (stage, counts) in [
+                ("strip", d.strip().collect::<Vec<_>>()),
+                ("mask", d.mask().collect()),
+            ] {
+                let nonzero: Vec<String> = counts
+                    .iter()
+                    .filter(|(_, n)| *n != 0)
+                    .map(|(name, n)| format!("{name} {n}"))
+                    .collect();
+                if !nonzero.is_empty() {
+                    let _ = writeln!(out, "  {:<24}{stage}: {}", d.name, nonzero.join("  "));
+                }
+            }
+        }
     }
     out
 }

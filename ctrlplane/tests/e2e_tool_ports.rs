@@ -663,6 +663,31 @@ fn stripped_frames_carry_no_qinq_mpls_vntag_or_vxlan() {
         inputs.len() as u64
     );
     assert_eq!(b.port_tx("clean"), inputs.len() as u64);
+    // The strip stage's own counts: six frames of each of the ten kinds;
+    // all but the plain kind lose bytes; VLAN tags per round of kinds:
+    // 1 + 2 (QinQ) + 1 + 1 + 1 (inside VXLAN) + 3 (outside and inside);
+    // two MPLS stacks of two labels.
+    let edits = |text: &str| dest_edits(text, "stripped", "strip");
+    b.until("the strip counts published", |b| {
+        edits(&b.fwd()).get("stripped") == Some(&54)
+    });
+    let strip = edits(&b.fwd());
+    for (counter, n) in [
+        ("stripped", 54),
+        ("vlan_tags", 54),
+        ("mpls_labels", 24),
+        ("vn_tags", 12),
+        ("tunnels", 18),
+        ("dst_mac_rewritten", 60),
+    ] {
+        assert_eq!(strip.get(counter), Some(&n), "{counter}: {strip:?}");
+    }
+    let metrics = scrape(&mut b);
+    let line = "sluice_destination_strip_total{destination=\"stripped\",counter=\"tunnels\"} 18";
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "no {line:?} in:\n{metrics}"
+    );
     let report = b.finish();
     assert_eq!(total(&report, "rx"), inputs.len() as u64, "{report}");
     assert_eq!(total(&report, "forwarded"), inputs.len() as u64, "{report}");
@@ -771,6 +796,18 @@ to = ["headers-only", "no-addresses"]
     b.settle(inputs.len() as u64);
     let hidden = b.delivered("hidden", inputs.len());
     let anon = b.delivered("anon", inputs.len());
+    // The mask stage's own counts: every frame has a payload and an L3
+    // header to mask; the address mask is 8 bytes of each.
+    b.until("the mask counts published", |b| {
+        let fwd = b.fwd();
+        dest_edits(&fwd, "headers-only", "mask").get("masked") == Some(&40)
+            && dest_edits(&fwd, "no-addresses", "mask").get("masked") == Some(&40)
+    });
+    let fwd = b.fwd();
+    let anon_mask = dest_edits(&fwd, "no-addresses", "mask");
+    assert_eq!(anon_mask.get("bytes_masked"), Some(&320), "{anon_mask:?}");
+    let hidden_strip = dest_edits(&fwd, "headers-only", "strip");
+    assert_eq!(hidden_strip.get("vlan_tags"), Some(&10), "{hidden_strip:?}");
     let report = b.finish();
     assert_eq!(total(&report, "forwarded"), inputs.len() as u64, "{report}");
 

@@ -6,6 +6,7 @@
 // Each test binary uses a different subset of these.
 #![allow(dead_code, unused_imports)]
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -129,6 +130,28 @@ pub fn dest_row(report: &str, name: &str) -> Vec<(String, u64)> {
         .skip(1)
         .map(|v| v.parse().expect("count"));
     header.into_iter().zip(values).collect()
+}
+
+/// What stage `stage` (`strip`, `mask`) counted for destination `name`,
+/// from the line under the report's destination table (only counts that
+/// are not zero are on it; no line when all are).
+pub fn dest_edits(report: &str, name: &str, stage: &str) -> BTreeMap<String, u64> {
+    let head = format!("{stage}:");
+    let Some(line) = report.lines().find(|l| {
+        let mut w = l.split_whitespace();
+        w.next() == Some(name) && w.next() == Some(head.as_str())
+    }) else {
+        return BTreeMap::new();
+    };
+    let words: Vec<&str> = line.split_whitespace().skip(2).collect();
+    words
+        .chunks(2)
+        .map(|kv| {
+            let n = kv.get(1).and_then(|v| v.parse().ok());
+            let n = n.unwrap_or_else(|| panic!("a count after {:?} in {line:?}", kv[0]));
+            (kv[0].to_owned(), n)
+        })
+        .collect()
 }
 
 /// Column `column` (`tx_packets`, `dropped_tx_full`, ...) of destination

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use crate::stage::decap::DecapStats;
 use crate::stage::dedup::DedupStats;
+use crate::stage::mask::MaskCounters;
+use crate::stage::strip::StripCounters;
 
 use arc_swap::ArcSwap;
 use crossbeam_utils::CachePadded;
@@ -204,12 +206,30 @@ pub struct DestCounters {
     /// Copies cut to fit the uplink MTU (also in `tx_packets`).
     pub truncated_to_mtu: Counter,
     drops: [Counter; DestDrop::ALL.len()],
+    /// The strip stage's counts, in [`StripCounters::iter`] order.
+    pub strip: [Counter; StripCounters::COUNT],
+    /// The mask stage's counts, in [`MaskCounters::iter`] order.
+    pub mask: [Counter; MaskCounters::COUNT],
 }
 
 impl DestCounters {
     #[inline]
     pub fn drop(&self, d: DestDrop) -> &Counter {
         &self.drops[d as usize]
+    }
+
+    /// Adds a worker's strip and mask tallies (the drain tick's publish).
+    pub fn add_edits(&self, strip: &StripCounters, mask: &MaskCounters) {
+        for (c, (_, n)) in self.strip.iter().zip(strip.iter()) {
+            if n != 0 {
+                c.add(n);
+            }
+        }
+        for (c, (_, n)) in self.mask.iter().zip(mask.iter()) {
+            if n != 0 {
+                c.add(n);
+            }
+        }
     }
 }
 
@@ -331,7 +351,7 @@ impl WorkerStats {
             d.tx_packets.set(0);
             d.tx_bytes.set(0);
             d.truncated_to_mtu.set(0);
-            for x in &d.drops {
+            for x in d.drops.iter().chain(&d.strip).chain(&d.mask) {
                 x.set(0);
             }
         }

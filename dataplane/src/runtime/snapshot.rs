@@ -9,6 +9,8 @@ use crate::dpdk::events::PortEvents;
 use crate::dpdk::pdump::TapStats;
 use crate::dpdk::PortStats;
 use crate::runtime::counters::{DestDrop, Totals, WorkerStats, MAX_TOOL_PORTS};
+use crate::stage::mask::MaskCounters;
+use crate::stage::strip::StripCounters;
 
 /// What an lcore that counts does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +173,8 @@ pub struct DestCounts {
     /// Copies cut to fit the uplink MTU (also in `tx_packets`).
     pub truncated_to_mtu: u64,
     drops: [u64; DestDrop::ALL.len()],
+    strip: [u64; StripCounters::COUNT],
+    mask: [u64; MaskCounters::COUNT],
 }
 
 impl DestCounts {
@@ -183,6 +187,8 @@ impl DestCounts {
             tx_bytes: 0,
             truncated_to_mtu: 0,
             drops: [0; DestDrop::ALL.len()],
+            strip: [0; StripCounters::COUNT],
+            mask: [0; MaskCounters::COUNT],
         };
         for w in lcores {
             let s = &w.dests[usize::from(d.slot)];
@@ -192,8 +198,30 @@ impl DestCounts {
             for r in DestDrop::ALL {
                 c.drops[r as usize] += s.drop(r).get();
             }
+            for (a, x) in c.strip.iter_mut().zip(&s.strip) {
+                *a += x.get();
+            }
+            for (a, x) in c.mask.iter_mut().zip(&s.mask) {
+                *a += x.get();
+            }
         }
         c
+    }
+
+    /// The strip stage's counts by name ([`StripCounters::iter`]'s names).
+    pub fn strip(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        StripCounters::default()
+            .iter()
+            .zip(self.strip)
+            .map(|((name, _), n)| (name, n))
+    }
+
+    /// The mask stage's counts by name ([`MaskCounters::iter`]'s names).
+    pub fn mask(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        MaskCounters::default()
+            .iter()
+            .zip(self.mask)
+            .map(|((name, _), n)| (name, n))
     }
 
     /// Copies dropped for `reason`.

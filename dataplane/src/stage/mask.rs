@@ -70,6 +70,9 @@ pub struct MaskCounters {
 }
 
 impl MaskCounters {
+    /// How many counters [`MaskCounters::iter`] gives.
+    pub const COUNT: usize = 5;
+
     #[inline]
     pub fn record(&mut self, o: MaskOutcome) {
         match o {

@@ -149,6 +149,9 @@ pub struct StripCounters {
 }
 
 impl StripCounters {
+    /// How many counters [`StripCounters::iter`] gives.
+    pub const COUNT: usize = 15;
+
     /// Counts one frame's outcome.
     #[inline]
     pub fn record(&mut self, s: &Stripped) {
@@ -202,7 +205,7 @@ impl StripCounters {
         .into_iter()
     }
 
-    fn fields_mut(&mut self) -> [&mut u64; 15] {
+    fn fields_mut(&mut self) -> [&mut u64; Self::COUNT] {
         [
             &mut self.stripped,
             &mut self.vlan_tags,
@@ -256,6 +259,12 @@ impl Strip {
 
     pub fn counters(&self) -> &StripCounters {
         &self.counters
+    }
+
+    /// The counts since the last take, leaving zero: what a worker adds
+    /// to its shared counters at the drain tick.
+    pub fn take_counters(&mut self) -> StripCounters {
+        std::mem::take(&mut self.counters)
     }
 
     /// Strips one frame and counts what was done.

@@ -205,7 +205,7 @@ impl Worker {
                 // Resolve every pending copy first: then zero is exact.
                 self.flush();
                 self.drain_decap();
-                self.rule_hits.publish(&self.s.stats);
+                self.publish_tallies();
                 self.s.stats.zero();
                 self.clear_epoch = epoch;
                 self.s.stats.counters.cleared_epoch.set(epoch);
@@ -254,14 +254,21 @@ impl Worker {
                 self.poll_control_tx();
                 self.flush();
                 self.drain_decap();
-                self.rule_hits.publish(&self.s.stats);
+                self.publish_tallies();
                 self.export_rx_invalid();
                 last_drain = now;
             }
         }
         self.flush();
         self.drain_decap();
+        self.publish_tallies();
+    }
+
+    /// Adds the per-rule hits and the strip and mask tallies to the shared
+    /// counters (the drain tick's work, and before a clear or a rebuild).
+    fn publish_tallies(&mut self) {
         self.rule_hits.publish(&self.s.stats);
+        self.edits.publish(&self.s.stats);
     }
 
     fn export_rx_invalid(&self) {
@@ -284,6 +291,8 @@ impl Worker {
         self.flush();
         self.templates = t.dests.iter().map(|d| d.template.clone()).collect();
         self.plans = Plans::build(t);
+        // The old destinations' tallies go out before their stages do.
+        self.edits.publish(&self.s.stats);
         self.edits = Edits::build(t, &self.s.decap.config);
         self.rule_hits.adopt(t, &self.s.stats);
         let now = tsc_now();

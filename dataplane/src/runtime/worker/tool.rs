@@ -9,12 +9,12 @@
 
 use crate::dpdk::{Batch, Mbuf};
 use crate::frame::Frame;
-use crate::runtime::counters::{DestCounters, DestDrop, Terminal};
+use crate::runtime::counters::{DestCounters, DestDrop, Terminal, WorkerStats};
 use crate::runtime::tables::Tables;
 use crate::runtime::trace::TraceRecord;
 use crate::stage::decap::DecapConfig;
 use crate::stage::dedup::Verdict as DedupVerdict;
-use crate::stage::mask::{mask, MaskSpec};
+use crate::stage::mask::{mask, MaskCounters, MaskSpec};
 use crate::stage::parse::{parse_frame, Layers};
 use crate::stage::sample::Sampler;
 use crate::stage::slice::{slice, SliceSpec};
@@ -29,11 +29,15 @@ use super::{count_deduplicated, dest_name, dest_trace, Packet, Worker};
 /// targets past it are never left out by sampling.
 pub(super) const SAMPLED_TARGETS: usize = 64;
 
-/// One destination's per-copy stages on this worker.
+/// One destination's per-copy stages on this worker, with the mask's
+/// tally (the strip stage keeps its own) since the last drain tick.
 #[derive(Debug, Default)]
 pub(super) struct CopyEdits {
+    /// The destination's counter slot.
+    slot: u16,
     strip: Option<Strip>,
     mask: Option<MaskSpec>,
+    masked: MaskCounters,
     sampler: Option<Sampler>,
 }
 
@@ -52,12 +56,15 @@ impl Edits {
             .policy
             .destinations
             .iter()
-            .map(|d| CopyEdits {
+            .zip(&t.dests)
+            .map(|(d, dt)| CopyEdits {
+                slot: dt.slot,
                 // The compiler checked the specs: what fails here is left out.
                 strip: (!d.strip.is_noop())
                     .then(|| Strip::new(d.strip, tunnels).ok())
                     .flatten(),
                 mask: d.mask,
+                masked: MaskCounters::default(),
                 sampler: d.sample.and_then(|s| Sampler::new(s).ok()),
             })
             .collect();
@@ -68,6 +75,22 @@ impl Edits {
             .map(|s| s.and_then(|s| Sampler::new(s).ok()))
             .collect();
         Edits { dests, rules }
+    }
+
+    /// Adds the strip and mask tallies to each destination's shared
+    /// counters and starts them again: at the drain tick, VPP style, so a
+    /// copy pays a plain add and the console reads them a tick late.
+    pub fn publish(&mut self, stats: &WorkerStats) {
+        for e in &mut self.dests {
+            if e.strip.is_none() && e.mask.is_none() {
+                continue;
+            }
+            let strip = e.strip.as_mut().map(Strip::take_counters);
+            let masked = std::mem::take(&mut e.masked);
+            if let Some(dc) = stats.dests.get(usize::from(e.slot)) {
+                dc.add_edits(&strip.unwrap_or_default(), &masked);
+            }
+        }
     }
 }
 
@@ -208,7 +231,7 @@ impl Worker {
             }
         }
         if let Some(spec) = &e.mask {
-            let _ = mask(copy, &now, spec);
+            e.masked.record(mask(copy, &now, spec));
         }
         now
     }
