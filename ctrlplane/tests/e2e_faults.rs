@@ -32,10 +32,7 @@
 mod common;
 mod controller_support;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -46,17 +43,6 @@ use sluice_testkit::netns::{ifname, Namespaces};
 
 /// How long any one wait may take: generous, the machine is shared.
 const WAIT_S: u64 = 30;
-
-/// `pktgen`, built next to `sluice` (`cargo test --workspace` builds both).
-fn pktgen_bin() -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_sluice")).with_file_name("pktgen");
-    assert!(
-        p.exists(),
-        "{} is not built: run cargo build -p pktgen (cargo test --workspace builds it)",
-        p.display()
-    );
-    p
-}
 
 const PROFILE: &str = r#"
 packets = 1000
@@ -72,143 +58,9 @@ src_port = "1000-1003"
 dst_port = 80
 "#;
 
-/// A pktgen process, its output kept; killed by its PID if still running
-/// when dropped.
-struct Pktgen {
-    child: Child,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Pktgen {
-    /// `pktgen <EAL> -- <args>`, inside `netns` when given.
-    fn spawn(netns: Option<&str>, args: &[&str]) -> Pktgen {
-        let bin = pktgen_bin();
-        let mut cmd = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(&bin);
-                c
-            }
-            None => Command::new(&bin),
-        };
-        let prefix = unique("pg");
-        let mut child = cmd
-            .args([
-                "-l",
-                "0",
-                "--no-pci",
-                "--in-memory",
-                "--file-prefix",
-                &prefix,
-            ])
-            .args(["--log-level", "*:warning", "--"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn pktgen");
-        // Read as it comes: a lingering sender's report is there before it exits.
-        let keep = |r: Option<Box<dyn Read + Send>>| {
-            let buf = Arc::new(Mutex::new(String::new()));
-            let b = Arc::clone(&buf);
-            if let Some(mut r) = r {
-                std::thread::spawn(move || {
-                    let mut chunk = [0u8; 4096];
-                    while let Ok(n) = r.read(&mut chunk) {
-                        if n == 0 {
-                            break;
-                        }
-                        if let Ok(mut b) = b.lock() {
-                            b.push_str(&String::from_utf8_lossy(&chunk[..n]));
-                        }
-                    }
-                });
-            }
-            buf
-        };
-        let stdout = keep(
-            child
-                .stdout
-                .take()
-                .map(|r| Box::new(r) as Box<dyn Read + Send>),
-        );
-        let stderr = keep(
-            child
-                .stderr
-                .take()
-                .map(|r| Box::new(r) as Box<dyn Read + Send>),
-        );
-        Pktgen {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// `pktgen send` through `port` with the test profile.
-    fn send(dir: &Path, netns: Option<&str>, port: &str, extra: &[&str]) -> Pktgen {
-        let profile = dir.join("profile.toml");
-        std::fs::write(&profile, PROFILE).expect("profile");
-        let p = profile.display().to_string();
-        let mut args = vec!["send", "--profile", &p, "--port", port, "--json"];
-        args.extend_from_slice(extra);
-        Pktgen::spawn(netns, &args)
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill -{sig} pktgen failed");
-    }
-
-    /// Waits (bounded) for its JSON report: at exit, or before a sender's
-    /// linger. Panics if it fails first.
-    fn report(&mut self) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(WAIT_S);
-        loop {
-            let out = self.stdout.lock().map(|s| s.clone()).unwrap_or_default();
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(out.trim()) {
-                return v;
-            }
-            let err = || self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
-            if let Some(st) = self.child.try_wait().expect("pktgen") {
-                // Exited: what it printed is all there will be, once read.
-                assert!(st.success(), "pktgen failed: {}\n{out}", err());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no report from pktgen: {out}\n{}",
-                err()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// SIGKILL by its PID, unless it has exited already.
-    fn kill(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Drop for Pktgen {
-    fn drop(&mut self) {
-        // Not reaped yet, so the PID is still this process's (a zombie at
-        // worst): continued first if stopped, then killed.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-CONT", &self.child.id().to_string()])
-                .status();
-            self.kill();
-        }
-    }
+/// `pktgen send` through `port` with this file's profile.
+fn pktgen_send(dir: &Path, netns: Option<&str>, port: &str, extra: &[&str]) -> Pktgen {
+    Pktgen::send(dir, netns, PROFILE, port, extra)
 }
 
 /// The appliance's console over its control socket.
@@ -418,7 +270,7 @@ fn mempool_exhaustion_is_counted_and_forwarding_recovers() {
     // or the ring would go with it).
     assert_eq!(c.cmd("stop"), "forwarding stopped\n");
     let input = memif_client(&in_sock);
-    let mut tx = Pktgen::send(
+    let mut tx = pktgen_send(
         &dir,
         None,
         &input,
@@ -449,7 +301,7 @@ fn mempool_exhaustion_is_counted_and_forwarding_recovers() {
     for round in 1..=3u64 {
         let (noc, ids) = (c.dest("noc", "tx_packets"), c.dest("ids", "tx_packets"));
         assert_eq!(c.cmd("stop"), "forwarding stopped\n");
-        let mut tx = Pktgen::send(
+        let mut tx = pktgen_send(
             &dir,
             None,
             &input,
@@ -502,7 +354,7 @@ fn a_full_tx_queue_is_counted_and_forwarding_recovers() {
         ],
     );
     c.until_says("show port info 1", "Link status: up");
-    let mut tx = Pktgen::send(
+    let mut tx = pktgen_send(
         &dir,
         None,
         &memif_client(&in_sock),
@@ -559,7 +411,7 @@ fn uplink_link_down_is_counted_and_forwarding_resumes_when_it_is_up() {
     let mut c = Console::open(&mut s, &sock);
     let info = c.until_says("show port info 1", "Link status: up");
     assert!(info.contains("Name: uplink"), "{info}");
-    let mut tx = Pktgen::send(
+    let mut tx = pktgen_send(
         &dir,
         None,
         &memif_client(&in_sock),
@@ -632,7 +484,7 @@ fn a_lost_next_hop_is_counted_and_forwarding_resumes_when_it_answers() {
     s.wait_for("running:", WAIT_S);
     let mut c = Console::open(&mut s, &sock);
     c.until_says("show arp", "reachable");
-    let mut tx = Pktgen::send(
+    let mut tx = pktgen_send(
         &dir,
         None,
         &memif_client(&in_sock),

@@ -1378,17 +1378,6 @@ fn a_group_with_no_live_member_counts_dropped_no_tool() {
 // ---------------------------------------------------------------------
 // Failover under traffic
 
-/// `pktgen`, built next to `sluice` (`cargo test --workspace` builds both).
-fn pktgen_bin() -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_sluice")).with_file_name("pktgen");
-    assert!(
-        p.exists(),
-        "{} is not built: run cargo build -p pktgen (cargo test --workspace builds it)",
-        p.display()
-    );
-    p
-}
-
 /// 1,000 UDP flows (one per client address), a sequence stamp in each
 /// payload: flow id and the flow's sequence number.
 const PROFILE: &str = r#"
@@ -1404,25 +1393,6 @@ proto = "udp"
 src_port = 5000
 dst_port = 80
 "#;
-
-/// A child process killed by its PID and reaped when it ends or is
-/// dropped (a test that fails half-way leaves no sender behind).
-struct Reaped(Child);
-
-impl Reaped {
-    fn end(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        self.end();
-    }
-}
 
 /// The pktgen stamp right after the UDP header: (flow, sequence).
 fn stamp(f: &[u8]) -> (u32, u32) {
@@ -1456,25 +1426,17 @@ fn failover(sticky: bool) {
     let (down, others) = ("ids1", ["ids2", "ids3"]);
 
     // Traffic until the test has seen what it waits for; killed by PID.
-    std::fs::write(b.dir.join("profile.toml"), PROFILE).expect("profile");
-    let mut pktgen = Reaped(
-        Command::new(pktgen_bin())
-            .args(["-l", "0", "--no-pci", "--in-memory", "--file-prefix"])
-            .arg(unique("pg"))
-            .args(["--log-level", "*:warning", "--", "send", "--profile"])
-            .arg(b.path("profile.toml"))
-            .args(["--port"])
-            .arg(format!(
-                "net_memif_pg{},role=client,socket={},socket-abstract=no",
-                seq(),
-                memif.display()
-            ))
-            .args(["--rate-pps", "10000", "--duration", "600"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn pktgen"),
+    let port = format!(
+        "net_memif_pg{},role=client,socket={},socket-abstract=no",
+        seq(),
+        memif.display()
+    );
+    let mut pktgen = Pktgen::send(
+        &b.dir,
+        None,
+        PROFILE,
+        &port,
+        &["--rate-pps", "10000", "--duration", "600"],
     );
     let tx = |b: &mut Bench, port: &str| b.member("farm", port).tx_packets;
     let others_tx = |b: &mut Bench| others.iter().map(|n| tx(b, n)).sum::<u64>();
@@ -1523,7 +1485,7 @@ fn failover(sticky: bool) {
     // it); the exit report has the final counts. What a tool port sent is
     // in its capture already: tap writes reach tcpdump's ring at once.
     let report = b.finish();
-    pktgen.end();
+    pktgen.kill();
     let rx = total(&report, "rx");
     let counted: u64 = DestDrop::ALL
         .iter()

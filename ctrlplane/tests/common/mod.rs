@@ -17,6 +17,9 @@ pub use sluice_testkit::pcap::{read_pcap, write_pcap};
 pub use sluice_testkit::process::Running;
 pub use sluice_testkit::tshark::{tshark_count, tshark_fields};
 
+mod pktgen;
+pub use pktgen::{pktgen_bin, Pktgen};
+
 /// The binary under test.
 pub const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 
