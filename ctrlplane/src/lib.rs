@@ -43,7 +43,10 @@
 //!   commands. The controller heartbeat renders the same snapshot.
 //! - [`state`]: the appliance's state (`selfcheck`, `running`, `protect`,
 //!   `stopped`, `exception`) as everyone reports it.
-//! - [`log`]: one line on stderr per event; every module may import it.
+//! - [`log`]: one line on stderr per event, with its level, as text or
+//!   JSON; every module may import it.
+//! - [`args`]: the command lines of `sluice` and `sluice-cli` (the man
+//!   pages are generated from them).
 //! - [`flows`]: flow telemetry: IPFIX encoding and the export thread
 //!   that takes flow records from the workers and intake to collectors.
 //! - [`default`], [`sample`]: the built-in default run on virtual devices,
@@ -51,6 +54,7 @@
 
 pub mod agent;
 pub mod appliance;
+pub mod args;
 pub mod capture;
 pub mod cli;
 pub mod config;

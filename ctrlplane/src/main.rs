@@ -12,55 +12,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use ctrlplane::appliance::{Appliance, Options, PolicySource, StartError};
-use ctrlplane::config::Config;
-use ctrlplane::{cli, default, metrics, sample};
-
-/// Sluice: a DPDK packet broker.
-#[derive(Debug, Parser)]
-#[command(
-    name = "sluice",
-    version,
-    about,
-    override_usage = "sluice [EAL options] -- [OPTIONS]"
-)]
-struct Args {
-    /// Appliance config (TOML). Without it, the built-in default runs.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Policy (TOML); reloaded on SIGHUP. Without it, the built-in policy.
-    #[arg(long)]
-    policy: Option<PathBuf>,
-    /// Stop once the inputs have been quiet this many milliseconds after
-    /// traffic (for replaying capture files).
-    #[arg(long, value_name = "MS")]
-    exit_when_idle: Option<u64>,
-    /// How long start-up waits for next hops to resolve, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 3000)]
-    resolve_timeout: u64,
-    /// Where the built-in default writes its sample input and uplink capture.
-    #[arg(long, value_name = "DIR", default_value = "sluice-default")]
-    out_dir: PathBuf,
-    /// Interactive `sluice>` prompt (forwarding waits for `start` unless -a).
-    #[arg(short = 'i', long)]
-    interactive: bool,
-    /// Start forwarding at once, also with -i.
-    #[arg(short = 'a', long)]
-    auto_start: bool,
-    /// Come up stopped: forwarding waits for `start` on the console (to
-    /// check a deployment, or to let a capture begin first).
-    #[arg(long)]
-    stopped: bool,
-    /// Run the commands in FILE after start-up.
-    #[arg(long, value_name = "FILE")]
-    cmdline_file: Option<PathBuf>,
-    /// Control socket for sluice-cli [default: sluice.sock in EAL's runtime
-    /// directory, /var/run/dpdk/<file-prefix>/].
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
-    /// Prometheus endpoint address (port 0 picks one; the log says which).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9477")]
-    metrics: String,
-}
+use ctrlplane::args::{LogLevel, SluiceArgs as Args};
+use ctrlplane::config::{lcores_in, Config, Footprint};
+use ctrlplane::log::{error, event, log, warn};
+use ctrlplane::{cli, default, metrics, policy, sample};
 
 /// EAL arguments when none are given: virtual devices only, memory that
 /// leaves no hugepage file behind, the main lcore and one worker. A pdump
@@ -96,18 +51,26 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    ctrlplane::log::init(args.log_format, args.log_level);
+    if let Some(path) = &args.check_config {
+        return check_config(path, args.policy.as_deref(), &eal_args);
+    }
 
     let (cfg, policy) = match start_inputs(&args) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("sluice: {e}");
+            error(e.to_string());
             return ExitCode::from(2);
         }
     };
-    let eal_args = if eal_args.len() <= 1 {
-        default_eal_args(&program, cfg.pdump.is_some())
-    } else {
+    let eal_args = if eal_args.len() > 1 {
         eal_args
+    } else if !cfg.eal.args.is_empty() {
+        std::iter::once(program.clone())
+            .chain(cfg.eal.args.iter().cloned())
+            .collect()
+    } else {
+        default_eal_args(&program, cfg.pdump.is_some())
     };
     let (policy, controller_version) = controller_policy(&cfg, &args, policy);
     let stop = Arc::new(AtomicBool::new(false));
@@ -118,7 +81,7 @@ fn main() -> ExitCode {
         (signal_hook::consts::SIGHUP, &reload),
     ] {
         if let Err(e) = signal_hook::flag::register(sig, Arc::clone(flag)) {
-            eprintln!("sluice: cannot handle signal {sig}: {e}");
+            error(format!("cannot handle signal {sig}: {e}"));
             return ExitCode::from(2);
         }
     }
@@ -132,7 +95,7 @@ fn main() -> ExitCode {
     let mut app = match Appliance::start(&eal_args, cfg, opts) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("sluice: cannot start: {e}");
+            error(format!("cannot start: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -143,12 +106,26 @@ fn main() -> ExitCode {
             .join("sluice.sock")
     });
     match cli::socket::serve(&socket, console_tx.clone()) {
-        Ok(()) => eprintln!("sluice: control socket {}", socket.display()),
-        Err(e) => eprintln!("sluice: no control socket: {e}"),
+        Ok(()) => {
+            let path = socket.display().to_string();
+            event(
+                LogLevel::Info,
+                &format!("control socket {path}"),
+                &[("socket", &path)],
+            );
+        }
+        Err(e) => warn(format!("no control socket: {e}")),
     }
     match metrics::serve(&args.metrics, console_tx.clone()) {
-        Ok(addr) => eprintln!("sluice: metrics on http://{addr}/metrics"),
-        Err(e) => eprintln!("sluice: no metrics endpoint: {e}"),
+        Ok(addr) => {
+            let url = format!("http://{addr}/metrics");
+            event(
+                LogLevel::Info,
+                &format!("metrics on {url}"),
+                &[("url", &url)],
+            );
+        }
+        Err(e) => warn(format!("no metrics endpoint: {e}")),
     }
     let mut quit = false;
     if let Some(file) = &args.cmdline_file {
@@ -163,7 +140,7 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            Err(e) => eprintln!("sluice: --cmdline-file {}: {e}", file.display()),
+            Err(e) => error(format!("--cmdline-file {}: {e}", file.display())),
         }
     }
     if args.interactive && !quit {
@@ -202,10 +179,10 @@ fn controller_policy(
     }
     match ctrlplane::agent::load_persisted(&c.persist) {
         Some((version, text)) => {
-            eprintln!(
-                "sluice: starting on the persisted controller policy version {version} ({})",
+            log(format!(
+                "starting on the persisted controller policy version {version} ({})",
                 c.persist.display()
-            );
+            ));
             (
                 PolicySource::Text {
                     origin: format!("persisted controller policy {}", c.persist.display()),
@@ -244,11 +221,11 @@ fn start_inputs(args: &Args) -> Result<(Config, PolicySource), StartError> {
     let input = dir.join("tap-sample.pcap");
     let output = dir.join("uplink.pcap");
     write_pcap(&input, &sample::tap_sample())?;
-    eprintln!(
-        "sluice: built-in default: sample traffic {} -> tunnels in {}",
+    log(format!(
+        "built-in default: sample traffic {} -> tunnels in {}",
         input.display(),
         output.display()
-    );
+    ));
     Ok((default::parsed(&input, &output)?, policy))
 }
 
@@ -266,4 +243,47 @@ fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) -> Result<(), StartErr
             .map_err(|e| failed(&e))?;
     }
     Ok(())
+}
+
+/// `--check-config FILE`: the config checked as a start would check it
+/// (and the policy against it, when given), then what it needs: hugepages,
+/// heap and lcores (`config::Footprint`). The lcores come from the EAL
+/// options on the command line, else the config's `[eal] args`.
+fn check_config(
+    path: &std::path::Path,
+    policy: Option<&std::path::Path>,
+    eal: &[String],
+) -> ExitCode {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            error(e.to_string());
+            return ExitCode::from(2);
+        }
+    };
+    let eal = eal.get(1..).filter(|a| !a.is_empty());
+    if let Some(Err(e)) = eal.map(lcores_in) {
+        error(format!("EAL options: {e}"));
+        return ExitCode::from(2);
+    }
+    if let Some(p) = policy {
+        let ctx = policy::Context {
+            ports: cfg
+                .input_ports()
+                .enumerate()
+                .map(|(i, p)| (p.name.clone(), i as u16))
+                .collect(),
+            tools: cfg.tool_names(),
+        };
+        if let Err(e) = policy::load(p, &ctx) {
+            error(e.to_string());
+            return ExitCode::from(2);
+        }
+    }
+    println!("config {}: valid", path.display());
+    if let Some(p) = policy {
+        println!("policy {}: valid", p.display());
+    }
+    println!("{}", Footprint::of(&cfg, eal));
+    ExitCode::SUCCESS
 }

@@ -78,12 +78,13 @@ fn example_configs_and_policy_are_valid() {
 }
 
 /// Every example config, as shipped except for its devices.
-const EXAMPLES: [&str; 5] = [
+const EXAMPLES: [&str; 6] = [
     "tap-aggregation.toml",
     "decap-frontend.toml",
     "pdump-tap.toml",
     "vhost-tap.toml",
     "tool-ports.toml",
+    "sidecar-small.toml",
 ];
 
 /// The policy an example runs with: its own (`<name>-policy.toml`) where

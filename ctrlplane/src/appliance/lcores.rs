@@ -321,11 +321,9 @@ impl Common<'_> {
             stats: Arc::new(WorkerStats::default()),
             state: Arc::clone(&s.run),
             clock,
-            // 1 Mi flows, 64 MiB, direct-mapped (stage/filter/cache.rs):
-            // against 1 Mi flows 119 ns a packet where 256 Ki entries in 4
-            // ways took 202-212, against 64 Ki flows 40-42 where they took
-            // 50 (perf/benches/flow_cache.rs, random order).
-            flow_cache_entries: 1 << 20,
+            // `[flow_cache] entries` (default 1 Mi flows, 64 MiB a worker:
+            // config/eal.rs says why).
+            flow_cache_entries: inp.cfg.flow_cache.entries as usize,
             trace: Arc::clone(&s.trace),
             dedup_window_us: Arc::clone(&s.dedup_window_us),
             clear_epoch: Arc::clone(&s.clear_epoch),

@@ -541,7 +541,7 @@ impl Appliance {
             }
             if self.lcores.died() {
                 self.state = State::Exception;
-                log("a worker stopped unexpectedly");
+                crate::log::error("a worker stopped unexpectedly");
                 return;
             }
             if self.primary_lost() {

@@ -84,7 +84,7 @@ impl Protector {
             Transition::Enter(why) => {
                 self.word
                     .store(self.guard.cfg.shed_word(), Ordering::Release);
-                log(format!("entering protect: {why}"));
+                crate::log::warn(format!("entering protect: {why}"));
                 self.reason = why;
                 Some(true)
             }

@@ -8,24 +8,11 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use clap::Parser;
+use ctrlplane::args::CliArgs as Args;
 use ctrlplane::cli::socket::Client;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::{Context, Editor, Helper, Highlighter, Hinter, Validator};
-
-/// Talk to a running sluice.
-#[derive(Debug, Parser)]
-#[command(name = "sluice-cli", version, about)]
-struct Args {
-    /// The control socket [default: the only /var/run/dpdk/*/sluice.sock].
-    #[arg(long, value_name = "PATH")]
-    socket: Option<PathBuf>,
-    /// EAL file prefix of the sluice to reach (its runtime directory).
-    #[arg(long, value_name = "PREFIX", conflicts_with = "socket")]
-    file_prefix: Option<String>,
-    /// A command to run, e.g. `show port stats all`; none opens a prompt.
-    command: Vec<String>,
-}
 
 fn find_socket(args: &Args) -> Result<PathBuf, String> {
     if let Some(s) = &args.socket {

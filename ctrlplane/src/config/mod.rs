@@ -15,13 +15,17 @@
 //! - `pdump`: `[pdump]`, and the devices a secondary can run;
 //! - `decap`: `[decap]`;
 //! - `tools`: the tool ports' rules and `[[tool_group]]`;
-//! - `limits`: `[appliance]`, `[workers]`, `[mempool]`, `[queues]`, `[dedup]`.
+//! - `limits`: `[appliance]`, `[workers]`, `[mempool]`, `[queues]`, `[dedup]`;
+//! - `eal`: `[eal]` (EAL options for a service start) and `[flow_cache]`;
+//! - `memory`: the hugepages, heap and lcores a config needs.
 //!
 //! `[guard]` is the guard's own (`crate::guard::GuardConfig`).
 
 mod controller;
 mod decap;
+mod eal;
 mod limits;
+mod memory;
 mod pdump;
 mod ports;
 mod raw;
@@ -38,7 +42,9 @@ use thiserror::Error;
 
 pub use controller::ControllerConfig;
 pub use decap::{DecapSection, NonTunnel, RetagMode};
+pub use eal::{lcores_in, memory_in, parse_lcore_list, EalSection, FlowCacheConfig};
 pub use limits::{ApplianceId, DedupConfig, MempoolConfig, QueuesConfig, WorkersConfig};
+pub use memory::{Footprint, Place};
 pub use pdump::PdumpSection;
 pub use ports::{CaptureConfig, PdumpTap, PortConfig, PortDirection, PortMode, Role};
 pub use tools::{GroupHash, ToolGroupConfig, ToolMember, MAX_WEIGHT};
@@ -81,6 +87,9 @@ pub struct Config {
     pub guard: GuardConfig,
     /// The controller session; without it the appliance runs its local policy.
     pub controller: Option<ControllerConfig>,
+    /// EAL options when the command line gives none.
+    pub eal: EalSection,
+    pub flow_cache: FlowCacheConfig,
 }
 
 impl Config {
@@ -131,6 +140,8 @@ impl Config {
         raw.workers.problems(p);
         raw.mempool.problems(p);
         raw.queues.problems(p);
+        raw.eal.problems(p);
+        raw.flow_cache.problems(p);
         let dedup = DedupConfig::check(raw.dedup, p);
         raw.guard.problems(p);
         let controller = raw.controller.and_then(|c| ControllerConfig::check(c, p));
@@ -156,6 +167,8 @@ impl Config {
             pdump: raw.pdump,
             guard: raw.guard,
             controller,
+            eal: raw.eal,
+            flow_cache: raw.flow_cache,
         }
     }
 

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::decap::DecapSection;
+use super::eal::{EalSection, FlowCacheConfig};
 use super::limits::{ApplianceId, MempoolConfig, QueuesConfig, WorkersConfig};
 use super::pdump::PdumpSection;
 use super::ports::{CaptureConfig, PortDirection, PortMode, Role};
@@ -43,6 +44,10 @@ pub(super) struct RawConfig {
     pub guard: GuardConfig,
     #[serde(default)]
     pub controller: Option<RawController>,
+    #[serde(default)]
+    pub eal: EalSection,
+    #[serde(default)]
+    pub flow_cache: FlowCacheConfig,
 }
 
 /// `[[port]]`.
