@@ -22,4 +22,8 @@
 #include <rte_telemetry.h>
 #include <rte_version.h>
 #include <rte_acl.h>
+#include <rte_cpuflags.h>
+#include <rte_power_pmd_mgmt.h>
+#include <rte_interrupts.h>
+#include <rte_epoll.h>
 #include "shim.h"

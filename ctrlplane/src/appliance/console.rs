@@ -498,12 +498,15 @@ impl View<'_> {
                 self.state.name(),
                 &self.lcores.roles,
             ),
-            Command::ShowLcores => self
-                .lcores
-                .roles
-                .iter()
-                .map(|(l, r)| format!("  lcore {l}: {r}\n"))
-                .collect(),
+            Command::ShowLcores => {
+                let roles: String = self
+                    .lcores
+                    .roles
+                    .iter()
+                    .map(|(l, r)| format!("  lcore {l}: {r}\n"))
+                    .collect();
+                roles + &self.lcores.idle_report()
+            }
             Command::ShowPolicy(part) => show_policy(
                 policy,
                 self.publisher.model(),

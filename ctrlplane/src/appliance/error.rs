@@ -46,8 +46,11 @@ pub enum StartError {
     /// A capture input's replay thread.
     #[error("{0}")]
     Capture(String),
-    #[error("a worker failed while starting (see its message above)")]
-    WorkerFailed,
+    #[error("a worker failed while starting: {0}")]
+    WorkerFailed(String),
+    /// The worker the main lcore runs itself (one-lcore mode).
+    #[error("{0}")]
+    Inline(String),
 }
 
 impl StartError {

@@ -12,10 +12,11 @@ use dataplane::dpdk::{launch, LcoreHandle, Mbuf, Mempool, Port, Ring, RssMode, R
 use dataplane::runtime::clock::Clock;
 use dataplane::runtime::counters::WorkerStats;
 use dataplane::runtime::distributor::{self, DistributorSetup};
+use dataplane::runtime::idle::{IdleConfig, IdleMode};
 use dataplane::runtime::snapshot::{CounterBlocks, LcoreKind};
 use dataplane::runtime::tables::Tables;
 use dataplane::runtime::trace::Trace;
-use dataplane::runtime::worker::{self, run_state, DecapSetup, Source, WorkerSetup};
+use dataplane::runtime::worker::{self, run_state, DecapSetup, InlineWorker, Source, WorkerSetup};
 use dataplane::stage::decap::{DecapConfig, Retag, VidMap};
 use dataplane::stage::dedup::DedupConfig;
 use dataplane::stage::Direction;
@@ -23,7 +24,9 @@ use dataplane::stage::Direction;
 use super::error::StartError;
 use super::pdump::{self, TappedPort};
 use super::plan::Plan;
-use crate::config::{Config, NonTunnel, PortConfig, PortDirection, PortMode, RetagMode, Role};
+use crate::config::{
+    self, Config, NonTunnel, PortConfig, PortDirection, PortMode, RetagMode, Role,
+};
 
 /// What the main lcore shares with every worker: the run word, the
 /// published tables, the console's knobs and the exception path.
@@ -79,6 +82,9 @@ impl<T> Slot<T> {
 
 /// The running workers and distributor.
 pub struct Lcores {
+    /// One-lcore mode: the single worker, run by the main lcore between
+    /// its control rounds.
+    inline: Option<InlineWorker>,
     workers: Vec<Slot<Result<(), String>>>,
     distributor: Option<Slot<()>>,
     /// Each lcore and what it does, for `show lcores`.
@@ -88,6 +94,8 @@ pub struct Lcores {
     pub rings: Vec<Arc<Ring<Mbuf>>>,
     /// Every lcore's counters.
     pub counters: CounterBlocks,
+    /// How the workers wait when nothing arrives.
+    pub idle: IdleConfig,
 }
 
 /// What launching needs besides the plan.
@@ -328,7 +336,20 @@ impl Common<'_> {
             dedup_window_us: Arc::clone(&s.dedup_window_us),
             clear_epoch: Arc::clone(&s.clear_epoch),
             protect: Arc::clone(&s.protect),
+            idle: idle_config(inp.cfg),
         }
+    }
+}
+
+/// `[workers] idle` and `idle_max_us` for every worker.
+pub(super) fn idle_config(cfg: &Config) -> IdleConfig {
+    IdleConfig {
+        mode: match cfg.workers.idle {
+            config::IdleMode::Poll => IdleMode::Poll,
+            config::IdleMode::Adaptive => IdleMode::Adaptive,
+            config::IdleMode::Interrupt => IdleMode::Interrupt,
+        },
+        max_sleep_us: cfg.workers.idle_max_us,
     }
 }
 
@@ -385,6 +406,8 @@ impl Lcores {
             worker_lcores,
             distributor_lcore,
             uplink_rx_queues,
+            inline,
+            ..
         } = plan;
         let workers = worker_lcores.len();
         let common = Common {
@@ -462,15 +485,19 @@ impl Lcores {
                 common.setup(i, sources, uplink_rx, uplink_tx, tool_tx, tool_ports),
             ));
         }
+        let main_role = if inline {
+            "main: control plane, console, ARP/ND, and worker 0 between its rounds (one-lcore mode)"
+        } else {
+            "main: control plane, console, ARP/ND"
+        };
         let mut lc = Lcores {
+            inline: None,
             workers: Vec::new(),
             distributor: None,
-            roles: vec![(
-                dataplane::dpdk::main_lcore(),
-                "main: control plane, console, ARP/ND".to_owned(),
-            )],
+            roles: vec![(dataplane::dpdk::main_lcore(), main_role.to_owned())],
             rings: dist_rings,
             counters: CounterBlocks::default(),
+            idle: idle_config(inp.cfg),
         };
         for (i, (lcore, setup)) in setups.iter().enumerate() {
             lc.roles.push((*lcore, role_of(i, setup)));
@@ -481,6 +508,12 @@ impl Lcores {
                 LcoreKind::Worker,
                 Arc::clone(&setup.stats),
             );
+            if inline {
+                // On this thread: its epoll set (interrupt mode) is the
+                // main lcore's, which runs it.
+                lc.inline = Some(InlineWorker::new(setup).map_err(StartError::Inline)?);
+                continue;
+            }
             let handle = launch(lcore, move || worker::run(setup))
                 .map_err(StartError::dpdk("launch worker"))?;
             lc.workers.push(Slot {
@@ -514,7 +547,50 @@ impl Lcores {
     }
 
     pub fn workers(&self) -> usize {
-        self.workers.len()
+        self.workers.len() + usize::from(self.inline.is_some())
+    }
+
+    /// `show lcores`' idle lines: each worker's mode and its waits.
+    pub fn idle_report(&self) -> String {
+        let i = self.idle;
+        let mut out = match i.mode {
+            IdleMode::Poll => "  idle: poll (busy polling)\n".to_owned(),
+            m => format!(
+                "  idle: {} (wakes within {} µs{})\n",
+                m.name(),
+                i.max_sleep_us,
+                if m == IdleMode::Interrupt {
+                    " of a missed interrupt"
+                } else {
+                    ""
+                }
+            ),
+        };
+        for (name, s) in self.counters.workers() {
+            let c = &s.counters;
+            out.push_str(&format!(
+                "  {name}: idle waits {}, woken by RX interrupt {}\n",
+                c.idle_waits.get(),
+                c.idle_interrupts.get()
+            ));
+        }
+        out
+    }
+
+    /// Whether the main lcore runs the single worker (one-lcore mode).
+    pub fn one_lcore(&self) -> bool {
+        self.inline.is_some()
+    }
+
+    /// Lets `d` pass on the main lcore: the inline worker runs for it in
+    /// one-lcore mode; otherwise the main lcore sleeps.
+    pub fn pass(&mut self, d: Duration) {
+        match &mut self.inline {
+            Some(w) => {
+                w.run_for(d);
+            }
+            None => std::thread::sleep(d),
+        }
     }
 
     /// The distributor's lcore, if there is one.
@@ -530,13 +606,13 @@ impl Lcores {
 
     /// Waits until every worker and the distributor poll (a worker first
     /// builds its dedup table, which takes a while for a big one).
-    pub fn wait_started(&self) -> Result<(), StartError> {
+    pub fn wait_started(&mut self) -> Result<(), StartError> {
         loop {
             if self.counters.stats().all(|s| s.counters.started.get() > 0) {
                 return Ok(());
             }
             if self.died() {
-                return Err(StartError::WorkerFailed);
+                return Err(StartError::WorkerFailed(self.join().join("; ")));
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -544,6 +620,10 @@ impl Lcores {
 
     /// Joins every lcore (after the run word says exit): what each failure was.
     pub fn join(&mut self) -> Vec<String> {
+        if let Some(mut w) = self.inline.take() {
+            // The run word says exit: its last round drains the TX buffers.
+            w.run_for(Duration::ZERO);
+        }
         let mut failures = Vec::new();
         for w in &mut self.workers {
             if let Some(h) = w.handle.take() {

@@ -245,8 +245,13 @@ impl Appliance {
         app.controller = ControllerLink::connect(&app.cfg, opts.controller_version);
         let policy = app.publisher.policy();
         log(format!(
-            "running: {} worker(s){}, policy {:?} with {} rule(s) and {} destination(s)",
+            "running: {} worker(s){}{}, policy {:?} with {} rule(s) and {} destination(s)",
             app.lcores.workers(),
+            if app.lcores.one_lcore() {
+                " on the main lcore (one-lcore mode)"
+            } else {
+                ""
+            },
             app.lcores.distributor().map_or(String::new(), |l| format!(
                 " and a distributor on lcore {l}"
             )),
@@ -301,7 +306,7 @@ impl Appliance {
         let deadline = Instant::now() + timeout;
         while !self.unresolved().is_empty() && Instant::now() < deadline {
             self.service();
-            std::thread::sleep(Duration::from_millis(5));
+            self.lcores.pass(Duration::from_millis(5));
         }
         let left = self.unresolved();
         if !left.is_empty() {
@@ -585,7 +590,8 @@ impl Appliance {
                     return;
                 }
             }
-            std::thread::sleep(Duration::from_millis(1));
+            // One-lcore mode: the worker's share, then control work again.
+            self.lcores.pass(Duration::from_millis(1));
         }
     }
 

@@ -4,12 +4,13 @@
 //! failing with a [`PlanError`] that names the port or key at fault.
 
 use dataplane::dpdk::{
-    events, rss_capable, worker_lcores, DpdkError, Mempool, Port, PortConfig as DpdkPortConfig,
-    PortInfo, RssMode,
+    events, main_lcore, pause_rx_queue, rss_capable, rx_interrupts_supported, worker_lcores,
+    DpdkError, Mempool, Port, PortConfig as DpdkPortConfig, PortInfo, RssMode,
 };
 
 use super::{pdump, vhost};
-use crate::config::{Config, PortConfig, Role};
+use crate::config::{Config, IdleMode, PortConfig, Role};
+use crate::log::log;
 
 /// Why the ports or lcores could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,12 @@ pub enum PlanError {
     NoSymmetricRss { port: String },
     #[error("port {port:?}: {source}")]
     Start { port: String, source: DpdkError },
+    #[error("workers.idle = \"interrupt\": port {port:?} ({device}): its driver has no RX interrupts (net_tap, net_vhost and NICs have them; net_memif, net_ring, net_pcap and net_null do not, nor capture inputs): use idle = \"adaptive\"")]
+    NoRxInterrupts { port: String, device: String },
+    #[error("workers.idle = \"interrupt\": {0} cannot interrupt: use idle = \"adaptive\"")]
+    RingCannotInterrupt(&'static str),
+    #[error("one-lcore mode (EAL gave only the main lcore): {0}")]
+    OneLcore(&'static str),
 }
 
 /// Ports opened and configured, and who polls what.
@@ -58,6 +65,8 @@ pub struct Plan {
     pub worker_lcores: Vec<u32>,
     pub distributor_lcore: Option<u32>,
     pub uplink_rx_queues: u16,
+    /// One-lcore mode: the single worker runs on the main lcore.
+    pub inline: bool,
 }
 
 /// Plans the ports and lcores of `cfg`:
@@ -66,12 +75,28 @@ pub struct Planner<'a> {
     cfg: &'a Config,
     lcores: Vec<u32>,
     opened: Vec<(PortConfig, Port)>,
+    inline: bool,
 }
 
 impl<'a> Planner<'a> {
-    /// The worker lcores: `workers.lcores`, or every EAL worker lcore.
+    /// The worker lcores: `workers.lcores`, or every EAL worker lcore;
+    /// when EAL has only the main lcore (`-l 0`), the main lcore runs the
+    /// single worker itself (one-lcore mode).
     pub fn new(cfg: &'a Config) -> Result<Planner<'a>, PlanError> {
         let eal = worker_lcores();
+        if eal.is_empty() && cfg.workers.lcores.is_none() {
+            if cfg.pdump.is_some() {
+                return Err(PlanError::OneLcore(
+                    "pdump taps need a worker lcore besides the main one (give -l 0-1)",
+                ));
+            }
+            return Ok(Planner {
+                cfg,
+                lcores: vec![main_lcore()],
+                opened: Vec::new(),
+                inline: true,
+            });
+        }
         let lcores = match &cfg.workers.lcores {
             Some(l) => {
                 if let Some(&lcore) = l.iter().find(|c| !eal.contains(c)) {
@@ -88,6 +113,7 @@ impl<'a> Planner<'a> {
             cfg,
             lcores,
             opened: Vec::new(),
+            inline: false,
         })
     }
 
@@ -122,6 +148,16 @@ impl<'a> Planner<'a> {
     /// every port for the workers that remain.
     pub fn configure(mut self, pool: &Mempool) -> Result<Plan, PlanError> {
         let distributor_lcore = self.place_distributor()?;
+        let interrupts = self.cfg.workers.idle == IdleMode::Interrupt;
+        if interrupts && (distributor_lcore.is_some() || self.cfg.pdump.is_some()) {
+            return Err(PlanError::RingCannotInterrupt(
+                if self.cfg.pdump.is_some() {
+                    "a pdump tap's ring"
+                } else {
+                    "the distributor's ring to each worker"
+                },
+            ));
+        }
         let workers = self.lcores.len() as u16;
         let mut uplink_rx_queues = 0;
         for (pc, port) in &mut self.opened {
@@ -142,16 +178,32 @@ impl<'a> Planner<'a> {
                     port: pc.name.clone(),
                 });
             }
+            let input = pc.role == Role::Input;
+            if input && self.cfg.workers.idle == IdleMode::Adaptive {
+                pause_queues(&self.lcores, pc, port, per_worker, pcfg.rx_queues);
+            }
             port.start().map_err(|source| PlanError::Start {
                 port: pc.name.clone(),
                 source,
             })?;
+            if input && interrupts {
+                if let Some(q) =
+                    (0..pcfg.rx_queues).find(|&q| !rx_interrupts_supported(port.id(), q))
+                {
+                    log(format!("port {:?}: RX queue {q} cannot interrupt", pc.name));
+                    return Err(PlanError::NoRxInterrupts {
+                        port: pc.name.clone(),
+                        device: pc.device.to_string(),
+                    });
+                }
+            }
         }
         Ok(Plan {
             ports: self.opened,
             worker_lcores: self.lcores,
             distributor_lcore,
             uplink_rx_queues,
+            inline: self.inline,
         })
     }
 
@@ -200,6 +252,7 @@ fn queues(
         rx_desc: cfg.queues.rx_desc,
         tx_desc: cfg.queues.tx_desc,
         mtu: pc.mtu,
+        rx_interrupts: pc.role == Role::Input && cfg.workers.idle == IdleMode::Interrupt,
         ..DpdkPortConfig::default()
     };
     let mut per_worker = false;
@@ -271,4 +324,31 @@ fn check_capture(pc: &PortConfig) -> Result<(), PlanError> {
         ));
     }
     Ok(())
+}
+
+/// Adaptive idle: DPDK's PMD power management (pause) on an input's RX
+/// queues that a worker of `lcores` polls, before the port starts (DPDK
+/// adds it to stopped queues only). Where DPDK refuses, the worker's own
+/// backoff does all the waiting; the log says which.
+fn pause_queues(lcores: &[u32], pc: &PortConfig, port: &Port, per_worker: bool, queues: u16) {
+    let several = lcores.len() > 1;
+    for q in 0..queues {
+        // A worker polls queue q (RSS), or the single worker polls them
+        // all; otherwise the distributor does, which stays polling.
+        let lcore = match (per_worker, several) {
+            (true, _) => lcores[usize::from(q)],
+            (false, false) => lcores[0],
+            (false, true) => return,
+        };
+        match pause_rx_queue(port.id(), q, lcore) {
+            Ok(how) => log(format!(
+                "port {:?} RX queue {q}: DPDK power management (pause, {how}) on lcore {lcore}",
+                pc.name
+            )),
+            Err(e) => log(format!(
+                "port {:?} RX queue {q}: no DPDK power management ({e}): the worker's sleeps alone",
+                pc.name
+            )),
+        }
+    }
 }

@@ -27,15 +27,49 @@ impl Default for ApplianceId {
 }
 
 /// `[workers]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct WorkersConfig {
     /// Worker lcores; default: every EAL lcore but the main one.
     pub lcores: Option<Vec<u32>>,
+    /// What every worker does when nothing arrives.
+    pub idle: IdleMode,
+    /// The longest a sleeping worker takes to look at its queues again
+    /// (µs): the wake-up delay the RX rings must cover.
+    pub idle_max_us: u32,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self {
+            lcores: None,
+            idle: IdleMode::Poll,
+            idle_max_us: 1000,
+        }
+    }
+}
+
+/// `workers.idle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdleMode {
+    /// Busy polling, a whole core each (DPDK's classic loop).
+    #[default]
+    Poll,
+    /// DPDK's PMD power management, then sleeps growing to `idle_max_us`.
+    Adaptive,
+    /// Sleeps on the RX queues' interrupts (inputs whose driver has them).
+    Interrupt,
 }
 
 impl WorkersConfig {
     pub(super) fn problems(&self, p: &mut Vec<String>) {
+        if !(10..=100_000).contains(&self.idle_max_us) {
+            p.push(format!(
+                "workers.idle_max_us: {} is outside 10..=100000",
+                self.idle_max_us
+            ));
+        }
         let Some(l) = &self.lcores else {
             return;
         };

@@ -43,7 +43,7 @@ use thiserror::Error;
 pub use controller::ControllerConfig;
 pub use decap::{DecapSection, NonTunnel, RetagMode};
 pub use eal::{lcores_in, memory_in, parse_lcore_list, EalSection, FlowCacheConfig};
-pub use limits::{ApplianceId, DedupConfig, MempoolConfig, QueuesConfig, WorkersConfig};
+pub use limits::{ApplianceId, DedupConfig, IdleMode, MempoolConfig, QueuesConfig, WorkersConfig};
 pub use memory::{Footprint, Place};
 pub use pdump::PdumpSection;
 pub use ports::{CaptureConfig, PdumpTap, PortConfig, PortDirection, PortMode, Role};

@@ -50,6 +50,9 @@ pub struct PortConfig {
     /// MTU to set; `None` keeps the device's.
     pub mtu: Option<u16>,
     pub promiscuous: bool,
+    /// RX interrupts (`intr_conf.rxq`), for workers that sleep on them
+    /// (`RxInterrupts`).
+    pub rx_interrupts: bool,
 }
 
 impl Default for PortConfig {
@@ -61,6 +64,7 @@ impl Default for PortConfig {
             tx_desc: 1024,
             mtu: None,
             promiscuous: true,
+            rx_interrupts: false,
         }
     }
 }
@@ -439,6 +443,7 @@ impl Port {
                 .is_some_and(|f| f & dpdk_sys::sluice_rte_eth_dev_intr_lsc() != 0)
         };
         conf.intr_conf.set_lsc(u32::from(lsc));
+        conf.intr_conf.set_rxq(u32::from(cfg.rx_interrupts));
         // A device that offers multi-segment TX gets it asked for: a NIC's
         // fast TX path may send only a chain's first segment otherwise.
         let multi_segs = info.tx_offload_capa & TX_OFFLOAD_MULTI_SEGS != 0;

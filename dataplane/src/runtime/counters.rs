@@ -128,6 +128,11 @@ pub struct WorkerCounters {
     /// Bursts processed, and the policy swaps this worker has taken.
     pub bursts: Counter,
     pub policy_swaps: Counter,
+    /// Times an idle worker waited (slept, or waited for an RX
+    /// interrupt), and of those, the ones an interrupt ended; not zeroed
+    /// by `clear fwd stats`.
+    pub idle_waits: Counter,
+    pub idle_interrupts: Counter,
 }
 
 impl WorkerCounters {

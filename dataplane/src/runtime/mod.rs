@@ -13,6 +13,8 @@ pub mod clock;
 #[cfg(feature = "dpdk")]
 pub mod distributor;
 #[cfg(feature = "dpdk")]
+pub mod idle;
+#[cfg(feature = "dpdk")]
 pub mod snapshot;
 #[cfg(feature = "dpdk")]
 pub mod worker;

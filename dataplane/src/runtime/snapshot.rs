@@ -37,6 +37,14 @@ impl CounterBlocks {
         self.blocks.iter().map(|(_, _, s)| &**s)
     }
 
+    /// The workers' blocks, with their names.
+    pub fn workers(&self) -> impl Iterator<Item = (&str, &WorkerStats)> {
+        self.blocks
+            .iter()
+            .filter(|(_, k, _)| *k == LcoreKind::Worker)
+            .map(|(n, _, s)| (n.as_str(), &**s))
+    }
+
     /// The totals alone (cheap: no destination is read).
     pub fn totals(&self) -> Totals {
         Totals::of(self.stats())

@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::{ArcSwap, Cache};
 
@@ -15,6 +16,7 @@ use crate::dpdk::{capture_time_in_use, tsc_now, Batch, Mbuf, Mempool, Ring, RxQu
 use crate::frame::Frame;
 use crate::runtime::clock::Clock;
 use crate::runtime::counters::{DestCounters, DestDrop, Terminal, WorkerStats};
+use crate::runtime::idle::{Idle, IdleConfig};
 use crate::runtime::ratelimit::DestLimiter;
 use crate::runtime::tables::Tables;
 use crate::runtime::trace::{DestTrace, Trace, TraceRecord};
@@ -116,6 +118,8 @@ pub struct WorkerSetup {
     pub clear_epoch: Arc<AtomicU64>,
     /// `protect` shedding, set by the guard: see [`shed`].
     pub protect: Arc<AtomicU64>,
+    /// How the worker waits when nothing arrives.
+    pub idle: IdleConfig,
 }
 
 /// The protect word: 0 while running; in protect, the mode in the high
@@ -151,117 +155,221 @@ pub(super) struct Worker {
     tool_max_frame: Vec<usize>,
     /// Hits per rule since the last drain tick.
     rule_hits: rules::RuleTally,
+    /// Polling, sleeping or waiting for interrupts when nothing arrives.
+    idle: Idle,
+}
+
+/// The loop's own state between rounds.
+struct Looping {
+    tables: Cache<Arc<ArcSwap<Tables>>, Arc<Tables>>,
+    drain_ticks: u64,
+    last_drain: u64,
+    rx: Batch<BURST>,
 }
 
 /// Runs the worker loop until the state says `EXIT`, then drains.
 pub fn run(setup: WorkerSetup) -> Result<(), String> {
-    let decap = decap::DecapState::new(&setup.decap, Arc::clone(&setup.stats.decap))
-        .map_err(|e| format!("worker {}: decap: {e}", setup.index))?;
-    let dedup = Dedup::new_on_hugepages(&setup.dedup)
-        .map_err(|e| format!("worker {}: {e}", setup.index))?
-        .with_stats(Arc::clone(&setup.stats.dedup));
-    let cache = FlowCache::new(setup.flow_cache_entries);
-    let tx = TxBuffer::new(setup.tool_ports.len());
-    let tool_max_frame = setup
-        .tool_ports
-        .iter()
-        .map(|q| usize::from(q.mtu().unwrap_or(1500)) + 14)
-        .collect();
-    let mut w = Worker {
-        s: setup,
-        dedup,
-        cache,
-        tx,
-        templates: Vec::new(),
-        limiters: Vec::new(),
-        plans: Plans::default(),
-        generation: u64::MAX,
-        clear_epoch: 0,
-        shed_count: 0,
-        decap,
-        edits: Edits::default(),
-        tool_max_frame,
-        rule_hits: rules::RuleTally::default(),
-    };
-    w.run_loop();
+    let (mut w, mut lp) = Worker::new(setup)?;
+    while let Some(got) = w.round(&mut lp) {
+        if got == 0 {
+            w.rest(None);
+        } else {
+            w.idle.busy(got);
+        }
+    }
+    w.finish();
     Ok(())
 }
 
-impl Worker {
-    fn run_loop(&mut self) {
-        let tables_swap = Arc::clone(&self.s.tables);
-        let mut tables = Cache::new(tables_swap);
-        let drain_ticks = self.s.clock.hz() / 10_000; // 100 µs, as l2fwd
-        let mut last_drain = tsc_now();
-        let mut rx: Batch<BURST> = Batch::new();
-        self.s.stats.counters.started.add(1);
+/// A worker that runs on the main lcore between its control rounds
+/// (one-lcore mode): [`InlineWorker::run_for`] polls for a share of time,
+/// then hands the lcore back.
+pub struct InlineWorker {
+    w: Worker,
+    lp: Looping,
+}
+
+impl InlineWorker {
+    /// Builds the worker on the calling thread (the main lcore).
+    pub fn new(setup: WorkerSetup) -> Result<InlineWorker, String> {
+        let (w, lp) = Worker::new(setup)?;
+        Ok(InlineWorker { w, lp })
+    }
+
+    /// Runs rounds for about `share`, idle waits included; false once the
+    /// run word says exit (the TX buffers are drained then).
+    pub fn run_for(&mut self, share: Duration) -> bool {
+        let hz = self.w.s.clock.hz();
+        let ticks = (share.as_nanos() as u64).saturating_mul(hz) / 1_000_000_000;
+        let start = tsc_now();
         loop {
-            let state = self.s.state.load(Ordering::Acquire);
-            if state == run_state::EXIT {
-                break;
+            match self.w.round(&mut self.lp) {
+                None => {
+                    self.w.finish();
+                    return false;
+                }
+                Some(0) => {
+                    let left = ticks.saturating_sub(tsc_now().wrapping_sub(start));
+                    self.w.rest(Some(Duration::from_nanos(
+                        left.saturating_mul(1_000_000_000) / hz.max(1),
+                    )));
+                }
+                Some(got) => self.w.idle.busy(got),
             }
-            let epoch = self.s.clear_epoch.load(Ordering::Relaxed);
-            if epoch != self.clear_epoch {
-                // Resolve every pending copy first: then zero is exact.
-                self.flush();
-                self.drain_decap();
-                self.publish_tallies();
-                self.s.stats.zero();
-                self.clear_epoch = epoch;
-                self.s.stats.counters.cleared_epoch.set(epoch);
+            if tsc_now().wrapping_sub(start) >= ticks {
+                return true;
             }
-            let window = self.s.dedup_window_us.load(Ordering::Relaxed);
-            if window != self.dedup.window_us() {
-                self.dedup.set_window(window);
-            }
-            // The quiescent point: the previous burst's tables are released here.
-            let t = Arc::clone(tables.load());
-            if t.generation != self.generation {
-                self.adopt(&t);
-            }
-            if state == run_state::RUNNING {
-                for i in 0..self.s.sources.len() {
-                    let n = match &mut self.s.sources[i] {
-                        Source::Queue { rxq, .. } => rxq.rx(&mut rx),
-                        Source::Ring(r) | Source::Tap { ring: r, .. } => r.dequeue_batch(&mut rx),
-                    };
-                    if n > 0 {
-                        match &self.s.sources[i] {
-                            Source::Queue { decap: true, .. } => self.process_decap(&mut rx),
-                            Source::Queue { direction, .. } => {
-                                let dir = Some(*direction);
-                                self.process(&t, &mut rx, dir);
-                            }
-                            Source::Ring(_) => {
-                                // A ring may mix ports: decap ones go their way.
-                                self.split_decap(&mut rx);
-                                self.process(&t, &mut rx, None);
-                            }
-                            Source::Tap { direction, .. } => {
-                                let dir = Some(*direction);
-                                self.split_decap(&mut rx);
-                                self.process(&t, &mut rx, dir);
-                            }
+        }
+    }
+}
+
+impl Worker {
+    /// The worker's tables, TX buffer and idle state; the loop's state.
+    fn new(setup: WorkerSetup) -> Result<(Worker, Looping), String> {
+        let decap = decap::DecapState::new(&setup.decap, Arc::clone(&setup.stats.decap))
+            .map_err(|e| format!("worker {}: decap: {e}", setup.index))?;
+        let dedup = Dedup::new_on_hugepages(&setup.dedup)
+            .map_err(|e| format!("worker {}: {e}", setup.index))?
+            .with_stats(Arc::clone(&setup.stats.dedup));
+        let cache = FlowCache::new(setup.flow_cache_entries);
+        let tx = TxBuffer::new(setup.tool_ports.len());
+        let tool_max_frame = setup
+            .tool_ports
+            .iter()
+            .map(|q| usize::from(q.mtu().unwrap_or(1500)) + 14)
+            .collect();
+        let queues: Vec<(u16, u16)> = setup
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::Queue { rxq, .. } => Some((rxq.port(), rxq.queue())),
+                Source::Ring(_) | Source::Tap { .. } => None,
+            })
+            .collect();
+        let idle = Idle::new(setup.idle, &queues)
+            .map_err(|e| format!("worker {}: idle = \"interrupt\": {e}", setup.index))?;
+        let lp = Looping {
+            tables: Cache::new(Arc::clone(&setup.tables)),
+            drain_ticks: setup.clock.hz() / 10_000, // 100 µs, as l2fwd
+            last_drain: tsc_now(),
+            rx: Batch::new(),
+        };
+        let w = Worker {
+            s: setup,
+            dedup,
+            cache,
+            tx,
+            templates: Vec::new(),
+            limiters: Vec::new(),
+            plans: Plans::default(),
+            generation: u64::MAX,
+            clear_epoch: 0,
+            shed_count: 0,
+            decap,
+            edits: Edits::default(),
+            tool_max_frame,
+            rule_hits: rules::RuleTally::default(),
+            idle,
+        };
+        w.s.stats.counters.started.add(1);
+        Ok((w, lp))
+    }
+
+    /// After an empty round: waits when the idle mode says so, with the TX
+    /// buffers sent first (nothing waits in them while the worker sleeps).
+    #[cold]
+    #[inline(never)]
+    fn rest(&mut self, cap: Option<Duration>) {
+        let Some(wait) = self.idle.empty_round() else {
+            return;
+        };
+        self.flush();
+        self.drain_decap();
+        let c = &self.s.stats.counters;
+        c.idle_waits.add(1);
+        if self.idle.wait(wait, cap) {
+            c.idle_interrupts.add(1);
+        }
+    }
+
+    /// Sends what waits in the TX buffers and publishes the last hits.
+    fn finish(&mut self) {
+        self.flush();
+        self.drain_decap();
+        self.publish_tallies();
+    }
+
+    /// One round of the loop: every source polled once and its burst run
+    /// to completion, the slow path on the drain tick. Returns the packets
+    /// received, or `None` once the run word says exit.
+    #[inline]
+    fn round(&mut self, lp: &mut Looping) -> Option<usize> {
+        let state = self.s.state.load(Ordering::Acquire);
+        if state == run_state::EXIT {
+            return None;
+        }
+        let epoch = self.s.clear_epoch.load(Ordering::Relaxed);
+        if epoch != self.clear_epoch {
+            // Resolve every pending copy first: then zero is exact.
+            self.flush();
+            self.drain_decap();
+            self.publish_tallies();
+            self.s.stats.zero();
+            self.clear_epoch = epoch;
+            self.s.stats.counters.cleared_epoch.set(epoch);
+        }
+        let window = self.s.dedup_window_us.load(Ordering::Relaxed);
+        if window != self.dedup.window_us() {
+            self.dedup.set_window(window);
+        }
+        // The quiescent point: the previous burst's tables are released here.
+        let t = Arc::clone(lp.tables.load());
+        if t.generation != self.generation {
+            self.adopt(&t);
+        }
+        let rx = &mut lp.rx;
+        let mut got = 0;
+        if state == run_state::RUNNING {
+            for i in 0..self.s.sources.len() {
+                let n = match &mut self.s.sources[i] {
+                    Source::Queue { rxq, .. } => rxq.rx(rx),
+                    Source::Ring(r) | Source::Tap { ring: r, .. } => r.dequeue_batch(rx),
+                };
+                if n > 0 {
+                    got += n;
+                    match &self.s.sources[i] {
+                        Source::Queue { decap: true, .. } => self.process_decap(rx),
+                        Source::Queue { direction, .. } => {
+                            let dir = Some(*direction);
+                            self.process(&t, rx, dir);
+                        }
+                        Source::Ring(_) => {
+                            // A ring may mix ports: decap ones go their way.
+                            self.split_decap(rx);
+                            self.process(&t, rx, None);
+                        }
+                        Source::Tap { direction, .. } => {
+                            let dir = Some(*direction);
+                            self.split_decap(rx);
+                            self.process(&t, rx, dir);
                         }
                     }
                 }
             }
-            let now = tsc_now();
-            if now.wrapping_sub(last_drain) > drain_ticks {
-                // The slow path shares the drain tick: ARP/ND can wait
-                // 100 µs, and a busy uplink RX costs nothing in between.
-                self.poll_uplink();
-                self.poll_control_tx();
-                self.flush();
-                self.drain_decap();
-                self.publish_tallies();
-                self.export_rx_invalid();
-                last_drain = now;
-            }
         }
-        self.flush();
-        self.drain_decap();
-        self.publish_tallies();
+        let now = tsc_now();
+        if now.wrapping_sub(lp.last_drain) > lp.drain_ticks {
+            // The slow path shares the drain tick: ARP/ND can wait
+            // 100 µs, and a busy uplink RX costs nothing in between.
+            self.poll_uplink();
+            self.poll_control_tx();
+            self.flush();
+            self.drain_decap();
+            self.publish_tallies();
+            self.export_rx_invalid();
+            lp.last_drain = now;
+        }
+        Some(got)
     }
 
     /// Adds the per-rule hits and the strip and mask tallies to the shared
