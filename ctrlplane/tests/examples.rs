@@ -26,6 +26,8 @@ fn example_configs_and_policy_are_valid() {
     let pdump = Config::load(&example("pdump-tap.toml")).expect("pdump-tap.toml");
     assert_eq!(pdump.pdump_inputs().count(), 2);
     assert_eq!(pdump.pdump.map(|p| p.file_prefix), Some("vswitch".into()));
+    let idle = Config::load(&example("idle.toml")).expect("idle.toml");
+    assert_eq!(idle.workers.idle, ctrlplane::config::IdleMode::Adaptive);
     let vhost = Config::load(&example("vhost-tap.toml")).expect("vhost-tap.toml");
     assert!(vhost
         .input_ports()
@@ -78,13 +80,14 @@ fn example_configs_and_policy_are_valid() {
 }
 
 /// Every example config, as shipped except for its devices.
-const EXAMPLES: [&str; 6] = [
+const EXAMPLES: [&str; 7] = [
     "tap-aggregation.toml",
     "decap-frontend.toml",
     "pdump-tap.toml",
     "vhost-tap.toml",
     "tool-ports.toml",
     "sidecar-small.toml",
+    "idle.toml",
 ];
 
 /// The policy an example runs with: its own (`<name>-policy.toml`) where

@@ -17,10 +17,6 @@ use crate::log::log;
 pub enum PlanError {
     #[error("workers.lcores: lcore {lcore} is not an EAL worker lcore (EAL has {eal:?}; give -l)")]
     NotAWorkerLcore { lcore: u32, eal: Vec<u32> },
-    #[error(
-        "no worker lcore: give EAL at least two lcores, e.g. -l 0-1 (lcore 0 is the main lcore)"
-    )]
-    NoWorkerLcore,
     /// A capture file an input cannot read or carry (`file`, or a
     /// `net_pcap` device's `rx_pcap`).
     #[error("{0}")]
@@ -106,9 +102,6 @@ impl<'a> Planner<'a> {
             }
             None => eal,
         };
-        if lcores.is_empty() {
-            return Err(PlanError::NoWorkerLcore);
-        }
         Ok(Planner {
             cfg,
             lcores,
