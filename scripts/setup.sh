@@ -35,6 +35,8 @@ PACKAGES=(
   nats-server                 # the data-service stream's server (JetStream), in tests
   prometheus                  # e2e_prometheus: a real server scrapes a running Sluice
   systemd                     # the packaging test: systemd-analyze verify
+  etcd-server                 # the controllers' fleet store (v3 API); tests start their own
+  protobuf-compiler           # protoc: etcd-client's build script generates its gRPC stubs
 )
 
 say() { printf 'setup: %s\n' "$*"; }

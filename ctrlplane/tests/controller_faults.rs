@@ -26,7 +26,7 @@ fn bystander(fx: &Fixture, ctl: &mut Controller) -> Appliance {
 /// The bystander still works: a new policy reaches it and its ack is recorded.
 fn bystander_unaffected(fx: &Fixture, ctl: &mut Controller, app: &Appliance, tag: &str) {
     fx.write_policy("web", &good_policy(tag));
-    ctl.cli(&["push"]);
+    fx.import();
     let (v, ok) = app.take_policy();
     assert!(ok);
     ctl.wait_log(&format!("appliance steady acked policy {v}"));

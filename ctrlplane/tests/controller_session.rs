@@ -43,8 +43,9 @@ fn an_appliance_gets_its_policy_applies_it_and_the_ack_is_recorded() {
 
     // A changed file, pushed by the operator: the new version arrives and is acked.
     fx.write_policy("web", &good_policy("two"));
-    let out = ctl.cli(&["push"]);
-    assert!(out.contains("\"pushed\": 1"), "{out}");
+    let out = fx.import();
+    assert!(out.contains("\"web\""), "{out}");
+    ctl.next_log("pushed to 1 appliance(s)");
     let (v2, _, text2) = app.wait_policy();
     assert_ne!(v1, v2);
     assert!(app.apply(&v2, &text2));
@@ -99,7 +100,7 @@ fn a_policy_with_errors_is_nacked_with_every_error_recorded() {
 
     // Fixed: pushed, acked, the nack is cleared.
     fx.write_policy("broken", &good_policy("fixed"));
-    ctl.cli(&["push"]);
+    fx.import();
     let (v2, ok) = app.take_policy();
     assert!(ok);
     ctl.wait_log(&format!("appliance tap-02 acked policy {v2}"));
@@ -108,20 +109,22 @@ fn a_policy_with_errors_is_nacked_with_every_error_recorded() {
 }
 
 #[test]
-fn a_policy_the_controller_cannot_parse_is_reported_and_not_pushed() {
+fn a_policy_that_does_not_parse_is_refused_at_import_and_never_pushed() {
     let fx = Fixture::new("unparsable");
     fx.write_policy("web", "[[rule]\nname = ");
     fx.write_assign("default = \"web\"\n");
-    let mut ctl = fx.controller();
-    ctl.wait_log("policy problem:");
-    let policies = ctl.cli(&["policies"]);
-    let row = policies
-        .lines()
-        .find(|l| l.starts_with("web"))
-        .expect(&policies);
+    let out = fx.fleet_cli(&["import", fx.policies.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
     assert!(
-        row.contains("web.toml") && row.contains("not served"),
-        "{row}"
+        err.contains("web.toml") && err.contains("not imported"),
+        "{err}"
+    );
+    let mut ctl = fx.controller();
+    let policies = ctl.cli(&["policies"]);
+    assert!(
+        !policies.lines().any(|l| l.starts_with("web")),
+        "{policies}"
     );
 
     let app = Appliance::spawn(fx.agent_config(&ctl, "tap-03"));
@@ -136,18 +139,19 @@ fn a_policy_the_controller_cannot_parse_is_reported_and_not_pushed() {
 
     // Fixed: the first policy the appliance ever sees is the good one.
     fx.write_policy("web", &good_policy("ok"));
-    ctl.cli(&["push"]);
+    fx.import();
     let (v, _, text) = app.wait_policy();
     assert!(text.contains("version = \"ok\""), "{text}");
     assert!(app.apply(&v, &text));
     ctl.wait_log(&format!("appliance tap-03 acked policy {v}"));
 
-    // Broken again: reported, and the good version stays what is served.
+    // Broken again: refused, and the good version stays what is served.
     fx.write_policy("web", "not toml at all [");
-    let out = ctl.cli(&["push"]);
+    let out = fx.fleet_cli(&["import", fx.policies.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.contains("\"pushed\": 0") && out.contains("previous version stays"),
-        "{out}"
+        !out.status.success() && err.contains("keeps their previous version"),
+        "{err}"
     );
     assert_eq!(ctl.show("tap-03").desired.as_deref(), Some(v.as_str()));
 }
@@ -185,8 +189,8 @@ fn policies_are_assigned_by_name_then_label_then_default_and_pushed_where_they_c
 
     // Only the appliances running `paris` get its new version.
     fx.write_policy("paris", &good_policy("paris-2"));
-    let out = ctl.cli(&["push"]);
-    assert!(out.contains("\"pushed\": 1"), "{out}");
+    fx.import();
+    ctl.next_log("pushed to 1 appliance(s)");
     let (v, name, text) = by_label.wait_policy();
     assert_eq!(name, "paris");
     assert!(by_label.apply(&v, &text));
@@ -201,11 +205,9 @@ fn policies_are_assigned_by_name_then_label_then_default_and_pushed_where_they_c
     fx.write_assign(
         "default = \"base\"\n[appliance]\nby-name = \"web\"\nother = \"web\"\n[[label]]\nmatch = { site = \"par\" }\npolicy = \"paris\"\n",
     );
-    let out = ctl.cli(&["push"]);
-    assert!(
-        out.contains("\"pushed\": 1") && out.contains("\"assignments_changed\": true"),
-        "{out}"
-    );
+    let out = fx.import();
+    assert!(out.contains("\"assignments_changed\": true"), "{out}");
+    ctl.next_log("pushed to 1 appliance(s)");
     let (_, name, _) = other.wait_policy();
     assert_eq!(name, "web");
 }
@@ -270,7 +272,7 @@ fn operator_commands_reach_the_appliance_and_results_come_back() {
     // Unknown appliance: the operator is told.
     let out = std::process::Command::new(controller_bin())
         .arg("--admin")
-        .arg(&fx.admin)
+        .arg(ctl.admin_path())
         .args(["command", "nobody", "start"])
         .output()
         .unwrap();
@@ -350,7 +352,7 @@ fn the_last_acked_policy_survives_a_restart_and_a_failed_write_is_counted_not_fa
     );
 
     // The controller comes back: the appliance says what it runs; no push.
-    let mut ctl = Controller::spawn(&fx, &cfg.address);
+    let mut ctl = Controller::spawn(&fx, &cfg.addresses[0]);
     app.wait_connected();
     let line = ctl.wait_log("appliance tap-07 connected");
     assert!(line.contains(&format!("runs {v}: in sync")), "{line}");

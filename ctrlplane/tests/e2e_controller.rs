@@ -63,7 +63,7 @@ fn appliance_follows_its_controller() {
          [[port]]\nname = \"rec\"\ndevice = \"net_null_ctl_rec{n},no-rx=1\"\nrole = \"tool\"\n\n\
          [uplink]\naddress = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:01\"\n\n[[neighbor]]\nip = \"192.0.2.10\"\nmac = \"02:00:00:00:00:0a\"\n\n\
          [dedup]\ntable_entries = 4096\n\n\
-         [controller]\naddress = \"{}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\npersist = \"{}\"\nheartbeat_ms = 100\nbackoff_initial_ms = 50\nbackoff_max_ms = 400\n",
+         [controller]\naddresses = [\"{}\"]\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\npersist = \"{}\"\nheartbeat_ms = 100\nbackoff_initial_ms = 50\nbackoff_max_ms = 400\n",
         dir.join("in.pcap").display(),
         ctl.addr,
         fx.ca.pem.display(),
@@ -113,7 +113,7 @@ fn appliance_follows_its_controller() {
     let first = ctl.show("sluice-e2e").acked;
     fx.write_policy("default", &policy("two", "noc-b", 2));
     // The operator's push (the directory poll is only a backstop).
-    ctl.cli(&["push"]);
+    fx.import();
     s.wait_for("policy \"two\" loaded", 60);
     wait_sent(Path::new(&sock), "noc-b");
     until(&ctl, "sluice-e2e", "acking the new version", |v| {
@@ -126,7 +126,7 @@ fn appliance_follows_its_controller() {
         "default",
         "version = \"three\"\n[[destination]]\nname = \"x\"\ntunnel = \"vxlan\"\nremote = \"192.0.2.10\"\nvni = 3\n\n[[rule]]\nname = \"r\"\nin_port = \"tap9\"\nto = [\"x\"]\n",
     );
-    ctl.cli(&["push"]);
+    fx.import();
     s.wait_for("keeping policy \"two\"", 60);
     until(&ctl, "sluice-e2e", "recording the nack", |v| {
         v.nack.is_some()

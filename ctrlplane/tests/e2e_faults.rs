@@ -563,7 +563,7 @@ fn controller_config(fx: &Fixture, name: &str, addr: &str, persist: &Path) -> St
     );
     cfg = cfg.replace("name = \"faults\"", &format!("name = \"{name}\""));
     cfg.push_str(&format!(
-        "\n[controller]\naddress = \"{addr}\"\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\n\
+        "\n[controller]\naddresses = [\"{addr}\"]\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\n\
          key = \"{}\"\npersist = \"{}\"\nheartbeat_ms = 100\nbackoff_initial_ms = 50\nbackoff_max_ms = 400\n",
         fx.ca.pem.display(),
         id.cert.display(),
@@ -710,7 +710,7 @@ fn a_full_disk_fails_the_persist_write_which_is_counted_and_retried_later() {
         while f.write_all(&chunk).and_then(|()| f.sync_all()).is_ok() {}
     }
     fx.write_policy("default", &controller_policy("two", "noc-b", 2));
-    ctl.cli(&["push"]);
+    fx.import();
     // Applied and acked (it runs; it would not survive a restart), the
     // failure counted and shown, the old file whole.
     s.wait_for("policy \"two\" loaded", WAIT_S);
@@ -738,7 +738,7 @@ fn a_full_disk_fails_the_persist_write_which_is_counted_and_retried_later() {
     // Room again: the next policy is written.
     std::fs::remove_file(&filler).expect("remove filler");
     fx.write_policy("default", &controller_policy("three", "noc-c", 3));
-    ctl.cli(&["push"]);
+    fx.import();
     s.wait_for("policy \"three\" loaded", WAIT_S);
     let v = c.until_says("show controller", "2 write(s), 1 failure(s)");
     assert!(!v.contains("last write failed"), "{v}");

@@ -1,7 +1,9 @@
-//! The operator's interface: a Unix socket (mode 0600 by the umask of the
-//! controller's user) speaking one JSON request per line, one JSON answer
-//! per line. `sluice-controller list|show|policies|summary|push|command`
-//! are its clients.
+//! The operator's interface: a Unix socket (mode 0600: the controller's
+//! user only) speaking one JSON request per line, one JSON answer
+//! per line. `sluice-controller list|show|policies|summary|command` are
+//! its clients. What it answers is the whole fleet as this controller
+//! sees it through etcd; a command is queued in etcd for whichever
+//! controller holds the appliance.
 //!
 //! ```text
 //! → {"op":"list"}
@@ -38,18 +40,19 @@ pub enum AdminRequest {
     List,
     /// One appliance.
     Show { name: String },
-    /// Every policy file: version served, error.
+    /// Every policy: version served, error.
     Policies,
     /// Counts: connected, in sync, stale, nacked, per acked version.
     Summary,
-    /// Read the policy directory now and push what changed.
-    Push,
     /// Send a command to one appliance, or every connected one (`target`
     /// absent).
     Command {
         #[serde(default)]
         target: Option<String>,
         command: CommandKind,
+        /// Who asks, for the history.
+        #[serde(default)]
+        by: String,
     },
 }
 
@@ -71,7 +74,12 @@ pub(crate) fn bind(path: &Path) -> Result<UnixListener, String> {
                 .map_err(|e| format!("admin socket {}: {e}", path.display()))?;
         }
     }
-    UnixListener::bind(path).map_err(|e| format!("admin socket {}: {e}", path.display()))
+    let l =
+        UnixListener::bind(path).map_err(|e| format!("admin socket {}: {e}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("admin socket {}: {e}", path.display()))?;
+    Ok(l)
 }
 
 fn answer(shared: &Shared, line: &str) -> Value {
@@ -87,9 +95,13 @@ fn answer(shared: &Shared, line: &str) -> Value {
         },
         AdminRequest::Policies => json!({"ok": true, "policies": shared.policies()}),
         AdminRequest::Summary => json!({"ok": true, "summary": shared.summary()}),
-        AdminRequest::Push => json!({"ok": true, "push": shared.rescan()}),
-        AdminRequest::Command { target, command } => {
-            match shared.command(target.as_deref(), command) {
+        AdminRequest::Command {
+            target,
+            command,
+            by,
+        } => {
+            let by = if by.is_empty() { "admin socket" } else { &by };
+            match shared.command(target.as_deref(), command, by) {
                 Ok(sent) => json!({"ok": true, "sent": sent}),
                 Err(e) => json!({"ok": false, "error": e}),
             }
@@ -126,7 +138,7 @@ pub(crate) async fn serve(listener: UnixListener, shared: Arc<Shared>) {
                         .await;
                     return;
                 }
-                // Rescans read files: off the async workers.
+                // The registry's mutex: off the async workers.
                 let sh = shared.clone();
                 let req = line.trim().to_owned();
                 let reply = tokio::task::spawn_blocking(move || answer(&sh, &req))

@@ -1,24 +1,34 @@
 //! `sluice-controller`: the reference controller, and the operator's
-//! commands to it.
+//! commands to it and to the fleet's store.
 //!
 //! ```text
-//! sluice-controller serve --ca ca.pem --cert ctl.pem --key ctl.key --policies DIR [--listen ADDR] [--admin SOCK]
-//! sluice-controller list [--json]            appliances, state, policy, last heartbeat
+//! sluice-controller serve --ca ca.pem --cert ctl.pem --key ctl.key --id ID [--listen ADDR] [--admin SOCK]
+//! sluice-controller list [--json]            appliances, state, policy, controller, last heartbeat
 //! sluice-controller show NAME                one appliance in full (JSON)
-//! sluice-controller policies [--json]        policy files, versions, errors
+//! sluice-controller policies [--json]        policies, versions, errors
 //! sluice-controller summary                  counts (JSON)
-//! sluice-controller push                     read the policy directory now, push changes
 //! sluice-controller command (NAME | --all) start|stop|reload
+//! sluice-controller import DIR               the fleet's policies become those of DIR
+//! sluice-controller export DIR               the fleet's policies as files
+//! sluice-controller inventory FILE [--replace]   load workloads
+//! sluice-controller history [--appliance NAME] [--since T] [--json]
 //! ```
+//!
+//! Every command but the admin socket's (`list`, `show`, `policies`,
+//! `summary`, `command`) talks to etcd: `--etcd`, `--etcd-ca`,
+//! `--etcd-cert`, `--etcd-key` (or `SLUICE_ETCD*` in the environment).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use sluice_controller::admin::{request, request_as, AdminRequest};
+use sluice_controller::fleet::{self, Keys};
+use sluice_controller::history;
+use sluice_controller::inventory;
 use sluice_controller::registry::{ApplianceView, PolicyView};
-use sluice_controller::{serve, Options};
+use sluice_controller::{serve, EtcdOptions, JobOptions, Options};
 use sluice_protocol::CommandKind;
 
 const DEFAULT_ADMIN: &str = "/run/sluice-controller.sock";
@@ -33,8 +43,63 @@ struct Cli {
     /// The controller's admin socket.
     #[arg(long, global = true, default_value = DEFAULT_ADMIN)]
     admin: PathBuf,
+    #[command(flatten)]
+    etcd: EtcdArgs,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// Where the fleet's store is.
+#[derive(Args)]
+struct EtcdArgs {
+    /// etcd members, comma-separated: https://host:port,...
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_ETCD",
+        default_value = "https://127.0.0.1:2379",
+        value_delimiter = ','
+    )]
+    etcd: Vec<String>,
+    /// PEM: the CA that issued etcd's certificates.
+    #[arg(long, global = true, env = "SLUICE_ETCD_CA")]
+    etcd_ca: Option<PathBuf>,
+    /// PEM: the client certificate etcd accepts.
+    #[arg(long, global = true, env = "SLUICE_ETCD_CERT")]
+    etcd_cert: Option<PathBuf>,
+    /// PEM: its private key.
+    #[arg(long, global = true, env = "SLUICE_ETCD_KEY")]
+    etcd_key: Option<PathBuf>,
+    /// Every key of the fleet lives under this prefix.
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_ETCD_PREFIX",
+        default_value = "/sluice/"
+    )]
+    etcd_prefix: String,
+}
+
+impl EtcdArgs {
+    fn options(&self) -> Result<EtcdOptions, String> {
+        let need = |v: &Option<PathBuf>, flag: &str| {
+            v.clone().ok_or_else(|| {
+                format!("{flag} is required (etcd is reached over TLS with a client certificate)")
+            })
+        };
+        let prefix = if self.etcd_prefix.ends_with('/') {
+            self.etcd_prefix.clone()
+        } else {
+            format!("{}/", self.etcd_prefix)
+        };
+        Ok(EtcdOptions {
+            endpoints: self.etcd.clone(),
+            ca: need(&self.etcd_ca, "--etcd-ca")?,
+            cert: need(&self.etcd_cert, "--etcd-cert")?,
+            key: need(&self.etcd_key, "--etcd-key")?,
+            prefix,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -53,12 +118,26 @@ enum Cmd {
         /// PEM: the controller's private key.
         #[arg(long)]
         key: PathBuf,
-        /// The policy directory: NAME.toml policies and assign.toml.
+        /// This controller's id in the fleet (default: the host name).
         #[arg(long)]
-        policies: PathBuf,
-        /// Milliseconds between reads of the policy directory.
-        #[arg(long, default_value_t = 1000)]
-        poll_ms: u64,
+        id: Option<String>,
+        /// The controller's etcd lease (ms): its appliances show as
+        /// disconnected at most this long after it dies.
+        #[arg(long, default_value_t = 5000)]
+        lease_ttl_ms: u64,
+        /// A connected appliance's record in etcd is rewritten at least
+        /// this often (ms); state changes are written at once.
+        #[arg(long, default_value_t = 30_000)]
+        record_every_ms: u64,
+        /// How often the fleet's run-once jobs run (ms).
+        #[arg(long, default_value_t = 60_000)]
+        jobs_every_ms: u64,
+        /// History older than this is deleted (seconds).
+        #[arg(long, default_value_t = 30 * 86_400)]
+        history_retention_s: u64,
+        /// Appliances not seen for this long are forgotten (seconds).
+        #[arg(long, default_value_t = 7 * 86_400)]
+        expire_after_s: u64,
         /// The controller writes to every session at least this often (ms).
         #[arg(long, default_value_t = 10_000)]
         keepalive_ms: u64,
@@ -72,22 +151,20 @@ enum Cmd {
         #[arg(long, default_value_t = 16_384)]
         max_sessions: usize,
     },
-    /// Every appliance seen: connection, state, policy, heartbeat.
+    /// Every appliance of the fleet: connection, state, policy, heartbeat.
     List {
         #[arg(long)]
         json: bool,
     },
     /// One appliance in full, as JSON.
     Show { name: String },
-    /// Policy files: the version served, or why not.
+    /// Policies: the version served, or why not.
     Policies {
         #[arg(long)]
         json: bool,
     },
     /// Counts: connected, in sync, stale, nacked, per acked version (JSON).
     Summary,
-    /// Read the policy directory now and push what changed.
-    Push,
     /// Send start, stop or reload to an appliance (NAME) or all connected (--all).
     Command {
         /// Every connected appliance.
@@ -97,6 +174,56 @@ enum Cmd {
         #[arg(num_args = 1..=2, required = true)]
         args: Vec<String>,
     },
+    /// Make the fleet's policies those of a directory (NAME.toml, assign.toml).
+    Import {
+        dir: PathBuf,
+        /// Who imports, for the history (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Write the fleet's policies to a directory.
+    Export { dir: PathBuf },
+    /// Load workloads ([[workload]] name, addresses, labels) into the inventory.
+    Inventory {
+        file: PathBuf,
+        /// Remove the workloads the file does not list.
+        #[arg(long)]
+        replace: bool,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// The fleet's history, oldest first.
+    History {
+        /// Only events about this appliance.
+        #[arg(long)]
+        appliance: Option<String>,
+        /// From this time on: seconds since the epoch, or an age (90s, 15m, 2h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn who(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Runs one job against etcd.
+fn with_etcd<T>(
+    args: &EtcdArgs,
+    job: impl AsyncFnOnce(&mut etcd_client::Client, &Keys) -> Result<T, String>,
+) -> Result<T, String> {
+    let o = args.options()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    rt.block_on(async {
+        let mut c = fleet::connect(&o).await?;
+        job(&mut c, &Keys(o.prefix.clone())).await
+    })
 }
 
 fn ms(v: u64) -> Duration {
@@ -113,8 +240,8 @@ fn age(ms: Option<u64>) -> String {
 
 fn print_list(list: &[ApplianceView]) {
     println!(
-        "{:<24} {:<13} {:<24} {:<24} {:<5} {:>9}  ADDRESS",
-        "NAME", "STATE", "POLICY", "ACKED", "SYNC", "HEARTBEAT"
+        "{:<24} {:<13} {:<24} {:<24} {:<5} {:>9}  {:<16} ADDRESS",
+        "NAME", "STATE", "POLICY", "ACKED", "SYNC", "HEARTBEAT", "CONTROLLER"
     );
     for a in list {
         let state = if a.stale {
@@ -130,13 +257,14 @@ fn print_list(list: &[ApplianceView]) {
             "no"
         };
         println!(
-            "{:<24} {:<13} {:<24} {:<24} {:<5} {:>9}  {}",
+            "{:<24} {:<13} {:<24} {:<24} {:<5} {:>9}  {:<16} {}",
             a.name,
             state,
             a.policy.as_deref().unwrap_or("-"),
             a.acked.as_deref().unwrap_or("-"),
             sync,
             age(a.heartbeat_age_ms),
+            a.controller.as_deref().unwrap_or("-"),
             a.address
         );
         if let Some(n) = &a.nack {
@@ -175,16 +303,30 @@ fn run(cli: Cli) -> Result<(), String> {
             ca,
             cert,
             key,
-            policies,
-            poll_ms,
+            id,
+            lease_ttl_ms,
+            record_every_ms,
+            jobs_every_ms,
+            history_retention_s,
+            expire_after_s,
             keepalive_ms,
             heartbeat_ms,
             handshake_timeout_ms,
             max_sessions,
         } => {
-            let mut o = Options::new(ca, cert, key, policies, sock);
+            let mut o = Options::new(ca, cert, key, sock);
+            o.etcd = cli.etcd.options()?;
             o.listen = listen;
-            o.poll = ms(poll_ms);
+            if let Some(id) = id {
+                o.id = id;
+            }
+            o.lease_ttl = ms(lease_ttl_ms);
+            o.record_every = ms(record_every_ms);
+            o.jobs = JobOptions {
+                every: ms(jobs_every_ms),
+                retention: Duration::from_secs(history_retention_s),
+                expire_after: Duration::from_secs(expire_after_s),
+            };
             o.keepalive = ms(keepalive_ms);
             o.heartbeat = ms(heartbeat_ms);
             o.handshake_timeout = ms(handshake_timeout_ms);
@@ -225,11 +367,6 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{}", pretty(&v["summary"]));
             Ok(())
         }
-        Cmd::Push => {
-            let v = request(&sock, &AdminRequest::Push)?;
-            println!("{}", pretty(&v["push"]));
-            Ok(())
-        }
         Cmd::Command { all, args } => {
             let (target, cmd) = match (all, args.as_slice()) {
                 (true, [c]) => (None, c),
@@ -237,11 +374,80 @@ fn run(cli: Cli) -> Result<(), String> {
                 _ => return Err("usage: command NAME COMMAND, or command --all COMMAND".into()),
             };
             let command: CommandKind = cmd.parse()?;
-            let v = request(&sock, &AdminRequest::Command { target, command })?;
+            let v = request(
+                &sock,
+                &AdminRequest::Command {
+                    target,
+                    command,
+                    by: who(None),
+                },
+            )?;
             let sent = v["sent"].as_array().map_or(0, Vec::len);
             println!("{} sent to {sent} appliance(s)", command.name());
             for s in v["sent"].as_array().into_iter().flatten() {
                 println!("  {} (command {})", s[0].as_str().unwrap_or("?"), s[1]);
+            }
+            Ok(())
+        }
+        Cmd::Import { dir, by } => {
+            let by = who(by);
+            let r = with_etcd(&cli.etcd, async |c, k| fleet::import(c, k, &dir, &by).await)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?
+            );
+            if r.problems.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} file(s) not imported (the fleet keeps their previous version): {}",
+                    r.problems.len(),
+                    r.problems.join("; ")
+                ))
+            }
+        }
+        Cmd::Export { dir } => {
+            let n = with_etcd(&cli.etcd, async |c, k| fleet::export(c, k, &dir).await)?;
+            println!("{n} policies written to {}", dir.display());
+            Ok(())
+        }
+        Cmd::Inventory { file, replace, by } => {
+            let origin = file.display().to_string();
+            let text = std::fs::read_to_string(&file).map_err(|e| format!("{origin}: {e}"))?;
+            let workloads = inventory::parse_file(&text, &origin)?;
+            let by = who(by);
+            let r = with_etcd(&cli.etcd, async |c, k| {
+                fleet::load_inventory(c, k, workloads, replace, &by).await
+            })?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+        Cmd::History {
+            appliance,
+            since,
+            json,
+        } => {
+            let since_ms = match since {
+                Some(s) => history::parse_since(&s, history::now_ms())?,
+                None => 0,
+            };
+            let events = with_etcd(&cli.etcd, async |c, k| {
+                fleet::history(c, k, appliance.as_deref(), since_ms).await
+            })?;
+            for e in &events {
+                if json {
+                    println!("{}", serde_json::to_string(e).map_err(|e| e.to_string())?);
+                } else {
+                    println!(
+                        "{}  {:<16} {}",
+                        history::format_utc(e.at_ms),
+                        e.controller,
+                        e.what.describe()
+                    );
+                }
             }
             Ok(())
         }

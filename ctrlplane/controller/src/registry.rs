@@ -1,19 +1,25 @@
-//! What the controller knows about every appliance: its session, its
-//! policy (assigned, pushed, acked, nacked), its last heartbeat and the
-//! commands sent to it. One mutex; every critical section is short and
-//! does no I/O (frames go to sessions through their queues).
+//! What the controller knows about every appliance: for the sessions it
+//! holds, the session, its policy (assigned, pushed, acked, nacked), its
+//! last heartbeat and the commands sent to it; for the rest of the fleet,
+//! what etcd says (who holds it, its record as that controller last wrote
+//! it). One mutex; every critical section is short and does no I/O:
+//! frames go to sessions through their queues, writes to etcd through the
+//! fleet's queue (`fleet::Link`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ahash::AHashMap;
+use ahash::{AHashMap, AHashSet};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use super::store::{ScanReport, Store};
+use super::fleet::{Link, Op};
+use super::history::{self, What};
+use super::inventory::Workload;
+use super::store::{self, Store};
 use super::{log, Options};
 use sluice_protocol::{
     encode, ApplianceMsg, CommandKind, ControllerMsg, Heartbeat, Hello, PortInfo, PROTOCOL_VERSION,
@@ -57,12 +63,14 @@ impl Live {
 
 struct Record {
     hello: Hello,
+    /// When its record was last written to etcd.
+    recorded: Instant,
     address: String,
     session: Option<Live>,
     connected_since: Option<SystemTime>,
     last_seen: SystemTime,
     disconnect_reason: Option<String>,
-    heartbeat: Option<(Instant, Heartbeat)>,
+    heartbeat: Option<(Instant, u64, Heartbeat)>,
     assigned: Option<String>,
     desired: Option<String>,
     pushed: Option<String>,
@@ -93,6 +101,9 @@ pub struct CommandView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplianceView {
     pub name: String,
+    /// The controller holding its session, if one does.
+    #[serde(default)]
+    pub controller: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub address: String,
     pub sluice_version: String,
@@ -105,6 +116,9 @@ pub struct ApplianceView {
     /// Connected, but no heartbeat for three heartbeat intervals.
     pub stale: bool,
     pub heartbeat_age_ms: Option<u64>,
+    /// When the last heartbeat arrived (ms since the epoch).
+    #[serde(default)]
+    pub heartbeat_unix_ms: Option<u64>,
     pub heartbeat: Option<Heartbeat>,
     pub connected_since_unix_s: Option<u64>,
     pub last_seen_unix_s: u64,
@@ -121,14 +135,13 @@ pub struct ApplianceView {
     pub commands: Vec<CommandView>,
 }
 
-/// One policy file as the operator sees it.
+/// One policy as the operator sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyView {
     pub name: String,
-    pub file: String,
-    /// The version served, if the file ever parsed.
+    /// The version served, if it ever compiled.
     pub version: Option<String>,
-    /// Why the file as it is now is not served.
+    /// Why it does not compile now (against the inventory).
     pub error: Option<String>,
     /// Appliances it is assigned to (connected or not).
     pub appliances: usize,
@@ -148,13 +161,11 @@ pub struct Summary {
     pub policy_errors: usize,
 }
 
-/// What a `push` (rescan) did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PushReport {
-    #[serde(flatten)]
-    pub scan: ScanReport,
-    /// Sessions a policy frame was queued for.
-    pub pushed: usize,
+/// A command waiting in etcd for the controller holding its appliance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCommand {
+    pub command: CommandKind,
+    pub by: String,
 }
 
 /// A session's registration.
@@ -168,10 +179,19 @@ pub(crate) struct Registered {
 
 struct State {
     store: Store,
-    /// By name. Every message of every session looks its appliance up
-    /// under the one mutex: a hash map keeps that short with thousands of
-    /// appliances. What the operator reads is sorted by name.
+    /// By name: those whose sessions this controller holds or held. Every
+    /// message of every session looks its appliance up under the one
+    /// mutex: a hash map keeps that short with thousands of appliances.
+    /// What the operator reads is sorted by name.
     appliances: AHashMap<String, Record>,
+    /// From etcd: who holds each session.
+    owners: AHashMap<String, String>,
+    /// From etcd: each appliance as its controller last recorded it.
+    records: AHashMap<String, ApplianceView>,
+    /// From etcd: commands waiting, by appliance and id.
+    pending: AHashMap<String, BTreeMap<u64, PendingCommand>>,
+    /// Commands sent here whose deletion etcd has not confirmed yet.
+    delivered: AHashSet<u64>,
     next_session: u64,
     next_command: u64,
 }
@@ -179,6 +199,7 @@ struct State {
 /// The controller's shared state.
 pub(crate) struct Shared {
     pub opts: Options,
+    pub link: Arc<Link>,
     state: Mutex<State>,
     /// TCP connections open (handshaking or in session).
     pub open: AtomicUsize,
@@ -198,15 +219,111 @@ fn sync(rec: &mut Record, store: &Store) -> Option<(String, Arc<Vec<u8>>)> {
     Some((s.version.clone(), s.frame.clone()))
 }
 
+/// The record of `rec` as etcd keeps it.
+fn record(link: &Link, rec: &Record, name: &str) -> Op {
+    let view = view_of(rec, Some(link.id.clone()), Duration::MAX);
+    Op::View {
+        name: name.to_owned(),
+        json: serde_json::to_string(&view).unwrap_or_default(),
+    }
+}
+
+fn view_of(rec: &Record, controller: Option<String>, stale_after: Duration) -> ApplianceView {
+    let hb_age = rec.heartbeat.as_ref().map(|(t, _, _)| t.elapsed());
+    let connected = rec.session.is_some();
+    let stale = connected
+        && match (&rec.heartbeat, rec.connected_since) {
+            (Some((t, _, _)), _) => t.elapsed() > stale_after,
+            (None, Some(since)) => since.elapsed().unwrap_or_default() > stale_after,
+            (None, None) => false,
+        };
+    let state = if !connected {
+        "disconnected".to_owned()
+    } else {
+        rec.heartbeat
+            .as_ref()
+            .map_or_else(|| "connected".to_owned(), |(_, _, h)| h.state.clone())
+    };
+    ApplianceView {
+        name: rec.hello.name.clone(),
+        controller: if connected { controller } else { None },
+        labels: rec.hello.labels.clone(),
+        address: rec.address.clone(),
+        sluice_version: rec.hello.sluice_version.clone(),
+        capabilities: rec.hello.capabilities.clone(),
+        ports: rec.hello.ports.clone(),
+        connected,
+        state,
+        stale,
+        heartbeat_age_ms: hb_age.map(|a| a.as_millis() as u64),
+        heartbeat_unix_ms: rec.heartbeat.as_ref().map(|(_, ms, _)| *ms),
+        heartbeat: rec.heartbeat.as_ref().map(|(_, _, h)| h.clone()),
+        connected_since_unix_s: rec.connected_since.map(unix_s),
+        last_seen_unix_s: unix_s(rec.last_seen),
+        disconnect_reason: rec.disconnect_reason.clone(),
+        policy: rec.assigned.clone(),
+        desired: rec.desired.clone(),
+        pushed: rec.pushed.clone(),
+        acked: rec.acked.clone(),
+        in_sync: rec.desired == rec.acked,
+        nack: rec.nack.clone(),
+        commands: rec.commands.iter().cloned().collect(),
+    }
+}
+
+/// Sends a command waiting in etcd to the session of `rec`; false when
+/// the session is closing.
+fn deliver(link: &Link, rec: &mut Record, id: u64, c: &PendingCommand) -> bool {
+    let name = rec.hello.name.clone();
+    let Ok(frame) = encode(&ControllerMsg::Command {
+        id,
+        command: c.command,
+    }) else {
+        return false;
+    };
+    let Some(live) = rec.session.as_mut() else {
+        return false;
+    };
+    if !live.send(Arc::new(frame)) {
+        return false;
+    }
+    if rec.commands.len() >= COMMAND_HISTORY {
+        rec.commands.pop_front();
+    }
+    rec.commands.push_back(CommandView {
+        id,
+        command: c.command,
+        sent_unix_s: unix_s(SystemTime::now()),
+        ok: None,
+        message: None,
+    });
+    log(format!("command {id} {} sent to {name}", c.command.name()));
+    link.history(What::Command {
+        appliance: name.clone(),
+        id,
+        command: c.command.name().to_owned(),
+        by: c.by.clone(),
+    });
+    link.send(Op::Delivered { name, id });
+    true
+}
+
 impl Shared {
-    pub fn new(opts: Options, store: Store) -> Self {
+    pub fn new(opts: Options, link: Arc<Link>) -> Self {
         Self {
             opts,
+            link,
             state: Mutex::new(State {
-                store,
+                store: Store::default(),
                 appliances: AHashMap::new(),
+                owners: AHashMap::new(),
+                records: AHashMap::new(),
+                pending: AHashMap::new(),
+                delivered: AHashSet::new(),
                 next_session: 0,
-                next_command: 0,
+                // Ids unique across controllers and restarts: they start
+                // at the time in µs and count up.
+                next_command: history::now_ms() * 1000,
             }),
             open: AtomicUsize::new(0),
         }
@@ -222,6 +339,7 @@ impl Shared {
         let (tx, rx) = mpsc::channel(SEND_QUEUE);
         let (kill_tx, kill) = oneshot::channel();
         let mut logs = Vec::new();
+        let link = &self.link;
         let reg = {
             let mut st = self.lock();
             st.next_session += 1;
@@ -229,10 +347,15 @@ impl Shared {
             let name = hello.name.clone();
             let now = SystemTime::now();
             let State {
-                store, appliances, ..
+                store,
+                appliances,
+                pending,
+                delivered,
+                ..
             } = &mut *st;
             let rec = appliances.entry(name.clone()).or_insert_with(|| Record {
                 hello: hello.clone(),
+                recorded: Instant::now(),
                 address: String::new(),
                 session: None,
                 connected_since: None,
@@ -254,6 +377,7 @@ impl Shared {
             }
             rec.pushed = hello.policy_version.clone();
             rec.acked = hello.policy_version.clone();
+            rec.nack = None;
             rec.hello = hello;
             rec.address = peer.to_string();
             rec.session = Some(Live {
@@ -275,12 +399,23 @@ impl Shared {
             })
             .map_err(|e| e.to_string())?;
             let mut first = vec![Arc::new(ack)];
-            let running = rec.acked.as_deref().unwrap_or("none");
+            let running = rec.acked.clone();
+            link.send(Op::Own { name: name.clone() });
+            link.history(What::Connected {
+                appliance: name.clone(),
+                address: peer.to_string(),
+                running: running.clone(),
+            });
+            let running = running.as_deref().unwrap_or("none");
             match push {
                 Some((v, f)) => {
                     logs.push(format!(
                         "appliance {name} connected from {peer}, runs {running}: pushing {v}"
                     ));
+                    link.history(What::Push {
+                        appliance: name.clone(),
+                        version: v,
+                    });
                     first.push(f);
                 }
                 None => logs.push(format!(
@@ -291,6 +426,14 @@ impl Shared {
                         (Some(_), Some(_)) => "in sync".to_owned(),
                     }
                 )),
+            }
+            rec.recorded = Instant::now();
+            link.send(record(link, rec, &name));
+            // Commands that waited for it (its old controller died with them).
+            for (cid, c) in pending.get(&name).into_iter().flatten() {
+                if delivered.insert(*cid) {
+                    deliver(link, rec, *cid, c);
+                }
             }
             Registered {
                 id,
@@ -314,12 +457,21 @@ impl Shared {
                 rec.connected_since = None;
                 rec.last_seen = SystemTime::now();
                 rec.disconnect_reason = Some(reason.to_owned());
+                self.link.history(What::Disconnected {
+                    appliance: name.to_owned(),
+                    reason: reason.to_owned(),
+                });
+                self.link.send(record(&self.link, rec, name));
+                self.link.send(Op::Disown {
+                    name: name.to_owned(),
+                });
             }
         }
     }
 
     /// A message from session `id` of `name`.
     pub fn on_message(&self, name: &str, id: u64, msg: ApplianceMsg) -> Result<(), String> {
+        let link = &self.link;
         let line = {
             let mut st = self.lock();
             let Some(rec) = st.appliances.get_mut(name) else {
@@ -329,10 +481,15 @@ impl Shared {
                 return Err("session replaced".into());
             }
             rec.last_seen = SystemTime::now();
-            match msg {
+            let mut write = true;
+            let line = match msg {
                 ApplianceMsg::Hello(_) => return Err("protocol error: a second hello".into()),
                 ApplianceMsg::Ack { version } => {
                     let line = format!("appliance {name} acked policy {version}");
+                    link.history(What::Ack {
+                        appliance: name.to_owned(),
+                        version: version.clone(),
+                    });
                     rec.acked = Some(version);
                     rec.nack = None;
                     Some(line)
@@ -343,6 +500,11 @@ impl Shared {
                         errors.len(),
                         errors.join("; ")
                     );
+                    link.history(What::Nack {
+                        appliance: name.to_owned(),
+                        version: version.clone(),
+                        errors: errors.clone(),
+                    });
                     rec.nack = Some(NackView {
                         version,
                         errors,
@@ -359,7 +521,23 @@ impl Shared {
                             h.policy_version.as_deref().unwrap_or("none")
                         )
                     });
-                    rec.heartbeat = Some((Instant::now(), h));
+                    let from = rec
+                        .heartbeat
+                        .as_ref()
+                        .map_or("connected", |(_, _, p)| p.state.as_str());
+                    let changed = from != h.state;
+                    if changed {
+                        link.history(What::State {
+                            appliance: name.to_owned(),
+                            from: from.to_owned(),
+                            to: h.state.clone(),
+                        });
+                    }
+                    // The registry in etcd follows state changes at once and
+                    // heartbeats only now and then: thousands of appliances
+                    // each second would be etcd's whole load.
+                    write = changed || rec.recorded.elapsed() >= self.opts.record_every;
+                    rec.heartbeat = Some((Instant::now(), history::now_ms(), h));
                     line
                 }
                 ApplianceMsg::CommandResult(r) => {
@@ -374,13 +552,24 @@ impl Shared {
                             format!(": {}", r.message)
                         }
                     );
+                    link.history(What::CommandResult {
+                        appliance: name.to_owned(),
+                        id: r.id,
+                        ok: r.ok,
+                        message: r.message.clone(),
+                    });
                     if let Some(c) = rec.commands.iter_mut().find(|c| c.id == r.id) {
                         c.ok = Some(r.ok);
                         c.message = Some(r.message);
                     }
                     Some(line)
                 }
+            };
+            if write {
+                rec.recorded = Instant::now();
+                link.send(record(link, rec, name));
             }
+            line
         };
         if let Some(l) = line {
             log(l);
@@ -388,51 +577,164 @@ impl Shared {
         Ok(())
     }
 
-    /// Reads the policy directory again and pushes what changed to every
-    /// affected appliance.
-    pub fn rescan(&self) -> PushReport {
+    /// A policy's source as etcd now holds it (`None`: removed).
+    pub fn set_policy(&self, name: &str, source: Option<String>) {
+        let mut st = self.lock();
+        let changed = match source {
+            Some(s) => st.store.set_policy(name, s),
+            None => st.store.remove_policy(name),
+        };
+        let error = st.store.policy(name).and_then(|p| p.error.clone());
+        drop(st);
+        if let Some(e) = error {
+            log(format!("policy problem: {e}"));
+        } else if changed {
+            log(format!("policy {name} changed"));
+        }
+    }
+
+    pub fn set_assignments(&self, text: Option<&str>) {
+        let parsed = match text.map(|t| store::parse_assign(t, "assignments in etcd")) {
+            None => None,
+            Some(Ok(a)) => Some(a),
+            Some(Err(e)) => {
+                log(format!("{e} (the previous assignments stay)"));
+                return;
+            }
+        };
+        if self.lock().store.set_assignments(parsed) {
+            log("assignments changed");
+        }
+    }
+
+    pub fn set_workload(&self, name: &str, w: Option<Workload>) {
+        let changed = self.lock().store.set_workload(name, w);
+        for c in changed {
+            log(format!("policy {c} recompiled: workload {name} changed"));
+        }
+    }
+
+    /// Who holds `name`'s session, as etcd says; a session held here that
+    /// another controller took over is closed.
+    pub fn set_owner(&self, name: &str, owner: Option<String>) {
+        let mut st = self.lock();
+        match &owner {
+            Some(o) if *o != self.link.id => {
+                if let Some(live) = st.appliances.get_mut(name).and_then(|r| r.session.as_mut()) {
+                    live.close(format!("the appliance's session moved to controller {o}"));
+                }
+            }
+            _ => {}
+        }
+        match owner {
+            Some(o) => st.owners.insert(name.to_owned(), o),
+            None => st.owners.remove(name),
+        };
+    }
+
+    pub fn set_record(&self, name: &str, json: Option<&str>) {
+        let mut st = self.lock();
+        match json.map(serde_json::from_str::<ApplianceView>) {
+            Some(Ok(v)) => {
+                st.records.insert(name.to_owned(), v);
+            }
+            Some(Err(_)) => {}
+            None => {
+                st.records.remove(name);
+            }
+        }
+    }
+
+    /// A command waiting in etcd (`None`: no longer); sent at once when
+    /// this controller holds the appliance.
+    pub fn set_pending(&self, name: &str, id: u64, json: Option<&str>) {
+        let mut st = self.lock();
+        let State {
+            appliances,
+            pending,
+            delivered,
+            ..
+        } = &mut *st;
+        match json.map(serde_json::from_str::<PendingCommand>) {
+            Some(Ok(c)) => {
+                if let Some(rec) = appliances.get_mut(name) {
+                    if rec.session.is_some() && delivered.insert(id) {
+                        deliver(&self.link, rec, id, &c);
+                    }
+                }
+                pending.entry(name.to_owned()).or_default().insert(id, c);
+            }
+            Some(Err(_)) => {}
+            None => {
+                delivered.remove(&id);
+                if let Some(p) = pending.get_mut(name) {
+                    p.remove(&id);
+                    if p.is_empty() {
+                        pending.remove(name);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The appliances whose sessions this controller holds.
+    pub fn held(&self) -> Vec<String> {
+        let st = self.lock();
+        st.appliances
+            .values()
+            .filter(|r| r.session.is_some())
+            .map(|r| r.hello.name.clone())
+            .collect()
+    }
+
+    /// Appliances no controller holds, not seen for longer than `after`.
+    pub fn expired(&self, after: Duration) -> Vec<String> {
+        let st = self.lock();
+        let limit = unix_s(SystemTime::now()).saturating_sub(after.as_secs());
+        let mut out: Vec<String> = st
+            .records
+            .values()
+            .filter(|r| !st.owners.contains_key(&r.name) && r.last_seen_unix_s < limit)
+            .map(|r| r.name.clone())
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// After a change of policies, assignments or inventory: pushes what
+    /// changed to every session held here that it concerns; how many.
+    pub fn resync(&self) -> usize {
         let mut pushes = Vec::new();
-        let report = {
+        {
             let mut st = self.lock();
             let State {
                 store, appliances, ..
             } = &mut *st;
-            let scan = store.scan();
-            let mut pushed = 0;
-            if !scan.changed.is_empty() || scan.assignments_changed {
-                for rec in appliances.values_mut() {
-                    if rec.session.is_none() {
-                        continue;
-                    }
-                    let Some((v, frame)) = sync(rec, store) else {
-                        continue;
-                    };
-                    let name = rec.hello.name.clone();
-                    let Some(live) = rec.session.as_mut() else {
-                        continue;
-                    };
-                    if live.send(frame) {
-                        pushed += 1;
-                        pushes.push((name, v));
-                    }
+            for rec in appliances.values_mut() {
+                if rec.session.is_none() {
+                    continue;
+                }
+                let Some((v, frame)) = sync(rec, store) else {
+                    continue;
+                };
+                let name = rec.hello.name.clone();
+                let Some(live) = rec.session.as_mut() else {
+                    continue;
+                };
+                if live.send(frame) {
+                    self.link.history(What::Push {
+                        appliance: name.clone(),
+                        version: v.clone(),
+                    });
+                    pushes.push((name, v));
                 }
             }
-            PushReport { scan, pushed }
-        };
+        }
         pushes.sort_unstable();
-        for p in &report.scan.problems {
-            log(format!("policy problem: {p}"));
-        }
-        for c in &report.scan.changed {
-            log(format!("policy {c} changed"));
-        }
-        if report.scan.assignments_changed {
-            log("assignments changed");
-        }
-        if report.pushed > 0 {
+        if !pushes.is_empty() {
             log(format!(
                 "pushed to {} appliance(s){}",
-                report.pushed,
+                pushes.len(),
                 if pushes.len() <= 8 {
                     format!(
                         ": {}",
@@ -447,178 +749,165 @@ impl Shared {
                 }
             ));
         }
-        report
+        pushes.len()
     }
 
-    /// Sends a command to one appliance or (`None`) every connected one;
-    /// returns who got which command id.
+    /// Queues a command in etcd for one appliance or (`None`) every
+    /// connected one; whichever controller holds each sends it. Returns
+    /// who gets which command id.
     pub fn command(
         &self,
         target: Option<&str>,
         command: CommandKind,
+        by: &str,
     ) -> Result<Vec<(String, u64)>, String> {
-        let sent = {
-            let mut st = self.lock();
-            let State {
-                appliances,
-                next_command,
-                ..
-            } = &mut *st;
-            let mut sent = Vec::new();
-            let mut send = |rec: &mut Record| -> Result<(), String> {
-                let Some(live) = rec.session.as_mut() else {
-                    return Err(format!("appliance {} is not connected", rec.hello.name));
-                };
-                *next_command += 1;
-                let id = *next_command;
-                let frame =
-                    encode(&ControllerMsg::Command { id, command }).map_err(|e| e.to_string())?;
-                if !live.send(Arc::new(frame)) {
-                    return Err(format!("appliance {}: session closing", rec.hello.name));
+        let mut st = self.lock();
+        let names: Vec<String> = match target {
+            Some(name) => {
+                // Held here, or by another controller as etcd says (what
+                // etcd says of this one lags behind its sessions).
+                let here = st.appliances.get(name).is_some_and(|r| r.session.is_some());
+                if !here && !self.elsewhere(&st, name) {
+                    return Err(
+                        if st.records.contains_key(name) || st.appliances.contains_key(name) {
+                            format!("appliance {name} is not connected")
+                        } else {
+                            format!("no appliance {name:?}")
+                        },
+                    );
                 }
-                if rec.commands.len() >= COMMAND_HISTORY {
-                    rec.commands.pop_front();
-                }
-                rec.commands.push_back(CommandView {
-                    id,
-                    command,
-                    sent_unix_s: unix_s(SystemTime::now()),
-                    ok: None,
-                    message: None,
-                });
-                sent.push((rec.hello.name.clone(), id));
-                Ok(())
-            };
-            match target {
-                Some(name) => {
-                    let rec = appliances
-                        .get_mut(name)
-                        .ok_or_else(|| format!("no appliance {name:?}"))?;
-                    send(rec)?;
-                }
-                None => {
-                    // In name order, as the operator reads the answer.
-                    let mut names: Vec<String> = appliances
-                        .iter()
-                        .filter(|(_, r)| r.session.is_some())
-                        .map(|(n, _)| n.clone())
-                        .collect();
-                    names.sort_unstable();
-                    for n in &names {
-                        if let Some(rec) = appliances.get_mut(n) {
-                            // One closing session does not stop the others.
-                            let _ = send(rec);
-                        }
-                    }
-                }
+                vec![name.to_owned()]
             }
-            sent
+            None => {
+                // In name order, as the operator reads the answer.
+                let mut n: Vec<String> = st
+                    .appliances
+                    .values()
+                    .filter(|r| r.session.is_some())
+                    .map(|r| r.hello.name.clone())
+                    .chain(st.owners.keys().filter(|k| self.elsewhere(&st, k)).cloned())
+                    .collect();
+                n.sort_unstable();
+                n.dedup();
+                n
+            }
         };
-        for (n, id) in &sent {
-            log(format!("command {id} {} sent to {n}", command.name()));
+        let pending = PendingCommand {
+            command,
+            by: by.to_owned(),
+        };
+        let json = serde_json::to_string(&pending).map_err(|e| e.to_string())?;
+        let mut sent = Vec::new();
+        for name in names {
+            st.next_command += 1;
+            let id = st.next_command;
+            self.link.send(Op::Queue {
+                name: name.clone(),
+                id,
+                json: json.clone(),
+            });
+            sent.push((name, id));
         }
         Ok(sent)
     }
 
-    /// Connected, and no heartbeat for three intervals.
-    fn stale(&self, rec: &Record) -> bool {
+    /// Another controller holds `name`'s session, as etcd says.
+    fn elsewhere(&self, st: &State, name: &str) -> bool {
+        st.owners.get(name).is_some_and(|o| *o != self.link.id)
+    }
+
+    fn view(&self, st: &State, name: &str) -> Option<ApplianceView> {
         let stale_after = self.opts.heartbeat * 3;
-        rec.session.is_some()
-            && match (&rec.heartbeat, rec.connected_since) {
-                (Some((t, _)), _) => t.elapsed() > stale_after,
-                (None, Some(since)) => since.elapsed().unwrap_or_default() > stale_after,
-                (None, None) => false,
-            }
-    }
-
-    fn view(&self, rec: &Record) -> ApplianceView {
-        let hb_age = rec.heartbeat.as_ref().map(|(t, _)| t.elapsed());
-        let connected = rec.session.is_some();
-        let stale = self.stale(rec);
-        let state = if !connected {
-            "disconnected".to_owned()
-        } else {
-            rec.heartbeat
-                .as_ref()
-                .map_or_else(|| "connected".to_owned(), |(_, h)| h.state.clone())
-        };
-        ApplianceView {
-            name: rec.hello.name.clone(),
-            labels: rec.hello.labels.clone(),
-            address: rec.address.clone(),
-            sluice_version: rec.hello.sluice_version.clone(),
-            capabilities: rec.hello.capabilities.clone(),
-            ports: rec.hello.ports.clone(),
-            connected,
-            state,
-            stale,
-            heartbeat_age_ms: hb_age.map(|a| a.as_millis() as u64),
-            heartbeat: rec.heartbeat.as_ref().map(|(_, h)| h.clone()),
-            connected_since_unix_s: rec.connected_since.map(unix_s),
-            last_seen_unix_s: unix_s(rec.last_seen),
-            disconnect_reason: rec.disconnect_reason.clone(),
-            policy: rec.assigned.clone(),
-            desired: rec.desired.clone(),
-            pushed: rec.pushed.clone(),
-            acked: rec.acked.clone(),
-            in_sync: rec.desired == rec.acked,
-            nack: rec.nack.clone(),
-            commands: rec.commands.iter().cloned().collect(),
+        let local = st.appliances.get(name);
+        if let Some(rec) = local.filter(|r| r.session.is_some()) {
+            return Some(view_of(rec, Some(self.link.id.clone()), stale_after));
         }
+        let owner = st.owners.get(name).filter(|o| **o != self.link.id).cloned();
+        let mut v = match (st.records.get(name), local) {
+            (Some(r), _) => r.clone(),
+            (None, Some(rec)) => view_of(rec, None, stale_after),
+            (None, None) => return None,
+        };
+        v.connected = owner.is_some();
+        v.controller = owner;
+        if v.connected {
+            let age = v
+                .heartbeat_unix_ms
+                .map(|ms| history::now_ms().saturating_sub(ms));
+            v.heartbeat_age_ms = age;
+            // Another controller's record is as fresh as its last write.
+            let limit = (stale_after + self.opts.record_every).as_millis() as u64;
+            v.stale = age.is_some_and(|a| a > limit);
+        } else {
+            v.state = "disconnected".into();
+            v.stale = false;
+        }
+        Some(v)
     }
 
+    fn names(st: &State) -> Vec<String> {
+        let mut names: Vec<String> = st
+            .appliances
+            .keys()
+            .chain(st.records.keys())
+            .cloned()
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// The whole fleet, in name order.
     pub fn list(&self) -> Vec<ApplianceView> {
         let st = self.lock();
-        let mut list: Vec<ApplianceView> = st.appliances.values().map(|r| self.view(r)).collect();
-        list.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        list
+        Self::names(&st)
+            .iter()
+            .filter_map(|n| self.view(&st, n))
+            .collect()
     }
 
     pub fn show(&self, name: &str) -> Option<ApplianceView> {
         let st = self.lock();
-        st.appliances.get(name).map(|r| self.view(r))
+        self.view(&st, name)
     }
 
     pub fn policies(&self) -> Vec<PolicyView> {
+        let list = self.list();
         let st = self.lock();
-        let mut list: Vec<PolicyView> = st
+        let mut out: Vec<PolicyView> = st
             .store
             .policies()
             .map(|p| PolicyView {
                 name: p.name.clone(),
-                file: p.file.display().to_string(),
                 version: p.served.as_ref().map(|s| s.version.clone()),
                 error: p.error.clone(),
-                appliances: st
-                    .appliances
-                    .values()
-                    .filter(|r| r.assigned.as_deref() == Some(p.name.as_str()))
+                appliances: list
+                    .iter()
+                    .filter(|a| a.policy.as_deref() == Some(p.name.as_str()))
                     .count(),
             })
             .collect();
-        list.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        list
+        out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 
     pub fn summary(&self) -> Summary {
+        let list = self.list();
         let st = self.lock();
         let mut s = Summary {
-            appliances: st.appliances.len(),
+            appliances: list.len(),
             policies: st.store.policies().count(),
-            policy_errors: st.store.policies().filter(|p| p.error.is_some()).count()
-                + usize::from(st.store.assign_error().is_some()),
+            policy_errors: st.store.policies().filter(|p| p.error.is_some()).count(),
             ..Summary::default()
         };
-        for r in st.appliances.values() {
-            if r.session.is_none() {
-                continue;
-            }
+        drop(st);
+        for a in list.iter().filter(|a| a.connected) {
             s.connected += 1;
-            s.in_sync += usize::from(r.desired == r.acked);
-            s.stale += usize::from(self.stale(r));
-            s.nacked += usize::from(r.nack.is_some());
-            if let Some(a) = &r.acked {
-                *s.acked.entry(a.clone()).or_default() += 1;
+            s.in_sync += usize::from(a.in_sync);
+            s.stale += usize::from(a.stale);
+            s.nacked += usize::from(a.nack.is_some());
+            if let Some(v) = &a.acked {
+                *s.acked.entry(v.clone()).or_default() += 1;
             }
         }
         s
@@ -643,25 +932,18 @@ mod tests {
 
     #[test]
     fn the_operator_reads_appliances_policies_and_commands_in_name_order() {
-        let dir = std::env::temp_dir().join(format!("sluice-registry-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        for p in ["web", "base", "paris", "core"] {
-            std::fs::write(
-                dir.join(format!("{p}.toml")),
-                format!("version = \"{p}\"\n"),
-            )
-            .unwrap();
-        }
+        let dir = std::env::temp_dir();
         let opts = Options::new(
             dir.join("ca.pem"),
             dir.join("cert.pem"),
             dir.join("key.pem"),
-            dir.clone(),
             dir.join("admin.sock"),
         );
-        let shared = Shared::new(opts, Store::new(&dir));
-        shared.rescan();
+        let (link, mut ops) = Link::new("c1".into());
+        let shared = Shared::new(opts, Arc::new(link));
+        for p in ["web", "base", "paris", "core"] {
+            shared.set_policy(p, Some(format!("version = \"{p}\"\n")));
+        }
         // Registered in an order that is neither sorted nor reversed.
         let names: Vec<String> = (0..32)
             .map(|i| format!("tap-{:02}", (i * 7) % 32))
@@ -679,13 +961,27 @@ mod tests {
         assert_eq!(listed, sorted);
         let policies: Vec<String> = shared.policies().into_iter().map(|p| p.name).collect();
         assert_eq!(policies, ["base", "core", "paris", "web"]);
-        let sent = shared.command(None, CommandKind::Stop).unwrap();
+        // Each session claimed its ownership in etcd, in the order they came.
+        let mut owned = Vec::new();
+        while let Ok(op) = ops.try_recv() {
+            if let Op::Own { name } = op {
+                owned.push(name);
+            }
+        }
+        assert_eq!(owned, names);
+        // As etcd's watch would report it back.
+        for n in &names {
+            shared.set_owner(n, Some("c1".into()));
+        }
+        let sent = shared.command(None, CommandKind::Stop, "test").unwrap();
         let to: Vec<String> = sent.iter().map(|(n, _)| n.clone()).collect();
         assert_eq!(to, sorted);
         assert!(
             sent.windows(2).all(|w| w[0].1 < w[1].1),
             "ids rise in name order"
         );
-        let _ = std::fs::remove_dir_all(&dir);
+        assert!(shared
+            .command(Some("nope"), CommandKind::Stop, "test")
+            .is_err());
     }
 }

@@ -1,5 +1,8 @@
-//! The policy directory: one TOML policy per file, and `assign.toml`
-//! saying which appliance runs which.
+//! The fleet's policies, as every controller holds them in memory: the
+//! policy sources, the assignments and the workload inventory that etcd
+//! keeps (`fleet`), and what is served of each policy after its workload
+//! selectors are compiled (`inventory`). The policy directory is the
+//! import and export format:
 //!
 //! ```text
 //! policies/
@@ -15,13 +18,13 @@
 //!
 //! An appliance gets the policy named for it in `[appliance]`, else the
 //! first `[[label]]` rule all of whose labels it carries, else `default`.
-//! Without `assign.toml` every appliance gets `default.toml` if there is one.
+//! Without assignments every appliance gets `default` if there is one.
 //!
-//! Every policy is parsed before it is served; one that does not parse is
-//! reported (log, `sluice-controller policies`) and not pushed: the last
-//! good version of that file, if any, stays served. A policy's version is
-//! `<name>@<12 hex digits of a hash of the file>`, so it changes exactly
-//! when the file does and is the same after a controller restart.
+//! Every policy is parsed before it is imported; one that does not parse
+//! is reported and not imported: the last good version, if any, stays
+//! served. A policy's version is `<name>@<12 hex digits of a hash of the
+//! compiled text>`, so it changes exactly when what the appliance gets
+//! does, and is the same on every controller and after a restart.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -30,8 +33,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use ahash::{AHashMap, AHashSet};
+use ahash::AHashMap;
 use sluice_protocol::policy;
+
+use crate::inventory::{self, Workload};
 use sluice_protocol::{encode, ControllerMsg, MAX_FRAME};
 
 pub const ASSIGN_FILE: &str = "assign.toml";
@@ -106,38 +111,25 @@ pub struct Served {
     pub frame: Arc<Vec<u8>>,
 }
 
-/// One policy file.
+/// One policy.
 #[derive(Debug, Clone)]
 pub struct PolicyEntry {
     pub name: String,
-    pub file: PathBuf,
-    /// The last good version of the file, if it ever parsed.
+    /// As imported, workload selectors and all.
+    pub source: String,
+    /// The compiled policy, if it compiles against the inventory.
     pub served: Option<Served>,
-    /// Why the file as it is now is not served.
+    /// Why it does not compile now (the last good version stays served).
     pub error: Option<String>,
-    file_hash: u64,
 }
 
-/// What changed in a scan.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScanReport {
-    /// Policies whose served version changed (new, edited, removed).
-    pub changed: Vec<String>,
-    /// Whether the assignments changed.
-    pub assignments_changed: bool,
-    /// Problems found in this scan (each also logged once).
-    pub problems: Vec<String>,
-}
-
-/// The directory and what was last read from it.
-#[derive(Debug)]
+/// The fleet's policies, assignments and inventory, and what is served.
+#[derive(Debug, Default)]
 pub struct Store {
-    dir: PathBuf,
     /// By name; looked up for every appliance at each connect and push.
     policies: AHashMap<String, PolicyEntry>,
     assignments: Assignments,
-    assign_hash: Option<u64>,
-    assign_error: Option<String>,
+    inventory: BTreeMap<String, Workload>,
 }
 
 /// FNV-1a, 64 bits: stable across builds and restarts, unlike std's hasher.
@@ -150,7 +142,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-fn valid_name(name: &str) -> bool {
+/// A policy, workload or appliance name: what can be a key and a file name.
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -158,44 +151,66 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
-fn read_small(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = fs::metadata(path).map_err(|e| e.to_string())?;
-    if meta.len() > MAX_FRAME as u64 {
-        return Err(format!(
-            "{} bytes, more than a frame can carry ({MAX_FRAME})",
-            meta.len()
-        ));
+/// Parses `assign.toml`; the error names what is wrong.
+pub fn parse_assign(text: &str, origin: &str) -> Result<Assignments, String> {
+    let a: AssignFile = toml::from_str(text)
+        .map_err(|e| format!("{origin}: {}", e.to_string().trim().replace('\n', " ")))?;
+    let bad: Vec<String> = a
+        .default
+        .iter()
+        .chain(a.appliance.values())
+        .chain(a.label.iter().map(|r| &r.policy))
+        .filter(|n| !valid_name(n))
+        .map(|n| format!("{n:?} is not a policy name"))
+        .collect();
+    if !bad.is_empty() {
+        return Err(format!("{origin}: {}", bad.join("; ")));
     }
-    fs::read(path).map_err(|e| e.to_string())
+    Ok(Assignments {
+        default: a.default,
+        by_name: a.appliance,
+        by_label: a.label,
+    })
+}
+
+/// Compiles `source` against `inventory` into what is served.
+pub fn serve(
+    name: &str,
+    source: &str,
+    origin: &str,
+    inventory: &BTreeMap<String, Workload>,
+) -> Result<Served, String> {
+    let text = inventory::compile(source, origin, inventory.values())?;
+    policy::parse_toml(&text, origin).map_err(|e| e.to_string())?;
+    let version = format!("{name}@{:012x}", fnv1a(text.as_bytes()) >> 16);
+    let frame = encode(&ControllerMsg::Policy {
+        version: version.clone(),
+        name: name.to_owned(),
+        text,
+    })
+    .map_err(|e| format!("{origin}: {e}"))?;
+    Ok(Served {
+        version,
+        frame: Arc::new(frame),
+    })
 }
 
 impl Store {
-    /// An empty store over `dir`; nothing is read until [`Store::scan`].
-    pub fn new(dir: &Path) -> Self {
-        Self {
-            dir: dir.to_path_buf(),
-            policies: AHashMap::new(),
-            assignments: Assignments::default(),
-            assign_hash: None,
-            assign_error: None,
-        }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn assignments(&self) -> &Assignments {
         &self.assignments
     }
 
-    /// Every policy file read, in no particular order.
+    /// Every policy, in no particular order.
     pub fn policies(&self) -> impl Iterator<Item = &PolicyEntry> {
         self.policies.values()
     }
 
-    pub fn assign_error(&self) -> Option<&str> {
-        self.assign_error.as_deref()
+    pub fn policy(&self, name: &str) -> Option<&PolicyEntry> {
+        self.policies.get(name)
+    }
+
+    pub fn inventory(&self) -> &BTreeMap<String, Workload> {
+        &self.inventory
     }
 
     /// The policy name and what is served of it, for an appliance.
@@ -211,227 +226,194 @@ impl Store {
         (Some(p.to_owned()), served)
     }
 
-    /// Reads the directory again; only files whose content changed are
-    /// parsed again. Problems are returned (and were not seen before when
-    /// the file is unchanged, so the caller logs each once).
-    pub fn scan(&mut self) -> ScanReport {
-        let mut report = ScanReport::default();
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) => {
-                report
-                    .problems
-                    .push(format!("cannot read {}: {e}", self.dir.display()));
-                return report;
-            }
-        };
-        let mut seen = AHashSet::new();
-        let mut assign_present = false;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            if file_name == ASSIGN_FILE {
-                assign_present = true;
-                self.scan_assign(&path, &mut report);
-                continue;
-            }
-            let Some(name) = file_name.strip_suffix(".toml") else {
-                continue;
-            };
-            if !path.is_file() {
-                continue;
-            }
-            if !valid_name(name) {
-                // Logged every scan would be noise; the listing shows nothing for it.
-                continue;
-            }
-            seen.insert(name.to_owned());
-            self.scan_policy(name, &path, &mut report);
-        }
-        let mut gone: Vec<String> = self
-            .policies
-            .keys()
-            .filter(|k| !seen.contains(*k))
-            .cloned()
-            .collect();
-        gone.sort_unstable();
-        for g in gone {
-            self.policies.remove(&g);
-            report.changed.push(g);
-        }
-        if !assign_present && self.assign_hash.is_some() {
-            self.assign_hash = None;
-            self.assign_error = None;
-            self.assignments = Assignments::default();
-            report.assignments_changed = true;
-        }
-        if report.assignments_changed {
-            for n in self.assignments.names() {
-                if !self.policies.contains_key(n) {
-                    report.problems.push(format!(
-                        "{}: policy {n:?} has no file {n}.toml",
-                        self.dir.join(ASSIGN_FILE).display()
-                    ));
-                }
-            }
-        }
-        report
-    }
-
-    fn scan_assign(&mut self, path: &Path, report: &mut ScanReport) {
-        let bytes = match read_small(path) {
-            Ok(b) => b,
-            Err(e) => {
-                let msg = format!("{}: {e}", path.display());
-                if self.assign_error.as_deref() != Some(&msg) {
-                    report.problems.push(msg.clone());
-                }
-                self.assign_error = Some(msg);
-                return;
-            }
-        };
-        let h = fnv1a(&bytes);
-        if self.assign_hash == Some(h) {
-            return;
-        }
-        self.assign_hash = Some(h);
-        let parsed = std::str::from_utf8(&bytes)
-            .map_err(|e| e.to_string())
-            .and_then(|t| toml::from_str::<AssignFile>(t).map_err(|e| e.to_string()));
-        match parsed {
-            Ok(a) => {
-                let mut bad = Vec::new();
-                for n in a
-                    .default
-                    .iter()
-                    .chain(a.appliance.values())
-                    .chain(a.label.iter().map(|r| &r.policy))
-                {
-                    if !valid_name(n) {
-                        bad.push(format!("{n:?} is not a policy name"));
-                    }
-                }
-                if !bad.is_empty() {
-                    let msg = format!(
-                        "{}: {} (the previous assignments stay)",
-                        path.display(),
-                        bad.join("; ")
-                    );
-                    report.problems.push(msg.clone());
-                    self.assign_error = Some(msg);
-                    return;
-                }
-                let new = Assignments {
-                    default: a.default,
-                    by_name: a.appliance,
-                    by_label: a.label,
-                };
-                self.assign_error = None;
-                if new != self.assignments {
-                    self.assignments = new;
-                    report.assignments_changed = true;
-                }
-            }
-            Err(e) => {
-                let msg = format!(
-                    "{}: {} (the previous assignments stay)",
-                    path.display(),
-                    e.trim().replace('\n', " ")
-                );
-                report.problems.push(msg.clone());
-                self.assign_error = Some(msg);
-            }
-        }
-    }
-
-    fn scan_policy(&mut self, name: &str, path: &Path, report: &mut ScanReport) {
-        let origin = path.display().to_string();
+    /// A policy as etcd holds it now; true when what is served changed.
+    pub fn set_policy(&mut self, name: &str, source: String) -> bool {
         let entry = self
             .policies
             .entry(name.to_owned())
             .or_insert_with(|| PolicyEntry {
                 name: name.to_owned(),
-                file: path.to_path_buf(),
+                source: String::new(),
                 served: None,
                 error: None,
-                file_hash: 0,
             });
-        let bytes = match read_small(path) {
-            Ok(b) => b,
-            Err(e) => {
-                let msg = format!("{origin}: {e}");
-                if entry.error.as_deref() != Some(&msg) {
-                    report.problems.push(msg.clone());
-                }
-                entry.error = Some(msg);
-                // Read it whole again once it can be read.
-                entry.file_hash = 0;
-                return;
-            }
+        entry.source = source;
+        Self::recompile(entry, &self.inventory)
+    }
+
+    /// True when it was there.
+    pub fn remove_policy(&mut self, name: &str) -> bool {
+        self.policies.remove(name).is_some()
+    }
+
+    /// The assignments as etcd holds them now (`None`: none stored).
+    pub fn set_assignments(&mut self, a: Option<Assignments>) -> bool {
+        let a = a.unwrap_or_default();
+        let changed = a != self.assignments;
+        self.assignments = a;
+        changed
+    }
+
+    /// A workload added, changed (`Some`) or removed (`None`); the
+    /// policies whose served version changed because of it, by name.
+    pub fn set_workload(&mut self, name: &str, w: Option<Workload>) -> Vec<String> {
+        match w {
+            Some(w) => self.inventory.insert(name.to_owned(), w),
+            None => self.inventory.remove(name),
         };
-        let h = fnv1a(&bytes);
-        if entry.file_hash == h && (entry.served.is_some() || entry.error.is_some()) {
-            return;
-        }
-        entry.file_hash = h;
-        let keep = if entry.served.is_some() {
-            " (the previous version stays served)"
-        } else {
-            " (not served)"
-        };
-        let text = match String::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(_) => {
-                let msg = format!("{origin}: not UTF-8{keep}");
-                report.problems.push(msg.clone());
-                entry.error = Some(msg);
-                return;
-            }
-        };
-        if let Err(e) = policy::parse_toml(&text, &origin) {
-            let msg = format!("{e}{keep}");
-            report.problems.push(msg.clone());
-            entry.error = Some(msg);
-            return;
-        }
-        let version = format!("{name}@{:012x}", h >> 16);
-        let frame = encode(&ControllerMsg::Policy {
-            version: version.clone(),
-            name: name.to_owned(),
-            text,
-        });
-        match frame {
-            Ok(f) => {
+        let mut changed: Vec<String> = self
+            .policies
+            .values_mut()
+            .filter(|e| e.source.contains("workloads"))
+            .filter_map(|e| Self::recompile(e, &self.inventory).then(|| e.name.clone()))
+            .collect();
+        changed.sort_unstable();
+        changed
+    }
+
+    fn recompile(entry: &mut PolicyEntry, inventory: &BTreeMap<String, Workload>) -> bool {
+        let origin = format!("policy {}", entry.name);
+        let before = entry.served.as_ref().map(|s| s.version.clone());
+        match serve(&entry.name, &entry.source, &origin, inventory) {
+            Ok(s) => {
+                entry.served = Some(s);
                 entry.error = None;
-                if entry.served.as_ref().map(|s| &s.version) != Some(&version) {
-                    report.changed.push(name.to_owned());
-                }
-                entry.served = Some(Served {
-                    version,
-                    frame: Arc::new(f),
-                });
             }
             Err(e) => {
-                let msg = format!("{origin}: {e}{keep}");
-                report.problems.push(msg.clone());
-                entry.error = Some(msg);
+                let keep = if entry.served.is_some() {
+                    " (the previous version stays served)"
+                } else {
+                    " (not served)"
+                };
+                entry.error = Some(format!("{e}{keep}"));
+            }
+        }
+        entry.served.as_ref().map(|s| &s.version) != before.as_ref()
+    }
+}
+
+/// A policy directory as read for an import.
+#[derive(Debug, Default)]
+pub struct PolicyDir {
+    /// Every `NAME.toml` that parses, by name.
+    pub policies: BTreeMap<String, String>,
+    /// `assign.toml`, if present and valid.
+    pub assign: Option<String>,
+    /// Files that were not taken, each with why.
+    pub problems: Vec<String>,
+    /// Policies whose file is there but was not taken: the fleet keeps
+    /// the version it has rather than losing the policy.
+    pub broken: Vec<String>,
+    /// `assign.toml` is there but was not taken.
+    pub assign_broken: bool,
+}
+
+fn read_small(path: &Path) -> Result<String, String> {
+    let meta = fs::metadata(path).map_err(|e| e.to_string())?;
+    if meta.len() > MAX_FRAME as u64 {
+        return Err(format!(
+            "{} bytes, more than a frame can carry ({MAX_FRAME})",
+            meta.len()
+        ));
+    }
+    let bytes = fs::read(path).map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())
+}
+
+/// Reads a policy directory; each policy must compile against `inventory`.
+pub fn read_dir(dir: &Path, inventory: &BTreeMap<String, Workload>) -> Result<PolicyDir, String> {
+    let entries = fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut out = PolicyDir::default();
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let origin = path.display().to_string();
+        if file_name == ASSIGN_FILE {
+            match read_small(&path).and_then(|t| parse_assign(&t, &origin).map(|_| t)) {
+                Ok(t) => out.assign = Some(t),
+                Err(e) => {
+                    out.assign_broken = true;
+                    out.problems.push(if e.starts_with(&origin) {
+                        e
+                    } else {
+                        format!("{origin}: {e}")
+                    });
+                }
+            }
+            continue;
+        }
+        let Some(name) = file_name.strip_suffix(".toml") else {
+            continue;
+        };
+        if !path.is_file() || name.starts_with('.') {
+            continue;
+        }
+        if !valid_name(name) {
+            out.problems.push(format!(
+                "{origin}: {name:?} is not a policy name (1 to 64 of A-Z a-z 0-9 - _ .)"
+            ));
+            continue;
+        }
+        match read_small(&path) {
+            Ok(text) => match serve(name, &text, &origin, inventory) {
+                Ok(_) => {
+                    out.policies.insert(name.to_owned(), text);
+                }
+                Err(e) => {
+                    out.broken.push(name.to_owned());
+                    out.problems.push(e);
+                }
+            },
+            Err(e) => {
+                out.broken.push(name.to_owned());
+                out.problems.push(format!("{origin}: {e}"));
             }
         }
     }
+    if let Some(a) = &out.assign {
+        if let Ok(a) = parse_assign(a, ASSIGN_FILE) {
+            for n in a.names() {
+                if !out.policies.contains_key(n) {
+                    out.problems.push(format!(
+                        "{}: policy {n:?} has no file {n}.toml",
+                        dir.join(ASSIGN_FILE).display()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes policies and assignments as a directory an import reads back.
+pub fn write_dir(
+    dir: &Path,
+    policies: &BTreeMap<String, String>,
+    assign: Option<&str>,
+) -> Result<usize, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let write = |file: String, text: &str| -> Result<(), String> {
+        // Write then rename: a reader never sees half a file.
+        let tmp = dir.join(format!(".{file}.tmp"));
+        fs::write(&tmp, text)
+            .and_then(|()| fs::rename(&tmp, dir.join(&file)))
+            .map_err(|e| format!("{}: {e}", dir.join(&file).display()))
+    };
+    for (name, text) in policies {
+        write(format!("{name}.toml"), text)?;
+    }
+    if let Some(a) = assign {
+        write(ASSIGN_FILE.to_owned(), a)?;
+    }
+    Ok(policies.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("sluice-store-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
-    }
 
     fn labels(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter()
@@ -471,22 +453,17 @@ mod tests {
     }
 
     #[test]
-    fn versions_follow_content_and_bad_files_are_reported_not_served() {
-        let d = dir("scan");
-        fs::write(d.join("web.toml"), "version = \"a\"\n").unwrap();
-        fs::write(d.join("notes.txt"), "ignored").unwrap();
-        let mut s = Store::new(&d);
-        let r = s.scan();
-        assert_eq!(r.changed, ["web"]);
-        assert!(r.problems.is_empty(), "{:?}", r.problems);
-        // No assign.toml: everyone gets `default`, which has no file here.
+    fn versions_follow_content_and_bad_policies_keep_the_last_good_one() {
+        let mut s = Store::default();
+        assert!(s.set_policy("web", "version = \"a\"\n".into()));
+        // No assignments: everyone gets `default`, which does not exist here.
         let (p, served) = s.policy_for("any", &BTreeMap::new());
         assert_eq!(p.as_deref(), Some("default"));
         assert!(served.is_none());
 
-        fs::write(d.join(ASSIGN_FILE), "default = \"web\"\n").unwrap();
-        let r = s.scan();
-        assert!(r.assignments_changed && r.changed.is_empty());
+        let a = parse_assign("default = \"web\"\n", "assign").unwrap();
+        assert!(s.set_assignments(Some(a.clone())));
+        assert!(!s.set_assignments(Some(a)));
         let v1 = s
             .policy_for("any", &BTreeMap::new())
             .1
@@ -494,22 +471,16 @@ mod tests {
             .version
             .clone();
         assert!(v1.starts_with("web@"), "{v1}");
+        // The same text: the same version, nothing changed.
+        assert!(!s.set_policy("web", "version = \"a\"\n".into()));
 
-        // Unchanged: nothing to report.
-        assert_eq!(s.scan(), ScanReport::default());
-
-        // A file that does not parse: reported once, the old version stays.
-        fs::write(d.join("web.toml"), "[[rule]]\nname = 3\n").unwrap();
-        let r = s.scan();
-        assert!(r.changed.is_empty());
-        assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
-        assert!(r.problems[0].contains("web.toml"), "{:?}", r.problems);
-        assert!(s.scan().problems.is_empty());
+        // A text that does not parse: reported, the old version stays.
+        assert!(!s.set_policy("web", "[[rule]]\nname = 3\n".into()));
+        let e = s.policy("web").unwrap().error.clone().unwrap();
+        assert!(e.contains("previous version stays"), "{e}");
         assert_eq!(s.policy_for("any", &BTreeMap::new()).1.unwrap().version, v1);
 
-        fs::write(d.join("web.toml"), "version = \"b\"\n").unwrap();
-        let r = s.scan();
-        assert_eq!(r.changed, ["web"]);
+        assert!(s.set_policy("web", "version = \"b\"\n".into()));
         let v2 = s
             .policy_for("any", &BTreeMap::new())
             .1
@@ -517,31 +488,57 @@ mod tests {
             .version
             .clone();
         assert_ne!(v1, v2);
-
-        // The same content gives the same version in a new store (restart).
-        let mut again = Store::new(&d);
-        again.scan();
+        // Another controller computes the same version from the same text.
+        let mut other = Store::default();
+        other.set_policy("web", "version = \"b\"\n".into());
         assert_eq!(
-            again.policy_for("any", &BTreeMap::new()).1.unwrap().version,
+            other
+                .policy("web")
+                .unwrap()
+                .served
+                .as_ref()
+                .unwrap()
+                .version,
             v2
         );
+        assert!(s.remove_policy("web"));
+    }
 
-        // Assignments naming a missing policy are reported.
-        fs::write(d.join(ASSIGN_FILE), "default = \"nope\"\n").unwrap();
-        let r = s.scan();
+    #[test]
+    fn a_directory_imports_what_parses_and_reports_the_rest() {
+        let d = std::env::temp_dir().join(format!("sluice-store-dir-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("web.toml"), "version = \"a\"\n").unwrap();
+        fs::write(d.join("broken.toml"), "[[rule]]\nname = 3\n").unwrap();
+        fs::write(d.join("notes.txt"), "ignored").unwrap();
+        fs::write(
+            d.join(ASSIGN_FILE),
+            "default = \"web\"\n[appliance]\nx = \"nope\"\n",
+        )
+        .unwrap();
+        let r = read_dir(&d, &BTreeMap::new()).unwrap();
+        assert_eq!(r.policies.keys().collect::<Vec<_>>(), ["web"]);
+        assert!(r.assign.is_some());
+        assert_eq!(r.problems.len(), 2, "{:?}", r.problems);
+        assert!(r.problems[0].contains("broken.toml"), "{:?}", r.problems);
+        assert!(r.problems[1].contains("\"nope\""), "{:?}", r.problems);
+
+        // Export and import again: the same policies.
+        let out = d.join("export");
+        write_dir(&out, &r.policies, r.assign.as_deref()).unwrap();
+        let back = read_dir(&out, &BTreeMap::new()).unwrap();
+        assert_eq!(back.policies, r.policies);
+        assert_eq!(back.assign, r.assign);
+
+        fs::write(d.join(ASSIGN_FILE), "default = [").unwrap();
+        let r = read_dir(&d, &BTreeMap::new()).unwrap();
+        assert!(r.assign.is_none());
         assert!(
-            r.problems.iter().any(|p| p.contains("nope")),
+            r.problems.iter().any(|p| p.contains(ASSIGN_FILE)),
             "{:?}",
             r.problems
         );
-        // A broken assign.toml keeps the previous assignments.
-        fs::write(d.join(ASSIGN_FILE), "default = [").unwrap();
-        let r = s.scan();
-        assert_eq!(r.problems.len(), 1);
-        assert_eq!(s.assignments().default.as_deref(), Some("nope"));
-
-        fs::remove_file(d.join("web.toml")).unwrap();
-        assert_eq!(s.scan().changed, ["web"]);
         let _ = fs::remove_dir_all(&d);
     }
 }

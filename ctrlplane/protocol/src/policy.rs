@@ -56,9 +56,15 @@ pub enum DefaultAction {
 #[serde(deny_unknown_fields)]
 pub struct Group {
     pub name: String,
-    pub cidrs: Vec<String>,
     #[serde(default)]
+    pub cidrs: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Workloads of the controller's inventory whose labels include all of
+    /// these: the controller adds their addresses to `cidrs` and removes
+    /// this before it pushes the policy, so an appliance never sees it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub workloads: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

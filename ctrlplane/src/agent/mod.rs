@@ -17,8 +17,12 @@
 //!   [`AgentConfig::heartbeat`]; the agent forwards it when connected and
 //!   drops it otherwise.
 //! - [`AgentEvent::Connected`] / [`AgentEvent::Disconnected`]: for the log
-//!   and the console; reconnecting is the agent's business (exponential
-//!   backoff with jitter).
+//!   and the console; reconnecting is the agent's business: it tries the
+//!   configured controllers in turn, each failure moving on to the next
+//!   one, and waits (exponential backoff with jitter) only once every one
+//!   of them failed. After a session ends it starts with the next
+//!   controller: any controller can hold any appliance's session, and the
+//!   one that ended it may be gone.
 //!
 //! At start-up, [`load_persisted`] gives the last acked policy to run while
 //! the controller is unreachable; put its version in
@@ -56,10 +60,11 @@ pub struct AgentConfig {
     pub labels: BTreeMap<String, String>,
     pub ports: Vec<PortInfo>,
     pub capabilities: Vec<String>,
-    /// The controller's `host:port`.
-    pub address: String,
-    /// The name the controller's certificate must carry.
-    pub server_name: String,
+    /// The controllers' `host:port`, tried in turn.
+    pub addresses: Vec<String>,
+    /// The name every controller's certificate must carry; `None`: the
+    /// host part of the address connected to.
+    pub server_name: Option<String>,
     /// The CA that issued the controller's certificate (PEM).
     pub ca: PathBuf,
     /// The appliance's certificate chain and key (PEM).
@@ -111,7 +116,7 @@ impl AgentConfig {
                 })
                 .collect(),
             capabilities: CAPABILITIES.iter().map(|s| (*s).to_owned()).collect(),
-            address: c.address.to_string(),
+            addresses: c.addresses.iter().map(ToString::to_string).collect(),
             server_name: c.server_name.clone(),
             ca: c.ca.clone(),
             cert: c.cert.clone(),

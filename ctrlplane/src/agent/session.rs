@@ -224,9 +224,16 @@ struct Agent {
 
 impl Agent {
     fn run(mut self) {
+        let n = self.cfg.addresses.len().max(1);
+        // Which controller to try next, and how many in a row failed.
+        let mut next = 0;
+        let mut failed = 0;
         loop {
-            let reason = match self.connect() {
+            let i = next % n;
+            next = i + 1;
+            let reason = match self.connect(i) {
                 Ok(sess) => {
+                    failed = 0;
                     self.backoff.reset();
                     self.status.sessions.fetch_add(1, Ordering::Relaxed);
                     self.status.connected.store(true, Ordering::Relaxed);
@@ -236,16 +243,23 @@ impl Agent {
                 }
                 Err(r) => {
                     self.status.connect_failures.fetch_add(1, Ordering::Relaxed);
+                    failed += 1;
                     r
                 }
             };
             if self.shutdown {
                 return;
             }
+            let address = self.address(i).to_owned();
+            if failed > 0 && failed < n {
+                // Another controller may be live: on to it at once.
+                log(format!("{address}: {reason}; trying the next controller"));
+                continue;
+            }
+            failed = 0;
             let delay = self.backoff.next_delay();
             log(format!(
-                "{}: {reason}; next attempt in {} ms",
-                self.cfg.address,
+                "{address}: {reason}; next attempt in {} ms",
                 delay.as_millis()
             ));
             if !self.emit(AgentEvent::Disconnected {
@@ -258,6 +272,13 @@ impl Agent {
                 return;
             }
         }
+    }
+
+    fn address(&self, i: usize) -> &str {
+        self.cfg
+            .addresses
+            .get(i)
+            .map_or("no controller", String::as_str)
     }
 
     /// The next reply or session input, whichever comes first; `None` when
@@ -303,17 +324,23 @@ impl Agent {
         }
     }
 
-    fn connect(&mut self) -> Result<Session, String> {
+    /// One attempt at controller `i`.
+    fn connect(&mut self, i: usize) -> Result<Session, String> {
         let cfg = &self.cfg;
+        let address = self.address(i).to_owned();
         let tls_cfg = tls::client_config(&cfg.ca, &cfg.cert, &cfg.key)?;
-        let server = tls::server_name(&cfg.server_name)?;
+        let host = address
+            .rsplit_once(':')
+            .map_or(address.as_str(), |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let server = tls::server_name(cfg.server_name.as_deref().unwrap_or(host))?;
         let timeout = cfg.connect_timeout.max(Duration::from_millis(10));
-        let addrs: Vec<_> = cfg
-            .address
+        let addrs: Vec<_> = address
             .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {}: {e}", cfg.address))?
+            .map_err(|e| format!("cannot resolve {address}: {e}"))?
             .collect();
-        let mut last = format!("{} resolves to no address", cfg.address);
+        let mut last = format!("{address} resolves to no address");
         let mut sock = None;
         for a in addrs {
             match TcpStream::connect_timeout(&a, timeout) {
@@ -416,12 +443,11 @@ impl Agent {
             })
             .map_err(|e| format!("cannot start the reader: {e}"))?;
         log(format!(
-            "connected to {} (policy {})",
-            self.cfg.address,
+            "connected to {address} (policy {})",
             assigned.as_deref().unwrap_or("none assigned")
         ));
         if !self.emit(AgentEvent::Connected {
-            controller: self.cfg.address.clone(),
+            controller: address,
             assigned,
         }) {
             tls.close();

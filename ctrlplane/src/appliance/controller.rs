@@ -78,7 +78,10 @@ impl ControllerLink {
         let mut ac = AgentConfig::from_config(cfg)?;
         let c = cfg.controller.clone()?;
         ac.policy_version = version.clone();
-        log(format!("controller session to {}", ac.address));
+        log(format!(
+            "controller session to {}",
+            ac.addresses.join(" or ")
+        ));
         Some(ControllerLink {
             heartbeat_every: ac.heartbeat,
             agent: agent::spawn(ac),
@@ -204,9 +207,11 @@ impl ControllerLink {
         let c = &self.cfg;
         let st = &self.agent.status;
         let n = st.counters();
+        let addresses: Vec<String> = c.addresses.iter().map(ToString::to_string).collect();
         let mut s = format!(
-            "  controller: {} (server name {})\n",
-            c.address, c.server_name
+            "  controllers: {} (server name {})\n",
+            addresses.join(", "),
+            c.server_name.as_deref().unwrap_or("each address's host")
         );
         let ago = self.session.since.elapsed().as_secs();
         let _ = match &self.session.state {

@@ -1,4 +1,4 @@
-//! `[controller]`: where the controller is and how to prove who we are.
+//! `[controller]`: where the controllers are and how to prove who we are.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,11 +10,12 @@ use super::values::Endpoint;
 /// `[controller]`. Paths are relative to the working directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControllerConfig {
-    /// The controller's `host:port`.
-    pub address: Endpoint,
-    /// The name the controller's certificate must carry: `server_name`,
-    /// or the host part of `address`.
-    pub server_name: String,
+    /// The controllers' `host:port`, tried in turn: any of them can hold
+    /// the session, so the agent fails over to the next live one.
+    pub addresses: Vec<Endpoint>,
+    /// The name every controller's certificate must carry; without it,
+    /// the host part of the address connected to.
+    pub server_name: Option<String>,
     /// PEM: the CA that issued the controller's certificate.
     pub ca: PathBuf,
     /// PEM: this appliance's certificate chain (its DNS names must include
@@ -38,22 +39,32 @@ impl ControllerConfig {
     /// The typed section, or `None` with its problems added to `p`.
     pub(super) fn check(raw: RawController, p: &mut Vec<String>) -> Option<ControllerConfig> {
         let before = p.len();
-        let address = Endpoint::parse(&raw.address);
-        if address.is_none() {
-            p.push(format!(
-                "controller.address: {:?} is not host:port",
-                raw.address
-            ));
+        let mut addresses = Vec::new();
+        if raw.addresses.is_empty() {
+            p.push("controller.addresses: list at least one controller as host:port".into());
         }
-        let server_name = match (&raw.server_name, &address) {
-            (Some(s), _) => s.clone(),
-            (None, Some(a)) => a.host.clone(),
-            (None, None) => String::new(),
-        };
-        if rustls_pki_types::ServerName::try_from(server_name.as_str()).is_err() {
-            p.push(format!(
-                "controller.server_name: {server_name:?} is not a DNS name or IP address"
-            ));
+        for (i, a) in raw.addresses.iter().enumerate() {
+            match Endpoint::parse(a) {
+                Some(e) => {
+                    if raw.server_name.is_none()
+                        && rustls_pki_types::ServerName::try_from(e.host.as_str()).is_err()
+                    {
+                        p.push(format!(
+                            "controller.addresses[{i}]: {:?} is not a DNS name or IP address",
+                            e.host
+                        ));
+                    }
+                    addresses.push(e);
+                }
+                None => p.push(format!("controller.addresses[{i}]: {a:?} is not host:port")),
+            }
+        }
+        if let Some(s) = &raw.server_name {
+            if rustls_pki_types::ServerName::try_from(s.as_str()).is_err() {
+                p.push(format!(
+                    "controller.server_name: {s:?} is not a DNS name or IP address"
+                ));
+            }
         }
         for (key, path) in [
             ("controller.ca", &raw.ca),
@@ -92,10 +103,12 @@ impl ControllerConfig {
         if raw.labels.keys().any(|k| k.trim().is_empty()) {
             p.push("controller.labels: a label name is empty".into());
         }
-        let address = address.filter(|_| p.len() == before)?;
+        if p.len() != before {
+            return None;
+        }
         Some(ControllerConfig {
-            address,
-            server_name,
+            addresses,
+            server_name: raw.server_name,
             ca: raw.ca,
             cert: raw.cert,
             key: raw.key,

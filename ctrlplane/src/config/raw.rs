@@ -120,7 +120,7 @@ impl Default for RawDedup {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawController {
-    pub address: String,
+    pub addresses: Vec<String>,
     pub server_name: Option<String>,
     pub ca: PathBuf,
     pub cert: PathBuf,

@@ -71,14 +71,16 @@ fn bad_enum_values_say_what_is_accepted() {
 #[test]
 fn the_controller_section_gets_defaults_and_named_errors() {
     let ok = format!(
-        "{GOOD}\n[controller]\naddress = \"ctl.example:7443\"\nca = \"ca.pem\"\ncert = \"a.pem\"\nkey = \"a.key\"\nlabels = {{ site = \"par\" }}\n"
+        "{GOOD}\n[controller]\naddresses = [\"ctl.example:7443\", \"ctl-2.example:7443\"]\nca = \"ca.pem\"\ncert = \"a.pem\"\nkey = \"a.key\"\nlabels = {{ site = \"par\" }}\n"
     );
     let c = Config::parse(&ok, "t")
         .expect("valid")
         .controller
         .expect("section");
-    assert_eq!(c.server_name, "ctl.example");
-    assert_eq!(c.address.port, 7443);
+    assert_eq!(c.server_name, None);
+    assert_eq!(c.addresses.len(), 2);
+    assert_eq!(c.addresses[1].host, "ctl-2.example");
+    assert_eq!(c.addresses[0].port, 7443);
     assert_eq!(c.heartbeat, Duration::from_millis(1000));
     assert_eq!(c.backoff_max, Duration::from_secs(30));
     assert_eq!(c.labels.get("site").map(String::as_str), Some("par"));
@@ -87,13 +89,13 @@ fn the_controller_section_gets_defaults_and_named_errors() {
         .controller
         .is_none());
 
-    let bad = ok.replace("ctl.example:7443", "ctl.example").replace(
+    let bad = ok.replace("ctl-2.example:7443", "ctl.example").replace(
         "[controller]",
         "[controller]\nheartbeat_ms = 5\nbackoff_initial_ms = 0",
     );
     let e = Config::parse(&bad, "t").expect_err("bad").to_string();
     for key in [
-        "controller.address",
+        "controller.addresses[1]",
         "controller.heartbeat_ms: 5",
         "controller.backoff_initial_ms: 0",
     ] {
@@ -262,7 +264,7 @@ fn problems_of_every_section_come_in_one_error() {
         .replace("role = \"input\"", "role = \"input\"\nmtu = 20")
         .replace("[uplink]", "[uplink]\nmac = \"02:00:00:00:00\"\narp_refresh_s = 0")
         + "\n[[neighbor]]\nip = \"192.0.2.9\"\nmac = \"02:00:00:00:00:09:01\"\n\
-           [controller]\naddress = \"ctl.example:0\"\nca = \"\"\ncert = \"a.pem\"\nkey = \"a.key\"\n\
+           [controller]\naddresses = [\"ctl.example:0\"]\nca = \"\"\ncert = \"a.pem\"\nkey = \"a.key\"\n\
            connect_timeout_ms = 1\n[decap]\nmax_layers = 9\n[queues]\nrx_desc = 1\n";
     let e = Config::parse(&bad, "t")
         .expect_err("bad values")
@@ -273,7 +275,7 @@ fn problems_of_every_section_come_in_one_error() {
         "uplink.mac: \"02:00:00:00:00\" is not a MAC address",
         "uplink.arp_refresh_s: must be at least 1",
         "neighbor[0].mac: \"02:00:00:00:00:09:01\" is not a MAC address",
-        "controller.address: \"ctl.example:0\" is not host:port",
+        "controller.addresses[0]: \"ctl.example:0\" is not host:port",
         "controller.ca: must not be empty",
         "controller.connect_timeout_ms: 1 is outside 10..=600000",
         "decap.max_layers: 9",

@@ -67,6 +67,12 @@ pub fn compile(policy: &Policy, ctx: &Context) -> Result<CompiledPolicy, Vec<Pro
         if g.name.is_empty() {
             pb.add(format!("{path}.name"), "must not be empty");
         }
+        if !g.workloads.is_empty() {
+            pb.add(
+                format!("{path}.workloads"),
+                "selects workloads by label: only a controller with an inventory resolves it",
+            );
+        }
         let mut cidrs = Vec::new();
         for (j, c) in g.cidrs.iter().enumerate() {
             match parse_cidr(c) {

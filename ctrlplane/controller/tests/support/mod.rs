@@ -1,6 +1,8 @@
 //! Shared by the tests that run the controller: certificates made at run
-//! time (rcgen), a policy directory, and the real `sluice-controller`
-//! process with its log read line by line. The controller's own tests use
+//! time (rcgen), a real etcd (one member or a cluster) on loopback ports
+//! of its own with its data in the test's directory, a policy directory
+//! imported into it, and the real `sluice-controller` process with its
+//! log read line by line. The controller's own tests use
 //! it as `mod support`; `ctrlplane`'s tests, which run the appliance's
 //! agent against the controller, include this same file and add the
 //! appliance side (`ctrlplane/tests/controller_support/`).
@@ -10,9 +12,11 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -131,6 +135,20 @@ impl Ca {
         self.issue_with(dir, "controller", p)
     }
 
+    /// An etcd member's certificate: a server for `127.0.0.1` and
+    /// `localhost`, and a client of the other members.
+    pub fn etcd_member(&self, dir: &Path, name: &str) -> Issued {
+        let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        p.subject_alt_names
+            .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        p.distinguished_name.push(DnType::CommonName, name);
+        self.issue_with(dir, name, p)
+    }
+
     /// A client certificate for appliance `name`.
     pub fn client(&self, dir: &Path, name: &str) -> Issued {
         let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
@@ -168,30 +186,203 @@ pub fn self_signed_client(dir: &Path, name: &str) -> Issued {
     out
 }
 
-/// Everything a test needs on disk: CA, controller certificate, policy dir.
+/// A free TCP port on loopback (the OS picks it; it is free again when
+/// this returns, and etcd binds it right after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real etcd: one member or a cluster, TLS with client certificates
+/// between members and for clients, data in the test's directory,
+/// stopped by PID.
+pub struct Etcd {
+    members: Vec<Option<Child>>,
+    pub endpoints: Vec<String>,
+    /// The certificate controllers and the operator's commands use.
+    pub client: Issued,
+    pub ca: PathBuf,
+}
+
+impl Etcd {
+    pub fn start(dir: &Path, ca: &Ca, n: usize) -> Etcd {
+        let bin = "/usr/bin/etcd";
+        assert!(
+            Path::new(bin).is_file(),
+            "{bin} is missing: scripts/setup.sh installs etcd-server"
+        );
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let token = format!(
+            "sluice-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let cluster: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{i}=https://127.0.0.1:{peer}"))
+            .collect();
+        let mut members = Vec::new();
+        let mut ready = Vec::new();
+        for (i, (client, peer)) in ports.iter().enumerate() {
+            let cert = ca.etcd_member(dir, &format!("etcd-m{i}"));
+            let data = dir.join(format!("etcd-m{i}"));
+            let mut child = Command::new(bin)
+                .arg("--name")
+                .arg(format!("m{i}"))
+                .arg("--data-dir")
+                .arg(&data)
+                .arg("--listen-client-urls")
+                .arg(format!("https://127.0.0.1:{client}"))
+                .arg("--advertise-client-urls")
+                .arg(format!("https://127.0.0.1:{client}"))
+                .arg("--listen-peer-urls")
+                .arg(format!("https://127.0.0.1:{peer}"))
+                .arg("--initial-advertise-peer-urls")
+                .arg(format!("https://127.0.0.1:{peer}"))
+                .arg("--initial-cluster")
+                .arg(cluster.join(","))
+                .arg("--initial-cluster-token")
+                .arg(&token)
+                .arg("--initial-cluster-state")
+                .arg("new")
+                .args(["--client-cert-auth", "--peer-client-cert-auth"])
+                .arg("--trusted-ca-file")
+                .arg(&ca.pem)
+                .arg("--cert-file")
+                .arg(&cert.cert)
+                .arg("--key-file")
+                .arg(&cert.key)
+                .arg("--peer-trusted-ca-file")
+                .arg(&ca.pem)
+                .arg("--peer-cert-file")
+                .arg(&cert.cert)
+                .arg("--peer-key-file")
+                .arg(&cert.key)
+                .args(["--logger", "zap", "--log-outputs", "stderr"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stderr = child.stderr.take().unwrap();
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let mut told = false;
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { return };
+                    if !told && line.contains("serving client traffic") {
+                        told = true;
+                        let _ = tx.send(());
+                    }
+                }
+            });
+            members.push(Some(child));
+            ready.push(rx);
+        }
+        for (i, r) in ready.iter().enumerate() {
+            r.recv_timeout(DEADLINE)
+                .unwrap_or_else(|_| panic!("etcd member m{i} not ready within {DEADLINE:?}"));
+        }
+        let client = ca.client(dir, "sluice-controller");
+        Etcd {
+            members,
+            endpoints: ports
+                .iter()
+                .map(|(c, _)| format!("https://127.0.0.1:{c}"))
+                .collect(),
+            client,
+            ca: ca.pem.clone(),
+        }
+    }
+
+    /// SIGKILL to member `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The arguments every etcd client of the fleet takes.
+    pub fn args(&self) -> Vec<OsString> {
+        vec![
+            "--etcd".into(),
+            self.endpoints.join(",").into(),
+            "--etcd-ca".into(),
+            self.ca.clone().into(),
+            "--etcd-cert".into(),
+            self.client.cert.clone().into(),
+            "--etcd-key".into(),
+            self.client.key.clone().into(),
+        ]
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// Everything a test needs: CA, controller certificate, etcd, policy dir.
 pub struct Fixture {
     pub dir: TempDir,
     pub ca: Ca,
     pub server: Issued,
     pub policies: PathBuf,
     pub admin: PathBuf,
+    pub etcd: Etcd,
 }
 
 impl Fixture {
+    /// With a one-member etcd.
     pub fn new(tag: &str) -> Self {
+        Self::with_etcd(tag, 1)
+    }
+
+    /// With an etcd cluster of `members`.
+    pub fn with_etcd(tag: &str, members: usize) -> Self {
         let dir = TempDir::new(tag);
         let ca = Ca::new(dir.path(), "sluice-test");
         let server = ca.server(dir.path());
         let policies = dir.path().join("policies");
         std::fs::create_dir_all(&policies).unwrap();
         let admin = dir.path().join("admin.sock");
+        let etcd = Etcd::start(dir.path(), &ca, members);
         Fixture {
             dir,
             ca,
             server,
             policies,
             admin,
+            etcd,
         }
+    }
+
+    /// Runs `sluice-controller ARGS` with the fleet's etcd, as an operator.
+    pub fn fleet_cli(&self, args: &[&str]) -> Output {
+        Command::new(controller_bin())
+            .args(args)
+            .args(self.etcd.args())
+            .output()
+            .unwrap()
+    }
+
+    /// Imports the policy directory into etcd; its report (JSON).
+    pub fn import(&self) -> String {
+        let out = self.fleet_cli(&["import", self.policies.to_str().unwrap(), "--by", "test"]);
+        assert!(
+            out.status.success(),
+            "import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
     }
 
     pub fn write_policy(&self, name: &str, text: &str) {
@@ -207,7 +398,8 @@ impl Fixture {
         std::fs::rename(&tmp, self.policies.join("assign.toml")).unwrap();
     }
 
-    /// Starts `sluice-controller serve` on an OS-chosen port.
+    /// Imports the policy directory, then starts `sluice-controller
+    /// serve` on an OS-chosen port.
     pub fn controller(&self) -> Controller {
         Controller::spawn(self, "127.0.0.1:0")
     }
@@ -229,10 +421,31 @@ impl Controller {
 
     /// With extra `serve` arguments; `echo`: copy its log to the test's output.
     pub fn spawn_with(fx: &Fixture, listen: &str, extra: &[&str], echo: bool) -> Controller {
+        let id = format!("ctl-{}", SEQ.fetch_add(1, Ordering::Relaxed));
+        let admin = fx.dir.path().join(format!("{id}.sock"));
+        Self::spawn_as(fx, &id, &admin, listen, extra, echo)
+    }
+
+    /// Controller `id` with its own admin socket, beside others.
+    pub fn spawn_as(
+        fx: &Fixture,
+        id: &str,
+        admin: &Path,
+        listen: &str,
+        extra: &[&str],
+        echo: bool,
+    ) -> Controller {
+        if std::fs::read_dir(&fx.policies).unwrap().next().is_some() {
+            // A broken file is the test's business: what imports is there.
+            let _ = fx.fleet_cli(&["import", fx.policies.to_str().unwrap(), "--by", "test"]);
+        }
         let mut child = Command::new(controller_bin())
             .arg("--admin")
-            .arg(&fx.admin)
+            .arg(admin)
+            .args(fx.etcd.args())
             .arg("serve")
+            .arg("--id")
+            .arg(id)
             .arg("--listen")
             .arg(listen)
             .arg("--ca")
@@ -241,10 +454,7 @@ impl Controller {
             .arg(&fx.server.cert)
             .arg("--key")
             .arg(&fx.server.key)
-            .arg("--policies")
-            .arg(&fx.policies)
-            // Pushes in tests come from `push`; the poll is the backstop.
-            .args(["--poll-ms", "60000", "--keepalive-ms", "2000"])
+            .args(["--lease-ttl-ms", "2000", "--keepalive-ms", "2000"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -253,11 +463,12 @@ impl Controller {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = mpsc::channel();
+        let tag = id.to_owned();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { return };
                 if echo {
-                    eprintln!("[controller] {line}");
+                    eprintln!("[{tag}] {line}");
                 }
                 if tx.send(line).is_err() {
                     return;
@@ -269,7 +480,7 @@ impl Controller {
             addr: String::new(),
             lines,
             log: Vec::new(),
-            admin: fx.admin.clone(),
+            admin: admin.to_path_buf(),
         };
         let l = c.wait_log("listening on ");
         c.addr = l.rsplit(' ').next().unwrap().to_owned();
