@@ -64,11 +64,7 @@ fn err(what: &str) -> impl Fn(etcd_client::Error) -> String + '_ {
     move |e| format!("etcd: {what}: {e}")
 }
 
-/// Connects to etcd over TLS with the client certificate.
-pub async fn connect(o: &EtcdOptions) -> Result<Client, String> {
-    if o.endpoints.is_empty() {
-        return Err("etcd: no endpoint given".into());
-    }
+fn connect_options(o: &EtcdOptions, timeout: Duration) -> Result<ConnectOptions, String> {
     for e in &o.endpoints {
         if !e.starts_with("https://") {
             return Err(format!(
@@ -82,14 +78,93 @@ pub async fn connect(o: &EtcdOptions) -> Result<Client, String> {
             read(&o.cert, "certificate")?,
             read(&o.key, "key")?,
         ));
-    let opts = ConnectOptions::new()
+    Ok(ConnectOptions::new()
         .with_tls(tls)
-        .with_connect_timeout(Duration::from_secs(3))
-        .with_timeout(Duration::from_secs(5))
-        .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
-    Client::connect(&o.endpoints, Some(opts))
+        .with_connect_timeout(timeout)
+        .with_timeout(timeout.max(Duration::from_secs(5)))
+        .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2)))
+}
+
+/// Whether member `endpoint` answers now.
+async fn alive(endpoint: &str, opts: &ConnectOptions) -> bool {
+    let probe = async {
+        let mut c = Client::connect([endpoint], Some(opts.clone())).await.ok()?;
+        c.status().await.ok()
+    };
+    tokio::time::timeout(Duration::from_secs(2), probe)
         .await
-        .map_err(|e| format!("etcd {}: {e}", o.endpoints.join(",")))
+        .ok()
+        .flatten()
+        .is_some()
+}
+
+/// Connects to etcd over TLS with the client certificate, through the
+/// members that answer now. etcd's client spreads requests over the
+/// endpoints it was given and does not skip a dead one: a controller
+/// keeps the set current with [`follow_members`].
+pub async fn connect(o: &EtcdOptions) -> Result<Client, String> {
+    if o.endpoints.is_empty() {
+        return Err("etcd: no endpoint given".into());
+    }
+    let opts = connect_options(o, Duration::from_secs(1))?;
+    let mut live = Vec::new();
+    for e in &o.endpoints {
+        if alive(e, &opts).await {
+            live.push(e.clone());
+        }
+    }
+    if live.is_empty() {
+        return Err(format!(
+            "etcd {}: no member answers (TLS, client certificate {})",
+            o.endpoints.join(","),
+            o.cert.display()
+        ));
+    }
+    Client::connect(&live, Some(connect_options(o, Duration::from_secs(3))?))
+        .await
+        .map_err(|e| format!("etcd {}: {e}", live.join(",")))
+}
+
+/// Keeps the client's endpoints those of the members that answer: a
+/// member that dies is taken out within a second, and put back when it
+/// answers again. Every clone of the client shares the set.
+pub(crate) async fn follow_members(client: Client, o: EtcdOptions) {
+    let Ok(opts) = connect_options(&o, Duration::from_secs(1)) else {
+        return;
+    };
+    let mut used: Vec<bool> = vec![false; o.endpoints.len()];
+    // What `connect` chose.
+    for (i, e) in o.endpoints.iter().enumerate() {
+        used[i] = alive(e, &opts).await;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for (i, e) in o.endpoints.iter().enumerate() {
+            let up = alive(e, &opts).await;
+            if up == used[i] {
+                continue;
+            }
+            let done = if up {
+                client.add_endpoint(e).await
+            } else {
+                client.remove_endpoint(e).await
+            };
+            match done {
+                Ok(()) => {
+                    used[i] = up;
+                    log(format!(
+                        "etcd member {e} {}",
+                        if up {
+                            "answers again"
+                        } else {
+                            "does not answer: requests go to the others"
+                        }
+                    ));
+                }
+                Err(err) => log(format!("etcd member {e}: {err}")),
+            }
+        }
+    }
 }
 
 /// A write made on behalf of the sessions, in order.
@@ -199,9 +274,15 @@ pub(crate) async fn writer(
 ) {
     let mut failing = false;
     while let Some(op) = rx.recv().await {
+        // Chosen once: a write that failed ambiguously (it may have been
+        // done) is retried under the same key, never recorded twice.
+        let history_key = match &op {
+            Op::History(e) => keys.k(&history::key(e.at_ms, &e.controller, link.next_seq())),
+            _ => String::new(),
+        };
         let mut delay = Duration::from_millis(100);
         loop {
-            match write(&mut client, &keys, &link, lease.get(), &op).await {
+            match write(&mut client, &keys, &link, lease.get(), &op, &history_key).await {
                 Ok(()) => {
                     if failing {
                         log("etcd: writes go through again");
@@ -228,6 +309,7 @@ async fn write(
     link: &Link,
     lease: i64,
     op: &Op,
+    history_key: &str,
 ) -> Result<(), String> {
     let me = link.id.as_str();
     match op {
@@ -276,9 +358,11 @@ async fn write(
                 .map_err(err("commands"))?;
         }
         Op::History(e) => {
-            let key = keys.k(&history::key(e.at_ms, &e.controller, link.next_seq()));
             let json = serde_json::to_string(e).map_err(|e| e.to_string())?;
-            client.put(key, json, None).await.map_err(err("history"))?;
+            client
+                .put(history_key, json, None)
+                .await
+                .map_err(err("history"))?;
         }
     }
     Ok(())

@@ -183,6 +183,7 @@ async fn run(opts: Options) -> Result<(), String> {
         keys.0,
         shared.policies().len(),
     ));
+    tokio::spawn(fleet::follow_members(client.clone(), opts.etcd.clone()));
     tokio::spawn(fleet::writer(
         client.clone(),
         keys.clone(),

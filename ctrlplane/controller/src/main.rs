@@ -210,10 +210,13 @@ fn who(by: Option<String>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Runs one job against etcd.
+/// Runs one job against etcd. While the cluster elects a new leader (a
+/// member died) etcd answers "unavailable" for a moment: the job runs
+/// again, for up to 10 s. Every job is idempotent (an import or an
+/// inventory load writes only what differs).
 fn with_etcd<T>(
     args: &EtcdArgs,
-    job: impl AsyncFnOnce(&mut etcd_client::Client, &Keys) -> Result<T, String>,
+    job: impl AsyncFn(&mut etcd_client::Client, &Keys) -> Result<T, String>,
 ) -> Result<T, String> {
     let o = args.options()?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -221,8 +224,20 @@ fn with_etcd<T>(
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
     rt.block_on(async {
-        let mut c = fleet::connect(&o).await?;
-        job(&mut c, &Keys(o.prefix.clone())).await
+        let until = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = async {
+                let mut c = fleet::connect(&o).await?;
+                job(&mut c, &Keys(o.prefix.clone())).await
+            }
+            .await;
+            match r {
+                Err(e) if e.contains("Unavailable") && tokio::time::Instant::now() < until => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                r => return r,
+            }
+        }
     })
 }
 
@@ -417,7 +432,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let workloads = inventory::parse_file(&text, &origin)?;
             let by = who(by);
             let r = with_etcd(&cli.etcd, async |c, k| {
-                fleet::load_inventory(c, k, workloads, replace, &by).await
+                fleet::load_inventory(c, k, workloads.clone(), replace, &by).await
             })?;
             println!(
                 "{}",
