@@ -37,6 +37,7 @@ PACKAGES=(
   systemd                     # the packaging test: systemd-analyze verify
   etcd-server                 # the controllers' fleet store (v3 API); tests start their own
   protobuf-compiler           # protoc: etcd-client's build script generates its gRPC stubs
+  nfdump                      # nfcapd: the IPFIX export's second independent judge
 )
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -125,7 +126,7 @@ pkg-config --atleast-version=22.11 libdpdk || die "libdpdk 22.11 not found by pk
 command -v dpdk-testpmd >/dev/null || die "dpdk-testpmd missing (package dpdk-dev)"
 command -v tshark >/dev/null || die "tshark missing"
 command -v valgrind >/dev/null || die "valgrind missing"
-for b in softflowd pmacctd nats-server; do
+for b in softflowd pmacctd nats-server nfcapd nfdump; do
   command -v "$b" >/dev/null || die "$b missing"
 done
 command -v prometheus >/dev/null || die "prometheus missing"

@@ -11,11 +11,108 @@ use dataplane::runtime::counters::{DestDrop, Terminal, Totals};
 use dataplane::runtime::snapshot::Snapshot;
 
 use crate::cli::{Envelope, Request};
+use crate::flows::export::ExportCounters;
 use crate::state::State;
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Each worker's flow table (zero without `[flows]`).
+fn flow_table(o: &mut String, parts: &[(&str, &Totals)]) {
+    type Get = fn(&Totals) -> u64;
+    let counters: [(&str, &str, Get); 6] = [
+        (
+            "sluice_flow_packets_total",
+            "Packets counted into a flow record.",
+            |t| t.flow_packets,
+        ),
+        (
+            "sluice_flows_created_total",
+            "Flows the flow table created.",
+            |t| t.flows_created,
+        ),
+        (
+            "sluice_flow_misses_total",
+            "Packets not metered: their flow table bucket was full (still forwarded).",
+            |t| t.flow_misses,
+        ),
+        (
+            "sluice_flow_ring_full_total",
+            "Expired flow records lost: the ring to the exporter was full.",
+            |t| t.flow_ring_full,
+        ),
+        (
+            "sluice_flows_in_table",
+            "Flows in the flow table now.",
+            |t| t.flows_in_table,
+        ),
+        (
+            "sluice_flows_expired_total",
+            "Flows expired, all reasons (see the reason label).",
+            |_| 0,
+        ),
+    ];
+    for (name, help, get) in &counters[..5] {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        family(o, name, kind, help);
+        for (n, w) in parts {
+            let _ = writeln!(o, "{name}{{worker=\"{}\"}} {}", esc(n), get(w));
+        }
+    }
+    let (name, help, _) = counters[5];
+    family(o, name, "counter", help);
+    for (n, w) in parts {
+        for (reason, v) in [
+            ("idle_timeout", w.flows_idle),
+            ("active_timeout", w.flows_active_timeout),
+            ("end_of_flow", w.flows_ended),
+            ("forced_end", w.flows_forced),
+        ] {
+            let _ = writeln!(o, "{name}{{worker=\"{}\",reason=\"{reason}\"}} {v}", esc(n));
+        }
+    }
+}
+
+/// The flow exporter's counters, when `[flows]` is on.
+pub fn render_flow_export(e: &ExportCounters) -> String {
+    let mut o = String::new();
+    for (name, help, v) in [
+        (
+            "sluice_flow_export_records_total",
+            "Flow records the export thread took (workers and intake).",
+            e.records,
+        ),
+        (
+            "sluice_ipfix_records_total",
+            "Flow records sent as IPFIX.",
+            e.ipfix_records,
+        ),
+        (
+            "sluice_ipfix_messages_total",
+            "IPFIX messages sent, per collector.",
+            e.ipfix_messages,
+        ),
+        (
+            "sluice_ipfix_templates_total",
+            "IPFIX template sets sent, per collector.",
+            e.ipfix_templates,
+        ),
+        (
+            "sluice_ipfix_send_errors_total",
+            "IPFIX messages a collector's send refused.",
+            e.ipfix_send_errors,
+        ),
+    ] {
+        family(&mut o, name, "counter", help);
+        let _ = writeln!(o, "{name} {v}");
+    }
+    o
 }
 
 /// Label values escaped as the exposition format asks.
@@ -129,6 +226,7 @@ pub fn render(state: State, snap: &Snapshot) -> String {
             let _ = writeln!(o, "{name}{{worker=\"{}\"}} {v}", esc(n));
         }
     }
+    flow_table(&mut o, &parts);
     let dests = &snap.destinations;
     family(
         &mut o,

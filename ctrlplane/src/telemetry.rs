@@ -44,6 +44,11 @@ pub fn register(
             ("rx".to_owned(), t.rx),
             ("rx_bytes".to_owned(), t.rx_bytes),
             ("parse_errors".to_owned(), t.parse_errors),
+            ("flow_packets".to_owned(), t.flow_packets),
+            ("flows_created".to_owned(), t.flows_created),
+            ("flow_misses".to_owned(), t.flow_misses),
+            ("flows_in_table".to_owned(), t.flows_in_table),
+            ("flow_ring_full".to_owned(), t.flow_ring_full),
         ];
         v.extend(t.terminals.iter().map(|(k, n)| (k.name().to_owned(), *n)));
         v

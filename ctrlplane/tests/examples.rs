@@ -28,6 +28,8 @@ fn example_configs_and_policy_are_valid() {
     assert_eq!(pdump.pdump.map(|p| p.file_prefix), Some("vswitch".into()));
     let idle = Config::load(&example("idle.toml")).expect("idle.toml");
     assert_eq!(idle.workers.idle, ctrlplane::config::IdleMode::Adaptive);
+    let flows = Config::load(&example("flow-telemetry.toml")).expect("flow-telemetry.toml");
+    assert_eq!(flows.flows.map(|f| f.collectors.len()), Some(2));
     let vhost = Config::load(&example("vhost-tap.toml")).expect("vhost-tap.toml");
     assert!(vhost
         .input_ports()

@@ -42,6 +42,28 @@ pub struct Policy {
     pub destinations: Vec<Destination>,
     #[serde(default, rename = "rule")]
     pub rules: Vec<Rule>,
+    /// Which packets the flow table meters (when the appliance has `[flows]`).
+    #[serde(default, skip_serializing_if = "Metering::is_all")]
+    pub metering: Metering,
+}
+
+/// Which packets flow metering counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metering {
+    /// Every packet, but those of rules with `meter = false`.
+    #[default]
+    All,
+    /// None.
+    Off,
+    /// Only those of rules with `meter = true`.
+    Rules,
+}
+
+impl Metering {
+    fn is_all(&self) -> bool {
+        *self == Metering::All
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,4 +341,7 @@ pub struct Rule {
     /// Which of the rule's packets go on to its destinations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample: Option<Sample>,
+    /// Whether flow metering counts the rule's packets (see [`Metering`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meter: Option<bool>,
 }

@@ -15,13 +15,14 @@ use dataplane::stage::sample::SampleSpec;
 
 use super::answer::Answerer;
 use super::controller::{self, ControllerLink};
+use super::flows::ExportCounters;
 use super::lcores::{Lcores, Shared};
 use super::links::Ports;
 use super::pdump::Taps;
 use super::protect::{self, Protector};
 use super::publisher::{NextHops, Publisher};
 use crate::cli::grammar::{self, Command, PortSel};
-use crate::config::{Config, DedupConfig, PortConfig};
+use crate::config::{Config, DedupConfig, FlowsConfig, PortConfig};
 use crate::neighbor::Neighbors;
 use crate::policy::Policy;
 use crate::state::State;
@@ -73,6 +74,52 @@ pub fn show_dedup(window_us: u32, cfg: &DedupConfig, snap: &Snapshot) -> String 
         "  deduplicated packets: {}",
         snap.total.terminal(Terminal::Deduplicated)
     );
+    s
+}
+
+/// `show flow-table`: each worker's flow table and the exporter.
+pub fn show_flow_table(
+    cfg: Option<&FlowsConfig>,
+    snap: &Snapshot,
+    export: Option<ExportCounters>,
+) -> String {
+    let Some(cfg) = cfg else {
+        return "  flow metering is off (no [flows] section)\n".to_owned();
+    };
+    let mut s = format!(
+        "  table: {} entries per worker  active timeout: {} ms  idle timeout: {} ms\n",
+        cfg.table_entries,
+        cfg.active_timeout.as_millis(),
+        cfg.idle_timeout.as_millis()
+    );
+    for (i, w) in snap.workers().enumerate() {
+        let c = &w.totals;
+        let _ = writeln!(
+            s,
+            "  worker {i}: flows {} created {} packets {} misses {} expired idle {} active {} fin/rst {} flushed {} ring full {}",
+            c.flows_in_table,
+            c.flows_created,
+            c.flow_packets,
+            c.flow_misses,
+            c.flows_idle,
+            c.flows_active_timeout,
+            c.flows_ended,
+            c.flows_forced,
+            c.flow_ring_full
+        );
+    }
+    if let Some(e) = export {
+        let _ = writeln!(
+            s,
+            "  export: records {} ipfix records {} messages {} templates {} send errors {} ({} collector(s))",
+            e.records,
+            e.ipfix_records,
+            e.ipfix_messages,
+            e.ipfix_templates,
+            e.ipfix_send_errors,
+            cfg.collectors.len()
+        );
+    }
     s
 }
 
@@ -414,6 +461,8 @@ pub struct View<'a> {
     pub protector: &'a Protector,
     pub cfg: &'a Config,
     pub pool: &'a Mempool,
+    /// The flow exporter's counters (`[flows]`).
+    pub flows: Option<ExportCounters>,
 }
 
 impl View<'_> {
@@ -518,6 +567,11 @@ impl View<'_> {
                 self.shared.dedup_window_us.load(Ordering::Relaxed),
                 &self.cfg.dedup,
                 &self.lcores.counters.read(&[]),
+            ),
+            Command::ShowFlowTable => show_flow_table(
+                self.cfg.flows.as_ref(),
+                &self.lcores.counters.read(&[]),
+                self.flows,
             ),
             Command::SetDedupWindow(us) => {
                 if us == 0 || us > MAX_WINDOW_US {

@@ -22,6 +22,8 @@ pub enum StartError {
     Eal(DpdkError),
     #[error("cannot attach to the primary of pdump.file_prefix {prefix:?} (is it running, without --in-memory, on the same DPDK build as Sluice?): {source}")]
     AttachPrimary { prefix: String, source: DpdkError },
+    #[error("flows: cannot open the IPFIX export socket: {0}")]
+    FlowExport(std::io::Error),
     #[error("mempool.mbufs = {mbufs}: {source}")]
     Mempool { mbufs: u32, source: DpdkError },
     /// pdump mode: EAL arguments, the primary, the taps.

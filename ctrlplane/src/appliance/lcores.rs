@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use crossbeam::queue::ArrayQueue;
 use dataplane::dpdk::{launch, LcoreHandle, Mbuf, Mempool, Port, Ring, RssMode, RxQueue, TxQueue};
+use dataplane::flow::table::{Expired, MeterConfig};
 use dataplane::runtime::clock::Clock;
 use dataplane::runtime::counters::WorkerStats;
 use dataplane::runtime::distributor::{self, DistributorSetup};
@@ -16,7 +18,9 @@ use dataplane::runtime::idle::{IdleConfig, IdleMode};
 use dataplane::runtime::snapshot::{CounterBlocks, LcoreKind};
 use dataplane::runtime::tables::Tables;
 use dataplane::runtime::trace::Trace;
-use dataplane::runtime::worker::{self, run_state, DecapSetup, InlineWorker, Source, WorkerSetup};
+use dataplane::runtime::worker::{
+    self, run_state, DecapSetup, InlineWorker, MeterSetup, Source, WorkerSetup,
+};
 use dataplane::stage::decap::{DecapConfig, Retag, VidMap};
 use dataplane::stage::dedup::DedupConfig;
 use dataplane::stage::Direction;
@@ -96,6 +100,8 @@ pub struct Lcores {
     pub counters: CounterBlocks,
     /// How the workers wait when nothing arrives.
     pub idle: IdleConfig,
+    /// Each worker's ring of expired flows (`[flows]`), for the exporter.
+    pub flow_rings: Vec<Arc<ArrayQueue<Expired>>>,
 }
 
 /// What launching needs besides the plan.
@@ -301,6 +307,18 @@ impl Common<'_> {
         let s = inp.shared;
         let dedup = &inp.cfg.dedup;
         let clock = self.clock;
+        let stats = Arc::new(WorkerStats::default());
+        let flows = inp.cfg.flows.as_ref().map(|f| MeterSetup {
+            config: MeterConfig {
+                entries: f.table_entries,
+                active_ns: f.active_timeout.as_nanos() as u64,
+                idle_ns: f.idle_timeout.as_nanos() as u64,
+                ..MeterConfig::default()
+            },
+            ring: Arc::new(ArrayQueue::new(f.ring_entries)),
+            stats: Arc::clone(&stats.flows),
+            seed: clock.now_ns() ^ (i as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f),
+        });
         WorkerSetup {
             index: i,
             workers: self.workers,
@@ -326,7 +344,7 @@ impl Common<'_> {
                 seed: clock.now_ns() ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             },
             tables: Arc::clone(&s.tables),
-            stats: Arc::new(WorkerStats::default()),
+            stats,
             state: Arc::clone(&s.run),
             clock,
             // `[flow_cache] entries` (default 1 Mi flows, 64 MiB a worker:
@@ -337,6 +355,7 @@ impl Common<'_> {
             clear_epoch: Arc::clone(&s.clear_epoch),
             protect: Arc::clone(&s.protect),
             idle: idle_config(inp.cfg),
+            flows,
         }
     }
 }
@@ -498,6 +517,10 @@ impl Lcores {
             rings: dist_rings,
             counters: CounterBlocks::default(),
             idle: idle_config(inp.cfg),
+            flow_rings: setups
+                .iter()
+                .filter_map(|(_, s)| s.flows.as_ref().map(|f| Arc::clone(&f.ring)))
+                .collect(),
         };
         for (i, (lcore, setup)) in setups.iter().enumerate() {
             lc.roles.push((*lcore, role_of(i, setup)));

@@ -29,6 +29,7 @@ mod answer;
 mod console;
 mod controller;
 mod error;
+mod flows;
 mod lcores;
 mod links;
 mod pdump;
@@ -72,6 +73,8 @@ pub struct Options {
 /// and EAL goes last.
 pub struct Appliance {
     lcores: Lcores,
+    /// Flow export (`[flows]`): stopped after the workers flushed.
+    flows: Option<flows::Flows>,
     shared: Shared,
     publisher: Publisher,
     hops: NextHops,
@@ -195,8 +198,21 @@ impl Appliance {
                 answering: answerers.iter().map(|a| a.port).collect(),
             },
         )?;
+        let flows = match &cfg.flows {
+            Some(f) => Some(
+                flows::Flows::start(
+                    f,
+                    u32::from(cfg.appliance.id),
+                    lcores.flow_rings.clone(),
+                    Arc::clone(publisher.tables()),
+                )
+                .map_err(StartError::FlowExport)?,
+            ),
+            None => None,
+        };
         let mut app = Appliance {
             lcores,
+            flows,
             shared,
             publisher,
             hops,
@@ -613,6 +629,14 @@ impl Appliance {
         self.captures.join();
         let mut failures: Vec<String> = self.failure.iter().cloned().collect();
         failures.extend(self.lcores.join());
+        // The workers flushed their tables into the rings: export the rest.
+        if let Some(f) = self.flows.take() {
+            let c = f.stop();
+            log(format!(
+                "flows: {} record(s) exported in {} IPFIX message(s), {} send error(s)",
+                c.ipfix_records, c.ipfix_messages, c.ipfix_send_errors
+            ));
+        }
         let report = format!("{}{}", self.fwd_stats(), self.port_stats());
         if failures.is_empty() {
             Ok(report)
@@ -633,7 +657,13 @@ impl Appliance {
                 let ports: Vec<u16> = self.ports.ids().chain(self.view().tap_ids()).collect();
                 (grammar::complete(&line, &ports).join("\n"), false)
             }
-            Request::Metrics => (metrics::render(self.state, &self.snapshot()), false),
+            Request::Metrics => {
+                let mut text = metrics::render(self.state, &self.snapshot());
+                if let Some(f) = &self.flows {
+                    text.push_str(&metrics::render_flow_export(&f.counters()));
+                }
+                (text, false)
+            }
         }
     }
 
@@ -706,6 +736,7 @@ impl Appliance {
             protector: &self.protector,
             cfg: &self.cfg,
             pool: &self.pool,
+            flows: self.flows.as_ref().map(flows::Flows::counters),
         }
     }
 }

@@ -39,6 +39,7 @@ pub enum Command {
     ShowPolicy(Option<String>),
     PolicyLoad(String),
     ShowDedup,
+    ShowFlowTable,
     SetDedupWindow(u64),
     ShowTunnel(Option<String>),
     ShowState,
@@ -187,6 +188,11 @@ static COMMANDS: &[Spec] = &[
         pattern: &[Kw("show"), Kw("dedup")],
         help: "dedup window and table counters",
         build: |_| Some(Command::ShowDedup),
+    },
+    Spec {
+        pattern: &[Kw("show"), Kw("flow-table")],
+        help: "flow metering: table occupancy, expiries, misses, IPFIX export counters",
+        build: |_| Some(Command::ShowFlowTable),
     },
     Spec {
         pattern: &[Kw("set"), Kw("dedup"), Kw("window"), Num("microseconds")],

@@ -130,8 +130,24 @@ impl Footprint {
             w * dedup * DEDUP_BYTES_PER_ENTRY,
             Place::Hugepages,
         );
-        // Flow metering's table (issue 15) goes here, one line per worker
-        // table, sized from its config key once that key exists.
+        if let Some(f) = &cfg.flows {
+            let n = f.table_entries as u64;
+            let entry = dataplane::flow::table::ENTRY_BYTES as u64;
+            add(
+                "flow tables",
+                format!("{w} x {n} flows x {entry} B"),
+                w * n * entry,
+                Place::Hugepages,
+            );
+            let r = f.ring_entries as u64;
+            let rec = dataplane::flow::table::EXPIRED_BYTES as u64;
+            add(
+                "flow export rings",
+                format!("{w} x {r} records x {rec} B"),
+                w * r * rec,
+                Place::Heap,
+            );
+        }
         let dist = u64::from(cfg.queues.distributor_ring);
         if workers > 1 {
             add(

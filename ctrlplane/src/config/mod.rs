@@ -17,13 +17,15 @@
 //! - `tools`: the tool ports' rules and `[[tool_group]]`;
 //! - `limits`: `[appliance]`, `[workers]`, `[mempool]`, `[queues]`, `[dedup]`;
 //! - `eal`: `[eal]` (EAL options for a service start) and `[flow_cache]`;
-//! - `memory`: the hugepages, heap and lcores a config needs.
+//! - `memory`: the hugepages, heap and lcores a config needs;
+//! - `flows`: `[flows]` (flow metering and IPFIX collectors).
 //!
 //! `[guard]` is the guard's own (`crate::guard::GuardConfig`).
 
 mod controller;
 mod decap;
 mod eal;
+mod flows;
 mod limits;
 mod memory;
 mod pdump;
@@ -43,6 +45,7 @@ use thiserror::Error;
 pub use controller::ControllerConfig;
 pub use decap::{DecapSection, NonTunnel, RetagMode};
 pub use eal::{lcores_in, memory_in, parse_lcore_list, EalSection, FlowCacheConfig};
+pub use flows::FlowsConfig;
 pub use limits::{ApplianceId, DedupConfig, IdleMode, MempoolConfig, QueuesConfig, WorkersConfig};
 pub use memory::{Footprint, Place};
 pub use pdump::PdumpSection;
@@ -90,6 +93,8 @@ pub struct Config {
     /// EAL options when the command line gives none.
     pub eal: EalSection,
     pub flow_cache: FlowCacheConfig,
+    /// Flow metering and IPFIX export; off without `[flows]`.
+    pub flows: Option<FlowsConfig>,
 }
 
 impl Config {
@@ -145,6 +150,7 @@ impl Config {
         let dedup = DedupConfig::check(raw.dedup, p);
         raw.guard.problems(p);
         let controller = raw.controller.and_then(|c| ControllerConfig::check(c, p));
+        let flows = raw.flows.map(|f| FlowsConfig::check(f, p));
         if let Some(d) = &raw.pdump {
             d.problems(p);
             if !taps_primary {
@@ -169,6 +175,7 @@ impl Config {
             controller,
             eal: raw.eal,
             flow_cache: raw.flow_cache,
+            flows,
         }
     }
 

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::decap::DecapSection;
 use super::eal::{EalSection, FlowCacheConfig};
+use super::flows::RawFlows;
 use super::limits::{ApplianceId, MempoolConfig, QueuesConfig, WorkersConfig};
 use super::pdump::PdumpSection;
 use super::ports::{CaptureConfig, PortDirection, PortMode, Role};
@@ -48,6 +49,7 @@ pub(super) struct RawConfig {
     pub eal: EalSection,
     #[serde(default)]
     pub flow_cache: FlowCacheConfig,
+    pub flows: Option<RawFlows>,
 }
 
 /// `[[port]]`.

@@ -181,6 +181,19 @@ pub struct ExportStats {
     pub channel_full: AtomicU64,
 }
 
+/// The exporter's counters, for the console, Prometheus and telemetry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportCounters {
+    /// Records the export thread took (from the workers and intake).
+    pub records: u64,
+    /// Records the intake channel refused (full).
+    pub channel_full: u64,
+    pub ipfix_records: u64,
+    pub ipfix_messages: u64,
+    pub ipfix_templates: u64,
+    pub ipfix_send_errors: u64,
+}
+
 /// The running export thread.
 pub struct FlowExport {
     tx: Sender<FlowRecord>,

@@ -5,5 +5,6 @@
 
 pub mod export;
 pub mod ipfix;
+pub mod workers;
 
 pub use export::{FlowExport, FlowSink, FlowSource, IpfixConfig, IpfixExporter, IpfixStats};

@@ -121,6 +121,7 @@ pub fn compile(policy: &Policy, ctx: &Context) -> Result<CompiledPolicy, Vec<Pro
     let mut rules = Vec::with_capacity(policy.rules.len());
     let mut rule_names = Vec::with_capacity(policy.rules.len());
     let mut rule_samples = Vec::with_capacity(policy.rules.len());
+    let mut rule_meters = Vec::with_capacity(policy.rules.len());
     for &i in &order {
         let r = &policy.rules[i];
         let path = format!("rule[{i}]");
@@ -142,6 +143,14 @@ pub fn compile(policy: &Policy, ctx: &Context) -> Result<CompiledPolicy, Vec<Pro
             r.sample
                 .and_then(|x| sample_spec(&x, &format!("{path}.sample"), &mut pb)),
         );
+        rule_meters.push(match policy.metering {
+            Metering::All => r.meter != Some(false),
+            Metering::Off => false,
+            Metering::Rules => r.meter == Some(true),
+        });
+        if r.meter == Some(true) && policy.metering == Metering::Off {
+            pb.add(format!("{path}.meter"), "the policy's metering is off");
+        }
         if r.sample.is_some() && r.to.is_empty() {
             pb.add(
                 format!("{path}.sample"),
@@ -159,6 +168,8 @@ pub fn compile(policy: &Policy, ctx: &Context) -> Result<CompiledPolicy, Vec<Pro
             classifier,
             destinations: dests,
             rule_samples,
+            rule_meters,
+            meter_default: policy.metering == Metering::All,
             rule_names,
         }),
         Err(e) => Err(vec![Problem {

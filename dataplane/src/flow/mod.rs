@@ -1,7 +1,8 @@
 //! Flow metering: the record model every flow source and sink shares
-//! ([`record`]).
+//! ([`record`]) and a worker's flow table ([`table`]).
 
 pub mod record;
+pub mod table;
 
 pub use record::{
     DirectionCounts, EndReason, FlowDirection, FlowKey, FlowOrigin, FlowRecord, FlowTunnel,

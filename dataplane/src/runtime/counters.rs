@@ -7,6 +7,7 @@ use std::ops::AddAssign;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crate::flow::table::MeterStats;
 use crate::stage::decap::DecapStats;
 use crate::stage::dedup::DedupStats;
 use crate::stage::mask::MaskCounters;
@@ -322,6 +323,8 @@ pub struct WorkerStats {
     pub dedup: Arc<DedupStats>,
     /// The decap stage's own counters (decap inputs), likewise.
     pub decap: Arc<DecapStats>,
+    /// The flow table's counters (zero without `[flows]`), likewise.
+    pub flows: Arc<MeterStats>,
 }
 
 impl WorkerStats {
@@ -346,6 +349,7 @@ impl WorkerStats {
         }
         self.dedup.zero();
         self.decap.zero();
+        self.flows.zero();
         self.rules.load().zero();
         for t in self.tool_ports.iter() {
             for x in [&t.tx_packets, &t.tx_bytes, &t.dropped_tx_full] {
@@ -376,6 +380,7 @@ impl Default for WorkerStats {
             rules: ArcSwap::default(),
             dedup: Arc::default(),
             decap: Arc::default(),
+            flows: Arc::default(),
         }
     }
 }
@@ -400,6 +405,18 @@ pub struct Totals {
     pub dedup_hits: u64,
     pub dedup_inserts: u64,
     pub dedup_evictions: u64,
+    /// Flow metering (`[flows]`): packets counted into a flow, flows
+    /// created, packets whose bucket was full, flows expired by reason,
+    /// records the export ring refused, flows in the tables now.
+    pub flow_packets: u64,
+    pub flows_created: u64,
+    pub flow_misses: u64,
+    pub flows_idle: u64,
+    pub flows_active_timeout: u64,
+    pub flows_ended: u64,
+    pub flows_forced: u64,
+    pub flow_ring_full: u64,
+    pub flows_in_table: u64,
 }
 
 impl Totals {
@@ -418,6 +435,7 @@ impl Totals {
     /// One worker's counters, each read once.
     fn read(w: &WorkerStats) -> Totals {
         let (c, d, x) = (&w.counters, w.dedup.snapshot(), w.decap.snapshot());
+        let f = &w.flows;
         Totals {
             rx: c.rx.get(),
             rx_bytes: c.rx_bytes.get(),
@@ -438,6 +456,15 @@ impl Totals {
             dedup_hits: d.hits,
             dedup_inserts: d.inserts,
             dedup_evictions: d.evictions,
+            flow_packets: f.packets.get(),
+            flows_created: f.created.get(),
+            flow_misses: f.misses.get(),
+            flows_idle: f.expired_idle.get(),
+            flows_active_timeout: f.expired_active.get(),
+            flows_ended: f.expired_end.get(),
+            flows_forced: f.expired_forced.get(),
+            flow_ring_full: f.ring_full.get(),
+            flows_in_table: f.active.get(),
         }
     }
 
@@ -483,6 +510,15 @@ impl AddAssign<&Totals> for Totals {
             (&mut self.dedup_hits, o.dedup_hits),
             (&mut self.dedup_inserts, o.dedup_inserts),
             (&mut self.dedup_evictions, o.dedup_evictions),
+            (&mut self.flow_packets, o.flow_packets),
+            (&mut self.flows_created, o.flows_created),
+            (&mut self.flow_misses, o.flow_misses),
+            (&mut self.flows_idle, o.flows_idle),
+            (&mut self.flows_active_timeout, o.flows_active_timeout),
+            (&mut self.flows_ended, o.flows_ended),
+            (&mut self.flows_forced, o.flows_forced),
+            (&mut self.flow_ring_full, o.flow_ring_full),
+            (&mut self.flows_in_table, o.flows_in_table),
         ] {
             *a += b;
         }

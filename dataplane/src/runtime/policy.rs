@@ -78,6 +78,11 @@ pub struct CompiledPolicy {
     pub rule_names: Vec<String>,
     /// Each rule's own sampling, indexed like `rule_names`.
     pub rule_samples: Vec<Option<SampleSpec>>,
+    /// Whether flow metering counts each rule's packets, indexed like
+    /// `rule_names`.
+    pub rule_meters: Vec<bool>,
+    /// Whether it counts packets no rule matched.
+    pub meter_default: bool,
 }
 
 #[cfg(feature = "dpdk")]

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::dpdk::{Batch, Mbuf};
+use crate::flow::FlowTunnel;
 use crate::frame::Frame;
 use crate::runtime::counters::Terminal;
 use crate::stage::decap::{Decap, DecapConfig, DecapOutcome, DecapStats};
@@ -132,7 +133,17 @@ impl Worker {
         let now_ns = self.s.clock.now_ns();
         for mut m in rx.drain() {
             let deliver = match self.decap.stage.decap(&mut m) {
-                Ok(DecapOutcome::Decapsulated(_)) => true,
+                Ok(DecapOutcome::Decapsulated(d)) => {
+                    if let Some(meter) = &mut self.meter {
+                        let t = d.outer();
+                        let tunnel = FlowTunnel {
+                            kind: t.kind.into(),
+                            id: t.id,
+                        };
+                        meter.observe_decapped(&m, &parse_frame(&m), tunnel, now_ns);
+                    }
+                    true
+                }
                 Ok(DecapOutcome::NotTunnel) => self.decap.pass_non_tunnel,
                 // Counted by the stage (not_ethernet, and each error kind).
                 Ok(DecapOutcome::NotEthernet(_)) => false,

@@ -31,11 +31,13 @@ use crate::wire::ethernet::ethertype;
 use crate::wire::ip_proto;
 
 mod decap;
+mod meter;
 mod plan;
 mod rules;
 mod tool;
 mod tx;
 pub use decap::DecapSetup;
+pub use meter::MeterSetup;
 use plan::{Plans, RulePlan, Target};
 use tool::{sampled_out, takes, Edits, Sampled};
 use tx::{TxBuffer, TxMeta, NO_FATE, SOLO, TX_BUF};
@@ -120,6 +122,8 @@ pub struct WorkerSetup {
     pub protect: Arc<AtomicU64>,
     /// How the worker waits when nothing arrives.
     pub idle: IdleConfig,
+    /// Flow metering (`[flows]`); none when off.
+    pub flows: Option<MeterSetup>,
 }
 
 /// The protect word: 0 while running; in protect, the mode in the high
@@ -157,6 +161,8 @@ pub(super) struct Worker {
     rule_hits: rules::RuleTally,
     /// Polling, sleeping or waiting for interrupts when nothing arrives.
     idle: Idle,
+    /// The flow table, when metering is on.
+    meter: Option<meter::Meter>,
 }
 
 /// The loop's own state between rounds.
@@ -232,6 +238,12 @@ impl Worker {
             .map_err(|e| format!("worker {}: {e}", setup.index))?
             .with_stats(Arc::clone(&setup.stats.dedup));
         let cache = FlowCache::new(setup.flow_cache_entries);
+        let meter = match setup.flows.clone() {
+            Some(f) => Some(
+                meter::Meter::new(f).map_err(|e| format!("worker {}: flows: {e}", setup.index))?,
+            ),
+            None => None,
+        };
         let tx = TxBuffer::new(setup.tool_ports.len());
         let tool_max_frame = setup
             .tool_ports
@@ -270,6 +282,7 @@ impl Worker {
             tool_max_frame,
             rule_hits: rules::RuleTally::default(),
             idle,
+            meter,
         };
         w.s.stats.counters.started.add(1);
         Ok((w, lp))
@@ -297,6 +310,10 @@ impl Worker {
         self.flush();
         self.drain_decap();
         self.publish_tallies();
+        // Every flow still open leaves as a forced end.
+        if let Some(m) = &mut self.meter {
+            m.flush();
+        }
     }
 
     /// One round of the loop: every source polled once and its burst run
@@ -367,6 +384,9 @@ impl Worker {
             self.drain_decap();
             self.publish_tallies();
             self.export_rx_invalid();
+            if let Some(m) = &mut self.meter {
+                m.expire(self.s.clock.now_ns());
+            }
             lp.last_drain = now;
         }
         Some(got)
@@ -503,6 +523,19 @@ impl Worker {
                     &want_dedup[..n],
                     now_ns,
                     &mut dups[..n],
+                );
+            }
+        }
+        if self.plans.any_meter() {
+            if let Some(m) = &mut self.meter {
+                let ms = rx.as_slice();
+                m.observe_burst(
+                    ms,
+                    &layers[..n],
+                    &plans[..n],
+                    &dups[..n],
+                    &dirs[..n],
+                    now_ns,
                 );
             }
         }

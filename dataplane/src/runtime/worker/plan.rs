@@ -41,6 +41,8 @@ pub(super) struct RulePlan {
     /// Some target strips or masks: in place when it gets the original,
     /// so no other target may share the original's bytes (a clone).
     pub any_edits: bool,
+    /// Flow metering counts the rule's packets.
+    pub meter: bool,
 }
 
 /// The plans of one classifier: indexed by rule position, the default last.
@@ -50,6 +52,8 @@ pub(super) struct Plans {
     targets: Vec<Target>,
     /// Some rule's plan wants dedup (kept here, not searched per burst).
     any_dedup: bool,
+    /// Some rule's plan meters flows.
+    any_meter: bool,
 }
 
 impl Plans {
@@ -91,7 +95,12 @@ impl Plans {
                     .get(x.dest)
                     .is_some_and(|d| d.sample.is_some())
             });
+            let meter = match t.policy.rule_meters.get(rule_id as usize) {
+                Some(m) => *m,
+                None => rule_id == u32::MAX && t.policy.meter_default,
+            };
             p.rules.push(RulePlan {
+                meter,
                 sampled: rule_samples.is_some_and(Option::is_some) || dest_samples,
                 start,
                 len: mine.len() as u32,
@@ -102,7 +111,14 @@ impl Plans {
             });
         }
         p.any_dedup = p.rules.iter().any(|r| r.any_dedup);
+        p.any_meter = p.rules.iter().any(|r| r.meter);
         p
+    }
+
+    /// Some rule's plan meters flows: a burst may need the flow table.
+    #[inline]
+    pub fn any_meter(&self) -> bool {
+        self.any_meter
     }
 
     /// Some rule's plan wants dedup: a burst may need its fingerprints.

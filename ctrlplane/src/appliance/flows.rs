@@ -1,0 +1,75 @@
+//! Flow telemetry of a running appliance: the export thread over the
+//! workers' flow rings, sending to the `[flows]` collectors.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use crossbeam::queue::ArrayQueue;
+use dataplane::flow::table::Expired;
+use dataplane::runtime::tables::Tables;
+
+use crate::config::FlowsConfig;
+pub use crate::flows::export::ExportCounters;
+use crate::flows::export::{ExportStats, FlowExport, IpfixStats};
+use crate::flows::workers::WorkerFlows;
+use crate::flows::{FlowSink, IpfixConfig, IpfixExporter};
+
+/// The export thread and its counters.
+pub struct Flows {
+    export: FlowExport,
+    ipfix: Arc<IpfixStats>,
+    stats: Arc<ExportStats>,
+}
+
+impl Flows {
+    /// Starts the export thread.
+    pub fn start(
+        cfg: &FlowsConfig,
+        observation_domain: u32,
+        rings: Vec<Arc<ArrayQueue<Expired>>>,
+        tables: Arc<ArcSwap<Tables>>,
+    ) -> std::io::Result<Flows> {
+        let exporter = IpfixExporter::new(IpfixConfig {
+            collectors: cfg.collectors.clone(),
+            template_refresh: cfg.template_refresh,
+            observation_domain,
+            max_message: cfg.max_message,
+        })?;
+        let ipfix = exporter.stats();
+        let sinks: Vec<Box<dyn FlowSink>> = vec![Box::new(exporter)];
+        let export = FlowExport::start(vec![Box::new(WorkerFlows::new(rings, tables))], sinks)?;
+        Ok(Flows {
+            stats: export.stats(),
+            export,
+            ipfix,
+        })
+    }
+
+    pub fn counters(&self) -> ExportCounters {
+        Flows::counters_of(&self.stats, &self.ipfix)
+    }
+
+    /// Drains what the workers left and stops (after the workers joined).
+    pub fn stop(self) -> ExportCounters {
+        let Flows {
+            export,
+            ipfix,
+            stats,
+        } = self;
+        export.stop();
+        Flows::counters_of(&stats, &ipfix)
+    }
+
+    fn counters_of(stats: &ExportStats, ipfix: &IpfixStats) -> ExportCounters {
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        ExportCounters {
+            records: get(&stats.records),
+            channel_full: get(&stats.channel_full),
+            ipfix_records: get(&ipfix.records),
+            ipfix_messages: get(&ipfix.messages),
+            ipfix_templates: get(&ipfix.templates),
+            ipfix_send_errors: get(&ipfix.send_errors),
+        }
+    }
+}

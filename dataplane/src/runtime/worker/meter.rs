@@ -1,0 +1,119 @@
+//! Flow metering in the worker: the per-burst hook `process` calls, the
+//! expiry scan at the drain tick and the flush at exit. Expired flows
+//! leave through a lockless single-producer ring to the export thread; a
+//! full ring is counted, never waited on (but at exit, when the table is
+//! flushed and the exporter is still draining, for a bounded time).
+
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::dpdk::Mbuf;
+use crate::flow::table::{Expired, FlowTable, MeterConfig, MeterError, MeterStats, PacketMeta};
+use crate::flow::FlowTunnel;
+use crate::frame::Frame;
+use crate::stage::dedup::Verdict as DedupVerdict;
+use crate::stage::parse::Layers;
+use crate::stage::Direction;
+
+use super::plan::RulePlan;
+
+/// A worker's flow metering, handed over at launch.
+#[derive(Debug, Clone)]
+pub struct MeterSetup {
+    pub config: MeterConfig,
+    /// Where expired records go (this worker the only producer).
+    pub ring: Arc<ArrayQueue<Expired>>,
+    pub stats: Arc<MeterStats>,
+    /// Hash seed of the table.
+    pub seed: u64,
+}
+
+/// How long the exit flush waits for room in the ring, in yields.
+const EXIT_PATIENCE: u32 = 1_000_000;
+
+pub(super) struct Meter {
+    table: FlowTable,
+    ring: Arc<ArrayQueue<Expired>>,
+    stats: Arc<MeterStats>,
+}
+
+impl Meter {
+    pub fn new(s: MeterSetup) -> Result<Self, MeterError> {
+        Ok(Meter {
+            table: FlowTable::new_on_hugepages(s.config, s.seed)?,
+            ring: s.ring,
+            stats: s.stats,
+        })
+    }
+
+    /// Counts a burst's packets into their flows (those whose rule meters).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn observe_burst(
+        &mut self,
+        ms: &[Mbuf],
+        layers: &[Layers],
+        plans: &[RulePlan],
+        dups: &[DedupVerdict],
+        dirs: &[Direction],
+        now_ns: u64,
+    ) {
+        for (i, m) in ms.iter().enumerate() {
+            let (Some(l), Some(p)) = (layers.get(i), plans.get(i)) else {
+                break;
+            };
+            if !p.meter {
+                continue;
+            }
+            let meta = PacketMeta {
+                len: m.pkt_len() as u32,
+                port: m.port(),
+                direction: dirs.get(i).copied().unwrap_or_default(),
+                rule_id: p.rule_id,
+                duplicate: dups.get(i) == Some(&DedupVerdict::Duplicate),
+                tunnel: None,
+            };
+            self.table.observe(l, &meta, now_ns, &self.stats);
+        }
+    }
+
+    /// Counts one decapsulated frame (decap inputs: no policy, no rule).
+    #[inline]
+    pub fn observe_decapped(&mut self, m: &Mbuf, l: &Layers, tunnel: FlowTunnel, now_ns: u64) {
+        let meta = PacketMeta {
+            len: m.pkt_len() as u32,
+            port: m.port(),
+            direction: Direction::Ingress,
+            rule_id: u32::MAX,
+            duplicate: false,
+            tunnel: Some(tunnel),
+        };
+        self.table.observe(l, &meta, now_ns, &self.stats);
+    }
+
+    /// One bounded step of the expiry scan (the drain tick).
+    pub fn expire(&mut self, now_ns: u64) {
+        let ring = &self.ring;
+        self.table
+            .expire(now_ns, &self.stats, &mut |e| ring.push(e).is_ok());
+    }
+
+    /// Every flow out as a forced end (exit): waits a bounded time for
+    /// the exporter to make room.
+    pub fn flush(&mut self) {
+        let ring = &self.ring;
+        let mut patience = EXIT_PATIENCE;
+        self.table.flush(&self.stats, &mut |mut e| loop {
+            match ring.push(e) {
+                Ok(()) => return true,
+                Err(back) if patience > 0 => {
+                    patience -= 1;
+                    e = back;
+                    std::thread::yield_now();
+                }
+                Err(_) => return false,
+            }
+        });
+    }
+}
