@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup build test lint demo bench clean fuzz soak
+.PHONY: setup build test lint demo bench clean fuzz soak install deb package-build package-stage
 
 setup:
 	bash scripts/setup.sh
@@ -64,6 +64,60 @@ soak: setup
 	$(BENCH_TARGET)/release/soak --seconds $(SOAK_SECONDS) --pps $(SOAK_PPS) \
 		--sluice $(BENCH_TARGET)/release/sluice --pktgen $(BENCH_TARGET)/release/pktgen \
 		--work-dir $(BENCH_TARGET)/soak
+
+# Installing: `make install` (DESTDIR and PREFIX honoured) and `make deb`
+# put the same files in the same places: sluice, sluice-cli and
+# sluice-controller in BINDIR, their man pages (written from the clap
+# definitions by sluice-mangen) in MANDIR, the systemd units sluice@.service
+# and sluice-controller.service in UNITDIR, and the example configs in
+# /etc/sluice (an existing file there is kept: it may be yours).
+# Both build release binaries. PROFILE=dev NO_BUILD=1 BIN_DIR=DIR package
+# binaries already built instead: the packaging test in `make test` uses
+# the debug binaries the suite has just built, because a release build
+# takes 13 minutes here and would double the suite's time.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man/man1
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+PROFILE ?= release
+BIN_DIR ?= $(BENCH_TARGET)/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
+# cargo-deb's asset paths (ctrlplane/Cargo.toml) name this directory.
+PKG_STAGE = target/pkg
+DEB_FLAGS ?=
+INSTALL_BINS = sluice sluice-cli sluice-controller
+UNITS = sluice@.service sluice-controller.service
+
+package-build:
+ifndef NO_BUILD
+	$(CARGO) build --profile $(PROFILE) -p ctrlplane -p sluice-controller -p sluice-mangen \
+		--bin sluice --bin sluice-cli --bin sluice-controller --bin sluice-mangen
+endif
+
+# Binaries without their debug sections (a package has no use for them),
+# man pages compressed as Debian ships them, units pointing at BINDIR.
+package-stage: package-build
+	rm -rf $(PKG_STAGE)
+	mkdir -p $(PKG_STAGE)/bin $(PKG_STAGE)/man $(PKG_STAGE)/systemd
+	for b in $(INSTALL_BINS); do strip --strip-debug -o $(PKG_STAGE)/bin/$$b $(BIN_DIR)/$$b; done
+	$(BIN_DIR)/sluice-mangen $(PKG_STAGE)/man
+	gzip -9n $(PKG_STAGE)/man/*.1
+	for u in $(UNITS); do sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' packaging/systemd/$$u.in > $(PKG_STAGE)/systemd/$$u; done
+
+install: package-stage
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/sluice
+	install -m 755 $(addprefix $(PKG_STAGE)/bin/,$(INSTALL_BINS)) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(PKG_STAGE)/man/*.1.gz $(DESTDIR)$(MANDIR)/
+	install -m 644 $(addprefix $(PKG_STAGE)/systemd/,$(UNITS)) $(DESTDIR)$(UNITDIR)/
+	for f in examples/*.toml packaging/*.env; do \
+		dest=$(DESTDIR)$(SYSCONFDIR)/sluice/$$(basename $$f); \
+		[ -e $$dest ] || install -m 644 $$f $$dest; \
+	done
+
+# The package installs under /usr; its units run /usr/bin/sluice.
+deb:
+	$(MAKE) package-stage PREFIX=/usr BINDIR=/usr/bin
+	$(CARGO) deb -p ctrlplane --no-build --quiet -o $(PKG_STAGE)/ $(DEB_FLAGS)
 
 clean:
 	$(CARGO) clean

@@ -14,7 +14,7 @@ use clap::{Parser, ValueEnum};
 #[command(
     name = "sluice",
     version,
-    about,
+    about = "Sluice: a DPDK packet broker appliance",
     override_usage = "sluice [EAL options] -- [OPTIONS]"
 )]
 pub struct SluiceArgs {
@@ -98,7 +98,11 @@ impl LogLevel {
 
 /// Talk to a running sluice.
 #[derive(Debug, Parser)]
-#[command(name = "sluice-cli", version, about)]
+#[command(
+    name = "sluice-cli",
+    version,
+    about = "The console of a running sluice, over its control socket"
+)]
 pub struct CliArgs {
     /// The control socket [default: the only /var/run/dpdk/*/sluice.sock].
     #[arg(long, value_name = "PATH")]
