@@ -264,7 +264,21 @@ impl Lease {
     }
 }
 
+/// Most operations etcd takes in one transaction (its default `--max-txn-ops`).
+const MAX_TXN_OPS: usize = 128;
+
+/// What the writer does next: one write, or history events in one
+/// transaction (each with its key chosen once: a write that failed
+/// ambiguously, and may have been done, is retried under the same keys,
+/// so nothing is recorded twice).
+enum Step {
+    One(Op),
+    History(Vec<(String, String)>),
+}
+
 /// Performs the queued writes in order; each is retried until it is done.
+/// Runs of history events go in one transaction: thousands of appliances
+/// acking a push make thousands of events at once.
 pub(crate) async fn writer(
     mut client: Client,
     keys: Keys,
@@ -273,30 +287,60 @@ pub(crate) async fn writer(
     mut rx: mpsc::UnboundedReceiver<Op>,
 ) {
     let mut failing = false;
-    while let Some(op) = rx.recv().await {
-        // Chosen once: a write that failed ambiguously (it may have been
-        // done) is retried under the same key, never recorded twice.
-        let history_key = match &op {
-            Op::History(e) => keys.k(&history::key(e.at_ms, &e.controller, link.next_seq())),
-            _ => String::new(),
-        };
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match write(&mut client, &keys, &link, lease.get(), &op, &history_key).await {
-                Ok(()) => {
-                    if failing {
-                        log("etcd: writes go through again");
-                        failing = false;
+    while let Some(first) = rx.recv().await {
+        let mut steps: Vec<Step> = Vec::new();
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(op) = next.take() {
+            taken += 1;
+            match op {
+                Op::History(e) => {
+                    let key = keys.k(&history::key(e.at_ms, &e.controller, link.next_seq()));
+                    let json = serde_json::to_string(&e).unwrap_or_default();
+                    match steps.last_mut() {
+                        Some(Step::History(h)) if h.len() < MAX_TXN_OPS => h.push((key, json)),
+                        _ => steps.push(Step::History(vec![(key, json)])),
                     }
-                    break;
                 }
-                Err(e) => {
-                    if !failing {
-                        log(format!("{e}; retrying"));
-                        failing = true;
+                other => steps.push(Step::One(other)),
+            }
+            if taken < MAX_TXN_OPS {
+                next = rx.try_recv().ok();
+            }
+        }
+        for step in &steps {
+            let mut delay = Duration::from_millis(100);
+            loop {
+                let done = match step {
+                    Step::One(op) => write(&mut client, &keys, &link, lease.get(), op).await,
+                    Step::History(h) => {
+                        let puts: Vec<TxnOp> = h
+                            .iter()
+                            .map(|(k, v)| TxnOp::put(k.as_str(), v.as_str(), None))
+                            .collect();
+                        client
+                            .txn(Txn::new().and_then(puts))
+                            .await
+                            .map(|_| ())
+                            .map_err(err("history"))
                     }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
+                };
+                match done {
+                    Ok(()) => {
+                        if failing {
+                            log("etcd: writes go through again");
+                            failing = false;
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        if !failing {
+                            log(format!("{e}; retrying"));
+                            failing = true;
+                        }
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(2));
+                    }
                 }
             }
         }
@@ -309,7 +353,6 @@ async fn write(
     link: &Link,
     lease: i64,
     op: &Op,
-    history_key: &str,
 ) -> Result<(), String> {
     let me = link.id.as_str();
     match op {
@@ -357,13 +400,8 @@ async fn write(
                 .await
                 .map_err(err("commands"))?;
         }
-        Op::History(e) => {
-            let json = serde_json::to_string(e).map_err(|e| e.to_string())?;
-            client
-                .put(history_key, json, None)
-                .await
-                .map_err(err("history"))?;
-        }
+        // Batched by the writer.
+        Op::History(_) => {}
     }
     Ok(())
 }
