@@ -82,37 +82,78 @@ fn cpu_s(pid: u32) -> f64 {
 
 enum SimEvent {
     Connected,
+    /// Back in session after its controller died (hello-ack received).
+    Reconnected(Instant),
     Acked(String, Instant),
     Failed(String),
 }
 
 /// One simulated appliance: hello, ack every policy at once, heartbeat
-/// every second, until the runtime stops.
+/// every second, until the runtime stops. With several addresses it fails
+/// over to the next one when its session ends, saying which version it
+/// runs, as the real agent does.
 async fn sim(
     name: String,
     cfg: Arc<rustls::ClientConfig>,
-    addr: String,
+    addrs: Vec<String>,
     gate: Arc<Semaphore>,
     events: mpsc::UnboundedSender<SimEvent>,
 ) {
+    let mut running = None;
+    let mut sessions = 0u32;
+    let mut failures = 0usize;
+    let mut i = 0;
+    loop {
+        let addr = &addrs[i % addrs.len()];
+        let e = session(
+            &name,
+            &cfg,
+            addr,
+            &gate,
+            &events,
+            &mut running,
+            &mut sessions,
+        )
+        .await;
+        failures += 1;
+        if addrs.len() == 1 || failures > 10 * addrs.len() {
+            let _ = events.send(SimEvent::Failed(format!("{name}: {e}")));
+            return;
+        }
+        i += 1;
+        // Equal jitter, as the agent's backoff, over a short first step.
+        tokio::time::sleep(Duration::from_millis(25 + (i as u64 * 7919) % 25)).await;
+    }
+}
+
+/// One session to the end; why it ended.
+async fn session(
+    name: &str,
+    cfg: &Arc<rustls::ClientConfig>,
+    addr: &str,
+    gate: &Semaphore,
+    events: &mpsc::UnboundedSender<SimEvent>,
+    running: &mut Option<String>,
+    sessions: &mut u32,
+) -> String {
     let r: Result<(), String> = async {
         let permit = gate.acquire().await.map_err(|e| e.to_string())?;
-        let tcp = TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
+        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
         let server = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
-        let tls = TlsConnector::from(cfg)
+        let tls = TlsConnector::from(cfg.clone())
             .connect(server, tcp)
             .await
             .map_err(|e| e.to_string())?;
         let (mut rd, mut wr) = tokio::io::split(tls);
         let hello = encode(&ApplianceMsg::Hello(Hello {
-            name: name.clone(),
+            name: name.to_owned(),
             labels: [("role".to_string(), "sim".to_string())].into(),
             sluice_version: "sim".into(),
             protocol_version: PROTOCOL_VERSION,
             capabilities: vec!["policy-toml".into()],
             ports: vec![],
-            policy_version: None,
+            policy_version: running.clone(),
         }))
         .map_err(|e| e.to_string())?;
         wr.write_all(&hello).await.map_err(|e| e.to_string())?;
@@ -122,7 +163,6 @@ async fn sim(
         let mut buf = vec![0u8; 16 * 1024];
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut rx = 0u64;
-        let mut running = None;
         loop {
             tokio::select! {
                 n = rd.read(&mut buf) => {
@@ -135,14 +175,19 @@ async fn sim(
                         match decode::<ControllerMsg>(&body).map_err(|e| e.to_string())? {
                             ControllerMsg::HelloAck { .. } => {
                                 permit.take();
-                                let _ = events.send(SimEvent::Connected);
+                                *sessions += 1;
+                                let _ = events.send(if *sessions == 1 {
+                                    SimEvent::Connected
+                                } else {
+                                    SimEvent::Reconnected(Instant::now())
+                                });
                             }
                             ControllerMsg::Policy { version, .. } => {
                                 let ack = encode(&ApplianceMsg::Ack { version: version.clone() })
                                     .map_err(|e| e.to_string())?;
                                 wr.write_all(&ack).await.map_err(|e| e.to_string())?;
                                 wr.flush().await.map_err(|e| e.to_string())?;
-                                running = Some(version.clone());
+                                *running = Some(version.clone());
                                 let _ = events.send(SimEvent::Acked(version, Instant::now()));
                             }
                             ControllerMsg::Error { reason } => return Err(reason),
@@ -175,9 +220,7 @@ async fn sim(
         }
     }
     .await;
-    if let Err(e) = r {
-        let _ = events.send(SimEvent::Failed(format!("{name}: {e}")));
-    }
+    r.err().unwrap_or_default()
 }
 
 fn summary(ctl: &Controller) -> Summary {
@@ -269,7 +312,13 @@ fn scale_one_controller_many_appliances() {
     let cpu0 = cpu_s(pid);
     let t0 = Instant::now();
     for (name, cfg) in configs {
-        rt.spawn(sim(name, cfg, ctl.addr.clone(), gate.clone(), tx.clone()));
+        rt.spawn(sim(
+            name,
+            cfg,
+            vec![ctl.addr.clone()],
+            gate.clone(),
+            tx.clone(),
+        ));
     }
     // The policy goes out with each hello-ack: count both as they come.
     let (v0, connect_s, connect_cpu) = rt.block_on(async {
@@ -361,5 +410,130 @@ fn scale_one_controller_many_appliances() {
         s.connected, s.in_sync, s.stale, s.nacked
     );
     assert!(ctl.is_running());
+    drop(rt);
+}
+
+/// Three controllers on one etcd, the simulated fleet spread across them
+/// (each appliance lists all three, starting with a different one);
+/// controller 0 is killed: its share moves to the other two. Reports how
+/// long until every one of them is back in session, and until the fleet
+/// as the survivors see it is whole and in sync again — without a push,
+/// since every appliance says in its hello which version it runs.
+#[test]
+#[ignore = "benchmark: run with --release -- --ignored --nocapture"]
+fn scale_three_controllers_one_dies() {
+    let n: usize = std::env::var("SLUICE_SCALE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let fx = Fixture::new("scale-ha");
+    fx.write_policy("fleet", &fleet_policy("v0"));
+    fx.write_assign("default = \"fleet\"\n");
+    let dir = fx.dir.path().to_path_buf();
+    let mut ctls: Vec<Controller> = (0..3)
+        .map(|i| {
+            let id = format!("ctl-{i}");
+            let sock = dir.join(format!("{id}.sock"));
+            Controller::spawn_as(&fx, &id, &sock, "127.0.0.1:0", &[], false)
+        })
+        .collect();
+    let addrs: Vec<String> = ctls.iter().map(|c| c.addr.clone()).collect();
+    let configs: Vec<(String, Arc<rustls::ClientConfig>)> = (0..n)
+        .map(|i| {
+            let name = format!("sim-{i:05}");
+            let id = fx.ca.client(fx.dir.path(), &name);
+            let cfg = tls::client_config(&fx.ca.pem, &id.cert, &id.key).unwrap();
+            (name, Arc::new(cfg))
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let gate = Arc::new(Semaphore::new(64));
+    for (i, (name, cfg)) in configs.into_iter().enumerate() {
+        let mut list = addrs.clone();
+        list.rotate_left(i % 3);
+        rt.spawn(sim(name, cfg, list, gate.clone(), tx.clone()));
+    }
+    let v0 = rt.block_on(async {
+        let (mut up, mut acked, mut v0) = (0, 0, None);
+        let deadline = tokio::time::Instant::now() + PHASE;
+        while up < n || acked < n {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(SimEvent::Connected)) => up += 1,
+                Ok(Some(SimEvent::Acked(v, _))) => {
+                    acked += 1;
+                    v0 = Some(v);
+                }
+                Ok(Some(SimEvent::Failed(e))) => panic!("a simulated appliance failed: {e}"),
+                _ => panic!("{up} of {n} connected, {acked} acked, in time"),
+            }
+        }
+        v0.unwrap_or_default()
+    });
+    controller_saw_all(&ctls[1], &v0, n);
+    let shares: Vec<usize> = ctls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let id = format!("ctl-{i}");
+            c.list()
+                .iter()
+                .filter(|a| a.controller.as_deref() == Some(id.as_str()))
+                .count()
+        })
+        .collect();
+    println!("{n} sessions over 3 controllers: {shares:?}, all synced to {v0}");
+
+    let t0 = Instant::now();
+    ctls[0].kill();
+    let moved = shares[0];
+    let (back, pushes) = rt.block_on(async {
+        let mut back = Vec::new();
+        let mut pushes = 0;
+        let deadline = tokio::time::Instant::now() + PHASE;
+        while back.len() < moved {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(SimEvent::Reconnected(t))) => back.push(t - t0),
+                Ok(Some(SimEvent::Acked(..))) => pushes += 1,
+                Ok(Some(SimEvent::Failed(e))) => panic!("a simulated appliance failed: {e}"),
+                Ok(Some(SimEvent::Connected)) => {}
+                _ => panic!("{} of {moved} back in time", back.len()),
+            }
+        }
+        back.sort_unstable();
+        (back, pushes)
+    });
+    let whole = loop {
+        let s = summary(&ctls[1]);
+        if s.connected == n && s.in_sync == n {
+            break t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < PHASE,
+            "the survivors never saw the whole fleet: {s:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let at = |q: usize| back[(back.len() - 1) * q / 100].as_secs_f64() * 1e3;
+    println!(
+        "controller ctl-0 killed: its {moved} appliances back in session: median {:.1} ms, p99 {:.1} ms, last {:.1} ms; \
+         the survivors see all {n} connected and in sync after {:.1} ms; policies pushed meanwhile: {pushes}",
+        at(50),
+        at(99),
+        at(100),
+        whole.as_secs_f64() * 1e3
+    );
+    for (i, c) in ctls.iter().enumerate().skip(1) {
+        let id = format!("ctl-{i}");
+        let held = c
+            .list()
+            .iter()
+            .filter(|a| a.controller.as_deref() == Some(id.as_str()))
+            .count();
+        println!("{id} holds {held}");
+    }
     drop(rt);
 }
