@@ -90,11 +90,17 @@ impl Footprint {
         let eal_lcores = eal_args.and_then(|a| super::lcores_in(a).ok().flatten());
         let eal_lcores = eal_lcores.as_deref();
         let config_lcores = cfg.eal.lcores().ok().flatten();
-        let (workers, workers_from) = match (&cfg.workers.lcores, eal_lcores, &config_lcores) {
-            (Some(l), _, _) => (l.len(), "workers.lcores"),
-            (None, Some(l), _) => (l.len().saturating_sub(1).max(1), "EAL -l"),
-            (None, None, Some(l)) => (l.len().saturating_sub(1).max(1), "eal.args -l"),
-            (None, None, None) => (1, "the default EAL -l 0-1"),
+        let (eal_count, from) = match (eal_lcores, &config_lcores) {
+            (Some(l), _) => (l.len(), "EAL -l"),
+            (None, Some(l)) => (l.len(), "eal.args -l"),
+            (None, None) => (2, "the default EAL -l 0-1"),
+        };
+        // One EAL lcore and no workers.lcores: the main lcore runs the
+        // single worker itself (one-lcore mode).
+        let (workers, lcores, workers_from) = match &cfg.workers.lcores {
+            Some(l) => (l.len(), l.len() + 1, "workers.lcores"),
+            None if eal_count <= 1 => (1, 1, from),
+            None => (eal_count - 1, eal_count, from),
         };
         let w = workers as u64;
         let mut items = Vec::new();
@@ -212,7 +218,7 @@ impl Footprint {
         Footprint {
             items,
             workers,
-            lcores: workers + 1,
+            lcores,
             workers_from,
             eal_memory_mib: super::memory_in(eal),
         }
@@ -273,9 +279,16 @@ impl fmt::Display for Footprint {
         }
         let h = self.hugepages();
         writeln!(f, "hugepages: {h} x 2 MiB ({} MiB)", h * 2)?;
+        if self.lcores == 1 {
+            return write!(
+                f,
+                "lcores: 1 (one-lcore mode: the main lcore runs the worker, from {})",
+                self.workers_from
+            );
+        }
         write!(
             f,
-            "lcores: {} (the main lcore and {} worker{}, from {}; a distributor takes one more of three or more when an input cannot hash)",
+            "lcores: {} (the main lcore and {} worker{}, from {}; with three or more, a distributor takes one of them when an input cannot hash)",
             self.lcores,
             self.workers,
             if self.workers == 1 { "" } else { "s" },
@@ -332,6 +345,10 @@ mod tests {
         ];
         let on_cli = Footprint::of(&cfg, Some(&cli[1..]));
         assert_eq!((on_cli.workers, on_cli.hugepages()), (1, 128));
+        let one = ["-l".to_owned(), "0".into()];
+        let one = Footprint::of(&cfg, Some(&one));
+        assert_eq!((one.workers, one.lcores), (1, 1), "one-lcore mode");
+        assert!(one.to_string().contains("lcores: 1 (one-lcore mode"));
         let text = f.to_string();
         assert!(
             text.contains(&format!("hugepages: {} x 2 MiB", f.hugepages())),
