@@ -33,6 +33,7 @@ PACKAGES=(
   openvswitch-switch-dpdk     # the benchmark's peer: OVS-DPDK on the same capture
   softflowd pmacct            # flow intake tests: NetFlow v5/v9/IPFIX and sFlow exporters
   nats-server                 # the data-service stream's server (JetStream), in tests
+  python3-jsonschema          # e2e_nats validates the stream's messages against their schema
   prometheus                  # e2e_prometheus: a real server scrapes a running Sluice
   systemd                     # the packaging test: systemd-analyze verify
   etcd-server                 # the controllers' fleet store (v3 API); tests start their own

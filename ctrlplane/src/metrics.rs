@@ -122,6 +122,89 @@ fn esc(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The data services' families: the stream's counters and the intake's
+/// per exporter and kind (none when not configured).
+pub fn render_data(
+    stream: Option<crate::stream::StreamTotals>,
+    intake: Option<&crate::intake::IntakeCounters>,
+) -> String {
+    let mut o = String::new();
+    if let Some(t) = stream {
+        for (name, help, v) in [
+            (
+                "queued",
+                "Messages accepted into the stream's buffer.",
+                t.queued,
+            ),
+            (
+                "acked",
+                "Messages JetStream acknowledged as stored.",
+                t.acked,
+            ),
+            (
+                "duplicates",
+                "Acknowledgements of a retry already stored (not stored twice).",
+                t.duplicates,
+            ),
+            (
+                "overflow",
+                "Messages that found the stream's buffer full: not published.",
+                t.overflow,
+            ),
+            (
+                "retries",
+                "Publishes sent again for want of an acknowledgement.",
+                t.retries,
+            ),
+            ("connects", "Connections made to a NATS server.", t.connects),
+        ] {
+            let n = format!("sluice_stream_{name}_total");
+            family(&mut o, &n, "counter", help);
+            let _ = writeln!(o, "{n} {v}");
+        }
+        family(
+            &mut o,
+            "sluice_stream_connected",
+            "gauge",
+            "1 while connected to a NATS server.",
+        );
+        let _ = writeln!(o, "sluice_stream_connected {}", u8::from(t.connected));
+    }
+    if let Some(c) = intake {
+        type Field = fn(&crate::intake::ExporterCounters) -> u64;
+        let fields: [(&str, &str, Field); 4] = [
+            ("datagrams", "Flow telemetry datagrams taken in.", |x| {
+                x.datagrams
+            }),
+            ("records", "Flow records decoded from them.", |x| x.records),
+            (
+                "malformed",
+                "Datagrams that could not be read whole: dropped.",
+                |x| x.malformed,
+            ),
+            (
+                "no_template",
+                "v9/IPFIX data sets that arrived before their template.",
+                |x| x.no_template,
+            ),
+        ];
+        for (name, help, get) in fields {
+            let n = format!("sluice_intake_{name}_total");
+            family(&mut o, &n, "counter", help);
+            for ((addr, kind), x) in c {
+                let _ = writeln!(
+                    o,
+                    "{n}{{exporter=\"{}\",kind=\"{}\"}} {}",
+                    esc(&addr.to_string()),
+                    kind.name(),
+                    get(x)
+                );
+            }
+        }
+    }
+    o
+}
+
 /// The whole exposition text: the appliance's `state` and `snap`.
 pub fn render(state: State, snap: &Snapshot) -> String {
     let mut o = String::new();

@@ -43,6 +43,11 @@ fn block(out: &mut String, title: &str, t: &Totals) {
             t.uplink_ignored
         );
     }
+    if t.intake + t.intake_dropped > 0 {
+        for (k, v) in [("intake", t.intake), ("intake_dropped", t.intake_dropped)] {
+            let _ = writeln!(out, "  {k:<20}{v:>16}");
+        }
+    }
 }
 
 /// `show fwd stats all`: each worker, then the total and the accounting

@@ -457,6 +457,7 @@ pub struct View<'a> {
     pub ports: &'a Ports,
     pub taps: Option<&'a Taps>,
     pub answerers: &'a [Answerer],
+    pub data: &'a super::dataservice::DataService,
     pub controller: Option<&'a ControllerLink>,
     pub protector: &'a Protector,
     pub cfg: &'a Config,
@@ -598,6 +599,8 @@ impl View<'_> {
                 self.controller
                     .map_or(String::new(), ControllerLink::state_line)
             ),
+            Command::ShowStream => self.data.show_stream(),
+            Command::ShowIntake => self.data.show_intake(),
             Command::ShowController => match self.controller {
                 Some(l) => l.show(&format!("{:?}", policy.version)),
                 None => controller::NONE.to_owned(),

@@ -48,6 +48,9 @@ pub enum StartError {
     /// A capture input's replay thread.
     #[error("{0}")]
     Capture(String),
+    /// Intake, flow export or the data-service stream.
+    #[error("{0}")]
+    DataService(String),
     #[error("a worker failed while starting: {0}")]
     WorkerFailed(String),
     /// The worker the main lcore runs itself (one-lcore mode).

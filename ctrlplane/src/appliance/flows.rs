@@ -1,5 +1,6 @@
 //! Flow telemetry of a running appliance: the export thread over the
-//! workers' flow rings, sending to the `[flows]` collectors.
+//! workers' flow rings and intake, sending to the `[flows]` collectors and
+//! the data-service stream.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,27 +24,45 @@ pub struct Flows {
 }
 
 impl Flows {
-    /// Starts the export thread.
+    /// Starts the export thread: IPFIX to the `[flows]` collectors when
+    /// there is such a section, and every sink of `extra` (the stream).
     pub fn start(
-        cfg: &FlowsConfig,
+        cfg: Option<&FlowsConfig>,
         observation_domain: u32,
         rings: Vec<Arc<ArrayQueue<Expired>>>,
         tables: Arc<ArcSwap<Tables>>,
+        extra: Vec<Box<dyn FlowSink>>,
     ) -> std::io::Result<Flows> {
-        let exporter = IpfixExporter::new(IpfixConfig {
-            collectors: cfg.collectors.clone(),
-            template_refresh: cfg.template_refresh,
-            observation_domain,
-            max_message: cfg.max_message,
-        })?;
-        let ipfix = exporter.stats();
-        let sinks: Vec<Box<dyn FlowSink>> = vec![Box::new(exporter)];
+        let mut sinks: Vec<Box<dyn FlowSink>> = Vec::new();
+        let mut ipfix = Arc::default();
+        if let Some(cfg) = cfg {
+            let exporter = IpfixExporter::new(IpfixConfig {
+                collectors: cfg.collectors.clone(),
+                template_refresh: cfg.template_refresh,
+                observation_domain,
+                max_message: cfg.max_message,
+            })?;
+            ipfix = exporter.stats();
+            sinks.push(Box::new(exporter));
+        }
+        sinks.extend(extra);
         let export = FlowExport::start(vec![Box::new(WorkerFlows::new(rings, tables))], sinks)?;
         Ok(Flows {
             stats: export.stats(),
             export,
             ipfix,
         })
+    }
+
+    /// Hands records of another source (intake) to the thread; counted in
+    /// `channel_full` when it lags.
+    pub fn sender(&self) -> impl FnMut(dataplane::flow::FlowRecord) + Send + 'static {
+        let (tx, stats) = (self.export.sender(), self.export.stats());
+        move |r| {
+            if tx.try_send(r).is_err() {
+                stats.channel_full.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     pub fn counters(&self) -> ExportCounters {

@@ -19,7 +19,7 @@ use dataplane::runtime::snapshot::{CounterBlocks, LcoreKind};
 use dataplane::runtime::tables::Tables;
 use dataplane::runtime::trace::Trace;
 use dataplane::runtime::worker::{
-    self, run_state, DecapSetup, InlineWorker, MeterSetup, Source, WorkerSetup,
+    self, run_state, DecapSetup, InlineWorker, IntakeTap, MeterSetup, Source, WorkerSetup,
 };
 use dataplane::stage::decap::{DecapConfig, Retag, VidMap};
 use dataplane::stage::dedup::DedupConfig;
@@ -47,6 +47,8 @@ pub struct Shared {
     /// Frames for the main lcore (ARP/ND), and frames it sends on the uplink.
     pub exceptions: Arc<Ring<Mbuf>>,
     pub control_tx: Arc<Ring<Mbuf>>,
+    /// Flow telemetry datagrams for the intake thread (with `[intake]`).
+    pub intake: Option<Arc<Ring<Mbuf>>>,
 }
 
 impl Shared {
@@ -69,6 +71,12 @@ impl Shared {
             protect,
             exceptions: ring("sluice_exc", 1024).map_err(StartError::dpdk("exception ring"))?,
             control_tx: ring("sluice_ctl_tx", 256).map_err(StartError::dpdk("control ring"))?,
+            intake: match &cfg.intake {
+                Some(i) => {
+                    Some(ring("sluice_intake", i.queue).map_err(StartError::dpdk("intake ring"))?)
+                }
+                None => None,
+            },
         })
     }
 }
@@ -333,6 +341,14 @@ impl Common<'_> {
             port_decap: self.facts.decap.clone(),
             port_answers: self.facts.answers.clone(),
             exceptions: Arc::clone(&s.exceptions),
+            intake: match (&s.intake, &inp.cfg.intake, &inp.cfg.uplink) {
+                (Some(ring), Some(i), Some(u)) => Some(IntakeTap {
+                    addrs: vec![u.address.addr],
+                    ports: i.ports(),
+                    ring: Arc::clone(ring),
+                }),
+                _ => None,
+            },
             control_tx: (i == 0).then(|| Arc::clone(&s.control_tx)),
             pool: Arc::clone(inp.pool),
             clone_pool: inp.clone_pool.map(Arc::clone),

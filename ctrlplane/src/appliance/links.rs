@@ -71,8 +71,10 @@ impl Ports {
         }
     }
 
-    /// Logs what changed on each port since the last look.
-    pub fn watch(&mut self) {
+    /// Logs what changed on each port since the last look; returns the
+    /// ports whose link changed (id, name, up now).
+    pub fn watch(&mut self) -> Vec<(u16, String, bool)> {
+        let mut changed = Vec::new();
         for (i, (pc, p)) in self.list.iter().enumerate() {
             let now = events::of(p.id());
             let Some(was) = self.events.get_mut(i) else {
@@ -84,6 +86,7 @@ impl Ports {
             let ups = now.link_ups - was.link_ups;
             let downs = now.link_downs - was.link_downs;
             if ups + downs > 0 {
+                changed.push((p.id(), pc.name.clone(), now.link_up));
                 log(format!(
                     "port {} {:?}: link {} ({} up and {} down event(s) so far){}",
                     p.id(),
@@ -100,6 +103,7 @@ impl Ports {
             }
             *was = now;
         }
+        changed
     }
 
     /// The DPDK port id of `port`, or what to answer when there is none.

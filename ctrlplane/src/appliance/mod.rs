@@ -28,6 +28,7 @@ use crate::{metrics, stats, telemetry};
 mod answer;
 mod console;
 mod controller;
+mod dataservice;
 mod error;
 mod flows;
 mod lcores;
@@ -87,6 +88,8 @@ pub struct Appliance {
     answerers: Vec<answer::Answerer>,
     /// pdump taps on a primary's ports (secondary mode).
     taps: Option<pdump::Taps>,
+    /// Intake, flow export and the stream: stopped before the pool goes.
+    data: dataservice::DataService,
     cfg: Config,
     exit_when_idle: Option<Duration>,
     started: Instant,
@@ -187,6 +190,7 @@ impl Appliance {
         let shared = Shared::new(&cfg, publisher.tables(), protector.word())?;
         publisher.publish(&mut hops).map_err(StartError::Publish)?;
         let answerers = answer::for_ports(&plan.ports).map_err(StartError::Answerer)?;
+        let mut data = dataservice::DataService::start(&cfg)?;
         let (lcores, ports) = Lcores::launch(
             plan,
             &LaunchInputs {
@@ -198,18 +202,26 @@ impl Appliance {
                 answering: answerers.iter().map(|a| a.port).collect(),
             },
         )?;
-        let flows = match &cfg.flows {
-            Some(f) => Some(
+        // One export thread for every flow source and sink: the workers'
+        // rings and intake in, IPFIX and the stream out.
+        let flows = if cfg.flows.is_some() || data.wants_export(&cfg) {
+            Some(
                 flows::Flows::start(
-                    f,
+                    cfg.flows.as_ref(),
                     u32::from(cfg.appliance.id),
                     lcores.flow_rings.clone(),
                     Arc::clone(publisher.tables()),
+                    data.flow_sinks(),
                 )
                 .map_err(StartError::FlowExport)?,
-            ),
-            None => None,
+            )
+        } else {
+            None
         };
+        let sink = flows
+            .as_ref()
+            .map(|f| Box::new(f.sender()) as crate::intake::RecordSink);
+        data.start_intake(&cfg, shared.intake.as_ref(), sink)?;
         let mut app = Appliance {
             lcores,
             flows,
@@ -222,6 +234,7 @@ impl Appliance {
             ports: Ports::new(ports),
             answerers,
             taps,
+            data,
             cfg,
             exit_when_idle: opts.exit_when_idle,
             started: Instant::now(),
@@ -247,6 +260,11 @@ impl Appliance {
         )
         .map_err(StartError::Capture)?;
         app.register_telemetry();
+        let origin = match app.publisher.source() {
+            PolicySource::Text { .. } => "controller",
+            _ => "local",
+        };
+        app.policy_event(origin, &Ok("the policy the appliance started with".into()));
         app.selfcheck(opts.resolve_timeout);
         if opts.auto_start {
             app.set_forwarding(true);
@@ -377,7 +395,16 @@ impl Appliance {
                         origin: format!("controller policy {name:?} version {version}"),
                         text,
                     };
-                    match self.publisher.apply(src, &mut self.hops) {
+                    let outcome = self.publisher.apply(src, &mut self.hops);
+                    self.data.policy(
+                        "controller",
+                        &version,
+                        outcome
+                            .as_ref()
+                            .map(String::as_str)
+                            .map_err(|(m, e)| (m.as_str(), e.as_slice())),
+                    );
+                    match outcome {
                         Ok(m) => {
                             log(format!("{m} (controller version {version})"));
                             if let Some(l) = &mut self.controller {
@@ -401,7 +428,7 @@ impl Appliance {
                             self.set_forwarding(false);
                             (true, "forwarding stopped".to_owned())
                         }
-                        CommandKind::Reload => match self.publisher.reload(&mut self.hops) {
+                        CommandKind::Reload => match self.reload() {
                             Ok(m) => (true, m),
                             Err(m) => (false, m),
                         },
@@ -441,7 +468,10 @@ impl Appliance {
         let now = self.now_ms();
         self.run_guard(now);
         self.serve_controller();
-        self.ports.watch();
+        for (port, name, up) in self.ports.watch() {
+            self.data.link(port, &name, up);
+        }
+        self.data.state(self.state);
         // A tool port's link down or back: its groups fail over now.
         let mut changed = self
             .publisher
@@ -484,16 +514,35 @@ impl Appliance {
     /// every problem and the running one stays. On success `src` becomes
     /// the source SIGHUP reloads.
     pub fn apply_policy(&mut self, src: PolicySource) -> Result<String, String> {
-        self.publisher
-            .apply(src, &mut self.hops)
-            .map_err(|(text, _)| text)
+        let outcome = self.publisher.apply(src, &mut self.hops);
+        self.policy_event("local", &outcome);
+        outcome.map_err(|(text, _)| text)
+    }
+
+    /// Loads the policy again from its source.
+    fn reload(&mut self) -> Result<String, String> {
+        let src = self.publisher.source().clone();
+        self.apply_policy(src)
     }
 
     /// SIGHUP: reload the policy from its source.
     pub fn reload_policy(&mut self) {
-        match self.publisher.reload(&mut self.hops) {
+        match self.reload() {
             Ok(m) | Err(m) => log(m),
         }
+    }
+
+    /// A policy applied or refused, on the stream.
+    fn policy_event(&self, origin: &str, outcome: &Result<String, (String, Vec<String>)>) {
+        let version = self.publisher.policy().version.clone();
+        self.data.policy(
+            origin,
+            &version,
+            outcome
+                .as_ref()
+                .map(String::as_str)
+                .map_err(|(m, e)| (m.as_str(), e.as_slice())),
+        );
     }
 
     /// `show fwd stats all`. Destinations of earlier policies keep their
@@ -629,7 +678,9 @@ impl Appliance {
         self.captures.join();
         let mut failures: Vec<String> = self.failure.iter().cloned().collect();
         failures.extend(self.lcores.join());
-        // The workers flushed their tables into the rings: export the rest.
+        // Intake decodes what is left on its ring; the workers flushed
+        // their tables into the rings: export the rest.
+        let intake = self.data.stop_intake();
         if let Some(f) = self.flows.take() {
             let c = f.stop();
             log(format!(
@@ -637,7 +688,9 @@ impl Appliance {
                 c.ipfix_records, c.ipfix_messages, c.ipfix_send_errors
             ));
         }
-        let report = format!("{}{}", self.fwd_stats(), self.port_stats());
+        self.data.state(State::Stopped);
+        let data = self.data.stop();
+        let report = format!("{}{}{intake}{data}", self.fwd_stats(), self.port_stats());
         if failures.is_empty() {
             Ok(report)
         } else {
@@ -658,10 +711,15 @@ impl Appliance {
                 (grammar::complete(&line, &ports).join("\n"), false)
             }
             Request::Metrics => {
+                let intake = self.data.intake().map(crate::intake::Intake::counters);
                 let mut text = metrics::render(self.state, &self.snapshot());
                 if let Some(f) = &self.flows {
                     text.push_str(&metrics::render_flow_export(&f.counters()));
                 }
+                text.push_str(&metrics::render_data(
+                    self.data.stream_totals(),
+                    intake.as_ref(),
+                ));
                 (text, false)
             }
         }
@@ -732,6 +790,7 @@ impl Appliance {
             ports: &self.ports,
             taps: self.taps.as_ref(),
             answerers: &self.answerers,
+            data: &self.data,
             controller: self.controller.as_ref(),
             protector: &self.protector,
             cfg: &self.cfg,

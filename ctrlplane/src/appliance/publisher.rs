@@ -318,9 +318,9 @@ impl Publisher {
         }
     }
 
-    /// Loads the policy again from its source.
-    pub fn reload(&mut self, hops: &mut NextHops) -> Result<String, String> {
-        self.apply(self.source.clone(), hops).map_err(|(m, _)| m)
+    /// Where the running policy came from: what a reload loads.
+    pub fn source(&self) -> &PolicySource {
+        &self.source
     }
 
     /// Every destination ever published, in slot order: those of earlier

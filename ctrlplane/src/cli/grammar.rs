@@ -43,6 +43,10 @@ pub enum Command {
     SetDedupWindow(u64),
     ShowTunnel(Option<String>),
     ShowState,
+    /// `show stream`: the data-service stream's connection and counters.
+    ShowStream,
+    /// `show intake`: flow telemetry taken in, per exporter and kind.
+    ShowIntake,
     ShowVersion,
     ShowArp,
     TraceAdd(u32),
@@ -208,6 +212,16 @@ static COMMANDS: &[Spec] = &[
         pattern: &[Kw("show"), Kw("state")],
         help: "the appliance state (selfcheck, running, protect, stopped, exception)",
         build: |_| Some(Command::ShowState),
+    },
+    Spec {
+        pattern: &[Kw("show"), Kw("stream")],
+        help: "the data-service stream (NATS JetStream): connection, acked, buffered, overflow",
+        build: |_| Some(Command::ShowStream),
+    },
+    Spec {
+        pattern: &[Kw("show"), Kw("intake")],
+        help: "sFlow/NetFlow/IPFIX taken in: datagrams, records, malformed per exporter",
+        build: |_| Some(Command::ShowIntake),
     },
     Spec {
         pattern: &[Kw("show"), Kw("version")],

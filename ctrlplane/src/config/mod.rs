@@ -17,6 +17,8 @@
 //! - `tools`: the tool ports' rules and `[[tool_group]]`;
 //! - `limits`: `[appliance]`, `[workers]`, `[mempool]`, `[queues]`, `[dedup]`;
 //! - `eal`: `[eal]` (EAL options for a service start) and `[flow_cache]`;
+//! - `intake`: `[intake]`, flow telemetry taken in on the uplink;
+//! - `stream`: `[stream]`, the NATS JetStream data-service stream;
 //! - `memory`: the hugepages, heap and lcores a config needs;
 //! - `flows`: `[flows]` (flow metering and IPFIX collectors).
 //!
@@ -26,11 +28,13 @@ mod controller;
 mod decap;
 mod eal;
 mod flows;
+mod intake;
 mod limits;
 mod memory;
 mod pdump;
 mod ports;
 mod raw;
+mod stream;
 mod tools;
 mod uplink;
 mod values;
@@ -46,10 +50,12 @@ pub use controller::ControllerConfig;
 pub use decap::{DecapSection, NonTunnel, RetagMode};
 pub use eal::{lcores_in, memory_in, parse_lcore_list, EalSection, FlowCacheConfig};
 pub use flows::FlowsConfig;
+pub use intake::IntakeConfig;
 pub use limits::{ApplianceId, DedupConfig, IdleMode, MempoolConfig, QueuesConfig, WorkersConfig};
 pub use memory::{Footprint, Place};
 pub use pdump::PdumpSection;
 pub use ports::{CaptureConfig, PdumpTap, PortConfig, PortDirection, PortMode, Role};
+pub use stream::StreamConfig;
 pub use tools::{GroupHash, ToolGroupConfig, ToolMember, MAX_WEIGHT};
 pub use uplink::{NeighborConfig, UplinkConfig};
 pub use values::{parse_mac, Cidr, Device, Endpoint, MacAddr};
@@ -95,6 +101,10 @@ pub struct Config {
     pub flow_cache: FlowCacheConfig,
     /// Flow metering and IPFIX export; off without `[flows]`.
     pub flows: Option<FlowsConfig>,
+    /// sFlow/NetFlow/IPFIX taken in on the uplink's address.
+    pub intake: Option<IntakeConfig>,
+    /// Flow records and events published to NATS JetStream.
+    pub stream: Option<StreamConfig>,
 }
 
 impl Config {
@@ -151,6 +161,12 @@ impl Config {
         raw.guard.problems(p);
         let controller = raw.controller.and_then(|c| ControllerConfig::check(c, p));
         let flows = raw.flows.map(|f| FlowsConfig::check(f, p));
+        if let Some(i) = &raw.intake {
+            i.problems(uplink.is_some(), p);
+        }
+        if let Some(s) = &raw.stream {
+            s.problems(&raw.appliance.name, p);
+        }
         if let Some(d) = &raw.pdump {
             d.problems(p);
             if !taps_primary {
@@ -176,6 +192,8 @@ impl Config {
             eal: raw.eal,
             flow_cache: raw.flow_cache,
             flows,
+            intake: raw.intake,
+            stream: raw.stream,
         }
     }
 

@@ -50,6 +50,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub flow_cache: FlowCacheConfig,
     pub flows: Option<RawFlows>,
+    pub intake: Option<super::intake::IntakeConfig>,
+    pub stream: Option<super::stream::StreamConfig>,
 }
 
 /// `[[port]]`.

@@ -452,3 +452,41 @@ fn tool_ports_are_limited() {
         "{e}"
     );
 }
+
+#[test]
+fn intake_and_stream_get_defaults_and_named_errors() {
+    let ok = format!("{GOOD}\n[intake]\n[stream]\nservers = [\"nats://127.0.0.1:4222\"]\n");
+    let c = Config::parse(&ok, "t").expect("valid");
+    assert_eq!(
+        c.intake.as_ref().map(IntakeConfig::ports),
+        Some([6343, 2055])
+    );
+    let s = c.stream.expect("stream");
+    assert_eq!(
+        (s.stream.as_str(), s.subject_prefix.as_str(), s.buffer),
+        ("SLUICE", "sluice", 65_536)
+    );
+    let bad = format!(
+        "{GOOD}\n[intake]\nsflow_port = 2055\nqueue = 100\n[stream]\nservers = [\"nats://x\"]\nstream = \"a.b\"\nreplicas = 7\nbuffer = 0\n"
+    );
+    let e = Config::parse(&bad, "t").expect_err("bad").to_string();
+    for key in [
+        "intake.netflow_port",
+        "intake.queue",
+        "stream.servers",
+        "stream.stream",
+        "stream.replicas",
+        "stream.buffer",
+    ] {
+        assert!(e.contains(key), "{key} missing from {e}");
+    }
+    let no_uplink =
+        "[[port]]\nname = \"t\"\ndevice = \"net_pcap0,rx_pcap=a\"\nrole = \"input\"\n[intake]\n";
+    let e = Config::parse(no_uplink, "t")
+        .expect_err("no uplink")
+        .to_string();
+    assert!(
+        e.contains("intake: datagrams arrive at the uplink's address"),
+        "{e}"
+    );
+}

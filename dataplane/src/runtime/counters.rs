@@ -119,6 +119,11 @@ pub struct WorkerCounters {
     pub exceptions_dropped: Counter,
     /// Packets on the uplink that are not for us (not in `rx`).
     pub uplink_ignored: Counter,
+    /// Flow telemetry datagrams (sFlow, NetFlow, IPFIX) to the uplink's
+    /// address handed to the intake thread (not in `rx`).
+    pub intake: Counter,
+    /// Intake datagrams dropped because the ring to the intake thread was full.
+    pub intake_dropped: Counter,
     /// Mbufs the RX queues dropped on receipt, their chain inconsistent (not
     /// in `rx`: they never reached the pipeline).
     pub rx_invalid: Counter,
@@ -339,6 +344,8 @@ impl WorkerStats {
             &c.exceptions,
             &c.exceptions_dropped,
             &c.uplink_ignored,
+            &c.intake,
+            &c.intake_dropped,
             &c.bursts,
             &c.policy_swaps,
         ] {
@@ -396,6 +403,8 @@ pub struct Totals {
     pub exceptions: u64,
     pub exceptions_dropped: u64,
     pub uplink_ignored: u64,
+    pub intake: u64,
+    pub intake_dropped: u64,
     pub decapsulated: u64,
     pub decap_not_tunnel: u64,
     pub decap_not_ethernet: u64,
@@ -447,6 +456,8 @@ impl Totals {
             exceptions: c.exceptions.get(),
             exceptions_dropped: c.exceptions_dropped.get(),
             uplink_ignored: c.uplink_ignored.get(),
+            intake: c.intake.get(),
+            intake_dropped: c.intake_dropped.get(),
             decapsulated: x.decapsulated,
             decap_not_tunnel: x.not_tunnel,
             decap_not_ethernet: x.not_ethernet,
@@ -501,6 +512,8 @@ impl AddAssign<&Totals> for Totals {
             (&mut self.exceptions, o.exceptions),
             (&mut self.exceptions_dropped, o.exceptions_dropped),
             (&mut self.uplink_ignored, o.uplink_ignored),
+            (&mut self.intake, o.intake),
+            (&mut self.intake_dropped, o.intake_dropped),
             (&mut self.decapsulated, o.decapsulated),
             (&mut self.decap_not_tunnel, o.decap_not_tunnel),
             (&mut self.decap_not_ethernet, o.decap_not_ethernet),

@@ -31,12 +31,14 @@ use crate::wire::ethernet::ethertype;
 use crate::wire::ip_proto;
 
 mod decap;
+mod intake;
 mod meter;
 mod plan;
 mod rules;
 mod tool;
 mod tx;
 pub use decap::DecapSetup;
+pub use intake::IntakeTap;
 pub use meter::MeterSetup;
 use plan::{Plans, RulePlan, Target};
 use tool::{sampled_out, takes, Edits, Sampled};
@@ -99,6 +101,8 @@ pub struct WorkerSetup {
     pub decap: DecapSetup,
     /// ARP/ND frames for the main lcore.
     pub exceptions: Arc<Ring<Mbuf>>,
+    /// Flow telemetry to the uplink's address, for the intake thread.
+    pub intake: Option<IntakeTap>,
     /// Frames the main lcore wants sent on the uplink (ARP/ND); worker 0 only.
     pub control_tx: Option<Arc<Ring<Mbuf>>>,
     pub pool: Arc<Mempool>,
@@ -1042,7 +1046,8 @@ impl Worker {
         self.tx.flush_tools(&mut self.s.tool_ports, &self.s.stats);
     }
 
-    /// ARP and ND from the uplink go to the main lcore; the rest is not ours.
+    /// ARP and ND from the uplink go to the main lcore, flow telemetry to
+    /// the intake thread; the rest is not ours.
     fn poll_uplink(&mut self) {
         let Some(rxq) = self.s.uplink_rx.as_mut() else {
             return;
@@ -1057,6 +1062,11 @@ impl Worker {
                 c.exceptions.add(1);
                 if self.s.exceptions.enqueue(m).is_err() {
                     c.exceptions_dropped.add(1);
+                }
+            } else if let Some(t) = self.s.intake.as_ref().filter(|t| t.wants(m.data())) {
+                c.intake.add(1);
+                if t.ring.enqueue(m).is_err() {
+                    c.intake_dropped.add(1);
                 }
             } else {
                 c.uplink_ignored.add(1);
