@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use dataplane::flow::{
     DirectionCounts, EndReason, FlowKey, FlowOrigin, FlowRecord, OriginProtocol,
 };
-use dataplane::stage::parse::parse;
+use dataplane::stage::parse::{parse_to, Layers};
 use dataplane::wire::sflow::{
     CountersSample, Datagram, FlowSample, RawPacketHeader, Record, HEADER_PROTOCOL_ETHERNET,
 };
@@ -91,7 +91,11 @@ fn flow_sample(f: FlowSample<'_>, origin: FlowOrigin, now_ms: u64, out: &mut Dec
         if h.protocol != HEADER_PROTOCOL_ETHERNET {
             continue;
         }
-        let l = parse(h.header);
+        // The header is the frame's first bytes: parse them as the head of
+        // a frame of the sampled length, as a chained mbuf's first segment.
+        let frame_len = h.frame_length.saturating_sub(h.stripped);
+        let mut l = Layers::default();
+        parse_to(h.header, frame_len as usize, &mut l);
         let (Some(src), Some(dst)) = (l.src_ip(), l.dst_ip()) else {
             continue;
         };
@@ -106,7 +110,7 @@ fn flow_sample(f: FlowSample<'_>, origin: FlowOrigin, now_ms: u64, out: &mut Dec
             },
             forward: DirectionCounts {
                 packets: 1,
-                bytes: u64::from(h.frame_length.saturating_sub(h.stripped)),
+                bytes: u64::from(frame_len),
                 tcp_flags: l.tcp_flags,
             },
             reverse: DirectionCounts::default(),
@@ -178,6 +182,24 @@ mod tests {
             (agent, 100, OriginProtocol::Sflow)
         );
         assert_eq!(r.input_port, Some(3));
+    }
+
+    #[test]
+    fn a_header_cut_short_still_gives_the_flow_key() {
+        let frame = tcp_frame();
+        let mut b = build::flow_sample(1, 1, 1, &frame[..64]);
+        // The record's frame length: the whole frame, not the 64 bytes sampled.
+        let at = b.len() - 64 - 12;
+        b[at..at + 4].copy_from_slice(&(frame.len() as u32).to_be_bytes());
+        let d = build::datagram("192.0.2.9".parse().unwrap(), 1, 1, &[b]);
+        let out = decode("192.0.2.9".parse().unwrap(), &d, 0);
+        assert_eq!(out.error, None);
+        let r = &out.records[0];
+        assert_eq!(
+            (r.key.initiator_port, r.key.responder_port, r.key.protocol),
+            (40000, 443, 6)
+        );
+        assert_eq!(r.forward.bytes, frame.len() as u64);
     }
 
     #[test]
