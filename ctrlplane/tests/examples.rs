@@ -30,6 +30,8 @@ fn example_configs_and_policy_are_valid() {
     assert_eq!(idle.workers.idle, ctrlplane::config::IdleMode::Adaptive);
     let flows = Config::load(&example("flow-telemetry.toml")).expect("flow-telemetry.toml");
     assert_eq!(flows.flows.map(|f| f.collectors.len()), Some(2));
+    assert_eq!(flows.intake.map(|i| i.ports()), Some([6343, 2055]));
+    assert_eq!(flows.stream.map(|s| s.replicas), Some(3));
     let vhost = Config::load(&example("vhost-tap.toml")).expect("vhost-tap.toml");
     assert!(vhost
         .input_ports()
