@@ -15,7 +15,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -74,58 +73,25 @@ fn config(input: &str, out: &Path, workers: &str) -> String {
     )
 }
 
-/// `pktgen`, built next to `sluice` (`cargo test --workspace` builds both).
-fn pktgen_bin() -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_sluice")).with_file_name("pktgen");
-    assert!(
-        p.exists(),
-        "{} is not built: run cargo build -p pktgen (cargo test --workspace builds it)",
-        p.display()
-    );
-    p
-}
-
 /// Sends `BURST` packets of the profile through `port` at 20,000 pps,
 /// inside `netns` when given; the port stays open a while after (a memif
 /// peer loses what is still in its ring when the sender goes).
-fn pktgen_send(dir: &Path, netns: Option<&str>, port: &str) -> Child {
-    let profile = dir.join("profile.toml");
-    std::fs::write(&profile, PROFILE).expect("profile");
-    let bin = pktgen_bin();
-    let mut cmd = match netns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns]).arg(&bin);
-            c
-        }
-        None => Command::new(&bin),
-    };
-    cmd.args(eal(&unique("idpg"), "0"))
-        .arg("--")
-        .args(["send", "--profile"])
-        .arg(&profile)
-        .args([
-            "--port",
-            port,
+fn pktgen_send(dir: &Path, netns: Option<&str>, port: &str) -> Pktgen {
+    let count = BURST.to_string();
+    Pktgen::send(
+        dir,
+        netns,
+        PROFILE,
+        port,
+        &[
             "--rate-pps",
             "20000",
             "--linger-ms",
             "60000",
-        ])
-        .args(["--count", &BURST.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn pktgen")
-}
-
-/// Kills a child by its PID, unless it has exited already.
-fn end(mut c: Child) {
-    if let Ok(None) = c.try_wait() {
-        let _ = c.kill();
-    }
-    let _ = c.wait();
+            "--count",
+            &count,
+        ],
+    )
 }
 
 /// The console, once its socket is there.
@@ -255,7 +221,7 @@ fn adaptive_worker_sleeps_while_idle_and_wakes_for_a_burst() {
 
     assert_sleeps(&s, &mut c);
 
-    let tx = pktgen_send(
+    let mut tx = pktgen_send(
         &dir,
         None,
         &format!(
@@ -268,7 +234,7 @@ fn adaptive_worker_sleeps_while_idle_and_wakes_for_a_burst() {
     // A memif peer that leaves while its rings are polled can crash
     // DPDK 22.11's net_memif: the sender goes with forwarding stopped.
     assert_eq!(ask(&mut c, "stop"), "forwarding stopped\n");
-    end(tx);
+    tx.kill();
     finish_burst(s, &out);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -296,13 +262,13 @@ fn interrupt_worker_sleeps_while_idle_and_wakes_for_a_burst() {
     let (_, woken0) = idle_waits(&mut c);
 
     // AF_PACKET on the tap's kernel side: what pktgen sends, Sluice receives.
-    let tx = pktgen_send(
+    let mut tx = pktgen_send(
         &dir,
         Some(ns.name()),
         &format!("net_af_packet_idpg{},iface={iface}", seq()),
     );
     until_forwarded(&mut c, BURST);
-    end(tx);
+    tx.kill();
     let (_, woken) = idle_waits(&mut c);
     assert!(woken > woken0, "no RX interrupt woke the worker");
     finish_burst(s, &out);
