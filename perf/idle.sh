@@ -34,7 +34,7 @@ trap cleanup EXIT
 # CPU ns of thread $2 of process $1 (every thread when $2 is "all").
 cpu_ns() {
   if [ "$2" = all ]; then
-    cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {print s}'
+    cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%.0f\n", s}'
   else
     for t in /proc/"$1"/task/*; do
       [ "$(cat "$t/comm")" = "$2" ] && cut -d' ' -f1 "$t/schedstat"
