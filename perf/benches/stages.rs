@@ -39,6 +39,9 @@ mod filter;
 #[path = "flow_cache.rs"]
 mod flow_cache;
 #[allow(dead_code)]
+#[path = "flows.rs"]
+mod flows;
+#[allow(dead_code)]
 #[path = "parse.rs"]
 mod parse;
 #[allow(dead_code)]
@@ -60,6 +63,7 @@ fn main() {
     decap::benches();
     clone::benches();
     tools::benches();
+    flows::benches();
     criterion::Criterion::default()
         .configure_from_args()
         .final_summary();

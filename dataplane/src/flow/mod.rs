@@ -1,6 +1,8 @@
 //! Flow metering: the record model every flow source and sink shares
-//! ([`record`]) and a worker's flow table ([`table`]).
+//! ([`record`]), a worker's flow table ([`table`]) and the IPFIX encoding
+//! of records ([`ipfix`]).
 
+pub mod ipfix;
 pub mod record;
 pub mod table;
 

@@ -1,0 +1,127 @@
+//! Criterion benchmarks of flow telemetry: the IPFIX encoding rate of the
+//! exporter (records per second into 1,400-byte messages, what the export
+//! thread does per record besides the send), and a worker's flow table
+//! update per packet (`FlowTable::observe`) over 1 Ki and 256 Ki flows in
+//! a 1 Mi-entry table, both directions.
+use std::net::{IpAddr, Ipv4Addr};
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use dataplane::flow::ipfix::MessageBuilder;
+use dataplane::flow::table::{FlowTable, MeterConfig, MeterStats, PacketMeta};
+use dataplane::flow::{DirectionCounts, EndReason, FlowKey, FlowRecord};
+use dataplane::stage::parse::{parse, Layers};
+
+/// A metered TCP flow's record: two destinations, as a tap rule has.
+fn record(i: u32) -> FlowRecord {
+    FlowRecord {
+        key: FlowKey {
+            initiator: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i)),
+            responder: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 80)),
+            initiator_port: 1024 + (i % 60_000) as u16,
+            responder_port: 443,
+            protocol: 6,
+        },
+        forward: DirectionCounts {
+            packets: 12,
+            bytes: 1_800,
+            tcp_flags: 0x1b,
+        },
+        reverse: DirectionCounts {
+            packets: 10,
+            bytes: 14_000,
+            tcp_flags: 0x1b,
+        },
+        start_ms: 1_700_000_000_000,
+        end_ms: 1_700_000_000_250,
+        vlan: Some(100),
+        input_port: Some(0),
+        direction: None,
+        rule_id: Some(1),
+        destinations: vec![0, 1],
+        dedup_removed: 0,
+        tunnel: None,
+        end_reason: EndReason::EndOfFlow,
+        origin: None,
+    }
+}
+
+fn ipfix_encode(c: &mut Criterion) {
+    let records: Vec<FlowRecord> = (0..4096).map(record).collect();
+    let mut g = c.benchmark_group("ipfix_encode");
+    g.throughput(Throughput::Elements(records.len() as u64));
+    g.bench_function("4096_records_1400B_messages", |b| {
+        let mut m = MessageBuilder::new(1, 1400);
+        b.iter(|| {
+            let mut bytes = 0;
+            for r in &records {
+                if !m.add(r) {
+                    bytes += m.finish(0).len();
+                    m.clear();
+                    m.add(r);
+                }
+            }
+            bytes += m.finish(0).len();
+            m.clear();
+            black_box(bytes)
+        });
+    });
+    g.finish();
+}
+
+/// TCP frames of `flows` flows, both directions interleaved.
+fn frames(flows: u32) -> Vec<(Vec<u8>, Layers)> {
+    let mut out = Vec::new();
+    for i in 0..flows.min(4096) * 2 {
+        let flow = (i / 2).wrapping_mul(2_654_435_761) % flows;
+        let (a, b) = (
+            [10, (flow >> 16) as u8, (flow >> 8) as u8, flow as u8],
+            [192, 0, 2, 80],
+        );
+        let (src, dst, sp, dp) = if i % 2 == 0 {
+            (a, b, 40_000u16, 443u16)
+        } else {
+            (b, a, 443, 40_000)
+        };
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4(src, dst, 64)
+            .tcp(sp, dp, 1, 1000)
+            .ack(1)
+            .write(&mut f, &[0; 64])
+            .expect("frame");
+        let l = parse(&f);
+        out.push((f, l));
+    }
+    out
+}
+
+fn table_observe(c: &mut Criterion) {
+    let mut g = c.benchmark_group("flow_table_observe");
+    for flows in [1u32 << 10, 1 << 18] {
+        let pkts = frames(flows);
+        let cfg = MeterConfig {
+            entries: 1 << 20,
+            ..MeterConfig::default()
+        };
+        let mut t = FlowTable::new(cfg, 7).expect("table");
+        let stats = MeterStats::default();
+        g.throughput(Throughput::Elements(pkts.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(flows), &pkts, |b, pkts| {
+            let mut now = 0u64;
+            b.iter(|| {
+                for (f, l) in pkts {
+                    let meta = PacketMeta {
+                        len: f.len() as u32,
+                        ..PacketMeta::default()
+                    };
+                    now += 1;
+                    black_box(t.observe(l, &meta, now, &stats));
+                }
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, ipfix_encode, table_observe);
+criterion_main!(benches);
