@@ -15,7 +15,7 @@ use dataplane::stage::sample::SampleSpec;
 
 use super::answer::Answerer;
 use super::controller::{self, ControllerLink};
-use super::flows::ExportCounters;
+use super::flows::{ExportCounters, Flows};
 use super::lcores::{Lcores, Shared};
 use super::links::Ports;
 use super::pdump::Taps;
@@ -118,6 +118,44 @@ pub fn show_flow_table(
             e.ipfix_templates,
             e.ipfix_send_errors,
             cfg.collectors.len()
+        );
+    }
+    s
+}
+
+/// `show flows [address]`: the largest recent flows, one line each.
+pub fn show_flows(flows: Option<&Flows>, host: Option<&str>) -> String {
+    let Some(flows) = flows else {
+        return "  flow metering is off (no [flows] section)\n".to_owned();
+    };
+    let host = match host.map(str::parse::<std::net::IpAddr>) {
+        None => None,
+        Some(Ok(h)) => Some(h),
+        Some(Err(_)) => {
+            return format!("  {:?} is not an IP address\n", host.unwrap_or_default());
+        }
+    };
+    let top = flows.recent.top(20, host);
+    if top.is_empty() {
+        return "  no flow record exported yet\n".to_owned();
+    }
+    let mut s = format!(
+        "  {:<40} {:<40} {:>5} {:>10} {:>12} {:>10} {:>12}  {}\n",
+        "initiator", "responder", "proto", "packets>", "bytes>", "<packets", "<bytes", "end"
+    );
+    for r in top {
+        let k = &r.key;
+        let _ = writeln!(
+            s,
+            "  {:<40} {:<40} {:>5} {:>10} {:>12} {:>10} {:>12}  {:?}",
+            format!("{}:{}", k.initiator, k.initiator_port),
+            format!("{}:{}", k.responder, k.responder_port),
+            k.protocol,
+            r.forward.packets,
+            r.forward.bytes,
+            r.reverse.packets,
+            r.reverse.bytes,
+            r.end_reason
         );
     }
     s
@@ -462,8 +500,8 @@ pub struct View<'a> {
     pub protector: &'a Protector,
     pub cfg: &'a Config,
     pub pool: &'a Mempool,
-    /// The flow exporter's counters (`[flows]`).
-    pub flows: Option<ExportCounters>,
+    /// Flow export (`[flows]`).
+    pub flows: Option<&'a Flows>,
 }
 
 impl View<'_> {
@@ -572,8 +610,9 @@ impl View<'_> {
             Command::ShowFlowTable => show_flow_table(
                 self.cfg.flows.as_ref(),
                 &self.lcores.counters.read(&[]),
-                self.flows,
+                self.flows.map(Flows::counters),
             ),
+            Command::ShowFlows(host) => show_flows(self.flows, host.as_deref()),
             Command::SetDedupWindow(us) => {
                 if us == 0 || us > MAX_WINDOW_US {
                     format!("dedup window {us} µs is outside 1..={MAX_WINDOW_US}\n")

@@ -13,12 +13,15 @@ use dataplane::runtime::tables::Tables;
 use crate::config::FlowsConfig;
 pub use crate::flows::export::ExportCounters;
 use crate::flows::export::{ExportStats, FlowExport, IpfixStats};
+use crate::flows::recent::RecentFlows;
 use crate::flows::workers::WorkerFlows;
 use crate::flows::{FlowSink, IpfixConfig, IpfixExporter};
 
 /// The export thread and its counters.
 pub struct Flows {
     export: FlowExport,
+    /// The last records exported, for `show flows`.
+    pub recent: RecentFlows,
     ipfix: Arc<IpfixStats>,
     stats: Arc<ExportStats>,
 }
@@ -46,8 +49,11 @@ impl Flows {
             sinks.push(Box::new(exporter));
         }
         sinks.extend(extra);
+        let recent = RecentFlows::default();
+        sinks.push(recent.sink());
         let export = FlowExport::start(vec![Box::new(WorkerFlows::new(rings, tables))], sinks)?;
         Ok(Flows {
+            recent,
             stats: export.stats(),
             export,
             ipfix,
@@ -75,6 +81,7 @@ impl Flows {
             export,
             ipfix,
             stats,
+            ..
         } = self;
         export.stop();
         Flows::counters_of(&stats, &ipfix)

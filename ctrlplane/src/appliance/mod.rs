@@ -795,7 +795,7 @@ impl Appliance {
             protector: &self.protector,
             cfg: &self.cfg,
             pool: &self.pool,
-            flows: self.flows.as_ref().map(flows::Flows::counters),
+            flows: self.flows.as_ref(),
         }
     }
 }

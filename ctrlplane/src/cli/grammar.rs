@@ -40,6 +40,7 @@ pub enum Command {
     PolicyLoad(String),
     ShowDedup,
     ShowFlowTable,
+    ShowFlows(Option<String>),
     SetDedupWindow(u64),
     ShowTunnel(Option<String>),
     ShowState,
@@ -192,6 +193,11 @@ static COMMANDS: &[Spec] = &[
         pattern: &[Kw("show"), Kw("dedup")],
         help: "dedup window and table counters",
         build: |_| Some(Command::ShowDedup),
+    },
+    Spec {
+        pattern: &[Kw("show"), Kw("flows"), OptWord("address")],
+        help: "the 20 largest recent flows by bytes (of the last 4096 records exported), optionally those with an end at an address",
+        build: |a| Some(Command::ShowFlows(a.first().cloned())),
     },
     Spec {
         pattern: &[Kw("show"), Kw("flow-table")],

@@ -5,6 +5,7 @@
 
 pub mod export;
 pub mod ipfix;
+pub mod recent;
 pub mod workers;
 
 pub use export::{FlowExport, FlowSink, FlowSource, IpfixConfig, IpfixExporter, IpfixStats};
