@@ -332,12 +332,13 @@ impl Drop for Etcd {
 
 /// Everything a test needs: CA, controller certificate, etcd, policy dir.
 pub struct Fixture {
+    /// First: stopped before its data directory goes.
+    pub etcd: Etcd,
     pub dir: TempDir,
     pub ca: Ca,
     pub server: Issued,
     pub policies: PathBuf,
     pub admin: PathBuf,
-    pub etcd: Etcd,
 }
 
 impl Fixture {
