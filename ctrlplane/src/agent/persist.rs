@@ -64,20 +64,20 @@ pub fn load(path: &Path) -> Option<(String, String)> {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
         Err(e) => {
-            eprintln!(
-                "sluice: controller: cannot read persisted policy {}: {e}",
+            crate::log::warn(format!(
+                "controller: cannot read persisted policy {}: {e}",
                 path.display()
-            );
+            ));
             return None;
         }
     };
     match serde_json::from_slice::<Persisted>(&bytes) {
         Ok(p) => Some((p.version, p.text)),
         Err(e) => {
-            eprintln!(
-                "sluice: controller: persisted policy {} is unreadable: {e}",
+            crate::log::warn(format!(
+                "controller: persisted policy {} is unreadable: {e}",
                 path.display()
-            );
+            ));
             None
         }
     }

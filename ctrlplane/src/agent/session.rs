@@ -27,8 +27,11 @@ use super::{
     persist, tls, AgentConfig, AgentEvent, AgentHandle, AgentReply, AgentStatus, OperatorCommand,
 };
 
+/// The appliance's log (text or JSON, `crate::log`), marked as the
+/// controller session's.
+#[track_caller]
 fn log(msg: impl AsRef<str>) {
-    eprintln!("sluice: controller: {}", msg.as_ref());
+    crate::log::log(format!("controller: {}", msg.as_ref()));
 }
 
 /// Policies relayed and not yet acked or nacked, kept for persisting.

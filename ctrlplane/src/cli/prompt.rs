@@ -54,7 +54,7 @@ pub fn spawn(main: Sender<Envelope>) {
             let mut ed = match Editor::new() {
                 Ok(e) => e,
                 Err(e) => {
-                    eprintln!("sluice: no prompt: {e}");
+                    crate::log::warn(format!("no prompt: {e}"));
                     return;
                 }
             };
