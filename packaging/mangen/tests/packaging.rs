@@ -162,6 +162,41 @@ fn deb_and_install_lay_out_the_same_tree_and_the_units_verify() {
     assert!(unit(&dest, "sluice@.service")
         .contains("ExecStart=/usr/bin/sluice -- --config /etc/sluice/%i.toml"));
 
+    // The installed appliance checks an installed example and says what
+    // it needs (the sidecar: 128 MiB of hugepages, its -m, on one lcore);
+    // a bad key is named, with exit status 2.
+    let sluice = dest.join("usr/bin/sluice");
+    let sidecar = dest.join("etc/sluice/sidecar-small.toml");
+    let out = run(Command::new(&sluice)
+        .arg("--")
+        .arg("--check-config")
+        .arg(&sidecar));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for line in [
+        "valid",
+        "hugepages: 64 x 2 MiB",
+        "lcores: 1 (one-lcore mode",
+    ] {
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
+    }
+    let bad = dest.join("bad.toml");
+    let sidecar_text = std::fs::read_to_string(&sidecar).expect("sidecar");
+    std::fs::write(
+        &bad,
+        sidecar_text.replace("entries = 32768", "entries = 1000"),
+    )
+    .expect("bad");
+    let out = Command::new(&sluice)
+        .arg("--")
+        .arg("--check-config")
+        .arg(&bad)
+        .output()
+        .expect("sluice");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("flow_cache.entries: 1000"), "{err}");
+    std::fs::remove_file(&bad).expect("rm");
+
     // systemd-analyze verify checks that ExecStart's binary exists (and
     // the Documentation= man pages, through MANPATH): an install whose
     // PREFIX is a directory of the test's own has both where its units say.
