@@ -54,7 +54,12 @@ fn run(cmd: &mut Command) -> Output {
 /// `make TARGET` with the debug binaries, and `vars`.
 fn make(target: &str, vars: &[String]) {
     let bins = bin_dir();
+    // Under `make test`, the outer make's flags and variables (MAKEFLAGS)
+    // would reach this make too: it starts clean.
     run(Command::new("make")
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
         .arg("-s")
         .arg("-C")
         .arg(repo())
