@@ -490,3 +490,27 @@ fn intake_and_stream_get_defaults_and_named_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn workers_poll_unless_told_and_idle_keys_are_checked() {
+    let c = Config::parse(GOOD, "t").expect("valid");
+    assert_eq!(c.workers.idle, IdleMode::Poll);
+    assert_eq!(c.workers.idle_max_us, 1000);
+    let c = Config::parse(
+        &format!("{GOOD}\n[workers]\nidle = \"interrupt\"\nidle_max_us = 10000\n"),
+        "t",
+    )
+    .expect("valid");
+    assert_eq!(
+        (c.workers.idle, c.workers.idle_max_us),
+        (IdleMode::Interrupt, 10000)
+    );
+    let e = Config::parse(&format!("{GOOD}\n[workers]\nidle = \"doze\"\n"), "t")
+        .expect_err("bad mode")
+        .to_string();
+    assert!(e.contains("doze") && e.contains("adaptive"), "{e}");
+    let e = Config::parse(&format!("{GOOD}\n[workers]\nidle_max_us = 5\n"), "t")
+        .expect_err("bad bound")
+        .to_string();
+    assert!(e.contains("workers.idle_max_us: 5"), "{e}");
+}
