@@ -288,6 +288,45 @@ fn finish(mut child: Child) {
     assert!(st.success(), "the sender failed");
 }
 
+/// `sluice-controller top` in the namespace, subscribed (it said so) and
+/// listening until it has `records` flow records.
+fn top_talkers(ns: &Netns, records: u64) -> Child {
+    let bin = Path::new(env!("CARGO_BIN_EXE_sluice")).with_file_name("sluice-controller");
+    assert!(
+        bin.exists(),
+        "{} missing: cargo build -p sluice-controller",
+        bin.display()
+    );
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns.name()])
+        .arg(&bin)
+        .args([
+            "top",
+            "--nats",
+            "nats://127.0.0.1:4222",
+            "--seconds",
+            "60",
+            "--top",
+            "10",
+        ])
+        .args(["--records", &records.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sluice-controller");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    assert!(
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("subscribed")),
+        "sluice-controller top did not subscribe"
+    );
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
 /// Every stored message has its own ID, in the header and in the body.
 fn assert_unique(stored: &Stored) -> BTreeSet<String> {
     let ids: BTreeSet<String> = stored
@@ -337,7 +376,9 @@ fn records_and_events_arrive_and_a_restarted_server_loses_and_doubles_nothing() 
     let mut nats = Nats::start(&ns, &conf);
     let Setup { s, mut c, dir } = start_sluice(&ns, &dir, &[4222], 1);
 
-    // Part 1: a few datagrams, every record and the start-up events.
+    // Part 1: a few datagrams, every record and the start-up events; the
+    // controller's `top` reads the records live off the server.
+    let top = top_talkers(&ns, 10 * u64::from(PER));
     finish(sender(&ns, 10, PER, 0));
     wait_console(&mut c, "show stream", 30, |t| {
         stream_counter(t, "acked") >= 10 * PER as u64 + 2
@@ -376,6 +417,27 @@ fn records_and_events_arrive_and_a_restarted_server_loses_and_doubles_nothing() 
     );
     assert!(names.contains(&"policy_refused"), "{names:?}");
     assert!(names.contains(&"policy_applied"), "{names:?}");
+    // The fleet's top talkers: every pair once, sampled 1 in 10; the
+    // largest flows (j = 2: 3 packets, 300 bytes) first, ties by address.
+    let out = top.wait_with_output().expect("top");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first: Vec<&str> = text
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        first,
+        ["10.1.0.0", "10.2.0.2", "3000", "30", "1", "edge-1"],
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 11, "a header and the top 10: {text}");
 
     // Part 2: the server killed (SIGKILL) and restarted on the same store
     // while the router keeps sending.

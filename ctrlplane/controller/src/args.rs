@@ -145,6 +145,25 @@ pub enum Cmd {
         #[arg(long)]
         by: Option<String>,
     },
+    /// The fleet's top talkers, from the flow records appliances publish
+    /// on the data-service stream (NATS): host pairs by bytes.
+    Top {
+        /// A NATS server the appliances' `[stream]` publishes to.
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        /// Subjects to read: every appliance's flows by default.
+        #[arg(long, default_value = "sluice.*.flows")]
+        subject: String,
+        /// How long to listen.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Stop earlier, after this many records (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        records: u64,
+        /// Pairs to show.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
     /// The fleet's history, oldest first.
     History {
         /// Only events about this appliance.

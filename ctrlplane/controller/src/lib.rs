@@ -28,6 +28,8 @@
 //!   lease, import and export.
 //! - [`inventory`]: workloads, and policies compiled against them.
 //! - [`history`]: the fleet's events, kept in etcd.
+//! - [`top`]: the fleet's top talkers, read off the data-service stream
+//!   (NATS) the appliances publish their flow records to.
 //! - `jobs`: what one controller of the fleet runs, chosen by election.
 //! - [`admin`]: the operator's Unix socket, one JSON request and answer
 //!   per line, and the client side the binary's subcommands use.
@@ -40,6 +42,7 @@ mod jobs;
 pub mod registry;
 mod session;
 pub mod store;
+pub mod top;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -164,6 +164,26 @@ fn pretty(v: &serde_json::Value) -> String {
 fn run(cli: Cli) -> Result<(), String> {
     let sock = cli.admin;
     match cli.cmd {
+        Cmd::Top {
+            nats,
+            subject,
+            seconds,
+            records,
+            top,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let t = rt.block_on(sluice_controller::top::collect(
+                &nats,
+                &subject,
+                Duration::from_secs(seconds),
+                records,
+            ))?;
+            print!("{}", t.render(top));
+            Ok(())
+        }
         Cmd::Serve {
             listen,
             ca,
