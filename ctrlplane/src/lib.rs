@@ -25,7 +25,7 @@
 //! - [`policy`]: the policy model operators and the controller write, its
 //!   validation (every problem with its path) and its compilation into the
 //!   tables the workers run.
-//! - [`neighbor`]: ARP and neighbour discovery on the uplink; pure logic
+//! - [`neighbor`]: ARP and neighbour discovery, one table per uplink; pure logic
 //!   (frames in, frames out), tested without DPDK.
 //! - [`guard`]: when to enter and leave `protect`; pure logic over the
 //!   pressure samples `appliance` feeds it.

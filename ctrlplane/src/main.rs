@@ -274,6 +274,7 @@ fn check_config(
                 .map(|(i, p)| (p.name.clone(), i as u16))
                 .collect(),
             tools: cfg.tool_names(),
+            routes: cfg.tunnel_routes(),
         };
         if let Err(e) = policy::load(p, &ctx) {
             error(e.to_string());

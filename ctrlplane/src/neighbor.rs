@@ -1,9 +1,9 @@
-//! Next-hop resolution on the uplink: ARP for IPv4, neighbour discovery for
-//! IPv6. Answers for the appliance's own address, resolves each
-//! destination's next hop (the gateway, or the destination itself when it
-//! is on the uplink's subnet), re-resolves periodically and forgets a
-//! neighbour that stops answering. Pure logic: frames in, frames out, time
-//! passed in, so it is tested without DPDK.
+//! Next-hop resolution on one uplink: ARP for IPv4, neighbour discovery
+//! for IPv6. Each uplink has its own table: it answers for that uplink's
+//! own address only, resolves the next hops its tunnels' routes chose
+//! (`config::Routes`), re-resolves periodically and forgets a neighbour
+//! that stops answering. Pure logic: frames in, frames out, time passed
+//! in, so it is tested without DPDK.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -56,13 +56,11 @@ impl State {
     }
 }
 
-/// The appliance's side of the uplink.
+/// The appliance's side of one uplink (or of a decap input with an address).
 #[derive(Debug, Clone)]
 pub struct Uplink {
     pub mac: [u8; 6],
     pub addr: IpAddr,
-    pub prefix_len: u8,
-    pub gateway: Option<IpAddr>,
     /// Between re-resolutions of a reachable neighbour.
     pub refresh: Duration,
 }
@@ -72,28 +70,6 @@ pub struct Uplink {
 pub struct Neighbors {
     up: Uplink,
     entries: HashMap<IpAddr, State>,
-}
-
-fn in_subnet(a: IpAddr, net: IpAddr, len: u8) -> bool {
-    match (a, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let m = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(len.min(32)))
-            };
-            u32::from(a) & m == u32::from(n) & m
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let m = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len.min(128)))
-            };
-            u128::from(a) & m == u128::from(n) & m
-        }
-        _ => false,
-    }
 }
 
 impl Neighbors {
@@ -107,22 +83,6 @@ impl Neighbors {
 
     pub fn uplink(&self) -> &Uplink {
         &self.up
-    }
-
-    /// The next hop towards `dest`: itself when on the uplink's subnet, else
-    /// the gateway (of the same family). `None`: unreachable.
-    pub fn next_hop(&self, dest: IpAddr) -> Option<IpAddr> {
-        if self
-            .entries
-            .get(&dest)
-            .is_some_and(|s| matches!(s, State::Static(_)))
-        {
-            return Some(dest);
-        }
-        if in_subnet(dest, self.up.addr, self.up.prefix_len) {
-            return Some(dest);
-        }
-        self.up.gateway.filter(|g| g.is_ipv4() == dest.is_ipv4())
     }
 
     /// Starts resolving `ip` (a next hop some destination needs).
@@ -423,8 +383,6 @@ mod tests {
             Uplink {
                 mac: OURS,
                 addr: "192.0.2.1".parse().expect("ip"),
-                prefix_len: 24,
-                gateway: Some("192.0.2.254".parse().expect("ip")),
                 refresh: Duration::from_secs(30),
             },
             &[("198.51.100.7".parse().expect("ip"), [2, 0, 0, 0, 0, 7])],
@@ -432,14 +390,28 @@ mod tests {
     }
 
     #[test]
-    fn next_hop_is_on_link_or_the_gateway_or_static() {
+    fn fixed_neighbours_are_known_at_once() {
         let n = v4();
         let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
-        assert_eq!(n.next_hop(ip("192.0.2.10")), Some(ip("192.0.2.10")));
-        assert_eq!(n.next_hop(ip("203.0.113.5")), Some(ip("192.0.2.254")));
-        assert_eq!(n.next_hop(ip("198.51.100.7")), Some(ip("198.51.100.7")));
-        assert_eq!(n.next_hop(ip("2001:db8::1")), None, "no IPv6 gateway");
         assert_eq!(n.lookup(ip("198.51.100.7")), Some([2, 0, 0, 0, 0, 7]));
+        assert_eq!(n.lookup(ip("192.0.2.10")), None);
+    }
+
+    #[test]
+    fn answers_only_for_its_own_address() {
+        let mut n = v4();
+        let ask = |target: &str| {
+            arp_frame(
+                arp::Operation::Request,
+                PEER,
+                "192.0.2.254".parse().expect("ip"),
+                [0; 6],
+                target.parse().expect("ip"),
+                [0xff; 6],
+            )
+        };
+        assert!(n.handle(&ask("192.0.2.1"), 0).0.is_some());
+        assert!(n.handle(&ask("192.0.2.2"), 0).0.is_none(), "not ours");
     }
 
     #[test]
@@ -507,8 +479,6 @@ mod tests {
             Uplink {
                 mac: OURS,
                 addr: IpAddr::V6(ours),
-                prefix_len: 64,
-                gateway: None,
                 refresh: Duration::from_secs(30),
             },
             &[],

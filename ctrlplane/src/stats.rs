@@ -52,7 +52,8 @@ fn block(out: &mut String, title: &str, t: &Totals) {
 
 /// `show fwd stats all`: each worker, then the total and the accounting
 /// identity `rx = Σ terminals` with its difference (0 when idle), then
-/// every destination (those of earlier policies marked removed).
+/// each uplink's tunnel copies, then every destination (those of earlier
+/// policies marked removed).
 pub fn fwd_stats(snap: &Snapshot) -> String {
     let mut out = String::new();
     for l in &snap.lcores {
@@ -75,6 +76,25 @@ pub fn fwd_stats(snap: &Snapshot) -> String {
         total.terminal_sum(),
         total.in_flight()
     );
+    if !snap.uplinks.is_empty() {
+        // Tunnel copies only: each is also in its destination's tx_packets.
+        let _ = writeln!(
+            out,
+            "  ------------------------ Uplinks -------------------------"
+        );
+        let _ = writeln!(
+            out,
+            "  {:<24}{:>12}{:>14}{:>20}",
+            "uplink", "tx_packets", "tx_bytes", "dropped_tx_full"
+        );
+        for u in &snap.uplinks {
+            let _ = writeln!(
+                out,
+                "  {:<24}{:>12}{:>14}{:>20}",
+                u.name, u.tx_packets, u.tx_bytes, u.dropped_tx_full
+            );
+        }
+    }
     if !snap.destinations.is_empty() {
         let _ = writeln!(
             out,

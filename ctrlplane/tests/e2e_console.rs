@@ -28,7 +28,8 @@ name = "uplink"
 device = "net_pcap_con_up@N@,tx_pcap=@OUT@"
 role = "uplink"
 
-[uplink]
+[[uplink]]
+port = "uplink"
 address = "192.0.2.1/24"
 mac = "02:00:00:00:00:01"
 

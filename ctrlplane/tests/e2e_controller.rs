@@ -61,7 +61,7 @@ fn appliance_follows_its_controller() {
         "[appliance]\nname = \"sluice-e2e\"\n\n[[port]]\nname = \"tap0\"\ndevice = \"net_pcap_ctl_in{n},rx_pcap={}\"\nrole = \"input\"\n\n\
          [[port]]\nname = \"uplink\"\ndevice = \"net_null_ctl_up{n}\"\nrole = \"uplink\"\n\n\
          [[port]]\nname = \"rec\"\ndevice = \"net_null_ctl_rec{n},no-rx=1\"\nrole = \"tool\"\n\n\
-         [uplink]\naddress = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:01\"\n\n[[neighbor]]\nip = \"192.0.2.10\"\nmac = \"02:00:00:00:00:0a\"\n\n\
+         [[uplink]]\nport = \"uplink\"\naddress = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:01\"\n\n[[neighbor]]\nip = \"192.0.2.10\"\nmac = \"02:00:00:00:00:0a\"\n\n\
          [dedup]\ntable_entries = 4096\n\n\
          [controller]\naddresses = [\"{}\"]\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\npersist = \"{}\"\nheartbeat_ms = 100\nbackoff_initial_ms = 50\nbackoff_max_ms = 400\n",
         dir.join("in.pcap").display(),

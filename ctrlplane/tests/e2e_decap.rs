@@ -251,7 +251,7 @@ fn sluice_tunnels_decap_back_to_the_original_frames() {
     let p = |n: &str| dir.join(n).display().to_string();
     // Encap: VXLAN, ERSPAN II, ERSPAN III and L2GRE copies of every frame.
     let tap_cfg = format!(
-        "[[port]]\nname = \"tap0\"\ndevice = \"net_pcap_rt_in{n},rx_pcap={}\"\nrole = \"input\"\n\n[[port]]\nname = \"up\"\ndevice = \"net_pcap_rt_up{n},tx_pcap={}\"\nrole = \"uplink\"\n\n[uplink]\naddress = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:01\"\n\n[[neighbor]]\nip = \"192.0.2.10\"\nmac = \"02:00:00:00:00:0a\"\n\n[dedup]\ntable_entries = 4096\n",
+        "[[port]]\nname = \"tap0\"\ndevice = \"net_pcap_rt_in{n},rx_pcap={}\"\nrole = \"input\"\n\n[[port]]\nname = \"up\"\ndevice = \"net_pcap_rt_up{n},tx_pcap={}\"\nrole = \"uplink\"\n\n[[uplink]]\nport = \"up\"\naddress = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:01\"\n\n[[neighbor]]\nip = \"192.0.2.10\"\nmac = \"02:00:00:00:00:0a\"\n\n[dedup]\ntable_entries = 4096\n",
         p("orig.pcap"),
         p("tunnels.pcap"),
         n = seq()

@@ -186,13 +186,13 @@ fn finish(s: Running) -> String {
 }
 
 /// Input `in` (port 0), uplink `uplink` (port 1), and `extra` TOML after
-/// the `[uplink]` keys (more of them, or other tables).
+/// the `[[uplink]]` keys (more of them, or other tables).
 fn config(input: &str, uplink: &str, extra: &str) -> String {
     format!(
         "[appliance]\nname = \"faults\"\nid = 3\n\n\
          [[port]]\nname = \"in\"\ndevice = \"{input}\"\nrole = \"input\"\n\n\
          [[port]]\nname = \"uplink\"\ndevice = \"{uplink}\"\nrole = \"uplink\"\n\n\
-         [uplink]\naddress = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:01\"\n{extra}\n\n\
+         [[uplink]]\nport = \"uplink\"\naddress = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:01\"\n{extra}\n\n\
          [dedup]\ntable_entries = 4096\n"
     )
 }

@@ -101,7 +101,7 @@ fn appliance(fx: &Fixture, name: &str, controllers: [&str; 2]) -> (Running, Path
         "[appliance]\nname = \"{name}\"\n\n[[port]]\nname = \"tap0\"\ndevice = \"net_pcap_ha_in{n},infinite_rx=1,rx_pcap={}\"\nrole = \"input\"\n\n\
          [[port]]\nname = \"uplink\"\ndevice = \"net_null_ha_up{n}\"\nrole = \"uplink\"\n\n\
          [[port]]\nname = \"rec\"\ndevice = \"net_null_ha_rec{n},no-rx=1\"\nrole = \"tool\"\n\n\
-         [uplink]\naddress = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:01\"\n\n[[neighbor]]\nip = \"192.0.2.10\"\nmac = \"02:00:00:00:00:0a\"\n\n\
+         [[uplink]]\nport = \"uplink\"\naddress = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:01\"\n\n[[neighbor]]\nip = \"192.0.2.10\"\nmac = \"02:00:00:00:00:0a\"\n\n\
          [controller]\naddresses = [\"{}\", \"{}\"]\nserver_name = \"localhost\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\npersist = \"{}\"\n\
          heartbeat_ms = 100\nbackoff_initial_ms = 50\nbackoff_max_ms = 400\n",
         pcap.display(),

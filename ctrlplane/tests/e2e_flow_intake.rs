@@ -38,7 +38,8 @@ name = "uplink"
 device = "net_tap_fu@N@,iface=@TAP@"
 role = "uplink"
 
-[uplink]
+[[uplink]]
+port = "uplink"
 address = "192.0.2.50/24"
 
 [dedup]

@@ -65,7 +65,7 @@ fn config(input: &str, out: &Path, workers: &str) -> String {
     format!(
         "[[port]]\nname = \"in\"\ndevice = \"{input}\"\nrole = \"input\"\n\n\
          [[port]]\nname = \"uplink\"\ndevice = \"net_pcap_idup{},tx_pcap={}\"\nrole = \"uplink\"\n\n\
-         [uplink]\naddress = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:01\"\n\n\
+         [[uplink]]\nport = \"uplink\"\naddress = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:01\"\n\n\
          [[neighbor]]\nip = \"192.0.2.10\"\nmac = \"02:00:00:00:00:0a\"\n\n\
          [dedup]\ntable_entries = 4096\n\n[workers]\n{workers}\n",
         seq(),

@@ -75,7 +75,8 @@ name = "uplink"
 device = "net_pcap_ipfix_{n},tx_pcap={out}"
 role = "uplink"
 
-[uplink]
+[[uplink]]
+port = "uplink"
 address = "192.0.2.1/24"
 mac = "02:00:00:00:00:01"
 

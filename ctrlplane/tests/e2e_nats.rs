@@ -39,7 +39,8 @@ name = "uplink"
 device = "net_tap_nu@N@,iface=@TAP@"
 role = "uplink"
 
-[uplink]
+[[uplink]]
+port = "uplink"
 address = "192.0.2.50/24"
 
 [dedup]

@@ -22,7 +22,8 @@ device = "net_af_packet_ns,iface=@VETH@"
 role = "uplink"
 
 # No [[neighbor]]: the receiver's MAC is found by ARP.
-[uplink]
+[[uplink]]
+port = "uplink"
 address = "192.0.2.1/24"
 
 [dedup]

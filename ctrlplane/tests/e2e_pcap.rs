@@ -24,7 +24,8 @@ name = "uplink"
 device = "net_pcap_e2e_up,tx_pcap=@OUT@"
 role = "uplink"
 
-[uplink]
+[[uplink]]
+port = "uplink"
 address = "192.0.2.1/24"
 mac = "02:00:00:00:00:01"
 

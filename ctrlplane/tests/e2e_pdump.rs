@@ -141,7 +141,8 @@ name = "uplink"
 device = "net_pcap_pdup{n},tx_pcap={up}"
 role = "uplink"
 
-[uplink]
+[[uplink]]
+port = "uplink"
 address = "192.0.2.1/24"
 mac = "02:00:00:00:00:01"
 

@@ -17,7 +17,8 @@ name = "uplink"
 device = "net_null_reload_up"
 role = "uplink"
 
-[uplink]
+[[uplink]]
+port = "uplink"
 address = "192.0.2.1/24"
 mac = "02:00:00:00:00:01"
 

@@ -52,7 +52,8 @@ name = "uplink"
 device = "net_null_up@N@"
 role = "uplink"
 
-[uplink]
+[[uplink]]
+port = "uplink"
 address = "192.0.2.1/24"
 "#;
 
@@ -89,7 +90,7 @@ fn good(input: &str) -> String {
 #[test]
 fn unknown_config_key_is_named() {
     let (code, err) = fails_with(
-        &good("net_null_in0").replace("[uplink]", "[uplink]\nmtuu = 1"),
+        &good("net_null_in0").replace("port = \"uplink\"", "port = \"uplink\"\nmtuu = 1"),
         None,
     );
     assert_eq!(code, 2);

@@ -734,7 +734,7 @@ fn a_tool_port_gets_frames_as_captured_beside_one_that_strips_them() {
     );
     b.start(
         &input,
-        "[uplink]\naddress = \"192.0.2.1/24\"\n",
+        "[[uplink]]\nport = \"uplink\"\naddress = \"192.0.2.1/24\"\n",
         &format!(
             "[[destination]]\nname = \"as-captured\"\nport = \"raw\"\n{STRIPPED}\n\
              [[rule]]\nname = \"all\"\nto = [\"as-captured\", \"stripped\"]\n"

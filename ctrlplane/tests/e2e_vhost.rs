@@ -43,7 +43,8 @@ name = "uplink"
 device = "net_pcap_vup@N@,tx_pcap=@UP@"
 role = "uplink"
 
-[uplink]
+[[uplink]]
+port = "uplink"
 address = "192.0.2.1/24"
 mac = "02:00:00:00:00:01"
 

@@ -23,7 +23,8 @@ name = "uplink"
 device = "net_pcap_wk_up,tx_pcap=@OUT0@,tx_pcap=@OUT1@"
 role = "uplink"
 
-[uplink]
+[[uplink]]
+port = "uplink"
 address = "192.0.2.1/24"
 mac = "02:00:00:00:00:01"
 

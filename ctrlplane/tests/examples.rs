@@ -21,7 +21,7 @@ fn example(name: &str) -> PathBuf {
 fn example_configs_and_policy_are_valid() {
     let tap = Config::load(&example("tap-aggregation.toml")).expect("tap-aggregation.toml");
     let decap = Config::load(&example("decap-frontend.toml")).expect("decap-frontend.toml");
-    assert!(decap.uplink.is_none() && decap.decap_tool_port().is_some());
+    assert!(decap.uplinks.is_empty() && decap.decap_tool_port().is_some());
     assert!(decap.input_ports().all(|p| p.address.is_some()));
     let pdump = Config::load(&example("pdump-tap.toml")).expect("pdump-tap.toml");
     assert_eq!(pdump.pdump_inputs().count(), 2);
@@ -43,6 +43,7 @@ fn example_configs_and_policy_are_valid() {
             .map(|(i, p)| (p.name.clone(), i as u16))
             .collect(),
         tools: tap.tool_names(),
+        routes: Some(tap.routes()),
     };
     let text = std::fs::read_to_string(example("policy.toml")).expect("policy.toml");
     let (model, compiled) = policy::load_text(&text, "policy.toml", &ctx).expect("valid policy");
@@ -67,6 +68,7 @@ fn example_configs_and_policy_are_valid() {
             .map(|(i, p)| (p.name.clone(), i as u16))
             .collect(),
         tools: broker.tool_names(),
+        routes: Some(broker.routes()),
     };
     let text = std::fs::read_to_string(example("tool-ports-policy.toml")).expect("policy");
     let (_, compiled) =
@@ -119,7 +121,7 @@ fn policy_of(name: &str) -> PathBuf {
 /// - pdump inputs (`pdump = ...`, and their `capture` and `queues`) become
 ///   such device inputs, and the `[pdump]` section goes: pdump attaches to
 ///   a running primary process (the vswitch), which a test does not have.
-/// - a port's `mtu` goes: net_pcap cannot set one. The `[uplink]` MTU,
+/// - a port's `mtu` goes: net_pcap cannot set one. The `[[uplink]]` MTU,
 ///   which encap works to, stays.
 /// - nothing else: names, roles, modes, addresses, pool and table sizes
 ///   stay as shipped, so a key an example uses that the appliance stops

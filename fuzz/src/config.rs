@@ -11,9 +11,12 @@ pub fn run(data: &[u8]) {
     match Config::parse(text, "fuzz.toml") {
         Ok(cfg) => {
             // Accessors of an accepted config must not panic either.
-            let uplinks = cfg.uplink_port().into_iter().count();
+            // Every uplink has its port, and every remote a route or none.
+            let uplinks = cfg.uplink_ports().count();
             let inputs = cfg.input_ports().count();
-            assert!(uplinks <= 1 && inputs <= usize::from(u16::MAX));
+            assert!(uplinks == cfg.uplinks.len() && uplinks <= ctrlplane::config::MAX_UPLINKS);
+            assert!(inputs <= usize::from(u16::MAX));
+            let _ = cfg.routes().route(std::net::Ipv4Addr::new(203, 0, 113, 5).into());
             // Parsing is a function of the text.
             assert!(Config::parse(text, "fuzz.toml").is_ok());
         }

@@ -613,7 +613,8 @@ name = "uplink"
 device = "net_null_up{tag},no-rx=1"
 role = "uplink"
 
-[uplink]
+[[uplink]]
+port = "uplink"
 address = "192.0.2.1/24"
 mac = "02:00:00:00:00:01"
 

@@ -1,6 +1,6 @@
 //! A decap input's own address: switches sending ERSPAN or VXLAN to the
 //! appliance resolve it by ARP (or IPv6 neighbour discovery) first, so the
-//! main lcore answers for it on that port, as it does for the uplink's.
+//! main lcore answers for it on that port, as it does for each uplink's.
 //! The workers divert the port's ARP/ND frames to the exception ring.
 
 use std::net::IpAddr;
@@ -42,8 +42,6 @@ impl Answerer {
             Uplink {
                 mac,
                 addr,
-                prefix_len: if addr.is_ipv4() { 32 } else { 128 },
-                gateway: None,
                 refresh: Duration::from_secs(30),
             },
             &[],

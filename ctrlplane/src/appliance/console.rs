@@ -23,7 +23,6 @@ use super::protect::{self, Protector};
 use super::publisher::{NextHops, Publisher};
 use crate::cli::grammar::{self, Command, PortSel};
 use crate::config::{Config, DedupConfig, FlowsConfig, PortConfig};
-use crate::neighbor::Neighbors;
 use crate::policy::Policy;
 use crate::state::State;
 use crate::stats;
@@ -257,8 +256,8 @@ pub fn show_policy(
             let _ = match &d.out {
                 Output::Tunnel(t) => writeln!(
                     s,
-                    "  destination {:<12} {:?} to {}",
-                    d.name, t.tunnel, t.remote
+                    "  destination {:<12} {:?} to {} via {} (uplink {})",
+                    d.name, t.tunnel, t.remote, t.next_hop, t.uplink
                 ),
                 Output::Tool(i) => writeln!(
                     s,
@@ -349,7 +348,7 @@ fn per_copy(d: &Destination) -> String {
 pub fn show_tunnel(
     policy: &CompiledPolicy,
     tables: &Tables,
-    neighbors: &Neighbors,
+    hops: &NextHops,
     snap: &Snapshot,
     name: Option<&str>,
 ) -> String {
@@ -358,8 +357,7 @@ pub fn show_tunnel(
         let Some(t) = d.tunnel().filter(|_| name.is_none_or(|n| n == d.name)) else {
             continue;
         };
-        let hop = neighbors.next_hop(t.remote);
-        let mac = hop.and_then(|h| neighbors.lookup(h));
+        let mac = hops.next_hop_mac(t);
         let c = snap.destination(dt.slot);
         let count = |f: &dyn Fn(&DestCounts) -> u64| c.map_or(0, f);
         let _ = writeln!(s, "  destination {}", d.name);
@@ -371,8 +369,9 @@ pub fn show_tunnel(
         );
         let _ = writeln!(
             s,
-            "    next hop: {}  MAC: {}",
-            hop.map_or("none (unreachable)".to_owned(), |h| h.to_string()),
+            "    uplink: {}  next hop: {}  MAC: {}",
+            hops.uplink_name(t.uplink),
+            t.next_hop,
             mac.map_or("unresolved".to_owned(), |m| m
                 .iter()
                 .map(|b| format!("{b:02x}"))
@@ -418,39 +417,56 @@ pub fn show_tunnel(
     s
 }
 
-pub fn show_arp(neighbors: &Neighbors, answerers: &[Answerer]) -> String {
-    let mut rows: Vec<String> = neighbors
-        .entries()
-        .map(|(ip, st)| {
-            let mac = st.mac().map_or("incomplete".to_owned(), |m| {
-                m.iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":")
-            });
-            let kind = match st {
-                crate::neighbor::State::Static(_) => "static",
-                crate::neighbor::State::Incomplete { .. } => "resolving",
-                crate::neighbor::State::Reachable { .. } => "reachable",
-            };
-            format!("  {ip:<40} {mac:<18} {kind}\n")
-        })
-        .collect();
-    rows.sort();
-    let mut s = format!("  {:<40} {:<18} state\n{}", "address", "MAC", rows.concat());
+pub fn show_arp(hops: &NextHops, answerers: &[Answerer]) -> String {
+    let mut s = String::new();
+    for up in &hops.uplinks {
+        let mut rows: Vec<String> = up
+            .neighbors
+            .entries()
+            .map(|(ip, st)| {
+                let mac = st.mac().map_or("incomplete".to_owned(), |m| mac_text(&m));
+                let kind = match st {
+                    crate::neighbor::State::Static(_) => "static",
+                    crate::neighbor::State::Incomplete { .. } => "resolving",
+                    crate::neighbor::State::Reachable { .. } => "reachable",
+                };
+                format!("  {ip:<40} {mac:<18} {kind:<10} {}\n", up.name)
+            })
+            .collect();
+        rows.sort();
+        let _ = writeln!(
+            s,
+            "  uplink {:?} (port {}) answers for {} with {}",
+            up.name,
+            up.port,
+            up.outer.ip,
+            mac_text(&up.outer.mac)
+        );
+        s.push_str(&rows.concat());
+    }
+    s = format!(
+        "  {:<40} {:<18} {:<10} uplink\n{s}",
+        "address", "MAC", "state"
+    );
     for a in answerers {
-        let mac: Vec<String> = a.mac.iter().map(|b| format!("{b:02x}")).collect();
         let _ = writeln!(
             s,
             "  decap input {:?} (port {}) answers for {} with {}: {} answer(s) sent",
             a.name,
             a.port,
             a.addr,
-            mac.join(":"),
+            mac_text(&a.mac),
             a.answered
         );
     }
     s
+}
+
+fn mac_text(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 pub fn show_trace(trace: &Trace) -> String {
@@ -505,9 +521,17 @@ pub struct View<'a> {
 }
 
 impl View<'_> {
-    /// Every counter, read once: lcores, destinations, ports and taps.
-    pub fn snapshot(&self) -> Snapshot {
+    /// The forwarding counters: lcores, uplinks and destinations.
+    pub fn fwd_snapshot(&self) -> Snapshot {
         let mut s = self.lcores.counters.read(&self.publisher.slots());
+        let uplinks: Vec<String> = self.hops.uplinks.iter().map(|u| u.name.clone()).collect();
+        s.uplinks = self.lcores.counters.uplinks(&uplinks);
+        s
+    }
+
+    /// Every counter, read once: lcores, uplinks, destinations, ports and taps.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = self.fwd_snapshot();
         s.tool_ports = self
             .lcores
             .counters
@@ -576,9 +600,7 @@ impl View<'_> {
                         Err(e) => format!("  port {}: {e}\n", p.id()),
                     })
             }
-            Command::ShowFwdStats => {
-                stats::fwd_stats(&self.lcores.counters.read(&self.publisher.slots()))
-            }
+            Command::ShowFwdStats => stats::fwd_stats(&self.fwd_snapshot()),
             Command::ClearFwdStats => self.clear_fwd_stats(),
             Command::ShowConfigFwd => config_fwd(
                 self.lcores.workers(),
@@ -626,7 +648,7 @@ impl View<'_> {
             Command::ShowTunnel(name) => show_tunnel(
                 policy,
                 &self.publisher.tables().load(),
-                &self.hops.neighbors,
+                self.hops,
                 &self.lcores.counters.read(&self.publisher.slots()),
                 name.as_deref(),
             ),
@@ -649,7 +671,7 @@ impl View<'_> {
                 env!("CARGO_PKG_VERSION"),
                 dataplane::dpdk::version()
             ),
-            Command::ShowArp => show_arp(&self.hops.neighbors, self.answerers),
+            Command::ShowArp => show_arp(self.hops, self.answerers),
             Command::TraceAdd(n) => {
                 self.shared.trace.add(n);
                 format!("tracing the next {n} packet(s); show trace prints them\n")

@@ -44,7 +44,8 @@ pub struct Shared {
     pub clear_epoch: Arc<AtomicU64>,
     /// The workers' shed word (0: not protecting); see `worker::shed`.
     pub protect: Arc<AtomicU64>,
-    /// Frames for the main lcore (ARP/ND), and frames it sends on the uplink.
+    /// Frames for the main lcore (ARP/ND), and frames it sends on the
+    /// uplinks (each with its uplink's port id).
     pub exceptions: Arc<Ring<Mbuf>>,
     pub control_tx: Arc<Ring<Mbuf>>,
     /// Flow telemetry datagrams for the intake thread (with `[intake]`).
@@ -117,7 +118,7 @@ pub struct LaunchInputs<'a> {
     pub cfg: &'a Config,
     pub shared: &'a Shared,
     pub pool: &'a Arc<Mempool>,
-    /// Small mbufs for indirect clones; none when the uplink cannot send them.
+    /// Small mbufs for indirect clones; none when an uplink cannot send them.
     pub clone_pool: Option<&'a Arc<Mempool>>,
     pub tapped: Vec<&'a TappedPort>,
     /// Inputs whose ARP/ND the main lcore answers.
@@ -306,8 +307,8 @@ impl Common<'_> {
         &self,
         i: usize,
         sources: Vec<Source>,
-        uplink_rx: Option<RxQueue>,
-        uplink_tx: Option<TxQueue>,
+        uplink_rx: Vec<RxQueue>,
+        uplink_tx: Vec<TxQueue>,
         tool_tx: Option<TxQueue>,
         tool_ports: Vec<TxQueue>,
     ) -> WorkerSetup {
@@ -341,9 +342,10 @@ impl Common<'_> {
             port_decap: self.facts.decap.clone(),
             port_answers: self.facts.answers.clone(),
             exceptions: Arc::clone(&s.exceptions),
-            intake: match (&s.intake, &inp.cfg.intake, &inp.cfg.uplink) {
-                (Some(ring), Some(i), Some(u)) => Some(IntakeTap {
-                    addrs: vec![u.address.addr],
+            // Telemetry is sent to any uplink's address.
+            intake: match (&s.intake, &inp.cfg.intake) {
+                (Some(ring), Some(i)) if !inp.cfg.uplinks.is_empty() => Some(IntakeTap {
+                    addrs: inp.cfg.uplinks.iter().map(|u| u.address.addr).collect(),
                     ports: i.ports(),
                     ring: Arc::clone(ring),
                 }),
@@ -461,10 +463,20 @@ impl Lcores {
         let (mut taps, dist_taps) =
             tap_sources(inp, workers, distributor_lcore.is_some(), &mut dist_rings)?;
         dist_rings.extend(to_workers.iter().cloned());
-        let uplink = ports
+        // Uplinks by uplink index (`[[uplink]]` order), with their RX queues.
+        let uplinks: Vec<(&Port, u16)> = inp
+            .cfg
+            .uplinks
             .iter()
-            .find(|(pc, _)| pc.role == Role::Uplink)
-            .map(|(_, p)| p);
+            .filter_map(|u| {
+                let port = ports.iter().find(|(pc, _)| pc.name == u.port)?;
+                let rxq = uplink_rx_queues
+                    .iter()
+                    .find(|(n, _)| n == &u.port)
+                    .map_or(0, |(_, q)| *q);
+                Some((&port.1, rxq))
+            })
+            .collect();
         // Tool ports in config order: a worker's queue on each, indexed by
         // tool port index, and the decap inputs' own among them.
         let tools: Vec<&Port> = ports
@@ -495,15 +507,15 @@ impl Lcores {
                 sources.push(Source::Ring(Arc::clone(r)));
             }
             sources.append(&mut taps[i]);
-            let uplink_rx = match uplink {
-                Some(u) if q < uplink_rx_queues => {
-                    Some(u.rx_queue(q).map_err(StartError::dpdk("uplink"))?)
-                }
-                _ => None,
-            };
-            let uplink_tx = uplink
-                .map(|u| u.tx_queue(q).map_err(StartError::dpdk("uplink")))
-                .transpose()?;
+            let uplink_rx = uplinks
+                .iter()
+                .filter(|(_, rxqs)| q < *rxqs)
+                .map(|(u, _)| u.rx_queue(q).map_err(StartError::dpdk("uplink")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let uplink_tx = uplinks
+                .iter()
+                .map(|(u, _)| u.tx_queue(q).map_err(StartError::dpdk("uplink")))
+                .collect::<Result<Vec<_>, _>>()?;
             let tool_tx = decap_tool
                 .map(|t| {
                     t.tx_queue(decap_queue + q)

@@ -130,13 +130,13 @@ fn eal_and_pool(eal_args: &[String], cfg: &Config) -> Result<(Eal, Arc<Mempool>)
     Ok((eal, Arc::new(pool)))
 }
 
-/// Small mbufs for the workers' indirect clones, when the uplink sends
+/// Small mbufs for the workers' indirect clones, when every uplink sends
 /// chained mbufs (see `Worker::extra_copy`); none otherwise. A clone takes
 /// two (its header segment and the indirect one) and points at a packet of
 /// the packet pool, which bounds how many can be in flight: as many as
 /// that pool has mbufs is ample, at an eighth of its memory.
-fn clone_pool(cfg: &Config, uplink: Option<&Port>) -> Result<Option<Arc<Mempool>>, StartError> {
-    if !uplink.is_some_and(Port::sends_chains) {
+fn clone_pool(cfg: &Config, uplinks: &[&Port]) -> Result<Option<Arc<Mempool>>, StartError> {
+    if uplinks.is_empty() || !uplinks.iter().all(|p| p.sends_chains()) {
         return Ok(None);
     }
     let pool = Mempool::new(
@@ -158,6 +158,7 @@ fn clone_pool(cfg: &Config, uplink: Option<&Port>) -> Result<Option<Arc<Mempool>
 fn policy_context(cfg: &Config, plan: &plan::Plan, taps: Option<&pdump::Taps>) -> Context {
     Context {
         tools: cfg.tool_names(),
+        routes: cfg.tunnel_routes(),
         ports: plan
             .ports
             .iter()
@@ -179,9 +180,14 @@ impl Appliance {
         let (eal, pool) = eal_and_pool(eal_args, &cfg)?;
         let taps = pdump::Taps::prepare(&cfg).map_err(StartError::Pdump)?;
         let plan = Planner::new(&cfg)?.open()?.configure(&pool)?;
-        let uplink = plan.ports.iter().find(|(pc, _)| pc.role == Role::Uplink);
-        let mut hops = NextHops::new(&cfg, uplink.map(|(_, p)| p))?;
-        let clones = clone_pool(&cfg, uplink.map(|(_, p)| p))?;
+        let uplinks: Vec<&Port> = plan
+            .ports
+            .iter()
+            .filter(|(pc, _)| pc.role == Role::Uplink)
+            .map(|(_, p)| p)
+            .collect();
+        let clones = clone_pool(&cfg, &uplinks)?;
+        let mut hops = NextHops::new(&cfg, &plan.ports)?;
         let ctx = policy_context(&cfg, &plan, taps.as_ref());
         let tools = tools::Tools::new(&cfg, &plan.ports, &lcores::decap_config(&cfg))
             .map_err(StartError::Publish)?;
@@ -482,26 +488,38 @@ impl Appliance {
                 a.handle(m.data(), now, &self.pool);
                 continue;
             }
-            let (reply, c) = self.hops.neighbors.handle(m.data(), now);
+            // Each uplink answers and learns on its own port only.
+            let port = m.port();
+            let Some(up) = self.hops.on_port(port) else {
+                continue;
+            };
+            let (reply, c) = up.neighbors.handle(m.data(), now);
             changed |= c;
             if let Some(f) = reply {
-                self.send_control(&f);
+                self.send_control(port, &f);
             }
         }
-        let (requests, lost) = self.hops.neighbors.poll(now);
-        for f in requests {
-            self.send_control(&f);
+        let mut out = Vec::new();
+        for up in &mut self.hops.uplinks {
+            let (requests, lost) = up.neighbors.poll(now);
+            changed |= lost;
+            out.extend(requests.into_iter().map(|f| (up.port, f)));
         }
-        if changed || lost {
+        for (port, f) in out {
+            self.send_control(port, &f);
+        }
+        if changed {
             if let Err(e) = self.publisher.publish(&mut self.hops) {
                 log(e);
             }
         }
     }
 
-    fn send_control(&self, frame: &[u8]) {
+    /// Hands an ARP/ND frame to worker 0 to send on uplink port `port`.
+    fn send_control(&self, port: u16, frame: &[u8]) {
         match Mbuf::from_bytes(&self.pool, frame) {
-            Ok(m) => {
+            Ok(mut m) => {
+                m.set_port(port);
                 if self.shared.control_tx.enqueue(m).is_err() {
                     log("control TX ring full: an ARP/ND frame was not sent");
                 }
@@ -548,7 +566,7 @@ impl Appliance {
     /// `show fwd stats all`. Destinations of earlier policies keep their
     /// counters (their slot stays theirs) and are listed after the current ones.
     fn fwd_stats(&self) -> String {
-        stats::fwd_stats(&self.lcores.counters.read(&self.publisher.slots()))
+        stats::fwd_stats(&self.view().fwd_snapshot())
     }
 
     /// Port counters, testpmd's `show port stats all`, one line a port.

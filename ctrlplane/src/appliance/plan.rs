@@ -60,7 +60,9 @@ pub struct Plan {
     pub ports: Vec<(PortConfig, Port)>,
     pub worker_lcores: Vec<u32>,
     pub distributor_lcore: Option<u32>,
-    pub uplink_rx_queues: u16,
+    /// RX queues of each uplink port, by name: workers past that many do
+    /// not poll it.
+    pub uplink_rx_queues: Vec<(String, u16)>,
     /// One-lcore mode: the single worker runs on the main lcore.
     pub inline: bool,
 }
@@ -152,12 +154,12 @@ impl<'a> Planner<'a> {
             ));
         }
         let workers = self.lcores.len() as u16;
-        let mut uplink_rx_queues = 0;
+        let mut uplink_rx_queues = Vec::new();
         for (pc, port) in &mut self.opened {
             let info = port.info().map_err(info_err(pc))?;
             let (pcfg, per_worker) = queues(self.cfg, pc, &info, workers)?;
             if pc.role == Role::Uplink {
-                uplink_rx_queues = pcfg.rx_queues;
+                uplink_rx_queues.push((pc.name.clone(), pcfg.rx_queues));
             }
             let mode = port
                 .configure(&pcfg, pool)
@@ -280,7 +282,7 @@ fn queues(
                 });
             }
             pcfg.tx_queues = need;
-            // A tool port only sends; the uplink receives ARP/ND.
+            // A tool port only sends; an uplink receives ARP/ND.
             pcfg.rx_queues = match pc.role {
                 Role::Uplink => workers.min(info.max_rx_queues),
                 _ => u16::from(info.max_rx_queues > 0 && pc.device.driver() == Some("net_tap")),

@@ -7,13 +7,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use ahash::AHashMap;
 use arc_swap::ArcSwap;
 use dataplane::dpdk::Port;
 use dataplane::runtime::counters::MAX_DEST_SLOTS;
-use dataplane::runtime::policy::{CompiledPolicy, Destination};
+use dataplane::runtime::policy::{CompiledPolicy, Destination, TunnelOut};
 use dataplane::runtime::snapshot::DestSlot;
 use dataplane::runtime::tables::{DestTable, Tables};
 use dataplane::stage::encap::{EncapConfig, EncapTemplate, OuterConfig};
@@ -21,7 +20,7 @@ use dataplane::wire::ethernet::Address;
 
 use super::error::StartError;
 use super::tools::Tools;
-use crate::config::{Cidr, Config};
+use crate::config::{Config, PortConfig};
 use crate::log::log;
 use crate::neighbor::{Neighbors, Uplink};
 use crate::policy::{self, Context, Policy, PolicyError};
@@ -56,7 +55,7 @@ impl PolicySource {
     }
 }
 
-/// The uplink's side of every tunnel: its addresses and MTU.
+/// An uplink's side of its tunnels: its addresses and MTU.
 #[derive(Debug, Clone, Copy)]
 pub struct Outer {
     pub mac: [u8; 6],
@@ -64,63 +63,78 @@ pub struct Outer {
     pub mtu: u16,
 }
 
-/// Next hops of the tunnels: the neighbour table, and the uplink the
-/// tunnels leave by (none on a decap-only appliance).
-pub struct NextHops {
+/// One uplink: its port, its side of the tunnels that leave by it, and
+/// its own neighbour table (ARP/ND on its port, for its own address).
+pub struct UplinkHops {
+    /// The uplink port's name.
+    pub name: String,
+    /// Its DPDK port id: its ARP/ND frames come in and go out there.
+    pub port: u16,
+    pub outer: Outer,
     pub neighbors: Neighbors,
-    pub outer: Option<Outer>,
+}
+
+/// Next hops of the tunnels: one neighbour table per uplink, by uplink
+/// index (none on a decap-only or tool-only appliance).
+pub struct NextHops {
+    pub uplinks: Vec<UplinkHops>,
 }
 
 impl NextHops {
-    /// The neighbour table and the tunnels' outer addresses, from the
-    /// config and the uplink `port` (none on a decap-only appliance).
-    pub fn new(cfg: &Config, port: Option<&Port>) -> Result<NextHops, StartError> {
-        let (mac, ip, prefix_len, gateway, refresh) = match (&cfg.uplink, port) {
-            (Some(u), Some(port)) => {
-                let mac = match u.mac {
-                    Some(m) => m.0,
-                    None => port.mac().map_err(StartError::UplinkMac)?,
-                };
-                let Cidr { addr, len } = u.address;
-                (mac, addr, len, u.gateway, u.arp_refresh)
-            }
-            _ => (
-                [0; 6],
-                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                32,
-                None,
-                Duration::from_secs(30),
-            ),
-        };
-        let statics: Vec<(IpAddr, [u8; 6])> =
-            cfg.neighbors.iter().map(|n| (n.ip, n.mac.0)).collect();
-        let neighbors = Neighbors::new(
-            Uplink {
-                mac,
-                addr: ip,
-                prefix_len,
-                gateway,
-                refresh,
-            },
-            &statics,
-        );
-        let outer = port.map(|_| Outer {
-            mac,
-            ip,
-            mtu: cfg.uplink.as_ref().map_or(1500, |u| u.mtu),
-        });
-        Ok(NextHops { neighbors, outer })
+    /// Each uplink's table and the tunnels' outer addresses, from the
+    /// config and the opened `ports`.
+    pub fn new(cfg: &Config, ports: &[(PortConfig, Port)]) -> Result<NextHops, StartError> {
+        let mut uplinks = Vec::with_capacity(cfg.uplinks.len());
+        for (i, u) in cfg.uplinks.iter().enumerate() {
+            let Some((_, port)) = ports.iter().find(|(pc, _)| pc.name == u.port) else {
+                continue;
+            };
+            let mac = match u.mac {
+                Some(m) => m.0,
+                None => port.mac().map_err(StartError::UplinkMac)?,
+            };
+            let statics: Vec<(IpAddr, [u8; 6])> = cfg
+                .neighbors
+                .iter()
+                .filter(|n| n.uplink == i)
+                .map(|n| (n.ip, n.mac.0))
+                .collect();
+            let addr = u.address.addr;
+            uplinks.push(UplinkHops {
+                name: u.port.clone(),
+                port: port.id(),
+                outer: Outer {
+                    mac,
+                    ip: addr,
+                    mtu: u.mtu,
+                },
+                neighbors: Neighbors::new(
+                    Uplink {
+                        mac,
+                        addr,
+                        refresh: u.arp_refresh,
+                    },
+                    &statics,
+                ),
+            });
+        }
+        Ok(NextHops { uplinks })
     }
 
-    /// The tunnel template of `d`, if its next hop is resolved; asks for
-    /// the next hop's address otherwise.
+    /// The uplink whose port is `port`, for its ARP/ND frames.
+    pub fn on_port(&mut self, port: u16) -> Option<&mut UplinkHops> {
+        self.uplinks.iter_mut().find(|u| u.port == port)
+    }
+
+    /// The tunnel template of `d`, if the next hop its route chose is
+    /// resolved on its uplink; asks for the next hop's address otherwise.
     fn template(&mut self, d: &Destination) -> Option<EncapTemplate> {
-        let outer = self.outer?;
         let d_name = &d.name;
         let d = d.tunnel()?;
-        let hop = self.neighbors.next_hop(d.remote)?;
-        self.neighbors.want(hop);
-        let mac = self.neighbors.lookup(hop)?;
+        let up = self.uplinks.get_mut(usize::from(d.uplink))?;
+        up.neighbors.want(d.next_hop);
+        let mac = up.neighbors.lookup(d.next_hop)?;
+        let outer = up.outer;
         let cfg = EncapConfig {
             tunnel: d.tunnel,
             outer: OuterConfig {
@@ -144,20 +158,26 @@ impl NextHops {
         }
     }
 
+    /// The MAC of a tunnel's next hop, if resolved.
+    pub fn next_hop_mac(&self, t: &TunnelOut) -> Option<[u8; 6]> {
+        self.uplinks
+            .get(usize::from(t.uplink))
+            .and_then(|u| u.neighbors.lookup(t.next_hop))
+    }
+
+    /// The name of uplink `i`.
+    pub fn uplink_name(&self, i: u16) -> &str {
+        self.uplinks
+            .get(usize::from(i))
+            .map_or("?", |u| u.name.as_str())
+    }
+
     /// Destinations of `policy` whose next hop has no MAC yet.
     pub fn unresolved(&self, policy: &CompiledPolicy) -> Vec<String> {
-        if self.outer.is_none() {
-            return Vec::new();
-        }
         policy
             .destinations
             .iter()
-            .filter(|d| {
-                let Some(t) = d.tunnel() else { return false };
-                self.neighbors
-                    .next_hop(t.remote)
-                    .is_none_or(|h| self.neighbors.lookup(h).is_none())
-            })
+            .filter(|d| d.tunnel().is_some_and(|t| self.next_hop_mac(t).is_none()))
             .map(|d| d.name.clone())
             .collect()
     }

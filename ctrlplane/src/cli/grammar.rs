@@ -236,7 +236,7 @@ static COMMANDS: &[Spec] = &[
     },
     Spec {
         pattern: &[Kw("show"), Kw("arp")],
-        help: "the uplink's neighbour table",
+        help: "each uplink's neighbour table, and who answers ARP/ND for which address",
         build: |_| Some(Command::ShowArp),
     },
     Spec {

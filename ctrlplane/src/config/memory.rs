@@ -120,11 +120,11 @@ impl Footprint {
             mbufs * obj + ring_bytes(mbufs) + POOL_HEADER,
             Place::Hugepages,
         );
-        if cfg.uplink_port().is_some() {
+        if !cfg.uplinks.is_empty() {
             let obj = round_line(OBJ_OVERHEAD + CLONE_DATA_ROOM);
             add(
                 "clone pool",
-                format!("{mbufs} mbufs x {obj} B, when the uplink sends chained mbufs"),
+                format!("{mbufs} mbufs x {obj} B, when every uplink sends chained mbufs"),
                 mbufs * obj + ring_bytes(mbufs) + POOL_HEADER,
                 Place::Hugepages,
             );
@@ -312,7 +312,8 @@ mod tests {
         name = "up"
         device = "net_null1"
         role = "uplink"
-        [uplink]
+        [[uplink]]
+        port = "up"
         address = "192.0.2.1/24"
         [mempool]
         mbufs = 4096

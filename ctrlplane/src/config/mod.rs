@@ -10,7 +10,7 @@
 //!
 //! - `values`: the value types (`Cidr`, `MacAddr`, `Device`, `Endpoint`);
 //! - `ports`: `[[port]]`, roles and modes, and the rules between ports;
-//! - `uplink`: `[uplink]` and `[[neighbor]]`;
+//! - `uplink`: `[[uplink]]`, `[[neighbor]]` and the routes to tunnel remotes;
 //! - `controller`: `[controller]`;
 //! - `pdump`: `[pdump]`, and the devices a secondary can run;
 //! - `decap`: `[decap]`;
@@ -57,7 +57,7 @@ pub use pdump::PdumpSection;
 pub use ports::{CaptureConfig, PdumpTap, PortConfig, PortDirection, PortMode, Role};
 pub use stream::StreamConfig;
 pub use tools::{GroupHash, ToolGroupConfig, ToolMember, MAX_WEIGHT};
-pub use uplink::{NeighborConfig, UplinkConfig};
+pub use uplink::{NeighborConfig, Route, Routes, StaticRoute, UplinkConfig, MAX_UPLINKS};
 pub use values::{parse_mac, Cidr, Device, Endpoint, MacAddr};
 
 use crate::guard::GuardConfig;
@@ -79,8 +79,10 @@ pub enum ConfigError {
 pub struct Config {
     pub appliance: ApplianceId,
     pub ports: Vec<PortConfig>,
-    /// The uplink's addressing; there when a port is the uplink.
-    pub uplink: Option<UplinkConfig>,
+    /// Each uplink port's addressing, in `[[uplink]]` order: an uplink's
+    /// position here is its uplink index (its TX lanes, its counters,
+    /// `Route::uplink`).
+    pub uplinks: Vec<UplinkConfig>,
     pub neighbors: Vec<NeighborConfig>,
     pub workers: WorkersConfig,
     pub mempool: MempoolConfig,
@@ -138,20 +140,24 @@ impl Config {
     /// The typed config, and every value that cannot work as a problem in
     /// `p`, each naming its key (the config is only used when there is none).
     fn check(raw: RawConfig, p: &mut Vec<String>) -> Config {
-        let uplinks = raw.ports.iter().filter(|x| x.role == Role::Uplink).count();
+        let uplink_ports: Vec<&str> = raw
+            .ports
+            .iter()
+            .filter(|x| x.role == Role::Uplink)
+            .map(|x| x.name.as_str())
+            .collect();
+        let uplinks: Vec<UplinkConfig> = raw
+            .uplinks
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, u)| UplinkConfig::check(i, u, p))
+            .collect();
+        uplink::check_all(&uplinks, &uplink_ports, p);
         let taps_primary = raw.ports.iter().any(|x| x.pdump.is_some());
         let tool_groups = tools::check(raw.tool_groups, &raw.ports, &raw.decap, p);
         let ports = ports::check(raw.ports, raw.pdump.is_some(), p);
-        let uplink = match raw.uplink {
-            Some(u) => UplinkConfig::check(u, p),
-            None if uplinks == 1 => {
-                p.push("uplink: the uplink port needs an [uplink] section with its address".into());
-                None
-            }
-            None => None,
-        };
         raw.decap.problems(p);
-        let neighbors = NeighborConfig::check(raw.neighbors, p);
+        let neighbors = NeighborConfig::check(raw.neighbors, &uplinks, p);
         raw.workers.problems(p);
         raw.mempool.problems(p);
         raw.queues.problems(p);
@@ -162,7 +168,7 @@ impl Config {
         let controller = raw.controller.and_then(|c| ControllerConfig::check(c, p));
         let flows = raw.flows.map(|f| FlowsConfig::check(f, p));
         if let Some(i) = &raw.intake {
-            i.problems(uplink.is_some(), p);
+            i.problems(!uplinks.is_empty(), p);
         }
         if let Some(s) = &raw.stream {
             s.problems(&raw.appliance.name, p);
@@ -178,7 +184,7 @@ impl Config {
         Config {
             appliance: raw.appliance,
             ports,
-            uplink,
+            uplinks,
             neighbors,
             workers: raw.workers,
             mempool: raw.mempool,
@@ -202,9 +208,24 @@ impl Config {
         self.input_ports().filter(|p| p.pdump.is_some())
     }
 
-    /// The uplink port's config.
-    pub fn uplink_port(&self) -> Option<&PortConfig> {
-        self.ports.iter().find(|p| p.role == Role::Uplink)
+    /// The uplink ports' configs, by uplink index (`[[uplink]]` order).
+    pub fn uplink_ports(&self) -> impl Iterator<Item = &PortConfig> {
+        self.uplinks
+            .iter()
+            .filter_map(|u| self.ports.iter().find(|p| p.name == u.port))
+    }
+
+    /// The routes tunnel remotes leave by.
+    pub fn routes(&self) -> Routes {
+        Routes::new(&self.uplinks, &self.neighbors)
+    }
+
+    /// The routes a policy's tunnels are checked against: none when no
+    /// input is in tap mode (only tap inputs' packets are tunnelled).
+    pub fn tunnel_routes(&self) -> Option<Routes> {
+        self.input_ports()
+            .any(|p| p.mode == PortMode::Tap)
+            .then(|| self.routes())
     }
 
     /// The tool port decap inputs send to: `[decap] tool`, or the only

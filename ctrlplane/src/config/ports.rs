@@ -1,5 +1,5 @@
 //! `[[port]]`: what each port is, which device runs it, and the rules
-//! between them (one uplink for tap inputs unless they send to tool ports
+//! between them (an uplink for tap inputs unless they send to tool ports
 //! only, a tool port for decap inputs, each primary's device tapped once).
 
 use std::collections::HashSet;
@@ -78,7 +78,8 @@ pub struct PortConfig {
     /// For inputs: `tap` (mirrored traffic, tunnelled out) or `decap`
     /// (tunnels in, their inner frames out on the tool port).
     pub mode: PortMode,
-    /// MTU to set on the device; the uplink's bounds encapsulated packets.
+    /// MTU to set on the device (an uplink's `[[uplink]] mtu` bounds
+    /// encapsulated packets).
     pub mtu: Option<u16>,
     /// A decap input's own address (written as IPv4 or IPv6, a prefix
     /// length allowed): Sluice answers ARP and neighbour solicitations for
@@ -276,10 +277,10 @@ fn roles(ports: &[RawPort], p: &mut Vec<String>) {
     if inputs == 0 {
         p.push("port: at least one port needs role = \"input\"".into());
     }
-    if uplinks > 1 || (taps > 0 && uplinks == 0 && tools == 0) {
-        p.push(format!(
-            "port: exactly one port needs role = \"uplink\" when inputs are in tap mode ({uplinks} have it), unless every destination is a tool port (role = \"tool\")"
-        ));
+    if taps > 0 && uplinks == 0 && tools == 0 {
+        p.push(
+            "port: a port needs role = \"uplink\" when inputs are in tap mode (none has it), unless every destination is a tool port (role = \"tool\")".into(),
+        );
     }
     if decaps > 0 && tools == 0 {
         p.push(

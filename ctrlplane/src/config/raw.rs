@@ -25,7 +25,8 @@ pub(super) struct RawConfig {
     pub appliance: ApplianceId,
     #[serde(rename = "port")]
     pub ports: Vec<RawPort>,
-    pub uplink: Option<RawUplink>,
+    #[serde(default, rename = "uplink")]
+    pub uplinks: Vec<RawUplink>,
     #[serde(default, rename = "neighbor")]
     pub neighbors: Vec<RawNeighbor>,
     #[serde(default)]
@@ -78,12 +79,16 @@ pub(super) struct RawPort {
     pub loops: Option<u32>,
 }
 
-/// `[uplink]`.
+/// `[[uplink]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawUplink {
+    pub port: String,
     pub address: String,
     pub gateway: Option<IpAddr>,
+    /// `"PREFIX via NEXT-HOP"` each.
+    #[serde(default)]
+    pub routes: Vec<String>,
     pub mac: Option<String>,
     #[serde(default = "default_mtu")]
     pub mtu: u16,
@@ -97,6 +102,8 @@ pub(super) struct RawUplink {
 pub(super) struct RawNeighbor {
     pub ip: IpAddr,
     pub mac: String,
+    /// The uplink port it is on, when its subnet does not say.
+    pub uplink: Option<String>,
 }
 
 /// `[dedup]`.

@@ -13,7 +13,8 @@ const GOOD: &str = r#"
     name = "up"
     device = "net_pcap1,tx_pcap=out.pcap"
     role = "uplink"
-    [uplink]
+    [[uplink]]
+    port = "up"
     address = "192.0.2.1/24"
     gateway = "192.0.2.254"
 "#;
@@ -21,15 +22,15 @@ const GOOD: &str = r#"
 #[test]
 fn a_minimal_config_gets_defaults() {
     let c = Config::parse(GOOD, "t").expect("valid");
-    assert_eq!(c.uplink.as_ref().map(|u| u.mtu), Some(1500));
+    assert_eq!(c.uplinks.first().map(|u| u.mtu), Some(1500));
     assert_eq!(c.dedup.window, Duration::from_micros(50_000));
-    assert_eq!(c.uplink_port().map(|p| p.name.as_str()), Some("up"));
+    assert_eq!(c.uplink_ports().next().map(|p| p.name.as_str()), Some("up"));
     assert_eq!(c.input_ports().count(), 1);
 }
 
 #[test]
 fn unknown_keys_are_named() {
-    let bad = GOOD.replace("[uplink]", "[uplink]\nmtuu = 9000");
+    let bad = GOOD.replace("port = \"up\"", "port = \"up\"\nmtuu = 9000");
     let e = Config::parse(&bad, "t")
         .expect_err("unknown key")
         .to_string();
@@ -51,8 +52,9 @@ fn every_bad_value_is_named_with_its_reason() {
         .expect_err("bad values")
         .to_string();
     for key in [
-        "uplink.address",
-        "exactly one port needs role = \"uplink\"",
+        "uplink[0].address",
+        "a port needs role = \"uplink\" when inputs are in tap mode",
+        "neighbor[0]: the appliance has no uplink for it to be on",
         "dedup.table_entries: 1000",
         "mempool.mbufs: 10",
         "neighbor[0].mac",
@@ -151,7 +153,8 @@ const PDUMP: &str = r#"
     name = "up"
     device = "net_pcap1,tx_pcap=out.pcap"
     role = "uplink"
-    [uplink]
+    [[uplink]]
+    port = "up"
     address = "192.0.2.1/24"
 "#;
 
@@ -234,7 +237,7 @@ fn addresses_macs_devices_and_durations_are_typed_at_load() {
         "gateway = \"192.0.2.254\"\nmac = \"02:00:00:00:00:01\"\narp_refresh_s = 7",
     ) + "\n[[neighbor]]\nip = \"192.0.2.10\"\nmac = \"02:00:00:00:00:0A\"\n[dedup]\nwindow_us = 250\n";
     let c = Config::parse(&text, "t").expect("valid");
-    let u = c.uplink.as_ref().expect("uplink");
+    let u = c.uplinks.first().expect("uplink");
     assert_eq!(u.address, Cidr::new([192, 0, 2, 1], 24));
     assert_eq!(u.gateway, Some("192.0.2.254".parse().expect("ip")));
     assert_eq!(u.mac, Some(MacAddr([2, 0, 0, 0, 0, 1])));
@@ -244,6 +247,7 @@ fn addresses_macs_devices_and_durations_are_typed_at_load() {
         [NeighborConfig {
             ip: "192.0.2.10".parse().expect("ip"),
             mac: MacAddr([2, 0, 0, 0, 0, 10]),
+            uplink: 0,
         }]
     );
     assert_eq!(c.dedup.window, Duration::from_micros(250));
@@ -262,7 +266,10 @@ fn problems_of_every_section_come_in_one_error() {
     let bad = GOOD
         .replace("192.0.2.254", "2001:db8::1")
         .replace("role = \"input\"", "role = \"input\"\nmtu = 20")
-        .replace("[uplink]", "[uplink]\nmac = \"02:00:00:00:00\"\narp_refresh_s = 0")
+        .replace(
+            "port = \"up\"",
+            "port = \"up\"\nmac = \"02:00:00:00:00\"\narp_refresh_s = 0",
+        )
         + "\n[[neighbor]]\nip = \"192.0.2.9\"\nmac = \"02:00:00:00:00:09:01\"\n\
            [controller]\naddresses = [\"ctl.example:0\"]\nca = \"\"\ncert = \"a.pem\"\nkey = \"a.key\"\n\
            connect_timeout_ms = 1\n[decap]\nmax_layers = 9\n[queues]\nrx_desc = 1\n";
@@ -271,9 +278,9 @@ fn problems_of_every_section_come_in_one_error() {
         .to_string();
     for key in [
         "port[0].mtu: 20 is outside 68..=9600",
-        "uplink.gateway: 2001:db8::1 is not of the address family",
-        "uplink.mac: \"02:00:00:00:00\" is not a MAC address",
-        "uplink.arp_refresh_s: must be at least 1",
+        "uplink[0].gateway: 2001:db8::1 is not of the address family",
+        "uplink[0].mac: \"02:00:00:00:00\" is not a MAC address",
+        "uplink[0].arp_refresh_s: must be at least 1",
         "neighbor[0].mac: \"02:00:00:00:00:09:01\" is not a MAC address",
         "controller.addresses[0]: \"ctl.example:0\" is not host:port",
         "controller.ca: must not be empty",
@@ -363,7 +370,7 @@ const TOOLS: &str = r#"
 #[test]
 fn tool_ports_and_groups_need_no_uplink_and_are_named_in_table_order() {
     let c = Config::parse(TOOLS, "t").expect("valid");
-    assert!(c.uplink_port().is_none());
+    assert!(c.uplinks.is_empty() && c.uplink_ports().next().is_none());
     assert_eq!(c.tool_names(), ["ids1", "ids2", "ids3", "ids-farm", "pair"]);
     let farm = &c.tool_groups[0];
     assert_eq!(
@@ -513,4 +520,112 @@ fn workers_poll_unless_told_and_idle_keys_are_checked() {
         .expect_err("bad bound")
         .to_string();
     assert!(e.contains("workers.idle_max_us: 5"), "{e}");
+}
+
+/// Two uplinks on two subnets, one with a gateway and a static route.
+const TWO_UPLINKS: &str = r#"
+    [[port]]
+    name = "tap0"
+    device = "net_pcap0,rx_pcap=in.pcap"
+    role = "input"
+    [[port]]
+    name = "up-a"
+    device = "net_pcap1,tx_pcap=a.pcap"
+    role = "uplink"
+    [[port]]
+    name = "up-b"
+    device = "net_pcap2,tx_pcap=b.pcap"
+    role = "uplink"
+    [[uplink]]
+    port = "up-b"
+    address = "198.51.100.1/24"
+    gateway = "198.51.100.254"
+    [[uplink]]
+    port = "up-a"
+    address = "192.0.2.1/24"
+    gateway = "192.0.2.254"
+    routes = ["203.0.113.0/24 via 192.0.2.253", "203.0.113.128/25 via 192.0.2.252"]
+    [[uplink]]
+    port = "up-v6"
+    address = "2001:db8::1/64"
+    [[port]]
+    name = "up-v6"
+    device = "net_pcap3,tx_pcap=c.pcap"
+    role = "uplink"
+    [[neighbor]]
+    ip = "10.9.9.9"
+    mac = "02:00:00:00:00:99"
+    uplink = "up-a"
+"#;
+
+#[test]
+fn each_remote_leaves_by_its_subnet_route_or_first_gateway() {
+    let c = Config::parse(TWO_UPLINKS, "t").expect("valid");
+    let names: Vec<&str> = c.uplink_ports().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["up-b", "up-a", "up-v6"], "[[uplink]] order");
+    let r = c.routes();
+    let route = |ip: &str| {
+        r.route(ip.parse().expect("ip"))
+            .map(|r| (r.uplink, r.next_hop.to_string()))
+    };
+    // On a subnet: that uplink, to the remote itself.
+    assert_eq!(route("192.0.2.10"), Some((1, "192.0.2.10".into())));
+    assert_eq!(route("198.51.100.7"), Some((0, "198.51.100.7".into())));
+    assert_eq!(route("2001:db8::9"), Some((2, "2001:db8::9".into())));
+    // The longest static route.
+    assert_eq!(route("203.0.113.5"), Some((1, "192.0.2.253".into())));
+    assert_eq!(route("203.0.113.200"), Some((1, "192.0.2.252".into())));
+    // A fixed neighbour is on its uplink, reached directly.
+    assert_eq!(route("10.9.9.9"), Some((1, "10.9.9.9".into())));
+    // Otherwise the first uplink with a gateway of the family.
+    assert_eq!(route("8.8.8.8"), Some((0, "198.51.100.254".into())));
+    // No IPv6 gateway: unreachable.
+    assert_eq!(route("2001:db9::1"), None);
+}
+
+#[test]
+fn uplinks_without_addressing_or_with_ambiguous_routes_are_refused() {
+    let missing = TWO_UPLINKS.replace(
+        "port = \"up-v6\"\n    address",
+        "port = \"up-x\"\n    address",
+    );
+    let e = Config::parse(&missing, "t").expect_err("bad").to_string();
+    for key in [
+        "uplink[2].port: \"up-x\" is not a port with role = \"uplink\"",
+        "port \"up-v6\": an uplink port needs its addressing: [[uplink]] with port = \"up-v6\"",
+    ] {
+        assert!(e.contains(key), "missing {key} in {e}");
+    }
+    let overlap = TWO_UPLINKS
+        .replace("198.51.100.1/24", "192.0.2.129/25")
+        .replace("198.51.100.254", "192.0.2.254")
+        .replace("gateway = \"192.0.2.254\"\n    routes", "routes")
+        .replace(
+            "\"203.0.113.128/25 via 192.0.2.252\"",
+            "\"203.0.113.128/25 via 10.0.0.1\"",
+        );
+    let e = Config::parse(&overlap, "t").expect_err("bad").to_string();
+    for key in [
+        "uplink[1].address: 192.0.2.1/24 overlaps uplink[0]'s subnet 192.0.2.129/25 (port \"up-b\")",
+        "uplink[1].routes[1]: \"203.0.113.128/25 via 10.0.0.1\": the next hop 10.0.0.1 is not on the uplink's subnet 192.0.2.1/24",
+    ] {
+        assert!(e.contains(key), "missing {key} in {e}");
+    }
+    let twice = TWO_UPLINKS.replace(
+        "gateway = \"198.51.100.254\"",
+        "gateway = \"198.51.100.254\"\n    routes = [\"203.0.113.0/24 via 198.51.100.2\", \"x\"]",
+    );
+    let e = Config::parse(&twice, "t").expect_err("bad").to_string();
+    for key in [
+        "uplink[1].routes: 203.0.113.0/24 is routed by uplink[0] (port \"up-b\") too",
+        "uplink[0].routes[1]: \"x\" is not a route such as",
+    ] {
+        assert!(e.contains(key), "missing {key} in {e}");
+    }
+    let lost = TWO_UPLINKS.replace("    uplink = \"up-a\"\n", "");
+    let e = Config::parse(&lost, "t").expect_err("bad").to_string();
+    assert!(
+        e.contains("neighbor[0]: 10.9.9.9 is on no uplink's subnet: name its uplink"),
+        "{e}"
+    );
 }

@@ -21,6 +21,7 @@ use dataplane::stage::strip::StripSpec;
 use dataplane::stage::Direction;
 
 use super::model::*;
+use crate::config::{Route, Routes};
 
 /// One thing wrong with a policy: where, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,12 @@ pub struct Context {
     /// tables (`Output::Tool` is the position): every tool port in config
     /// order, then every tool group.
     pub tools: Vec<String>,
+    /// The uplinks' subnets, static routes and gateways: each tunnel's
+    /// remote gets its uplink and next hop here, or the policy is refused.
+    /// `None` where nothing is tunnelled (no input in tap mode: a decap
+    /// front-end) or the appliance is not known (a policy checked alone):
+    /// remotes are then not routed (uplink 0, the remote as next hop).
+    pub routes: Option<Routes>,
 }
 
 struct Problems(Vec<Problem>);
@@ -203,7 +210,9 @@ fn destination(
     let before = pb.0.len();
     let out = match (&d.port, d.tunnel, &d.remote) {
         (Some(port), None, None) => tool_out(d, port, path, ctx, pb),
-        (None, Some(kind), Some(remote)) => tunnel_out(d, kind, remote, path, pb),
+        (None, Some(kind), Some(remote)) => {
+            tunnel_out(d, kind, remote, path, ctx.routes.as_ref(), pb)
+        }
         (Some(_), _, _) => {
             pb.add(
                 format!("{path}.port"),
@@ -337,6 +346,7 @@ fn tunnel_out(
     kind: TunnelKind,
     remote: &str,
     path: &str,
+    routes: Option<&Routes>,
     pb: &mut Problems,
 ) -> Option<Output> {
     let before = pb.0.len();
@@ -458,12 +468,39 @@ fn tunnel_out(
             "rewrites a tool's frames: a tunnel's outer MAC is its next hop's",
         );
     }
+    let route = remote.and_then(|r| {
+        let Some(routes) = routes else {
+            return Some(Route {
+                uplink: 0,
+                next_hop: r,
+            });
+        };
+        let route = routes.route(r);
+        if route.is_none() {
+            let why = if routes.is_empty() {
+                "the appliance has no uplink".to_owned()
+            } else {
+                format!(
+                    "it is on no subnet or static route of the uplinks ({}), and none of them has a gateway of its family",
+                    routes.names().collect::<Vec<_>>().join(", ")
+                )
+            };
+            pb.add(
+                format!("{path}.remote"),
+                format!("destination {:?}: no uplink reaches {r}: {why}", d.name),
+            );
+        }
+        route
+    });
     if pb.0.len() != before {
         return None;
     }
+    let route = route?;
     Some(Output::Tunnel(TunnelOut {
         tunnel,
         remote: remote?,
+        uplink: route.uplink,
+        next_hop: route.next_hop,
         dscp: d.dscp,
         ttl: d.ttl,
         vlan: d.vlan.map(|vid| OuterVlan { vid, pcp: 0 }),

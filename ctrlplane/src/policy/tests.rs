@@ -47,11 +47,98 @@ dst_port = "80-443"
 to = ["noc", { dest = "soc", slice = 64, slice_after = "l4", tag = 9 }]
 "#;
 
+/// Two uplinks: `up-a` on 192.0.2.0/24 with a route to 203.0.113.0/24,
+/// `up-b` on 198.51.100.0/24 with the IPv4 gateway.
 fn ctx() -> Context {
+    let config = crate::config::Config::parse(
+        r#"
+        [[port]]
+        name = "tap0"
+        device = "net_null0"
+        role = "input"
+        [[port]]
+        name = "up-a"
+        device = "net_null1"
+        role = "uplink"
+        [[port]]
+        name = "up-b"
+        device = "net_null2"
+        role = "uplink"
+        [[uplink]]
+        port = "up-a"
+        address = "192.0.2.100/24"
+        routes = ["203.0.113.0/24 via 192.0.2.253"]
+        [[uplink]]
+        port = "up-b"
+        address = "198.51.100.1/24"
+        gateway = "198.51.100.254"
+        "#,
+        "t",
+    )
+    .expect("config");
     Context {
         ports: vec![("tap0".into(), 0), ("tap1".into(), 3)],
         tools: vec!["ids1".into(), "ids2".into(), "ids-farm".into()],
+        routes: Some(config.routes()),
     }
+}
+
+#[test]
+fn each_tunnel_gets_its_uplink_and_next_hop_and_an_unreachable_one_is_refused() {
+    let text = r#"
+[[destination]]
+name = "near"
+tunnel = "vxlan"
+remote = "192.0.2.10"
+vni = 1
+[[destination]]
+name = "routed"
+tunnel = "vxlan"
+remote = "203.0.113.9"
+vni = 2
+[[destination]]
+name = "far"
+tunnel = "vxlan"
+remote = "8.8.8.8"
+vni = 3
+[[rule]]
+name = "all"
+to = ["near", "routed", "far"]
+"#;
+    let c = compile(&parse_toml(text, "t").expect("toml"), &ctx()).expect("valid");
+    let hops: Vec<(u16, String)> = c
+        .destinations
+        .iter()
+        .filter_map(|d| d.tunnel())
+        .map(|t| (t.uplink, t.next_hop.to_string()))
+        .collect();
+    assert_eq!(
+        hops,
+        [
+            (0, "192.0.2.10".into()),
+            (0, "192.0.2.253".into()),
+            (1, "198.51.100.254".into())
+        ]
+    );
+    let v6 = text.replace("8.8.8.8", "2001:db8::9");
+    let err = compile(&parse_toml(&v6, "t").expect("toml"), &ctx()).expect_err("unreachable");
+    let all: Vec<String> = err.iter().map(ToString::to_string).collect();
+    assert!(
+        all.iter().any(|e| e.starts_with(
+            "destination[2].remote: destination \"far\": no uplink reaches 2001:db8::9"
+        ) && e.contains("up-a, up-b")),
+        "{all:?}"
+    );
+    let none = Context {
+        routes: Some(Default::default()),
+        ..ctx()
+    };
+    let err = compile(&parse_toml(text, "t").expect("toml"), &none).expect_err("no uplink");
+    assert!(
+        err.iter()
+            .any(|e| e.reason.ends_with("the appliance has no uplink")),
+        "{err:?}"
+    );
 }
 
 fn tcp_to(dst: u32, port: u16) -> Layers {

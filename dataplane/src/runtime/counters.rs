@@ -244,8 +244,10 @@ impl DestCounters {
     }
 }
 
-/// One worker's counters for one tool port (a tool group's member, or a
-/// tool destination's port): what it sent, and what its queue refused.
+/// One worker's counters for one output port (a tool port: a tool group's
+/// member, or a tool destination's port; or an uplink): what it sent, and
+/// what its queue refused. An uplink's count only its tunnels' copies, not
+/// the ARP/ND frames the main lcore sends there.
 #[derive(Debug, Default)]
 pub struct ToolPortCounters {
     pub tx_packets: Counter,
@@ -306,6 +308,8 @@ impl RuleCounters {
 
 /// Tool ports per appliance (the config's `role = "tool"` ports).
 pub const MAX_TOOL_PORTS: usize = 64;
+/// Uplinks an appliance may have: each worker has a TX lane on each.
+pub const MAX_UPLINKS: usize = 8;
 
 /// Destination slots per appliance: counters are indexed by slot, which
 /// stays with a destination's name across policy swaps.
@@ -321,6 +325,8 @@ pub struct WorkerStats {
     pub dests: Box<[CachePadded<DestCounters>]>,
     /// Indexed by tool port (the config's tool ports, in order).
     pub tool_ports: Box<[CachePadded<ToolPortCounters>]>,
+    /// Indexed by uplink index (the config's `[[uplink]]` order).
+    pub uplinks: Box<[CachePadded<ToolPortCounters>]>,
     /// Hits per rule of the classifier the worker runs: swapped by the
     /// worker when it adopts a new classifier.
     pub rules: ArcSwap<RuleCounters>,
@@ -358,7 +364,7 @@ impl WorkerStats {
         self.decap.zero();
         self.flows.zero();
         self.rules.load().zero();
-        for t in self.tool_ports.iter() {
+        for t in self.tool_ports.iter().chain(self.uplinks.iter()) {
             for x in [&t.tx_packets, &t.tx_bytes, &t.dropped_tx_full] {
                 x.set(0);
             }
@@ -384,6 +390,7 @@ impl Default for WorkerStats {
             tool_ports: (0..MAX_TOOL_PORTS)
                 .map(|_| CachePadded::default())
                 .collect(),
+            uplinks: (0..MAX_UPLINKS).map(|_| CachePadded::default()).collect(),
             rules: ArcSwap::default(),
             dedup: Arc::default(),
             decap: Arc::default(),

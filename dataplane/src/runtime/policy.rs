@@ -36,20 +36,26 @@ pub struct Destination {
 /// How a destination's copies leave the appliance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// In a tunnel to a remote analyser, by the uplink.
+    /// In a tunnel to a remote analyser, by the uplink its route takes.
     Tunnel(TunnelOut),
     /// As captured (after strip and mask), on a tool port or spread over a
     /// tool group: the index into [`crate::runtime::tables::Tables::tools`].
     Tool(u16),
 }
 
-/// A tunnel destination: where its tunnel goes and how it is built. Outer
-/// MACs and source address come from the uplink and the resolved next hop
-/// at run time.
+/// A tunnel destination: where its tunnel goes, by which uplink, and how
+/// it is built. The route is chosen when the policy is compiled; outer
+/// MACs and source address come from that uplink and its resolved next
+/// hop when the tables are published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelOut {
     pub tunnel: TunnelConfig,
     pub remote: IpAddr,
+    /// The uplink its copies leave by: the worker's uplink TX lane.
+    pub uplink: u16,
+    /// Whose MAC the outer Ethernet header goes to: the remote itself on
+    /// the uplink's subnet, else a static route's next hop or the gateway.
+    pub next_hop: IpAddr,
     pub dscp: u8,
     pub ttl: u8,
     pub vlan: Option<OuterVlan>,

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use crate::dpdk::events::PortEvents;
 use crate::dpdk::pdump::TapStats;
 use crate::dpdk::PortStats;
-use crate::runtime::counters::{DestDrop, Totals, WorkerStats, MAX_TOOL_PORTS};
+use crate::runtime::counters::{
+    DestDrop, ToolPortCounters, Totals, WorkerStats, MAX_TOOL_PORTS, MAX_UPLINKS,
+};
 use crate::stage::mask::MaskCounters;
 use crate::stage::strip::StripCounters;
 
@@ -75,6 +77,7 @@ impl CounterBlocks {
             total,
             destinations,
             tool_ports: Vec::new(),
+            uplinks: Vec::new(),
             rules: Vec::new(),
             ports: Vec::new(),
             taps: Vec::new(),
@@ -84,16 +87,31 @@ impl CounterBlocks {
     /// The counters of the tool ports named `names` (the config's tool
     /// ports: tool port index `i` is `names[i]`), summed over the lcores.
     pub fn tool_ports(&self, names: &[String]) -> Vec<ToolPortCounts> {
+        self.port_counts(names, MAX_TOOL_PORTS, |s| &s.tool_ports)
+    }
+
+    /// The counters of the uplinks named `names` (uplink index `i` is
+    /// `names[i]`), summed over the lcores.
+    pub fn uplinks(&self, names: &[String]) -> Vec<ToolPortCounts> {
+        self.port_counts(names, MAX_UPLINKS, |s| &s.uplinks)
+    }
+
+    fn port_counts(
+        &self,
+        names: &[String],
+        max: usize,
+        of: impl Fn(&WorkerStats) -> &[crossbeam_utils::CachePadded<ToolPortCounters>],
+    ) -> Vec<ToolPortCounts> {
         let mut out: Vec<ToolPortCounts> = names
             .iter()
-            .take(MAX_TOOL_PORTS)
+            .take(max)
             .map(|n| ToolPortCounts {
                 name: n.clone(),
                 ..ToolPortCounts::default()
             })
             .collect();
         for s in self.stats() {
-            for (o, c) in out.iter_mut().zip(s.tool_ports.iter()) {
+            for (o, c) in out.iter_mut().zip(of(s).iter()) {
                 o.tx_packets += c.tx_packets.get();
                 o.tx_bytes += c.tx_bytes.get();
                 o.dropped_tx_full += c.dropped_tx_full.get();
@@ -141,7 +159,7 @@ pub struct RuleCount {
     pub bytes: u64,
 }
 
-/// One tool port's counters, summed over the lcores.
+/// One tool port's (or uplink's) counters, summed over the lcores.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolPortCounts {
     pub name: String,
@@ -269,6 +287,9 @@ pub struct Snapshot {
     /// Indexed by tool port index; the caller's to add
     /// ([`CounterBlocks::tool_ports`]), as it knows their names.
     pub tool_ports: Vec<ToolPortCounts>,
+    /// Indexed by uplink index; the caller's to add
+    /// ([`CounterBlocks::uplinks`]): each uplink's tunnel copies.
+    pub uplinks: Vec<ToolPortCounts>,
     /// The running policy's rules by id, then the default action; the
     /// caller's to add ([`CounterBlocks::rules`]), as it knows the policy.
     pub rules: Vec<RuleCount>,

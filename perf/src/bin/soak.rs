@@ -134,7 +134,7 @@ fn config(dir: &Path) -> String {
         "[appliance]\nname = \"soak\"\nid = 5\n\n\
          [[port]]\nname = \"in\"\ndevice = \"{}\"\nrole = \"input\"\n\n\
          [[port]]\nname = \"uplink\"\ndevice = \"{}\"\nrole = \"uplink\"\n\n\
-         [uplink]\naddress = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:01\"\nmtu = 9000\n\n\
+         [[uplink]]\nport = \"uplink\"\naddress = \"192.0.2.1/24\"\nmac = \"02:00:00:00:00:01\"\nmtu = 9000\n\n\
          [[neighbor]]\nip = \"192.0.2.10\"\nmac = \"02:00:00:00:00:0a\"\n\n\
          [[neighbor]]\nip = \"192.0.2.20\"\nmac = \"02:00:00:00:00:14\"\n\n\
          [dedup]\ntable_entries = 262144\nwindow_us = 1000000\n",

@@ -88,10 +88,13 @@ pub struct WorkerSetup {
     /// Decap input port ids with an address of their own: their ARP/ND
     /// frames go to the main lcore, which answers.
     pub port_answers: Vec<bool>,
-    /// This worker's RX queue on the uplink (ARP/ND replies arrive there).
-    pub uplink_rx: Option<RxQueue>,
-    /// This worker's TX queue on the uplink; none when every input decaps.
-    pub uplink_tx: Option<TxQueue>,
+    /// This worker's RX queues on the uplinks it polls (ARP/ND arrive
+    /// there): an uplink with fewer RX queues than workers is polled by
+    /// the first ones.
+    pub uplink_rx: Vec<RxQueue>,
+    /// This worker's TX queue on every uplink, by uplink index (a tunnel
+    /// destination's `TunnelOut::uplink`).
+    pub uplink_tx: Vec<TxQueue>,
     /// This worker's TX queue on the tool port (decap mode).
     pub tool_tx: Option<TxQueue>,
     /// This worker's TX queue on every tool port, by tool port index (tool
@@ -101,13 +104,14 @@ pub struct WorkerSetup {
     pub decap: DecapSetup,
     /// ARP/ND frames for the main lcore.
     pub exceptions: Arc<Ring<Mbuf>>,
-    /// Flow telemetry to the uplink's address, for the intake thread.
+    /// Flow telemetry to an uplink's address, for the intake thread.
     pub intake: Option<IntakeTap>,
-    /// Frames the main lcore wants sent on the uplink (ARP/ND); worker 0 only.
+    /// Frames the main lcore wants sent on an uplink (ARP/ND), each with
+    /// that uplink's port id as its port; worker 0 only.
     pub control_tx: Option<Arc<Ring<Mbuf>>>,
     pub pool: Arc<Mempool>,
     /// Small mbufs (headroom only) for indirect clones and the header
-    /// segments in front of them; none when the uplink cannot send chained
+    /// segments in front of them; none when an uplink cannot send chained
     /// mbufs, and then every extra destination gets a full copy.
     pub clone_pool: Option<Arc<Mempool>>,
     pub dedup: DedupConfig,
@@ -248,7 +252,7 @@ impl Worker {
             ),
             None => None,
         };
-        let tx = TxBuffer::new(setup.tool_ports.len());
+        let tx = TxBuffer::new(setup.uplink_tx.len(), setup.tool_ports.len());
         let tool_max_frame = setup
             .tool_ports
             .iter()
@@ -382,7 +386,7 @@ impl Worker {
         if now.wrapping_sub(lp.last_drain) > lp.drain_ticks {
             // The slow path shares the drain tick: ARP/ND can wait
             // 100 µs, and a busy uplink RX costs nothing in between.
-            self.poll_uplink();
+            self.poll_uplinks();
             self.poll_control_tx();
             self.flush();
             self.drain_decap();
@@ -628,6 +632,7 @@ impl Worker {
         let stats = &*self.s.stats;
         let dc = &stats.dests[usize::from(a.slot)];
         let appliance_id = self.s.appliance_id;
+        let uplink = usize::from(a.uplink);
         let mut deduplicated = 0u64;
         for (i, mut m) in rx.drain().enumerate() {
             if a.dedup && dups[i] == DedupVerdict::Duplicate {
@@ -647,7 +652,7 @@ impl Worker {
                         slot: a.slot,
                         bytes: m.pkt_len() as u32,
                     };
-                    self.tx.push(m, meta, self.s.uplink_tx.as_mut(), stats);
+                    self.tx.push(uplink, m, meta, &mut self.s.uplink_tx, stats);
                 }
                 Err((why, _)) => stats.counters.terminal(why.terminal()).add(1),
             }
@@ -809,11 +814,9 @@ impl Worker {
             }
             return;
         }
-        let fate = self.tx.new_fate(
-            self.s.uplink_tx.as_mut(),
-            &mut self.s.tool_ports,
-            &self.s.stats,
-        );
+        let fate = self
+            .tx
+            .new_fate(&mut self.s.uplink_tx, &mut self.s.tool_ports, &self.s.stats);
         let mut original = Some(m);
         let mut k = 0;
         for i in 0..n_targets {
@@ -1031,8 +1034,13 @@ impl Worker {
             slot: a.slot,
             bytes,
         };
-        self.tx
-            .push(copy, meta, self.s.uplink_tx.as_mut(), &self.s.stats);
+        self.tx.push(
+            usize::from(a.uplink),
+            copy,
+            meta,
+            &mut self.s.uplink_tx,
+            &self.s.stats,
+        );
         Ok(())
     }
     #[inline]
@@ -1040,40 +1048,42 @@ impl Worker {
         self.s.stats.counters.terminal(term).add(1);
     }
 
-    /// Sends the uplink's and the tool ports' TX buffers.
+    /// Sends the uplinks' and the tool ports' TX buffers.
     fn flush(&mut self) {
-        self.tx.flush(self.s.uplink_tx.as_mut(), &self.s.stats);
+        self.tx.flush(&mut self.s.uplink_tx, &self.s.stats);
         self.tx.flush_tools(&mut self.s.tool_ports, &self.s.stats);
     }
 
-    /// ARP and ND from the uplink go to the main lcore, flow telemetry to
-    /// the intake thread; the rest is not ours.
-    fn poll_uplink(&mut self) {
-        let Some(rxq) = self.s.uplink_rx.as_mut() else {
-            return;
-        };
-        let mut b: Batch<BURST> = Batch::new();
-        if rxq.rx(&mut b) == 0 {
-            return;
-        }
+    /// ARP and ND from the uplinks go to the main lcore (the mbuf's port
+    /// says which uplink), flow telemetry to the intake thread; the rest
+    /// is not ours.
+    fn poll_uplinks(&mut self) {
         let c = &self.s.stats.counters;
-        for m in b.drain() {
-            if is_exception(m.data()) {
-                c.exceptions.add(1);
-                if self.s.exceptions.enqueue(m).is_err() {
-                    c.exceptions_dropped.add(1);
+        let mut b: Batch<BURST> = Batch::new();
+        for rxq in &mut self.s.uplink_rx {
+            if rxq.rx(&mut b) == 0 {
+                continue;
+            }
+            for m in b.drain() {
+                if is_exception(m.data()) {
+                    c.exceptions.add(1);
+                    if self.s.exceptions.enqueue(m).is_err() {
+                        c.exceptions_dropped.add(1);
+                    }
+                } else if let Some(t) = self.s.intake.as_ref().filter(|t| t.wants(m.data())) {
+                    c.intake.add(1);
+                    if t.ring.enqueue(m).is_err() {
+                        c.intake_dropped.add(1);
+                    }
+                } else {
+                    c.uplink_ignored.add(1);
                 }
-            } else if let Some(t) = self.s.intake.as_ref().filter(|t| t.wants(m.data())) {
-                c.intake.add(1);
-                if t.ring.enqueue(m).is_err() {
-                    c.intake_dropped.add(1);
-                }
-            } else {
-                c.uplink_ignored.add(1);
             }
         }
     }
 
+    /// Sends the main lcore's ARP/ND frames, each on the uplink its port
+    /// names.
     fn poll_control_tx(&mut self) {
         let Some(ring) = self.s.control_tx.as_ref().map(Arc::clone) else {
             return;
@@ -1084,8 +1094,12 @@ impl Worker {
                 slot: 0,
                 bytes: m.pkt_len() as u32,
             };
+            let port = m.port();
+            let Some(uplink) = self.s.uplink_tx.iter().position(|q| q.port() == port) else {
+                continue;
+            };
             self.tx
-                .push(m, meta, self.s.uplink_tx.as_mut(), &self.s.stats);
+                .push(uplink, m, meta, &mut self.s.uplink_tx, &self.s.stats);
         }
     }
 }

@@ -19,6 +19,8 @@ pub(super) struct Target {
     pub tag: Option<u32>,
     /// A tool destination: its index into the tables' tools.
     pub tool: Option<u16>,
+    /// A tunnel destination: the uplink its copies leave by (its TX lane).
+    pub uplink: u16,
     /// The destination strips or masks: its copy is written inside the
     /// frame, so it must be a copy of its own.
     pub edits: bool,
@@ -83,6 +85,7 @@ impl Plans {
                             Output::Tool(i) => Some(i),
                             Output::Tunnel(_) => None,
                         }),
+                        uplink: d.and_then(|d| d.tunnel()).map_or(0, |t| t.uplink),
                         edits: d.is_some_and(|d| !d.strip.is_noop() || d.mask.is_some()),
                     });
                 }

@@ -1,5 +1,5 @@
-//! The worker's TX buffers (the uplink's, and one per tool port) and the
-//! accounting of what leaves them.
+//! The worker's TX buffers (one lane per uplink, one per tool port) and
+//! the accounting of what leaves them.
 //!
 //! A copy waits here until its buffer fills or the drain tick comes
 //! (l2fwd's scheme). Its packet is counted when the copy is sent or dropped: a copy
@@ -9,7 +9,7 @@
 //! reason. Control frames (`NO_FATE`) count nowhere.
 
 use crate::dpdk::{Batch, Mbuf, TxQueue};
-use crate::runtime::counters::{DestDrop, Terminal, WorkerStats};
+use crate::runtime::counters::{DestDrop, Terminal, ToolPortCounters, WorkerStats};
 
 /// Copies the buffer holds before it is sent.
 pub(super) const TX_BUF: usize = 64;
@@ -39,37 +39,105 @@ struct Fate {
     first_drop: Option<DestDrop>,
 }
 
-/// The uplink TX buffer with its per-copy bookkeeping and the fate slots,
-/// which the tool ports' buffers share.
+/// The TX lanes with their per-copy bookkeeping, and the fate slots they
+/// share.
 pub(super) struct TxBuffer {
-    tx: Batch<TX_BUF>,
-    meta: [TxMeta; TX_BUF],
     fates: [Fate; FATES],
     next_fate: usize,
-    /// One buffer per tool port (tool destinations), by tool port index.
-    tools: Vec<ToolLane>,
+    /// One lane per uplink (tunnel destinations), by uplink index.
+    uplinks: Vec<Lane>,
+    /// One lane per tool port (tool destinations), by tool port index.
+    tools: Vec<Lane>,
 }
 
-/// A tool port's TX buffer: its copies are counted on their destination
-/// and on the port.
-struct ToolLane {
+/// One port's TX buffer: its copies are counted on their destination and
+/// on the port.
+struct Lane {
     tx: Batch<TX_BUF>,
     meta: [TxMeta; TX_BUF],
+}
+
+impl Lane {
+    fn new() -> Lane {
+        Lane {
+            tx: Batch::new(),
+            meta: [TxMeta::default(); TX_BUF],
+        }
+    }
+
+    /// Queues a copy, sending the lane first when it is full. A copy
+    /// without a lane (the worker has no queue on that port) is dropped.
+    #[inline]
+    fn push(
+        lane: Option<&mut Lane>,
+        fates: &mut [Fate; FATES],
+        m: Mbuf,
+        meta: TxMeta,
+        q: Option<&mut TxQueue>,
+        pc: Option<&ToolPortCounters>,
+        stats: &WorkerStats,
+    ) {
+        let (Some(lane), Some(q), Some(pc)) = (lane, q, pc) else {
+            drop(m);
+            done(fates, meta, false, stats);
+            return;
+        };
+        if lane.tx.is_full() {
+            lane.flush(fates, q, pc, stats);
+        }
+        let at = lane.tx.len();
+        match lane.tx.push(m) {
+            Ok(()) => lane.meta[at] = meta,
+            Err(m) => {
+                // Still full after a flush (cannot happen: flush empties it).
+                drop(m);
+                done(fates, meta, false, stats);
+            }
+        }
+    }
+
+    /// Sends the lane: one retry, then what is left is dropped and counted
+    /// `dropped_tx_full` (on the destination and the port).
+    fn flush(
+        &mut self,
+        fates: &mut [Fate; FATES],
+        q: &mut TxQueue,
+        pc: &ToolPortCounters,
+        stats: &WorkerStats,
+    ) {
+        for _attempt in 0..2 {
+            if self.tx.is_empty() {
+                break;
+            }
+            let queued = self.tx.len();
+            let n = q.tx(&mut self.tx);
+            let (packets, bytes) = sent(&self.meta[..n], fates, stats);
+            pc.tx_packets.add(packets);
+            pc.tx_bytes.add(bytes);
+            self.meta.copy_within(n..queued, 0);
+        }
+        let left = self.tx.len();
+        if left == 0 {
+            return;
+        }
+        self.tx.drain().for_each(drop);
+        for k in 0..left {
+            let meta = self.meta[k];
+            if meta.fate != NO_FATE {
+                pc.dropped_tx_full.add(1);
+            }
+            done(fates, meta, false, stats);
+        }
+    }
 }
 
 impl TxBuffer {
-    pub fn new(tool_ports: usize) -> Self {
+    pub fn new(uplinks: usize, tool_ports: usize) -> Self {
         TxBuffer {
-            tx: Batch::new(),
-            meta: [TxMeta::default(); TX_BUF],
             fates: [Fate::default(); FATES],
             next_fate: 0,
-            tools: (0..tool_ports)
-                .map(|_| ToolLane {
-                    tx: Batch::new(),
-                    meta: [TxMeta::default(); TX_BUF],
-                })
-                .collect(),
+            uplinks: (0..uplinks).map(|_| Lane::new()).collect(),
+            tools: (0..tool_ports).map(|_| Lane::new()).collect(),
         }
     }
 
@@ -83,49 +151,22 @@ impl TxBuffer {
         q: &mut TxQueue,
         stats: &WorkerStats,
     ) {
-        let full = self.tools.get(port).is_none_or(|l| l.tx.is_full());
-        if full {
-            self.flush_tool(port, q, stats);
-        }
-        let Some(lane) = self.tools.get_mut(port) else {
-            // No buffer for that port (the worker has no queue on it).
-            drop(m);
-            done(&mut self.fates, meta, false, stats);
-            return;
-        };
-        let at = lane.tx.len();
-        match lane.tx.push(m) {
-            Ok(()) => lane.meta[at] = meta,
-            Err(m) => {
-                drop(m);
-                done(&mut self.fates, meta, false, stats);
-            }
-        }
+        let pc = stats.tool_ports.get(port).map(|c| &**c);
+        Lane::push(
+            self.tools.get_mut(port),
+            &mut self.fates,
+            m,
+            meta,
+            Some(q),
+            pc,
+            stats,
+        );
     }
 
-    /// Sends tool port `port`'s buffer: one retry, then what is left is
-    /// dropped and counted `dropped_tx_full` (on the destination and the
-    /// port).
+    /// Sends tool port `port`'s buffer.
     pub fn flush_tool(&mut self, port: usize, q: &mut TxQueue, stats: &WorkerStats) {
-        let (Some(pc), Some(lane)) = (stats.tool_ports.get(port), self.tools.get_mut(port)) else {
-            return;
-        };
-        for _attempt in 0..2 {
-            if lane.tx.is_empty() {
-                break;
-            }
-            let queued = lane.tx.len();
-            let n = q.tx(&mut lane.tx);
-            let (packets, bytes) = sent(&lane.meta[..n], &mut self.fates, stats);
-            pc.tx_packets.add(packets);
-            pc.tx_bytes.add(bytes);
-            lane.meta.copy_within(n..queued, 0);
-        }
-        let left = lane.tx.len();
-        lane.tx.drain().for_each(drop);
-        for k in 0..left {
-            pc.dropped_tx_full.add(1);
-            done(&mut self.fates, lane.meta[k], false, stats);
+        if let (Some(pc), Some(lane)) = (stats.tool_ports.get(port), self.tools.get_mut(port)) {
+            lane.flush(&mut self.fates, q, pc, stats);
         }
     }
 
@@ -138,43 +179,39 @@ impl TxBuffer {
         }
     }
 
-    /// Queues a copy, sending the buffer first when it is full.
+    /// Queues a copy for uplink `uplink` (its queue among `queues`, by
+    /// uplink index), sending that uplink's buffer first when it is full.
     #[inline]
-    pub fn push(&mut self, m: Mbuf, meta: TxMeta, q: Option<&mut TxQueue>, stats: &WorkerStats) {
-        if self.tx.is_full() {
-            self.flush(q, stats);
-        }
-        let at = self.tx.len();
-        match self.tx.push(m) {
-            Ok(()) => self.meta[at] = meta,
-            Err(m) => {
-                // Still full after a flush (cannot happen: flush empties it).
-                drop(m);
-                done(&mut self.fates, meta, false, stats);
-            }
-        }
+    pub fn push(
+        &mut self,
+        uplink: usize,
+        m: Mbuf,
+        meta: TxMeta,
+        queues: &mut [TxQueue],
+        stats: &WorkerStats,
+    ) {
+        Lane::push(
+            self.uplinks.get_mut(uplink),
+            &mut self.fates,
+            m,
+            meta,
+            queues.get_mut(uplink),
+            stats.uplinks.get(uplink).map(|c| &**c),
+            stats,
+        );
     }
 
-    /// Sends the buffer: one retry for what the queue refused, then the
-    /// rest is dropped and counted `dropped_tx_full`.
-    pub fn flush(&mut self, mut q: Option<&mut TxQueue>, stats: &WorkerStats) {
-        for _attempt in 0..2 {
-            if self.tx.is_empty() {
-                return;
+    /// Sends every uplink's buffer.
+    pub fn flush(&mut self, queues: &mut [TxQueue], stats: &WorkerStats) {
+        for ((lane, q), pc) in self
+            .uplinks
+            .iter_mut()
+            .zip(queues.iter_mut())
+            .zip(stats.uplinks.iter())
+        {
+            if !lane.tx.is_empty() {
+                lane.flush(&mut self.fates, q, pc, stats);
             }
-            let queued = self.tx.len();
-            let n = match q.as_deref_mut() {
-                Some(q) => q.tx(&mut self.tx),
-                None => 0,
-            };
-            sent(&self.meta[..n], &mut self.fates, stats);
-            self.meta.copy_within(n..queued, 0);
-        }
-        let left = self.tx.len();
-        self.tx.drain().for_each(drop);
-        for k in 0..left {
-            let meta = self.meta[k];
-            done(&mut self.fates, meta, false, stats);
         }
     }
 
@@ -183,14 +220,14 @@ impl TxBuffer {
     /// unless the buffer was never flushed; flush then to be sure.
     pub fn new_fate(
         &mut self,
-        q: Option<&mut TxQueue>,
+        uplinks: &mut [TxQueue],
         tools: &mut [TxQueue],
         stats: &WorkerStats,
     ) -> u16 {
         let i = self.next_fate;
         self.next_fate = (i + 1) % FATES;
         if self.fates[i].pending != 0 {
-            self.flush(q, stats);
+            self.flush(uplinks, stats);
             self.flush_tools(tools, stats);
         }
         self.fates[i] = Fate::default();
@@ -273,17 +310,21 @@ fn resolve(fates: &[Fate; FATES], fate: usize, stats: &WorkerStats) -> Terminal 
     term
 }
 
-/// Counts copies `meta` as sent; returns how many and their bytes. Runs of
+/// Counts copies `meta` as sent; returns how many and their bytes (not
+/// counting control frames, which belong to no destination). Runs of
 /// one-copy packets to the same destination (the common case: often the
 /// whole burst) are counted with one add per counter, not one per packet.
 fn sent(meta: &[TxMeta], fates: &mut [Fate; FATES], stats: &WorkerStats) -> (u64, u64) {
-    let (n, mut all_bytes) = (meta.len(), 0u64);
+    let (n, mut all_packets, mut all_bytes) = (meta.len(), 0u64, 0u64);
     let mut k = 0;
     while k < n {
         let first = meta[k];
         if first.fate != SOLO {
             done(fates, first, true, stats);
-            all_bytes += u64::from(first.bytes);
+            if first.fate != NO_FATE {
+                all_packets += 1;
+                all_bytes += u64::from(first.bytes);
+            }
             k += 1;
             continue;
         }
@@ -297,8 +338,9 @@ fn sent(meta: &[TxMeta], fates: &mut [Fate; FATES], stats: &WorkerStats) -> (u64
         dc.tx_packets.add(packets);
         dc.tx_bytes.add(bytes);
         stats.counters.terminal(Terminal::Forwarded).add(packets);
+        all_packets += packets;
         all_bytes += bytes;
         k = j;
     }
-    (n as u64, all_bytes)
+    (all_packets, all_bytes)
 }
