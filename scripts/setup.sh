@@ -27,6 +27,7 @@ PACKAGES=(
   libpcap-dev                 # net_pcap
   tshark                      # independent judge of every emitted format
   iproute2 tcpdump            # network namespaces, veth, tap
+  iputils-arping              # asks each uplink's address from the kernel side
   util-linux mount            # unshare and a tmpfs of a test's own (the disk-full fault)
   python3                     # dpdk-telemetry.py
   valgrind                    # perf/callgrind.sh: instructions per packet
