@@ -409,6 +409,29 @@ pub fn render(state: State, snap: &Snapshot) -> String {
     }
     for (name, help, get) in [
         (
+            "sluice_uplink_tx_packets_total",
+            "Tunnel packets sent per uplink.",
+            0,
+        ),
+        (
+            "sluice_uplink_tx_bytes_total",
+            "Tunnel bytes sent per uplink.",
+            1,
+        ),
+        (
+            "sluice_uplink_dropped_tx_full_total",
+            "Tunnel packets an uplink's TX queue refused.",
+            2,
+        ),
+    ] {
+        family(&mut o, name, "counter", help);
+        for u in &snap.uplinks {
+            let v = [u.tx_packets, u.tx_bytes, u.dropped_tx_full][get];
+            let _ = writeln!(o, "{name}{{uplink=\"{}\"}} {v}", esc(&u.name));
+        }
+    }
+    for (name, help, get) in [
+        (
             "sluice_rule_packets_total",
             "Packets each rule of the running policy matched (rule=\"default\": no rule).",
             0,
@@ -643,8 +666,17 @@ mod tests {
             tx_bytes: 700,
             dropped_tx_full: 2,
         }];
+        snap.uplinks = vec![ToolPortCounts {
+            name: "up-b".into(),
+            tx_packets: 5,
+            tx_bytes: 500,
+            dropped_tx_full: 1,
+        }];
         let text = render(State::Running, &snap);
         for line in [
+            "sluice_uplink_tx_packets_total{uplink=\"up-b\"} 5",
+            "sluice_uplink_tx_bytes_total{uplink=\"up-b\"} 500",
+            "sluice_uplink_dropped_tx_full_total{uplink=\"up-b\"} 1",
             "sluice_tool_port_tx_packets_total{port=\"ids1\"} 7",
             "sluice_tool_port_tx_bytes_total{port=\"ids1\"} 700",
             "sluice_tool_port_dropped_tx_full_total{port=\"ids1\"} 2",

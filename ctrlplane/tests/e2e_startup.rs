@@ -104,7 +104,7 @@ fn bad_values_are_named_with_their_keys() {
     let (code, err) = fails_with(&cfg, None);
     assert_eq!(code, 2);
     assert!(
-        err.contains("uplink.address") && err.contains("dedup.window_us"),
+        err.contains("uplink[0].address") && err.contains("dedup.window_us"),
         "{err}"
     );
 }

@@ -146,13 +146,14 @@ impl Config {
             .filter(|x| x.role == Role::Uplink)
             .map(|x| x.name.as_str())
             .collect();
+        let named: Vec<String> = raw.uplinks.iter().map(|u| u.port.clone()).collect();
         let uplinks: Vec<UplinkConfig> = raw
             .uplinks
             .into_iter()
             .enumerate()
             .filter_map(|(i, u)| UplinkConfig::check(i, u, p))
             .collect();
-        uplink::check_all(&uplinks, &uplink_ports, p);
+        uplink::check_all(&uplinks, &named, &uplink_ports, p);
         let taps_primary = raw.ports.iter().any(|x| x.pdump.is_some());
         let tool_groups = tools::check(raw.tool_groups, &raw.ports, &raw.decap, p);
         let ports = ports::check(raw.ports, raw.pdump.is_some(), p);

@@ -166,10 +166,16 @@ fn static_route(
 }
 
 /// Checks between uplinks and against their ports: each `[[uplink]]`
-/// names a distinct uplink port, each uplink port has one, subnets and
-/// equal static routes of two uplinks do not overlap (a remote in both
-/// would have two ways out).
-pub(super) fn check_all(uplinks: &[UplinkConfig], uplink_ports: &[&str], p: &mut Vec<String>) {
+/// names a distinct uplink port, each uplink port has one (`named`: the
+/// ports every `[[uplink]]` names, usable or not), subnets and equal
+/// static routes of two uplinks do not overlap (a remote in both would
+/// have two ways out).
+pub(super) fn check_all(
+    uplinks: &[UplinkConfig],
+    named: &[String],
+    uplink_ports: &[&str],
+    p: &mut Vec<String>,
+) {
     if uplinks.len() > MAX_UPLINKS {
         p.push(format!(
             "uplink: {} uplinks, at most {MAX_UPLINKS}",
@@ -208,7 +214,7 @@ pub(super) fn check_all(uplinks: &[UplinkConfig], uplink_ports: &[&str], p: &mut
         }
     }
     for port in uplink_ports {
-        if !uplinks.iter().any(|u| u.port == *port) {
+        if !named.iter().any(|n| n == port) {
             p.push(format!(
                 "port {port:?}: an uplink port needs its addressing: [[uplink]] with port = {port:?} and address = \"ADDRESS/LEN\""
             ));

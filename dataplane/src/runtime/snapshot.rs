@@ -362,4 +362,24 @@ mod tests {
             ("ids2", 7, 400)
         );
     }
+
+    #[test]
+    fn uplinks_sum_over_lcores_by_index_and_clear_with_the_rest() {
+        let a = Arc::new(WorkerStats::default());
+        let b = Arc::new(WorkerStats::default());
+        a.uplinks[1].tx_packets.add(3);
+        b.uplinks[1].tx_packets.add(4);
+        b.uplinks[0].tx_bytes.add(90);
+        let mut blocks = CounterBlocks::default();
+        blocks.push("worker 0".into(), LcoreKind::Worker, Arc::clone(&a));
+        blocks.push("worker 1".into(), LcoreKind::Worker, b);
+        let u = blocks.uplinks(&["up-a".into(), "up-b".into()]);
+        assert_eq!((u[0].name.as_str(), u[0].tx_bytes), ("up-a", 90));
+        assert_eq!((u[1].name.as_str(), u[1].tx_packets), ("up-b", 7));
+        a.zero();
+        assert_eq!(
+            blocks.uplinks(&["up-a".into(), "up-b".into()])[1].tx_packets,
+            4
+        );
+    }
 }
