@@ -632,7 +632,12 @@ impl Worker {
         let stats = &*self.s.stats;
         let dc = &stats.dests[usize::from(a.slot)];
         let appliance_id = self.s.appliance_id;
-        let uplink = usize::from(a.uplink);
+        let Some(mut lane) = self
+            .tx
+            .uplink(usize::from(a.uplink), &mut self.s.uplink_tx, stats)
+        else {
+            return false;
+        };
         let mut deduplicated = 0u64;
         for (i, mut m) in rx.drain().enumerate() {
             if a.dedup && dups[i] == DedupVerdict::Duplicate {
@@ -652,7 +657,7 @@ impl Worker {
                         slot: a.slot,
                         bytes: m.pkt_len() as u32,
                     };
-                    self.tx.push(uplink, m, meta, &mut self.s.uplink_tx, stats);
+                    lane.push(m, meta);
                 }
                 Err((why, _)) => stats.counters.terminal(why.terminal()).add(1),
             }

@@ -65,37 +65,6 @@ impl Lane {
         }
     }
 
-    /// Queues a copy, sending the lane first when it is full. A copy
-    /// without a lane (the worker has no queue on that port) is dropped.
-    #[inline]
-    fn push(
-        lane: Option<&mut Lane>,
-        fates: &mut [Fate; FATES],
-        m: Mbuf,
-        meta: TxMeta,
-        q: Option<&mut TxQueue>,
-        pc: Option<&ToolPortCounters>,
-        stats: &WorkerStats,
-    ) {
-        let (Some(lane), Some(q), Some(pc)) = (lane, q, pc) else {
-            drop(m);
-            done(fates, meta, false, stats);
-            return;
-        };
-        if lane.tx.is_full() {
-            lane.flush(fates, q, pc, stats);
-        }
-        let at = lane.tx.len();
-        match lane.tx.push(m) {
-            Ok(()) => lane.meta[at] = meta,
-            Err(m) => {
-                // Still full after a flush (cannot happen: flush empties it).
-                drop(m);
-                done(fates, meta, false, stats);
-            }
-        }
-    }
-
     /// Sends the lane: one retry, then what is left is dropped and counted
     /// `dropped_tx_full` (on the destination and the port).
     fn flush(
@@ -131,6 +100,41 @@ impl Lane {
     }
 }
 
+/// One port's lane with its queue and counters, borrowed for a run of
+/// pushes: a hoisted loop looks the lane up once, not once per copy.
+pub(super) struct LaneTx<'a> {
+    lane: &'a mut Lane,
+    fates: &'a mut [Fate; FATES],
+    q: &'a mut TxQueue,
+    pc: &'a ToolPortCounters,
+    stats: &'a WorkerStats,
+}
+
+impl LaneTx<'_> {
+    /// Queues a copy, sending the lane first when it is full.
+    #[inline(always)]
+    pub fn push(&mut self, m: Mbuf, meta: TxMeta) {
+        if self.lane.tx.is_full() {
+            self.flush();
+        }
+        let at = self.lane.tx.len();
+        match self.lane.tx.push(m) {
+            Ok(()) => self.lane.meta[at] = meta,
+            Err(m) => {
+                // Still full after a flush (cannot happen: flush empties it).
+                drop(m);
+                done(self.fates, meta, false, self.stats);
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn flush(&mut self) {
+        self.lane.flush(self.fates, self.q, self.pc, self.stats);
+    }
+}
+
 impl TxBuffer {
     pub fn new(uplinks: usize, tool_ports: usize) -> Self {
         TxBuffer {
@@ -141,8 +145,26 @@ impl TxBuffer {
         }
     }
 
+    /// Tool port `port`'s lane (whose queue is `q`), if the worker has one.
+    #[inline]
+    pub fn tool<'a>(
+        &'a mut self,
+        port: usize,
+        q: &'a mut TxQueue,
+        stats: &'a WorkerStats,
+    ) -> Option<LaneTx<'a>> {
+        Some(LaneTx {
+            lane: self.tools.get_mut(port)?,
+            fates: &mut self.fates,
+            q,
+            pc: stats.tool_ports.get(port)?,
+            stats,
+        })
+    }
+
     /// Queues a copy for tool port `port` (whose queue is `q`), sending
     /// that port's buffer first when it is full.
+    #[inline]
     pub fn push_tool(
         &mut self,
         port: usize,
@@ -151,16 +173,18 @@ impl TxBuffer {
         q: &mut TxQueue,
         stats: &WorkerStats,
     ) {
-        let pc = stats.tool_ports.get(port).map(|c| &**c);
-        Lane::push(
-            self.tools.get_mut(port),
-            &mut self.fates,
-            m,
-            meta,
-            Some(q),
-            pc,
-            stats,
-        );
+        match self.tool(port, q, stats) {
+            Some(mut lane) => lane.push(m, meta),
+            None => self.unsent(m, meta, stats),
+        }
+    }
+
+    /// A copy with no lane to go to (the worker has no queue on that
+    /// port): dropped, and counted as its queue refusing it.
+    #[cold]
+    fn unsent(&mut self, m: Mbuf, meta: TxMeta, stats: &WorkerStats) {
+        drop(m);
+        done(&mut self.fates, meta, false, stats);
     }
 
     /// Sends tool port `port`'s buffer.
@@ -179,6 +203,24 @@ impl TxBuffer {
         }
     }
 
+    /// Uplink `uplink`'s lane (its queue among `queues`, by uplink index),
+    /// if the worker has one.
+    #[inline]
+    pub fn uplink<'a>(
+        &'a mut self,
+        uplink: usize,
+        queues: &'a mut [TxQueue],
+        stats: &'a WorkerStats,
+    ) -> Option<LaneTx<'a>> {
+        Some(LaneTx {
+            lane: self.uplinks.get_mut(uplink)?,
+            fates: &mut self.fates,
+            q: queues.get_mut(uplink)?,
+            pc: stats.uplinks.get(uplink)?,
+            stats,
+        })
+    }
+
     /// Queues a copy for uplink `uplink` (its queue among `queues`, by
     /// uplink index), sending that uplink's buffer first when it is full.
     #[inline]
@@ -190,15 +232,10 @@ impl TxBuffer {
         queues: &mut [TxQueue],
         stats: &WorkerStats,
     ) {
-        Lane::push(
-            self.uplinks.get_mut(uplink),
-            &mut self.fates,
-            m,
-            meta,
-            queues.get_mut(uplink),
-            stats.uplinks.get(uplink).map(|c| &**c),
-            stats,
-        );
+        match self.uplink(uplink, queues, stats) {
+            Some(mut lane) => lane.push(m, meta),
+            None => self.unsent(m, meta, stats),
+        }
     }
 
     /// Sends every uplink's buffer.
