@@ -44,10 +44,9 @@ ip = "192.0.2.20"
 mac = "02:00:00:00:00:14"
 "#;
 
-/// Web to the NOC over VXLAN, the rest but SSH to the IDS over ERSPAN
-/// III: packets end forwarded or filtered, the destinations' counters
-/// differ. One copy a packet: this test is about the metrics, not about
-/// how a packet with several copies settles (the worker's own tests).
+/// Web to the NOC over VXLAN and to the IDS, the rest but SSH to the IDS
+/// over ERSPAN III: packets end forwarded or filtered, the destinations'
+/// counters differ, and web packets have two copies each.
 const POLICY: &str = r#"
 version = "prom-1"
 
@@ -76,7 +75,7 @@ action = "drop"
 name = "web"
 proto = "tcp"
 dst_port = 80
-to = ["noc"]
+to = ["noc", "ids"]
 
 [[rule]]
 name = "rest"

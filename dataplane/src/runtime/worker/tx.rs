@@ -34,6 +34,9 @@ pub(super) const SOLO: u16 = u16::MAX - 1;
 /// The outcome so far of a packet with several copies.
 #[derive(Debug, Clone, Copy, Default)]
 struct Fate {
+    /// Copies in a TX buffer, plus one while the packet's copies are still
+    /// being made: a buffer that fills and is sent half-way through must
+    /// not settle the packet before its last copy is queued.
     pending: u16,
     forwarded: bool,
     first_drop: Option<DestDrop>,
@@ -267,7 +270,11 @@ impl TxBuffer {
             self.flush(uplinks, stats);
             self.flush_tools(tools, stats);
         }
-        self.fates[i] = Fate::default();
+        // Held open until `settle`.
+        self.fates[i] = Fate {
+            pending: 1,
+            ..Fate::default()
+        };
         // FATES < SOLO: always fits, never a marker.
         i as u16
     }
@@ -284,11 +291,14 @@ impl TxBuffer {
         note_drop(&mut self.fates[usize::from(fate)], why);
     }
 
-    /// Once every copy of `fate` was queued or dropped: the packet's
-    /// terminal, counted now, when none is waiting in the buffer.
+    /// Once every copy of `fate` was queued or dropped: lets the packet
+    /// go (see [`Fate::pending`]); its terminal, counted now, when none of
+    /// its copies is waiting in a buffer.
     pub fn settle(&mut self, fate: u16, stats: &WorkerStats) -> Option<Terminal> {
         let fate = usize::from(fate);
-        (self.fates[fate].pending == 0).then(|| resolve(&self.fates, fate, stats))
+        let f = &mut self.fates[fate];
+        f.pending = f.pending.saturating_sub(1);
+        (f.pending == 0).then(|| resolve(&self.fates, fate, stats))
     }
 }
 
@@ -380,4 +390,46 @@ fn sent(meta: &[TxMeta], fates: &mut [Fate; FATES], stats: &WorkerStats) -> (u64
         k = j;
     }
     (all_packets, all_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dpdk::testing::shared_eal;
+    use crate::dpdk::Mempool;
+
+    /// A packet whose first copy fills the buffer: queuing its second copy
+    /// sends (here: drops, there is no queue) the buffer first, the first
+    /// copy with it. The packet is settled once, after its last copy.
+    #[test]
+    fn a_buffer_sent_between_two_copies_settles_their_packet_once() {
+        shared_eal("tx-fates");
+        let pool = Mempool::new("tx_fates", 255, 0, 256, -1).expect("mempool");
+        let stats = WorkerStats::default();
+        let mut tx = TxBuffer::new(0);
+        let solo = TxMeta {
+            fate: SOLO,
+            slot: 0,
+            bytes: 60,
+        };
+        for _ in 0..TX_BUF - 1 {
+            tx.push(Mbuf::alloc(&pool).expect("mbuf"), solo, None, &stats);
+        }
+        let fate = tx.new_fate(None, &mut [], &stats);
+        for _ in 0..2 {
+            let meta = TxMeta { fate, ..solo };
+            tx.push(Mbuf::alloc(&pool).expect("mbuf"), meta, None, &stats);
+            tx.copy_queued(fate);
+        }
+        assert_eq!(tx.settle(fate, &stats), None, "a copy is still queued");
+        tx.flush(None, &stats);
+        let packets = TX_BUF as u64;
+        assert_eq!(stats.counters.terminal_sum(), packets);
+        assert_eq!(
+            stats.counters.terminal(Terminal::DroppedTxFull).get(),
+            packets
+        );
+        assert_eq!(stats.dests[0].drop(DestDrop::TxFull).get(), packets + 1);
+        assert_eq!(pool.in_use(), 0);
+    }
 }
