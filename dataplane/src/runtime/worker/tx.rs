@@ -396,40 +396,43 @@ fn sent(meta: &[TxMeta], fates: &mut [Fate; FATES], stats: &WorkerStats) -> (u64
 mod tests {
     use super::*;
     use crate::dpdk::testing::shared_eal;
-    use crate::dpdk::Mempool;
+    use crate::dpdk::{Mempool, Port, PortConfig};
 
     /// A packet whose first copy fills the buffer: queuing its second copy
-    /// sends (here: drops, there is no queue) the buffer first, the first
-    /// copy with it. The packet is settled once, after its last copy.
+    /// sends the buffer first, the first copy with it. The packet is
+    /// settled once, after its last copy.
     #[test]
     fn a_buffer_sent_between_two_copies_settles_their_packet_once() {
         shared_eal("tx-fates");
-        let pool = Mempool::new("tx_fates", 255, 0, 256, -1).expect("mempool");
+        let pool = Mempool::new("tx_fates", 511, 0, 256, -1).expect("mempool");
+        let mut port = Port::open("net_null_tx_fates0").expect("net_null");
+        port.configure(&PortConfig::default(), &pool)
+            .expect("configure");
+        port.start().expect("start");
+        let mut uplinks = [port.tx_queue(0).expect("tx queue")];
         let stats = WorkerStats::default();
-        let mut tx = TxBuffer::new(0);
+        let mut tx = TxBuffer::new(1, 0);
         let solo = TxMeta {
             fate: SOLO,
             slot: 0,
             bytes: 60,
         };
         for _ in 0..TX_BUF - 1 {
-            tx.push(Mbuf::alloc(&pool).expect("mbuf"), solo, None, &stats);
+            let m = Mbuf::alloc(&pool).expect("mbuf");
+            tx.push(0, m, solo, &mut uplinks, &stats);
         }
-        let fate = tx.new_fate(None, &mut [], &stats);
+        let fate = tx.new_fate(&mut uplinks, &mut [], &stats);
         for _ in 0..2 {
             let meta = TxMeta { fate, ..solo };
-            tx.push(Mbuf::alloc(&pool).expect("mbuf"), meta, None, &stats);
+            let m = Mbuf::alloc(&pool).expect("mbuf");
+            tx.push(0, m, meta, &mut uplinks, &stats);
             tx.copy_queued(fate);
         }
         assert_eq!(tx.settle(fate, &stats), None, "a copy is still queued");
-        tx.flush(None, &stats);
+        tx.flush(&mut uplinks, &stats);
         let packets = TX_BUF as u64;
         assert_eq!(stats.counters.terminal_sum(), packets);
-        assert_eq!(
-            stats.counters.terminal(Terminal::DroppedTxFull).get(),
-            packets
-        );
-        assert_eq!(stats.dests[0].drop(DestDrop::TxFull).get(), packets + 1);
-        assert_eq!(pool.in_use(), 0);
+        assert_eq!(stats.counters.terminal(Terminal::Forwarded).get(), packets);
+        assert_eq!(stats.dests[0].tx_packets.get(), packets + 1);
     }
 }
