@@ -740,30 +740,7 @@ pub async fn import(
         report.assignments_changed = true;
         events.push(What::Assignments { by: by.to_owned() });
     }
-    let at = history::now_ms();
-    for (i, what) in events.into_iter().enumerate() {
-        let e = Event {
-            at_ms: at,
-            controller: "import".into(),
-            what,
-        };
-        let json = serde_json::to_string(&e).map_err(|e| e.to_string())?;
-        ops.push(TxnOp::put(
-            keys.k(&history::key(
-                at,
-                &format!("import-{}", std::process::id()),
-                i as u64,
-            )),
-            json,
-            None,
-        ));
-    }
-    if !ops.is_empty() {
-        client
-            .txn(Txn::new().and_then(ops))
-            .await
-            .map_err(err("import"))?;
-    }
+    commit_with_history(client, keys, ops, events, "import").await?;
     Ok(report)
 }
 
@@ -822,20 +799,31 @@ pub async fn load_inventory(
             }
         }
     }
+    commit_with_history(client, keys, ops, events, "inventory").await?;
+    Ok(report)
+}
+
+/// Writes `ops` and one history event per entry of `events` (recorded as
+/// by `who`: `import`, `inventory`) in one transaction, so a change and
+/// its history are stored together or not at all.
+async fn commit_with_history(
+    client: &mut Client,
+    keys: &Keys,
+    mut ops: Vec<TxnOp>,
+    events: Vec<What>,
+    who: &str,
+) -> Result<(), String> {
     let at = history::now_ms();
+    let writer = format!("{who}-{}", std::process::id());
     for (i, what) in events.into_iter().enumerate() {
         let e = Event {
             at_ms: at,
-            controller: "inventory".into(),
+            controller: who.into(),
             what,
         };
         let json = serde_json::to_string(&e).map_err(|e| e.to_string())?;
         ops.push(TxnOp::put(
-            keys.k(&history::key(
-                at,
-                &format!("inventory-{}", std::process::id()),
-                i as u64,
-            )),
+            keys.k(&history::key(at, &writer, i as u64)),
             json,
             None,
         ));
@@ -844,9 +832,9 @@ pub async fn load_inventory(
         client
             .txn(Txn::new().and_then(ops))
             .await
-            .map_err(err("inventory"))?;
+            .map_err(err(who))?;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// History events from `since_ms` on, about `appliance` if given, in the
