@@ -199,50 +199,72 @@ fn the_fleet_survives_a_controller_and_an_etcd_member_and_follows_its_workloads(
     fx.write_policy("base", &base_policy("base-one", "tap0"));
     fx.write_assign("[appliance]\ntap-a = \"web\"\ntap-b = \"base\"\n");
     let dir = fx.dir.path().to_path_buf();
-    let mut ctl_a =
-        Controller::spawn_as(&fx, "ctl-a", &dir.join("a.sock"), "127.0.0.1:0", &[], true);
+    let ctl_a = Controller::spawn_as(&fx, "ctl-a", &dir.join("a.sock"), "127.0.0.1:0", &[], true);
     let ctl_b = Controller::spawn_as(&fx, "ctl-b", &dir.join("b.sock"), "127.0.0.1:0", &[], true);
     let (a_addr, b_addr) = (ctl_a.addr.clone(), ctl_b.addr.clone());
 
-    // tap-a tries ctl-a first, tap-b ctl-b first.
+    // The lists name the controllers in opposite orders; each appliance
+    // takes them in its own order (a hash of its name and the addresses,
+    // whose ports the OS picks), so which controller holds which
+    // appliance is found out, not assumed.
     let (mut app_a, sock_a) = appliance(&fx, "tap-a", [&a_addr, &b_addr]);
     let (mut app_b, _sock_b) = appliance(&fx, "tap-b", [&b_addr, &a_addr]);
     app_a.wait_for("policy \"one\" loaded", 60);
     app_b.wait_for("policy \"base-one\" loaded", 60);
-    until(&ctl_a, "tap-a", "held by ctl-a, in sync, running", |v| {
-        v.controller.as_deref() == Some("ctl-a") && v.in_sync && v.state == "running"
-    });
-    until(&ctl_b, "tap-b", "held by ctl-b, in sync, running", |v| {
-        v.controller.as_deref() == Some("ctl-b") && v.in_sync && v.state == "running"
-    });
+    for name in ["tap-a", "tap-b"] {
+        until(&ctl_a, name, "held, in sync, running", |v| {
+            v.controller.is_some() && v.in_sync && v.state == "running"
+        });
+    }
+    // The one holding tap-a is killed later: `holder`; `other` survives.
+    let holder_id = ctl_a.show("tap-a").controller.unwrap();
+    let (mut holder, other) = if holder_id == "ctl-a" {
+        (ctl_a, ctl_b)
+    } else {
+        (ctl_b, ctl_a)
+    };
+    let other_id = if holder_id == "ctl-a" {
+        "ctl-b"
+    } else {
+        "ctl-a"
+    };
     // Each controller sees the whole fleet, and who holds what.
-    until(&ctl_b, "tap-a", "held by ctl-a", |v| {
-        v.connected && v.controller.as_deref() == Some("ctl-a")
-    });
+    until(
+        &holder,
+        "tap-a",
+        "held by its holder, seen by itself",
+        |v| v.controller.as_deref() == Some(holder_id.as_str()),
+    );
+    until(
+        &other,
+        "tap-a",
+        "held by the holder, seen by the other",
+        |v| v.connected && v.controller.as_deref() == Some(holder_id.as_str()),
+    );
 
     // Workloads. web-1 is at 10.2.0.1 and the traffic goes to 10.2.0.2:
     // the web rule matches nothing yet.
-    until(&ctl_a, "tap-a", "counting traffic on rule rest", |v| {
+    until(&holder, "tap-a", "counting traffic on rule rest", |v| {
         rule_hits(v, "rest") > 0
     });
-    assert_eq!(rule_hits(&ctl_a.show("tap-a"), "web"), 0);
-    let web_v1 = ctl_a.show("tap-a").acked.unwrap();
+    assert_eq!(rule_hits(&holder.show("tap-a"), "web"), 0);
+    let web_v1 = holder.show("tap-a").acked.unwrap();
     // web-1 moves to 10.2.0.2: tap-a's policy is recompiled and pushed,
     // and the NOC gets the traffic.
     load_inventory(&fx, &inventory("10.2.0.2"));
     wait_sent(&sock_a, "noc");
-    until(&ctl_a, "tap-a", "acking the recompiled policy", |v| {
+    until(&holder, "tap-a", "acking the recompiled policy", |v| {
         v.in_sync && v.acked.as_deref() != Some(web_v1.as_str()) && rule_hits(v, "web") > 0
     });
-    let web_v2 = ctl_a.show("tap-a").acked.unwrap();
-    // ctl-b, which holds tap-b, compiled the same version.
+    let web_v2 = holder.show("tap-a").acked.unwrap();
+    // The other controller compiled the same version.
     for _ in 0..12_000 {
-        if ctl_b.cli(&["policies"]).contains(&web_v2) {
+        if other.cli(&["policies"]).contains(&web_v2) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    assert!(ctl_b.cli(&["policies"]).contains(&web_v2));
+    assert!(other.cli(&["policies"]).contains(&web_v2));
     // tap-b's policy does not select web-1: it was pushed nothing.
     let b_pushes = history(&fx, "tap-b")
         .iter()
@@ -250,16 +272,19 @@ fn the_fleet_survives_a_controller_and_an_etcd_member_and_follows_its_workloads(
         .count();
     assert_eq!(b_pushes, 1, "tap-b was pushed only its first policy");
 
-    // Failover: ctl-a holds tap-a and dies; a policy is imported while
-    // tap-a moves to ctl-b.
-    ctl_a.kill();
+    // Failover: the holder of tap-a dies; a policy is imported while
+    // tap-a moves to the other controller.
+    holder.kill();
     fx.write_policy("web", &web_policy("two"));
     fx.import();
     app_a.wait_for("policy \"two\" loaded", 60);
-    until(&ctl_b, "tap-a", "held by ctl-b and in sync", |v| {
-        v.controller.as_deref() == Some("ctl-b") && v.in_sync
-    });
-    let web_v3 = ctl_b.show("tap-a").acked.unwrap();
+    until(
+        &other,
+        "tap-a",
+        "held by the other controller and in sync",
+        |v| v.controller.as_deref() == Some(other_id) && v.in_sync,
+    );
+    let web_v3 = other.show("tap-a").acked.unwrap();
 
     // Store fault: one etcd member of three dies. A change still goes
     // through: tap-a gets "three", and tap-b a policy it cannot run.
@@ -269,12 +294,12 @@ fn the_fleet_survives_a_controller_and_an_etcd_member_and_follows_its_workloads(
     fx.import();
     app_a.wait_for("policy \"three\" loaded", 60);
     app_b.wait_for("keeping policy \"base-one\"", 60);
-    until(&ctl_b, "tap-a", "acking three", |v| {
+    until(&other, "tap-a", "acking three", |v| {
         v.in_sync && v.acked.as_deref() != Some(web_v3.as_str())
     });
-    let web_v4 = ctl_b.show("tap-a").acked.unwrap();
-    until(&ctl_b, "tap-b", "recording the nack", |v| v.nack.is_some());
-    let base_bad = ctl_b.show("tap-b").nack.unwrap().version;
+    let web_v4 = other.show("tap-a").acked.unwrap();
+    until(&other, "tap-b", "recording the nack", |v| v.nack.is_some());
+    let base_bad = other.show("tap-b").nack.unwrap().version;
 
     // The policy imported during the failover was applied exactly once,
     // and tap-b applied its first policy once and nothing since.
@@ -300,12 +325,12 @@ fn the_fleet_survives_a_controller_and_an_etcd_member_and_follows_its_workloads(
 
     // The history, in order.
     let want: Vec<String> = [
-        "connected to ctl-a".to_owned(),
+        format!("connected to {holder_id}"),
         format!("push {web_v1}"),
         format!("ack {web_v1}"),
         format!("push {web_v2}"),
         format!("ack {web_v2}"),
-        "connected to ctl-b".to_owned(),
+        format!("connected to {other_id}"),
         format!("push {web_v3}"),
         format!("ack {web_v3}"),
         format!("push {web_v4}"),
@@ -315,23 +340,21 @@ fn the_fleet_survives_a_controller_and_an_etcd_member_and_follows_its_workloads(
     let a_steps = history_with(&fx, "tap-a", &want);
     // Its heartbeats said "running" to each controller that held it.
     let running = [
-        "connected to ctl-a",
-        "state running",
-        "connected to ctl-b",
-        "state running",
+        format!("connected to {holder_id}"),
+        "state running".to_owned(),
+        format!("connected to {other_id}"),
+        "state running".to_owned(),
     ];
-    assert!(
-        in_order(&a_steps, &running.map(String::from)),
-        "tap-a: {a_steps:#?}"
-    );
+    assert!(in_order(&a_steps, &running), "tap-a: {a_steps:#?}");
     // Exactly one push of the version imported during the failover.
     let n = a_steps
         .iter()
         .filter(|s| **s == format!("push {web_v3}"))
         .count();
     assert_eq!(n, 1, "{a_steps:#?}");
+    // tap-b was held by the other controller all along, or moved to it.
     let want: Vec<String> = [
-        "connected to ctl-b".to_owned(),
+        format!("connected to {other_id}"),
         "state running".to_owned(),
         format!("push {base_bad}"),
         format!("nack {base_bad}"),

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use rustls_pki_types::ServerName;
 use sluice_controller::admin::{request_as, AdminRequest};
 use sluice_controller::registry::Summary;
+use sluice_protocol::failover::controller_order;
 use sluice_protocol::tls;
 use sluice_protocol::{
     decode, encode, ApplianceMsg, ControllerMsg, Counters, FrameDecoder, Heartbeat, Hello,
@@ -88,10 +89,30 @@ enum SimEvent {
     Failed(String),
 }
 
+/// The first reconnect step of the appliance's agent (`backoff_initial_ms`'s
+/// default).
+const FIRST_STEP_MS: u64 = 500;
+
+/// A draw from `0..span` for appliance `name`'s attempt `n`: what the
+/// agent's full jitter draws from its random source.
+fn jitter(name: &str, n: u32, span: u64) -> u64 {
+    let mut h = name
+        .bytes()
+        .fold(u64::from(n) ^ 0x9e37_79b9_7f4a_7c15, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (h ^ (h >> 31)) % span.max(1)
+}
+
 /// One simulated appliance: hello, ack every policy at once, heartbeat
 /// every second, until the runtime stops. With several addresses it fails
-/// over to the next one when its session ends, saying which version it
-/// runs, as the real agent does.
+/// over as the real agent does: its controllers in its own order
+/// (`failover::controller_order`), after a session ends a delay drawn
+/// from the agent's first backoff step (full jitter), saying in its hello
+/// which version it runs. Its first session waits for the `gate` (a fleet
+/// coming up paces itself); a failover does not.
 async fn sim(
     name: String,
     cfg: Arc<rustls::ClientConfig>,
@@ -99,30 +120,29 @@ async fn sim(
     gate: Arc<Semaphore>,
     events: mpsc::UnboundedSender<SimEvent>,
 ) {
+    let order = controller_order(&name, &addrs);
     let mut running = None;
     let mut sessions = 0u32;
-    let mut failures = 0usize;
-    let mut i = 0;
-    loop {
-        let addr = &addrs[i % addrs.len()];
+    let mut failures = 0u32;
+    for i in order.iter().cycle() {
+        let gate = (sessions == 0).then_some(&*gate);
         let e = session(
             &name,
             &cfg,
-            addr,
-            &gate,
+            &addrs[*i],
+            gate,
             &events,
             &mut running,
             &mut sessions,
         )
         .await;
         failures += 1;
-        if addrs.len() == 1 || failures > 10 * addrs.len() {
+        if addrs.len() == 1 || failures as usize > 10 * addrs.len() {
             let _ = events.send(SimEvent::Failed(format!("{name}: {e}")));
             return;
         }
-        i += 1;
-        // Equal jitter, as the agent's backoff, over a short first step.
-        tokio::time::sleep(Duration::from_millis(25 + (i as u64 * 7919) % 25)).await;
+        let ms = jitter(&name, failures, FIRST_STEP_MS);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 }
 
@@ -131,13 +151,16 @@ async fn session(
     name: &str,
     cfg: &Arc<rustls::ClientConfig>,
     addr: &str,
-    gate: &Semaphore,
+    gate: Option<&Semaphore>,
     events: &mpsc::UnboundedSender<SimEvent>,
     running: &mut Option<String>,
     sessions: &mut u32,
 ) -> String {
     let r: Result<(), String> = async {
-        let permit = gate.acquire().await.map_err(|e| e.to_string())?;
+        let permit = match gate {
+            Some(g) => Some(g.acquire().await.map_err(|e| e.to_string())?),
+            None => None,
+        };
         let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
         let server = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
@@ -158,7 +181,8 @@ async fn session(
         .map_err(|e| e.to_string())?;
         wr.write_all(&hello).await.map_err(|e| e.to_string())?;
         wr.flush().await.map_err(|e| e.to_string())?;
-        let mut permit = Some(permit);
+        let mut permit = permit;
+        let mut acked_hello = false;
         let mut dec = FrameDecoder::new();
         let mut buf = vec![0u8; 16 * 1024];
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -175,6 +199,7 @@ async fn session(
                         match decode::<ControllerMsg>(&body).map_err(|e| e.to_string())? {
                             ControllerMsg::HelloAck { .. } => {
                                 permit.take();
+                                acked_hello = true;
                                 *sessions += 1;
                                 let _ = events.send(if *sessions == 1 {
                                     SimEvent::Connected
@@ -196,7 +221,7 @@ async fn session(
                     }
                 }
                 _ = tick.tick() => {
-                    if permit.is_some() {
+                    if !acked_hello {
                         continue;
                     }
                     rx += 1000;
@@ -414,8 +439,9 @@ fn scale_one_controller_many_appliances() {
 }
 
 /// Three controllers on one etcd, the simulated fleet spread across them
-/// (each appliance lists all three, starting with a different one);
-/// controller 0 is killed: its share moves to the other two. Reports how
+/// (each appliance lists all three and takes them in its own order, as
+/// the agent does); controller 0 is killed: its share moves to the other
+/// two. Reports how
 /// long until every one of them is back in session, and until the fleet
 /// as the survivors see it is whole and in sync again — without a push,
 /// since every appliance says in its hello which version it runs.
@@ -452,10 +478,8 @@ fn scale_three_controllers_one_dies() {
         .unwrap();
     let (tx, mut events) = mpsc::unbounded_channel();
     let gate = Arc::new(Semaphore::new(64));
-    for (i, (name, cfg)) in configs.into_iter().enumerate() {
-        let mut list = addrs.clone();
-        list.rotate_left(i % 3);
-        rt.spawn(sim(name, cfg, list, gate.clone(), tx.clone()));
+    for (name, cfg) in configs {
+        rt.spawn(sim(name, cfg, addrs.clone(), gate.clone(), tx.clone()));
     }
     let v0 = rt.block_on(async {
         let (mut up, mut acked, mut v0) = (0, 0, None);
@@ -515,7 +539,9 @@ fn scale_three_controllers_one_dies() {
             t0.elapsed() < PHASE,
             "the survivors never saw the whole fleet: {s:?}"
         );
-        std::thread::sleep(Duration::from_millis(5));
+        // A summary walks all 10,000 records under the registry's lock:
+        // asked too often, it slows what it measures.
+        std::thread::sleep(Duration::from_millis(50));
     };
     let at = |q: usize| back[(back.len() - 1) * q / 100].as_secs_f64() * 1e3;
     println!(

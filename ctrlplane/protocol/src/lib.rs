@@ -18,7 +18,11 @@
 //! - [`tls`]: TLS 1.3 with mutual authentication for both ends (rustls with
 //!   ring): PEM files in, client and server configs out, and the check that
 //!   binds an appliance's hello to its certificate.
+//! - [`failover`]: the order in which an appliance tries its controllers,
+//!   its own for each appliance, so that a fleet and a dead controller's
+//!   share of it spread over the controllers.
 
+pub mod failover;
 pub mod frame;
 pub mod message;
 pub mod policy;

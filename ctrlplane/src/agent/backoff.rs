@@ -1,10 +1,16 @@
 //! Reconnect delays: exponential, bounded, with jitter so that a fleet of
 //! appliances losing the controller together does not come back together.
+//!
+//! The jitter is "full": each delay is drawn from the whole of its step,
+//! not only its upper half. A controller's appliances, all losing their
+//! session at the same instant, then spread their reconnects evenly over
+//! the first step instead of waiting out half of it together and arriving
+//! in a herd over the other half.
 
 use std::time::Duration;
 
-/// Doubling delays from `initial` up to `max`; each delay is drawn
-/// uniformly from the upper half of the current step ("equal jitter").
+/// Doubling steps from `initial` up to `max`; each delay is drawn
+/// uniformly from zero to the current step ("full jitter").
 #[derive(Debug, Clone)]
 pub struct Backoff {
     initial: Duration,
@@ -33,8 +39,7 @@ impl Backoff {
         let step = self.step;
         self.step = (self.step * 2).min(self.max);
         let hi = step.as_micros().min(u128::from(u64::MAX)) as u64;
-        let lo = hi / 2;
-        Duration::from_micros(rand::random_range(lo..=hi))
+        Duration::from_micros(rand::random_range(0..=hi))
     }
 }
 
@@ -49,14 +54,16 @@ mod tests {
         let steps = [100u64, 200, 400, 800, 1000, 1000, 1000];
         for s in steps {
             let d = b.next_delay();
-            assert!(d >= ms(s / 2) && d <= ms(s), "{d:?} for step {s}");
+            assert!(d <= ms(s), "{d:?} for step {s}");
         }
         b.reset();
         assert!(b.next_delay() <= ms(100));
-        // Jitter: 50 draws are not all the same.
+        // Jitter over the whole step: of 200 draws, some fall in its lower
+        // half and some in its upper half (each misses with odds 2^-200).
         let mut b = Backoff::new(ms(1000), ms(1000));
-        let first = b.next_delay();
-        assert!((0..50).any(|_| b.next_delay() != first));
+        let draws: Vec<Duration> = (0..200).map(|_| b.next_delay()).collect();
+        assert!(draws.iter().any(|d| *d < ms(500)));
+        assert!(draws.iter().any(|d| *d > ms(500)));
     }
 
     #[test]

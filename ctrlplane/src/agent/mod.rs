@@ -18,11 +18,14 @@
 //!   drops it otherwise.
 //! - [`AgentEvent::Connected`] / [`AgentEvent::Disconnected`]: for the log
 //!   and the console; reconnecting is the agent's business: it tries the
-//!   configured controllers in turn, each failure moving on to the next
-//!   one, and waits (exponential backoff with jitter) only once every one
-//!   of them failed. After a session ends it starts with the next
-//!   controller: any controller can hold any appliance's session, and the
-//!   one that ended it may be gone.
+//!   configured controllers in turn, in this appliance's own order
+//!   (`rotation`: a fleet starts spread over its controllers, and a dead
+//!   controller's appliances spread over the others), each failure moving
+//!   on to the next one, and waits (exponential backoff with full jitter)
+//!   once every one of them failed. After a session ends it waits a
+//!   jittered first step and goes on with the next controller: any
+//!   controller can hold any appliance's session, and the one that ended
+//!   it may be gone.
 //!
 //! At start-up, [`load_persisted`] gives the last acked policy to run while
 //! the controller is unreachable; put its version in
@@ -32,6 +35,7 @@
 
 pub mod backoff;
 pub mod persist;
+mod rotation;
 mod session;
 
 /// Framing, messages and TLS set-up are shared with the controller.
@@ -60,7 +64,8 @@ pub struct AgentConfig {
     pub labels: BTreeMap<String, String>,
     pub ports: Vec<PortInfo>,
     pub capabilities: Vec<String>,
-    /// The controllers' `host:port`, tried in turn.
+    /// The controllers' `host:port`, tried in turn in this appliance's
+    /// own order (`protocol::failover`).
     pub addresses: Vec<String>,
     /// The name every controller's certificate must carry; `None`: the
     /// host part of the address connected to.
@@ -77,7 +82,8 @@ pub struct AgentConfig {
     pub policy_version: Option<String>,
     /// How often the main loop sends heartbeats.
     pub heartbeat: Duration,
-    /// First reconnect delay; doubles up to `backoff_max`.
+    /// First reconnect step; doubles up to `backoff_max`. Each delay is
+    /// drawn from zero to the step.
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
     /// TCP connect, TLS handshake and hello must each finish within this.

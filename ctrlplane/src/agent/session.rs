@@ -23,6 +23,7 @@ use super::protocol::{
     decode, encode, ApplianceMsg, CommandKind, CommandResult, ControllerMsg, FrameDecoder,
     Heartbeat, Hello, PROTOCOL_VERSION,
 };
+use super::rotation::Rotation;
 use super::{
     persist, tls, AgentConfig, AgentEvent, AgentHandle, AgentReply, AgentStatus, OperatorCommand,
 };
@@ -228,12 +229,12 @@ struct Agent {
 impl Agent {
     fn run(mut self) {
         let n = self.cfg.addresses.len().max(1);
-        // Which controller to try next, and how many in a row failed.
-        let mut next = 0;
+        // Which controller to try next: this appliance's own order.
+        let mut rotation = Rotation::new(&self.cfg.name, &self.cfg.addresses);
+        // How many attempts in a row failed.
         let mut failed = 0;
         loop {
-            let i = next % n;
-            next = i + 1;
+            let i = rotation.next();
             let reason = match self.connect(i) {
                 Ok(sess) => {
                     failed = 0;
@@ -259,6 +260,9 @@ impl Agent {
                 log(format!("{address}: {reason}; trying the next controller"));
                 continue;
             }
+            // Every controller failed, or a session ended: wait. After a
+            // session the backoff is at its first step, whose jitter
+            // spreads the reconnects of a controller's appliances.
             failed = 0;
             let delay = self.backoff.next_delay();
             log(format!(

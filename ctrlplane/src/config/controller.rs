@@ -10,8 +10,9 @@ use super::values::Endpoint;
 /// `[controller]`. Paths are relative to the working directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControllerConfig {
-    /// The controllers' `host:port`, tried in turn: any of them can hold
-    /// the session, so the agent fails over to the next live one.
+    /// The controllers' `host:port`, tried in turn in an order of the
+    /// appliance's own (a hash of its name and each address): any of them
+    /// can hold the session, so the agent fails over to the next live one.
     pub addresses: Vec<Endpoint>,
     /// The name every controller's certificate must carry; without it,
     /// the host part of the address connected to.
@@ -26,7 +27,8 @@ pub struct ControllerConfig {
     pub persist: PathBuf,
     /// Heartbeat interval (`heartbeat_ms`).
     pub heartbeat: Duration,
-    /// First reconnect delay; it doubles (with jitter) up to `backoff_max`.
+    /// First reconnect step; it doubles up to `backoff_max`, each delay
+    /// drawn from zero to the step (full jitter).
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
     /// Bound on each of TCP connect, TLS handshake and hello.
