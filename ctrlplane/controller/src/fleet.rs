@@ -18,11 +18,11 @@
 //! prefix, so a change written by any controller (or by an import) reaches
 //! all of them; each pushes to the appliances whose sessions it holds.
 //! Writes made on behalf of sessions (registry, ownership, history) go
-//! through one queue and one task, in order, retried while etcd is
-//! unreachable, so no session ever waits on etcd. Ownership keys live
-//! under the controller's lease: when a controller dies its lease expires
-//! within its TTL and every other controller sees its appliances as
-//! disconnected at once.
+//! through one queue and one task (`writer`), in order, batched into
+//! transactions, retried while etcd is unreachable, so no session ever
+//! waits on etcd. Ownership keys live under the controller's lease: when
+//! a controller dies its lease expires within its TTL and every other
+//! controller sees its appliances as disconnected at once.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -233,7 +233,7 @@ impl Link {
         }));
     }
 
-    fn next_seq(&self) -> u64 {
+    pub(crate) fn next_seq(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
 }
@@ -262,148 +262,6 @@ impl Lease {
     pub fn set(&self, id: i64) {
         self.0.store(id, Ordering::Relaxed);
     }
-}
-
-/// Most operations etcd takes in one transaction (its default `--max-txn-ops`).
-const MAX_TXN_OPS: usize = 128;
-
-/// What the writer does next: one write, or history events in one
-/// transaction (each with its key chosen once: a write that failed
-/// ambiguously, and may have been done, is retried under the same keys,
-/// so nothing is recorded twice).
-enum Step {
-    One(Op),
-    History(Vec<(String, String)>),
-}
-
-/// Performs the queued writes in order; each is retried until it is done.
-/// Runs of history events go in one transaction: thousands of appliances
-/// acking a push make thousands of events at once.
-pub(crate) async fn writer(
-    mut client: Client,
-    keys: Keys,
-    link: Arc<Link>,
-    lease: Arc<Lease>,
-    mut rx: mpsc::UnboundedReceiver<Op>,
-) {
-    let mut failing = false;
-    while let Some(first) = rx.recv().await {
-        let mut steps: Vec<Step> = Vec::new();
-        let mut next = Some(first);
-        let mut taken = 0;
-        while let Some(op) = next.take() {
-            taken += 1;
-            match op {
-                Op::History(e) => {
-                    let key = keys.k(&history::key(e.at_ms, &e.controller, link.next_seq()));
-                    let json = serde_json::to_string(&e).unwrap_or_default();
-                    match steps.last_mut() {
-                        Some(Step::History(h)) if h.len() < MAX_TXN_OPS => h.push((key, json)),
-                        _ => steps.push(Step::History(vec![(key, json)])),
-                    }
-                }
-                other => steps.push(Step::One(other)),
-            }
-            if taken < MAX_TXN_OPS {
-                next = rx.try_recv().ok();
-            }
-        }
-        for step in &steps {
-            let mut delay = Duration::from_millis(100);
-            loop {
-                let done = match step {
-                    Step::One(op) => write(&mut client, &keys, &link, lease.get(), op).await,
-                    Step::History(h) => {
-                        let puts: Vec<TxnOp> = h
-                            .iter()
-                            .map(|(k, v)| TxnOp::put(k.as_str(), v.as_str(), None))
-                            .collect();
-                        client
-                            .txn(Txn::new().and_then(puts))
-                            .await
-                            .map(|_| ())
-                            .map_err(err("history"))
-                    }
-                };
-                match done {
-                    Ok(()) => {
-                        if failing {
-                            log("etcd: writes go through again");
-                            failing = false;
-                        }
-                        break;
-                    }
-                    Err(e) => {
-                        if !failing {
-                            log(format!("{e}; retrying"));
-                            failing = true;
-                        }
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(2));
-                    }
-                }
-            }
-        }
-    }
-}
-
-async fn write(
-    client: &mut Client,
-    keys: &Keys,
-    link: &Link,
-    lease: i64,
-    op: &Op,
-) -> Result<(), String> {
-    let me = link.id.as_str();
-    match op {
-        Op::View { name, json } => {
-            let owner = keys.session(name);
-            let txn = Txn::new()
-                .when([Compare::value(owner, CompareOp::Equal, me)])
-                .and_then([TxnOp::put(
-                    keys.k(&format!("appliance/{name}")),
-                    json.as_str(),
-                    None,
-                )]);
-            client.txn(txn).await.map_err(err("registry"))?;
-        }
-        Op::Own { name } => {
-            client
-                .put(
-                    keys.session(name),
-                    me,
-                    Some(PutOptions::new().with_lease(lease)),
-                )
-                .await
-                .map_err(err("session ownership"))?;
-        }
-        Op::Disown { name } => {
-            let owner = keys.session(name);
-            let txn = Txn::new()
-                .when([Compare::value(owner.clone(), CompareOp::Equal, me)])
-                .and_then([TxnOp::delete(owner, None)]);
-            client.txn(txn).await.map_err(err("session ownership"))?;
-        }
-        Op::Queue { name, id, json } => {
-            client
-                .put(
-                    keys.k(&format!("command/{name}/{id:020}")),
-                    json.as_str(),
-                    None,
-                )
-                .await
-                .map_err(err("commands"))?;
-        }
-        Op::Delivered { name, id } => {
-            client
-                .delete(keys.k(&format!("command/{name}/{id:020}")), None)
-                .await
-                .map_err(err("commands"))?;
-        }
-        // Batched by the writer.
-        Op::History(_) => {}
-    }
-    Ok(())
 }
 
 /// Grants the controller's lease and registers the controller under it.

@@ -27,6 +27,8 @@
 //! - [`fleet`]: etcd: its keys, the load and the watch, the writes, the
 //!   lease, import and export.
 //! - [`inventory`]: workloads, and policies compiled against them.
+//! - `writer`: the sessions' writes to etcd, in order, many to a
+//!   transaction.
 //! - [`history`]: the fleet's events, kept in etcd.
 //! - [`top`]: the fleet's top talkers, read off the data-service stream
 //!   (NATS) the appliances publish their flow records to.
@@ -43,6 +45,7 @@ pub mod registry;
 mod session;
 pub mod store;
 pub mod top;
+mod writer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -187,7 +190,7 @@ async fn run(opts: Options) -> Result<(), String> {
         shared.policies().len(),
     ));
     tokio::spawn(fleet::follow_members(client.clone(), opts.etcd.clone()));
-    tokio::spawn(fleet::writer(
+    tokio::spawn(writer::run(
         client.clone(),
         keys.clone(),
         link,
