@@ -261,6 +261,45 @@ impl<'a> Words<'a> {
     }
 }
 
+/// What flow and counters samples start with: the sequence number and the
+/// source id, packed in one word in the compact formats (type in the top
+/// byte) and in two in the expanded ones. `w` is left after them.
+struct SampleStart<'a> {
+    expanded: bool,
+    w: Words<'a>,
+    sequence: u32,
+    source_id_type: u32,
+    source_id_index: u32,
+}
+
+impl<'a> SampleStart<'a> {
+    /// `r`'s start, which must be of format `compact` or `expanded`.
+    fn parse(r: &Record<'a>, compact: u32, expanded: u32) -> Result<SampleStart<'a>> {
+        let expanded = if r.is(compact) {
+            false
+        } else if r.is(expanded) {
+            true
+        } else {
+            return Err(Error::Malformed);
+        };
+        let mut w = Words::new(r.data);
+        let sequence = w.u32()?;
+        let (source_id_type, source_id_index) = if expanded {
+            (w.u32()?, w.u32()?)
+        } else {
+            let s = w.u32()?;
+            (s >> 24, s & 0x00ff_ffff)
+        };
+        Ok(SampleStart {
+            expanded,
+            w,
+            sequence,
+            source_id_type,
+            source_id_index,
+        })
+    }
+}
+
 /// A flow sample, compact (format 1) or expanded (format 3): one sampled
 /// packet and what the switch knew about it.
 #[derive(Debug, Clone)]
@@ -283,21 +322,13 @@ pub struct FlowSample<'a> {
 impl<'a> FlowSample<'a> {
     /// The flow sample in `r`, which must be sample format 1 or 3.
     pub fn parse(r: &Record<'a>) -> Result<FlowSample<'a>> {
-        let expanded = if r.is(sample_format::FLOW) {
-            false
-        } else if r.is(sample_format::FLOW_EXPANDED) {
-            true
-        } else {
-            return Err(Error::Malformed);
-        };
-        let mut w = Words::new(r.data);
-        let sequence = w.u32()?;
-        let (source_id_type, source_id_index) = if expanded {
-            (w.u32()?, w.u32()?)
-        } else {
-            let s = w.u32()?;
-            (s >> 24, s & 0x00ff_ffff)
-        };
+        let SampleStart {
+            expanded,
+            mut w,
+            sequence,
+            source_id_type,
+            source_id_index,
+        } = SampleStart::parse(r, sample_format::FLOW, sample_format::FLOW_EXPANDED)?;
         let sampling_rate = w.u32()?;
         let sample_pool = w.u32()?;
         let drops = w.u32()?;
@@ -334,21 +365,13 @@ pub struct CountersSample<'a> {
 impl<'a> CountersSample<'a> {
     /// The counters sample in `r`, which must be sample format 2 or 4.
     pub fn parse(r: &Record<'a>) -> Result<CountersSample<'a>> {
-        let expanded = if r.is(sample_format::COUNTERS) {
-            false
-        } else if r.is(sample_format::COUNTERS_EXPANDED) {
-            true
-        } else {
-            return Err(Error::Malformed);
-        };
-        let mut w = Words::new(r.data);
-        let sequence = w.u32()?;
-        let (source_id_type, source_id_index) = if expanded {
-            (w.u32()?, w.u32()?)
-        } else {
-            let s = w.u32()?;
-            (s >> 24, s & 0x00ff_ffff)
-        };
+        let SampleStart {
+            mut w,
+            sequence,
+            source_id_type,
+            source_id_index,
+            ..
+        } = SampleStart::parse(r, sample_format::COUNTERS, sample_format::COUNTERS_EXPANDED)?;
         let count = w.u32()?;
         Ok(CountersSample {
             sequence,
