@@ -16,6 +16,11 @@
 //!   plain group gives it back exactly its old slots, a sticky one leaves
 //!   them where they went.
 //!
+//! A plain frame (untagged IPv4 without options or IPv6 without extension
+//! headers, TCP or UDP, not a fragment) has its five-tuple at fixed
+//! offsets: [`FlowHasher::hash_plain`] reads it there, the same hash
+//! without a parse, for a path that needs nothing else of the frame.
+//!
 //! The slot comes from the hash's *top* bits on purpose: flow sampling
 //! keeps the hashes that are 0 mod n and the distributor picks a worker by
 //! `hash % n`, so a group indexed by the low bits would see only a sliver
@@ -27,6 +32,9 @@ use crate::frame::Frame;
 use crate::stage::decap::{Classified, Decap, DecapConfig, DecapConfigError};
 use crate::stage::encap;
 use crate::stage::parse::{parse_to, Layers};
+use crate::wire::bytes::{array_at, try_u16_at};
+use crate::wire::ethernet::{ethertype, HEADER_LEN as ETH_LEN};
+use crate::wire::{ip_proto, ipv4, ipv6, tcp, udp};
 
 /// Which fields the group's flow hash covers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -78,6 +86,94 @@ impl FlowHasher {
             _ => encap::flow_hash(Some(layers), frame.data()),
         }
     }
+}
+
+impl FlowHasher {
+    /// [`FlowHasher::hash`] of a plain frame read at fixed offsets, without
+    /// its parse (see [`plain_hash`]); `None` when the frame is not plain
+    /// or the group hashes the inner tuple: then parse it and call `hash`.
+    #[inline(always)]
+    pub fn hash_plain(&self, data: &[u8], pkt_len: usize) -> Option<u32> {
+        match self.fields {
+            FlowFields::FiveTuple => plain_hash(data, pkt_len, true),
+            FlowFields::IpPair => plain_hash(data, pkt_len, false),
+            FlowFields::InnerFiveTuple => None,
+        }
+    }
+}
+
+/// [`encap::flow_hash`] of a frame of `pkt_len` bytes whose first segment
+/// is `f`, read at fixed offsets, with its ports and protocol (`ports`) or
+/// without (the IP pair): `Some` only for untagged Ethernet with IPv4
+/// without options or IPv6 without extension headers, not a fragment, and
+/// a whole TCP or UDP header inside the IP packet and the first segment.
+/// Those are exactly frames [`parse_to`] finds no error in and whose hash
+/// needs only these fields; anything else (tags, MPLS, options, extension
+/// headers, fragments, other protocols, lengths that lie) is `None`, for
+/// the full parse to judge.
+#[inline(always)]
+pub fn plain_hash(f: &[u8], pkt_len: usize, ports: bool) -> Option<u32> {
+    let len = pkt_len.max(f.len());
+    let (a, b, proto, l4, ip_len) = match try_u16_at(f, 12)? {
+        ethertype::IPV4 => {
+            let h = array_at::<{ ipv4::MIN_HEADER_LEN }>(f, ETH_LEN)?;
+            let flags = u16::from_be_bytes([h[6], h[7]]);
+            if h[0] != 0x45 || flags & (ipv4::FLAG_MF | ipv4::OFFSET_MASK) != 0 {
+                return None;
+            }
+            let total = u16::from_be_bytes([h[2], h[3]]);
+            let ip_len = ipv4::packet_len(total, len - ETH_LEN);
+            if ip_len < ipv4::MIN_HEADER_LEN {
+                return None;
+            }
+            let a = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
+            let b = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+            (
+                u128::from(a),
+                u128::from(b),
+                h[9],
+                ipv4::MIN_HEADER_LEN,
+                ip_len,
+            )
+        }
+        ethertype::IPV6 => {
+            let h = array_at::<{ ipv6::HEADER_LEN }>(f, ETH_LEN)?;
+            if h[0] >> 4 != 6 {
+                return None;
+            }
+            let payload = u16::from_be_bytes([h[4], h[5]]);
+            let ip_len = ipv6::packet_len(payload, len - ETH_LEN);
+            let a = u128::from_be_bytes(*array_at::<16>(h, 8)?);
+            let b = u128::from_be_bytes(*array_at::<16>(h, 24)?);
+            (a, b, h[6], ipv6::HEADER_LEN, ip_len)
+        }
+        _ => return None,
+    };
+    if ip_len > len - ETH_LEN {
+        return None;
+    }
+    // The transport header as parse sees it: inside the IP packet and the
+    // first segment.
+    let end = (ETH_LEN + ip_len).min(f.len());
+    let seg = f.get(ETH_LEN + l4..end)?;
+    let header = match proto {
+        ip_proto::UDP => udp::HEADER_LEN,
+        ip_proto::TCP => match usize::from(seg.get(tcp::field::DATA_OFF)? >> 4) * 4 {
+            n if n < tcp::MIN_HEADER_LEN => return None,
+            n => n,
+        },
+        _ => return None,
+    };
+    if seg.len() < header {
+        return None;
+    }
+    let &[s0, s1, d0, d1] = seg.first_chunk::<4>()?;
+    Some(if ports {
+        let (pa, pb) = (u16::from_be_bytes([s0, s1]), u16::from_be_bytes([d0, d1]));
+        encap::ends_hash(a, pa, b, pb, proto)
+    } else {
+        encap::ends_hash(a, 0, b, 0, 0)
+    })
 }
 
 /// [`encap::flow_hash`] without ports and protocol.
@@ -398,6 +494,103 @@ mod tests {
         assert_eq!(hash(&h, &[1, 2, 3]), hash(&five, &[1, 2, 3]));
     }
 
+    /// `f` over IPv6 between addresses made from its IPv4 ones.
+    fn v6_frame(f: Flow) -> Vec<u8> {
+        let v6 = |a: [u8; 4]| {
+            let mut x = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            x[12..].copy_from_slice(&a);
+            x
+        };
+        let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]).ipv6(
+            v6(f.a),
+            v6(f.b),
+            64,
+        );
+        let mut out = Vec::new();
+        if f.tcp {
+            b.tcp(f.pa, f.pb, 1, 1000)
+                .write(&mut out, &[0u8; 10])
+                .unwrap();
+        } else {
+            b.udp(f.pa, f.pb).write(&mut out, &[0u8; 10]).unwrap();
+        }
+        out
+    }
+
+    /// The parsed hash of `bytes` as a frame of `pkt_len` bytes, and
+    /// whether parse found an error.
+    fn parsed(h: &FlowHasher, bytes: &[u8], pkt_len: usize) -> (u32, bool) {
+        let mut l = Layers::default();
+        parse_to(bytes, pkt_len, &mut l);
+        (h.hash(&VecFrame::new(bytes), &l), l.error.is_some())
+    }
+
+    #[test]
+    fn plain_frames_hash_without_a_parse_as_with_one() {
+        let mut r = Rng(5);
+        for fields in [FlowFields::FiveTuple, FlowFields::IpPair] {
+            let h = hasher(fields);
+            for _ in 0..1000 {
+                let f = Flow::random(&mut r);
+                for bytes in [f.frame(), v6_frame(f)] {
+                    assert_eq!(
+                        h.hash_plain(&bytes, bytes.len()),
+                        Some(hash(&h, &bytes)),
+                        "{fields:?}"
+                    );
+                }
+            }
+        }
+        let f = Flow::random(&mut r).frame();
+        assert_eq!(
+            hasher(FlowFields::InnerFiveTuple).hash_plain(&f, f.len()),
+            None
+        );
+    }
+
+    #[test]
+    fn frames_that_are_not_plain_are_left_to_the_parse() {
+        let h = hasher(FlowFields::FiveTuple);
+        let f = Flow {
+            tcp: true,
+            ..Flow::random(&mut Rng(6))
+        };
+        let plain = f.frame();
+        assert!(h.hash_plain(&plain, plain.len()).is_some());
+        let edited = |at: usize, byte: u8| {
+            let mut b = plain.clone();
+            b[at] = byte;
+            b
+        };
+        let mut tagged = plain[..12].to_vec();
+        tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x2a]);
+        tagged.extend_from_slice(&plain[12..]);
+        let cases = [
+            ("802.1Q tag", tagged),
+            ("IPv4 options", edited(14, 0x46)),
+            ("more fragments", edited(20, 0x20)),
+            ("later fragment", edited(21, 0x01)),
+            ("ICMP", edited(23, 1)),
+            ("TCP data offset 4", edited(46, 0x40)),
+            ("total length past the frame", edited(16, 0x40)),
+            ("cut in the TCP header", plain[..50].to_vec()),
+            ("VXLAN", vxlan(&plain, 1234)),
+        ];
+        for (what, bytes) in cases {
+            let vx = what == "VXLAN";
+            assert_eq!(h.hash_plain(&bytes, bytes.len()).is_some(), vx, "{what}");
+        }
+        let v6 = v6_frame(f);
+        let mut hop_by_hop = v6.clone();
+        hop_by_hop[20] = 0;
+        assert_eq!(h.hash_plain(&hop_by_hop, hop_by_hop.len()), None);
+        assert_eq!(
+            h.hash_plain(&v6[..60], v6.len()),
+            None,
+            "TCP header in a later segment"
+        );
+    }
+
     /// Which member each of `flows` reaches.
     fn members(t: &GroupTable, h: &FlowHasher, flows: &[Flow]) -> Vec<usize> {
         flows
@@ -518,6 +711,38 @@ mod tests {
                 let h = hasher(fields);
                 let t = GroupTable::build(&[1, 2, 3], &[true, false, true], None, false).unwrap();
                 proptest::prop_assert_ne!(t.member(hash(&h, &bytes)), 1);
+            }
+        }
+
+        /// Damaged plain frames: when the fixed offsets give a hash, parse
+        /// finds no error and gives the same hash.
+        #[test]
+        fn a_plain_hash_is_the_parsed_hash(
+            seed in proptest::num::u64::ANY,
+            v6 in proptest::bool::ANY,
+            pair in proptest::bool::ANY,
+            edits in proptest::collection::vec((0usize..80, proptest::num::u8::ANY), 0..3),
+            cut in 0usize..90,
+            extra in 0usize..40,
+        ) {
+            let f = Flow::random(&mut Rng(seed));
+            let mut bytes = if v6 { v6_frame(f) } else { f.frame() };
+            for (at, b) in edits {
+                if let Some(x) = bytes.get_mut(at) {
+                    *x = b;
+                }
+            }
+            // A third cut short, a third whole, a third longer than the
+            // first segment (a chained frame).
+            let pkt_len = bytes.len() + if cut >= 60 { extra } else { 0 };
+            if cut < 30 {
+                bytes.truncate(bytes.len().saturating_sub(cut));
+            }
+            let h = hasher(if pair { FlowFields::IpPair } else { FlowFields::FiveTuple });
+            if let Some(fast) = h.hash_plain(&bytes, pkt_len) {
+                let (slow, error) = parsed(&h, &bytes, pkt_len);
+                proptest::prop_assert!(!error);
+                proptest::prop_assert_eq!(fast, slow);
             }
         }
 

@@ -875,15 +875,12 @@ fn udp_src_port(hash: u32) -> u16 {
 /// for every packet and the UDP source port waits for it.
 #[inline]
 pub fn flow_hash(layers: Option<&Layers>, frame: &[u8]) -> u32 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let end = |addr: u64, port: u16| addr ^ (u64::from(port) << 48);
     let sum = match layers {
         Some(l) if l.ip_version != 0 => {
             let ports = l.fragment == Fragment::None;
             let pa = if ports { l.src_port } else { 0 };
             let pb = if ports { l.dst_port } else { 0 };
-            end(fold128(l.src_addr), pa).wrapping_add(end(fold128(l.dst_addr), pb))
-                ^ u64::from(l.l4_proto)
+            return ends_hash(l.src_addr, pa, l.dst_addr, pb, l.l4_proto);
         }
         _ => {
             let mac = |at: usize| {
@@ -899,6 +896,22 @@ pub fn flow_hash(layers: Option<&Layers>, frame: &[u8]) -> u32 {
             mac(0).wrapping_add(mac(6)) ^ (et << 48)
         }
     };
+    spread(sum)
+}
+
+/// [`flow_hash`] of an IP flow from its two ends (address as in
+/// [`Layers::src_addr`], port or 0) and protocol: for callers that read
+/// them without a full parse.
+#[inline(always)]
+pub fn ends_hash(a: u128, pa: u16, b: u128, pb: u16, proto: u8) -> u32 {
+    let end = |addr: u128, port: u16| fold128(addr) ^ (u64::from(port) << 48);
+    spread(end(a, pa).wrapping_add(end(b, pb)) ^ u64::from(proto))
+}
+
+/// The multiply that spreads a sum of ends over the hash's bits.
+#[inline(always)]
+fn spread(sum: u64) -> u32 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let p = u128::from(sum) * u128::from(K);
     ((p >> 64) as u64 ^ (p as u64 >> 32)) as u32
 }
