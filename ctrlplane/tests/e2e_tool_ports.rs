@@ -1225,6 +1225,87 @@ fn a_tool_group_keeps_both_directions_of_every_flow_on_one_member_by_weight() {
     }
 }
 
+/// A match-all rule to a group without dedup: every burst skips parse and
+/// classification, and plain frames are hashed at fixed offsets. A flow's
+/// 802.1Q-tagged frames (parsed, then hashed) reach the member its plain
+/// frames reach; frames whose IPv4 length lies are forwarded and counted
+/// as parse errors; the rule's hits, each member's counters and
+/// `rx = Σ terminals` hold.
+#[test]
+fn a_match_all_group_hashes_plain_and_tagged_frames_of_a_flow_alike() {
+    const FLOWS: u32 = 300;
+    let mut inputs = Vec::new();
+    let mut flow_of = HashMap::new();
+    for f in 0..FLOWS {
+        let id = f as u16;
+        let plain = Flow::nth(f).frame(f % 2 == 1, id, 20);
+        let tagged_id = id + 1000;
+        inputs.push(plain);
+        inputs.push(vlan(&Flow::nth(f).frame(f % 2 == 0, tagged_id, 20), 42));
+        flow_of.insert(id, f);
+        flow_of.insert(tagged_id, f);
+    }
+    // An IPv4 total length past the frame: parse's bad_l3.
+    let lying: Vec<Vec<u8>> = (0..20u32)
+        .map(|f| {
+            let mut b = Flow::nth(f).frame(false, 2000 + f as u16, 20);
+            b[16..18].copy_from_slice(&1400u16.to_be_bytes());
+            b
+        })
+        .collect();
+    inputs.extend(lying.iter().cloned());
+    let names: Vec<&str> = MEMBERS.iter().map(|m| m.0).collect();
+    let mut b = Bench::new("direct", &names);
+    let input = b.pcap_input("tap", &inputs);
+    let policy = TO_FARM.replace("port = \"farm\"", "port = \"farm\"\ndedup = false");
+    b.start(&input, &GROUP.replace("@STICKY@", "false"), &policy);
+    assert!(b.cmd("start").contains("forwarding started"));
+    b.settle(inputs.len() as u64);
+    let mut member_of: HashMap<u32, usize> = HashMap::new();
+    let mut lied = 0;
+    let mut sent = 0;
+    for (m, (name, _)) in MEMBERS.iter().enumerate() {
+        let c = b.member("farm", name);
+        assert_eq!(c.dropped_tx_full, 0, "{name}");
+        sent += c.tx_packets;
+        for f in b.delivered(name, c.tx_packets as usize) {
+            if lying.contains(&f) {
+                lied += 1;
+                continue;
+            }
+            let flow = flow_of[&ip_id(&f)];
+            let was = member_of.insert(flow, m);
+            assert!(
+                was.is_none_or(|w| w == m),
+                "flow {flow}: its plain and tagged frames reached {} and {name}",
+                MEMBERS[was.unwrap_or(m)].0
+            );
+        }
+    }
+    assert_eq!(sent, inputs.len() as u64);
+    assert_eq!(lied, lying.len());
+    assert_eq!(member_of.len(), FLOWS as usize);
+    assert!(
+        (0..MEMBERS.len()).all(|m| member_of.values().any(|&x| x == m)),
+        "every member took flows: {member_of:?}"
+    );
+    b.until("the rule's hits published", |b| {
+        let p = b.cmd("show policy rules");
+        p.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let n = inputs.len().to_string();
+            w.get(2) == Some(&"all") && w.windows(2).any(|p| p == ["packets", n.as_str()])
+        })
+    });
+    let report = b.finish();
+    assert_eq!(total(&report, "forwarded"), inputs.len() as u64, "{report}");
+    assert_eq!(
+        total(&report, "parse_errors"),
+        lying.len() as u64,
+        "{report}"
+    );
+}
+
 /// The other two hashes: `ip-pair` keeps every flow between two hosts on
 /// one member; `inner-5-tuple` keeps both directions of a tunnelled flow
 /// on one member although the two directions' tunnels differ (outer

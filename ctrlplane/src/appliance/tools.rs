@@ -25,6 +25,9 @@ pub struct ToolPort {
     pub link_up: bool,
     /// Taken down from the console on a device that cannot set its link.
     pub held_down: bool,
+    /// The longest untagged frame it carries: its MTU plus the Ethernet
+    /// header (as the workers read it from its TX queue).
+    pub max_frame: usize,
 }
 
 impl ToolPort {
@@ -79,6 +82,7 @@ impl Tools {
                 id: p.id(),
                 link_up: p.link().is_ok_and(|l| l.up),
                 held_down: false,
+                max_frame: usize::from(p.mtu().unwrap_or(1500)) + 14,
             })
             .collect();
         Tools::build(cfg, tool_ports, tunnels)
@@ -151,6 +155,14 @@ impl Tools {
                 s.sticky,
             ),
             hasher: s.hasher.clone(),
+            max_frame: s
+                .members
+                .iter()
+                .zip(&live)
+                .filter(|(_, live)| **live)
+                .map(|(&m, _)| self.ports[usize::from(m)].max_frame)
+                .min()
+                .unwrap_or(0),
         }
     }
 
@@ -370,6 +382,7 @@ mod tests {
                 id: 10 + i as u16,
                 link_up: true,
                 held_down: false,
+                max_frame: 1500 + 100 * i + 14,
             })
             .collect();
         Tools::build(&cfg, ports, &DecapConfig::default()).expect("tools")
@@ -392,6 +405,8 @@ mod tests {
         assert_eq!(tables[1].members, [1]);
         assert_eq!(tables[3].members, [0, 1, 2]);
         assert_eq!(shares(&t, 3), [SLOTS / 4, SLOTS / 4, SLOTS / 2]);
+        assert_eq!(tables[2].max_frame, 1714);
+        assert_eq!(tables[3].max_frame, 1514, "the smallest member's");
     }
 
     #[test]
@@ -415,6 +430,7 @@ mod tests {
         assert!(t.hold(0, true));
         let held = shares(&t, 3);
         assert_eq!(held[0], 0);
+        assert_eq!(t.tables()[3].max_frame, 1614, "ids1, the smallest, is down");
         assert!(t.hold(0, false));
         assert_eq!(shares(&t, 3), held, "sticky: flows stay where they went");
         assert!(!t.hold(0, false));

@@ -309,6 +309,11 @@ impl Port {
         self.id
     }
 
+    /// The port's MTU (L3 bytes a frame may carry), if the PMD says.
+    pub fn mtu(&self) -> Option<u16> {
+        port_mtu(self.id)
+    }
+
     /// Takes ethdev ownership of the port as `who`: other users of the
     /// shared port table (a primary's `RTE_ETH_FOREACH_DEV` loops, such as
     /// testpmd's "are all ports started" before it forwards) leave it alone.
@@ -785,6 +790,14 @@ pub struct TxQueue {
     queue: u16,
 }
 
+/// Port `id`'s MTU, if the PMD says.
+fn port_mtu(id: u16) -> Option<u16> {
+    let mut mtu = 0u16;
+    // SAFETY: a valid out-pointer; an unknown port id is an error return.
+    let ret = unsafe { dpdk_sys::rte_eth_dev_get_mtu(id, &mut mtu) };
+    (ret == 0 && mtu > 0).then_some(mtu)
+}
+
 impl TxQueue {
     pub fn port(&self) -> u16 {
         self.port
@@ -796,10 +809,7 @@ impl TxQueue {
 
     /// The port's MTU (L3 bytes a frame may carry), if the PMD says.
     pub fn mtu(&self) -> Option<u16> {
-        let mut mtu = 0u16;
-        // SAFETY: a valid out-pointer; the port id is a started port's.
-        let ret = unsafe { dpdk_sys::rte_eth_dev_get_mtu(self.port, &mut mtu) };
-        (ret == 0 && mtu > 0).then_some(mtu)
+        port_mtu(self.port)
     }
 
     /// Sends from the front of the batch. The device takes ownership of what

@@ -51,6 +51,10 @@ pub struct ToolTable {
     pub table: Option<GroupTable>,
     /// The group's flow hash (unused with one member).
     pub hasher: FlowHasher,
+    /// The longest untagged frame every live member carries (the smallest
+    /// member MTU plus the Ethernet header), so that a burst is checked
+    /// against one number; 0 when no member is live.
+    pub max_frame: usize,
 }
 
 impl ToolTable {

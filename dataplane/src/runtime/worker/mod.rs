@@ -41,7 +41,7 @@ pub use decap::DecapSetup;
 pub use intake::IntakeTap;
 pub use meter::MeterSetup;
 use plan::{Plans, RulePlan, Target};
-use tool::{sampled_out, takes, Edits, Sampled};
+use tool::{sampled_out, takes, DirectTool, Edits, Sampled};
 use tx::{TxBuffer, TxMeta, NO_FATE, SOLO, TX_BUF};
 
 /// What the main lcore asks of the workers.
@@ -154,6 +154,9 @@ pub(super) struct Worker {
     limiters: Vec<DestLimiter>,
     /// Each rule's targets, flattened for the forward path.
     plans: Plans,
+    /// The policy sends every packet to one tool destination as it is:
+    /// bursts skip parse and classification.
+    direct_tool: Option<DirectTool>,
     generation: u64,
     clear_epoch: u64,
     /// Packets seen while sampling in protect.
@@ -282,6 +285,7 @@ impl Worker {
             templates: Vec::new(),
             limiters: Vec::new(),
             plans: Plans::default(),
+            direct_tool: None,
             generation: u64::MAX,
             clear_epoch: 0,
             shed_count: 0,
@@ -446,6 +450,8 @@ impl Worker {
                 )
             })
             .collect();
+        let metering = self.meter.is_some();
+        self.direct_tool = DirectTool::of(t, &self.plans, &self.limiters, metering);
         self.generation = t.generation;
         self.s.stats.counters.policy_swaps.add(1);
     }
@@ -454,6 +460,12 @@ impl Worker {
     // instructions spent per packet inside it.
     #[inline(never)]
     fn process(&mut self, t: &Tables, rx: &mut Batch<BURST>, dir: Option<Direction>) {
+        if let Some(d) = self.direct_tool {
+            let plain = self.s.protect.load(Ordering::Relaxed) == 0 && !self.s.trace.armed();
+            if plain && self.forward_direct_tool(t, rx, d) {
+                return;
+            }
+        }
         let c = &self.s.stats.counters;
         let n = rx.len();
         c.rx.add(n as u64);

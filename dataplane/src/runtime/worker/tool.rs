@@ -10,18 +10,19 @@
 use crate::dpdk::{Batch, Mbuf};
 use crate::frame::Frame;
 use crate::runtime::counters::{DestCounters, DestDrop, Terminal, WorkerStats};
+use crate::runtime::ratelimit::DestLimiter;
 use crate::runtime::tables::Tables;
 use crate::runtime::trace::TraceRecord;
 use crate::stage::decap::DecapConfig;
 use crate::stage::dedup::Verdict as DedupVerdict;
 use crate::stage::mask::{mask, MaskCounters, MaskSpec};
-use crate::stage::parse::{parse_frame, Layers};
+use crate::stage::parse::{parse_frame, parse_to, Layers};
 use crate::stage::sample::Sampler;
 use crate::stage::slice::{slice, SliceSpec};
 use crate::stage::strip::Strip;
 use crate::stage::BURST;
 
-use super::plan::{RulePlan, Target};
+use super::plan::{Plans, RulePlan, Target};
 use super::tx::{TxMeta, SOLO};
 use super::{count_deduplicated, dest_name, dest_trace, Packet, Worker};
 
@@ -108,12 +109,123 @@ impl Sampled {
     };
 }
 
+/// A policy under which every packet goes, whole and unedited, to one
+/// tool destination (a match-all rule to a tool farm, the broker's
+/// any-to-any case): a burst then needs no parse and no classification,
+/// only each frame's flow hash, which plain frames give at fixed offsets.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DirectTool {
+    /// The destination's counter slot.
+    slot: u16,
+    /// Its tool port or group, in the tables' tools.
+    tool: u16,
+    /// The match-all rule, for its hit count.
+    rule_id: u32,
+}
+
+impl DirectTool {
+    /// The direct tool destination of `t`'s policy, if it has one: a
+    /// classifier whose verdict is the same for every packet, whose plan
+    /// sends to one tool destination that neither dedups, samples, slices,
+    /// edits nor rate-limits, and is not metered (`metering`: the worker
+    /// has a flow table; a plan's `meter` alone meters nothing).
+    pub fn of(
+        t: &Tables,
+        plans: &Plans,
+        limiters: &[DestLimiter],
+        metering: bool,
+    ) -> Option<DirectTool> {
+        let plan = plans.of(t.policy.classifier.constant_verdict()?);
+        let [a] = *plans.targets(plan) else {
+            return None;
+        };
+        let limited = limiters.get(a.dest).is_some_and(DestLimiter::is_limited);
+        let plain = !a.dedup && !a.edits && a.slice == SliceSpec::Whole && !limited;
+        if !plain || plan.sampled || (plan.meter && metering) {
+            return None;
+        }
+        Some(DirectTool {
+            slot: a.slot,
+            tool: a.tool?,
+            rule_id: plan.rule_id,
+        })
+    }
+}
+
 impl Worker {
+    /// A burst under a [`DirectTool`] policy: counted (packets, bytes, the
+    /// rule's hit), each frame hashed (a plain one at fixed offsets, any other
+    /// parsed first, its parse errors counted) and queued on its member's
+    /// lane. Returns false, with the burst untouched, when the general
+    /// path is needed: a frame longer than the smallest live member
+    /// carries (it is cut to its member's MTU there), or no live member.
+    #[inline(always)]
+    pub(super) fn forward_direct_tool(
+        &mut self,
+        t: &Tables,
+        rx: &mut Batch<BURST>,
+        d: DirectTool,
+    ) -> bool {
+        let Some(group) = t.tools.get(usize::from(d.tool)) else {
+            return false;
+        };
+        let Some(table) = group.table.as_ref() else {
+            return false;
+        };
+        let (mut bytes, mut longest) = (0u64, 0usize);
+        for m in rx.as_slice() {
+            bytes += m.pkt_len() as u64;
+            longest = longest.max(m.pkt_len());
+        }
+        if longest > group.max_frame {
+            return false;
+        }
+        let stats = &*self.s.stats;
+        let c = &stats.counters;
+        c.rx.add(rx.len() as u64);
+        c.bursts.add(1);
+        c.rx_bytes.add(bytes);
+        self.rule_hits.count(d.rule_id, rx.len() as u64, bytes);
+        let mut parse_errors = 0u64;
+        let mut lanes = self.tx.tools(&mut self.s.tool_ports, stats);
+        for m in rx.drain() {
+            let member = match group.members.as_slice() {
+                [only] => Some(*only),
+                members => {
+                    let hash = match group.hasher.hash_plain(m.data(), m.pkt_len()) {
+                        Some(h) => h,
+                        None => {
+                            let mut l = Layers::default();
+                            parse_to(m.data(), m.pkt_len(), &mut l);
+                            parse_errors += u64::from(l.error.is_some());
+                            group.hasher.hash(&m, &l)
+                        }
+                    };
+                    members.get(table.member(hash)).copied()
+                }
+            };
+            let meta = TxMeta {
+                fate: SOLO,
+                slot: d.slot,
+                bytes: m.pkt_len() as u32,
+            };
+            match member {
+                Some(port) => lanes.push(usize::from(port), m, meta),
+                None => no_tool(stats, d.slot),
+            }
+        }
+        if parse_errors != 0 {
+            c.parse_errors.add(parse_errors);
+        }
+        true
+    }
+
     /// The whole burst goes to one tool destination that neither slices
-    /// nor edits (a tool farm behind a match-all rule): each frame is
-    /// hashed and queued on its member, nothing else. Returns false, with
-    /// the burst untouched, when the general path is needed (a slice, an
-    /// edit, a rate limit, a member's MTU).
+    /// nor edits (a tool farm behind a rule that dedups, or behind rules
+    /// that read the packet): each frame is hashed from its parse and
+    /// queued on its member, nothing else. Returns false, with the burst
+    /// untouched, when the general path is needed (a slice, an edit, a
+    /// rate limit, a frame longer than a member carries).
     #[inline(always)]
     pub(super) fn forward_single_tool(
         &mut self,
@@ -131,22 +243,11 @@ impl Worker {
         if a.edits || a.slice != SliceSpec::Whole || limited || group.table.is_none() {
             return false;
         }
-        // The smallest member's MTU: longer frames take the general path.
-        let max = group
-            .members
-            .iter()
-            .map(|p| {
-                self.tool_max_frame
-                    .get(usize::from(*p))
-                    .copied()
-                    .unwrap_or(0)
-            })
-            .min()
-            .unwrap_or(0);
-        if rx.as_slice().iter().any(|m| m.pkt_len() > max) {
+        if rx.as_slice().iter().any(|m| m.pkt_len() > group.max_frame) {
             return false;
         }
         let stats = &*self.s.stats;
+        let mut lanes = self.tx.tools(&mut self.s.tool_ports, stats);
         let mut deduplicated = 0u64;
         for (i, m) in rx.drain().enumerate() {
             if a.dedup && dups[i] == DedupVerdict::Duplicate {
@@ -162,15 +263,9 @@ impl Worker {
                 slot: a.slot,
                 bytes: m.pkt_len() as u32,
             };
-            let port = port.map_or(usize::MAX, usize::from);
-            match self.s.tool_ports.get_mut(port) {
-                Some(q) => self.tx.push_tool(port, m, meta, q, stats),
-                None => {
-                    stats.dests[usize::from(a.slot)]
-                        .drop(DestDrop::NoTool)
-                        .add(1);
-                    stats.counters.terminal(Terminal::DroppedNoTool).add(1);
-                }
+            match port {
+                Some(port) => lanes.push(usize::from(port), m, meta),
+                None => no_tool(stats, a.slot),
             }
         }
         count_deduplicated(stats, deduplicated);
@@ -323,12 +418,18 @@ impl Worker {
             slot: a.slot,
             bytes,
         };
-        let stats = &self.s.stats;
-        if let Some(q) = self.s.tool_ports.get_mut(port) {
-            self.tx.push_tool(port, copy, meta, q, stats);
-        }
+        self.tx
+            .tools(&mut self.s.tool_ports, &self.s.stats)
+            .push(port, copy, meta);
         Ok(())
     }
+}
+
+/// A packet of a hoisted tool loop whose group has no live member for it.
+#[cold]
+fn no_tool(stats: &WorkerStats, slot: u16) {
+    stats.dests[usize::from(slot)].drop(DestDrop::NoTool).add(1);
+    stats.counters.terminal(Terminal::DroppedNoTool).add(1);
 }
 
 /// Whether a packet with verdict `dup` still goes to target `k` of its

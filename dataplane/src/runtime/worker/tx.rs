@@ -138,6 +138,63 @@ impl LaneTx<'_> {
     }
 }
 
+/// The tool ports' lanes with their queues, borrowed for a run of pushes:
+/// a tool group's copies go to several lanes in one burst, each found by
+/// index, without building a [`LaneTx`] per copy.
+pub(super) struct ToolLanes<'a> {
+    lanes: &'a mut [Lane],
+    fates: &'a mut [Fate; FATES],
+    queues: &'a mut [TxQueue],
+    stats: &'a WorkerStats,
+}
+
+impl ToolLanes<'_> {
+    /// Queues a copy for tool port `port`, sending that port's lane first
+    /// when it is full.
+    #[inline(always)]
+    pub fn push(&mut self, port: usize, m: Mbuf, meta: TxMeta) {
+        match self.lanes.get_mut(port) {
+            Some(lane) if !lane.tx.is_full() => {
+                let at = lane.tx.len();
+                match lane.tx.push(m) {
+                    Ok(()) => lane.meta[at] = meta,
+                    // Not full, checked above.
+                    Err(m) => self.unsent(m, meta),
+                }
+            }
+            _ => self.push_after_flush(port, m, meta),
+        }
+    }
+
+    /// A full lane: sent, then the copy queued. A port the worker has no
+    /// queue on: the copy is dropped, counted as its queue refusing it.
+    #[cold]
+    #[inline(never)]
+    fn push_after_flush(&mut self, port: usize, m: Mbuf, meta: TxMeta) {
+        let (Some(lane), Some(q), Some(pc)) = (
+            self.lanes.get_mut(port),
+            self.queues.get_mut(port),
+            self.stats.tool_ports.get(port),
+        ) else {
+            return self.unsent(m, meta);
+        };
+        LaneTx {
+            lane,
+            fates: self.fates,
+            q,
+            pc,
+            stats: self.stats,
+        }
+        .push(m, meta);
+    }
+
+    #[cold]
+    fn unsent(&mut self, m: Mbuf, meta: TxMeta) {
+        drop(m);
+        done(self.fates, meta, false, self.stats);
+    }
+}
+
 impl TxBuffer {
     pub fn new(uplinks: usize, tool_ports: usize) -> Self {
         TxBuffer {
@@ -148,37 +205,19 @@ impl TxBuffer {
         }
     }
 
-    /// Tool port `port`'s lane (whose queue is `q`), if the worker has one.
+    /// Every tool port's lane (their queues are `queues`, by tool port
+    /// index), borrowed for a run of pushes to any of them.
     #[inline]
-    pub fn tool<'a>(
+    pub fn tools<'a>(
         &'a mut self,
-        port: usize,
-        q: &'a mut TxQueue,
+        queues: &'a mut [TxQueue],
         stats: &'a WorkerStats,
-    ) -> Option<LaneTx<'a>> {
-        Some(LaneTx {
-            lane: self.tools.get_mut(port)?,
+    ) -> ToolLanes<'a> {
+        ToolLanes {
+            lanes: &mut self.tools,
             fates: &mut self.fates,
-            q,
-            pc: stats.tool_ports.get(port)?,
+            queues,
             stats,
-        })
-    }
-
-    /// Queues a copy for tool port `port` (whose queue is `q`), sending
-    /// that port's buffer first when it is full.
-    #[inline]
-    pub fn push_tool(
-        &mut self,
-        port: usize,
-        m: Mbuf,
-        meta: TxMeta,
-        q: &mut TxQueue,
-        stats: &WorkerStats,
-    ) {
-        match self.tool(port, q, stats) {
-            Some(mut lane) => lane.push(m, meta),
-            None => self.unsent(m, meta, stats),
         }
     }
 

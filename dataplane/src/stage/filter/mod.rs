@@ -253,6 +253,12 @@ impl Classifier {
         }
     }
 
+    /// The verdict of every packet when no rule reads any field (a
+    /// match-all policy): a caller may then skip the key, and the parse.
+    pub fn constant_verdict(&self) -> Option<Verdict> {
+        self.constant
+    }
+
     /// Unique per build: flow caches and counters tell classifiers apart by it.
     pub fn generation(&self) -> u64 {
         self.generation
