@@ -57,12 +57,19 @@ impl Checker {
         Checker::default()
     }
 
-    /// Looks for a stamp in `frame` (at `hint` first) and counts it.
-    pub fn frame(&mut self, frame: &[u8], hint: Option<usize>) {
+    /// Looks for a stamp in `frame` (at `hint` first) and counts it;
+    /// returns where the stamp was.
+    pub fn frame(&mut self, frame: &[u8], hint: Option<usize>) -> Option<usize> {
         self.r.received += 1;
-        match Stamp::find(frame, hint) {
-            Some(s) => self.stamp(s),
-            None => self.r.unstamped += 1,
+        match Stamp::locate(frame, hint) {
+            Some((at, s)) => {
+                self.stamp(s);
+                Some(at)
+            }
+            None => {
+                self.r.unstamped += 1;
+                None
+            }
         }
     }
 

@@ -27,6 +27,8 @@ pub struct Packet {
     pub ts_ns: u64,
     /// Where the stamp starts in `frame` (with sequence stamping on).
     pub stamp_at: Option<usize>,
+    /// Where the send-time field starts (a `send_time` profile, room left).
+    pub time_at: Option<usize>,
     /// Global 5-tuple index: the stamp's flow id.
     pub flow: u32,
     /// Index of the `[[flow]]` the tuple comes from.
@@ -137,11 +139,22 @@ pub fn generate(p: &Profile) -> Cycle {
         *seq = seq.wrapping_add(1);
         let size = p.sizes[sizes.next()].0;
         let ts_ns = (u128::from(i) * 1_000_000_000 / u128::from(p.rate_pps)) as u64;
-        let (frame, stamp_at) = build(f, &tuple(f, t), size - FCS, p.sequence, flow, this_seq);
+        let (frame, stamp_at, time_at) = build(
+            f,
+            &tuple(f, t),
+            size - FCS,
+            Stamping {
+                sequence: p.sequence,
+                send_time: p.send_time,
+            },
+            flow,
+            this_seq,
+        );
         let orig = Packet {
             frame,
             ts_ns,
             stamp_at,
+            time_at,
             flow,
             spec,
             seq: this_seq,
@@ -218,16 +231,23 @@ fn vlan_header(outer: bool, id: u16) -> SingleVlanHeader {
     }
 }
 
+/// Which fields a payload starts with.
+#[derive(Debug, Clone, Copy)]
+struct Stamping {
+    sequence: bool,
+    send_time: bool,
+}
+
 /// Builds one frame of `len` bytes (no FCS) for tuple `t` of flow `f`.
-/// Returns the frame and where its stamp starts.
+/// Returns the frame and where its stamp and send-time field start.
 fn build(
     f: &Flow,
     t: &Tuple,
     len: usize,
-    sequence: bool,
+    stamping: Stamping,
     flow: u32,
     seq: u32,
-) -> (Vec<u8>, Option<usize>) {
+) -> (Vec<u8>, Option<usize>, Option<usize>) {
     let eth = || PacketBuilder::ethernet2(f.src_mac, f.dst_mac);
     let ip = |step_vlan: Option<VlanHeader>| -> PacketBuilderStep<etherparse::IpHeaders> {
         match (t.src, t.dst, step_vlan) {
@@ -261,8 +281,13 @@ fn build(
     let hdr = f.header_len();
     let mut payload = vec![0u8; len.saturating_sub(hdr)];
     fill(&mut payload, flow);
-    if sequence && payload.len() >= stamp::LEN {
+    let stamped = stamping.sequence && payload.len() >= stamp::LEN;
+    if stamped {
         Stamp { flow, seq }.write(&mut payload);
+    }
+    let timed = stamped && stamping.send_time && payload.len() >= stamp::LEN + stamp::TIME_LEN;
+    if timed {
+        stamp::write_time(0, &mut payload[stamp::LEN..]);
     }
     let mut out = Vec::with_capacity(len);
     let step = ip(vlan);
@@ -283,8 +308,11 @@ fn build(
     // Writing into a Vec fails only on a payload too long for IP, which
     // the profile's size limits rule out.
     debug_assert!(res.is_ok(), "{res:?}");
-    let at = (sequence && payload.len() >= stamp::LEN).then_some(hdr);
-    (out, at)
+    (
+        out,
+        stamped.then_some(hdr),
+        timed.then_some(hdr + stamp::LEN),
+    )
 }
 
 /// Turns an original into what a second mirror point would have sent:
@@ -323,6 +351,7 @@ fn mutate(c: &mut Packet, f: &Flow, d: &crate::profile::Duplicates) {
             c.frame.splice(12..12, tag);
             c.frame[16..18].copy_from_slice(&ethertype);
             c.stamp_at = c.stamp_at.map(|a| a + 4);
+            c.time_at = c.time_at.map(|a| a + 4);
         } else {
             let tci = u16::from_be_bytes([c.frame[14], c.frame[15]]);
             let tci = (tci & 0xf000) | (v & 0x0fff);
@@ -403,6 +432,7 @@ fn wrap(p: &mut Packet, t: &Tunnel, k: u32) {
     debug_assert!(res.is_ok(), "{res:?}");
     let outer = out.len() - payload.len();
     p.stamp_at = p.stamp_at.map(|a| a + outer + inner_at);
+    p.time_at = p.time_at.map(|a| a + outer + inner_at);
     p.frame = out;
 }
 
@@ -419,6 +449,15 @@ impl Cycle {
                 seq: p.seq.wrapping_add(step.wrapping_mul(round)),
             }
             .write(&mut p.frame[at..]);
+        }
+    }
+
+    /// Writes send time `ns` into packet `i`'s send-time field, if it has
+    /// one; checksums stay valid (see [`crate::stamp`]).
+    pub fn set_send_time(&mut self, i: usize, ns: u64) {
+        let p = &mut self.packets[i];
+        if let Some(at) = p.time_at {
+            stamp::write_time(ns, &mut p.frame[at..]);
         }
     }
 }
@@ -455,5 +494,32 @@ mod tests {
             })
             .collect();
         assert_eq!(s, [(0, 6), (1, 6), (0, 7), (1, 7), (0, 8), (1, 8)]);
+    }
+
+    #[test]
+    fn send_time_follows_the_stamp_where_it_fits() {
+        // 64-byte UDP: 18 bytes of payload, room for the stamp alone.
+        let p = Profile::parse(
+            "packets = 4\nsend_time = true\nsize = [[64, 1], [128, 1]]\n[[flow]]\nsrc = \"10.0.0.1\"\ndst = \"10.0.0.2\"\nproto = \"udp\"\n",
+        )
+        .unwrap();
+        let mut c = generate(&p);
+        let at: Vec<(Option<usize>, Option<usize>)> =
+            c.packets.iter().map(|p| (p.stamp_at, p.time_at)).collect();
+        let at0 = Some(42);
+        let at1 = Some(42 + stamp::LEN);
+        assert_eq!(at, [(at0, None), (at0, at1), (at0, None), (at0, at1)]);
+        let before = c.packets[0].frame.clone();
+        c.set_send_time(0, 99);
+        assert_eq!(c.packets[0].frame, before, "no field, nothing written");
+        c.set_send_time(1, 99);
+        assert_eq!(
+            stamp::read_time(&c.packets[1].frame[42 + stamp::LEN..]),
+            Some(99)
+        );
+        assert!(Profile::parse(
+            "sequence = false\nsend_time = true\n[[flow]]\nsrc = \"10.0.0.1\"\ndst = \"10.0.0.2\"\n"
+        )
+        .is_err_and(|e| e.to_string().contains("send_time")));
     }
 }

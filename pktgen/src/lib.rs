@@ -17,14 +17,19 @@
 //! [`check`] reads the stamps of received frames and reports loss,
 //! reordering and duplicates per flow.
 //!
+//! [`latency`] keeps receive time − send time of frames whose stamp is
+//! followed by a send time, as a histogram with percentiles.
+//!
 //! [`pcap`] writes a cycle as a capture file and reads captures back; no
 //! DPDK needed.
 //!
 //! [`port`] sends and receives through any DPDK port given by its devargs
-//! (net_pcap, net_ring, net_tap...), at a given rate or as fast as it can.
+//! (net_pcap, net_ring, net_tap...), at a given rate or as fast as it can,
+//! and runs a latency loop: send on one port, receive on another.
 
 pub mod check;
 pub mod gen;
+pub mod latency;
 pub mod pcap;
 pub mod port;
 pub mod profile;

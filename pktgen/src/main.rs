@@ -87,6 +87,31 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Send a `send_time` profile through one port and receive it on
+    /// another in the same loop: the one-way delay's percentiles.
+    Latency {
+        #[arg(long)]
+        profile: PathBuf,
+        /// Port devargs to send through.
+        #[arg(long)]
+        tx_port: String,
+        /// Port devargs to receive on (the frames after the device under test).
+        #[arg(long)]
+        rx_port: String,
+        #[arg(long)]
+        rate_pps: u64,
+        /// Seconds to send for.
+        #[arg(long)]
+        duration: f64,
+        /// Packets per burst (1 to 32).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=32))]
+        burst: u8,
+        /// After the last burst, receive until nothing came for this long.
+        #[arg(long, value_name = "MS", default_value_t = 200)]
+        drain_ms: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the sequence numbers in a pcap file (no DPDK).
     Check {
         #[arg(long)]
@@ -234,6 +259,60 @@ fn run(cmd: Cmd, eal_args: &[String]) -> Result<(), String> {
                 println!("{r}");
             }
             std::thread::sleep(Duration::from_millis(linger_ms));
+            Ok(())
+        }
+        Cmd::Latency {
+            profile,
+            tx_port,
+            rx_port,
+            rate_pps,
+            duration,
+            burst,
+            drain_ms,
+            json,
+        } => {
+            let p = Profile::load(&profile).map_err(|e| e.to_string())?;
+            if !p.send_time {
+                return Err(format!(
+                    "latency: profile {} has no send_time = true",
+                    profile.display()
+                ));
+            }
+            let mut c = generate(&p);
+            if c.packets.iter().all(|p| p.time_at.is_none()) {
+                return Err(format!(
+                    "latency: no frame of {} has room for the stamp and send time ({} bytes of payload)",
+                    profile.display(),
+                    pktgen::stamp::LEN + pktgen::stamp::TIME_LEN
+                ));
+            }
+            let opts = SendOptions {
+                rate_pps: Some(rate_pps.max(1)),
+                count: Some(u64::MAX),
+                duration: secs(Some(duration))?,
+                burst: Some(usize::from(burst)),
+            };
+            let _eal = Eal::init(eal_args).map_err(|e| e.to_string())?;
+            let mut out = port::open_with_pool(&tx_port, "pktgen_tx_pool")?;
+            let mut back = port::open_with_pool(&rx_port, "pktgen_rx_pool")?;
+            port::wait_for_links(
+                &[(&tx_port, &out.port), (&rx_port, &back.port)],
+                Duration::from_secs(10),
+            )?;
+            let r = port::send_and_receive(
+                &mut c,
+                &mut out.tx,
+                &out.pool,
+                &mut back.rx,
+                &opts,
+                Duration::from_millis(drain_ms),
+                |r| eprintln!("pktgen: tx {} packets", r.packets),
+            );
+            if json {
+                println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+            } else {
+                println!("{}\n{}", r.sent, r.received);
+            }
             Ok(())
         }
         Cmd::Recv {

@@ -3,13 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use dataplane::dpdk::{tsc_hz, tsc_now, Batch, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue};
+use dataplane::dpdk::{
+    monotonic_ns, tsc_hz, tsc_now, Batch, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue,
+};
 use dataplane::frame::Frame;
 use serde::Serialize;
 
 use crate::check::{Checker, Report};
 use crate::gen::Cycle;
+use crate::latency::{Latency, LatencyReport};
 use crate::pcap::payload_offset;
+use crate::stamp;
 
 /// Mbufs in pktgen's pool.
 const POOL_MBUFS: u32 = 16383;
@@ -32,8 +36,12 @@ pub struct Opened {
 
 /// Opens (hot-plugs if needed) and starts `spec` with one queue each way.
 pub fn open(spec: &str) -> Result<Opened, String> {
-    let pool =
-        Mempool::new("pktgen_pool", POOL_MBUFS, 256, DATA_ROOM, -1).map_err(|e| e.to_string())?;
+    open_with_pool(spec, "pktgen_pool")
+}
+
+/// As [`open`], with a pool of its own named `pool` (a second port).
+pub fn open_with_pool(spec: &str, pool: &str) -> Result<Opened, String> {
+    let pool = Mempool::new(pool, POOL_MBUFS, 256, DATA_ROOM, -1).map_err(|e| e.to_string())?;
     let mut port = Port::open(spec).map_err(|e| e.to_string())?;
     port.configure(&PortConfig::default(), &pool)
         .map_err(|e| e.to_string())?;
@@ -41,6 +49,21 @@ pub fn open(spec: &str) -> Result<Opened, String> {
     let rx = port.rx_queue(0).map_err(|e| e.to_string())?;
     let tx = port.tx_queue(0).map_err(|e| e.to_string())?;
     Ok(Opened { port, rx, tx, pool })
+}
+
+/// Waits until every port's link is up (a memif or vhost peer connects
+/// after the port starts), for at most `limit`.
+pub fn wait_for_links(ports: &[(&str, &Port)], limit: Duration) -> Result<(), String> {
+    let start = Instant::now();
+    for (spec, port) in ports {
+        while !port.link().map_err(|e| e.to_string())?.up {
+            if start.elapsed() >= limit {
+                return Err(format!("{spec}: link still down after {limit:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Ok(())
 }
 
 /// How much and how fast to send.
@@ -95,12 +118,26 @@ impl std::fmt::Display for SendReport {
 
 /// Sends the cycle again and again (sequence numbers continuing) until the
 /// count or duration is reached. `progress` is called about once a second.
+/// Frames with a send-time field carry the time their burst was built.
 pub fn send(
     cycle: &mut Cycle,
     tx: &mut TxQueue,
     pool: &Mempool,
     opts: &SendOptions,
+    progress: impl FnMut(&SendReport),
+) -> SendReport {
+    send_between(cycle, tx, pool, opts, progress, None)
+}
+
+/// [`send`], calling `between` instead of napping while it waits for the
+/// next burst's time (a receiver that must not sleep).
+fn send_between(
+    cycle: &mut Cycle,
+    tx: &mut TxQueue,
+    pool: &Mempool,
+    opts: &SendOptions,
     mut progress: impl FnMut(&SendReport),
+    mut between: Option<&mut dyn FnMut()>,
 ) -> SendReport {
     let total = opts.count.unwrap_or(cycle.packets.len() as u64);
     let burst = opts.burst.unwrap_or(BURST).clamp(1, BURST);
@@ -122,12 +159,21 @@ pub fn send(
             break;
         }
         if let Some(step) = per_burst {
-            wait_until(next_burst, hz);
+            match between.as_mut() {
+                Some(f) => {
+                    while tsc_now() < next_burst {
+                        f();
+                    }
+                }
+                None => wait_until(next_burst, hz),
+            }
             next_burst = next_burst.wrapping_add(step);
         }
         let want = (total - r.packets).min(burst as u64) as usize;
         let mut bytes = 0u64;
+        let now_ns = monotonic_ns();
         while batch.len() < want {
+            cycle.set_send_time(idx, now_ns);
             let p = &cycle.packets[idx];
             match Mbuf::from_bytes(pool, &p.frame) {
                 Ok(m) => {
@@ -211,6 +257,8 @@ pub struct RecvReport {
     pub seconds: f64,
     pub mpps: f64,
     pub check: Report,
+    /// Receive time − send time of frames that carried one.
+    pub latency: Option<LatencyReport>,
 }
 
 impl std::fmt::Display for RecvReport {
@@ -219,28 +267,113 @@ impl std::fmt::Display for RecvReport {
             f,
             "received {} packets ({} bytes) in {:.3} s: {:.3} Mpps\ncheck: {}",
             self.packets, self.bytes, self.seconds, self.mpps, self.check
-        )
+        )?;
+        if let Some(l) = &self.latency {
+            write!(f, "\nlatency: {l}")?;
+        }
+        Ok(())
     }
 }
 
-/// Receives and checks sequence numbers until an option says stop. The
-/// rate is over the time from the first packet to the last.
+/// A receive side: counts, checks sequence numbers and, for frames with a
+/// send time, records receive time − send time.
+pub struct Receiver {
+    checker: Checker,
+    latency: Latency,
+    r: RecvReport,
+    first_rx: Option<Instant>,
+    last_rx: Option<Instant>,
+    batch: Batch<BURST>,
+}
+
+impl Default for Receiver {
+    fn default() -> Receiver {
+        Receiver::new()
+    }
+}
+
+impl Receiver {
+    pub fn new() -> Receiver {
+        Receiver {
+            checker: Checker::new(),
+            latency: Latency::new(),
+            r: RecvReport::default(),
+            first_rx: None,
+            last_rx: None,
+            batch: Batch::new(),
+        }
+    }
+
+    /// One receive burst; returns the frames it brought.
+    pub fn poll(&mut self, rx: &mut RxQueue) -> usize {
+        let n = rx.rx(&mut self.batch);
+        if n == 0 {
+            return 0;
+        }
+        // One receive time for the burst: taken before any frame is read.
+        let now_ns = monotonic_ns();
+        let now = Instant::now();
+        self.first_rx.get_or_insert(now);
+        self.last_rx = Some(now);
+        for m in self.batch.drain() {
+            self.r.packets += 1;
+            self.r.bytes += m.pkt_len() as u64;
+            let owned;
+            let data = if m.nb_segs() == 1 {
+                m.data()
+            } else {
+                owned = m.to_vec();
+                &owned
+            };
+            let at = self.checker.frame(data, payload_offset(data));
+            if let Some(sent) = at
+                .and_then(|at| data.get(at + stamp::LEN..))
+                .and_then(stamp::read_time)
+            {
+                self.latency.record(now_ns.saturating_sub(sent));
+            }
+        }
+        n
+    }
+
+    /// When the last frame came, if one did.
+    pub fn last_rx(&self) -> Option<Instant> {
+        self.last_rx
+    }
+
+    /// Frames received so far.
+    pub fn packets(&self) -> u64 {
+        self.r.packets
+    }
+
+    /// The report. The rate is over the time from the first frame to the last.
+    pub fn report(&self) -> RecvReport {
+        let mut r = self.r;
+        if let (Some(a), Some(b)) = (self.first_rx, self.last_rx) {
+            r.seconds = (b - a).as_secs_f64();
+        }
+        if r.seconds > 0.0 {
+            r.mpps = r.packets as f64 / r.seconds / 1e6;
+        }
+        r.check = self.checker.report();
+        r.latency = self.latency.report();
+        r
+    }
+}
+
+/// Receives and checks sequence numbers until an option says stop.
 pub fn receive(rx: &mut RxQueue, opts: &RecvOptions) -> RecvReport {
     let start = Instant::now();
-    let mut checker = Checker::new();
-    let mut r = RecvReport::default();
-    let mut first_rx: Option<Instant> = None;
-    let mut last_rx: Option<Instant> = None;
-    let mut batch: Batch<BURST> = Batch::new();
+    let mut recv = Receiver::new();
     let mut empty = 0;
     loop {
         if opts.duration.is_some_and(|d| start.elapsed() >= d)
-            || opts.count.is_some_and(|c| r.packets >= c)
+            || opts.count.is_some_and(|c| recv.packets() >= c)
         {
             break;
         }
-        if rx.rx(&mut batch) == 0 {
-            if let (Some(idle), Some(t)) = (opts.idle, last_rx) {
+        if recv.poll(rx) == 0 {
+            if let (Some(idle), Some(t)) = (opts.idle, recv.last_rx()) {
                 if t.elapsed() >= idle {
                     break;
                 }
@@ -254,26 +387,45 @@ pub fn receive(rx: &mut RxQueue, opts: &RecvOptions) -> RecvReport {
             continue;
         }
         empty = 0;
-        let now = Instant::now();
-        first_rx.get_or_insert(now);
-        last_rx = Some(now);
-        for m in batch.drain() {
-            r.packets += 1;
-            r.bytes += m.pkt_len() as u64;
-            if m.nb_segs() == 1 {
-                checker.frame(m.data(), payload_offset(m.data()));
-            } else {
-                let data = m.to_vec();
-                checker.frame(&data, payload_offset(&data));
-            }
+    }
+    recv.report()
+}
+
+/// What a latency run sent and received.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct LoopReport {
+    pub sent: SendReport,
+    pub received: RecvReport,
+}
+
+/// Sends through `tx` as [`send`] does and receives on `rx` in the same
+/// loop, one thread, one clock: between bursts it polls `rx` without ever
+/// sleeping, so a frame's delay is not the receiver's nap. After the last
+/// burst it receives until nothing came for `drain`.
+pub fn send_and_receive(
+    cycle: &mut Cycle,
+    tx: &mut TxQueue,
+    pool: &Mempool,
+    rx: &mut RxQueue,
+    opts: &SendOptions,
+    drain: Duration,
+    progress: impl FnMut(&SendReport),
+) -> LoopReport {
+    let mut recv = Receiver::new();
+    let sent = {
+        let mut poll = || {
+            recv.poll(rx);
+        };
+        send_between(cycle, tx, pool, opts, progress, Some(&mut poll))
+    };
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < drain {
+        if recv.poll(rx) > 0 {
+            quiet_since = Instant::now();
         }
     }
-    if let (Some(a), Some(b)) = (first_rx, last_rx) {
-        r.seconds = (b - a).as_secs_f64();
+    LoopReport {
+        sent,
+        received: recv.report(),
     }
-    if r.seconds > 0.0 {
-        r.mpps = r.packets as f64 / r.seconds / 1e6;
-    }
-    r.check = checker.report();
-    r
 }

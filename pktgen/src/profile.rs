@@ -7,6 +7,7 @@
 //! rate_pps = 1000000          # nominal rate: pcap timestamps, copy delays
 //! size = "imix"               # 64 | "imix" | [[64, 7], [594, 4], [1518, 1]]
 //! sequence = true             # per-flow sequence stamp in every payload
+//! send_time = false           # a send-time field after the stamp (pktgen latency)
 //!
 //! [[flow]]
 //! name = "web"
@@ -78,6 +79,8 @@ struct RawProfile {
     size: Option<RawSize>,
     #[serde(default = "yes")]
     sequence: bool,
+    #[serde(default)]
+    send_time: bool,
     #[serde(rename = "flow")]
     flows: Vec<RawFlow>,
     #[serde(default)]
@@ -347,6 +350,8 @@ pub struct Profile {
     /// Frame sizes with FCS and their weights.
     pub sizes: Vec<(usize, u64)>,
     pub sequence: bool,
+    /// A send-time field after each stamp (where the payload has room).
+    pub send_time: bool,
     pub flows: Vec<Flow>,
     pub duplicates: Option<Duplicates>,
     pub tunnel: Option<Tunnel>,
@@ -419,6 +424,12 @@ fn resolve(raw: RawProfile) -> Result<Profile, ProfileError> {
             return Err(invalid(format!("size[{i}]"), "weight must be at least 1"));
         }
     }
+    if raw.send_time && !raw.sequence {
+        return Err(invalid(
+            "send_time",
+            "needs sequence = true (the send time follows the sequence stamp)",
+        ));
+    }
     if raw.flows.is_empty() {
         return Err(invalid("flow", "at least one [[flow]] is needed"));
     }
@@ -454,6 +465,7 @@ fn resolve(raw: RawProfile) -> Result<Profile, ProfileError> {
         rate_pps: raw.rate_pps,
         sizes,
         sequence: raw.sequence,
+        send_time: raw.send_time,
         flows,
         duplicates,
         tunnel,

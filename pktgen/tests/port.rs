@@ -211,3 +211,97 @@ fn receive_detects_an_injected_gap_a_reordering_and_a_duplicate() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn send_times_keep_checksums_valid_and_give_each_frame_a_delay() {
+    let dir = tmpdir("sendtime");
+    // UDP over IPv4 and TCP over IPv6 (a checksum over the send time
+    // each), with copies that gain a VLAN tag.
+    let p = dir.join("p.toml");
+    std::fs::write(
+        &p,
+        r#"
+packets = 60
+send_time = true
+size = [[128, 2], [300, 1]]
+
+[[flow]]
+src = "10.0.0.1"
+dst = "10.0.0.2"
+proto = "udp"
+src_port = "2000-2001"
+
+[[flow]]
+src = "2001:db8::1"
+dst = "2001:db8::2"
+proto = "tcp"
+
+[duplicates]
+ratio = 0.2
+vlan = 7
+"#,
+    )
+    .unwrap();
+    let sent = dir.join("sent.pcap");
+    let out = run(&with_eal(
+        "sendtime",
+        &[
+            "send",
+            "--profile",
+            p.to_str().unwrap(),
+            "--port",
+            &format!("net_pcap_tx2,tx_pcap={}", sent.display()),
+            "--count",
+            "144",
+            "--json",
+        ],
+    ));
+    assert_eq!(json(&out)["packets"], 144);
+
+    let frames = pktgen::pcap::read(&sent).unwrap();
+    assert_eq!(frames.len(), 144);
+    let mut last = 0;
+    for f in &frames {
+        let (at, _) = Stamp::locate(f, None).expect("stamped");
+        let t = pktgen::stamp::read_time(&f[at + pktgen::stamp::LEN..]).expect("a send time");
+        assert!(t >= last, "send times in sending order");
+        last = t;
+    }
+
+    // tshark verifies every IP, TCP and UDP checksum over the rewritten payloads.
+    let checks = [
+        "-o",
+        "ip.check_checksum:TRUE",
+        "-o",
+        "tcp.check_checksum:TRUE",
+        "-o",
+        "udp.check_checksum:TRUE",
+    ];
+    let good = tshark_fields_with(
+        &sent,
+        &checks,
+        "udp.checksum.status == \"Good\" || tcp.checksum.status == \"Good\"",
+        &["frame.number"],
+    );
+    assert_eq!(good.len(), frames.len(), "every L4 checksum good");
+
+    // Received back, each timed frame is one delay sample.
+    let out = run(&with_eal(
+        "recvtime",
+        &[
+            "recv",
+            "--port",
+            &format!("net_pcap_rx2,rx_pcap={}", sent.display()),
+            "--count",
+            "144",
+            "--duration",
+            "60",
+            "--json",
+        ],
+    ));
+    let r = json(&out);
+    assert_eq!(r["latency"]["samples"], 144, "{r}");
+    assert!(r["latency"]["min_ns"].as_u64() > Some(0), "{r}");
+    assert_eq!(r["check"]["lost"], 0, "{r}");
+    let _ = std::fs::remove_dir_all(dir);
+}

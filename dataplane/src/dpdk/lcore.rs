@@ -169,6 +169,22 @@ impl<R> Drop for LcoreHandle<R> {
     }
 }
 
+/// `CLOCK_MONOTONIC` in ns: one clock for every thread and process of the
+/// machine, so a send time written by one can be read by another.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer;
+    // CLOCK_MONOTONIC exists on every Linux.
+    let ret = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if ret != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// CPU time the calling thread has run, in ns (`CLOCK_THREAD_CPUTIME_ID`):
 /// time it was preempted does not count. For benchmarks on shared machines.
 pub fn thread_cpu_ns() -> u64 {

@@ -27,7 +27,8 @@ pub use error::{DpdkError, Result};
 pub use hugemem::{advise_hugepages, prefetch, HugeSlice};
 pub use intr::{rx_interrupts_supported, RxInterrupts};
 pub use lcore::{
-    launch, main_lcore, thread_cpu_ns, tsc_hz, tsc_now, worker_lcores, LcoreHandle, WorkerPanic,
+    launch, main_lcore, monotonic_ns, thread_cpu_ns, tsc_hz, tsc_now, worker_lcores, LcoreHandle,
+    WorkerPanic,
 };
 pub use mbuf::{capture_time_in_use, register_capture_time, Mbuf, SharedMbuf};
 pub use mempool::{Mempool, SOCKET_ID_ANY};
