@@ -82,6 +82,8 @@ pub struct Idle {
     empty: u32,
     /// The next adaptive sleep (µs); 0 while polling.
     sleep_us: u32,
+    /// A round brought packets since the last empty one.
+    traffic: bool,
     intr: Option<RxInterrupts>,
 }
 
@@ -101,6 +103,7 @@ impl Idle {
             cfg,
             empty: 0,
             sleep_us: 0,
+            traffic: false,
             intr,
         })
     }
@@ -114,11 +117,19 @@ impl Idle {
     #[inline]
     pub fn busy(&mut self, got: usize) {
         self.empty = 0;
+        self.traffic = true;
         if got >= BURST / 2 {
             self.sleep_us = 0;
         } else {
             self.sleep_us /= 2;
         }
+    }
+
+    /// On an empty round: whether it is the first since packets came (the
+    /// link went quiet: what the TX buffers hold should leave now).
+    #[inline]
+    pub fn went_quiet(&mut self) -> bool {
+        std::mem::replace(&mut self.traffic, false)
     }
 
     /// After an empty round: whether to wait now, and how.
@@ -177,7 +188,20 @@ mod tests {
             },
             empty: 0,
             sleep_us: 0,
+            traffic: false,
             intr: None,
+        }
+    }
+
+    #[test]
+    fn the_first_empty_round_after_packets_is_quiet() {
+        for mode in [IdleMode::Poll, IdleMode::Adaptive, IdleMode::Interrupt] {
+            let mut i = idle(mode, 1000);
+            assert!(!i.went_quiet(), "{mode:?}: nothing came yet");
+            i.busy(BURST);
+            i.busy(1);
+            assert!(i.went_quiet(), "{mode:?}");
+            assert!(!i.went_quiet(), "{mode:?}: once per quiet spell");
         }
     }
 

@@ -300,12 +300,19 @@ impl Worker {
         Ok((w, lp))
     }
 
-    /// After an empty round: waits when the idle mode says so, with the TX
+    /// After an empty round: sends what the TX buffers hold when the link
+    /// has just gone quiet (a light load's packets do not wait for the
+    /// drain tick), and waits when the idle mode says so, with the TX
     /// buffers sent first (nothing waits in them while the worker sleeps).
     #[cold]
     #[inline(never)]
     fn rest(&mut self, cap: Option<Duration>) {
+        let quiet = self.idle.went_quiet();
         let Some(wait) = self.idle.empty_round() else {
+            if quiet {
+                self.flush();
+                self.drain_decap();
+            }
             return;
         };
         self.flush();
