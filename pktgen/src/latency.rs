@@ -18,6 +18,7 @@ pub struct LatencyReport {
     pub min_ns: u64,
     pub mean_ns: u64,
     pub p50_ns: u64,
+    pub p90_ns: u64,
     pub p99_ns: u64,
     pub p999_ns: u64,
     pub max_ns: u64,
@@ -28,11 +29,12 @@ impl std::fmt::Display for LatencyReport {
         let us = |ns: u64| ns as f64 / 1000.0;
         write!(
             f,
-            "{} samples: min {:.1} µs, mean {:.1}, p50 {:.1}, p99 {:.1}, p99.9 {:.1}, max {:.1}",
+            "{} samples: min {:.1} µs, mean {:.1}, p50 {:.1}, p90 {:.1}, p99 {:.1}, p99.9 {:.1}, max {:.1}",
             self.samples,
             us(self.min_ns),
             us(self.mean_ns),
             us(self.p50_ns),
+            us(self.p90_ns),
             us(self.p99_ns),
             us(self.p999_ns),
             us(self.max_ns)
@@ -117,6 +119,7 @@ impl Latency {
             min_ns: self.min,
             mean_ns: (self.sum / u128::from(self.samples)) as u64,
             p50_ns: self.quantile(0.50),
+            p90_ns: self.quantile(0.90),
             p99_ns: self.quantile(0.99),
             p999_ns: self.quantile(0.999),
             max_ns: self.max,
@@ -158,6 +161,7 @@ mod tests {
         assert_eq!((r.samples, r.min_ns, r.max_ns), (1001, 1000, 50_000_000));
         let near = |got: u64, want: u64| got >= want && got - want <= want / SUB;
         assert!(near(r.p50_ns, 501_000), "{r:?}");
+        assert!(near(r.p90_ns, 901_000), "{r:?}");
         assert!(near(r.p99_ns, 991_000), "{r:?}");
         assert!(near(r.p999_ns, 1_000_000), "{r:?}");
         assert_eq!(r.mean_ns, (500_500_000 + 50_000_000) / 1001);
