@@ -10,7 +10,8 @@
 # interrupts); interrupt: a net_tap input inside a network namespace of the
 # script's own, fed by pktgen through AF_PACKET on the tap's kernel side.
 # The uplink is net_null. Env: WINDOW_S (30), PPS (10000), IDLE_MAX_US
-# (1000 adaptive, 10000 interrupt), SLUICE, PKTGEN, CLI (target/release/).
+# (2000 adaptive: the config's default; 10000 interrupt), SLUICE, PKTGEN, CLI
+# (target/release/).
 # Needs root (hugepages, netns).
 set -euo pipefail
 modes=${*:-poll adaptive interrupt}
@@ -91,7 +92,7 @@ for mode in $modes; do
   else
     input="net_memif_idle0,role=server,socket=$sock.memif,socket-abstract=no"
     feed="net_memif_idlepg,role=client,socket=$sock.memif,socket-abstract=no"
-    max=${IDLE_MAX_US:-1000}
+    max=${IDLE_MAX_US:-2000}
   fi
   cat > "$work/$mode.toml" <<C
 [[port]]

@@ -502,7 +502,7 @@ fn intake_and_stream_get_defaults_and_named_errors() {
 fn workers_poll_unless_told_and_idle_keys_are_checked() {
     let c = Config::parse(GOOD, "t").expect("valid");
     assert_eq!(c.workers.idle, IdleMode::Poll);
-    assert_eq!(c.workers.idle_max_us, 1000);
+    assert_eq!(c.workers.idle_max_us, 2000);
     let c = Config::parse(
         &format!("{GOOD}\n[workers]\nidle = \"interrupt\"\nidle_max_us = 10000\n"),
         "t",
