@@ -632,6 +632,9 @@ impl Shared {
         };
     }
 
+    /// An appliance's record as etcd now holds it (`None`: its
+    /// registration expired: forgotten here too, unless it is back in a
+    /// session here).
     pub fn set_record(&self, name: &str, json: Option<&str>) {
         let mut st = self.lock();
         match json.map(serde_json::from_str::<ApplianceView>) {
@@ -641,6 +644,9 @@ impl Shared {
             Some(Err(_)) => {}
             None => {
                 st.records.remove(name);
+                if st.appliances.get(name).is_some_and(|r| r.session.is_none()) {
+                    st.appliances.remove(name);
+                }
             }
         }
     }
