@@ -1,19 +1,21 @@
-//! A worker's flow table: bidirectional flows keyed by their canonical
-//! 5-tuple, updated per packet from what the worker already parsed, expired
-//! by an incremental scan at the drain tick (bounded work per tick).
+//! A worker's flow table: bidirectional flows, updated per packet from what
+//! the worker already parsed, expired by an incremental scan at the drain
+//! tick (bounded work per tick).
 //!
 //! Set-associative, like dedup's table: a bucket of [`WAYS`] entries picked
-//! by a symmetric hash, so both directions land in the same bucket. A
-//! packet whose bucket is full is not metered (`misses`); it is forwarded
-//! all the same. Memory is fixed at start: on DPDK hugepages under EAL, on
-//! the heap otherwise.
+//! by a hash both directions share ([`FlowTable::hash`]), so one bucket
+//! holds both. A packet whose bucket is full is not metered (`misses`); it
+//! is forwarded all the same. The per-packet work is the hash, the probe
+//! and a few adds, in one pass over the burst: no record is built, the
+//! shared counters are added once per burst ([`Tally`]), and the fields
+//! only a flow's first packet sets are asked for only then. Memory is
+//! fixed at start: on DPDK hugepages under EAL, on the heap otherwise.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::runtime::counters::Counter;
 use crate::stage::parse::Layers;
 use crate::stage::Direction;
-use crate::wire::ip_proto;
 
 use super::record::{
     DirectionCounts, EndReason, FlowDirection, FlowKey, FlowRecord, FlowTunnel, TunnelType,
@@ -96,37 +98,42 @@ impl MeterStats {
     }
 }
 
-/// A table entry: one flow in canonical order (end `a` is the lower of
-/// the two (address, port) pairs), with the initiator remembered.
+/// A table entry: one flow. A packet finds it by the flow's keyed hash
+/// (`tag`, the same both ways) and the end it came from: the initiator's
+/// (the first packet's source) counts forward, the other end reverse. The
+/// full key is kept for the record only.
+///
+/// Two cache lines: the first holds everything a packet reads and writes
+/// (but a copy's `dedup_removed`), the second what only the flow's first
+/// packet writes and its export reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C, align(64))]
 pub struct FlowEntry {
-    /// The symmetric hash; 0 marks a free entry.
-    hash: u64,
-    a_addr: u128,
-    b_addr: u128,
-    a_port: u16,
-    b_port: u16,
-    proto: u8,
-    /// 4 or 6.
-    ip_version: u8,
-    /// The first packet went a → b.
-    a_initiated: bool,
-    /// FIN or RST seen: the scan exports it.
-    ended: bool,
+    /// [`FlowTable::hash`] with bit 0 set; 0 marks a free entry.
+    tag: u64,
+    /// The initiator's (address, port) folded as the hash folds them.
+    initiator_end: u64,
+    /// Packets and bytes initiator → responder (`[0]`) and back (`[1]`).
+    packets: [u64; 2],
+    bytes: [u64; 2],
+    last_ns: u64,
+    /// Union of the TCP flags per direction.
+    tcp_flags: [u8; 2],
+    direction: u8,
+    tunnel_kind: u8,
     /// Outer VLAN of the first packet, `NO_VLAN` when untagged.
     vlan: u16,
     input_port: u16,
-    direction: u8,
-    tunnel_kind: u8,
-    tunnel_id: u32,
-    rule_id: u32,
-    /// Counts a → b and b → a.
-    ab: DirectionCounts,
-    ba: DirectionCounts,
-    first_ns: u64,
-    last_ns: u64,
+    // Second line.
     dedup_removed: u64,
+    first_ns: u64,
+    /// Initiator and responder addresses (IPv4 in the low 32 bits).
+    src: u128,
+    dst: u128,
+    /// Initiator port, responder port, protocol and IP version ([`key_of`]).
+    key: u64,
+    rule_id: u32,
+    tunnel_id: u32,
 }
 
 /// Bytes of one table entry (for the memory a config needs).
@@ -138,41 +145,40 @@ const NO_VLAN: u16 = u16::MAX;
 const TUNNEL_NONE: u8 = 0;
 const TUNNEL_NO_ID: u32 = u32::MAX;
 
+/// A packet's flow key in its own orientation: source port, destination
+/// port, protocol and IP version (never 0 for IP).
+#[inline(always)]
+fn key_of(l: &Layers) -> u64 {
+    u64::from(l.src_port) << 48
+        | u64::from(l.dst_port) << 32
+        | u64::from(l.l4_proto) << 8
+        | u64::from(l.ip_version)
+}
+
 impl FlowEntry {
     const FREE: FlowEntry = FlowEntry {
-        hash: 0,
-        a_addr: 0,
-        b_addr: 0,
-        a_port: 0,
-        b_port: 0,
-        proto: 0,
-        ip_version: 0,
-        a_initiated: false,
-        ended: false,
-        vlan: NO_VLAN,
-        input_port: 0,
+        tag: 0,
+        initiator_end: 0,
+        packets: [0; 2],
+        bytes: [0; 2],
+        last_ns: 0,
+        tcp_flags: [0; 2],
         direction: 0,
         tunnel_kind: TUNNEL_NONE,
-        tunnel_id: TUNNEL_NO_ID,
-        rule_id: u32::MAX,
-        ab: DirectionCounts {
-            packets: 0,
-            bytes: 0,
-            tcp_flags: 0,
-        },
-        ba: DirectionCounts {
-            packets: 0,
-            bytes: 0,
-            tcp_flags: 0,
-        },
-        first_ns: 0,
-        last_ns: 0,
+        vlan: NO_VLAN,
+        input_port: 0,
         dedup_removed: 0,
+        first_ns: 0,
+        src: 0,
+        dst: 0,
+        key: 0,
+        rule_id: u32::MAX,
+        tunnel_id: TUNNEL_NO_ID,
     };
 
     #[inline(always)]
     fn is_free(&self) -> bool {
-        self.hash == 0
+        self.tag == 0
     }
 
     /// The rule that matched the flow's first packet (`u32::MAX`: default).
@@ -180,45 +186,39 @@ impl FlowEntry {
         self.rule_id
     }
 
+    /// FIN or RST seen in either direction: the scan exports it.
+    fn ended(&self) -> bool {
+        (self.tcp_flags[0] | self.tcp_flags[1]) & (TCP_FIN | TCP_RST) != 0
+    }
+
     fn addr(&self, a: u128) -> IpAddr {
-        if self.ip_version == 6 {
+        if self.key & 0xff == 6 {
             IpAddr::V6(Ipv6Addr::from(a))
         } else {
             IpAddr::V4(Ipv4Addr::from(a as u32))
         }
     }
 
+    fn counts(&self, dir: usize) -> DirectionCounts {
+        DirectionCounts {
+            packets: self.packets[dir],
+            bytes: self.bytes[dir],
+            tcp_flags: self.tcp_flags[dir],
+        }
+    }
+
     /// The record of this entry, with the rule's destinations.
     pub fn record(&self, reason: EndReason, destinations: Vec<u16>) -> FlowRecord {
-        let (ia, ip, ra, rp, fwd, rev) = if self.a_initiated {
-            (
-                self.a_addr,
-                self.a_port,
-                self.b_addr,
-                self.b_port,
-                self.ab,
-                self.ba,
-            )
-        } else {
-            (
-                self.b_addr,
-                self.b_port,
-                self.a_addr,
-                self.a_port,
-                self.ba,
-                self.ab,
-            )
-        };
         FlowRecord {
             key: FlowKey {
-                initiator: self.addr(ia),
-                responder: self.addr(ra),
-                initiator_port: ip,
-                responder_port: rp,
-                protocol: self.proto,
+                initiator: self.addr(self.src),
+                responder: self.addr(self.dst),
+                initiator_port: (self.key >> 48) as u16,
+                responder_port: (self.key >> 32) as u16,
+                protocol: (self.key >> 8) as u8,
             },
-            forward: fwd,
-            reverse: rev,
+            forward: self.counts(0),
+            reverse: self.counts(1),
             start_ms: self.first_ns / 1_000_000,
             end_ms: self.last_ns / 1_000_000,
             vlan: (self.vlan != NO_VLAN).then_some(self.vlan),
@@ -267,25 +267,56 @@ pub struct Expired {
 pub struct PacketMeta {
     /// Frame length.
     pub len: u32,
+    /// Dedup found it a copy.
+    pub duplicate: bool,
+    /// What only a flow's first packet records.
+    pub first: FirstPacket,
+}
+
+/// What a flow's first packet records besides its key and counts; looked
+/// at only when the flow is created.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FirstPacket {
     pub port: u16,
     pub direction: Direction,
     /// The matched rule's id (`u32::MAX` for the default action).
     pub rule_id: u32,
-    /// Dedup found it a copy.
-    pub duplicate: bool,
     /// The tunnel it was decapsulated from.
     pub tunnel: Option<FlowTunnel>,
 }
 
+/// One packet as the table counts it: its layers, frame length and
+/// whether dedup found it a copy.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    pub layers: &'a Layers,
+    pub len: u32,
+    pub duplicate: bool,
+}
+
+/// What a burst did to the table, added to the shared counters once per
+/// burst rather than once per packet.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Packets counted into a flow.
+    pub packets: u64,
+    pub created: u64,
+    /// Packets not metered: their bucket was full.
+    pub misses: u64,
+}
+
+/// The ways of one hash.
+type Bucket = [FlowEntry; WAYS];
+
 enum Storage {
-    Heap(Vec<FlowEntry>),
+    Heap(Vec<Bucket>),
     #[cfg(feature = "dpdk")]
-    Huge(crate::dpdk::HugeSlice<FlowEntry>),
+    Huge(crate::dpdk::HugeSlice<Bucket>),
 }
 
 impl Storage {
     #[inline(always)]
-    fn entries(&mut self) -> &mut [FlowEntry] {
+    fn buckets(&mut self) -> &mut [Bucket] {
         match self {
             Storage::Heap(v) => v,
             #[cfg(feature = "dpdk")]
@@ -297,6 +328,15 @@ impl Storage {
 /// TCP FIN and RST.
 const TCP_FIN: u8 = 0x01;
 const TCP_RST: u8 = 0x04;
+
+/// Each end of a packet, (address, port) folded into 64 bits: IPv4's
+/// exactly (the address in the low 32 bits, the port in the top 16),
+/// IPv6's address halves xored first.
+#[inline(always)]
+fn ends(l: &Layers) -> (u64, u64) {
+    let fold = |a: u128, port: u16| (a as u64) ^ (a >> 64) as u64 ^ u64::from(port) << 48;
+    (fold(l.src_addr, l.src_port), fold(l.dst_addr, l.dst_port))
+}
 
 /// One worker's flow table.
 pub struct FlowTable {
@@ -315,11 +355,12 @@ impl FlowTable {
     pub fn new(cfg: MeterConfig, seed: u64) -> Result<Self, MeterError> {
         check(&cfg)?;
         let mut v = Vec::new();
-        v.try_reserve_exact(cfg.entries)
+        let buckets = cfg.entries / WAYS;
+        v.try_reserve_exact(buckets)
             .map_err(|_| MeterError::NoMemory {
-                bytes: cfg.entries * std::mem::size_of::<FlowEntry>(),
+                bytes: cfg.entries * ENTRY_BYTES,
             })?;
-        v.resize(cfg.entries, FlowEntry::FREE);
+        v.resize(buckets, [FlowEntry::FREE; WAYS]);
         Ok(Self::with(Storage::Heap(v), cfg, seed))
     }
 
@@ -328,7 +369,8 @@ impl FlowTable {
     pub fn new_on_hugepages(cfg: MeterConfig, seed: u64) -> Result<Self, MeterError> {
         check(&cfg)?;
         let socket = crate::dpdk::SOCKET_ID_ANY;
-        match crate::dpdk::HugeSlice::new(cfg.entries, FlowEntry::FREE, socket) {
+        let free = [FlowEntry::FREE; WAYS];
+        match crate::dpdk::HugeSlice::new(cfg.entries / WAYS, free, socket) {
             Some(h) => Ok(Self::with(Storage::Huge(h), cfg, seed)),
             None => Self::new(cfg, seed),
         }
@@ -354,101 +396,160 @@ impl FlowTable {
         self.active
     }
 
+    /// The packet's flow hash, the same for both directions: each end's
+    /// (address, port) folded into 64 bits ([`ends`]), keyed by the
+    /// table's seed and the protocol, and the two multiplied (64×64→128
+    /// bits; multiplying commutes, so no ordering of the ends is needed),
+    /// the product's halves folded.
+    #[inline(always)]
+    pub fn hash(&self, l: &Layers) -> u64 {
+        let (ea, eb) = ends(l);
+        self.mix(ea, eb, l.l4_proto)
+    }
+
+    #[inline(always)]
+    fn mix(&self, ea: u64, eb: u64, proto: u8) -> u64 {
+        let k = self.seed ^ u64::from(proto) << 56;
+        let p = u128::from(ea ^ k) * u128::from(eb ^ k);
+        (p >> 64) as u64 ^ p as u64
+    }
+
     /// Counts one packet into its flow. Frames without IP are not metered.
     /// Returns false when the flow's bucket was full (a miss).
-    #[inline]
     pub fn observe(&mut self, l: &Layers, p: &PacketMeta, now_ns: u64, stats: &MeterStats) -> bool {
+        let one = Packet {
+            layers: l,
+            len: p.len,
+            duplicate: p.duplicate,
+        };
+        let t = self.observe_burst(1, |_| Some(one), |_| p.first, now_ns);
+        self.publish(&t, stats);
+        t.misses == 0
+    }
+
+    /// Adds a burst's tally to the shared counters.
+    #[inline]
+    pub fn publish(&self, t: &Tally, stats: &MeterStats) {
+        stats.packets.add(t.packets);
+        if t.created != 0 {
+            stats.created.add(t.created);
+            stats.active.set(self.active);
+        }
+        if t.misses != 0 {
+            stats.misses.add(t.misses);
+        }
+    }
+
+    /// Counts the packets `packet(i)` gives for `i` in `0..n` (none: not
+    /// metered) into their flows: [`FlowTable::count`] each, then
+    /// [`FlowTable::create`] for those whose flow is new, with `first(i)`.
+    /// The worker's hook does the same over its burst's arrays.
+    pub fn observe_burst<'a>(
+        &mut self,
+        n: usize,
+        packet: impl Fn(usize) -> Option<Packet<'a>>,
+        first: impl Fn(usize) -> FirstPacket,
+        now_ns: u64,
+    ) -> Tally {
+        let mut t = Tally::default();
+        let mut new = Vec::new();
+        for i in 0..n {
+            if let Some(p) = packet(i) {
+                if !self.count(p, now_ns, &mut t) {
+                    new.push(i);
+                }
+            }
+        }
+        for i in new {
+            if let Some(p) = packet(i) {
+                self.create(p, now_ns, first(i), &mut t);
+            }
+        }
+        t
+    }
+
+    /// Counts a packet into its flow if the table has it: the hash, one
+    /// bucket's ways probed by tag and end, a few adds. False when its
+    /// flow is new: the caller creates it ([`FlowTable::create`]) once its
+    /// burst's pass is over, so the pass makes no call and keeps its
+    /// registers. A frame without IP is not metered (true, not counted).
+    #[inline(always)]
+    pub fn count(&mut self, p: Packet<'_>, now_ns: u64, t: &mut Tally) -> bool {
+        let l = p.layers;
         if l.ip_version == 0 {
             return true;
         }
-        let (src, dst) = (l.src_addr, l.dst_addr);
-        let (sp, dp) = (l.src_port, l.dst_port);
-        let src_is_a = (src, sp) <= (dst, dp);
-        let (a, ap, b, bp) = if src_is_a {
-            (src, sp, dst, dp)
-        } else {
-            (dst, dp, src, sp)
-        };
-        let proto = l.l4_proto;
-        let mut h = (a as u64)
-            ^ ((a >> 64) as u64).rotate_left(13)
-            ^ (b as u64).rotate_left(29)
-            ^ ((b >> 64) as u64).rotate_left(43)
-            ^ (u64::from(ap) << 24 | u64::from(bp) << 40 | u64::from(proto));
-        h = (h ^ self.seed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        h ^= h >> 32;
-        h |= 1;
-        let bucket = (h as usize & self.mask) * WAYS;
-        let entries = self.table.entries();
-        let Some(ways) = entries.get_mut(bucket..bucket + WAYS) else {
+        let (ea, eb) = ends(l);
+        let hash = self.mix(ea, eb, l.l4_proto);
+        let tag = hash | 1;
+        let Some(ways) = self.table.buckets().get_mut(hash as usize & self.mask) else {
             return true;
         };
-        let flags = if proto == ip_proto::TCP {
-            l.tcp_flags
-        } else {
-            0
-        };
-        let len = u64::from(p.len);
-        let mut free = None;
-        for (i, e) in ways.iter_mut().enumerate() {
-            if e.hash == h
-                && e.a_addr == a
-                && e.b_addr == b
-                && e.a_port == ap
-                && e.b_port == bp
-                && e.proto == proto
-            {
-                if src_is_a {
-                    e.ab.add(len, flags);
-                } else {
-                    e.ba.add(len, flags);
-                }
-                e.last_ns = now_ns;
-                e.dedup_removed += u64::from(p.duplicate);
-                e.ended |= flags & (TCP_FIN | TCP_RST) != 0;
-                stats.packets.add(1);
-                return true;
+        for e in ways {
+            if e.tag != tag {
+                continue;
             }
-            if free.is_none() && e.is_free() {
-                free = Some(i);
+            let (forward, reverse) = (e.initiator_end == ea, e.initiator_end == eb);
+            if !(forward | reverse) {
+                continue;
             }
+            let dir = usize::from(!forward);
+            e.packets[dir] += 1;
+            e.bytes[dir] += u64::from(p.len);
+            e.tcp_flags[dir] |= l.tcp_flags;
+            e.last_ns = now_ns;
+            if p.duplicate {
+                e.dedup_removed += 1;
+            }
+            t.packets += 1;
+            return true;
         }
-        let Some(i) = free else {
-            stats.misses.add(1);
-            return false;
+        false
+    }
+
+    /// Counts a packet [`FlowTable::count`] did not find into a new flow
+    /// in a free way of its bucket, or as a miss when there is none (an
+    /// earlier packet of the burst may have made its flow meanwhile).
+    #[cold]
+    #[inline(never)]
+    pub fn create(&mut self, p: Packet<'_>, now_ns: u64, f: FirstPacket, t: &mut Tally) {
+        if self.count(p, now_ns, t) {
+            return;
+        }
+        let l = p.layers;
+        let (ea, eb) = ends(l);
+        let hash = self.mix(ea, eb, l.l4_proto);
+        let Some(e) = self
+            .table
+            .buckets()
+            .get_mut(hash as usize & self.mask)
+            .and_then(|ways| ways.iter_mut().find(|e| e.is_free()))
+        else {
+            t.misses += 1;
+            return;
         };
-        let mut e = FlowEntry {
-            hash: h,
-            a_addr: a,
-            b_addr: b,
-            a_port: ap,
-            b_port: bp,
-            proto,
-            ip_version: l.ip_version,
-            a_initiated: src_is_a,
-            ended: flags & (TCP_FIN | TCP_RST) != 0,
-            vlan: l.outer_vlan.unwrap_or(NO_VLAN),
-            input_port: p.port,
-            direction: u8::from(p.direction == Direction::Egress),
-            tunnel_kind: p.tunnel.map_or(TUNNEL_NONE, |t| t.kind.code()),
-            tunnel_id: p.tunnel.and_then(|t| t.id).unwrap_or(TUNNEL_NO_ID),
-            rule_id: p.rule_id,
-            first_ns: now_ns,
+        *e = FlowEntry {
+            tag: hash | 1,
+            initiator_end: ea,
+            packets: [1, 0],
+            bytes: [u64::from(p.len), 0],
             last_ns: now_ns,
+            tcp_flags: [l.tcp_flags, 0],
+            direction: u8::from(f.direction == Direction::Egress),
+            tunnel_kind: f.tunnel.map_or(TUNNEL_NONE, |t| t.kind.code()),
+            vlan: l.outer_vlan.unwrap_or(NO_VLAN),
+            input_port: f.port,
             dedup_removed: u64::from(p.duplicate),
-            ..FlowEntry::FREE
+            first_ns: now_ns,
+            src: l.src_addr,
+            dst: l.dst_addr,
+            key: key_of(l),
+            rule_id: f.rule_id,
+            tunnel_id: f.tunnel.and_then(|t| t.id).unwrap_or(TUNNEL_NO_ID),
         };
-        if src_is_a {
-            e.ab.add(len, flags);
-        } else {
-            e.ba.add(len, flags);
-        }
-        ways[i] = e;
         self.active += 1;
-        stats.created.add(1);
-        stats.packets.add(1);
-        stats.active.set(self.active);
-        true
+        t.packets += 1;
+        t.created += 1;
     }
 
     /// Looks at the next `scan_per_tick` entries and hands every one that
@@ -466,14 +567,14 @@ impl FlowTable {
         let start = self.cursor;
         let count = self.cfg.scan_per_tick.min(n);
         self.cursor = (start + count) % n;
-        let entries = self.table.entries();
+        let entries = self.table.buckets().as_flattened_mut();
         let mut freed = 0;
         for k in 0..count {
             let e = &mut entries[(start + k) % n];
             if e.is_free() {
                 continue;
             }
-            let reason = if e.ended {
+            let reason = if e.ended() {
                 EndReason::EndOfFlow
             } else if now_ns.saturating_sub(e.last_ns) >= idle {
                 EndReason::IdleTimeout
@@ -501,7 +602,7 @@ impl FlowTable {
     /// Hands every flow to `out` as a forced end and empties the table
     /// (shutdown, metering turned off).
     pub fn flush(&mut self, stats: &MeterStats, out: &mut impl FnMut(Expired) -> bool) {
-        for e in self.table.entries().iter_mut() {
+        for e in self.table.buckets().as_flattened_mut() {
             if e.is_free() {
                 continue;
             }
@@ -554,8 +655,11 @@ mod tests {
     fn meta(len: usize) -> PacketMeta {
         PacketMeta {
             len: len as u32,
-            rule_id: 3,
-            ..PacketMeta::default()
+            duplicate: false,
+            first: FirstPacket {
+                rule_id: 3,
+                ..FirstPacket::default()
+            },
         }
     }
 
@@ -643,6 +747,130 @@ mod tests {
         });
         assert_eq!(flushed + missed, 4 * MIN_ENTRIES as u64);
         assert_eq!(t.active(), 0);
+    }
+
+    #[test]
+    fn an_ipv6_flow_keeps_its_first_packets_fields_and_counts_copies() {
+        let stats = MeterStats::default();
+        let mut t = FlowTable::new(small(), 3).unwrap();
+        let (a, b) = ([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&[0x20, 1, 0xd, 0xb8]);
+            b[15] = 2;
+            b
+        });
+        let udp = |src: [u8; 16], sp: u16, dst: [u8; 16], dp: u16| {
+            let mut f = Vec::new();
+            etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+                .single_vlan(7.try_into().unwrap())
+                .ipv6(src, dst, 64)
+                .udp(sp, dp)
+                .write(&mut f, &[0; 20])
+                .unwrap();
+            f
+        };
+        let (out, back) = (udp(a, 53, b, 9000), udp(b, 9000, a, 53));
+        let (lo, lb) = (parse(&out), parse(&back));
+        assert_eq!(t.hash(&lo), t.hash(&lb));
+        let first = PacketMeta {
+            len: out.len() as u32,
+            duplicate: false,
+            first: FirstPacket {
+                port: 2,
+                direction: Direction::Egress,
+                rule_id: 9,
+                tunnel: Some(FlowTunnel {
+                    kind: TunnelType::Vxlan,
+                    id: Some(100),
+                }),
+            },
+        };
+        assert!(t.observe(&lo, &first, 5, &stats));
+        // Later packets' own fields do not change the record.
+        let copy = PacketMeta {
+            len: back.len() as u32,
+            duplicate: true,
+            first: FirstPacket::default(),
+        };
+        assert!(t.observe(&lb, &copy, 6, &stats));
+        assert!(t.observe(&lb, &copy, 7, &stats));
+        assert_eq!(
+            (t.active(), stats.packets.get(), stats.created.get()),
+            (1, 3, 1)
+        );
+        let mut v = Vec::new();
+        t.flush(&stats, &mut |e| {
+            v.push(e);
+            true
+        });
+        let r = v[0].entry.record(v[0].reason, vec![]);
+        assert_eq!(r.key.initiator.to_string(), "2001:db8::1");
+        assert_eq!(
+            (r.key.initiator_port, r.key.responder_port, r.key.protocol),
+            (53, 9000, 17)
+        );
+        assert_eq!((r.forward.packets, r.reverse.packets), (1, 2));
+        assert_eq!(r.reverse.bytes, 2 * back.len() as u64);
+        assert_eq!((r.start_ms, r.end_ms), (0, 0));
+        assert_eq!(r.vlan, Some(7));
+        assert_eq!(r.input_port, Some(2));
+        assert_eq!(r.direction, Some(FlowDirection::Egress));
+        assert_eq!(r.rule_id, Some(9));
+        assert_eq!(r.dedup_removed, 2);
+        assert_eq!(
+            r.tunnel,
+            Some(FlowTunnel {
+                kind: TunnelType::Vxlan,
+                id: Some(100)
+            })
+        );
+        assert_eq!(r.end_reason, EndReason::ForcedEnd);
+    }
+
+    #[test]
+    fn a_new_flow_seen_several_times_in_one_burst_is_one_flow_from_its_first_packet() {
+        let stats = MeterStats::default();
+        let mut t = FlowTable::new(small(), 5).unwrap();
+        let s2c = tcp([10, 0, 0, 1], 80, [10, 0, 0, 9], 5000, 0x02);
+        let c2s = tcp([10, 0, 0, 9], 5000, [10, 0, 0, 1], 80, 0x10);
+        let burst = [parse(&s2c), parse(&c2s), parse(&c2s)];
+        let packet = |i: usize| {
+            Some(Packet {
+                layers: &burst[i],
+                len: 60,
+                duplicate: i == 2,
+            })
+        };
+        let tally = t.observe_burst(
+            3,
+            packet,
+            |i| FirstPacket {
+                rule_id: i as u32,
+                ..FirstPacket::default()
+            },
+            1,
+        );
+        assert_eq!(
+            tally,
+            Tally {
+                packets: 3,
+                created: 1,
+                misses: 0
+            }
+        );
+        let mut v = Vec::new();
+        t.flush(&stats, &mut |e| {
+            v.push(e);
+            true
+        });
+        assert_eq!(v.len(), 1);
+        let r = v[0].entry.record(v[0].reason, vec![]);
+        assert_eq!(
+            (r.key.initiator_port, r.forward.packets, r.reverse.packets),
+            (80, 1, 2)
+        );
+        assert_eq!((r.forward.tcp_flags, r.reverse.tcp_flags), (0x02, 0x10));
+        assert_eq!((r.rule_id, r.dedup_removed), (Some(0), 1));
     }
 
     #[test]

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use crossbeam_queue::ArrayQueue;
 
 use crate::dpdk::Mbuf;
-use crate::flow::table::{Expired, FlowTable, MeterConfig, MeterError, MeterStats, PacketMeta};
+use crate::flow::table::{
+    Expired, FirstPacket, FlowTable, MeterConfig, MeterError, MeterStats, Packet, PacketMeta, Tally,
+};
 use crate::flow::FlowTunnel;
 use crate::frame::Frame;
 use crate::stage::dedup::Verdict as DedupVerdict;
 use crate::stage::parse::Layers;
-use crate::stage::Direction;
+use crate::stage::{Direction, BURST};
 
 use super::plan::RulePlan;
 
@@ -47,9 +49,11 @@ impl Meter {
         })
     }
 
-    /// Counts a burst's packets into their flows (those whose rule meters).
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
+    /// Counts a burst's packets into their flows (those whose rule
+    /// meters): one pass over the burst, then the new flows.
+    // Not inlined: one call per burst, and inside `process` its loop
+    // loses its registers to the burst's state.
+    #[inline(never)]
     pub fn observe_burst(
         &mut self,
         ms: &[Mbuf],
@@ -59,23 +63,44 @@ impl Meter {
         dirs: &[Direction],
         now_ns: u64,
     ) {
-        for (i, m) in ms.iter().enumerate() {
-            let (Some(l), Some(p)) = (layers.get(i), plans.get(i)) else {
-                break;
-            };
-            if !p.meter {
-                continue;
-            }
-            let meta = PacketMeta {
+        let mut t = Tally::default();
+        let mut new = [0u8; BURST];
+        let mut nn = 0;
+        let burst = ms.iter().zip(layers).zip(plans).zip(dups);
+        for (i, (((m, l), p), d)) in burst.enumerate() {
+            let packet = Packet {
+                layers: l,
                 len: m.pkt_len() as u32,
+                duplicate: *d == DedupVerdict::Duplicate,
+            };
+            if p.meter && !self.table.count(packet, now_ns, &mut t) {
+                if let Some(slot) = new.get_mut(nn) {
+                    *slot = i as u8;
+                    nn += 1;
+                }
+            }
+        }
+        for &i in &new[..nn] {
+            let i = usize::from(i);
+            let (Some(m), Some(l), Some(p), Some(d)) =
+                (ms.get(i), layers.get(i), plans.get(i), dups.get(i))
+            else {
+                continue;
+            };
+            let packet = Packet {
+                layers: l,
+                len: m.pkt_len() as u32,
+                duplicate: *d == DedupVerdict::Duplicate,
+            };
+            let first = FirstPacket {
                 port: m.port(),
                 direction: dirs.get(i).copied().unwrap_or_default(),
                 rule_id: p.rule_id,
-                duplicate: dups.get(i) == Some(&DedupVerdict::Duplicate),
                 tunnel: None,
             };
-            self.table.observe(l, &meta, now_ns, &self.stats);
+            self.table.create(packet, now_ns, first, &mut t);
         }
+        self.table.publish(&t, &self.stats);
     }
 
     /// Counts one decapsulated frame (decap inputs: no policy, no rule).
@@ -83,11 +108,13 @@ impl Meter {
     pub fn observe_decapped(&mut self, m: &Mbuf, l: &Layers, tunnel: FlowTunnel, now_ns: u64) {
         let meta = PacketMeta {
             len: m.pkt_len() as u32,
-            port: m.port(),
-            direction: Direction::Ingress,
-            rule_id: u32::MAX,
             duplicate: false,
-            tunnel: Some(tunnel),
+            first: FirstPacket {
+                port: m.port(),
+                direction: Direction::Ingress,
+                rule_id: u32::MAX,
+                tunnel: Some(tunnel),
+            },
         };
         self.table.observe(l, &meta, now_ns, &self.stats);
     }
