@@ -5,6 +5,7 @@
 //!   `e2e` binary — Sluice against `dpdk-testpmd` in io mode on the same
 //!   virtual devices, alternating runs, medians, JSON, Markdown and a chart.
 
+pub mod collector;
 pub mod ovs;
 pub mod phases;
 pub mod report;

@@ -15,6 +15,9 @@ pub enum Work {
         dedup: bool,
         slice: Option<u16>,
         dests: Vec<Tunnel>,
+        /// Flow metering on (`[flows]`, every packet metered), its records
+        /// exported to the harness's own IPFIX collector.
+        meter: bool,
     },
     /// The decap front-end: tunnels in, inner frames out on a tool port.
     Decap,
@@ -256,18 +259,21 @@ pub fn all() -> Vec<Scenario> {
         dedup: true,
         slice: Some(128),
         dests,
+        meter: false,
     };
     let filter = |rules: usize| Work::Tap {
         rules,
         dedup: false,
         slice: None,
         dests: vec![Tunnel::Vxlan],
+        meter: false,
     };
     let forward_all = Work::Tap {
         rules: 1,
         dedup: false,
         slice: None,
         dests: vec![Tunnel::Vxlan],
+        meter: false,
     };
     let rules = Some(PeerWork::Rules { rules: 1024 });
     let sc = |name: &str,
@@ -327,6 +333,7 @@ pub fn all() -> Vec<Scenario> {
                 dedup: true,
                 slice: None,
                 dests: vec![Tunnel::Vxlan],
+                meter: false,
             },
             rules,
             None,
@@ -338,6 +345,20 @@ pub fn all() -> Vec<Scenario> {
             full(vec![Tunnel::Vxlan]),
             rules,
             Some(0.33),
+        ),
+        sc(
+            "full-1dest-meter",
+            "full pipeline, 1 destination, flow metering on (IPFIX to a local collector)",
+            &dups,
+            Work::Tap {
+                rules: 1000,
+                dedup: true,
+                slice: Some(128),
+                dests: vec![Tunnel::Vxlan],
+                meter: true,
+            },
+            None,
+            None,
         ),
         sc(
             "full-2dest",
@@ -503,12 +524,16 @@ pub fn policy(work: &Work) -> String {
         dedup,
         slice,
         dests,
+        meter,
     } = work
     else {
         // Decap needs no TAP policy: an empty one drops nothing it handles.
         return "version = \"perf-decap\"\n".to_owned();
     };
     let mut s = String::from("version = \"perf\"\n");
+    if *meter {
+        s.push_str("metering = \"all\"\n");
+    }
     let mut names = Vec::new();
     for (i, d) in dests.iter().enumerate() {
         let name = format!("d{i}");
@@ -582,16 +607,35 @@ pub fn policy(work: &Work) -> String {
     s
 }
 
+/// Flow table entries per worker in the metering scenarios: room for the
+/// capture's flows many times over, as a deployment sizes it.
+pub const METER_TABLE_ENTRIES: u32 = 1 << 18;
+
 /// Sluice's appliance config: the capture in through `net_pcap` with
 /// `infinite_rx=1`, the output a `net_null` that receives nothing.
 /// `held` of the pool's `mbufs` are the capture, which `net_pcap` keeps
 /// in the pool for the whole run: for a capture larger than the 1,024-flow
 /// ones the guard's free-mbuf limit (10 % of the pool) is taken of the
 /// rest, or the guard would see the capture as pressure and shed load.
-pub fn config(work: &Work, capture: &str, tag: &str, mbufs: u32, held: u64) -> String {
+/// A metering scenario exports to `collector` (none: no collector).
+pub fn config(
+    work: &Work,
+    capture: &str,
+    tag: &str,
+    mbufs: u32,
+    held: u64,
+    collector: Option<std::net::SocketAddr>,
+) -> String {
     let mut common = format!(
         "\n[mempool]\nmbufs = {mbufs}\ncache = 256\n\n[dedup]\nwindow_us = {DEDUP_WINDOW_US}\n"
     );
+    if let Work::Tap { meter: true, .. } = work {
+        let collectors = collector.map(|c| format!("\"{c}\"")).unwrap_or_default();
+        let _ = write!(
+            common,
+            "\n[flows]\ntable_entries = {METER_TABLE_ENTRIES}\ncollectors = [{collectors}]\n"
+        );
+    }
     if held > CAPTURE_FRAMES {
         let working = u64::from(mbufs).saturating_sub(held);
         let pct = (10 * working / u64::from(mbufs).max(1)).max(1);

@@ -14,6 +14,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use perf::collector::Collector;
 use perf::ovs::{self, PeerWork};
 use perf::phases::Phases;
 use perf::report::{self, Machine, Results, ScenarioResult, Settings};
@@ -131,6 +132,7 @@ fn prepare(
     dir: &Path,
     capture: &Path,
     mbufs: u32,
+    collector: Option<std::net::SocketAddr>,
 ) -> Result<(PathBuf, PathBuf), String> {
     let held = s.capture.len();
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -147,12 +149,34 @@ fn prepare(
             &tag.to_string(),
             mbufs,
             held,
+            collector,
         ),
     )
     .map_err(|e| e.to_string())?;
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, scenario::policy(&s.work)).map_err(|e| e.to_string())?;
     Ok((config, policy))
+}
+
+/// What a metering scenario exported: Sluice's own count (the last run's
+/// exit line) and what its collector received over every run.
+fn export_note(dir: &Path, c: Collector) -> String {
+    let addr = c.addr();
+    let got = c.finish();
+    let exit = (0..2)
+        .rev()
+        .filter_map(|attempt| {
+            std::fs::read_to_string(dir.join(format!("sluice-{attempt}.log"))).ok()
+        })
+        .find_map(|log| {
+            log.lines()
+                .find_map(|l| l.strip_prefix("sluice: flows: ").map(str::to_owned))
+        })
+        .unwrap_or_else(|| "no export line in its log".to_owned());
+    format!(
+        "IPFIX to a collector on {addr}: it received {} messages ({} bytes); Sluice at exit: {exit}",
+        got.messages, got.bytes
+    )
 }
 
 /// One program run of a round.
@@ -229,10 +253,31 @@ fn run_group(
             return out;
         }
     };
+    // A metering scenario's records go to a collector of its own.
+    let mut collectors: Vec<Option<Collector>> = Vec::new();
+    for (i, s) in group.iter().enumerate() {
+        let c = match s.work {
+            scenario::Work::Tap { meter: true, .. } => match Collector::start() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    out[i].notes.push(format!("no IPFIX collector: {e}"));
+                    None
+                }
+            },
+            _ => None,
+        };
+        collectors.push(c);
+    }
     let mut prepared = Vec::new();
-    for s in group {
+    for (s, c) in group.iter().zip(&collectors) {
         let dir = a.work_dir.join(&s.name);
-        prepared.push(prepare(s, &dir, &capture, mbufs));
+        prepared.push(prepare(
+            s,
+            &dir,
+            &capture,
+            mbufs,
+            c.as_ref().map(Collector::addr),
+        ));
     }
     // The programs of a round: testpmd once for the capture (io
     // forwarding does not depend on Sluice's work), each OVS peer once,
@@ -335,6 +380,9 @@ fn run_group(
         }
         r.load_after = run::load();
         r.finish();
+        if let Some(c) = collectors[i].take() {
+            r.notes.push(export_note(&a.work_dir.join(&s.name), c));
+        }
         if let scenario::Work::Tap { dedup: true, .. } = s.work {
             let get = |n: &str| {
                 r.sluice_counters
