@@ -13,6 +13,7 @@
 //!   still goes through (and a policy an appliance cannot run is nacked).
 //! - The accounting is exact across all of it, and the history lists the
 //!   pushes, acks, nacks and state changes in the order they happened.
+//! - `export` writes the fleet's policies back as the directory imported.
 
 mod common;
 mod controller_support;
@@ -368,4 +369,17 @@ fn the_fleet_survives_a_controller_and_an_etcd_member_and_follows_its_workloads(
         text.contains(&format!("tap-b: nacked {base_bad}: rule[0].in_port")),
         "{text}"
     );
+
+    // The fleet's policies as a directory again: what was imported last.
+    let exported = dir.join("exported");
+    let out = fx.fleet_cli(&["export", exported.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for file in ["web.toml", "base.toml", "assign.toml"] {
+        let read = |d: &std::path::Path| std::fs::read_to_string(d.join(file)).unwrap();
+        assert_eq!(read(&exported), read(&fx.policies), "{file}");
+    }
 }
