@@ -247,6 +247,7 @@ fn operator_commands_reach_the_appliance_and_results_come_back() {
 
     // --all: both get it; a failure is recorded as such.
     ctl.cli(&["command", "--all", "reload"]);
+    let mut reload_04 = 0;
     for (app, name, ok) in [(&a, "tap-04", true), (&b, "tap-05", false)] {
         let AgentEvent::Command(c) =
             app.wait_event("command", |e| matches!(e, AgentEvent::Command(_)))
@@ -254,6 +255,9 @@ fn operator_commands_reach_the_appliance_and_results_come_back() {
             unreachable!()
         };
         assert_eq!(c.kind, CommandKind::Reload);
+        if name == "tap-04" {
+            reload_04 = c.id;
+        }
         app.handle
             .replies
             .send(AgentReply::CommandDone {
@@ -278,6 +282,43 @@ fn operator_commands_reach_the_appliance_and_results_come_back() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no appliance \"nobody\""));
+
+    // The fleet's history holds every command, who sent it, and its
+    // result, in order (written through the controller's queue: polled
+    // until there).
+    let want = vec![
+        format!("command {} stop", cmd.id),
+        format!("result {} ok forwarding stopped", cmd.id),
+        format!("command {reload_04} reload"),
+        format!("result {reload_04} ok "),
+    ];
+    let mut got = Vec::new();
+    for _ in 0..600 {
+        let out = fx.fleet_cli(&["history", "--appliance", "tap-04", "--json"]);
+        assert!(out.status.success());
+        got = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|e| match e["kind"].as_str()? {
+                // Who sent it: the operator's user name.
+                "command" if !e["by"].as_str()?.is_empty() => {
+                    Some(format!("command {} {}", e["id"], e["command"].as_str()?))
+                }
+                "command_result" => Some(format!(
+                    "result {} {} {}",
+                    e["id"],
+                    if e["ok"] == true { "ok" } else { "failed" },
+                    e["message"].as_str()?
+                )),
+                _ => None,
+            })
+            .collect();
+        if got == want {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(got, want);
 }
 
 #[test]

@@ -370,6 +370,21 @@ fn the_fleet_survives_a_controller_and_an_etcd_member_and_follows_its_workloads(
         "{text}"
     );
 
+    // Every imported version of web, with who imported it and when.
+    let out = fx.fleet_cli(&["history", "--json"]);
+    let imports: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "policy" && e["policy"] == "web")
+        .collect();
+    assert_eq!(imports.len(), 3, "{imports:#?}");
+    assert!(
+        imports
+            .iter()
+            .all(|e| e["by"] == "test" && e["at_ms"].as_u64().is_some_and(|t| t > 0)),
+        "{imports:#?}"
+    );
+
     // The fleet's policies as a directory again: what was imported last.
     let exported = dir.join("exported");
     let out = fx.fleet_cli(&["export", exported.to_str().unwrap()]);
