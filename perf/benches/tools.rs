@@ -7,7 +7,9 @@
 //! and `append` give the bytes back, then a copy of the 64–114 bytes):
 //! `restore_only` measures that alone, to subtract. (Fresh copies per
 //! iteration, as `iter_batched` makes them, measured cache misses instead.)
-//! The burst's parse is done once, outside. Thread CPU time
+//! The burst's parse is done once, outside (but in
+//! `balance/burst32/five_tuple_parse_then_hash`, set beside the hash at
+//! fixed offsets that a match-all group's burst uses instead). Thread CPU time
 //! (`common/cputime.rs`), so other tenants' preemption does not count;
 //! throughput is in elements: ns/packet is the time divided by 32.
 
@@ -19,7 +21,7 @@ use dataplane::frame::{Frame, VecFrame, DEFAULT_HEADROOM};
 use dataplane::stage::balance::{FlowFields, FlowHasher, GroupTable};
 use dataplane::stage::decap::DecapConfig;
 use dataplane::stage::mask::{mask_burst, Anchor, MaskCounters, MaskSpec};
-use dataplane::stage::parse::{parse, Layers};
+use dataplane::stage::parse::{parse, parse_frame, Layers};
 use dataplane::stage::sample::{SampleSpec, Sampler};
 use dataplane::stage::strip::{Strip, StripSpec, Stripped};
 use dataplane::stage::BURST;
@@ -207,6 +209,27 @@ fn balance(c: &mut Criterion<ThreadCpuTime>) {
         });
         black_box(members);
     }
+    // A match-all group's burst: each frame's member from the hash at
+    // fixed offsets, against parse then hash (what the general path does).
+    let h = FlowHasher::new(FlowFields::FiveTuple, &DecapConfig::default()).unwrap();
+    let (frames, _) = burst(|i| udp(i, 0));
+    g.bench_function("burst32/five_tuple_fixed_offsets", |b| {
+        b.iter(|| {
+            for (f, m) in frames.iter().zip(members.iter_mut()) {
+                *m = h
+                    .hash_plain(f.data(), f.pkt_len())
+                    .map_or(usize::MAX, |x| table.member(x));
+            }
+        })
+    });
+    g.bench_function("burst32/five_tuple_parse_then_hash", |b| {
+        b.iter(|| {
+            for (f, m) in frames.iter().zip(members.iter_mut()) {
+                *m = table.member(h.hash(f, &parse_frame(f)));
+            }
+        })
+    });
+    black_box(members);
     g.bench_function("rebuild_failover_3_members", |b| {
         b.iter(|| {
             GroupTable::build(

@@ -32,7 +32,6 @@ use crate::frame::Frame;
 use crate::stage::decap::{Classified, Decap, DecapConfig, DecapConfigError};
 use crate::stage::encap;
 use crate::stage::parse::{parse_to, Layers};
-use crate::wire::bytes::{array_at, try_u16_at};
 use crate::wire::ethernet::{ethertype, HEADER_LEN as ETH_LEN};
 use crate::wire::{ip_proto, ipv4, ipv6, tcp, udp};
 
@@ -109,72 +108,76 @@ impl FlowHasher {
 /// a whole TCP or UDP header inside the IP packet and the first segment.
 /// Those are exactly frames [`parse_to`] finds no error in and whose hash
 /// needs only these fields; anything else (tags, MPLS, options, extension
-/// headers, fragments, other protocols, lengths that lie) is `None`, for
-/// the full parse to judge.
+/// headers, fragments, other protocols, lengths that lie, a first segment
+/// shorter than [`PLAIN_HEAD`]) is `None`, for the full parse to judge.
 #[inline(always)]
 pub fn plain_hash(f: &[u8], pkt_len: usize, ports: bool) -> Option<u32> {
-    let len = pkt_len.max(f.len());
-    let (a, b, proto, l4, ip_len) = match try_u16_at(f, 12)? {
-        ethertype::IPV4 => {
-            let h = array_at::<{ ipv4::MIN_HEADER_LEN }>(f, ETH_LEN)?;
-            let flags = u16::from_be_bytes([h[6], h[7]]);
-            if h[0] != 0x45 || flags & (ipv4::FLAG_MF | ipv4::OFFSET_MASK) != 0 {
-                return None;
-            }
-            let total = u16::from_be_bytes([h[2], h[3]]);
-            let ip_len = ipv4::packet_len(total, len - ETH_LEN);
-            if ip_len < ipv4::MIN_HEADER_LEN {
-                return None;
-            }
-            let a = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
-            let b = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
-            (
-                u128::from(a),
-                u128::from(b),
-                h[9],
-                ipv4::MIN_HEADER_LEN,
-                ip_len,
-            )
+    // Every fixed offset read below lies in the first PLAIN_HEAD bytes,
+    // which every frame but a runt has: one bounds check for them all.
+    let h = f.first_chunk::<PLAIN_HEAD>()?;
+    let avail = pkt_len.max(f.len()) - ETH_LEN;
+    let ethertype = u16::from_be_bytes([h[12], h[13]]);
+    let v4 = ethertype == ethertype::IPV4;
+    let (ip_len, proto, l4) = if v4 {
+        // Version 4 without options; neither MF nor an offset.
+        if h[14] != 0x45 || h[20] & 0x3f != 0 || h[21] != 0 {
+            return None;
         }
-        ethertype::IPV6 => {
-            let h = array_at::<{ ipv6::HEADER_LEN }>(f, ETH_LEN)?;
-            if h[0] >> 4 != 6 {
-                return None;
-            }
-            let payload = u16::from_be_bytes([h[4], h[5]]);
-            let ip_len = ipv6::packet_len(payload, len - ETH_LEN);
-            let a = u128::from_be_bytes(*array_at::<16>(h, 8)?);
-            let b = u128::from_be_bytes(*array_at::<16>(h, 24)?);
-            (a, b, h[6], ipv6::HEADER_LEN, ip_len)
+        let ip_len = ipv4::packet_len(u16::from_be_bytes([h[16], h[17]]), avail);
+        if ip_len < ipv4::MIN_HEADER_LEN {
+            return None;
         }
-        _ => return None,
+        (ip_len, h[23], ETH_LEN + ipv4::MIN_HEADER_LEN)
+    } else if ethertype == ethertype::IPV6 && h[14] >> 4 == 6 {
+        let ip_len = ipv6::packet_len(u16::from_be_bytes([h[18], h[19]]), avail);
+        (ip_len, h[20], ETH_LEN + ipv6::HEADER_LEN)
+    } else {
+        return None;
     };
-    if ip_len > len - ETH_LEN {
+    if ip_len > avail {
         return None;
     }
-    // The transport header as parse sees it: inside the IP packet and the
-    // first segment.
-    let end = (ETH_LEN + ip_len).min(f.len());
-    let seg = f.get(ETH_LEN + l4..end)?;
     let header = match proto {
         ip_proto::UDP => udp::HEADER_LEN,
-        ip_proto::TCP => match usize::from(seg.get(tcp::field::DATA_OFF)? >> 4) * 4 {
+        ip_proto::TCP => match usize::from(*f.get(l4 + tcp::field::DATA_OFF)? >> 4) * 4 {
             n if n < tcp::MIN_HEADER_LEN => return None,
             n => n,
         },
         _ => return None,
     };
-    if seg.len() < header {
+    // The transport header as parse wants it: inside the IP packet and
+    // the first segment.
+    if l4 + header > (ETH_LEN + ip_len).min(f.len()) {
         return None;
     }
-    let &[s0, s1, d0, d1] = seg.first_chunk::<4>()?;
+    let (a, b, pa, pb) = if v4 {
+        let a = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
+        let b = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
+        let pa = u16::from_be_bytes([h[34], h[35]]);
+        (
+            u128::from(a),
+            u128::from(b),
+            pa,
+            u16::from_be_bytes([h[36], h[37]]),
+        )
+    } else {
+        let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
+        a.copy_from_slice(&h[22..38]);
+        b.copy_from_slice(&h[38..54]);
+        let pa = u16::from_be_bytes([h[54], h[55]]);
+        let pb = u16::from_be_bytes([h[56], h[57]]);
+        (u128::from_be_bytes(a), u128::from_be_bytes(b), pa, pb)
+    };
     Some(if ports {
-        let (pa, pb) = (u16::from_be_bytes([s0, s1]), u16::from_be_bytes([d0, d1]));
         encap::ends_hash(a, pa, b, pb, proto)
     } else {
         encap::ends_hash(a, 0, b, 0, 0)
     })
 }
+
+/// Bytes [`plain_hash`] reads at fixed offsets: up to an IPv6 packet's
+/// ports.
+const PLAIN_HEAD: usize = ETH_LEN + ipv6::HEADER_LEN + 4;
 
 /// [`encap::flow_hash`] without ports and protocol.
 #[inline]
@@ -532,7 +535,9 @@ mod tests {
             let h = hasher(fields);
             for _ in 0..1000 {
                 let f = Flow::random(&mut r);
-                for bytes in [f.frame(), v6_frame(f)] {
+                // Padded to Ethernet's minimum, as a port delivers them.
+                for mut bytes in [f.frame(), v6_frame(f)] {
+                    bytes.resize(bytes.len().max(60), 0);
                     assert_eq!(
                         h.hash_plain(&bytes, bytes.len()),
                         Some(hash(&h, &bytes)),
@@ -546,6 +551,14 @@ mod tests {
             hasher(FlowFields::InnerFiveTuple).hash_plain(&f, f.len()),
             None
         );
+        let runt = Flow {
+            tcp: false,
+            ..Flow::random(&mut r)
+        }
+        .frame();
+        assert!(runt.len() < 58);
+        let five = hasher(FlowFields::FiveTuple);
+        assert_eq!(five.hash_plain(&runt, runt.len()), None, "a runt is parsed");
     }
 
     #[test]
@@ -727,6 +740,7 @@ mod tests {
         ) {
             let f = Flow::random(&mut Rng(seed));
             let mut bytes = if v6 { v6_frame(f) } else { f.frame() };
+            bytes.resize(bytes.len().max(60), 0);
             for (at, b) in edits {
                 if let Some(x) = bytes.get_mut(at) {
                     *x = b;

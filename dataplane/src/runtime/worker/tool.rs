@@ -186,31 +186,33 @@ impl Worker {
         c.bursts.add(1);
         c.rx_bytes.add(bytes);
         self.rule_hits.count(d.rule_id, rx.len() as u64, bytes);
-        let mut parse_errors = 0u64;
         let mut lanes = self.tx.tools(&mut self.s.tool_ports, stats);
+        let meta = |len: usize| TxMeta {
+            fate: SOLO,
+            slot: d.slot,
+            bytes: len as u32,
+        };
+        if let [only] = group.members.as_slice() {
+            for m in rx.drain() {
+                let meta = meta(m.pkt_len());
+                lanes.push(usize::from(*only), m, meta);
+            }
+            return true;
+        }
+        let mut parse_errors = 0u64;
         for m in rx.drain() {
-            let member = match group.members.as_slice() {
-                [only] => Some(*only),
-                members => {
-                    let hash = match group.hasher.hash_plain(m.data(), m.pkt_len()) {
-                        Some(h) => h,
-                        None => {
-                            let mut l = Layers::default();
-                            parse_to(m.data(), m.pkt_len(), &mut l);
-                            parse_errors += u64::from(l.error.is_some());
-                            group.hasher.hash(&m, &l)
-                        }
-                    };
-                    members.get(table.member(hash)).copied()
+            let len = m.pkt_len();
+            let hash = match group.hasher.hash_plain(m.data(), len) {
+                Some(h) => h,
+                None => {
+                    let mut l = Layers::default();
+                    parse_to(m.data(), len, &mut l);
+                    parse_errors += u64::from(l.error.is_some());
+                    group.hasher.hash(&m, &l)
                 }
             };
-            let meta = TxMeta {
-                fate: SOLO,
-                slot: d.slot,
-                bytes: m.pkt_len() as u32,
-            };
-            match member {
-                Some(port) => lanes.push(usize::from(port), m, meta),
+            match group.members.get(table.member(hash)) {
+                Some(&port) => lanes.push(usize::from(port), m, meta(len)),
                 None => no_tool(stats, d.slot),
             }
         }
