@@ -13,6 +13,8 @@
 #   perf/latency.sh [SETUPS...]
 #     (default: testpmd-memif poll adaptive:1000 adaptive:2000 testpmd-tap interrupt)
 #
+# adaptive and interrupt take an idle_max_us after a colon (adaptive:2000).
+#
 # testpmd-memif, poll and adaptive:MAX_US: net_memif in and out (memif
 # has no RX interrupts). testpmd-tap and interrupt[:MAX_US]: net_tap in
 # and out inside a network namespace of the script's own, pktgen on the
@@ -126,7 +128,8 @@ for setup in $setups; do
       ;;
     *)
       mode=$kind
-      [ -z "$max" ] && max=$([ "$mode" = interrupt ] && echo 10000 || echo 1000)
+      # The config's default (2000) for adaptive; interrupt as perf/idle.sh.
+      [ -z "$max" ] && max=$([ "$mode" = interrupt ] && echo 10000 || echo 2000)
       cat > "$work/$kind.toml" <<C
 [[port]]
 name = "in"
@@ -191,7 +194,9 @@ C
   sleep $((window - 2))
   w1=$(thread_ns "$dev" rte-worker-1); t1=$(date +%s%N)
   wait "$pg" || { cat "$work/$kind.pg.err" >&2; exit 1; }
-  echo "== $setup${max:+ (idle_max_us $max)}: $(awk -v w=$((${w1:-0} - ${w0:-0})) -v t=$((t1 - t0)) \
+  label=$setup
+  case "$kind" in adaptive | interrupt) label="$setup (idle_max_us $max)" ;; esac
+  echo "== $label: $(awk -v w=$((${w1:-0} - ${w0:-0})) -v t=$((t1 - t0)) \
     'BEGIN {printf "worker %.2f %% of a core", 100 * w / t}')"
   sed "s/^/$setup: /" "$work/$kind.pg"
   if [ "${kind#testpmd}" = "$kind" ]; then
