@@ -36,7 +36,12 @@ pub struct MeterConfig {
     pub active_ns: u64,
     /// A flow without a packet this long is exported.
     pub idle_ns: u64,
-    /// Entries the expiry scan looks at per drain tick.
+    /// The expiry scan goes over the whole table once per this long: each
+    /// drain tick looks at the share of the entries the time since the
+    /// last one is due (at least one), so a large table is not read from
+    /// memory every few milliseconds for timeouts of seconds.
+    pub sweep_ns: u64,
+    /// Most entries the expiry scan looks at per drain tick.
     pub scan_per_tick: usize,
 }
 
@@ -46,6 +51,7 @@ impl Default for MeterConfig {
             entries: 1 << 16,
             active_ns: 60_000_000_000,
             idle_ns: 15_000_000_000,
+            sweep_ns: 1_000_000_000,
             scan_per_tick: 256,
         }
     }
@@ -345,8 +351,9 @@ pub struct FlowTable {
     mask: usize,
     seed: u64,
     cfg: MeterConfig,
-    /// Next entry the expiry scan looks at.
+    /// Next entry the expiry scan looks at, and when it last looked.
     cursor: usize,
+    last_scan_ns: u64,
     active: u64,
 }
 
@@ -383,6 +390,7 @@ impl FlowTable {
             seed: seed | 1,
             cfg,
             cursor: 0,
+            last_scan_ns: 0,
             active: 0,
         }
     }
@@ -405,6 +413,16 @@ impl FlowTable {
     pub fn hash(&self, l: &Layers) -> u64 {
         let (ea, eb) = ends(l);
         self.mix(ea, eb, l.l4_proto)
+    }
+
+    /// The bucket of a hash: its bits multiplied once more, the middle
+    /// of the product taken. The hash alone is linear in an end that
+    /// varies in few bits (a client's successive ports: its product's
+    /// halves move by multiples of the other end), which would crowd
+    /// such flows into a few buckets.
+    #[inline(always)]
+    fn bucket_of(&self, hash: u64) -> usize {
+        (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & self.mask
     }
 
     #[inline(always)]
@@ -482,7 +500,8 @@ impl FlowTable {
         let (ea, eb) = ends(l);
         let hash = self.mix(ea, eb, l.l4_proto);
         let tag = hash | 1;
-        let Some(ways) = self.table.buckets().get_mut(hash as usize & self.mask) else {
+        let b = self.bucket_of(hash);
+        let Some(ways) = self.table.buckets().get_mut(b) else {
             return true;
         };
         for e in ways {
@@ -519,10 +538,11 @@ impl FlowTable {
         let l = p.layers;
         let (ea, eb) = ends(l);
         let hash = self.mix(ea, eb, l.l4_proto);
+        let b = self.bucket_of(hash);
         let Some(e) = self
             .table
             .buckets()
-            .get_mut(hash as usize & self.mask)
+            .get_mut(b)
             .and_then(|ways| ways.iter_mut().find(|e| e.is_free()))
         else {
             t.misses += 1;
@@ -552,8 +572,9 @@ impl FlowTable {
         t.created += 1;
     }
 
-    /// Looks at the next `scan_per_tick` entries and hands every one that
-    /// is due to `out` (FIN/RST seen, idle or active timeout), freeing it.
+    /// Looks at the next entries (the share of `sweep_ns` since the last
+    /// call, at most `scan_per_tick`) and hands every one that is due to
+    /// `out` (FIN/RST seen, idle or active timeout), freeing it.
     /// `out` returns false when it could not take the record (a full
     /// ring): counted, and the entry is freed all the same.
     pub fn expire(
@@ -565,7 +586,13 @@ impl FlowTable {
         let n = self.cfg.entries;
         let (idle, active) = (self.cfg.idle_ns, self.cfg.active_ns);
         let start = self.cursor;
-        let count = self.cfg.scan_per_tick.min(n);
+        let elapsed = now_ns.saturating_sub(self.last_scan_ns);
+        self.last_scan_ns = now_ns;
+        let due = u128::from(elapsed) * n as u128 / u128::from(self.cfg.sweep_ns.max(1));
+        let count = usize::try_from(due)
+            .unwrap_or(usize::MAX)
+            .clamp(1, self.cfg.scan_per_tick.max(1))
+            .min(n);
         self.cursor = (start + count) % n;
         let entries = self.table.buckets().as_flattened_mut();
         let mut freed = 0;
@@ -668,6 +695,7 @@ mod tests {
             entries: MIN_ENTRIES,
             active_ns: 1_000,
             idle_ns: 100,
+            sweep_ns: 1,
             scan_per_tick: MIN_ENTRIES,
         }
     }
@@ -871,6 +899,46 @@ mod tests {
         );
         assert_eq!((r.forward.tcp_flags, r.reverse.tcp_flags), (0x02, 0x10));
         assert_eq!((r.rule_id, r.dedup_removed), (Some(0), 1));
+    }
+
+    #[test]
+    fn each_scan_looks_at_the_share_of_the_sweep_that_is_due() {
+        let stats = MeterStats::default();
+        let cfg = MeterConfig {
+            sweep_ns: 1_000_000,
+            ..small()
+        };
+        let mut t = FlowTable::new(cfg, 9).unwrap();
+        t.expire(1_000_000, &stats, &mut |_| true);
+        for port in 0..64 {
+            let f = tcp([10, 0, 0, 1], port, [10, 0, 0, 2], 80, 0x01);
+            assert!(t.observe(&parse(&f), &meta(f.len()), 0, &stats));
+        }
+        // A tenth of the sweep: about a tenth of the entries looked at.
+        t.expire(1_100_000, &stats, &mut |_| true);
+        let first = stats.expired_end.get();
+        assert!(first > 0 && first < 40, "{first}");
+        // The rest of the sweep: every entry looked at once.
+        t.expire(2_100_000, &stats, &mut |_| true);
+        assert_eq!(stats.expired_end.get(), 64);
+        assert_eq!(t.active(), 0);
+    }
+
+    #[test]
+    fn a_clients_successive_ports_spread_over_the_buckets() {
+        // 64 flows from one client's successive ports to one server, in
+        // 256 buckets: with a hash that spreads them, no bucket fills.
+        for seed in 0..32 {
+            let stats = MeterStats::default();
+            let mut t = FlowTable::new(small(), seed).unwrap();
+            for port in 40_000..40_064 {
+                let f = tcp([10, 0, 0, 1], port, [10, 0, 0, 2], 443, 0x10);
+                assert!(
+                    t.observe(&parse(&f), &meta(f.len()), 0, &stats),
+                    "seed {seed}"
+                );
+            }
+        }
     }
 
     #[test]
