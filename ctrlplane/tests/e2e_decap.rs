@@ -327,3 +327,75 @@ fn sluice_tunnels_decap_back_to_the_original_frames() {
     assert!(got == want, "decap(encap(x)) is x for every tunnel type");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_tap_input_and_a_decap_input_share_one_tool_port() {
+    let dir = tmpdir("shared-tool");
+    let frames = |first: u8| -> Vec<Vec<u8>> {
+        (0..40u16)
+            .map(|i| {
+                let mut out = Vec::new();
+                PacketBuilder::ethernet2([2, 0, 0, 0, 1, first], [2, 0, 0, 0, 2, 2])
+                    .ipv4([10, first, 0, 1], [10, 2, 0, 1], 64)
+                    .udp(1000 + i, 7)
+                    .write(&mut out, &[first; 40])
+                    .expect("build");
+                out
+            })
+            .collect()
+    };
+    let (tapped, passed) = (frames(1), frames(2));
+    write_pcap(&dir.join("tap.pcap"), &tapped);
+    write_pcap(&dir.join("span.pcap"), &passed);
+    let p = |n: &str| dir.join(n).display().to_string();
+    // The decap input passes non-tunnels to the tool port; the tap input's
+    // rule sends there too: both through each worker's one lane on it.
+    let cfg = format!(
+        "[[port]]\nname = \"tap0\"\ndevice = \"net_pcap_st_tap{n},rx_pcap={}\"\nrole = \"input\"\n\n\
+         [[port]]\nname = \"span\"\ndevice = \"net_pcap_st_span{n},rx_pcap={}\"\nrole = \"input\"\nmode = \"decap\"\n\n\
+         [[port]]\nname = \"tool\"\ndevice = \"net_pcap_st_tool{n},tx_pcap={}\"\nrole = \"tool\"\n\n\
+         [decap]\nnon_tunnel = \"pass\"\n\n[dedup]\ntable_entries = 4096\n",
+        p("tap.pcap"),
+        p("span.pcap"),
+        p("tool.pcap"),
+        n = seq()
+    );
+    let policy = "[[destination]]\nname = \"tool\"\nport = \"tool\"\ndedup = false\n\
+                  [[rule]]\nname = \"all\"\nto = [\"tool\"]\n";
+    std::fs::write(dir.join("a.toml"), cfg).expect("config");
+    std::fs::write(dir.join("p.toml"), policy).expect("policy");
+    let out = sluice(
+        &eal(&unique("shared-tool"), "0-1"),
+        &[
+            "--config",
+            &p("a.toml"),
+            "--policy",
+            &p("p.toml"),
+            "--socket",
+            &p("s.sock"),
+            "--metrics",
+            "127.0.0.1:0",
+            "--exit-when-idle",
+            "300",
+        ],
+    );
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_accounting(&report);
+    let all = (tapped.len() + passed.len()) as u64;
+    assert_eq!(total(&report, "rx"), all, "{report}");
+    assert_eq!(total(&report, "forwarded"), all, "{report}");
+    let mut got = read_pcap(&dir.join("tool.pcap"));
+    let mut want: Vec<Vec<u8>> = tapped.into_iter().chain(passed).collect();
+    got.sort();
+    want.sort();
+    assert!(
+        got == want,
+        "every frame of both inputs on the tool port, as it came"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -203,6 +203,12 @@ fn decap_setup(cfg: &Config) -> DecapSetup {
         config: decap_config(cfg),
         pass_non_tunnel: d.non_tunnel == NonTunnel::Pass,
         dedup: d.dedup,
+        // Its index among the tool ports: the workers' lane and queue there.
+        tool: cfg.decap_tool_port().and_then(|t| {
+            cfg.tool_ports()
+                .position(|p| p.name == t.name)
+                .and_then(|i| u16::try_from(i).ok())
+        }),
     }
 }
 
@@ -309,7 +315,6 @@ impl Common<'_> {
         sources: Vec<Source>,
         uplink_rx: Vec<RxQueue>,
         uplink_tx: Vec<TxQueue>,
-        tool_tx: Option<TxQueue>,
         tool_ports: Vec<TxQueue>,
     ) -> WorkerSetup {
         let inp = self.inp;
@@ -336,7 +341,6 @@ impl Common<'_> {
             port_direction: self.facts.direction.clone(),
             uplink_rx,
             uplink_tx,
-            tool_tx,
             tool_ports,
             decap: self.decap.clone(),
             port_decap: self.facts.decap.clone(),
@@ -412,7 +416,6 @@ fn role_of(i: usize, setup: &WorkerSetup) -> String {
     let mut sends: Vec<(u16, u16)> = setup
         .uplink_tx
         .iter()
-        .chain(setup.tool_tx.iter())
         .chain(setup.tool_ports.iter())
         .map(|q| (q.port(), q.queue()))
         .collect();
@@ -478,26 +481,12 @@ impl Lcores {
             })
             .collect();
         // Tool ports in config order: a worker's queue on each, indexed by
-        // tool port index, and the decap inputs' own among them.
+        // tool port index (tool destinations and the decap inputs' tool port).
         let tools: Vec<&Port> = ports
             .iter()
             .filter(|(pc, _)| pc.role == Role::Tool)
             .map(|(_, p)| p)
             .collect();
-        let decap_tool = inp.cfg.decap_tool_port().and_then(|t| {
-            ports
-                .iter()
-                .find(|(pc, _)| pc.name == t.name)
-                .map(|(_, p)| p)
-        });
-        // Only tap inputs reach tool destinations. Where decap inputs send
-        // to a tool port too, theirs are its second set of queues.
-        let taps_send = inp.cfg.input_ports().any(|p| p.mode == PortMode::Tap);
-        let decap_queue = if inp.cfg.decap_tool_shared() {
-            workers as u16
-        } else {
-            0
-        };
         let mut dist_inputs = Vec::new();
         let mut setups = Vec::new();
         for (i, &lcore) in worker_lcores.iter().enumerate() {
@@ -516,20 +505,13 @@ impl Lcores {
                 .iter()
                 .map(|(u, _)| u.tx_queue(q).map_err(StartError::dpdk("uplink")))
                 .collect::<Result<Vec<_>, _>>()?;
-            let tool_tx = decap_tool
-                .map(|t| {
-                    t.tx_queue(decap_queue + q)
-                        .map_err(StartError::dpdk("tool port"))
-                })
-                .transpose()?;
             let tool_ports = tools
                 .iter()
-                .filter(|_| taps_send)
                 .map(|t| t.tx_queue(q).map_err(StartError::dpdk("tool port")))
                 .collect::<Result<Vec<_>, _>>()?;
             setups.push((
                 lcore,
-                common.setup(i, sources, uplink_rx, uplink_tx, tool_tx, tool_ports),
+                common.setup(i, sources, uplink_rx, uplink_tx, tool_ports),
             ));
         }
         let main_role = if inline {

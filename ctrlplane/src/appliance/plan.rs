@@ -29,7 +29,7 @@ pub enum PlanError {
     Open { port: String, source: DpdkError },
     #[error("{port}: {source}")]
     Info { port: String, source: DpdkError },
-    #[error("port {port:?} ({device}): has {has} TX queue(s) but needs {need} for {workers} worker(s) (one each; two each on the decap inputs' tool port when tap inputs send to it too): run fewer workers (EAL -l) or give the device more queues")]
+    #[error("port {port:?} ({device}): has {has} TX queue(s) but needs {need} for {workers} worker(s) (one each): run fewer workers (EAL -l) or give the device more queues")]
     TooFewTxQueues {
         port: String,
         device: String,
@@ -266,12 +266,9 @@ fn queues(
             pcfg.tx_queues = u16::from(info.max_tx_queues > 0);
         }
         Role::Uplink | Role::Tool => {
-            // The decap inputs' tool port, when tap inputs send to it too,
-            // has a queue per worker for each (see `lcores`).
-            let shared = pc.role == Role::Tool
-                && cfg.decap_tool_shared()
-                && cfg.decap_tool_port().is_some_and(|t| t.name == pc.name);
-            let need = if shared { 2 * workers } else { workers };
+            // A queue per worker, which its tool destinations and decap
+            // inputs share (see `lcores`).
+            let need = workers;
             if info.max_tx_queues < need {
                 return Err(PlanError::TooFewTxQueues {
                     port: pc.name.clone(),

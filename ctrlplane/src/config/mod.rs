@@ -241,14 +241,6 @@ impl Config {
         }
     }
 
-    /// Whether the tool port decap inputs send to also serves tap inputs'
-    /// tool destinations: each worker then needs a TX queue of its own
-    /// there for each.
-    pub fn decap_tool_shared(&self) -> bool {
-        let mode = |m| self.input_ports().any(|p| p.mode == m);
-        mode(PortMode::Tap) && mode(PortMode::Decap)
-    }
-
     /// Tool ports in config order: a tool port's position here is its
     /// tool port index (its TX queues, its counters, `Output::Tool`).
     pub fn tool_ports(&self) -> impl Iterator<Item = &PortConfig> {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::dpdk::{Batch, Mbuf};
+use crate::dpdk::Batch;
 use crate::flow::FlowTunnel;
 use crate::frame::Frame;
 use crate::runtime::counters::Terminal;
@@ -15,7 +15,8 @@ use crate::stage::parse::parse_frame;
 use crate::stage::BURST;
 use crate::wire::ethernet::ethertype;
 
-use super::{is_exception, Worker, TX_BUF};
+use super::tx::no_dest;
+use super::{is_exception, Worker};
 
 /// A cheap look before `is_exception`'s parse: ARP or IPv6, untagged or
 /// behind up to two VLAN tags.
@@ -38,14 +39,17 @@ pub struct DecapSetup {
     pub pass_non_tunnel: bool,
     /// Drop copies of inner frames seen within the dedup window.
     pub dedup: bool,
+    /// The tool port decap inputs send to, by tool port index: its frames
+    /// go through the worker's lane on that port, as tool destinations'.
+    pub tool: Option<u16>,
 }
 
-/// A worker's decap stage and tool-port TX buffer.
+/// A worker's decap stage and where its frames go.
 pub(super) struct DecapState {
     stage: Decap,
-    tx: Batch<TX_BUF>,
     pass_non_tunnel: bool,
     dedup: bool,
+    tool: Option<u16>,
 }
 
 impl DecapState {
@@ -54,10 +58,17 @@ impl DecapState {
             stage: Decap::new(s.config.clone())
                 .map_err(|e| e.to_string())?
                 .with_stats(stats),
-            tx: Batch::new(),
             pass_non_tunnel: s.pass_non_tunnel,
             dedup: s.dedup,
+            tool: s.tool,
         })
+    }
+
+    /// Publishes the stage's counts (per drain tick, not per burst: the
+    /// console reads them 100 µs late at most, and a burst pays nothing
+    /// for them).
+    pub(super) fn publish(&mut self) {
+        self.stage.publish();
     }
 }
 
@@ -131,6 +142,12 @@ impl Worker {
             .add(rx.as_slice().iter().map(|m| m.pkt_len() as u64).sum());
         c.bursts.add(1);
         let now_ns = self.s.clock.now_ns();
+        let stats = &*self.s.stats;
+        // The tool port's lane, looked up once for the burst.
+        let mut tool = self.decap.tool.and_then(|port| {
+            self.tx
+                .tool(usize::from(port), &mut self.s.tool_ports, stats)
+        });
         for mut m in rx.drain() {
             let deliver = match self.decap.stage.decap(&mut m) {
                 Ok(DecapOutcome::Decapsulated(d)) => {
@@ -175,52 +192,17 @@ impl Worker {
                     continue;
                 }
             }
-            self.send_to_tool(m);
-        }
-    }
-
-    fn send_to_tool(&mut self, m: Mbuf) {
-        if self.decap.tx.is_full() {
-            self.flush_tool();
-        }
-        if let Err(m) = self.decap.tx.push(m) {
-            drop(m);
-            self.s
-                .stats
-                .counters
-                .terminal(Terminal::DroppedTxFull)
-                .add(1);
-        }
-    }
-
-    /// Sends the tool buffer: one retry, then what is left is dropped.
-    fn flush_tool(&mut self) {
-        let c = &self.s.stats.counters;
-        for _attempt in 0..2 {
-            if self.decap.tx.is_empty() {
-                return;
+            match tool.as_mut() {
+                Some(lane) => {
+                    let meta = no_dest(m.pkt_len() as u32);
+                    lane.push(m, meta);
+                }
+                // No tool port (or no queue on it): nowhere to go.
+                None => {
+                    drop(m);
+                    stats.counters.terminal(Terminal::DroppedError).add(1);
+                }
             }
-            let n = match self.s.tool_tx.as_mut() {
-                Some(q) => q.tx(&mut self.decap.tx),
-                None => 0,
-            };
-            c.terminal(Terminal::Forwarded).add(n as u64);
         }
-        let left = self.decap.tx.len() as u64;
-        self.decap.tx.drain().for_each(drop);
-        let why = if self.s.tool_tx.is_some() {
-            Terminal::DroppedTxFull
-        } else {
-            Terminal::DroppedError
-        };
-        c.terminal(why).add(left);
-    }
-
-    /// The drain tick's work for decap inputs: sends the tool buffer and
-    /// publishes the stage's counts (per tick, not per burst: the console
-    /// reads them 100 µs late at most, and a burst pays nothing for them).
-    pub(super) fn drain_decap(&mut self) {
-        self.flush_tool();
-        self.decap.stage.publish();
     }
 }

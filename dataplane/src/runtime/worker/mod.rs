@@ -42,7 +42,7 @@ pub use intake::IntakeTap;
 pub use meter::MeterSetup;
 use plan::{Plans, RulePlan, Target};
 use tool::{sampled_out, takes, DirectTool, Edits, Sampled};
-use tx::{TxBuffer, TxMeta, NO_FATE, SOLO, TX_BUF};
+use tx::{TxBuffer, TxMeta, NO_FATE, SOLO};
 
 /// What the main lcore asks of the workers.
 pub mod run_state {
@@ -95,10 +95,8 @@ pub struct WorkerSetup {
     /// This worker's TX queue on every uplink, by uplink index (a tunnel
     /// destination's `TunnelOut::uplink`).
     pub uplink_tx: Vec<TxQueue>,
-    /// This worker's TX queue on the tool port (decap mode).
-    pub tool_tx: Option<TxQueue>,
     /// This worker's TX queue on every tool port, by tool port index (tool
-    /// destinations in tap mode).
+    /// destinations, and decap inputs' tool port).
     pub tool_ports: Vec<TxQueue>,
     /// The decap front-end's settings, for inputs in decap mode.
     pub decap: DecapSetup,
@@ -311,12 +309,10 @@ impl Worker {
         let Some(wait) = self.idle.empty_round() else {
             if quiet {
                 self.flush();
-                self.drain_decap();
             }
             return;
         };
         self.flush();
-        self.drain_decap();
         let c = &self.s.stats.counters;
         c.idle_waits.add(1);
         if self.idle.wait(wait, cap) {
@@ -327,7 +323,7 @@ impl Worker {
     /// Sends what waits in the TX buffers and publishes the last hits.
     fn finish(&mut self) {
         self.flush();
-        self.drain_decap();
+        self.decap.publish();
         self.publish_tallies();
         // Every flow still open leaves as a forced end.
         if let Some(m) = &mut self.meter {
@@ -348,7 +344,7 @@ impl Worker {
         if epoch != self.clear_epoch {
             // Resolve every pending copy first: then zero is exact.
             self.flush();
-            self.drain_decap();
+            self.decap.publish();
             self.publish_tallies();
             self.s.stats.zero();
             self.clear_epoch = epoch;
@@ -400,7 +396,7 @@ impl Worker {
             self.poll_uplinks();
             self.poll_control_tx();
             self.flush();
-            self.drain_decap();
+            self.decap.publish();
             self.publish_tallies();
             self.export_rx_invalid();
             if let Some(m) = &mut self.meter {

@@ -12,7 +12,7 @@ use crate::dpdk::{Batch, Mbuf, TxQueue};
 use crate::runtime::counters::{DestDrop, Terminal, ToolPortCounters, WorkerStats};
 
 /// Copies the buffer holds before it is sent.
-pub(super) const TX_BUF: usize = 64;
+const TX_BUF: usize = 64;
 /// Enough for every packet with a copy in the TX buffer, and then some.
 const FATES: usize = 256;
 
@@ -30,6 +30,10 @@ pub(super) struct TxMeta {
 pub(super) const NO_FATE: u16 = u16::MAX;
 /// The copy is its packet's only one: it settles the packet's fate itself.
 pub(super) const SOLO: u16 = u16::MAX - 1;
+/// The counter slot of a copy that belongs to no destination (a decap
+/// input's frame to its tool port): counted on the port and in its
+/// packet's terminal only.
+pub(super) const NO_DEST: u16 = u16::MAX;
 
 /// The outcome so far of a packet with several copies.
 #[derive(Debug, Clone, Copy, Default)]
@@ -245,6 +249,24 @@ impl TxBuffer {
         }
     }
 
+    /// Tool port `port`'s lane (its queue among `queues`, by tool port
+    /// index), if the worker has one.
+    #[inline]
+    pub fn tool<'a>(
+        &'a mut self,
+        port: usize,
+        queues: &'a mut [TxQueue],
+        stats: &'a WorkerStats,
+    ) -> Option<LaneTx<'a>> {
+        Some(LaneTx {
+            lane: self.tools.get_mut(port)?,
+            fates: &mut self.fates,
+            q: queues.get_mut(port)?,
+            pc: stats.tool_ports.get(port)?,
+            stats,
+        })
+    }
+
     /// Uplink `uplink`'s lane (its queue among `queues`, by uplink index),
     /// if the worker has one.
     #[inline]
@@ -341,6 +363,16 @@ impl TxBuffer {
     }
 }
 
+/// A frame of no destination, alone: counted on its port and in its terminal.
+#[inline(always)]
+pub(super) fn no_dest(bytes: u32) -> TxMeta {
+    TxMeta {
+        fate: SOLO,
+        slot: NO_DEST,
+        bytes,
+    }
+}
+
 /// The first drop reason is the packet's, except that one copy left out by
 /// sampling does not hide another copy's loss.
 fn note_drop(f: &mut Fate, why: DestDrop) {
@@ -355,12 +387,13 @@ fn done(fates: &mut [Fate; FATES], meta: TxMeta, sent: bool, stats: &WorkerStats
     if meta.fate == NO_FATE {
         return;
     }
-    let dc = &stats.dests[usize::from(meta.slot)];
-    if sent {
-        dc.tx_packets.add(1);
-        dc.tx_bytes.add(u64::from(meta.bytes));
-    } else {
-        dc.drop(DestDrop::TxFull).add(1);
+    if let Some(dc) = stats.dests.get(usize::from(meta.slot)) {
+        if sent {
+            dc.tx_packets.add(1);
+            dc.tx_bytes.add(u64::from(meta.bytes));
+        } else {
+            dc.drop(DestDrop::TxFull).add(1);
+        }
     }
     if meta.fate == SOLO {
         let term = if sent {
@@ -419,10 +452,11 @@ fn sent(meta: &[TxMeta], fates: &mut [Fate; FATES], stats: &WorkerStats) -> (u64
             bytes += u64::from(meta[j].bytes);
             j += 1;
         }
-        let dc = &stats.dests[usize::from(first.slot)];
         let packets = (j - k) as u64;
-        dc.tx_packets.add(packets);
-        dc.tx_bytes.add(bytes);
+        if let Some(dc) = stats.dests.get(usize::from(first.slot)) {
+            dc.tx_packets.add(packets);
+            dc.tx_bytes.add(bytes);
+        }
         stats.counters.terminal(Terminal::Forwarded).add(packets);
         all_packets += packets;
         all_bytes += bytes;
