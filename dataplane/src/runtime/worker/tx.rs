@@ -8,6 +8,8 @@
 //! is sent or dropped — forwarded if any went out, else the first drop
 //! reason. Control frames (`NO_FATE`) count nowhere.
 
+use crossbeam_utils::CachePadded;
+
 use crate::dpdk::{Batch, Mbuf, TxQueue};
 use crate::runtime::counters::{DestDrop, Terminal, ToolPortCounters, WorkerStats};
 
@@ -258,13 +260,14 @@ impl TxBuffer {
         queues: &'a mut [TxQueue],
         stats: &'a WorkerStats,
     ) -> Option<LaneTx<'a>> {
-        Some(LaneTx {
-            lane: self.tools.get_mut(port)?,
-            fates: &mut self.fates,
-            q: queues.get_mut(port)?,
-            pc: stats.tool_ports.get(port)?,
+        lane_tx(
+            &mut self.tools,
+            &mut self.fates,
+            port,
+            queues,
+            &stats.tool_ports,
             stats,
-        })
+        )
     }
 
     /// Uplink `uplink`'s lane (its queue among `queues`, by uplink index),
@@ -276,13 +279,14 @@ impl TxBuffer {
         queues: &'a mut [TxQueue],
         stats: &'a WorkerStats,
     ) -> Option<LaneTx<'a>> {
-        Some(LaneTx {
-            lane: self.uplinks.get_mut(uplink)?,
-            fates: &mut self.fates,
-            q: queues.get_mut(uplink)?,
-            pc: stats.uplinks.get(uplink)?,
+        lane_tx(
+            &mut self.uplinks,
+            &mut self.fates,
+            uplink,
+            queues,
+            &stats.uplinks,
             stats,
-        })
+        )
     }
 
     /// Queues a copy for uplink `uplink` (its queue among `queues`, by
@@ -361,6 +365,25 @@ impl TxBuffer {
         f.pending = f.pending.saturating_sub(1);
         (f.pending == 0).then(|| resolve(&self.fates, fate, stats))
     }
+}
+
+/// Lane `i` of `lanes` with its queue and port counters, if all exist.
+#[inline(always)]
+fn lane_tx<'a>(
+    lanes: &'a mut [Lane],
+    fates: &'a mut [Fate; FATES],
+    i: usize,
+    queues: &'a mut [TxQueue],
+    counters: &'a [CachePadded<ToolPortCounters>],
+    stats: &'a WorkerStats,
+) -> Option<LaneTx<'a>> {
+    Some(LaneTx {
+        lane: lanes.get_mut(i)?,
+        fates,
+        q: queues.get_mut(i)?,
+        pc: counters.get(i)?,
+        stats,
+    })
 }
 
 /// A frame of no destination, alone: counted on its port and in its terminal.
