@@ -314,36 +314,23 @@ fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataplane::flow::{DirectionCounts, EndReason, FlowKey};
+    use dataplane::flow::{DirectionCounts, FlowKey};
     use std::net::{IpAddr, Ipv4Addr};
 
     fn record(port: u16) -> FlowRecord {
-        FlowRecord {
-            key: FlowKey {
-                initiator: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
-                responder: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
-                initiator_port: port,
-                responder_port: 53,
-                protocol: 17,
-            },
-            forward: DirectionCounts {
-                packets: 1,
-                bytes: 80,
-                tcp_flags: 0,
-            },
-            reverse: DirectionCounts::default(),
-            start_ms: 0,
-            end_ms: 0,
-            vlan: None,
-            input_port: None,
-            direction: None,
-            rule_id: None,
-            destinations: Vec::new(),
-            dedup_removed: 0,
-            tunnel: None,
-            end_reason: EndReason::IdleTimeout,
-            origin: None,
-        }
+        let mut r = FlowRecord::new(FlowKey {
+            initiator: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            responder: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+            initiator_port: port,
+            responder_port: 53,
+            protocol: 17,
+        });
+        r.forward = DirectionCounts {
+            packets: 1,
+            bytes: 80,
+            tcp_flags: 0,
+        };
+        r
     }
 
     #[test]

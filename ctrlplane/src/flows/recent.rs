@@ -58,36 +58,23 @@ impl FlowSink for RecentFlows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataplane::flow::{DirectionCounts, EndReason, FlowKey};
+    use dataplane::flow::{DirectionCounts, FlowKey};
     use std::net::Ipv4Addr;
 
     fn rec(host: u8, bytes: u64) -> FlowRecord {
-        FlowRecord {
-            key: FlowKey {
-                initiator: IpAddr::V4(Ipv4Addr::new(10, 0, 0, host)),
-                responder: IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),
-                initiator_port: 1,
-                responder_port: 2,
-                protocol: 17,
-            },
-            forward: DirectionCounts {
-                packets: 1,
-                bytes,
-                tcp_flags: 0,
-            },
-            reverse: DirectionCounts::default(),
-            start_ms: 0,
-            end_ms: 0,
-            vlan: None,
-            input_port: None,
-            direction: None,
-            rule_id: None,
-            destinations: Vec::new(),
-            dedup_removed: 0,
-            tunnel: None,
-            end_reason: EndReason::IdleTimeout,
-            origin: None,
-        }
+        let mut r = FlowRecord::new(FlowKey {
+            initiator: IpAddr::V4(Ipv4Addr::new(10, 0, 0, host)),
+            responder: IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),
+            initiator_port: 1,
+            responder_port: 2,
+            protocol: 17,
+        });
+        r.forward = DirectionCounts {
+            packets: 1,
+            bytes,
+            tcp_flags: 0,
+        };
+        r
     }
 
     #[test]

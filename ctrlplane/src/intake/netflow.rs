@@ -7,9 +7,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-use dataplane::flow::{
-    DirectionCounts, EndReason, FlowKey, FlowOrigin, FlowRecord, OriginProtocol,
-};
+use dataplane::flow::{DirectionCounts, FlowKey, FlowOrigin, FlowRecord, OriginProtocol};
 use netflow_parser::static_versions::v5::V5;
 use netflow_parser::variable_versions::field_value::FieldValue;
 use netflow_parser::variable_versions::ipfix::lookup::{IANAIPFixField, IPFixField};
@@ -312,20 +310,8 @@ fn ipfix_id(f: &IPFixField) -> Option<u16> {
 
 fn empty_record(key: FlowKey, origin: FlowOrigin) -> FlowRecord {
     FlowRecord {
-        key,
-        forward: DirectionCounts::default(),
-        reverse: DirectionCounts::default(),
-        start_ms: 0,
-        end_ms: 0,
-        vlan: None,
-        input_port: None,
-        direction: None,
-        rule_id: None,
-        destinations: Vec::new(),
-        dedup_removed: 0,
-        tunnel: None,
-        end_reason: EndReason::default(),
         origin: Some(origin),
+        ..FlowRecord::new(key)
     }
 }
 

@@ -199,6 +199,27 @@ pub struct FlowRecord {
 }
 
 impl FlowRecord {
+    /// A record of `key` with nothing counted and nothing known beyond it:
+    /// what a decoder or a test fills in field by field.
+    pub fn new(key: FlowKey) -> FlowRecord {
+        FlowRecord {
+            key,
+            forward: DirectionCounts::default(),
+            reverse: DirectionCounts::default(),
+            start_ms: 0,
+            end_ms: 0,
+            vlan: None,
+            input_port: None,
+            direction: None,
+            rule_id: None,
+            destinations: Vec::new(),
+            dedup_removed: 0,
+            tunnel: None,
+            end_reason: EndReason::default(),
+            origin: None,
+        }
+    }
+
     /// Packets of both directions.
     pub fn packets(&self) -> u64 {
         self.forward.packets + self.reverse.packets
