@@ -132,9 +132,14 @@ pub fn rate(a: &Reading, b: &Reading) -> Rate {
 }
 
 /// CPU time (ns) of the DPDK worker lcore thread of `pid`: the thread EAL
-/// names `rte-worker-N` (`lcore-worker-N` in other releases).
+/// names `rte-worker-N` (`lcore-worker-N` in other releases), or, when
+/// there is none (Sluice in one-lcore mode), the main thread, which then
+/// runs the worker.
 pub fn worker_cpu_ns(pid: u32) -> Option<u64> {
-    thread_cpu_ns(pid, &["rte-worker", "lcore-worker"])
+    thread_cpu_ns(pid, &["rte-worker", "lcore-worker"]).or_else(|| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/schedstat")).ok()?;
+        stat.split_whitespace().next()?.parse().ok()
+    })
 }
 
 /// CPU time (ns) of the first thread of `pid` whose name starts with one

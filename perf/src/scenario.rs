@@ -37,6 +37,19 @@ pub enum Tunnel {
     Erspan3,
 }
 
+/// How Sluice's worker runs: issue 18 asks that adaptive idling cost
+/// little at full load and that one-lcore mode keep the pipeline's rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// The classic busy-polling worker lcore beside the main lcore.
+    Poll,
+    /// The same worker with `[workers] idle = "adaptive"`.
+    Adaptive,
+    /// No worker lcore: the main lcore runs the worker between its
+    /// control rounds (EAL given the worker's core alone).
+    OneLcore,
+}
+
 /// One scenario.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -46,6 +59,7 @@ pub struct Scenario {
     /// OVS runs.
     pub capture: Capture,
     pub work: Work,
+    pub workers: Workers,
     /// What OVS-DPDK does on the same capture for comparison, if anything.
     pub peer: Option<PeerWork>,
     /// The issue's target for Sluice / testpmd, if any.
@@ -286,6 +300,7 @@ pub fn all() -> Vec<Scenario> {
         title: title.to_owned(),
         capture: capture.clone(),
         work,
+        workers: Workers::Poll,
         peer,
         target_ratio,
         target_ovs: None,
@@ -360,6 +375,28 @@ pub fn all() -> Vec<Scenario> {
             None,
             None,
         ),
+        Scenario {
+            workers: Workers::Adaptive,
+            ..sc(
+                "full-1dest-adaptive",
+                "full pipeline, 1 destination, adaptive idle worker",
+                &dups,
+                full(vec![Tunnel::Vxlan]),
+                None,
+                None,
+            )
+        },
+        Scenario {
+            workers: Workers::OneLcore,
+            ..sc(
+                "full-1dest-1lcore",
+                "full pipeline, 1 destination, one lcore (main runs the worker)",
+                &dups,
+                full(vec![Tunnel::Vxlan]),
+                None,
+                None,
+            )
+        },
         sc(
             "full-2dest",
             "full pipeline, 2 destinations",
@@ -620,6 +657,7 @@ pub const METER_TABLE_ENTRIES: u32 = 1 << 18;
 /// A metering scenario exports to `collector` (none: no collector).
 pub fn config(
     work: &Work,
+    workers: Workers,
     capture: &str,
     tag: &str,
     mbufs: u32,
@@ -635,6 +673,9 @@ pub fn config(
             common,
             "\n[flows]\ntable_entries = {METER_TABLE_ENTRIES}\ncollectors = [{collectors}]\n"
         );
+    }
+    if workers == Workers::Adaptive {
+        common.push_str("\n[workers]\nidle = \"adaptive\"\n");
     }
     if held > CAPTURE_FRAMES {
         let working = u64::from(mbufs).saturating_sub(held);

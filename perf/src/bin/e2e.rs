@@ -19,7 +19,7 @@ use perf::ovs::{self, PeerWork};
 use perf::phases::Phases;
 use perf::report::{self, Machine, Results, ScenarioResult, Settings};
 use perf::run::{self, Overhead, Timing};
-use perf::scenario::{self, Capture, Scenario};
+use perf::scenario::{self, Capture, Scenario, Workers};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -145,6 +145,7 @@ fn prepare(
         &config,
         scenario::config(
             &s.work,
+            s.workers,
             &capture.display().to_string(),
             &tag.to_string(),
             mbufs,
@@ -498,6 +499,16 @@ fn run_ovs(
     }
 }
 
+/// The EAL lcores Sluice gets in scenario `s`: the harness's main and
+/// worker lcores, or in one-lcore mode the worker's core alone, so the
+/// pipeline runs on the same core as in every other scenario.
+fn sluice_lcores(a: &Args, s: &Scenario) -> Result<String, String> {
+    match s.workers {
+        Workers::OneLcore => Ok(ovs::cores(&a.lcores)?.1.to_string()),
+        Workers::Poll | Workers::Adaptive => Ok(a.lcores.clone()),
+    }
+}
+
 /// One Sluice run of scenario `s` with its (config, policy); its rates go
 /// into `series`, its counters and exit report into `r`.
 fn run_sluice(
@@ -511,16 +522,18 @@ fn run_sluice(
 ) -> Result<Overhead, String> {
     let dir = a.work_dir.join(&s.name);
     let log = dir.join(format!("sluice-{attempt}.log"));
-    let x = match run::sluice(
-        &a.sluice,
-        &a.lcores,
-        &format!("perf-{}-{}-{attempt}-sluice", std::process::id(), s.name),
-        config,
-        policy,
-        t,
-        &log,
-        None,
-    ) {
+    let x = match sluice_lcores(a, s).and_then(|lcores| {
+        run::sluice(
+            &a.sluice,
+            &lcores,
+            &format!("perf-{}-{}-{attempt}-sluice", std::process::id(), s.name),
+            config,
+            policy,
+            t,
+            &log,
+            None,
+        )
+    }) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("e2e: {}: sluice (attempt {}): {e}", s.name, attempt + 1);
@@ -588,9 +601,16 @@ fn profile(
     let profiles = a.out_dir.join("profiles");
     let _ = std::fs::create_dir_all(&profiles);
     let dir = a.work_dir.join(&s.name);
+    let lcores = match sluice_lcores(a, s) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("e2e: {}: profile run: {e}", s.name);
+            return;
+        }
+    };
     match run::sluice(
         &a.sluice,
-        &a.lcores,
+        &lcores,
         &format!("perf-{}-{}-profile", std::process::id(), s.name),
         config,
         policy,
