@@ -31,53 +31,21 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-# CPU ns of thread $2 of process $1 (every thread when $2 is "all").
-cpu_ns() {
-  if [ "$2" = all ]; then
-    cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%.0f\n", s}'
-  else
-    for t in /proc/"$1"/task/*; do
-      [ "$(cat "$t/comm")" = "$2" ] && cut -d' ' -f1 "$t/schedstat"
-    done
-  fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # "worker X % of a core, process Y %" over $window seconds.
 measure() {
   local w0 p0 t0 w1 p1 t1
-  w0=$(cpu_ns "$1" rte-worker-1); p0=$(cpu_ns "$1" all); t0=$(date +%s%N)
+  w0=$(thread_ns "$1" rte-worker-1); p0=$(thread_ns "$1" all); t0=$(date +%s%N)
   sleep "$window"
-  w1=$(cpu_ns "$1" rte-worker-1); p1=$(cpu_ns "$1" all); t1=$(date +%s%N)
+  w1=$(thread_ns "$1" rte-worker-1); p1=$(thread_ns "$1" all); t1=$(date +%s%N)
   awk -v w=$((w1 - w0)) -v p=$((p1 - p0)) -v t=$((t1 - t0)) \
     'BEGIN {printf "worker %.2f %% of a core, whole process %.2f %%", 100 * w / t, 100 * p / t}'
 }
 
 policy="$work/p.toml"
-cat > "$policy" <<'P'
-[[destination]]
-name = "noc"
-tunnel = "vxlan"
-remote = "192.0.2.10"
-vni = 9
-dedup = false
-
-[[rule]]
-name = "all"
-to = ["noc"]
-P
-cat > "$work/profile.toml" <<'P'
-size = 128
-sequence = true
-
-[[flow]]
-name = "web"
-src = "10.1.0.1-10.1.0.64"
-dst = "10.2.0.1"
-proto = "udp"
-src_port = "1000-1015"
-dst_port = 80
-P
+write_policy "$policy"
+write_profile "$work/profile.toml"
 
 for mode in $modes; do
   sock="$work/$mode.sock"
@@ -94,33 +62,7 @@ for mode in $modes; do
     feed="net_memif_idlepg,role=client,socket=$sock.memif,socket-abstract=no"
     max=${IDLE_MAX_US:-2000}
   fi
-  cat > "$work/$mode.toml" <<C
-[[port]]
-name = "in"
-device = "$input"
-role = "input"
-
-[[port]]
-name = "uplink"
-device = "net_null_idleup"
-role = "uplink"
-
-[[uplink]]
-port = "uplink"
-address = "192.0.2.1/24"
-mac = "02:00:00:00:00:01"
-
-[[neighbor]]
-ip = "192.0.2.10"
-mac = "02:00:00:00:00:0a"
-
-[dedup]
-table_entries = 4096
-
-[workers]
-idle = "$mode"
-idle_max_us = $max
-C
+  write_config "$work/$mode.toml" "$input" net_null_idleup "$mode" "$max"
   "${wrap[@]}" "$sluice" -l 0-1 --no-pci --in-memory --file-prefix "idle-$mode-$$" \
     --log-level '*:warning' -- --config "$work/$mode.toml" --policy "$policy" \
     --socket "$sock" --metrics 127.0.0.1:0 > "$work/$mode.log" 2>&1 &

@@ -54,40 +54,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 
-# CPU ns of the thread named $2 of process $1.
-thread_ns() {
-  for t in /proc/"$1"/task/*; do
-    [ "$(cat "$t/comm")" = "$2" ] && cut -d' ' -f1 "$t/schedstat"
-  done
-  return 0
-}
-
-cat > "$work/policy.toml" <<'P'
-[[destination]]
-name = "noc"
-tunnel = "vxlan"
-remote = "192.0.2.10"
-vni = 9
-dedup = false
-
-[[rule]]
-name = "all"
-to = ["noc"]
-P
-cat > "$work/profile.toml" <<'P'
-size = 128
-sequence = true
-send_time = true
-
-[[flow]]
-name = "web"
-src = "10.1.0.1-10.1.0.64"
-dst = "10.2.0.1"
-proto = "udp"
-src_port = "1000-1015"
-dst_port = 80
-P
+write_policy "$work/policy.toml"
+write_profile "$work/profile.toml" "send_time = true"
 
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg), $pps pps, ${window} s a run, nice ${NICE:--20}"
 for setup in $setups; do
@@ -130,33 +100,7 @@ for setup in $setups; do
       mode=$kind
       # The config's default (2000) for adaptive; interrupt as perf/idle.sh.
       [ -z "$max" ] && max=$([ "$mode" = interrupt ] && echo 10000 || echo 2000)
-      cat > "$work/$kind.toml" <<C
-[[port]]
-name = "in"
-device = "$in_dev"
-role = "input"
-
-[[port]]
-name = "uplink"
-device = "$out_dev"
-role = "uplink"
-
-[[uplink]]
-port = "uplink"
-address = "192.0.2.1/24"
-mac = "02:00:00:00:00:01"
-
-[[neighbor]]
-ip = "192.0.2.10"
-mac = "02:00:00:00:00:0a"
-
-[dedup]
-table_entries = 4096
-
-[workers]
-idle = "$mode"
-idle_max_us = $max
-C
+      write_config "$work/$kind.toml" "$in_dev" "$out_dev" "$mode" "$max"
       "${wrap[@]}" "${prio[@]}" timeout $((window + 60)) "$sluice" -l 0-1 --no-pci --in-memory \
         --file-prefix "lat-$kind-$$" --log-level '*:warning' -- --config "$work/$kind.toml" \
         --policy "$work/policy.toml" --socket "$sock" --metrics 127.0.0.1:0 > "$work/$kind.log" 2>&1 &
