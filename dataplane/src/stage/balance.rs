@@ -32,7 +32,7 @@ use crate::frame::Frame;
 use crate::stage::decap::{Classified, Decap, DecapConfig, DecapConfigError};
 use crate::stage::encap;
 use crate::stage::parse::{parse_to, Layers};
-use crate::wire::ethernet::{ethertype, HEADER_LEN as ETH_LEN};
+use crate::wire::ethernet::HEADER_LEN as ETH_LEN;
 use crate::wire::{ip_proto, ipv4, ipv6, tcp, udp};
 
 /// Which fields the group's flow hash covers.
@@ -110,69 +110,89 @@ impl FlowHasher {
 /// needs only these fields; anything else (tags, MPLS, options, extension
 /// headers, fragments, other protocols, lengths that lie, a first segment
 /// shorter than [`PLAIN_HEAD`]) is `None`, for the full parse to judge.
+///
+/// IPv4 is the straight line (it runs once per packet of a match-all tool
+/// group: a few dozen instructions); IPv6 is out of line.
 #[inline(always)]
 pub fn plain_hash(f: &[u8], pkt_len: usize, ports: bool) -> Option<u32> {
     // Every fixed offset read below lies in the first PLAIN_HEAD bytes,
     // which every frame but a runt has: one bounds check for them all.
     let h = f.first_chunk::<PLAIN_HEAD>()?;
     let avail = pkt_len.max(f.len()) - ETH_LEN;
-    let ethertype = u16::from_be_bytes([h[12], h[13]]);
-    let v4 = ethertype == ethertype::IPV4;
-    let (ip_len, proto, l4) = if v4 {
-        // Version 4 without options; neither MF nor an offset.
-        if h[14] != 0x45 || h[20] & 0x3f != 0 || h[21] != 0 {
-            return None;
-        }
-        let ip_len = ipv4::packet_len(u16::from_be_bytes([h[16], h[17]]), avail);
-        if ip_len < ipv4::MIN_HEADER_LEN {
-            return None;
-        }
-        (ip_len, h[23], ETH_LEN + ipv4::MIN_HEADER_LEN)
-    } else if ethertype == ethertype::IPV6 && h[14] >> 4 == 6 {
-        let ip_len = ipv6::packet_len(u16::from_be_bytes([h[18], h[19]]), avail);
-        (ip_len, h[20], ETH_LEN + ipv6::HEADER_LEN)
-    } else {
-        return None;
-    };
-    if ip_len > avail {
+    // EtherType, version and header length in one compare.
+    if u32::from_be_bytes(*sub(h, 12)) & 0xffff_ff00 != 0x0800_4500 {
+        return plain_hash_v6(f, h, avail, ports);
+    }
+    // Neither MF nor an offset.
+    if be16(h, 20) & 0x3fff != 0 {
         return None;
     }
+    const L4: usize = ETH_LEN + ipv4::MIN_HEADER_LEN;
+    let proto = h[23];
     let header = match proto {
         ip_proto::UDP => udp::HEADER_LEN,
-        ip_proto::TCP => match usize::from(*f.get(l4 + tcp::field::DATA_OFF)? >> 4) * 4 {
-            n if n < tcp::MIN_HEADER_LEN => return None,
-            n => n,
-        },
+        ip_proto::TCP => tcp_header_len(h[L4 + tcp::field::DATA_OFF])?,
         _ => return None,
     };
-    // The transport header as parse wants it: inside the IP packet and
-    // the first segment.
-    if l4 + header > (ETH_LEN + ip_len).min(f.len()) {
+    let ip_len = ipv4::packet_len(be16(h, 16), avail);
+    // The transport header as parse wants it: inside the IP packet, the
+    // IP packet inside the frame, the header inside the first segment.
+    if ip_len > avail || ipv4::MIN_HEADER_LEN + header > ip_len || L4 + header > f.len() {
         return None;
     }
-    let (a, b, pa, pb) = if v4 {
-        let a = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
-        let b = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
-        let pa = u16::from_be_bytes([h[34], h[35]]);
-        (
-            u128::from(a),
-            u128::from(b),
-            pa,
-            u16::from_be_bytes([h[36], h[37]]),
-        )
-    } else {
-        let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
-        a.copy_from_slice(&h[22..38]);
-        b.copy_from_slice(&h[38..54]);
-        let pa = u16::from_be_bytes([h[54], h[55]]);
-        let pb = u16::from_be_bytes([h[56], h[57]]);
-        (u128::from_be_bytes(a), u128::from_be_bytes(b), pa, pb)
-    };
+    let a = u128::from(u32::from_be_bytes(*sub(h, 26)));
+    let b = u128::from(u32::from_be_bytes(*sub(h, 30)));
     Some(if ports {
-        encap::ends_hash(a, pa, b, pb, proto)
+        encap::ends_hash(a, be16(h, L4), b, be16(h, L4 + 2), proto)
     } else {
         encap::ends_hash(a, 0, b, 0, 0)
     })
+}
+
+/// [`plain_hash`] past its IPv4 case: IPv6, or `None`.
+#[inline(never)]
+fn plain_hash_v6(f: &[u8], h: &[u8; PLAIN_HEAD], avail: usize, ports: bool) -> Option<u32> {
+    if u32::from_be_bytes(*sub(h, 12)) & 0xffff_f000 != 0x86dd_6000 {
+        return None;
+    }
+    const L4: usize = ETH_LEN + ipv6::HEADER_LEN;
+    let proto = h[20];
+    let header = match proto {
+        ip_proto::UDP => udp::HEADER_LEN,
+        ip_proto::TCP => tcp_header_len(*f.get(L4 + tcp::field::DATA_OFF)?)?,
+        _ => return None,
+    };
+    let ip_len = ipv6::packet_len(be16(h, 18), avail);
+    if ip_len > avail || ipv6::HEADER_LEN + header > ip_len || L4 + header > f.len() {
+        return None;
+    }
+    let a = u128::from_be_bytes(*sub(h, 22));
+    let b = u128::from_be_bytes(*sub(h, 38));
+    Some(if ports {
+        encap::ends_hash(a, be16(h, L4), b, be16(h, L4 + 2), proto)
+    } else {
+        encap::ends_hash(a, 0, b, 0, 0)
+    })
+}
+
+/// A TCP header's length from the byte that holds its data offset; `None`
+/// below the minimum.
+#[inline(always)]
+fn tcp_header_len(data_off: u8) -> Option<usize> {
+    let n = usize::from(data_off >> 4) * 4;
+    (n >= tcp::MIN_HEADER_LEN).then_some(n)
+}
+
+/// `N` bytes of the head at `at`, a constant: the compiler proves it
+/// inside the head, so no check is left.
+#[inline(always)]
+fn sub<const N: usize>(h: &[u8; PLAIN_HEAD], at: usize) -> &[u8; N] {
+    h[at..at + N].try_into().unwrap_or(&[0; N])
+}
+
+#[inline(always)]
+fn be16(h: &[u8; PLAIN_HEAD], at: usize) -> u16 {
+    u16::from_be_bytes(*sub(h, at))
 }
 
 /// Bytes [`plain_hash`] reads at fixed offsets: up to an IPv6 packet's

@@ -11,8 +11,9 @@ use crate::dpdk::{Batch, Mbuf};
 use crate::frame::Frame;
 use crate::runtime::counters::{DestCounters, DestDrop, Terminal, WorkerStats};
 use crate::runtime::ratelimit::DestLimiter;
-use crate::runtime::tables::Tables;
+use crate::runtime::tables::{Tables, ToolTable};
 use crate::runtime::trace::TraceRecord;
+use crate::stage::balance::{plain_hash, FlowFields, GroupTable};
 use crate::stage::decap::DecapConfig;
 use crate::stage::dedup::Verdict as DedupVerdict;
 use crate::stage::mask::{mask, MaskCounters, MaskSpec};
@@ -23,7 +24,7 @@ use crate::stage::strip::Strip;
 use crate::stage::BURST;
 
 use super::plan::{Plans, RulePlan, Target};
-use super::tx::{TxMeta, SOLO};
+use super::tx::{ToolLanes, TxMeta, SOLO};
 use super::{count_deduplicated, dest_name, dest_trace, Packet, Worker};
 
 /// Targets of one rule whose sampling decision fits a packet's mask; the
@@ -199,23 +200,18 @@ impl Worker {
             }
             return true;
         }
-        let mut parse_errors = 0u64;
-        for m in rx.drain() {
-            let len = m.pkt_len();
-            let hash = match group.hasher.hash_plain(m.data(), len) {
-                Some(h) => h,
-                None => {
-                    let mut l = Layers::default();
-                    parse_to(m.data(), len, &mut l);
-                    parse_errors += u64::from(l.error.is_some());
-                    group.hasher.hash(&m, &l)
-                }
-            };
-            match group.members.get(table.member(hash)) {
-                Some(&port) => lanes.push(usize::from(port), m, meta(len)),
-                None => no_tool(stats, d.slot),
+        // The fields' choice made once for the burst, not per frame.
+        let parse_errors = match group.hasher.fields() {
+            FlowFields::FiveTuple => push_hashed(rx, &mut lanes, group, table, d.slot, |f, n| {
+                plain_hash(f, n, true)
+            }),
+            FlowFields::IpPair => push_hashed(rx, &mut lanes, group, table, d.slot, |f, n| {
+                plain_hash(f, n, false)
+            }),
+            FlowFields::InnerFiveTuple => {
+                push_hashed(rx, &mut lanes, group, table, d.slot, |_, _| None)
             }
-        }
+        };
         if parse_errors != 0 {
             c.parse_errors.add(parse_errors);
         }
@@ -425,6 +421,47 @@ impl Worker {
             .push(port, copy, meta);
         Ok(())
     }
+}
+
+/// Queues each frame of `rx` on its member's lane, by its hash at fixed
+/// offsets (`plain`) or, when that has none, from its parse; returns the
+/// parse errors of the frames parsed.
+#[inline(always)]
+fn push_hashed(
+    rx: &mut Batch<BURST>,
+    lanes: &mut ToolLanes<'_>,
+    group: &ToolTable,
+    table: &GroupTable,
+    slot: u16,
+    plain: impl Fn(&[u8], usize) -> Option<u32>,
+) -> u64 {
+    let mut parse_errors = 0u64;
+    for m in rx.drain() {
+        let len = m.pkt_len();
+        let hash = match plain(m.data(), len) {
+            Some(h) => h,
+            None => parsed_hash(&m, group, &mut parse_errors),
+        };
+        let meta = TxMeta {
+            fate: SOLO,
+            slot,
+            bytes: len as u32,
+        };
+        match group.members.get(table.member(hash)) {
+            Some(&port) => lanes.push(usize::from(port), m, meta),
+            None => no_tool(lanes.stats(), slot),
+        }
+    }
+    parse_errors
+}
+
+/// The group's hash of a frame from its parse, its parse error counted.
+#[inline(never)]
+fn parsed_hash(m: &Mbuf, group: &ToolTable, parse_errors: &mut u64) -> u32 {
+    let mut l = Layers::default();
+    parse_to(m.data(), m.pkt_len(), &mut l);
+    *parse_errors += u64::from(l.error.is_some());
+    group.hasher.hash(m, &l)
 }
 
 /// A packet of a hoisted tool loop whose group has no live member for it.

@@ -155,6 +155,12 @@ pub(super) struct ToolLanes<'a> {
 }
 
 impl ToolLanes<'_> {
+    /// The worker's counters the lanes count on.
+    #[inline(always)]
+    pub fn stats(&self) -> &WorkerStats {
+        self.stats
+    }
+
     /// Queues a copy for tool port `port`, sending that port's lane first
     /// when it is full.
     #[inline(always)]
