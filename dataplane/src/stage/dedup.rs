@@ -180,9 +180,9 @@ impl DedupStats {
     }
 }
 
-/// A 128-bit packet fingerprint. `tag` is stored as is; `aux` picks the
-/// bucket (low bits) and gives 16 more check bits (high bits), so an entry
-/// matches only on 80 bits plus the bucket index.
+/// A packet fingerprint. `tag` is stored as is; `aux`, derived from it,
+/// picks the bucket (low bits) and gives 16 check bits (high bits) that
+/// are stored with it. Both come from one keyed 64-bit chain.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Fingerprint {
     /// Never 0: 0 marks an empty way.
@@ -236,7 +236,7 @@ impl Table {
 /// Hash keys derived from the seed. No `Debug`: they are what keeps
 /// collisions from being crafted, so they stay out of logs.
 #[derive(Clone, Copy)]
-struct Keys([u64; 8]);
+struct Keys([u64; 6]);
 
 impl Keys {
     fn from_seed(seed: u64) -> Self {
@@ -249,16 +249,7 @@ impl Keys {
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             z ^ (z >> 31)
         };
-        Self([
-            next(),
-            next(),
-            next(),
-            next(),
-            next(),
-            next(),
-            next(),
-            next(),
-        ])
+        Self([next(), next(), next(), next(), next(), next()])
     }
 }
 
@@ -276,6 +267,20 @@ fn words(c: &[u8; 16]) -> (u64, u64) {
     let v = u128::from_le_bytes(*c);
     (v as u64, (v >> 64) as u64)
 }
+
+/// Row `r` keeps the top `r` bytes of a 16-byte chunk read as two
+/// little-endian words: the `r` tail bytes of a piece whose last 16 bytes
+/// were reloaded (row 0 is never used).
+const TAIL_MASKS: [[u64; 2]; 16] = {
+    let mut t = [[0u64; 2]; 16];
+    let mut r = 1;
+    while r < 16 {
+        let m = !0u128 << (8 * (16 - r));
+        t[r] = [m as u64, (m >> 64) as u64];
+        r += 1;
+    }
+    t
+};
 
 /// Up to 16 bytes as two words, zero-padded. Only for pieces shorter than
 /// 16 bytes (a MAC pair, a runt), never on the IP path.
@@ -327,7 +332,7 @@ impl<'k> State<'k> {
             // Long pieces: a second chain takes every other 16 bytes. The
             // chain through the multiply, not the multiplier, is what limits
             // one chain, so this nearly halves the time for a full-size frame.
-            let mut h3 = self.keys.0[6];
+            let mut h3 = self.keys.0[5];
             while let Some((block, r)) = rest.split_first_chunk::<32>() {
                 if let (Some(x), Some(y)) = (block.first_chunk::<16>(), block.last_chunk::<16>()) {
                     let (a, b) = words(x);
@@ -343,12 +348,14 @@ impl<'k> State<'k> {
                 self.round(a, b);
                 rest = r;
             }
-            // The tail: reload the piece's last 16 bytes and shift out the
-            // ones already absorbed, which leaves the tail zero-padded
-            // without a variable-length copy.
+            // The tail: reload the piece's last 16 bytes and mask off the
+            // ones already absorbed (two ANDs with a table row, where a
+            // shift of 128 bits took a dozen instructions), which keeps the
+            // masked header fields out even when the reload overlaps them.
             if let (false, Some(last)) = (rest.is_empty(), bytes.last_chunk::<16>()) {
-                let v = u128::from_le_bytes(*last) >> (8 * (16 - rest.len()));
-                self.round(v as u64, (v >> 64) as u64);
+                let (a, b) = words(last);
+                let [ma, mb] = TAIL_MASKS[rest.len() % 16];
+                self.round(a & ma, b & mb);
             }
         } else {
             let (a, b) = words_padded(bytes);
@@ -376,7 +383,7 @@ impl<'k> State<'k> {
         self.round(a & m0, b & m1);
         if len >= 16 {
             let rest = len - 16;
-            let mut h3 = self.keys.0[6];
+            let mut h3 = self.keys.0[5];
             for _ in 0..rest / 32 {
                 let (a, b) = words(&r.next(16));
                 let (c, d) = words(&r.next(16));
@@ -389,8 +396,10 @@ impl<'k> State<'k> {
                 self.round(a, b);
             }
             if !rest.is_multiple_of(16) {
-                let (a, b) = words(&r.next(16));
-                self.round(a, b);
+                // `piece` reads the tail in place, at the top of its last
+                // 16 bytes: shift what the reader packed at the bottom there.
+                let v = u128::from_le_bytes(r.next(16)) << (8 * (16 - rest % 16));
+                self.round(v as u64, (v >> 64) as u64);
             }
         }
         self.lens = self.lens.rotate_left(21) ^ len as u64;
@@ -398,16 +407,14 @@ impl<'k> State<'k> {
 
     #[inline(always)]
     fn finish(self) -> Fingerprint {
-        // The lengths go in last; tag and aux are two different keyed
-        // mixes of the one chain (aux picks the bucket and the check bits).
-        let tag = mix(self.h1 ^ self.keys.0[4], self.lens ^ self.keys.0[5]);
-        let aux = mix(
-            tag ^ self.keys.0[3],
-            self.h1.rotate_left(32) ^ self.keys.0[7],
-        );
+        // The lengths go in last. aux is the tag times an odd constant: its
+        // low bits (the bucket) a bijection of the tag's, its high bits
+        // (the check) a mix of all of them. The 64-bit chain is all the
+        // state there is, so a second keyed mix for aux added no bits.
+        let tag = mix(self.h1 ^ self.keys.0[3], self.lens ^ self.keys.0[4]);
         Fingerprint {
             tag: tag.max(1),
-            aux,
+            aux: tag.wrapping_mul(0x9e37_79b9_7f4a_7c15),
         }
     }
 }
@@ -638,7 +645,55 @@ impl Dedup {
     ///   `l3_offset` as well.
     /// - Anything else: the frame without its VLAN tags (MACs, EtherType,
     ///   payload); ARP without its padding. With `include_l2`, with the tags.
+    #[inline(always)]
     pub fn fingerprint(&self, data: &[u8], layers: &Layers) -> Fingerprint {
+        // IP without L2, nearly every packet: inlined into the burst's
+        // loop (the call, with its saved registers, cost a fifth of it).
+        if (layers.ip_version == 4 || layers.ip_version == 6) && !self.include_l2 {
+            let l3 = usize::from(layers.l3_offset).min(data.len());
+            let mut st = State::new(&self.keys);
+            self.ip_piece(&mut st, data.get(l3..).unwrap_or(&[]), layers.ip_version);
+            st.finish()
+        } else {
+            self.fingerprint_other(data, layers)
+        }
+    }
+
+    /// Absorbs an IP packet `ip` (from its header to the end of the frame)
+    /// of `version` 4 or 6: the packet to the end its header's length
+    /// gives, with TTL and checksum / hop limit masked, and DSCP/ECN if
+    /// configured.
+    #[inline(always)]
+    fn ip_piece(&self, st: &mut State<'_>, ip: &[u8], version: u8) {
+        let (end, m0, m1) = if version == 4 {
+            // A total length below the minimum header: 0 for a GSO
+            // super-frame (`ipv4::packet_len`) or malformed. Either
+            // way take what the frame has; one compare covers both.
+            let total = usize::from(u16_at(ip, ipv4::field::LENGTH));
+            let end = if total >= ipv4::MIN_HEADER_LEN {
+                total
+            } else {
+                ip.len()
+            };
+            let m0 = if self.ignore_dscp_ecn { V4_TOS } else { !0 };
+            (end, m0, V4_M1)
+        } else {
+            let m0 = if self.ignore_dscp_ecn {
+                V6_HOP & V6_TC
+            } else {
+                V6_HOP
+            };
+            // A jumbogram or a GSO super-frame runs to the end of the
+            // frame, or every such packet of a flow would share one key.
+            let end = ipv6::packet_len(u16_at(ip, ipv6::field::LENGTH), ip.len());
+            (end, m0, !0)
+        };
+        st.piece(&ip[..end.min(ip.len())], m0, m1);
+    }
+
+    /// [`Dedup::fingerprint`] of what is not IP, or with the L2 header.
+    #[inline(never)]
+    fn fingerprint_other(&self, data: &[u8], layers: &Layers) -> Fingerprint {
         let mut st = State::new(&self.keys);
         match layers.ip_version {
             4 | 6 => {
@@ -647,30 +702,7 @@ impl Dedup {
                 if self.include_l2 {
                     st.piece(l2, !0, !0);
                 }
-                let (end, m0, m1) = if layers.ip_version == 4 {
-                    // A total length below the minimum header: 0 for a GSO
-                    // super-frame (`ipv4::packet_len`) or malformed. Either
-                    // way take what the frame has; one compare covers both.
-                    let total = usize::from(u16_at(ip, ipv4::field::LENGTH));
-                    let end = if total >= ipv4::MIN_HEADER_LEN {
-                        total
-                    } else {
-                        ip.len()
-                    };
-                    let m0 = if self.ignore_dscp_ecn { V4_TOS } else { !0 };
-                    (end, m0, V4_M1)
-                } else {
-                    let m0 = if self.ignore_dscp_ecn {
-                        V6_HOP & V6_TC
-                    } else {
-                        V6_HOP
-                    };
-                    // A jumbogram or a GSO super-frame runs to the end of the
-                    // frame, or every such packet of a flow would share one key.
-                    let end = ipv6::packet_len(u16_at(ip, ipv6::field::LENGTH), ip.len());
-                    (end, m0, !0)
-                };
-                st.piece(&ip[..end.min(ip.len())], m0, m1);
+                self.ip_piece(&mut st, ip, layers.ip_version);
             }
             _ => {
                 let tags_end = ethertype_at(layers.vlan_count).min(data.len());
