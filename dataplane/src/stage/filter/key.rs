@@ -134,25 +134,23 @@ impl Key {
     }
 
     /// A cheap, well-mixed 64-bit hash (folded 64×64→128 multiplies, as in
-    /// wyhash/foldhash). The key is fixed-size, so this beats a generic
-    /// `Hasher` that feeds it field by field. Tables are built from rules,
-    /// not from traffic, and the flow cache is bounded, so crafted
+    /// wyhash/foldhash): the addresses' low words in one multiply, the
+    /// rest with it in a second. The key is fixed-size, so this beats a
+    /// generic `Hasher` that feeds it field by field. Tables are built from
+    /// rules, not from traffic, and the flow cache is bounded, so crafted
     /// collisions cost extra probes at worst, never unbounded work.
     #[inline]
     pub fn hash(&self) -> u64 {
-        const K: [u64; 7] = [
+        const K: [u64; 3] = [
             0x243f_6a88_85a3_08d3,
             0x1319_8a2e_0370_7344,
             0xa409_3822_299f_31d0,
-            0x082e_fa98_ec4e_6c89,
-            0x4528_21e6_38d0_1377,
-            0xbe54_66cf_34e9_0c6c,
-            0xc0ac_29b7_c97c_50dd,
         ];
-        let h1 = fold(self.src as u64 ^ K[0], (self.src >> 64) as u64 ^ K[1]);
-        let h2 = fold(self.dst as u64 ^ K[2], (self.dst >> 64) as u64 ^ K[3]);
-        let h3 = fold(self.a ^ K[4], self.b ^ K[5]);
-        fold(h1 ^ h3, h2 ^ K[6])
+        let (src_lo, src_hi) = (self.src as u64, (self.src >> 64) as u64);
+        let (dst_lo, dst_hi) = (self.dst as u64, (self.dst >> 64) as u64);
+        let h = fold(src_lo ^ K[0], dst_lo ^ K[1]);
+        // `b`'s top 16 bits are always 0, so the second factor never is.
+        fold(h ^ self.a ^ src_hi ^ dst_hi.rotate_left(32), self.b ^ K[2])
     }
 }
 
