@@ -114,6 +114,20 @@ impl<const N: usize> Batch<N> {
         }
     }
 
+    /// Takes every packet out, in order, handing each to `f`: a whole
+    /// burst's loop without [`Drain`]'s bookkeeping (an index and a length
+    /// kept across calls; here it is one pass over the filled slots).
+    #[inline(always)]
+    pub fn drain_each(&mut self, mut f: impl FnMut(Mbuf)) {
+        let len = self.len;
+        self.len = 0;
+        for slot in &self.slots[..len] {
+            // SAFETY: slots 0..len were initialised and the batch's len is
+            // already 0, so each is read exactly once.
+            f(unsafe { slot.assume_init_read() });
+        }
+    }
+
     /// Free slots at the end, as raw pointers for `rte_eth_rx_burst` and
     /// `rte_ring_dequeue_burst`.
     pub(crate) fn spare_raw(&mut self) -> (*mut *mut rte_mbuf, usize) {

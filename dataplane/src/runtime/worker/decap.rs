@@ -148,7 +148,7 @@ impl Worker {
             self.tx
                 .tool(usize::from(port), &mut self.s.tool_ports, stats)
         });
-        for mut m in rx.drain() {
+        rx.drain_each(|mut m| {
             let deliver = match self.decap.stage.decap(&mut m) {
                 Ok(DecapOutcome::Decapsulated(d)) => {
                     if let Some(meter) = &mut self.meter {
@@ -170,12 +170,12 @@ impl Worker {
                         .counters
                         .terminal(Terminal::DroppedError)
                         .add(1);
-                    continue;
+                    return;
                 }
             };
             if !deliver {
                 self.s.stats.counters.terminal(Terminal::Filtered).add(1);
-                continue;
+                return;
             }
             if self.decap.dedup {
                 let layers = parse_frame(&m);
@@ -189,7 +189,7 @@ impl Worker {
                         .counters
                         .terminal(Terminal::Deduplicated)
                         .add(1);
-                    continue;
+                    return;
                 }
             }
             match tool.as_mut() {
@@ -203,6 +203,6 @@ impl Worker {
                     stats.counters.terminal(Terminal::DroppedError).add(1);
                 }
             }
-        }
+        });
     }
 }

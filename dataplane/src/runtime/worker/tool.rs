@@ -436,7 +436,7 @@ fn push_hashed(
     plain: impl Fn(&[u8], usize) -> Option<u32>,
 ) -> u64 {
     let mut parse_errors = 0u64;
-    for m in rx.drain() {
+    rx.drain_each(|m| {
         let len = m.pkt_len();
         let hash = match plain(m.data(), len) {
             Some(h) => h,
@@ -451,7 +451,7 @@ fn push_hashed(
             Some(&port) => lanes.push(usize::from(port), m, meta),
             None => no_tool(lanes.stats(), slot),
         }
-    }
+    });
     parse_errors
 }
 
