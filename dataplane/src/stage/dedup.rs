@@ -847,33 +847,37 @@ impl Dedup {
             tally.inserts += 1;
             return Verdict::Unique;
         };
-        // Victim choice: an empty way or the matching expired entry first,
-        // then the oldest, which is expired whenever any way is.
-        let mut victim = 0;
-        let mut victim_score = 0;
-        for w in 0..WAYS {
-            let meta = b.meta[w];
-            // Time running backwards gives a huge age: expired, fail open.
-            let age = now_us.wrapping_sub(meta >> TS_SHIFT) & TS_MASK;
-            if b.tag[w] == fp.tag && meta & CHECK_MASK == check {
-                if age < window {
+        let age = |meta: u64| now_us.wrapping_sub(meta >> TS_SHIFT) & TS_MASK;
+        // The way holding this packet, if any. Time running backwards
+        // gives a huge age: expired, fail open.
+        let victim =
+            match (0..WAYS).find(|&w| b.tag[w] == fp.tag && b.meta[w] & CHECK_MASK == check) {
+                Some(w) if age(b.meta[w]) < window => {
                     tally.hits += 1;
                     return Verdict::Duplicate;
                 }
                 // The same packet, seen before the window: refresh in place
                 // so a bucket never holds one key twice.
-                victim = w;
-                break;
-            }
-            let score = if b.tag[w] == 0 { u64::MAX } else { age };
-            if score > victim_score {
-                victim = w;
-                victim_score = score;
-            }
-        }
+                Some(w) => w,
+                // Else the first empty way, else the (first) oldest, which
+                // is expired whenever any way is: the ages are worked out
+                // only for a full bucket.
+                None => match b.tag.iter().position(|&t| t == 0) {
+                    Some(w) => w,
+                    None => {
+                        let ages = b.meta.map(age);
+                        let mut victim = 0;
+                        for (w, &a) in ages.iter().enumerate().skip(1) {
+                            if a > ages[victim] {
+                                victim = w;
+                            }
+                        }
+                        victim
+                    }
+                },
+            };
         if b.tag[victim] != 0 {
-            let age = now_us.wrapping_sub(b.meta[victim] >> TS_SHIFT) & TS_MASK;
-            if age < window {
+            if age(b.meta[victim]) < window {
                 tally.evictions += 1;
             } else {
                 tally.expired_replacements += 1;
