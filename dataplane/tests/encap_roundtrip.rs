@@ -160,6 +160,7 @@ fn run(c: &Case) -> Result<(), TestCaseError> {
 
     let meta = EncapMeta {
         layers: Some(&layers),
+        flow_hash: None,
         tag: c.tag,
         tag_override: c.over,
         sliced,

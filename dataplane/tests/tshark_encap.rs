@@ -64,6 +64,7 @@ fn encap_frames(tunnel: TunnelConfig, outer_v6: bool, vlan: bool, n: usize) -> V
             };
             let meta = EncapMeta {
                 layers: Some(&layers),
+                flow_hash: None,
                 tag,
                 tag_override: None,
                 sliced,

@@ -67,6 +67,7 @@ pub fn run(data: &[u8]) {
             let cut = slice(&mut f, &layers, d.slice);
             let meta = EncapMeta {
                 layers: Some(&layers),
+                flow_hash: None,
                 tag: TagInfo {
                     appliance_id: u16::from(b2),
                     input_port: in_port,

@@ -101,6 +101,7 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
                 .iter()
                 .map(|l| EncapMeta {
                     layers: Some(l),
+                    flow_hash: None,
                     tag,
                     tag_override: None,
                     sliced: false,

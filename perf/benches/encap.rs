@@ -80,6 +80,7 @@ fn bench(c: &mut Criterion) {
         .iter()
         .map(|l| EncapMeta {
             layers: Some(l),
+            flow_hash: None,
             tag,
             tag_override: None,
             sliced: false,

@@ -14,6 +14,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::runtime::counters::Counter;
+use crate::stage::encap::{flow_end, mix_ends};
 use crate::stage::parse::Layers;
 use crate::stage::Direction;
 
@@ -335,13 +336,15 @@ impl Storage {
 const TCP_FIN: u8 = 0x01;
 const TCP_RST: u8 = 0x04;
 
-/// Each end of a packet, (address, port) folded into 64 bits: IPv4's
-/// exactly (the address in the low 32 bits, the port in the top 16),
-/// IPv6's address halves xored first.
+/// Each end of a packet, (address, port) folded into 64 bits
+/// ([`flow_end`]), ports included even in a first fragment: the flow is
+/// its five-tuple.
 #[inline(always)]
-fn ends(l: &Layers) -> (u64, u64) {
-    let fold = |a: u128, port: u16| (a as u64) ^ (a >> 64) as u64 ^ u64::from(port) << 48;
-    (fold(l.src_addr, l.src_port), fold(l.dst_addr, l.dst_port))
+pub fn ends(l: &Layers) -> (u64, u64) {
+    (
+        flow_end(l.src_addr, l.src_port),
+        flow_end(l.dst_addr, l.dst_port),
+    )
 }
 
 /// One worker's flow table.
@@ -387,7 +390,7 @@ impl FlowTable {
         FlowTable {
             table,
             mask: cfg.entries / WAYS - 1,
-            seed: seed | 1,
+            seed,
             cfg,
             cursor: 0,
             last_scan_ns: 0,
@@ -404,32 +407,25 @@ impl FlowTable {
         self.active
     }
 
-    /// The packet's flow hash, the same for both directions: each end's
-    /// (address, port) folded into 64 bits ([`ends`]), keyed by the
-    /// table's seed and the protocol, and the two multiplied (64×64→128
-    /// bits; multiplying commutes, so no ordering of the ends is needed),
-    /// the product's halves folded.
+    /// The packet's flow hash, the same for both directions: the data
+    /// plane's one flow hash ([`mix_ends`], which encap's UDP source port
+    /// also comes from) of its two ends ([`ends`]), so the worker computes
+    /// it once for both.
     #[inline(always)]
     pub fn hash(&self, l: &Layers) -> u64 {
         let (ea, eb) = ends(l);
-        self.mix(ea, eb, l.l4_proto)
+        mix_ends(ea, eb, l.l4_proto)
     }
 
-    /// The bucket of a hash: its bits multiplied once more, the middle
-    /// of the product taken. The hash alone is linear in an end that
-    /// varies in few bits (a client's successive ports: its product's
-    /// halves move by multiples of the other end), which would crowd
-    /// such flows into a few buckets.
+    /// The bucket of a hash: its bits, keyed by the table's seed,
+    /// multiplied once more and the middle of the product taken. The hash
+    /// alone is linear in an end that varies in few bits (a client's
+    /// successive ports: its product's halves move by multiples of the
+    /// other end), which would crowd such flows into a few buckets; the
+    /// seed keeps which flows share a bucket unknown outside the worker.
     #[inline(always)]
     fn bucket_of(&self, hash: u64) -> usize {
-        (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & self.mask
-    }
-
-    #[inline(always)]
-    fn mix(&self, ea: u64, eb: u64, proto: u8) -> u64 {
-        let k = self.seed ^ u64::from(proto) << 56;
-        let p = u128::from(ea ^ k) * u128::from(eb ^ k);
-        (p >> 64) as u64 ^ p as u64
+        ((hash ^ self.seed).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize & self.mask
     }
 
     /// Counts one packet into its flow. Frames without IP are not metered.
@@ -498,7 +494,21 @@ impl FlowTable {
             return true;
         }
         let (ea, eb) = ends(l);
-        let hash = self.mix(ea, eb, l.l4_proto);
+        self.count_hashed(p, (ea, eb), mix_ends(ea, eb, l.l4_proto), now_ns, t)
+    }
+
+    /// [`FlowTable::count`] of an IP packet whose [`ends`] and
+    /// [`FlowTable::hash`] the caller has computed already.
+    #[inline(always)]
+    pub fn count_hashed(
+        &mut self,
+        p: Packet<'_>,
+        (ea, eb): (u64, u64),
+        hash: u64,
+        now_ns: u64,
+        t: &mut Tally,
+    ) -> bool {
+        let l = p.layers;
         let tag = hash | 1;
         let b = self.bucket_of(hash);
         let Some(ways) = self.table.buckets().get_mut(b) else {
@@ -537,7 +547,7 @@ impl FlowTable {
         }
         let l = p.layers;
         let (ea, eb) = ends(l);
-        let hash = self.mix(ea, eb, l.l4_proto);
+        let hash = mix_ends(ea, eb, l.l4_proto);
         let b = self.bucket_of(hash);
         let Some(e) = self
             .table
@@ -800,6 +810,9 @@ mod tests {
         let (out, back) = (udp(a, 53, b, 9000), udp(b, 9000, a, 53));
         let (lo, lb) = (parse(&out), parse(&back));
         assert_eq!(t.hash(&lo), t.hash(&lb));
+        // The table's hash is encap's: the worker computes it once for both.
+        let encap_hash = crate::stage::encap::flow_hash(Some(&lo), &out);
+        assert_eq!(crate::stage::encap::fold32(t.hash(&lo)), encap_hash);
         let first = PacketMeta {
             len: out.len() as u32,
             duplicate: false,

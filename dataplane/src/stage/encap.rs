@@ -201,6 +201,9 @@ pub struct EncapMeta<'a> {
     /// What parse found in the inner frame: the flow for the UDP source
     /// port hash (without it, the MAC pair is hashed).
     pub layers: Option<&'a Layers>,
+    /// [`flow_hash`] of the frame when the caller has it already (the flow
+    /// meter computes it): encap then does not hash again.
+    pub flow_hash: Option<u32>,
     pub tag: TagInfo,
     /// The matching rule's tag ([`crate::stage::filter::DestAction::tag`]):
     /// overrides the destination's VNI / session / key.
@@ -669,10 +672,10 @@ impl EncapTemplate {
                 }
             }
         }
-        let hash = if self.needs_hash {
-            flow_hash(meta.layers, frame.data())
-        } else {
-            0
+        let hash = match (self.needs_hash, meta.flow_hash) {
+            (false, _) => 0,
+            (true, Some(h)) => h,
+            (true, None) => flow_hash(meta.layers, frame.data()),
         };
         let total = frame.pkt_len() + hl;
         let (l3, l4, tun) = (self.l3, self.l4, self.tun);
@@ -725,8 +728,13 @@ impl EncapTemplate {
                 if let Some(u) = arr::<16>(h, l4) {
                     u[0..2].copy_from_slice(&udp_src_port(hash).to_be_bytes());
                     u[4..6].copy_from_slice(&udp_len.to_be_bytes());
-                    let vni = tag::vni(vni, meta.tag_override);
-                    tag::apply_vxlan(&mut u[8..], tag, vni, ext);
+                    // The template's VXLAN header is the standard one with
+                    // the destination's VNI: only a rule's tag or the
+                    // extended mode changes it.
+                    if meta.tag_override.is_some() || ext.is_some() {
+                        let vni = tag::vni(vni, meta.tag_override);
+                        tag::apply_vxlan(&mut u[8..], tag, vni, ext);
+                    }
                 }
             }
             Kind::Geneve { vni } => {
@@ -865,22 +873,34 @@ fn udp_src_port(hash: u32) -> u16 {
     UDP_SRC_PORT_MIN | (hash >> 18) as u16
 }
 
-/// A hash of the inner flow that is the same for both directions: each
-/// end's (address, port) is folded into 64 bits and the two are added —
-/// addition commutes, so no sorting is needed — then one 64×64→128-bit
-/// multiply spreads the sum; the high half, where every input bit has
-/// reached, is the hash. Fragments hash without ports so all pieces of a
-/// datagram take one path. Without IP the MAC pair and EtherType are hashed
-/// instead. One multiply and no data-dependent branch on purpose: it runs
-/// for every packet and the UDP source port waits for it.
+/// A hash of the inner flow that is the same for both directions: the
+/// data plane's one flow hash (the UDP source port and IPv6 flow label
+/// here, the distributor's worker, flow sampling, tool-group balancing,
+/// and the flow table's tag through [`flow_hash64`]). Each end's
+/// (address, port) is folded into 64 bits ([`flow_end`]) and the two are
+/// combined by [`mix_ends`]: symmetric without ordering the ends, one
+/// multiply, no data-dependent branch. A fixed key, so every worker and
+/// every run agrees. Fragments hash without ports so all pieces of a
+/// datagram take one path. Without IP the MAC pair and EtherType are
+/// hashed instead.
 #[inline]
 pub fn flow_hash(layers: Option<&Layers>, frame: &[u8]) -> u32 {
-    let sum = match layers {
+    fold32(flow_hash64(layers, frame))
+}
+
+/// [`flow_hash`] before its fold to 32 bits.
+#[inline]
+pub fn flow_hash64(layers: Option<&Layers>, frame: &[u8]) -> u64 {
+    match layers {
         Some(l) if l.ip_version != 0 => {
             let ports = l.fragment == Fragment::None;
             let pa = if ports { l.src_port } else { 0 };
             let pb = if ports { l.dst_port } else { 0 };
-            return ends_hash(l.src_addr, pa, l.dst_addr, pb, l.l4_proto);
+            mix_ends(
+                flow_end(l.src_addr, pa),
+                flow_end(l.dst_addr, pb),
+                l.l4_proto,
+            )
         }
         _ => {
             let mac = |at: usize| {
@@ -892,11 +912,10 @@ pub fn flow_hash(layers: Option<&Layers>, frame: &[u8]) -> u32 {
             };
             let et = frame
                 .get(12..14)
-                .map_or(0, |e| u64::from(e[0]) << 8 | u64::from(e[1]));
-            mac(0).wrapping_add(mac(6)) ^ (et << 48)
+                .map_or(0, |e| u16::from_be_bytes([e[0], e[1]]));
+            mix_ends(mac(0), mac(6), 0) ^ u64::from(et)
         }
-    };
-    spread(sum)
+    }
 }
 
 /// [`flow_hash`] of an IP flow from its two ends (address as in
@@ -904,21 +923,35 @@ pub fn flow_hash(layers: Option<&Layers>, frame: &[u8]) -> u32 {
 /// them without a full parse.
 #[inline(always)]
 pub fn ends_hash(a: u128, pa: u16, b: u128, pb: u16, proto: u8) -> u32 {
-    let end = |addr: u128, port: u16| fold128(addr) ^ (u64::from(port) << 48);
-    spread(end(a, pa).wrapping_add(end(b, pb)) ^ u64::from(proto))
+    fold32(mix_ends(flow_end(a, pa), flow_end(b, pb), proto))
 }
 
-/// The multiply that spreads a sum of ends over the hash's bits.
+/// One end of a flow, (address, port) folded into 64 bits: IPv4's exactly
+/// (the address in the low 32 bits, the port in the top 16), IPv6's
+/// address halves xored first.
 #[inline(always)]
-fn spread(sum: u64) -> u32 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let p = u128::from(sum) * u128::from(K);
-    ((p >> 64) as u64 ^ (p as u64 >> 32)) as u32
+pub fn flow_end(addr: u128, port: u16) -> u64 {
+    (addr as u64) ^ (addr >> 64) as u64 ^ u64::from(port) << 48
 }
 
-#[inline]
-fn fold128(v: u128) -> u64 {
-    (v as u64) ^ ((v >> 64) as u64).rotate_left(17)
+/// The 64-bit flow hash of two ends ([`flow_end`]) and a protocol: the
+/// keyed ends multiplied (64×64→128 bits; multiplying commutes, so the
+/// ends need no ordering), the product's halves folded. The ends' sum is
+/// added in so that an end equal to the key, whose product is 0 whatever
+/// the other end, does not make all its flows one hash.
+#[inline(always)]
+pub fn mix_ends(ea: u64, eb: u64, proto: u8) -> u64 {
+    const KEY: u64 = 0x9e37_79b9_7f4a_7c15;
+    let k = KEY ^ u64::from(proto) << 56;
+    let p = u128::from(ea ^ k) * u128::from(eb ^ k);
+    ((p >> 64) as u64 ^ p as u64) ^ ea.wrapping_add(eb)
+}
+
+/// The 32 bits of a 64-bit flow hash its users take: the high half, where
+/// every bit of both ends has reached.
+#[inline(always)]
+pub fn fold32(h: u64) -> u32 {
+    (h >> 32) as u32
 }
 
 #[cfg(test)]

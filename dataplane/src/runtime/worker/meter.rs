@@ -10,12 +10,14 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::dpdk::Mbuf;
 use crate::flow::table::{
-    Expired, FirstPacket, FlowTable, MeterConfig, MeterError, MeterStats, Packet, PacketMeta, Tally,
+    ends, Expired, FirstPacket, FlowTable, MeterConfig, MeterError, MeterStats, Packet, PacketMeta,
+    Tally,
 };
 use crate::flow::FlowTunnel;
 use crate::frame::Frame;
 use crate::stage::dedup::Verdict as DedupVerdict;
-use crate::stage::parse::Layers;
+use crate::stage::encap::{flow_hash, fold32, mix_ends};
+use crate::stage::parse::{Fragment, Layers};
 use crate::stage::{Direction, BURST};
 
 use super::plan::RulePlan;
@@ -50,10 +52,14 @@ impl Meter {
     }
 
     /// Counts a burst's packets into their flows (those whose rule
-    /// meters): one pass over the burst, then the new flows.
+    /// meters): one pass over the burst, then the new flows. Leaves every
+    /// packet's [`flow_hash`] in `hashes` on the way: the table's hash is
+    /// the same function, so encap takes its UDP source port from there
+    /// rather than hashing the flow a second time.
     // Not inlined: one call per burst, and inside `process` its loop
     // loses its registers to the burst's state.
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     pub fn observe_burst(
         &mut self,
         ms: &[Mbuf],
@@ -62,18 +68,31 @@ impl Meter {
         dups: &[DedupVerdict],
         dirs: &[Direction],
         now_ns: u64,
+        hashes: &mut [u32],
     ) {
         let mut t = Tally::default();
         let mut new = [0u8; BURST];
         let mut nn = 0;
-        let burst = ms.iter().zip(layers).zip(plans).zip(dups);
-        for (i, (((m, l), p), d)) in burst.enumerate() {
+        let burst = ms.iter().zip(layers).zip(plans).zip(dups).zip(hashes);
+        for (i, ((((m, l), p), d), h)) in burst.enumerate() {
             let packet = Packet {
                 layers: l,
                 len: m.pkt_len() as u32,
                 duplicate: *d == DedupVerdict::Duplicate,
             };
-            if p.meter && !self.table.count(packet, now_ns, &mut t) {
+            let found = if l.ip_version != 0 && l.fragment == Fragment::None {
+                let ends = ends(l);
+                let hash = mix_ends(ends.0, ends.1, l.l4_proto);
+                *h = fold32(hash);
+                !p.meter || self.table.count_hashed(packet, ends, hash, now_ns, &mut t)
+            } else {
+                // Fragments hash without ports for encap, and count with
+                // the table's hash of their five-tuple; frames without IP
+                // are not metered.
+                *h = flow_hash(Some(l), m.data());
+                !p.meter || self.table.count(packet, now_ns, &mut t)
+            };
+            if !found {
                 if let Some(slot) = new.get_mut(nn) {
                     *slot = i as u8;
                     nn += 1;

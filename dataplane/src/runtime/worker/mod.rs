@@ -549,6 +549,10 @@ impl Worker {
                 );
             }
         }
+        // Each packet's flow hash when the meter computed it (encap's UDP
+        // source port then comes from it), else encap hashes.
+        let mut hashes = [0u32; BURST];
+        let mut hashed = None;
         if self.plans.any_meter() {
             if let Some(m) = &mut self.meter {
                 let ms = rx.as_slice();
@@ -559,7 +563,9 @@ impl Worker {
                     &dups[..n],
                     &dirs[..n],
                     now_ns,
+                    &mut hashes[..n],
                 );
+                hashed = Some(&hashes);
             }
         }
         self.count_rules(rx, &plans[..n], bytes);
@@ -579,9 +585,16 @@ impl Worker {
             if let Some(a) = self.plans.single_target(&plans[..n]) {
                 let done = match a.tool {
                     Some(tool) => self.forward_single_tool(t, rx, &layers, &dups, a, tool),
-                    None => {
-                        self.forward_single(rx, &layers, &dups, &dirs, plans[0].rule_id, a, now_ns)
-                    }
+                    None => self.forward_single(
+                        rx,
+                        &layers,
+                        &dups,
+                        &dirs,
+                        hashed,
+                        plans[0].rule_id,
+                        a,
+                        now_ns,
+                    ),
                 };
                 if done {
                     return;
@@ -599,6 +612,7 @@ impl Worker {
             }
             let p = Packet {
                 layers: &layers[i],
+                flow_hash: hashed.map(|h| h[i]),
                 plan: plans[i],
                 dup: dups[i],
                 dir: dirs[i],
@@ -629,6 +643,7 @@ impl Worker {
         layers: &[Layers; BURST],
         dups: &[DedupVerdict; BURST],
         dirs: &[Direction; BURST],
+        hashes: Option<&[u32; BURST]>,
         rule_id: u32,
         a: Target,
         now_ns: u64,
@@ -665,7 +680,8 @@ impl Worker {
                 rule_id,
                 direction: dirs[i],
             };
-            match encap_copy(tmpl, &mut m, &a, &layers[i], tag, now_ns, dc) {
+            let hash = hashes.map(|h| h[i]);
+            match encap_copy(tmpl, &mut m, &a, &layers[i], hash, tag, now_ns, dc) {
                 Ok(_) => {
                     let meta = TxMeta {
                         fate: SOLO,
@@ -1004,11 +1020,12 @@ impl Worker {
         }
         let trace = if TRACE { trace } else { None };
         let edited;
-        let layers = if a.edits {
+        // An edited copy (masked addresses) is hashed as it leaves.
+        let (layers, hash) = if a.edits {
             edited = self.edit_copy(&mut copy, a.dest, p.layers);
-            &edited
+            (&edited, None)
         } else {
-            p.layers
+            (p.layers, p.flow_hash)
         };
         let dc = &self.s.stats.dests[usize::from(a.slot)];
         // The reason is counted on the destination where it arises.
@@ -1031,10 +1048,11 @@ impl Worker {
             }
         }
         let seq = tmpl.next_seq();
-        let (sliced, sliced_len) = match encap_copy(tmpl, &mut copy, a, layers, tag, p.now_ns, dc) {
-            Ok(done) => done,
-            Err((why, len)) => return dropped(why, len, trace),
-        };
+        let (sliced, sliced_len) =
+            match encap_copy(tmpl, &mut copy, a, layers, hash, tag, p.now_ns, dc) {
+                Ok(done) => done,
+                Err((why, len)) => return dropped(why, len, trace),
+            };
         let bytes = copy.pkt_len() as u32;
         if let Some(r) = trace {
             let what = match t.policy.destinations.get(a.dest).and_then(|d| d.tunnel()) {
@@ -1128,12 +1146,14 @@ impl Worker {
 /// whether the slice cut it and its length after the slice, or why it
 /// cannot go (counted on the destination) with that length, for traces. The destination's `truncated_to_mtu` counts copies
 /// encap cut to the MTU.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn encap_copy(
     tmpl: &mut EncapTemplate,
     copy: &mut Mbuf,
     a: &Target,
     layers: &Layers,
+    flow_hash: Option<u32>,
     tag: TagInfo,
     now_ns: u64,
     dc: &DestCounters,
@@ -1142,6 +1162,7 @@ fn encap_copy(
     let sliced_len = copy.pkt_len();
     let meta = EncapMeta {
         layers: Some(layers),
+        flow_hash,
         tag,
         tag_override: a.tag,
         sliced,
@@ -1192,6 +1213,8 @@ fn count_deduplicated(stats: &WorkerStats, n: u64) {
 /// What the forward path knows of one packet of the burst.
 struct Packet<'a> {
     layers: &'a Layers,
+    /// Its [`crate::stage::encap::flow_hash`], when the meter computed it.
+    flow_hash: Option<u32>,
     plan: RulePlan,
     dup: DedupVerdict,
     dir: Direction,
