@@ -278,6 +278,10 @@ pub struct EncapTemplate {
     needs_hash: bool,
     /// A UDP tunnel over IPv6: the UDP checksum is computed.
     udp6: bool,
+    /// Standard VXLAN or Geneve over IPv4: per packet only the lengths,
+    /// the IPv4 ID and checksum and the UDP source port change, which
+    /// [`EncapTemplate::encap_udp4`] writes without looking at the kind.
+    udp4: bool,
     /// IPv4: sum of the header's constant words (length, ID and checksum
     /// zero). IPv6: the UDP pseudo-header's address and protocol words.
     base_sum: u64,
@@ -544,6 +548,11 @@ impl EncapTemplate {
             kind,
             needs_hash: udp || !v4,
             udp6: udp && !v4,
+            udp4: v4
+                && matches!(
+                    kind,
+                    Kind::Vxlan { extended: None, .. } | Kind::Geneve { .. }
+                ),
             base_sum,
             max_inner,
             oversize: cfg.oversize,
@@ -601,8 +610,57 @@ impl EncapTemplate {
         meta: &EncapMeta<'_>,
         now_ns: u64,
     ) -> Result<(), EncapError> {
+        // The kind is the destination's: this branch goes the same way for
+        // every packet to it.
+        if self.udp4 && meta.tag_override.is_none() {
+            return self.encap_udp4(frame, meta);
+        }
         let stamp = self.stamp(now_ns);
         self.encap_one(frame, meta, stamp)
+    }
+
+    /// [`EncapTemplate::encap`] for a `udp4` template and no rule's tag:
+    /// the template's bytes, then the IPv4 total length, ID and checksum
+    /// (from the template's pre-summed words) and the UDP source port and
+    /// length. A frame over the MTU takes the general path.
+    #[inline(always)]
+    fn encap_udp4<F: Frame>(
+        &mut self,
+        frame: &mut F,
+        meta: &EncapMeta<'_>,
+    ) -> Result<(), EncapError> {
+        let hl = self.len;
+        if frame.pkt_len() > self.max_inner {
+            return self.encap_one(frame, meta, Stamp::default());
+        }
+        let hash = match meta.flow_hash {
+            Some(h) => h,
+            None => flow_hash(meta.layers, frame.data()),
+        };
+        let total = frame.pkt_len() + hl;
+        let (l3, l4) = (self.l3, self.l4);
+        let Ok(h) = frame.prepend(hl) else {
+            self.counters.no_headroom += 1;
+            return Err(EncapError::NoHeadroom);
+        };
+        copy_header(h, &self.hdr);
+        // Both lengths fit in 16 bits: max_inner keeps the IP packet within the MTU.
+        let ip_len = (total - l3) as u16;
+        let id = self.ip_id;
+        self.ip_id = id.wrapping_add(1);
+        let c = ipv4_checksum(self.base_sum, ip_len, id);
+        if let Some(ip) = arr::<{ ipv4::MIN_HEADER_LEN }>(h, l3) {
+            ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+            ip[4..6].copy_from_slice(&id.to_be_bytes());
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        if let Some(u) = arr::<{ udp::HEADER_LEN }>(h, l4) {
+            u[0..2].copy_from_slice(&udp_src_port(hash).to_be_bytes());
+            u[4..6].copy_from_slice(&((total - l4) as u16).to_be_bytes());
+        }
+        self.counters.packets += 1;
+        self.counters.bytes += total as u64;
+        Ok(())
     }
 
     /// Encapsulates a burst: `verdicts[i]` says what happened to
@@ -618,7 +676,11 @@ impl EncapTemplate {
         let stamp = self.stamp(now_ns);
         let mut ok = 0;
         for ((f, m), v) in frames.iter_mut().zip(metas).zip(verdicts.iter_mut()) {
-            *v = self.encap_one(f, m, stamp);
+            *v = if self.udp4 && m.tag_override.is_none() {
+                self.encap_udp4(f, m)
+            } else {
+                self.encap_one(f, m, stamp)
+            };
             ok += usize::from(v.is_ok());
         }
         ok
@@ -646,7 +708,8 @@ impl EncapTemplate {
         }
     }
 
-    #[inline]
+    // Out of line: the short path above stays small where it is inlined.
+    #[inline(never)]
     fn encap_one<F: Frame>(
         &mut self,
         frame: &mut F,
@@ -1088,6 +1151,44 @@ mod tests {
             assert_eq!(&d[50..], &inner[..]);
         }
         assert_eq!(tpl.counters().packets, 3);
+    }
+
+    #[test]
+    fn the_short_udp4_path_writes_the_general_paths_bytes() {
+        // A rule's tag equal to the destination's VNI takes the general
+        // path and must give the same bytes as the short one.
+        let l = Layers {
+            ip_version: 4,
+            l4_proto: 17,
+            src_addr: 0x0a00_0001,
+            dst_addr: 0x0a00_0002,
+            src_port: 5000,
+            dst_port: 53,
+            ..Layers::default()
+        };
+        for tunnel in [TunnelConfig::vxlan(77), TunnelConfig::Geneve { vni: 77 }] {
+            let mut c = cfg(tunnel, false);
+            c.outer.vlan = Some(OuterVlan { vid: 10, pcp: 3 });
+            let mut short = EncapTemplate::new(&c).unwrap();
+            let mut general = short.clone();
+            for (n, flow_hash) in [(60usize, None), (61, Some(0xdead_beef)), (1000, None)] {
+                let inner = vec![0xabu8; n];
+                let (mut a, mut b) = (VecFrame::new(&inner), VecFrame::new(&inner));
+                let meta = EncapMeta {
+                    layers: Some(&l),
+                    flow_hash,
+                    ..EncapMeta::default()
+                };
+                short.encap(&mut a, &meta, 0).unwrap();
+                let tagged = EncapMeta {
+                    tag_override: Some(77),
+                    ..meta
+                };
+                general.encap(&mut b, &tagged, 0).unwrap();
+                assert_eq!(a.data(), b.data(), "{tunnel:?}, {n} bytes");
+            }
+            assert_eq!(short.counters(), general.counters());
+        }
     }
 
     #[test]
