@@ -110,9 +110,9 @@ impl MeterStats {
 /// (the first packet's source) counts forward, the other end reverse. The
 /// full key is kept for the record only.
 ///
-/// Two cache lines: the first holds everything a packet reads and writes
-/// (but a copy's `dedup_removed`), the second what only the flow's first
-/// packet writes and its export reads.
+/// Two cache lines: the first holds everything a packet reads and writes,
+/// a copy's count included, so a packet dirties one line; the second what
+/// only the flow's first packet writes and its export reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C, align(64))]
 pub struct FlowEntry {
@@ -124,24 +124,30 @@ pub struct FlowEntry {
     packets: [u64; 2],
     bytes: [u64; 2],
     last_ns: u64,
+    /// Copies dedup removed (saturating: 2^32 copies in one record take
+    /// hours at line rate, longer than any active timeout).
+    dedup_removed: u32,
     /// Union of the TCP flags per direction.
     tcp_flags: [u8; 2],
     direction: u8,
     tunnel_kind: u8,
-    /// Outer VLAN of the first packet, `NO_VLAN` when untagged.
-    vlan: u16,
-    input_port: u16,
     // Second line.
-    dedup_removed: u64,
     first_ns: u64,
+    /// Initiator port, responder port, protocol and IP version ([`key_of`]).
+    key: u64,
     /// Initiator and responder addresses (IPv4 in the low 32 bits).
     src: u128,
     dst: u128,
-    /// Initiator port, responder port, protocol and IP version ([`key_of`]).
-    key: u64,
     rule_id: u32,
     tunnel_id: u32,
+    /// Outer VLAN of the first packet, `NO_VLAN` when untagged.
+    vlan: u16,
+    input_port: u16,
 }
+
+// A packet's writes stay in the entry's first line.
+const _: () = assert!(std::mem::offset_of!(FlowEntry, first_ns) == 64);
+const _: () = assert!(std::mem::size_of::<FlowEntry>() == 128);
 
 /// Bytes of one table entry (for the memory a config needs).
 pub const ENTRY_BYTES: usize = std::mem::size_of::<FlowEntry>();
@@ -237,7 +243,7 @@ impl FlowEntry {
             }),
             rule_id: (self.rule_id != u32::MAX).then_some(self.rule_id),
             destinations,
-            dedup_removed: self.dedup_removed,
+            dedup_removed: u64::from(self.dedup_removed),
             tunnel: tunnel_type(self.tunnel_kind).map(|kind| FlowTunnel {
                 kind,
                 id: (self.tunnel_id != TUNNEL_NO_ID).then_some(self.tunnel_id),
@@ -527,9 +533,8 @@ impl FlowTable {
             e.bytes[dir] += u64::from(p.len);
             e.tcp_flags[dir] |= l.tcp_flags;
             e.last_ns = now_ns;
-            if p.duplicate {
-                e.dedup_removed += 1;
-            }
+            // Without a branch: copies come unpredictably.
+            e.dedup_removed = e.dedup_removed.saturating_add(u32::from(p.duplicate));
             t.packets += 1;
             return true;
         }
@@ -569,7 +574,7 @@ impl FlowTable {
             tunnel_kind: f.tunnel.map_or(TUNNEL_NONE, |t| t.kind.code()),
             vlan: l.outer_vlan.unwrap_or(NO_VLAN),
             input_port: f.port,
-            dedup_removed: u64::from(p.duplicate),
+            dedup_removed: u32::from(p.duplicate),
             first_ns: now_ns,
             src: l.src_addr,
             dst: l.dst_addr,
