@@ -142,11 +142,7 @@ pub fn plain_hash(f: &[u8], pkt_len: usize, ports: bool) -> Option<u32> {
     }
     let a = u128::from(u32::from_be_bytes(*sub(h, 26)));
     let b = u128::from(u32::from_be_bytes(*sub(h, 30)));
-    Some(if ports {
-        encap::ends_hash(a, be16(h, L4), b, be16(h, L4 + 2), proto)
-    } else {
-        encap::ends_hash(a, 0, b, 0, 0)
-    })
+    Some(ends_hash_at(h, a, b, L4, proto, ports))
 }
 
 /// [`plain_hash`] past its IPv4 case: IPv6, or `None`.
@@ -168,11 +164,20 @@ fn plain_hash_v6(f: &[u8], h: &[u8; PLAIN_HEAD], avail: usize, ports: bool) -> O
     }
     let a = u128::from_be_bytes(*sub(h, 22));
     let b = u128::from_be_bytes(*sub(h, 38));
-    Some(if ports {
-        encap::ends_hash(a, be16(h, L4), b, be16(h, L4 + 2), proto)
+    Some(ends_hash_at(h, a, b, L4, proto, ports))
+}
+
+/// The flow hash of addresses `a` and `b`, with the ports at `l4` and the
+/// protocol when the group hashes them (`ports`), else the pair alone:
+/// one hash whichever it is, not one inlined per case.
+#[inline(always)]
+fn ends_hash_at(h: &[u8; PLAIN_HEAD], a: u128, b: u128, l4: usize, proto: u8, ports: bool) -> u32 {
+    let (pa, pb, proto) = if ports {
+        (be16(h, l4), be16(h, l4 + 2), proto)
     } else {
-        encap::ends_hash(a, 0, b, 0, 0)
-    })
+        (0, 0, 0)
+    };
+    encap::ends_hash(a, pa, b, pb, proto)
 }
 
 /// A TCP header's length from the byte that holds its data offset; `None`
