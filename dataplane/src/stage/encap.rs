@@ -610,13 +610,19 @@ impl EncapTemplate {
         meta: &EncapMeta<'_>,
         now_ns: u64,
     ) -> Result<(), EncapError> {
-        // The kind is the destination's: this branch goes the same way for
-        // every packet to it.
-        if self.udp4 && meta.tag_override.is_none() {
+        if self.short_path(meta) {
             return self.encap_udp4(frame, meta);
         }
         let stamp = self.stamp(now_ns);
         self.encap_one(frame, meta, stamp)
+    }
+
+    /// Whether `meta`'s frame takes [`EncapTemplate::encap_udp4`]: a `udp4`
+    /// template and no rule's tag. The kind is the destination's, so this
+    /// goes the same way for every packet to it.
+    #[inline(always)]
+    fn short_path(&self, meta: &EncapMeta<'_>) -> bool {
+        self.udp4 && meta.tag_override.is_none()
     }
 
     /// [`EncapTemplate::encap`] for a `udp4` template and no rule's tag:
@@ -676,7 +682,7 @@ impl EncapTemplate {
         let stamp = self.stamp(now_ns);
         let mut ok = 0;
         for ((f, m), v) in frames.iter_mut().zip(metas).zip(verdicts.iter_mut()) {
-            *v = if self.udp4 && m.tag_override.is_none() {
+            *v = if self.short_path(m) {
                 self.encap_udp4(f, m)
             } else {
                 self.encap_one(f, m, stamp)
