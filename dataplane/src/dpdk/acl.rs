@@ -174,7 +174,10 @@ impl<const N: usize, const L: usize> AclContext<N, L> {
         let mut cfg = dpdk_sys::rte_acl_config {
             num_categories: 1,
             num_fields: N as u32,
-            max_size: 0,
+            max_size: std::env::var("SLUICE_ACL_MAX_SIZE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
             ..Default::default()
         };
         for (d, f) in cfg.defs.iter_mut().zip(defs) {
@@ -197,6 +200,16 @@ impl<const N: usize, const L: usize> AclContext<N, L> {
         // valid configuration whose fields validate() checked against L.
         let ret = unsafe { dpdk_sys::rte_acl_build(ctx.as_ptr(), &cfg) };
         check("rte_acl_build", ret)?;
+        if let Some(alg) = std::env::var("SLUICE_ACL_ALG")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+        {
+            let r = unsafe { dpdk_sys::rte_acl_set_ctx_classify(ctx.as_ptr(), alg) };
+            eprintln!("set alg {alg}: {r}");
+        }
+        if std::env::var("SLUICE_ACL_DUMP").is_ok() {
+            unsafe { dpdk_sys::rte_acl_dump(ctx.as_ptr()) };
+        }
         Ok(built)
     }
 
@@ -247,8 +260,11 @@ impl<const N: usize, const L: usize> Drop for AclContext<N, L> {
     }
 }
 
-/// The field layout must be something rte_acl reads within `len` bytes:
-/// it loads each field's four-byte word whole.
+/// The field layout must be something rte_acl reads within `len` bytes.
+/// Each trie walk starts with one byte, the first field's: nothing else
+/// may share its input index (rte_acl would silently never read it).
+/// Every other input index is a word loaded whole (four bytes, or eight
+/// for an eight-byte field) from the offset of its first field.
 fn validate(defs: &[FieldDef], len: usize) -> Result<()> {
     let bad = |i: usize, reason: String| {
         Err(DpdkError::Invalid {
@@ -266,9 +282,29 @@ fn validate(defs: &[FieldDef], len: usize) -> Result<()> {
         if ![1, 2, 4, 8].contains(&d.size) {
             return bad(i, format!("size {} is not 1, 2, 4 or 8", d.size));
         }
-        let end = d.offset as usize + usize::from(d.size).max(4);
-        if end > len {
-            return bad(i, format!("bytes up to {end} read, input is {len}"));
+        if i > 0 && d.input_index == defs[0].input_index {
+            return bad(
+                i,
+                "shares the first field's input index, of which rte_acl reads one byte".into(),
+            );
+        }
+        let word = defs
+            .iter()
+            .find(|w| w.input_index == d.input_index)
+            .map_or(d.offset, |w| w.offset) as usize;
+        let (start, load) = (d.offset as usize, usize::from(d.size).max(4));
+        let end = start + usize::from(d.size);
+        if start < word || end > word + load {
+            return bad(
+                i,
+                format!("bytes {start}..{end} lie outside its input word at {word}"),
+            );
+        }
+        if word + load > len {
+            return bad(
+                i,
+                format!("bytes up to {} read, input is {len}", word + load),
+            );
         }
     }
     Ok(())
@@ -295,5 +331,65 @@ fn raw_rule<const N: usize>(defs: &[FieldDef; N], r: &AclRule<N>) -> RawRule<N> 
             userdata: r.userdata,
         },
         field,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use FieldKind::{Bitmask, Range};
+
+    fn def(kind: FieldKind, size: u8, input_index: u8, offset: u32) -> FieldDef {
+        FieldDef {
+            kind,
+            size,
+            input_index,
+            offset,
+        }
+    }
+
+    #[test]
+    fn a_five_tuple_layout_is_accepted() {
+        let defs = [
+            def(Bitmask, 1, 0, 0),
+            def(Bitmask, 4, 1, 4),
+            def(Bitmask, 4, 2, 8),
+            def(Range, 2, 3, 12),
+            def(Range, 2, 3, 14),
+        ];
+        assert!(validate(&defs, 16).is_ok());
+        // Input 15 bytes: the ports' word is read up to byte 16.
+        assert!(validate(&defs, 15).is_err());
+    }
+
+    #[test]
+    fn nothing_shares_the_first_fields_input() {
+        // rte_acl starts each walk with the first field's byte alone: a
+        // field next to it in the same input word would never be read.
+        let defs = [def(Bitmask, 1, 0, 0), def(Bitmask, 1, 0, 1)];
+        let e = validate(&defs, 8).unwrap_err().to_string();
+        assert!(
+            e.contains("acl field 1") && e.contains("first field"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_field_lies_within_the_word_of_its_input_index() {
+        // The word is loaded from the offset of its first field (4): a
+        // two-byte field at 7 would read past it.
+        let defs = [
+            def(Bitmask, 1, 0, 0),
+            def(Bitmask, 2, 1, 4),
+            def(Bitmask, 2, 1, 7),
+        ];
+        let e = validate(&defs, 16).unwrap_err().to_string();
+        assert!(e.contains("acl field 2") && e.contains("4"), "{e}");
+        let defs = [
+            def(Bitmask, 1, 0, 0),
+            def(Bitmask, 2, 1, 4),
+            def(Bitmask, 2, 1, 6),
+        ];
+        assert!(validate(&defs, 8).is_ok());
     }
 }

@@ -161,21 +161,16 @@ impl AclMissPath {
     /// the classifier's used fields), as [`Classifier::lookup_key`] would.
     pub(crate) fn lookup_burst(&self, keys: &[Key], out: &mut [u32]) {
         let n = keys.len().min(out.len());
-        let mut v4_in = [[0u8; V4_LEN]; super::BURST];
-        let mut v6_in = [[0u8; V6_LEN]; super::BURST];
-        let mut v4_at = [0u8; super::BURST];
-        let mut v6_at = [0u8; super::BURST];
-        let mut res4 = [0u32; super::BURST];
-        let mut res6 = [0u32; super::BURST];
-        for start in (0..n).step_by(super::BURST) {
-            let end = (start + super::BURST).min(n);
+        for (ks, os) in keys[..n]
+            .chunks(super::BURST)
+            .zip(out[..n].chunks_mut(super::BURST))
+        {
+            let mut v4_in = [[0u8; V4_LEN]; super::BURST];
+            let mut v4_at = [0u8; super::BURST];
+            let mut v6_at = [0u8; super::BURST];
             let (mut n4, mut n6) = (0, 0);
-            for (i, k) in keys[start..end].iter().enumerate() {
+            for (i, k) in ks.iter().enumerate() {
                 if k.ip_version() == 6 {
-                    let b = &mut v6_in[n6];
-                    head(k, b);
-                    b[16..32].copy_from_slice(&k.src.to_be_bytes());
-                    b[32..48].copy_from_slice(&k.dst.to_be_bytes());
                     v6_at[n6] = i as u8;
                     n6 += 1;
                 } else {
@@ -187,18 +182,27 @@ impl AclMissPath {
                     n4 += 1;
                 }
             }
+            let mut res = [0u32; super::BURST];
             if n4 > 0 {
-                self.v4.classify(&v4_in[..n4], &mut res4[..n4]);
+                self.v4.classify(&v4_in[..n4], &mut res[..n4]);
+                for (at, r) in v4_at[..n4].iter().zip(&res[..n4]) {
+                    os[usize::from(*at)] = rule_of(*r);
+                }
             }
+            // IPv6 inputs are twice as long: built (and zeroed) only for
+            // bursts that carry IPv6.
             if n6 > 0 {
-                self.v6.classify(&v6_in[..n6], &mut res6[..n6]);
-            }
-            let o = &mut out[start..end];
-            for (at, r) in v4_at[..n4].iter().zip(&res4[..n4]) {
-                o[usize::from(*at)] = rule_of(*r);
-            }
-            for (at, r) in v6_at[..n6].iter().zip(&res6[..n6]) {
-                o[usize::from(*at)] = rule_of(*r);
+                let mut v6_in = [[0u8; V6_LEN]; super::BURST];
+                for (b, &at) in v6_in.iter_mut().zip(&v6_at[..n6]) {
+                    let k = &ks[usize::from(at)];
+                    head(k, b);
+                    b[16..32].copy_from_slice(&k.src.to_be_bytes());
+                    b[32..48].copy_from_slice(&k.dst.to_be_bytes());
+                }
+                self.v6.classify(&v6_in[..n6], &mut res[..n6]);
+                for (at, r) in v6_at[..n6].iter().zip(&res[..n6]) {
+                    os[usize::from(*at)] = rule_of(*r);
+                }
             }
         }
     }
