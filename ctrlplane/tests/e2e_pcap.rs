@@ -296,23 +296,18 @@ fn tap_aggregation_end_to_end() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
-fn rate_limited_destination_counts_what_it_drops() {
-    let dir = tmpdir("ratelimit");
-    let frames: Vec<Vec<u8>> = (0..400u32)
-        .map(|i| tcp([10, 2, 0, 1], 443, i, 100))
-        .collect();
-    write_pcap(&dir.join("in.pcap"), &frames);
+/// Replays `frames` through Sluice (one worker, the pcap uplink of
+/// [`CONFIG`]) under `policy`, in `dir`; returns the exit report, whose
+/// accounting balanced, and what the uplink sent.
+fn run_policy(dir: &Path, name: &str, frames: &[Vec<u8>], policy: &str) -> (String, Vec<Vec<u8>>) {
+    write_pcap(&dir.join("in.pcap"), frames);
     let cfg = CONFIG
         .replace("@IN@", &dir.join("in.pcap").display().to_string())
         .replace("@OUT@", &dir.join("out.pcap").display().to_string());
     std::fs::write(dir.join("appliance.toml"), cfg).expect("config");
-    // 100 packets/s: a bucket of 32 to start with, then one every 10 ms; the
-    // capture replays far faster than that.
-    let policy = "[[destination]]\nname = \"slow\"\ntunnel = \"vxlan\"\nremote = \"192.0.2.10\"\nvni = 3\ndedup = false\nrate_pps = 100\n\n[[rule]]\nname = \"all\"\nto = [\"slow\"]\n";
     std::fs::write(dir.join("policy.toml"), policy).expect("policy");
     let out = sluice(
-        &eal(&unique("ratelimit"), "0-1"),
+        &eal(&unique(name), "0-1"),
         &[
             "--config",
             &dir.join("appliance.toml").display().to_string(),
@@ -323,8 +318,25 @@ fn rate_limited_destination_counts_what_it_drops() {
         ],
     );
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{report}");
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_accounting(&report);
+    (report, read_pcap(&dir.join("out.pcap")))
+}
+
+#[test]
+fn rate_limited_destination_counts_what_it_drops() {
+    let dir = tmpdir("ratelimit");
+    let frames: Vec<Vec<u8>> = (0..400u32)
+        .map(|i| tcp([10, 2, 0, 1], 443, i, 100))
+        .collect();
+    // 100 packets/s: a bucket of 32 to start with, then one every 10 ms; the
+    // capture replays far faster than that.
+    let policy = "[[destination]]\nname = \"slow\"\ntunnel = \"vxlan\"\nremote = \"192.0.2.10\"\nvni = 3\ndedup = false\nrate_pps = 100\n\n[[rule]]\nname = \"all\"\nto = [\"slow\"]\n";
+    let (report, wire) = run_policy(&dir, "ratelimit", &frames, policy);
     let fwd = total(&report, "forwarded");
     let limited = total(&report, "dropped_rate_limit");
     assert_eq!(fwd + limited, frames.len() as u64, "{report}");
@@ -332,7 +344,7 @@ fn rate_limited_destination_counts_what_it_drops() {
         fwd >= 32 && limited > 0,
         "the bucket's depth passes, the rest is limited: {fwd} {limited}"
     );
-    assert_eq!(read_pcap(&dir.join("out.pcap")).len() as u64, fwd);
+    assert_eq!(wire.len() as u64, fwd);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -355,11 +367,6 @@ fn large_frames_to_two_destinations() {
         let len = sizes[i as usize / 2 % sizes.len()];
         frames.push(tcp([10, net, 0, 1], 443, i, len - 54));
     }
-    write_pcap(&dir.join("in.pcap"), &frames);
-    let cfg = CONFIG
-        .replace("@IN@", &dir.join("in.pcap").display().to_string())
-        .replace("@OUT@", &dir.join("out.pcap").display().to_string());
-    std::fs::write(dir.join("appliance.toml"), cfg).expect("config");
     let policy = r#"
 [[destination]]
 name = "noc"
@@ -386,26 +393,8 @@ name = "noc-first"
 dst = "10.3.0.0/16"
 to = ["noc", "ids"]
 "#;
-    std::fs::write(dir.join("policy.toml"), policy).expect("policy");
-    let out = sluice(
-        &eal(&unique("clones"), "0-1"),
-        &[
-            "--config",
-            &dir.join("appliance.toml").display().to_string(),
-            "--policy",
-            &dir.join("policy.toml").display().to_string(),
-            "--exit-when-idle",
-            "300",
-        ],
-    );
-    let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (report, wire) = run_policy(&dir, "clones", &frames, policy);
     let n = frames.len() as u64;
-    assert_accounting(&report);
     assert_eq!(total(&report, "rx"), n);
     assert_eq!(total(&report, "forwarded"), n, "{report}");
     assert_eq!(dest_tx(&report, "noc"), n, "{report}");
@@ -419,7 +408,6 @@ to = ["noc", "ids"]
     );
 
     let pcap = dir.join("out.pcap");
-    let wire = read_pcap(&pcap);
     assert_eq!(wire.len(), 2 * frames.len());
     let ipv4_ok = |f: &[u8]| {
         let ip = &f[14..34];
@@ -462,4 +450,101 @@ to = ["noc", "ids"]
         );
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Frames of every shape a match-all tunnel meets: plain IPv4 and IPv6
+/// TCP and UDP (hashed at fixed offsets on the direct path), and frames
+/// it parses first: 802.1Q-tagged, ICMP, a fragment, an IPv4 length that
+/// lies (a parse error), no IP at all (hashed by MAC addresses); sizes
+/// below and above what the MTU leaves the inner frame.
+fn every_shape() -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let build = |b: etherparse::PacketBuilderStep<etherparse::UdpHeader>, n: usize| {
+        let mut out = Vec::new();
+        b.write(&mut out, &vec![0x5a; n]).expect("build");
+        out
+    };
+    for i in 0..24u32 {
+        let len = [20usize, 300, 1460][i as usize % 3];
+        let f = tcp([10, 2, (i % 5) as u8, 1], 443, i, len);
+        frames.push(mirror_copy(&f));
+        frames.push(f);
+        let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 1, 1], [2, 0, 0, 0, 2, 2]);
+        let v4 = eth.ipv4([10, 1, 0, i as u8], [10, 3, 0, 1], 64);
+        frames.push(build(v4.udp(5000 + i as u16, 53), len));
+        let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 1, 1], [2, 0, 0, 0, 2, 2]);
+        let mut src = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        src[15] = i as u8;
+        let v6 = eth.ipv6(
+            src,
+            [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            64,
+        );
+        frames.push(build(v6.udp(6000 + i as u16, 4789), len));
+    }
+    let mut icmp = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 1, 1], [2, 0, 0, 0, 2, 2])
+        .ipv4([10, 1, 0, 1], [10, 2, 0, 1], 64)
+        .icmpv4_echo_request(1, 1)
+        .write(&mut icmp, &[0; 32])
+        .expect("build");
+    frames.push(icmp);
+    let mut fragment = tcp([10, 2, 0, 1], 443, 99, 100);
+    fragment[20] = 0x20; // MF
+    frames.push(fragment);
+    let mut lying = tcp([10, 2, 0, 1], 443, 98, 100);
+    lying[16..18].copy_from_slice(&1400u16.to_be_bytes());
+    frames.push(lying);
+    let mut not_ip = vec![2, 0, 0, 0, 3, 3, 2, 0, 0, 0, 4, 4, 0x88, 0xb5];
+    not_ip.resize(60, 0xa5);
+    frames.push(not_ip);
+    frames
+}
+
+/// A match-all rule to one tunnel destination takes the direct path (no
+/// parse for plain frames, no classification); behind a rule that never
+/// matches (a classifier with a key to read) the same destination takes
+/// the general path. Both must send the same bytes — VXLAN's source port
+/// from the flow hash, ERSPAN II's sequence numbers, frames cut to the
+/// MTU or dropped as too big — and count the same.
+#[test]
+fn a_match_all_tunnel_sends_what_the_general_path_sends() {
+    let frames = every_shape();
+    let tunnels = [
+        "tunnel = \"vxlan\"\nvni = 100",
+        "tunnel = \"erspan2\"\nsession = 7\noversize = \"drop\"",
+    ];
+    for tunnel in tunnels {
+        let run = |general: bool| {
+            let dir = tmpdir("direct-tunnel");
+            let never = "[[rule]]\nname = \"never\"\nsrc = \"198.51.100.0/24\"\nto = [\"out\"]\n\n";
+            let policy = format!(
+                "[[destination]]\nname = \"out\"\n{tunnel}\nremote = \"192.0.2.10\"\ndedup = false\n\n{}[[rule]]\nname = \"all\"\nto = [\"out\"]\n",
+                if general { never } else { "" }
+            );
+            let (report, wire) = run_policy(&dir, "direct-tunnel", &frames, &policy);
+            assert_eq!(total(&report, "rx"), frames.len() as u64, "{report}");
+            let _ = std::fs::remove_dir_all(dir);
+            (wire, report)
+        };
+        let (direct, direct_report) = run(false);
+        let (general, general_report) = run(true);
+        assert_eq!(direct.len(), general.len(), "{tunnel}");
+        for (k, (d, g)) in direct.iter().zip(&general).enumerate() {
+            assert_eq!(d, g, "{tunnel}: frame {k}");
+        }
+        for counter in ["rx", "forwarded", "parse_errors", "dropped_too_big"] {
+            assert_eq!(
+                total(&direct_report, counter),
+                total(&general_report, counter),
+                "{tunnel}: {counter}\n{direct_report}\n{general_report}"
+            );
+        }
+        assert_eq!(
+            dest_row(&direct_report, "out"),
+            dest_row(&general_report, "out"),
+            "{tunnel}"
+        );
+        assert!(total(&direct_report, "parse_errors") > 0, "{direct_report}");
+    }
 }

@@ -31,6 +31,7 @@ use crate::wire::ethernet::ethertype;
 use crate::wire::ip_proto;
 
 mod decap;
+mod direct;
 mod intake;
 mod meter;
 mod plan;
@@ -38,11 +39,12 @@ mod rules;
 mod tool;
 mod tx;
 pub use decap::DecapSetup;
+use direct::Direct;
 pub use intake::IntakeTap;
 pub use meter::MeterSetup;
 use plan::{Plans, RulePlan, Target};
-use tool::{sampled_out, takes, DirectTool, Edits, Sampled};
-use tx::{TxBuffer, TxMeta, NO_FATE, SOLO};
+use tool::{sampled_out, takes, Edits, Sampled};
+use tx::{LaneTx, TxBuffer, TxMeta, NO_FATE, SOLO};
 
 /// What the main lcore asks of the workers.
 pub mod run_state {
@@ -152,9 +154,9 @@ pub(super) struct Worker {
     limiters: Vec<DestLimiter>,
     /// Each rule's targets, flattened for the forward path.
     plans: Plans,
-    /// The policy sends every packet to one tool destination as it is:
-    /// bursts skip parse and classification.
-    direct_tool: Option<DirectTool>,
+    /// The policy sends every packet to one destination as it is: bursts
+    /// skip parse and classification.
+    direct: Option<Direct>,
     generation: u64,
     clear_epoch: u64,
     /// Packets seen while sampling in protect.
@@ -283,7 +285,7 @@ impl Worker {
             templates: Vec::new(),
             limiters: Vec::new(),
             plans: Plans::default(),
-            direct_tool: None,
+            direct: None,
             generation: u64::MAX,
             clear_epoch: 0,
             shed_count: 0,
@@ -454,7 +456,7 @@ impl Worker {
             })
             .collect();
         let metering = self.meter.is_some();
-        self.direct_tool = DirectTool::of(t, &self.plans, &self.limiters, metering);
+        self.direct = Direct::of(t, &self.plans, &self.limiters, metering);
         self.generation = t.generation;
         self.s.stats.counters.policy_swaps.add(1);
     }
@@ -463,9 +465,9 @@ impl Worker {
     // instructions spent per packet inside it.
     #[inline(never)]
     fn process(&mut self, t: &Tables, rx: &mut Batch<BURST>, dir: Option<Direction>) {
-        if let Some(d) = self.direct_tool {
+        if let Some(d) = self.direct {
             let plain = self.s.protect.load(Ordering::Relaxed) == 0 && !self.s.trace.armed();
-            if plain && self.forward_direct_tool(t, rx, d) {
+            if plain && self.forward_direct(t, rx, dir, d) {
                 return;
             }
         }
@@ -669,7 +671,7 @@ impl Worker {
             return false;
         };
         let mut deduplicated = 0u64;
-        for (i, mut m) in rx.drain().enumerate() {
+        for (i, m) in rx.drain().enumerate() {
             if a.dedup && dups[i] == DedupVerdict::Duplicate {
                 deduplicated += 1;
                 continue;
@@ -681,17 +683,13 @@ impl Worker {
                 direction: dirs[i],
             };
             let hash = hashes.map(|h| h[i]);
-            match encap_copy(tmpl, &mut m, &a, &layers[i], hash, tag, now_ns, dc) {
-                Ok(_) => {
-                    let meta = TxMeta {
-                        fate: SOLO,
-                        slot: a.slot,
-                        bytes: m.pkt_len() as u32,
-                    };
-                    lane.push(m, meta);
-                }
-                Err((why, _)) => stats.counters.terminal(why.terminal()).add(1),
-            }
+            let copy = Copy {
+                layers: &layers[i],
+                hash,
+                tag,
+                now_ns,
+            };
+            encap_solo(tmpl, m, &a, copy, stats, dc, &mut lane);
         }
         count_deduplicated(stats, deduplicated);
         true
@@ -1182,6 +1180,41 @@ fn encap_copy(
         dc.truncated_to_mtu.add(1);
     }
     Ok((sliced, sliced_len))
+}
+
+/// What encap needs of one packet besides its bytes and its target.
+struct Copy<'a> {
+    layers: &'a Layers,
+    hash: Option<u32>,
+    tag: TagInfo,
+    now_ns: u64,
+}
+
+/// Encapsulates `m`, its packet's only copy, for target `a` and queues it
+/// on the uplink's `lane`, or counts its packet's terminal when it cannot
+/// go: the per-packet step of the loops that hoist a burst's template,
+/// lane and counters.
+#[inline(always)]
+fn encap_solo(
+    tmpl: &mut EncapTemplate,
+    mut m: Mbuf,
+    a: &Target,
+    c: Copy<'_>,
+    stats: &WorkerStats,
+    dc: &DestCounters,
+    lane: &mut LaneTx<'_>,
+) {
+    match encap_copy(tmpl, &mut m, a, c.layers, c.hash, c.tag, c.now_ns, dc) {
+        Ok(_) => {
+            let meta = TxMeta {
+                fate: SOLO,
+                slot: a.slot,
+                bytes: m.pkt_len() as u32,
+            };
+            lane.push(m, meta);
+        }
+        Err((why, _)) => stats.counters.terminal(why.terminal()).add(1),
+    }
 }
 
 /// Frames from this many bytes up go to an extra destination as an

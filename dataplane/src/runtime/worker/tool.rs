@@ -10,7 +10,6 @@
 use crate::dpdk::{Batch, Mbuf};
 use crate::frame::Frame;
 use crate::runtime::counters::{DestCounters, DestDrop, Terminal, WorkerStats};
-use crate::runtime::ratelimit::DestLimiter;
 use crate::runtime::tables::{Tables, ToolTable};
 use crate::runtime::trace::TraceRecord;
 use crate::stage::balance::{plain_hash, FlowFields, GroupTable};
@@ -23,7 +22,7 @@ use crate::stage::slice::{slice, SliceSpec};
 use crate::stage::strip::Strip;
 use crate::stage::BURST;
 
-use super::plan::{Plans, RulePlan, Target};
+use super::plan::{RulePlan, Target};
 use super::tx::{ToolLanes, TxMeta, SOLO};
 use super::{count_deduplicated, dest_name, dest_trace, Packet, Worker};
 
@@ -110,10 +109,8 @@ impl Sampled {
     };
 }
 
-/// A policy under which every packet goes, whole and unedited, to one
-/// tool destination (a match-all rule to a tool farm, the broker's
-/// any-to-any case): a burst then needs no parse and no classification,
-/// only each frame's flow hash, which plain frames give at fixed offsets.
+/// A direct policy's tool destination (see [`super::direct`]): a
+/// match-all rule to a tool farm.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct DirectTool {
     /// The destination's counter slot.
@@ -125,31 +122,12 @@ pub(super) struct DirectTool {
 }
 
 impl DirectTool {
-    /// The direct tool destination of `t`'s policy, if it has one: a
-    /// classifier whose verdict is the same for every packet, whose plan
-    /// sends to one tool destination that neither dedups, samples, slices,
-    /// edits nor rate-limits, and is not metered (`metering`: the worker
-    /// has a flow table; a plan's `meter` alone meters nothing).
-    pub fn of(
-        t: &Tables,
-        plans: &Plans,
-        limiters: &[DestLimiter],
-        metering: bool,
-    ) -> Option<DirectTool> {
-        let plan = plans.of(t.policy.classifier.constant_verdict()?);
-        let [a] = *plans.targets(plan) else {
-            return None;
-        };
-        let limited = limiters.get(a.dest).is_some_and(DestLimiter::is_limited);
-        let plain = !a.dedup && !a.edits && a.slice == SliceSpec::Whole && !limited;
-        if !plain || plan.sampled || (plan.meter && metering) {
-            return None;
+    pub fn new(slot: u16, tool: u16, rule_id: u32) -> DirectTool {
+        DirectTool {
+            slot,
+            tool,
+            rule_id,
         }
-        Some(DirectTool {
-            slot: a.slot,
-            tool: a.tool?,
-            rule_id: plan.rule_id,
-        })
     }
 }
 
