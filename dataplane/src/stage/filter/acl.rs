@@ -11,7 +11,7 @@ use crate::dpdk::DpdkError;
 
 use super::compile::Entry;
 use super::key::*;
-use super::tuple::NO_MATCH;
+use super::tuple::{Tuples, NO_MATCH};
 use super::{Classifier, Verdict};
 use crate::stage::parse::Layers;
 use crate::stage::Direction;
@@ -23,6 +23,8 @@ pub enum AclBuildError {
     Residuals,
     #[error("{0} rules: more than rte_acl's priorities can order")]
     TooManyRules(usize),
+    #[error("a rule asks for packets without ports, which the rte_acl layout does not check")]
+    PortlessOnly,
     #[error("rte_acl: {0}")]
     Dpdk(#[from] DpdkError),
 }
@@ -30,7 +32,7 @@ pub enum AclBuildError {
 // Input layout, shared by both contexts up to the addresses (network byte
 // order, as rte_acl reads multi-byte fields):
 //   0  protocol (rte_acl's first field is one byte)
-//   4  misc: TCP flags, IP version, direction, L4 bit, VLAN id + tagged bit
+//   4  misc: TCP flags, direction, VLAN id + tagged bit
 //   8  input port (range), EtherType
 //  12  source port (range), destination port (range)
 //  16  source address, then destination address (4 or 16 bytes each)
@@ -62,11 +64,16 @@ fn defs<const N: usize>(addr_words: usize) -> [FieldDef; N] {
     d
 }
 
-/// The misc word: TCP flags, IP version, direction and L4 bit from `a`,
-/// the VLAN field from `b`.
+/// The misc word: TCP flags and direction from `a`, the VLAN field from
+/// `b`. Not the IP version nor the L4 bit: the keys that reach a context
+/// all have the same (see [`AclMissPath::lookup_burst`]), so rules that
+/// read neither flags, direction nor VLAN (most) leave the whole word
+/// wild, and rte_acl drops it from their tries: 4 of 17 byte levels.
 #[inline]
 fn misc(a: u64, b: u64) -> u32 {
-    ((a >> FLAGS_SHIFT) & 0x3fff) as u32 | (((b >> VLAN_SHIFT) & 0x1fff) as u32) << 16
+    ((a >> FLAGS_SHIFT) & 0xff) as u32
+        | (((a >> DIR_SHIFT) & 1) as u32) << 8
+        | (((b >> VLAN_SHIFT) & 0x1fff) as u32) << 16
 }
 
 #[inline]
@@ -112,6 +119,10 @@ fn rule_fields<const N: usize>(e: &Entry, addr_words: usize) -> [FieldMatch; N] 
 pub struct AclMissPath {
     v4: AclContext<V4_FIELDS, V4_LEN>,
     v6: AclContext<V6_FIELDS, V6_LEN>,
+    /// The IP version and L4 bits that some rule reads: keys whose bits
+    /// there are not IPv4 or IPv6 with ports (non-IP, ICMP, later
+    /// fragments) go to TupleMerge, so the contexts need not check them.
+    routed: u64,
 }
 
 impl AclMissPath {
@@ -126,6 +137,16 @@ impl AclMissPath {
         let ver = |e: &Entry| {
             (e.mask.a & IPVER_MASK != 0).then_some(((e.value.a & IPVER_MASK) >> IPVER_SHIFT) as u8)
         };
+        // Compiled entries only ever ask for the L4 bit set (a port or
+        // flag match): the contexts leave it out.
+        if cls
+            .tuples
+            .entries()
+            .iter()
+            .any(|e| e.mask.a & L4_MASK != 0 && e.value.a & L4_MASK == 0)
+        {
+            return Err(AclBuildError::PortlessOnly);
+        }
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         for e in cls.tuples.entries() {
@@ -133,10 +154,12 @@ impl AclMissPath {
             // Fits: the rule count was checked against MAX_PRIORITY above.
             let (priority, userdata) = (MAX_PRIORITY - e.rule, e.rule + 1);
             let v = ver(e);
-            // IPv4 (and non-IP) keys carry zero in the upper 96 address
-            // bits, so an entry asking for anything else there is IPv6-only.
+            // IPv4 keys carry zero in the upper 96 address bits, so an
+            // entry asking for anything else there is IPv6-only. Only IPv4
+            // keys reach the IPv4 context, only IPv6 ones the other (or,
+            // when no rule reads the version, every key the IPv4 one).
             let upper_zero = (e.value.src | e.value.dst) >> 32 == 0;
-            if v != Some(6) && upper_zero {
+            if (v.is_none() || v == Some(4)) && upper_zero {
                 v4.push(AclRule {
                     priority,
                     userdata,
@@ -154,12 +177,15 @@ impl AclMissPath {
         Ok(AclMissPath {
             v4: AclContext::build(&defs(1), &v4)?,
             v6: AclContext::build(&defs(4), &v6)?,
+            routed: cls.used.a & (IPVER_MASK | L4_MASK),
         })
     }
 
     /// `out[i]` gets the first rule matching `keys[i]` (already masked by
     /// the classifier's used fields), as [`Classifier::lookup_key`] would.
-    pub(crate) fn lookup_burst(&self, keys: &[Key], out: &mut [u32]) {
+    /// Keys the contexts cannot answer go to `tuples`, the classifier's
+    /// TupleMerge tables.
+    pub(crate) fn lookup_burst(&self, tuples: &Tuples, keys: &[Key], out: &mut [u32]) {
         let n = keys.len().min(out.len());
         for (ks, os) in keys[..n]
             .chunks(super::BURST)
@@ -170,7 +196,9 @@ impl AclMissPath {
             let mut v6_at = [0u8; super::BURST];
             let (mut n4, mut n6) = (0, 0);
             for (i, k) in ks.iter().enumerate() {
-                if k.ip_version() == 6 {
+                if !self.answers(k) {
+                    os[i] = tuples.lookup(k);
+                } else if k.ip_version() == 6 {
                     v6_at[n6] = i as u8;
                     n6 += 1;
                 } else {
@@ -236,11 +264,22 @@ impl AclMissPath {
             {
                 *k = cls.key(l, p, d);
             }
-            self.lookup_burst(&keys[..m], &mut rules[..m]);
+            self.lookup_burst(&cls.tuples, &keys[..m], &mut rules[..m]);
             for (o, r) in out[start..end].iter_mut().zip(&rules[..m]) {
                 *o = Verdict(*r);
             }
         }
+    }
+
+    /// Whether `k` (masked by the used fields) is for the contexts: its
+    /// L4 bit set if some rule reads it, and IPv4 or IPv6 if some rule
+    /// reads the version (else it has none: then the IPv4 context).
+    #[inline]
+    fn answers(&self, k: &Key) -> bool {
+        let bits = k.a & self.routed;
+        let l4 = bits & L4_MASK == self.routed & L4_MASK;
+        let ver = self.routed & IPVER_MASK == 0 || matches!(k.ip_version(), 4 | 6);
+        l4 && ver
     }
 
     /// Entries in the IPv4 and IPv6 contexts.

@@ -245,7 +245,7 @@ impl Classifier {
     fn lookup_keys(&self, keys: &[Key], out: &mut [u32]) {
         #[cfg(feature = "dpdk")]
         if let Some(acl) = &self.acl {
-            acl.lookup_burst(keys, out);
+            acl.lookup_burst(&self.tuples, keys, out);
             return;
         }
         for (o, k) in out.iter_mut().zip(keys) {
