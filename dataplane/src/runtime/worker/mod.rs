@@ -356,8 +356,10 @@ impl Worker {
         if window != self.dedup.window_us() {
             self.dedup.set_window(window);
         }
-        // The quiescent point: the previous burst's tables are released here.
-        let t = Arc::clone(lp.tables.load());
+        // The quiescent point: the cache lets go of the previous tables
+        // here, when it sees new ones. Borrowed, not cloned: a clone's
+        // reference count is two locked instructions a round.
+        let t = lp.tables.load();
         if t.generation != self.generation {
             self.adopt(&t);
         }
