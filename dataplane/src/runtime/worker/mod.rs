@@ -361,7 +361,7 @@ impl Worker {
         // reference count is two locked instructions a round.
         let t = lp.tables.load();
         if t.generation != self.generation {
-            self.adopt(&t);
+            self.adopt(t);
         }
         let rx = &mut lp.rx;
         let mut got = 0;
@@ -377,17 +377,17 @@ impl Worker {
                         Source::Queue { decap: true, .. } => self.process_decap(rx),
                         Source::Queue { direction, .. } => {
                             let dir = Some(*direction);
-                            self.process(&t, rx, dir);
+                            self.process(t, rx, dir);
                         }
                         Source::Ring(_) => {
                             // A ring may mix ports: decap ones go their way.
                             self.split_decap(rx);
-                            self.process(&t, rx, None);
+                            self.process(t, rx, None);
                         }
                         Source::Tap { direction, .. } => {
                             let dir = Some(*direction);
                             self.split_decap(rx);
-                            self.process(&t, rx, dir);
+                            self.process(t, rx, dir);
                         }
                     }
                 }
