@@ -604,6 +604,10 @@ impl EncapTemplate {
 
     /// Encapsulates one frame. `now_ns` (ns since the Unix epoch) is only
     /// read by ERSPAN III. On error (counted) the frame is left as it came.
+    // Inlined into the hoisted loops: a call per packet saved and restored
+    // six registers and passed the meta through memory, for a short path
+    // of a few dozen instructions.
+    #[inline(always)]
     pub fn encap<F: Frame>(
         &mut self,
         frame: &mut F,
