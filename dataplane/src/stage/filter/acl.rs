@@ -1,7 +1,9 @@
 //! The classifier's entries on DPDK's `rte_acl`: the same value/mask and
 //! range entries TupleMerge stores, walked as a SIMD trie over a whole
 //! burst of keys at once. Two contexts: IPv6 keys need 32 address bytes,
-//! everything else 8, and the trie costs one level per input byte.
+//! IPv4 keys 8, and the trie costs one level per input byte. Keys of
+//! neither version, or without ports, go to TupleMerge when some rule
+//! reads the version or the ports, so no trie walks those bits.
 //!
 //! Built on the main lcore (rte_acl allocates DPDK memory and takes up to
 //! seconds for 10,000 rules), never on a worker.

@@ -16,8 +16,8 @@
 //! Costs (criterion, `perf/benches/filter.rs` and `classifier.rs`, 2-core
 //! VM shared with other builds): flow-cache hit ~10-15 ns/packet at any
 //! rule count; TupleMerge alone ~35 / ~120 / ~290 ns at 10 / 1,000 /
-//! 10,000 mixed rules, rte_acl ~115 / ~130 at 1,000 / 10,000; build ~10 ms
-//! (TupleMerge) and 1-6 s (rte_acl) for 10,000 rules.
+//! 10,000 mixed rules, rte_acl ~105 / ~85 at 1,000 / 10,000; build ~10 ms
+//! (TupleMerge) and 1-7 s (rte_acl) for 10,000 rules.
 
 #[cfg(feature = "dpdk")]
 mod acl;
