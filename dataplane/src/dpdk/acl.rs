@@ -174,10 +174,10 @@ impl<const N: usize, const L: usize> AclContext<N, L> {
         let mut cfg = dpdk_sys::rte_acl_config {
             num_categories: 1,
             num_fields: N as u32,
-            max_size: std::env::var("SLUICE_ACL_MAX_SIZE")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
+            // No memory limit (and DPDK's smallest node limit per trie):
+            // the limits tried built in seconds to gigabytes and made the
+            // 10,000-rule sets slower (docs/PERFORMANCE.md, issue 13).
+            max_size: 0,
             ..Default::default()
         };
         for (d, f) in cfg.defs.iter_mut().zip(defs) {
@@ -200,16 +200,6 @@ impl<const N: usize, const L: usize> AclContext<N, L> {
         // valid configuration whose fields validate() checked against L.
         let ret = unsafe { dpdk_sys::rte_acl_build(ctx.as_ptr(), &cfg) };
         check("rte_acl_build", ret)?;
-        if let Some(alg) = std::env::var("SLUICE_ACL_ALG")
-            .ok()
-            .and_then(|v| v.parse::<u32>().ok())
-        {
-            let r = unsafe { dpdk_sys::rte_acl_set_ctx_classify(ctx.as_ptr(), alg) };
-            eprintln!("set alg {alg}: {r}");
-        }
-        if std::env::var("SLUICE_ACL_DUMP").is_ok() {
-            unsafe { dpdk_sys::rte_acl_dump(ctx.as_ptr()) };
-        }
         Ok(built)
     }
 
