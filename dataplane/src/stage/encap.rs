@@ -602,6 +602,21 @@ impl EncapTemplate {
         self.seq = seq;
     }
 
+    /// The outer IPv4 header's per-packet fields in the copied template
+    /// at `l3`: total length, the next ID, and the checksum patched from the
+    /// template's precomputed sum.
+    #[inline(always)]
+    fn outer_ipv4(&mut self, h: &mut [u8], l3: usize, ip_len: u16) {
+        let id = self.ip_id;
+        self.ip_id = id.wrapping_add(1);
+        let c = ipv4_checksum(self.base_sum, ip_len, id);
+        if let Some(ip) = arr::<{ ipv4::MIN_HEADER_LEN }>(h, l3) {
+            ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+            ip[4..6].copy_from_slice(&id.to_be_bytes());
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+    }
+
     /// Encapsulates one frame. `now_ns` (ns since the Unix epoch) is only
     /// read by ERSPAN III. On error (counted) the frame is left as it came.
     // Inlined into the hoisted loops: a call per packet saved and restored
@@ -656,14 +671,7 @@ impl EncapTemplate {
         copy_header(h, &self.hdr);
         // Both lengths fit in 16 bits: max_inner keeps the IP packet within the MTU.
         let ip_len = (total - l3) as u16;
-        let id = self.ip_id;
-        self.ip_id = id.wrapping_add(1);
-        let c = ipv4_checksum(self.base_sum, ip_len, id);
-        if let Some(ip) = arr::<{ ipv4::MIN_HEADER_LEN }>(h, l3) {
-            ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-            ip[4..6].copy_from_slice(&id.to_be_bytes());
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
-        }
+        self.outer_ipv4(h, l3, ip_len);
         if let Some(u) = arr::<{ udp::HEADER_LEN }>(h, l4) {
             u[0..2].copy_from_slice(&udp_src_port(hash).to_be_bytes());
             u[4..6].copy_from_slice(&((total - l4) as u16).to_be_bytes());
@@ -772,14 +780,7 @@ impl EncapTemplate {
         // Both lengths fit in 16 bits: max_inner keeps the IP packet within the MTU.
         let ip_len = (total - l3) as u16;
         if self.v4 {
-            let id = self.ip_id;
-            self.ip_id = id.wrapping_add(1);
-            let c = ipv4_checksum(self.base_sum, ip_len, id);
-            if let Some(ip) = arr::<{ ipv4::MIN_HEADER_LEN }>(h, l3) {
-                ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-                ip[4..6].copy_from_slice(&id.to_be_bytes());
-                ip[10..12].copy_from_slice(&c.to_be_bytes());
-            }
+            self.outer_ipv4(h, l3, ip_len);
         } else if let Some(ip) = arr::<8>(h, l3) {
             let plen = ip_len - ipv6::HEADER_LEN as u16;
             ip[4..6].copy_from_slice(&plen.to_be_bytes());
