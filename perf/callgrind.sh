@@ -10,12 +10,66 @@
 # the first 32,768 frames of the many-flow ones; no infinite_rx, so the
 # pool needs no room for the capture: 65,535 mbufs) under
 # `valgrind --tool=callgrind`, collecting only inside the per-burst worker
-# functions (process, process_decap and what they call: the TX bursts made
-# when the TX buffer fills included, the RX PMD and the 100 µs drain tick
-# not). Prints Ir per received packet, the
-# top functions, and leaves callgrind.out in the scenario directory.
+# functions (process, process_decap and what they call), not in the RX
+# PMD and not in the 100 µs drain tick. Under valgrind's slowdown that
+# tick flushes the TX lanes before they fill, so the TX bursts are mostly
+# outside the count too: the figure is Sluice's own work, without its
+# I/O. Prints Ir per received packet, the top functions, and leaves
+# callgrind.out in the scenario directory.
+#
+#   perf/callgrind.sh --io SCENARIO [SLUICE]
+#
+# With --io, the question is what the packet costs with its I/O, against
+# testpmd io on the same capture and devices (the harness's ratio):
+# the scenario runs as the harness runs it (infinite_rx, the capture
+# preloaded in mbufs) for 40 s under callgrind, collecting in the RX
+# burst, the per-burst functions and the drain tick's flush; then
+# `dpdk-testpmd --forward-mode=io` does the same for 40 s, its
+# forwarding thread counted whole. Both print Ir per packet; testpmd's
+# over Sluice's is the rate ratio the instructions alone would give.
 set -euo pipefail
-dir=${1:?usage: perf/callgrind.sh SCENARIO-DIR [SLUICE]}
+if [ "${1:-}" = --io ]; then
+  dir=${2:?usage: perf/callgrind.sh --io SCENARIO-DIR [SLUICE]}
+  sluice=${3:-target/release/sluice}
+  out="$dir/callgrind-io"
+  mkdir -p "$out"
+  cp "$dir/in.pcap" "$out/in.pcap"
+  sed -e "s#rx_pcap=[^,\"]*#rx_pcap=$out/in.pcap#" "$dir/appliance.toml" > "$out/appliance.toml"
+  # The per-burst path's entry points; the first rounds, before the
+  # policy is applied, poll nothing and stay out.
+  timeout -s INT 40 valgrind --tool=callgrind --separate-threads=yes \
+    --callgrind-out-file="$out/sluice.cg" \
+    --toggle-collect='dataplane::dpdk::port::RxQueue::rx*' \
+    --toggle-collect='dataplane::runtime::worker::Worker::process' \
+    --toggle-collect='dataplane::runtime::worker::decap::*process_decap' \
+    --toggle-collect='dataplane::runtime::worker::Worker::flush' \
+    "$sluice" -l 0-1 --no-pci --no-huge -m 2048 --file-prefix "callgrind-io-$$" \
+    -- --config "$out/appliance.toml" --policy "$dir/policy.toml" \
+    --metrics 127.0.0.1:0 > "$out/sluice.log" 2>&1 || true
+  rx=$(awk '/Accumulated forward statistics/{p=1} p && $1=="rx"{print $2; exit}' "$out/sluice.log")
+  timeout -s INT 40 valgrind --tool=callgrind --separate-threads=yes \
+    --callgrind-out-file="$out/testpmd.cg" \
+    dpdk-testpmd -l 0-1 --no-pci --no-huge -m 2048 --file-prefix "callgrind-io-tp-$$" \
+    --log-level '*:warning' \
+    --vdev "net_pcap0,rx_pcap=$out/in.pcap,infinite_rx=1" --vdev net_null0,no-rx=1 \
+    -- --forward-mode=io --auto-start --nb-cores=1 --rxq=1 --txq=1 \
+    --rxd=1024 --txd=1024 --burst=32 --total-num-mbufs=65535 \
+    < <(sleep 60) > "$out/testpmd.log" 2>&1 || true
+  tp_rx=$(awk '/Forward statistics for port 0/{p=1} p && /RX-packets:/{print $2; exit}' "$out/testpmd.log")
+  # The thread that did the most is the one that forwarded.
+  busiest() {
+    for f in "$@"; do
+      callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}'
+    done | sort -n | tail -1
+  }
+  ir=$(busiest "$out"/sluice.cg-*)
+  tp_ir=$(busiest "$out"/testpmd.cg-*)
+  echo "$(basename "$dir"): Sluice $rx packets, $((ir / rx)) Ir a packet with RX and TX;" \
+    "testpmd io $tp_rx packets, $((tp_ir / tp_rx)) Ir a packet;" \
+    "testpmd / Sluice = $(awk -v a="$tp_ir" -v b="$tp_rx" -v c="$ir" -v d="$rx" 'BEGIN{printf "%.3f", (a/b)/(c/d)}')"
+  exit 0
+fi
+dir=${1:?usage: perf/callgrind.sh [--io] SCENARIO-DIR [SLUICE]}
 sluice=${2:-target/release/sluice}
 out="$dir/callgrind"
 mkdir -p "$out"
