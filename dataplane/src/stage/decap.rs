@@ -729,7 +729,8 @@ impl Decap {
     /// The common cases in a few loads: untagged Ethernet, IPv4 without
     /// options or fragmentation, and either UDP to a VXLAN port, VXLAN with
     /// a VNI, carrying a frame that cannot itself be a tunnel; or UDP to no
-    /// tunnel port at all (`NotTunnel`, what a pass-through sees). Anything else —
+    /// tunnel port, or a protocol that is neither UDP nor GRE (`NotTunnel`,
+    /// what a pass-through sees). Anything else —
     /// and every error, whose reason the general walk reports — is `Walk`,
     /// and [`Decap::classify`] takes the general walk. Where both answer,
     /// they answer alike (`tests::fast_path_agrees_with_the_walk`).
@@ -742,14 +743,21 @@ impl Decap {
         let Some(h) = d.first_chunk::<INNER>() else {
             return Quick::Walk;
         };
-        // EtherType IPv4, version 4 with a 20-byte header, UDP, neither
-        // MF nor an offset.
+        // EtherType IPv4, version 4 with a 20-byte header, neither MF nor
+        // an offset.
         if u16_at(h, ethernet::field::ETHERTYPE) != ethertype::IPV4
             || h[L3 + ipv4::field::VER_IHL] != 0x45
-            || h[L3 + ipv4::field::PROTOCOL] != ip_proto::UDP
             || u16_at(h, L3 + ipv4::field::FLG_OFF) & (ipv4::FLAG_MF | ipv4::OFFSET_MASK) != 0
         {
             return Quick::Walk;
+        }
+        match h[L3 + ipv4::field::PROTOCOL] {
+            ip_proto::UDP => {}
+            // ERSPAN and NVGRE: the walk reads them.
+            ip_proto::GRE => return Quick::Walk,
+            // TCP, ICMP and the rest, most of what a TAP carries: no
+            // protocol the walk knows as a tunnel, whatever the lengths.
+            _ => return Quick::NotTunnel,
         }
         // Total length 0 (GSO) is left to the walk.
         let total = usize::from(u16_at(h, L3 + ipv4::field::LENGTH));
@@ -1193,6 +1201,29 @@ mod tests {
                 proptest::prop_assert_eq!(d.classify(&f, len), d.classify_walk(&f, len));
             }
         }
+
+        /// The outer protocol's byte, every value, with one more byte
+        /// anywhere changed: TCP, ICMP and the rest are answered by the
+        /// fast path, and as the walk answers them.
+        #[test]
+        fn fast_path_agrees_with_the_walk_on_every_protocol(
+            proto in proptest::num::u8::ANY,
+            at in 0usize..80,
+            byte in proptest::num::u8::ANY,
+            cut in 0usize..4,
+        ) {
+            let d = Decap::new(DecapConfig::default()).unwrap();
+            let mut f = vxlan_frame(4789, 7, &inner_udp(53));
+            f[ethernet::HEADER_LEN + ipv4::field::PROTOCOL] = proto;
+            if let Some(b) = f.get_mut(at) {
+                *b = byte;
+            }
+            let len = f.len() - cut * 7;
+            f.truncate(len);
+            if d.classify_quick(&f, len) != Quick::Walk {
+                proptest::prop_assert_eq!(d.classify(&f, len), d.classify_walk(&f, len));
+            }
+        }
     }
 
     #[test]
@@ -1208,6 +1239,14 @@ mod tests {
         );
         let dns = vxlan_frame(53, 5, &inner_udp(53));
         assert_eq!(d.classify_quick(&dns, dns.len()), Quick::NotTunnel);
+        // TCP (and any protocol but UDP and GRE) is no tunnel; GRE may be.
+        let proto = ethernet::HEADER_LEN + ipv4::field::PROTOCOL;
+        let mut tcp = dns.clone();
+        tcp[proto] = ip_proto::TCP;
+        assert_eq!(d.classify_quick(&tcp, tcp.len()), Quick::NotTunnel);
+        let mut gre = dns.clone();
+        gre[proto] = ip_proto::GRE;
+        assert_eq!(d.classify_quick(&gre, gre.len()), Quick::Walk);
         // Nested VXLAN, VXLAN or Geneve inside, Geneve outside: the walk.
         let geneve = vxlan_frame(6081, 5, &inner());
         assert_eq!(d.classify_quick(&geneve, geneve.len()), Quick::Walk);
