@@ -389,6 +389,10 @@ impl Classifier {
             let mut missed = [0u8; BURST];
             let mut nm = 0;
             let mut follows = [u8::MAX; BURST];
+            // The sets of this burst's misses so far, by their low 8 bits:
+            // only a miss whose bit is already set can repeat one, so the
+            // others skip the search among the earlier misses.
+            let mut miss_sets = [0u64; 4];
             for (i, ((k, s), o)) in keys[..m]
                 .iter()
                 .zip(&sets[..m])
@@ -399,10 +403,17 @@ impl Classifier {
                     *o = v;
                     continue;
                 }
-                let first = missed[..nm].iter().position(|&j| {
-                    let j = usize::from(j);
-                    sets[j] == *s && keys[j] == *k
-                });
+                let (word, bit) = ((*s >> 6) & 3, 1u64 << (*s & 63));
+                let repeat = miss_sets[word] & bit != 0;
+                miss_sets[word] |= bit;
+                let first = if repeat {
+                    missed[..nm].iter().position(|&j| {
+                        let j = usize::from(j);
+                        sets[j] == *s && keys[j] == *k
+                    })
+                } else {
+                    None
+                };
                 match first {
                     Some(f) => follows[i] = f as u8,
                     None => {
