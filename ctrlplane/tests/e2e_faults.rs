@@ -98,9 +98,12 @@ impl Console {
     /// Ends a memif sender with the inputs no longer polled. A memif peer
     /// that leaves while a worker polls its rings can crash Sluice inside
     /// DPDK 22.11's net_memif (SIGSEGV in the worker's RX burst: the
-    /// interrupt thread unmaps the regions mid-burst), an open fault noted
-    /// in session 4's closing note. These tests are about other faults:
-    /// their senders leave with forwarding stopped.
+    /// interrupt thread unmaps the regions mid-burst; see the README).
+    /// These tests are about other faults: their senders leave after
+    /// `stop`, which answers only once no lcore is in a round that polls
+    /// (before it did, a round begun earlier could still be in its RX
+    /// burst: these tests crashed about one run in five on a loaded
+    /// machine).
     fn let_sender_go(&mut self, tx: &mut Pktgen) {
         assert_eq!(self.cmd("stop"), "forwarding stopped\n");
         tx.kill();

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
@@ -648,6 +648,29 @@ impl Lcores {
                 return Err(StartError::WorkerFailed(self.join().join("; ")));
             }
             std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Waits, after the run word says pause, until no lcore is in a round
+    /// that polls the inputs; after `limit`, says how many still are.
+    pub fn wait_paused(&self, limit: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let polling = self
+                .counters
+                .stats()
+                .filter(|s| s.counters.polling.is_up())
+                .count();
+            if polling == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{polling} lcore(s) still in a round that polls the inputs after {} ms",
+                    limit.as_millis()
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(50));
         }
     }
 

@@ -273,7 +273,7 @@ impl Appliance {
         app.policy_event(origin, &Ok("the policy the appliance started with".into()));
         app.selfcheck(opts.resolve_timeout);
         if opts.auto_start {
-            app.set_forwarding(true);
+            app.start_forwarding();
         } else {
             app.state = State::Stopped;
         }
@@ -427,13 +427,13 @@ impl Appliance {
                 AgentEvent::Command(c) => {
                     let (ok, message) = match c.kind {
                         CommandKind::Start => {
-                            self.set_forwarding(true);
+                            self.start_forwarding();
                             (true, "forwarding started".to_owned())
                         }
-                        CommandKind::Stop => {
-                            self.set_forwarding(false);
-                            (true, "forwarding stopped".to_owned())
-                        }
+                        CommandKind::Stop => match self.stop_forwarding() {
+                            Ok(()) => (true, "forwarding stopped".to_owned()),
+                            Err(e) => (false, format!("forwarding stopped, but {e}")),
+                        },
                         CommandKind::Reload => match self.reload() {
                             Ok(m) => (true, m),
                             Err(m) => (false, m),
@@ -584,20 +584,24 @@ impl Appliance {
         self.eal.file_prefix()
     }
 
-    /// Starts or stops polling the inputs.
-    pub fn set_forwarding(&mut self, on: bool) {
-        let (run, state) = if on {
-            let s = if self.protector.protecting() {
-                State::Protect
-            } else {
-                State::Running
-            };
-            (run_state::RUNNING, s)
+    /// Starts polling the inputs.
+    pub fn start_forwarding(&mut self) {
+        self.state = if self.protector.protecting() {
+            State::Protect
         } else {
-            (run_state::PAUSED, State::Stopped)
+            State::Running
         };
-        self.shared.run.store(run, Ordering::Release);
-        self.state = state;
+        self.shared.run.store(run_state::RUNNING, Ordering::SeqCst);
+    }
+
+    /// Stops polling the inputs. Returns once no lcore is in a round that
+    /// polls them (`dataplane::runtime::polling`: after that an input's
+    /// peer may leave), or says how many still were after a second.
+    pub fn stop_forwarding(&mut self) -> Result<(), String> {
+        self.state = State::Stopped;
+        // Sequentially consistent, as the lcores' flags are: see `Polling`.
+        self.shared.run.store(run_state::PAUSED, Ordering::SeqCst);
+        self.lcores.wait_paused(Duration::from_secs(1))
     }
 
     /// Whether the pdump primary went away (its taps with it).
@@ -746,13 +750,13 @@ impl Appliance {
     fn execute(&mut self, cmd: Command) -> (String, bool) {
         let out = match cmd {
             Command::Start => {
-                self.set_forwarding(true);
+                self.start_forwarding();
                 "forwarding started\n".into()
             }
-            Command::Stop => {
-                self.set_forwarding(false);
-                "forwarding stopped\n".into()
-            }
+            Command::Stop => match self.stop_forwarding() {
+                Ok(()) => "forwarding stopped\n".into(),
+                Err(e) => format!("forwarding stopped, but {e}\n"),
+            },
             Command::Quit => return ("bye\n".into(), true),
             Command::PolicyLoad(file) => match self.apply_policy(PolicySource::File(file.into())) {
                 Ok(m) | Err(m) => format!("{m}\n"),

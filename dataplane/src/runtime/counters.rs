@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::flow::table::MeterStats;
+use crate::runtime::polling::Polling;
 use crate::stage::decap::DecapStats;
 use crate::stage::dedup::DedupStats;
 use crate::stage::mask::MaskCounters;
@@ -131,6 +132,9 @@ pub struct WorkerCounters {
     pub cleared_epoch: Counter,
     /// 1 once the worker polls (its tables are built): start-up waits for it.
     pub started: Counter,
+    /// Up while the lcore's current round polls the inputs: `stop` waits
+    /// for it to go down.
+    pub polling: Polling,
     /// Bursts processed, and the policy swaps this worker has taken.
     pub bursts: Counter,
     pub policy_swaps: Counter,

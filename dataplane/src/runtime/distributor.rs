@@ -46,7 +46,15 @@ pub fn run(mut s: DistributorSetup) {
             epoch = e;
             s.stats.counters.cleared_epoch.set(e);
         }
-        if s.state.load(Ordering::Acquire) != run_state::RUNNING {
+        let state = &s.state;
+        let polls = s
+            .stats
+            .counters
+            .polling
+            .begin_round(state.load(Ordering::Acquire) == run_state::RUNNING, || {
+                state.load(Ordering::SeqCst) == run_state::RUNNING
+            });
+        if !polls {
             std::hint::spin_loop();
             continue;
         }

@@ -4,6 +4,7 @@
 
 pub mod counters;
 pub mod policy;
+pub mod polling;
 pub mod ratelimit;
 pub mod tables;
 pub mod trace;

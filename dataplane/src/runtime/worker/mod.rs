@@ -234,6 +234,9 @@ impl InlineWorker {
                 Some(got) => self.w.idle.busy(got),
             }
             if tsc_now().wrapping_sub(start) >= ticks {
+                // Between rounds: `stop`, which runs on this lcore, need
+                // not wait for it.
+                self.w.s.stats.counters.polling.lower();
                 return true;
             }
         }
@@ -365,7 +368,16 @@ impl Worker {
         }
         let rx = &mut lp.rx;
         let mut got = 0;
-        if state == run_state::RUNNING {
+        let run = &self.s.state;
+        let polls = self
+            .s
+            .stats
+            .counters
+            .polling
+            .begin_round(state == run_state::RUNNING, || {
+                run.load(Ordering::SeqCst) == run_state::RUNNING
+            });
+        if polls {
             for i in 0..self.s.sources.len() {
                 let n = match &mut self.s.sources[i] {
                     Source::Queue { rxq, .. } => rxq.rx(rx),
