@@ -56,6 +56,11 @@ if [ "${1:-}" = --io ]; then
     --rxd=1024 --txd=1024 --burst=32 --total-num-mbufs=65535 \
     < <(sleep 60) > "$out/testpmd.log" 2>&1 || true
   tp_rx=$(awk '/Forward statistics for port 0/{p=1} p && /RX-packets:/{print $2; exit}' "$out/testpmd.log")
+  if [ -z "$rx" ] || [ "$rx" = 0 ] || [ -z "$tp_rx" ] || [ "$tp_rx" = 0 ]; then
+    echo "$(basename "$dir"): no packets counted in 40 s (Sluice: ${rx:-none}, testpmd: ${tp_rx:-none});" \
+      "see $out/sluice.log and $out/testpmd.log" >&2
+    exit 1
+  fi
   # The thread that did the most is the one that forwarded.
   busiest() {
     for f in "$@"; do
