@@ -526,18 +526,42 @@ impl Worker {
             &dirs[..n],
             &mut verdicts[..n],
         );
+        // A burst whose packets all matched one rule (a match-all policy,
+        // or one flow's packets) and that protect leaves alone has one plan:
+        // looked up once, and its sequence numbers, rule hits and target
+        // found without a pass per packet.
+        let first = verdicts[0];
+        let uniform = n > 0 && protect == 0 && verdicts[..n].iter().all(|v| *v == first);
         let mut any_sampled = false;
-        for i in 0..n {
-            plans[i] = self.plans.of(verdicts[i]);
-            shed[i] = protect != 0 && sheds(&mut self.shed_count, protect, verdicts[i]);
-            want_dedup[i] = !shed[i] && plans[i].any_dedup;
-            any_sampled |= plans[i].sampled;
+        // The hoisted loop needs no plan per packet: they are filled in
+        // only for the passes that read them.
+        let mut plans_filled = !uniform;
+        if uniform {
+            let p = self.plans.of(first);
+            plans[0] = p;
+            want_dedup[..n].fill(p.any_dedup);
+            any_sampled = p.sampled;
+            if any_sampled || self.plans.any_meter() {
+                plans[..n].fill(p);
+                plans_filled = true;
+            }
+        } else {
+            for i in 0..n {
+                plans[i] = self.plans.of(verdicts[i]);
+                shed[i] = protect != 0 && sheds(&mut self.shed_count, protect, verdicts[i]);
+                want_dedup[i] = !shed[i] && plans[i].any_dedup;
+                any_sampled |= plans[i].sampled;
+            }
         }
         c.rx_bytes.add(bytes);
         if parse_errors != 0 {
             c.parse_errors.add(parse_errors);
         }
-        if want_dedup[..n].iter().any(|w| *w) {
+        if if uniform {
+            plans[0].any_dedup
+        } else {
+            want_dedup[..n].iter().any(|w| *w)
+        } {
             if !prefetched {
                 self.dedup
                     .prefetch_burst(rx.as_slice(), &layers[..n], &mut fps[..n]);
@@ -584,7 +608,11 @@ impl Worker {
                 hashed = Some(&hashes);
             }
         }
-        self.count_rules(rx, &plans[..n], bytes);
+        if uniform {
+            self.rule_hits.count(plans[0].rule_id, n as u64, bytes);
+        } else {
+            self.count_rules(rx, &plans[..n], bytes);
+        }
         let mut sampled = Sampled::NONE;
         if any_sampled {
             self.sample_burst(
@@ -595,10 +623,14 @@ impl Worker {
                 &mut sampled,
             );
         }
-        self.reserve_sequences(t, &plans[..n], &shed[..n], &dups[..n], &sampled);
+        if uniform && !any_sampled {
+            self.reserve_sequences_uniform(t, plans[0], &dups[..n]);
+        } else {
+            self.reserve_sequences(t, &plans[..n], &shed[..n], &dups[..n], &sampled);
+        }
         let tracing = self.s.trace.armed();
-        if !tracing && protect == 0 && !any_sampled {
-            if let Some(a) = self.plans.single_target(&plans[..n]) {
+        if !tracing && uniform && !any_sampled {
+            if let [a] = *self.plans.targets(plans[0]) {
                 let done = match a.tool {
                     Some(tool) => self.forward_single_tool(t, rx, &layers, &dups, a, tool),
                     None => self.forward_single(
@@ -616,6 +648,10 @@ impl Worker {
                     return;
                 }
             }
+        }
+        if !plans_filled {
+            let p = plans[0];
+            plans[..n].fill(p);
         }
         for (i, m) in rx.drain().enumerate() {
             if shed[i] {
@@ -793,6 +829,47 @@ impl Worker {
                 continue;
             }
             if let Some(Some(tmpl)) = self.templates.get_mut(d) {
+                let base = dt.seq.fetch_add(k, Ordering::Relaxed);
+                tmpl.set_next_seq(base);
+            }
+        }
+    }
+
+    /// [`Worker::reserve_sequences`] for a burst that follows one plan,
+    /// with no packet shed or sampled: each target takes every packet but
+    /// the duplicates when it deduplicates.
+    fn reserve_sequences_uniform(&mut self, t: &Tables, plan: RulePlan, dups: &[DedupVerdict]) {
+        let n = dups.len() as u32;
+        let mut unique = None;
+        let targets = self.plans.targets(plan);
+        for (i, a) in targets.iter().enumerate() {
+            // A destination named twice in the rule: its first target
+            // reserves for both.
+            if targets[..i].iter().any(|b| b.dest == a.dest) {
+                continue;
+            }
+            let k: u32 = targets[i..]
+                .iter()
+                .filter(|b| b.dest == a.dest)
+                .map(|b| {
+                    if b.dedup {
+                        *unique.get_or_insert_with(|| {
+                            n - dups
+                                .iter()
+                                .filter(|d| **d == DedupVerdict::Duplicate)
+                                .count() as u32
+                        })
+                    } else {
+                        n
+                    }
+                })
+                .sum();
+            if k == 0 {
+                continue;
+            }
+            if let (Some(dt), Some(Some(tmpl))) =
+                (t.dests.get(a.dest), self.templates.get_mut(a.dest))
+            {
                 let base = dt.seq.fetch_add(k, Ordering::Relaxed);
                 tmpl.set_next_seq(base);
             }

@@ -138,17 +138,6 @@ impl Plans {
         self.rules.get(i).copied().unwrap_or_default()
     }
 
-    /// The one target every plan of `plans` shares, when they are all the
-    /// same plan and it has exactly one target.
-    #[inline]
-    pub fn single_target(&self, plans: &[RulePlan]) -> Option<Target> {
-        let (first, rest) = plans.split_first()?;
-        if first.len != 1 || rest.iter().any(|p| p != first) {
-            return None;
-        }
-        self.targets(*first).first().copied()
-    }
-
     /// The targets of a plan.
     #[inline]
     pub fn targets(&self, p: RulePlan) -> &[Target] {
