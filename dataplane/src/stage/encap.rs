@@ -611,8 +611,9 @@ impl EncapTemplate {
         self.ip_id = id.wrapping_add(1);
         let c = ipv4_checksum(self.base_sum, ip_len, id);
         if let Some(ip) = arr::<{ ipv4::MIN_HEADER_LEN }>(h, l3) {
-            ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-            ip[4..6].copy_from_slice(&id.to_be_bytes());
+            // Total length and ID are adjacent: one store.
+            let len_id = u32::from(ip_len) << 16 | u32::from(id);
+            ip[2..6].copy_from_slice(&len_id.to_be_bytes());
             ip[10..12].copy_from_slice(&c.to_be_bytes());
         }
     }
@@ -629,11 +630,28 @@ impl EncapTemplate {
         meta: &EncapMeta<'_>,
         now_ns: u64,
     ) -> Result<(), EncapError> {
-        if self.short_path(meta) {
-            return self.encap_udp4(frame, meta);
+        if self.short_path(meta) && frame.pkt_len() <= self.max_inner {
+            let hash = match meta.flow_hash {
+                Some(h) => h,
+                None => flow_hash(meta.layers, frame.data()),
+            };
+            return self.encap_udp4(frame, hash);
         }
+        self.encap_general(frame, *meta, now_ns)
+    }
+
+    /// [`EncapTemplate::encap`] off its short path. Out of line, with the
+    /// meta by value: a hoisted loop then builds no meta in memory for the
+    /// short path, whose fields stay in registers.
+    #[inline(never)]
+    fn encap_general<F: Frame>(
+        &mut self,
+        frame: &mut F,
+        meta: EncapMeta<'_>,
+        now_ns: u64,
+    ) -> Result<(), EncapError> {
         let stamp = self.stamp(now_ns);
-        self.encap_one(frame, meta, stamp)
+        self.encap_one(frame, &meta, stamp)
     }
 
     /// Whether `meta`'s frame takes [`EncapTemplate::encap_udp4`]: a `udp4`
@@ -647,21 +665,11 @@ impl EncapTemplate {
     /// [`EncapTemplate::encap`] for a `udp4` template and no rule's tag:
     /// the template's bytes, then the IPv4 total length, ID and checksum
     /// (from the template's pre-summed words) and the UDP source port and
-    /// length. A frame over the MTU takes the general path.
+    /// length, `hash` the frame's [`flow_hash`]. Only for a frame within
+    /// the MTU: a longer one takes the general path.
     #[inline(always)]
-    fn encap_udp4<F: Frame>(
-        &mut self,
-        frame: &mut F,
-        meta: &EncapMeta<'_>,
-    ) -> Result<(), EncapError> {
+    fn encap_udp4<F: Frame>(&mut self, frame: &mut F, hash: u32) -> Result<(), EncapError> {
         let hl = self.len;
-        if frame.pkt_len() > self.max_inner {
-            return self.encap_one(frame, meta, Stamp::default());
-        }
-        let hash = match meta.flow_hash {
-            Some(h) => h,
-            None => flow_hash(meta.layers, frame.data()),
-        };
         let total = frame.pkt_len() + hl;
         let (l3, l4) = (self.l3, self.l4);
         let Ok(h) = frame.prepend(hl) else {
@@ -694,8 +702,12 @@ impl EncapTemplate {
         let stamp = self.stamp(now_ns);
         let mut ok = 0;
         for ((f, m), v) in frames.iter_mut().zip(metas).zip(verdicts.iter_mut()) {
-            *v = if self.short_path(m) {
-                self.encap_udp4(f, m)
+            *v = if self.short_path(m) && f.pkt_len() <= self.max_inner {
+                let hash = match m.flow_hash {
+                    Some(h) => h,
+                    None => flow_hash(m.layers, f.data()),
+                };
+                self.encap_udp4(f, hash)
             } else {
                 self.encap_one(f, m, stamp)
             };
