@@ -541,7 +541,8 @@ impl Worker {
             plans[0] = p;
             want_dedup[..n].fill(p.any_dedup);
             any_sampled = p.sampled;
-            if any_sampled || self.plans.any_meter() {
+            // A policy may ask for metering that the config leaves off.
+            if any_sampled || (self.plans.any_meter() && self.meter.is_some()) {
                 plans[..n].fill(p);
                 plans_filled = true;
             }
