@@ -42,6 +42,26 @@ pub(super) struct Meter {
     stats: Arc<MeterStats>,
 }
 
+/// The plans of a burst's packets, as the meter reads them: one for
+/// every packet (a burst whose packets all matched one rule, whose plans
+/// the worker does not copy out per packet) or one each.
+#[derive(Clone, Copy)]
+pub(super) enum BurstPlans<'a> {
+    One(&'a RulePlan),
+    Each(&'a [RulePlan]),
+}
+
+impl<'a> BurstPlans<'a> {
+    /// Packet `i`'s plan.
+    #[inline(always)]
+    fn get(self, i: usize) -> Option<&'a RulePlan> {
+        match self {
+            BurstPlans::One(p) => Some(p),
+            BurstPlans::Each(ps) => ps.get(i),
+        }
+    }
+}
+
 impl Meter {
     pub fn new(s: MeterSetup) -> Result<Self, MeterError> {
         Ok(Meter {
@@ -64,7 +84,7 @@ impl Meter {
         &mut self,
         ms: &[Mbuf],
         layers: &[Layers],
-        plans: &[RulePlan],
+        plans: BurstPlans<'_>,
         dups: &[DedupVerdict],
         dirs: &[Direction],
         now_ns: u64,
@@ -73,8 +93,11 @@ impl Meter {
         let mut t = Tally::default();
         let mut new = [0u8; BURST];
         let mut nn = 0;
-        let burst = ms.iter().zip(layers).zip(plans).zip(dups).zip(hashes);
-        for (i, ((((m, l), p), d), h)) in burst.enumerate() {
+        let burst = ms.iter().zip(layers).zip(dups).zip(hashes);
+        for (i, (((m, l), d), h)) in burst.enumerate() {
+            let Some(p) = plans.get(i) else {
+                break;
+            };
             let packet = Packet {
                 layers: l,
                 len: m.pkt_len() as u32,

@@ -41,6 +41,7 @@ mod tx;
 pub use decap::DecapSetup;
 use direct::Direct;
 pub use intake::IntakeTap;
+use meter::BurstPlans;
 pub use meter::MeterSetup;
 use plan::{Plans, RulePlan, Target};
 use tool::{sampled_out, takes, Edits, Sampled};
@@ -541,8 +542,8 @@ impl Worker {
             plans[0] = p;
             want_dedup[..n].fill(p.any_dedup);
             any_sampled = p.sampled;
-            // A policy may ask for metering that the config leaves off.
-            if any_sampled || (self.plans.any_meter() && self.meter.is_some()) {
+            // The meter takes the one plan as it is (`BurstPlans::One`).
+            if any_sampled {
                 plans[..n].fill(p);
                 plans_filled = true;
             }
@@ -597,10 +598,15 @@ impl Worker {
         if self.plans.any_meter() {
             if let Some(m) = &mut self.meter {
                 let ms = rx.as_slice();
+                let burst_plans = if plans_filled {
+                    BurstPlans::Each(&plans[..n])
+                } else {
+                    BurstPlans::One(&plans[0])
+                };
                 m.observe_burst(
                     ms,
                     &layers[..n],
-                    &plans[..n],
+                    burst_plans,
                     &dups[..n],
                     &dirs[..n],
                     now_ns,
