@@ -630,14 +630,10 @@ impl EncapTemplate {
         meta: &EncapMeta<'_>,
         now_ns: u64,
     ) -> Result<(), EncapError> {
-        if self.short_path(meta) && frame.pkt_len() <= self.max_inner {
-            let hash = match meta.flow_hash {
-                Some(h) => h,
-                None => flow_hash(meta.layers, frame.data()),
-            };
-            return self.encap_udp4(frame, hash);
+        match self.short_path_hash(frame, meta) {
+            Some(hash) => self.encap_udp4(frame, hash),
+            None => self.encap_general(frame, *meta, now_ns),
         }
-        self.encap_general(frame, *meta, now_ns)
     }
 
     /// [`EncapTemplate::encap`] off its short path. Out of line, with the
@@ -654,12 +650,20 @@ impl EncapTemplate {
         self.encap_one(frame, &meta, stamp)
     }
 
-    /// Whether `meta`'s frame takes [`EncapTemplate::encap_udp4`]: a `udp4`
-    /// template and no rule's tag. The kind is the destination's, so this
-    /// goes the same way for every packet to it.
+    /// The frame's [`flow_hash`] (the caller's when it has it) when the
+    /// frame takes [`EncapTemplate::encap_udp4`]: a `udp4` template, no
+    /// rule's tag, and a frame within the MTU. None sends it the general
+    /// way. The first two are the destination's and the rule's, so they go
+    /// the same way for every packet of a hoisted loop.
     #[inline(always)]
-    fn short_path(&self, meta: &EncapMeta<'_>) -> bool {
-        self.udp4 && meta.tag_override.is_none()
+    fn short_path_hash<F: Frame>(&self, frame: &F, meta: &EncapMeta<'_>) -> Option<u32> {
+        if !self.udp4 || meta.tag_override.is_some() || frame.pkt_len() > self.max_inner {
+            return None;
+        }
+        Some(match meta.flow_hash {
+            Some(h) => h,
+            None => flow_hash(meta.layers, frame.data()),
+        })
     }
 
     /// [`EncapTemplate::encap`] for a `udp4` template and no rule's tag:
@@ -702,14 +706,9 @@ impl EncapTemplate {
         let stamp = self.stamp(now_ns);
         let mut ok = 0;
         for ((f, m), v) in frames.iter_mut().zip(metas).zip(verdicts.iter_mut()) {
-            *v = if self.short_path(m) && f.pkt_len() <= self.max_inner {
-                let hash = match m.flow_hash {
-                    Some(h) => h,
-                    None => flow_hash(m.layers, f.data()),
-                };
-                self.encap_udp4(f, hash)
-            } else {
-                self.encap_one(f, m, stamp)
+            *v = match self.short_path_hash(f, m) {
+                Some(hash) => self.encap_udp4(f, hash),
+                None => self.encap_one(f, m, stamp),
             };
             ok += usize::from(v.is_ok());
         }
