@@ -46,14 +46,11 @@ pub fn run(mut s: DistributorSetup) {
             epoch = e;
             s.stats.counters.cleared_epoch.set(e);
         }
-        let state = &s.state;
         let polls = s
             .stats
             .counters
             .polling
-            .begin_round(state.load(Ordering::Acquire) == run_state::RUNNING, || {
-                state.load(Ordering::SeqCst) == run_state::RUNNING
-            });
+            .begin_round(s.state.load(Ordering::Acquire), &s.state);
         if !polls {
             std::hint::spin_loop();
             continue;

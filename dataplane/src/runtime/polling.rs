@@ -10,15 +10,17 @@
 //! before a round that polls and lowers it before one that does not, and
 //! `stop` stores the pause and then waits for every flag to be down.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use super::worker::run_state;
 
 /// One lcore's flag: up while its current round polls the inputs.
 #[derive(Debug, Default)]
 pub struct Polling(AtomicBool);
 
 impl Polling {
-    /// Called by the lcore at the start of each round: `polls` is what the
-    /// run word said; `still` reads it again. Returns whether this round
+    /// Called by the lcore at the start of each round: `state` is what it
+    /// read of the run word `run` this round. Returns whether this round
     /// may poll. Only a change costs more than a load of the lcore's own
     /// flag.
     ///
@@ -27,7 +29,8 @@ impl Polling {
     /// flag ([`Polling::is_up`]): either this lcore sees the pause, or
     /// `stop` sees the flag up and waits.
     #[inline]
-    pub fn begin_round(&self, polls: bool, still: impl FnOnce() -> bool) -> bool {
+    pub fn begin_round(&self, state: u8, run: &AtomicU8) -> bool {
+        let polls = state == run_state::RUNNING;
         if polls == self.0.load(Ordering::Relaxed) {
             return polls;
         }
@@ -36,7 +39,7 @@ impl Polling {
             return false;
         }
         self.0.store(true, Ordering::SeqCst);
-        if still() {
+        if run.load(Ordering::SeqCst) == run_state::RUNNING {
             return true;
         }
         self.0.store(false, Ordering::Release);
@@ -57,17 +60,22 @@ impl Polling {
 
 #[cfg(test)]
 mod tests {
+    use super::run_state::{PAUSED, RUNNING};
     use super::*;
 
     #[test]
     fn the_flag_follows_the_run_word() {
         let p = Polling::default();
+        let (running, paused) = (AtomicU8::new(RUNNING), AtomicU8::new(PAUSED));
         assert!(!p.is_up(), "an lcore starts paused");
-        assert!(p.begin_round(true, || true));
+        assert!(p.begin_round(RUNNING, &running));
         assert!(p.is_up());
-        // Running on: the word is not read again.
-        assert!(p.begin_round(true, || unreachable!("no change, no second read")));
-        assert!(!p.begin_round(false, || unreachable!("a pause is not read again")));
+        // Running on: the word is not read again (it would say paused).
+        assert!(p.begin_round(RUNNING, &paused));
+        assert!(
+            !p.begin_round(PAUSED, &running),
+            "a pause is not read again"
+        );
         assert!(!p.is_up(), "a paused round lowers the flag");
     }
 
@@ -76,17 +84,18 @@ mod tests {
         // The lcore read "run", then `stop` stored the pause before the
         // flag went up: the second read sees it, and the round does not poll.
         let p = Polling::default();
-        assert!(!p.begin_round(true, || false));
+        assert!(!p.begin_round(RUNNING, &AtomicU8::new(PAUSED)));
         assert!(!p.is_up(), "the flag is down again: `stop` need not wait");
     }
 
     #[test]
     fn lower_hands_the_core_back() {
         let p = Polling::default();
-        assert!(p.begin_round(true, || true));
+        let running = AtomicU8::new(RUNNING);
+        assert!(p.begin_round(RUNNING, &running));
         p.lower();
         assert!(!p.is_up());
         // The next round raises it again.
-        assert!(p.begin_round(true, || true));
+        assert!(p.begin_round(RUNNING, &running));
     }
 }

@@ -369,15 +369,12 @@ impl Worker {
         }
         let rx = &mut lp.rx;
         let mut got = 0;
-        let run = &self.s.state;
         let polls = self
             .s
             .stats
             .counters
             .polling
-            .begin_round(state == run_state::RUNNING, || {
-                run.load(Ordering::SeqCst) == run_state::RUNNING
-            });
+            .begin_round(state, &self.s.state);
         if polls {
             for i in 0..self.s.sources.len() {
                 let n = match &mut self.s.sources[i] {
