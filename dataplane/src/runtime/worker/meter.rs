@@ -20,7 +20,7 @@ use crate::stage::encap::{flow_hash, fold32, mix_ends};
 use crate::stage::parse::{Fragment, Layers};
 use crate::stage::{Direction, BURST};
 
-use super::plan::RulePlan;
+use super::plan::BurstPlans;
 
 /// A worker's flow metering, handed over at launch.
 #[derive(Debug, Clone)]
@@ -40,26 +40,6 @@ pub(super) struct Meter {
     table: FlowTable,
     ring: Arc<ArrayQueue<Expired>>,
     stats: Arc<MeterStats>,
-}
-
-/// The plans of a burst's packets, as the meter reads them: one for
-/// every packet (a burst whose packets all matched one rule, whose plans
-/// the worker does not copy out per packet) or one each.
-#[derive(Clone, Copy)]
-pub(super) enum BurstPlans<'a> {
-    One(&'a RulePlan),
-    Each(&'a [RulePlan]),
-}
-
-impl<'a> BurstPlans<'a> {
-    /// Packet `i`'s plan.
-    #[inline(always)]
-    fn get(self, i: usize) -> Option<&'a RulePlan> {
-        match self {
-            BurstPlans::One(p) => Some(p),
-            BurstPlans::Each(ps) => ps.get(i),
-        }
-    }
 }
 
 impl Meter {

@@ -41,9 +41,8 @@ mod tx;
 pub use decap::DecapSetup;
 use direct::Direct;
 pub use intake::IntakeTap;
-use meter::BurstPlans;
 pub use meter::MeterSetup;
-use plan::{Plans, RulePlan, Target};
+use plan::{BurstPlans, Plans, RulePlan, Target};
 use tool::{sampled_out, takes, Edits, Sampled};
 use tx::{LaneTx, TxBuffer, TxMeta, NO_FATE, SOLO};
 
@@ -531,36 +530,32 @@ impl Worker {
         let first = verdicts[0];
         let uniform = n > 0 && protect == 0 && verdicts[..n].iter().all(|v| *v == first);
         let mut any_sampled = false;
-        // The hoisted loop needs no plan per packet: they are filled in
-        // only for the passes that read them.
-        let mut plans_filled = !uniform;
+        let mut any_dedup = false;
         if uniform {
             let p = self.plans.of(first);
             plans[0] = p;
             want_dedup[..n].fill(p.any_dedup);
+            any_dedup = p.any_dedup;
             any_sampled = p.sampled;
-            // The meter takes the one plan as it is (`BurstPlans::One`).
-            if any_sampled {
-                plans[..n].fill(p);
-                plans_filled = true;
-            }
         } else {
             for i in 0..n {
                 plans[i] = self.plans.of(verdicts[i]);
                 shed[i] = protect != 0 && sheds(&mut self.shed_count, protect, verdicts[i]);
                 want_dedup[i] = !shed[i] && plans[i].any_dedup;
+                any_dedup |= want_dedup[i];
                 any_sampled |= plans[i].sampled;
             }
         }
+        let burst_plans = if uniform {
+            BurstPlans::One(&plans[0])
+        } else {
+            BurstPlans::Each(&plans[..n])
+        };
         c.rx_bytes.add(bytes);
         if parse_errors != 0 {
             c.parse_errors.add(parse_errors);
         }
-        if if uniform {
-            plans[0].any_dedup
-        } else {
-            want_dedup[..n].iter().any(|w| *w)
-        } {
+        if any_dedup {
             if !prefetched {
                 self.dedup
                     .prefetch_burst(rx.as_slice(), &layers[..n], &mut fps[..n]);
@@ -594,14 +589,8 @@ impl Worker {
         let mut hashed = None;
         if self.plans.any_meter() {
             if let Some(m) = &mut self.meter {
-                let ms = rx.as_slice();
-                let burst_plans = if plans_filled {
-                    BurstPlans::Each(&plans[..n])
-                } else {
-                    BurstPlans::One(&plans[0])
-                };
                 m.observe_burst(
-                    ms,
+                    rx.as_slice(),
                     &layers[..n],
                     burst_plans,
                     &dups[..n],
@@ -612,26 +601,19 @@ impl Worker {
                 hashed = Some(&hashes);
             }
         }
-        if uniform {
-            self.rule_hits.count(plans[0].rule_id, n as u64, bytes);
-        } else {
-            self.count_rules(rx, &plans[..n], bytes);
-        }
+        self.count_rules(rx, burst_plans, bytes);
         let mut sampled = Sampled::NONE;
         if any_sampled {
             self.sample_burst(
                 rx.as_slice(),
                 &layers[..n],
-                &plans[..n],
+                burst_plans,
                 &shed[..n],
                 &mut sampled,
             );
         }
-        if uniform && !any_sampled {
-            self.reserve_sequences_uniform(t, plans[0], &dups[..n]);
-        } else {
-            self.reserve_sequences(t, &plans[..n], &shed[..n], &dups[..n], &sampled);
-        }
+        let sampling = any_sampled.then_some(&sampled);
+        self.reserve_sequences(t, burst_plans, &shed[..n], &dups[..n], sampling);
         let tracing = self.s.trace.armed();
         if !tracing && uniform && !any_sampled {
             if let [a] = *self.plans.targets(plans[0]) {
@@ -653,23 +635,20 @@ impl Worker {
                 }
             }
         }
-        if !plans_filled {
-            let p = plans[0];
-            plans[..n].fill(p);
-        }
         for (i, m) in rx.drain().enumerate() {
+            let plan = burst_plans.get(i).copied().unwrap_or_default();
             if shed[i] {
                 self.count(Terminal::DroppedProtect);
                 continue;
             }
             if sampled.by_rule[i] {
-                self.count_rule_sampled(plans[i]);
+                self.count_rule_sampled(plan);
                 continue;
             }
             let p = Packet {
                 layers: &layers[i],
                 flow_hash: hashed.map(|h| h[i]),
-                plan: plans[i],
+                plan,
                 dup: dups[i],
                 dir: dirs[i],
                 now_ns,
@@ -795,31 +774,65 @@ impl Worker {
     /// Reserves each destination's sequence numbers for this burst in one
     /// atomic add: one per copy that will be sent (not for packets shed or
     /// dropped as duplicates, which must leave no gap at the receiver).
+    /// Whether a target takes a packet is [`takes`]'s answer alone. A
+    /// burst of one plan that sampling leaves alone asks it once per dedup
+    /// verdict, weighted by the packets with that verdict (only its dedup
+    /// verdict then tells one packet from another); any other, per packet.
     fn reserve_sequences(
         &mut self,
         t: &Tables,
-        plans: &[RulePlan],
+        plans: BurstPlans<'_>,
         shed: &[bool],
         dups: &[DedupVerdict],
-        sampled: &Sampled,
+        sampled: Option<&Sampled>,
     ) {
         let mut want = [0u32; 64];
         let mut big: Vec<u32> = Vec::new();
-        for (i, ((p, shed), dup)) in plans.iter().zip(shed).zip(dups).enumerate() {
-            if *shed || sampled.by_rule[i] {
-                continue;
-            }
-            for (k, a) in self.plans.targets(*p).iter().enumerate() {
-                if !takes(a, k, *dup, sampled.by_dest[i]) {
-                    continue;
+        let mut add = |dest: usize, k: u32| {
+            if dest < 64 {
+                want[dest] += k;
+            } else {
+                if big.len() <= dest {
+                    big.resize(dest + 1, 0);
                 }
-                if a.dest < 64 {
-                    want[a.dest] += 1;
-                } else {
-                    if big.len() <= a.dest {
-                        big.resize(a.dest + 1, 0);
+                big[dest] += k;
+            }
+        };
+        match (plans, sampled) {
+            (BurstPlans::One(p), None) => {
+                let (mut unique, mut copies) = (0u32, 0u32);
+                for (shed, dup) in shed.iter().zip(dups) {
+                    let kept = u32::from(!*shed);
+                    match dup {
+                        DedupVerdict::Unique => unique += kept,
+                        DedupVerdict::Duplicate => copies += kept,
                     }
-                    big[a.dest] += 1;
+                }
+                let by_verdict = [
+                    (DedupVerdict::Unique, unique),
+                    (DedupVerdict::Duplicate, copies),
+                ];
+                for (k, a) in self.plans.targets(*p).iter().enumerate() {
+                    let taken = by_verdict
+                        .iter()
+                        .filter(|(v, _)| takes(a, k, *v, 0))
+                        .map(|(_, n)| n)
+                        .sum();
+                    add(a.dest, taken);
+                }
+            }
+            (plans, sampled) => {
+                let sampled = sampled.unwrap_or(&Sampled::NONE);
+                for (i, (shed, dup)) in shed.iter().zip(dups).enumerate() {
+                    if *shed || sampled.by_rule[i] {
+                        continue;
+                    }
+                    let Some(p) = plans.get(i) else { break };
+                    for (k, a) in self.plans.targets(*p).iter().enumerate() {
+                        if takes(a, k, *dup, sampled.by_dest[i]) {
+                            add(a.dest, 1);
+                        }
+                    }
                 }
             }
         }
@@ -833,47 +846,6 @@ impl Worker {
                 continue;
             }
             if let Some(Some(tmpl)) = self.templates.get_mut(d) {
-                let base = dt.seq.fetch_add(k, Ordering::Relaxed);
-                tmpl.set_next_seq(base);
-            }
-        }
-    }
-
-    /// [`Worker::reserve_sequences`] for a burst that follows one plan,
-    /// with no packet shed or sampled: each target takes every packet but
-    /// the duplicates when it deduplicates.
-    fn reserve_sequences_uniform(&mut self, t: &Tables, plan: RulePlan, dups: &[DedupVerdict]) {
-        let n = dups.len() as u32;
-        let mut unique = None;
-        let targets = self.plans.targets(plan);
-        for (i, a) in targets.iter().enumerate() {
-            // A destination named twice in the rule: its first target
-            // reserves for both.
-            if targets[..i].iter().any(|b| b.dest == a.dest) {
-                continue;
-            }
-            let k: u32 = targets[i..]
-                .iter()
-                .filter(|b| b.dest == a.dest)
-                .map(|b| {
-                    if b.dedup {
-                        *unique.get_or_insert_with(|| {
-                            n - dups
-                                .iter()
-                                .filter(|d| **d == DedupVerdict::Duplicate)
-                                .count() as u32
-                        })
-                    } else {
-                        n
-                    }
-                })
-                .sum();
-            if k == 0 {
-                continue;
-            }
-            if let (Some(dt), Some(Some(tmpl))) =
-                (t.dests.get(a.dest), self.templates.get_mut(a.dest))
-            {
                 let base = dt.seq.fetch_add(k, Ordering::Relaxed);
                 tmpl.set_next_seq(base);
             }
@@ -1052,15 +1024,14 @@ impl Worker {
     /// Each packet's rule hit: once for the burst when it all matched one
     /// rule (a match-all policy, or one flow's packets), else per packet.
     #[inline]
-    fn count_rules(&mut self, rx: &Batch<BURST>, plans: &[RulePlan], bytes: u64) {
-        let Some(first) = plans.first() else { return };
-        if plans.iter().all(|p| p.rule_id == first.rule_id) {
-            self.rule_hits
-                .count(first.rule_id, plans.len() as u64, bytes);
-            return;
-        }
-        for (p, m) in plans.iter().zip(rx.as_slice()) {
-            self.rule_hits.count(p.rule_id, 1, m.pkt_len() as u64);
+    fn count_rules(&mut self, rx: &Batch<BURST>, plans: BurstPlans<'_>, bytes: u64) {
+        match plans {
+            BurstPlans::One(p) => self.rule_hits.count(p.rule_id, rx.len() as u64, bytes),
+            BurstPlans::Each(ps) => {
+                for (p, m) in ps.iter().zip(rx.as_slice()) {
+                    self.rule_hits.count(p.rule_id, 1, m.pkt_len() as u64);
+                }
+            }
         }
     }
 

@@ -47,6 +47,27 @@ pub(super) struct RulePlan {
     pub meter: bool,
 }
 
+/// The plans of a burst's packets: one for every packet (a burst whose
+/// packets all matched one rule, which is then looked up once and never
+/// copied out per packet) or one each. Every pass that reads plans takes
+/// this, so the two shapes are told apart in one place.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum BurstPlans<'a> {
+    One(&'a RulePlan),
+    Each(&'a [RulePlan]),
+}
+
+impl<'a> BurstPlans<'a> {
+    /// Packet `i`'s plan.
+    #[inline(always)]
+    pub fn get(self, i: usize) -> Option<&'a RulePlan> {
+        match self {
+            BurstPlans::One(p) => Some(p),
+            BurstPlans::Each(ps) => ps.get(i),
+        }
+    }
+}
+
 /// The plans of one classifier: indexed by rule position, the default last.
 #[derive(Debug, Default)]
 pub(super) struct Plans {

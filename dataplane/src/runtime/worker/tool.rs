@@ -22,7 +22,7 @@ use crate::stage::slice::{slice, SliceSpec};
 use crate::stage::strip::Strip;
 use crate::stage::BURST;
 
-use super::plan::{RulePlan, Target};
+use super::plan::{BurstPlans, Target};
 use super::tx::{ToolLanes, TxMeta, SOLO};
 use super::{count_deduplicated, dest_name, dest_trace, Packet, Worker};
 
@@ -254,11 +254,12 @@ impl Worker {
         &mut self,
         frames: &[Mbuf],
         layers: &[Layers],
-        plans: &[RulePlan],
+        plans: BurstPlans<'_>,
         shed: &[bool],
         out: &mut Sampled,
     ) {
-        for (i, (m, p)) in frames.iter().zip(plans).enumerate() {
+        for (i, m) in frames.iter().enumerate() {
+            let Some(p) = plans.get(i) else { break };
             if !p.sampled || shed.get(i).copied().unwrap_or(false) {
                 continue;
             }
