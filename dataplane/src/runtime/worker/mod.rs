@@ -636,13 +636,13 @@ impl Worker {
             }
         }
         for (i, m) in rx.drain().enumerate() {
-            let plan = burst_plans.get(i).copied().unwrap_or_default();
+            let plan = burst_plans.of(i);
             if shed[i] {
                 self.count(Terminal::DroppedProtect);
                 continue;
             }
             if sampled.by_rule[i] {
-                self.count_rule_sampled(plan);
+                self.count_rule_sampled(*plan);
                 continue;
             }
             let p = Packet {
@@ -865,13 +865,13 @@ impl Worker {
         trace: Option<&mut TraceRecord>,
     ) {
         let mut trace = if TRACE { trace } else { None };
-        let targets = self.plans.targets(p.plan);
+        let targets = self.plans.targets(*p.plan);
         let n_targets = targets.len();
         let total = if p.skip == 0 && p.dup == DedupVerdict::Unique {
             n_targets
         } else {
             self.count_left_out(p);
-            let targets = self.plans.targets(p.plan);
+            let targets = self.plans.targets(*p.plan);
             (0..n_targets)
                 .filter(|&k| takes(&targets[k], k, p.dup, p.skip))
                 .count()
@@ -898,7 +898,7 @@ impl Worker {
             rule_id: p.plan.rule_id,
             direction: p.dir,
         };
-        if let [a] = *self.plans.targets(p.plan) {
+        if let [a] = *self.plans.targets(*p.plan) {
             // One copy: it is the packet, and its fate is its own.
             let term = match self.send_copy::<TRACE>(t, m, &a, p, tag, SOLO, trace.as_deref_mut()) {
                 Ok(()) => None,
@@ -921,7 +921,7 @@ impl Worker {
         let mut original = Some(m);
         let mut k = 0;
         for i in 0..n_targets {
-            let a = self.plans.targets(p.plan)[i];
+            let a = self.plans.targets(*p.plan)[i];
             if !takes(&a, i, p.dup, p.skip) {
                 continue;
             }
@@ -1054,7 +1054,7 @@ impl Worker {
         if p.skip == 0 {
             return;
         }
-        for (k, a) in self.plans.targets(p.plan).iter().enumerate() {
+        for (k, a) in self.plans.targets(*p.plan).iter().enumerate() {
             if sampled_out(k, p.skip) {
                 self.s.stats.dests[usize::from(a.slot)]
                     .drop(DestDrop::Sampled)
@@ -1314,7 +1314,7 @@ struct Packet<'a> {
     layers: &'a Layers,
     /// Its [`crate::stage::encap::flow_hash`], when the meter computed it.
     flow_hash: Option<u32>,
-    plan: RulePlan,
+    plan: &'a RulePlan,
     dup: DedupVerdict,
     dir: Direction,
     now_ns: u64,

@@ -66,6 +66,28 @@ impl<'a> BurstPlans<'a> {
             BurstPlans::Each(ps) => ps.get(i),
         }
     }
+
+    /// Packet `i`'s plan, or for a packet past the plans (none is: each
+    /// burst has a plan a packet) one that sends nowhere, so that such a
+    /// packet would still be counted, as filtered.
+    #[inline(always)]
+    pub fn of(self, i: usize) -> &'a RulePlan {
+        self.get(i).unwrap_or(&RulePlan::NOWHERE)
+    }
+}
+
+impl RulePlan {
+    /// No target: what a packet without a plan gets.
+    const NOWHERE: RulePlan = RulePlan {
+        start: 0,
+        len: 0,
+        any_dedup: false,
+        all_dedup: false,
+        rule_id: 0,
+        sampled: false,
+        any_edits: false,
+        meter: false,
+    };
 }
 
 /// The plans of one classifier: indexed by rule position, the default last.
