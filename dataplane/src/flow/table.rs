@@ -10,6 +10,11 @@
 //! shared counters are added once per burst ([`Tally`]), and the fields
 //! only a flow's first packet sets are asked for only then. Memory is
 //! fixed at start: on DPDK hugepages under EAL, on the heap otherwise.
+//!
+//! Most packets skip the hash and the probe: the classifier's flow cache
+//! keeps, in the slot of each key, the [`Hint`] of the key's flow (its
+//! entry, direction and the entry's generation), and a packet whose hint
+//! is still its entry's counts there ([`FlowTable::count_hinted`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -105,21 +110,21 @@ impl MeterStats {
     }
 }
 
-/// A table entry: one flow. A packet finds it by the flow's keyed hash
-/// (`tag`, the same both ways) and the end it came from: the initiator's
-/// (the first packet's source) counts forward, the other end reverse. The
-/// full key is kept for the record only.
+/// A table entry: one flow. A packet finds it by its flow cache slot's
+/// [`Hint`] while that holds (the entry's generation), else by the
+/// flow's keyed hash (`tag`, the same both ways) and the end it came
+/// from: the initiator's (the first packet's source) counts forward, the
+/// other end reverse. The full key is kept for the record only.
 ///
-/// Two cache lines: the first holds everything a packet reads and writes,
-/// a copy's count included, so a packet dirties one line; the second what
-/// only the flow's first packet writes and its export reads.
+/// Two cache lines: the first holds everything a hinted packet reads and
+/// writes, a copy's count included, so it touches one line; the second
+/// what only the flow's first packet writes, the probe's end (read only
+/// for a way whose tag matched) and what the export reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C, align(64))]
 pub struct FlowEntry {
     /// [`FlowTable::hash`] with bit 0 set; 0 marks a free entry.
     tag: u64,
-    /// The initiator's (address, port) folded as the hash folds them.
-    initiator_end: u64,
     /// Packets and bytes initiator → responder (`[0]`) and back (`[1]`).
     packets: [u64; 2],
     bytes: [u64; 2],
@@ -127,10 +132,18 @@ pub struct FlowEntry {
     /// Copies dedup removed (saturating: 2^32 copies in one record take
     /// hours at line rate, longer than any active timeout).
     dedup_removed: u32,
+    /// Bumped whenever the entry is freed, so that a [`Hint`] made while
+    /// it held an earlier flow no longer matches it. Starts at 1 (a hint
+    /// of generation 0 is [`NO_HINT`]); an entry that reaches
+    /// [`RETIRED`] is never used again, so a generation never repeats.
+    generation: u32,
     /// Union of the TCP flags per direction.
     tcp_flags: [u8; 2],
     direction: u8,
     tunnel_kind: u8,
+    /// Outer VLAN of the first packet, `NO_VLAN` when untagged.
+    vlan: u16,
+    input_port: u16,
     // Second line.
     first_ns: u64,
     /// Initiator port, responder port, protocol and IP version ([`key_of`]).
@@ -138,14 +151,13 @@ pub struct FlowEntry {
     /// Initiator and responder addresses (IPv4 in the low 32 bits).
     src: u128,
     dst: u128,
+    /// The initiator's (address, port) folded as the hash folds them.
+    initiator_end: u64,
     rule_id: u32,
     tunnel_id: u32,
-    /// Outer VLAN of the first packet, `NO_VLAN` when untagged.
-    vlan: u16,
-    input_port: u16,
 }
 
-// A packet's writes stay in the entry's first line.
+// A hinted packet's reads and writes stay in the entry's first line.
 const _: () = assert!(std::mem::offset_of!(FlowEntry, first_ns) == 64);
 const _: () = assert!(std::mem::size_of::<FlowEntry>() == 128);
 
@@ -153,6 +165,24 @@ const _: () = assert!(std::mem::size_of::<FlowEntry>() == 128);
 pub const ENTRY_BYTES: usize = std::mem::size_of::<FlowEntry>();
 /// Bytes of one record in a worker's export ring.
 pub const EXPIRED_BYTES: usize = std::mem::size_of::<Expired>();
+
+/// Where a packet's flow is in its worker's table, as the flow cache keeps
+/// it for the packet's classifier key: the entry's index (bits 0-30), the
+/// direction the key counts in (bit 31) and the entry's generation when
+/// the hint was made (bits 32-63). Only made for a classifier whose key
+/// holds the whole five-tuple, so that a key the cache matched is one
+/// flow in one direction: a hint whose generation is still the entry's
+/// is that flow's, and the packet counts there without hash or probe.
+pub type Hint = u64;
+/// No hint: never an entry's (generations start at 1).
+pub const NO_HINT: Hint = 0;
+/// An entry's generation after this many frees: never used again.
+const RETIRED: u32 = u32::MAX;
+
+#[inline(always)]
+fn hint_of(index: usize, dir: usize, generation: u32) -> Hint {
+    u64::from(generation) << 32 | (dir as u64) << 31 | index as u64
+}
 
 const NO_VLAN: u16 = u16::MAX;
 const TUNNEL_NONE: u8 = 0;
@@ -187,11 +217,37 @@ impl FlowEntry {
         key: 0,
         rule_id: u32::MAX,
         tunnel_id: TUNNEL_NO_ID,
+        generation: 1,
     };
 
     #[inline(always)]
     fn is_free(&self) -> bool {
         self.tag == 0
+    }
+
+    /// Free for a new flow: free and not retired.
+    #[inline(always)]
+    fn is_usable(&self) -> bool {
+        self.is_free() && self.generation != RETIRED
+    }
+
+    /// Counts a packet in direction `dir` (0: from the initiator). All in
+    /// the entry's first line.
+    #[inline(always)]
+    fn add(&mut self, p: Packet<'_>, dir: usize, now_ns: u64) {
+        self.packets[dir] += 1;
+        self.bytes[dir] += u64::from(p.len);
+        self.tcp_flags[dir] |= p.layers.tcp_flags;
+        self.last_ns = now_ns;
+        // Without a branch: copies come unpredictably.
+        self.dedup_removed = self.dedup_removed.saturating_add(u32::from(p.duplicate));
+    }
+
+    /// Frees the entry: every hint made while it held its flow goes stale.
+    fn release(&mut self) {
+        let generation = self.generation.saturating_add(1);
+        *self = FlowEntry::FREE;
+        self.generation = generation;
     }
 
     /// The rule that matched the flow's first packet (`u32::MAX`: default).
@@ -475,7 +531,7 @@ impl FlowTable {
         let mut new = Vec::new();
         for i in 0..n {
             if let Some(p) = packet(i) {
-                if !self.count(p, now_ns, &mut t) {
+                if self.count(p, now_ns, &mut t).is_none() {
                     new.push(i);
                 }
             }
@@ -489,15 +545,16 @@ impl FlowTable {
     }
 
     /// Counts a packet into its flow if the table has it: the hash, one
-    /// bucket's ways probed by tag and end, a few adds. False when its
-    /// flow is new: the caller creates it ([`FlowTable::create`]) once its
-    /// burst's pass is over, so the pass makes no call and keeps its
-    /// registers. A frame without IP is not metered (true, not counted).
+    /// bucket's ways probed by tag and end, a few adds; returns the flow's
+    /// [`Hint`] for the packet. None when its flow is new: the caller
+    /// creates it ([`FlowTable::create`]) once its burst's pass is over,
+    /// so the pass makes no call and keeps its registers. A frame without
+    /// IP is not metered (`Some(NO_HINT)`, not counted).
     #[inline(always)]
-    pub fn count(&mut self, p: Packet<'_>, now_ns: u64, t: &mut Tally) -> bool {
+    pub fn count(&mut self, p: Packet<'_>, now_ns: u64, t: &mut Tally) -> Option<Hint> {
         let l = p.layers;
         if l.ip_version == 0 {
-            return true;
+            return Some(NO_HINT);
         }
         let (ea, eb) = ends(l);
         self.count_hashed(p, (ea, eb), mix_ends(ea, eb, l.l4_proto), now_ns, t)
@@ -513,14 +570,11 @@ impl FlowTable {
         hash: u64,
         now_ns: u64,
         t: &mut Tally,
-    ) -> bool {
-        let l = p.layers;
+    ) -> Option<Hint> {
         let tag = hash | 1;
         let b = self.bucket_of(hash);
-        let Some(ways) = self.table.buckets().get_mut(b) else {
-            return true;
-        };
-        for e in ways {
+        let ways = self.table.buckets().get_mut(b)?;
+        for (w, e) in ways.iter_mut().enumerate() {
             if e.tag != tag {
                 continue;
             }
@@ -529,40 +583,63 @@ impl FlowTable {
                 continue;
             }
             let dir = usize::from(!forward);
-            e.packets[dir] += 1;
-            e.bytes[dir] += u64::from(p.len);
-            e.tcp_flags[dir] |= l.tcp_flags;
-            e.last_ns = now_ns;
-            // Without a branch: copies come unpredictably.
-            e.dedup_removed = e.dedup_removed.saturating_add(u32::from(p.duplicate));
+            e.add(p, dir, now_ns);
             t.packets += 1;
-            return true;
+            return Some(hint_of(b * WAYS + w, dir, e.generation));
         }
-        false
+        None
+    }
+
+    /// Counts a packet into the entry its flow cache slot's `hint` names,
+    /// if the hint still holds (the entry has not been freed since);
+    /// returns the flow's hash folded as encap takes it ([`fold32`] of
+    /// the tag, whose high half is the hash's). The caller makes sure the
+    /// hint is for the packet's flow: the flow cache matched its key, and
+    /// the key holds the whole five-tuple.
+    ///
+    /// [`fold32`]: crate::stage::encap::fold32
+    #[inline(always)]
+    pub fn count_hinted(
+        &mut self,
+        p: Packet<'_>,
+        hint: Hint,
+        now_ns: u64,
+        t: &mut Tally,
+    ) -> Option<u32> {
+        let entries = self.table.buckets().as_flattened_mut();
+        let e = entries.get_mut((hint & 0x7fff_ffff) as usize)?;
+        if e.generation != (hint >> 32) as u32 {
+            return None;
+        }
+        e.add(p, (hint >> 31) as usize & 1, now_ns);
+        t.packets += 1;
+        Some((e.tag >> 32) as u32)
     }
 
     /// Counts a packet [`FlowTable::count`] did not find into a new flow
     /// in a free way of its bucket, or as a miss when there is none (an
     /// earlier packet of the burst may have made its flow meanwhile).
+    /// Returns the flow's hint for the packet ([`NO_HINT`] for a miss).
     #[cold]
     #[inline(never)]
-    pub fn create(&mut self, p: Packet<'_>, now_ns: u64, f: FirstPacket, t: &mut Tally) {
-        if self.count(p, now_ns, t) {
-            return;
+    pub fn create(&mut self, p: Packet<'_>, now_ns: u64, f: FirstPacket, t: &mut Tally) -> Hint {
+        if let Some(hint) = self.count(p, now_ns, t) {
+            return hint;
         }
         let l = p.layers;
         let (ea, eb) = ends(l);
         let hash = mix_ends(ea, eb, l.l4_proto);
         let b = self.bucket_of(hash);
-        let Some(e) = self
+        let Some((w, e)) = self
             .table
             .buckets()
             .get_mut(b)
-            .and_then(|ways| ways.iter_mut().find(|e| e.is_free()))
+            .and_then(|ways| ways.iter_mut().enumerate().find(|(_, e)| e.is_usable()))
         else {
             t.misses += 1;
-            return;
+            return NO_HINT;
         };
+        let generation = e.generation;
         *e = FlowEntry {
             tag: hash | 1,
             initiator_end: ea,
@@ -581,10 +658,12 @@ impl FlowTable {
             key: key_of(l),
             rule_id: f.rule_id,
             tunnel_id: f.tunnel.and_then(|t| t.id).unwrap_or(TUNNEL_NO_ID),
+            generation,
         };
         self.active += 1;
         t.packets += 1;
         t.created += 1;
+        hint_of(b * WAYS + w, 0, generation)
     }
 
     /// Looks at the next entries (the share of `sweep_ns` since the last
@@ -634,7 +713,7 @@ impl FlowTable {
             if !out(Expired { entry: *e, reason }) {
                 stats.ring_full.add(1);
             }
-            *e = FlowEntry::FREE;
+            e.release();
             freed += 1;
         }
         self.active -= freed;
@@ -655,7 +734,7 @@ impl FlowTable {
             }) {
                 stats.ring_full.add(1);
             }
-            *e = FlowEntry::FREE;
+            e.release();
         }
         self.active = 0;
         stats.active.set(0);
@@ -957,6 +1036,136 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn packet(l: &Layers) -> Packet<'_> {
+        Packet {
+            layers: l,
+            len: 60,
+            duplicate: false,
+        }
+    }
+
+    /// Creates `l`'s flow and returns its hint for `l`'s direction.
+    fn make(t: &mut FlowTable, l: &Layers, now: u64) -> Hint {
+        let mut tally = Tally::default();
+        let hint = t.create(packet(l), now, FirstPacket::default(), &mut tally);
+        assert_ne!(hint, NO_HINT);
+        hint
+    }
+
+    #[test]
+    fn a_hint_counts_into_its_flow_in_its_direction_and_gives_encaps_hash() {
+        let mut t = FlowTable::new(small(), 11).unwrap();
+        let c2s = tcp([10, 0, 0, 9], 5000, [10, 0, 0, 1], 80, 0x02);
+        let s2c = tcp([10, 0, 0, 1], 80, [10, 0, 0, 9], 5000, 0x10);
+        let (lc, ls) = (parse(&c2s), parse(&s2c));
+        let fwd = make(&mut t, &lc, 1);
+        let mut tally = Tally::default();
+        // The other direction's key finds the flow by its probe; its hint
+        // then counts there too.
+        let rev = t.count(packet(&ls), 2, &mut tally).unwrap();
+        assert_ne!(rev, fwd);
+        for (hint, now) in [(fwd, 3), (rev, 4), (rev, 5)] {
+            let hash = t.count_hinted(packet(&lc), hint, now, &mut tally);
+            assert_eq!(
+                hash,
+                Some(crate::stage::encap::flow_hash(Some(&lc), &c2s)),
+                "encap's hash"
+            );
+        }
+        assert_eq!(tally.packets, 4);
+        let stats = MeterStats::default();
+        let mut v = Vec::new();
+        t.flush(&stats, &mut |e| {
+            v.push(e);
+            true
+        });
+        let r = v[0].entry.record(v[0].reason, vec![]);
+        assert_eq!((r.forward.packets, r.reverse.packets), (2, 3));
+        assert_eq!(r.end_ms, 0);
+        assert_eq!(v[0].entry.last_ns, 5);
+    }
+
+    #[test]
+    fn a_hint_goes_stale_when_its_entry_expires_or_is_flushed() {
+        let stats = MeterStats::default();
+        let mut t = FlowTable::new(small(), 12).unwrap();
+        let f = tcp([10, 0, 0, 9], 5000, [10, 0, 0, 1], 80, 0x10);
+        let l = parse(&f);
+        let mut tally = Tally::default();
+        // Idle expiry.
+        let hint = make(&mut t, &l, 0);
+        assert_eq!(drain(&mut t, 1_000_000, &stats).len(), 1);
+        assert_eq!(
+            t.count_hinted(packet(&l), hint, 1_000_001, &mut tally),
+            None
+        );
+        // The same flow again, in the same entry: the old hint stays stale.
+        let again = make(&mut t, &l, 1_000_002);
+        assert_eq!(again & 0x7fff_ffff, hint & 0x7fff_ffff, "same entry");
+        assert_ne!(again, hint);
+        assert_eq!(
+            t.count_hinted(packet(&l), hint, 1_000_003, &mut tally),
+            None
+        );
+        assert!(t
+            .count_hinted(packet(&l), again, 1_000_004, &mut tally)
+            .is_some());
+        // Flushed.
+        t.flush(&stats, &mut |_| true);
+        assert_eq!(
+            t.count_hinted(packet(&l), again, 1_000_005, &mut tally),
+            None
+        );
+        assert_eq!(tally.packets, 1);
+        assert_eq!(t.count_hinted(packet(&l), NO_HINT, 0, &mut tally), None);
+    }
+
+    #[test]
+    fn a_stale_hint_never_counts_into_the_flow_that_reused_its_entry() {
+        let stats = MeterStats::default();
+        let mut t = FlowTable::new(small(), 13).unwrap();
+        let a = tcp([10, 0, 0, 9], 5000, [10, 0, 0, 1], 80, 0x01);
+        let la = parse(&a);
+        let bucket = t.bucket_of(t.hash(&la));
+        // Another flow in the same bucket: it takes the freed entry.
+        let b = (1..u16::MAX)
+            .map(|p| tcp([10, 0, 0, 7], p, [10, 0, 0, 1], 80, 0x10))
+            .find(|f| t.bucket_of(t.hash(&parse(f))) == bucket)
+            .unwrap();
+        let lb = parse(&b);
+        let old = make(&mut t, &la, 0);
+        assert_eq!(drain(&mut t, 1, &stats).len(), 1, "FIN: ended");
+        let new = make(&mut t, &lb, 2);
+        assert_eq!(new & 0x7fff_ffff, old & 0x7fff_ffff, "same entry");
+        let mut tally = Tally::default();
+        assert_eq!(t.count_hinted(packet(&la), old, 3, &mut tally), None);
+        let mut v = Vec::new();
+        t.flush(&stats, &mut |e| {
+            v.push(e);
+            true
+        });
+        let r = v[0].entry.record(v[0].reason, vec![]);
+        assert_eq!(r.key.initiator.to_string(), "10.0.0.7");
+        assert_eq!((r.forward.packets, r.reverse.packets), (1, 0));
+    }
+
+    #[test]
+    fn an_entry_freed_at_its_last_generation_is_never_used_again() {
+        let stats = MeterStats::default();
+        let mut t = FlowTable::new(small(), 14).unwrap();
+        let f = tcp([10, 0, 0, 9], 5000, [10, 0, 0, 1], 80, 0x10);
+        let l = parse(&f);
+        let hint = make(&mut t, &l, 0);
+        let at = (hint & 0x7fff_ffff) as usize;
+        t.table.buckets().as_flattened_mut()[at].generation = RETIRED - 1;
+        t.flush(&stats, &mut |_| true);
+        assert_eq!(t.table.buckets().as_flattened_mut()[at].generation, RETIRED);
+        let next = make(&mut t, &l, 1);
+        assert_ne!(next & 0x7fff_ffff, hint & 0x7fff_ffff, "another way");
+        t.flush(&stats, &mut |_| true);
+        assert_eq!(t.table.buckets().as_flattened_mut()[at].generation, RETIRED);
     }
 
     #[test]

@@ -10,8 +10,8 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::dpdk::Mbuf;
 use crate::flow::table::{
-    ends, Expired, FirstPacket, FlowTable, MeterConfig, MeterError, MeterStats, Packet, PacketMeta,
-    Tally,
+    ends, Expired, FirstPacket, FlowTable, Hint, MeterConfig, MeterError, MeterStats, Packet,
+    PacketMeta, Tally, NO_HINT,
 };
 use crate::flow::FlowTunnel;
 use crate::frame::Frame;
@@ -56,11 +56,18 @@ impl Meter {
     /// packet's [`flow_hash`] in `hashes` on the way: the table's hash is
     /// the same function, so encap takes its UDP source port from there
     /// rather than hashing the flow a second time.
+    ///
+    /// `HINTED`: `hints` holds each packet's [`Hint`] from its flow cache
+    /// slot (the classifier's key holds the whole five-tuple). A packet
+    /// whose hint holds counts at its entry, and takes encap's hash from
+    /// there, unhashed; the others are hashed and probed, and their
+    /// flow's hint is left in `hints`, their bit set in the mask returned
+    /// (for the worker to keep it in the cache slot).
     // Not inlined: one call per burst, and inside `process` its loop
     // loses its registers to the burst's state.
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
-    pub fn observe_burst(
+    pub fn observe_burst<const HINTED: bool>(
         &mut self,
         ms: &[Mbuf],
         layers: &[Layers],
@@ -69,12 +76,14 @@ impl Meter {
         dirs: &[Direction],
         now_ns: u64,
         hashes: &mut [u32],
-    ) {
+        hints: &mut [Hint; BURST],
+    ) -> u32 {
         let mut t = Tally::default();
         let mut new = [0u8; BURST];
         let mut nn = 0;
+        let mut fresh = 0u32;
         let burst = ms.iter().zip(layers).zip(dups).zip(hashes);
-        for (i, (((m, l), d), h)) in burst.enumerate() {
+        for (i, ((((m, l), d), h), hint)) in burst.zip(hints.iter_mut()).enumerate() {
             let Some(p) = plans.get(i) else {
                 break;
             };
@@ -84,16 +93,32 @@ impl Meter {
                 duplicate: *d == DedupVerdict::Duplicate,
             };
             let found = if l.ip_version != 0 && l.fragment == Fragment::None {
+                if HINTED && p.meter {
+                    if let Some(hash) = self.table.count_hinted(packet, *hint, now_ns, &mut t) {
+                        *h = hash;
+                        continue;
+                    }
+                }
                 let ends = ends(l);
                 let hash = mix_ends(ends.0, ends.1, l.l4_proto);
                 *h = fold32(hash);
-                !p.meter || self.table.count_hashed(packet, ends, hash, now_ns, &mut t)
+                !p.meter
+                    || match self.table.count_hashed(packet, ends, hash, now_ns, &mut t) {
+                        Some(found) => {
+                            if HINTED {
+                                *hint = found;
+                                fresh |= 1 << i;
+                            }
+                            true
+                        }
+                        None => false,
+                    }
             } else {
                 // Fragments hash without ports for encap, and count with
                 // the table's hash of their five-tuple; frames without IP
                 // are not metered.
                 *h = flow_hash(Some(l), m.data());
-                !p.meter || self.table.count(packet, now_ns, &mut t)
+                !p.meter || self.table.count(packet, now_ns, &mut t).is_some()
             };
             if !found {
                 if let Some(slot) = new.get_mut(nn) {
@@ -120,9 +145,17 @@ impl Meter {
                 rule_id: p.rule_id,
                 tunnel: None,
             };
-            self.table.create(packet, now_ns, first, &mut t);
+            let made = self.table.create(packet, now_ns, first, &mut t);
+            let hinted = l.ip_version != 0 && l.fragment == Fragment::None;
+            if HINTED && hinted && made != NO_HINT {
+                if let Some(hint) = hints.get_mut(i) {
+                    *hint = made;
+                    fresh |= 1 << i;
+                }
+            }
         }
         self.table.publish(&t, &self.stats);
+        fresh
     }
 
     /// Counts one decapsulated frame (decap inputs: no policy, no rule).

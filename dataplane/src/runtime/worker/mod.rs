@@ -13,6 +13,7 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, Cache};
 
 use crate::dpdk::{capture_time_in_use, tsc_now, Batch, Mbuf, Mempool, Ring, RxQueue, TxQueue};
+use crate::flow::table::NO_HINT;
 use crate::frame::Frame;
 use crate::runtime::clock::Clock;
 use crate::runtime::counters::{DestCounters, DestDrop, Terminal, WorkerStats};
@@ -516,13 +517,29 @@ impl Worker {
             self.dedup
                 .prefetch_burst(rx.as_slice(), &layers[..n], &mut fps[..n]);
         }
-        cls.classify_burst_cached(
-            &mut self.cache,
-            &layers[..n],
-            &ports[..n],
-            &dirs[..n],
-            &mut verdicts[..n],
-        );
+        // With metering, and a key that is the flow's, the flow cache
+        // hands out the meter's hints.
+        let metering = self.meter.is_some() && self.plans.any_meter();
+        let hinted = metering && cls.flow_keyed();
+        let mut hints = [NO_HINT; BURST];
+        if hinted {
+            cls.classify_burst_hinted(
+                &mut self.cache,
+                &layers[..n],
+                &ports[..n],
+                &dirs[..n],
+                &mut verdicts[..n],
+                &mut hints[..n],
+            );
+        } else {
+            cls.classify_burst_cached(
+                &mut self.cache,
+                &layers[..n],
+                &ports[..n],
+                &dirs[..n],
+                &mut verdicts[..n],
+            );
+        }
         // A burst whose packets all matched one rule (a match-all policy,
         // or one flow's packets) and that protect leaves alone has one plan:
         // looked up once, and its sequence numbers, rule hits and target
@@ -587,17 +604,26 @@ impl Worker {
         // source port then comes from it), else encap hashes.
         let mut hashes = [0u32; BURST];
         let mut hashed = None;
-        if self.plans.any_meter() {
+        if metering {
             if let Some(m) = &mut self.meter {
-                m.observe_burst(
-                    rx.as_slice(),
-                    &layers[..n],
-                    burst_plans,
-                    &dups[..n],
-                    &dirs[..n],
-                    now_ns,
-                    &mut hashes[..n],
-                );
+                let ms = rx.as_slice();
+                let (l, d, ds, h) = (&layers[..n], &dups[..n], &dirs[..n], &mut hashes[..n]);
+                let fresh = if hinted {
+                    m.observe_burst::<true>(ms, l, burst_plans, d, ds, now_ns, h, &mut hints)
+                } else {
+                    m.observe_burst::<false>(ms, l, burst_plans, d, ds, now_ns, h, &mut hints)
+                };
+                // Where the meter probed: its hints kept for the next packets.
+                if fresh != 0 {
+                    cls.keep_meter_hints(
+                        &mut self.cache,
+                        l,
+                        &ports[..n],
+                        &dirs[..n],
+                        &hints,
+                        fresh,
+                    );
+                }
                 hashed = Some(&hashes);
             }
         }

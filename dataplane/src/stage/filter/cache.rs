@@ -2,6 +2,7 @@
 
 use super::key::Key;
 use super::{Classifier, Verdict};
+use crate::flow::table::{Hint, NO_HINT};
 
 /// Ways per set of the worker's [`FlowCache`]: direct-mapped. An entry
 /// fills a cache line (the key alone is 48 bytes), so every way is a line
@@ -21,10 +22,28 @@ pub const WAYS: usize = 1;
 #[repr(align(64))]
 struct Slot {
     key: Key,
-    /// Generation of the classifier that produced `verdict`; 0 = empty
-    /// (generations start at 1).
-    generation: u64,
+    /// Generation of the classifier that produced `verdict`, its low 32
+    /// bits ([`slot_generation`]); 0 = empty.
+    generation: u32,
     verdict: Verdict,
+    /// Where the flow meter counts this key's packets: the line is read
+    /// for every packet anyway, so the meter finds its entry without a
+    /// hash or a probe of its own. Written by the meter (through
+    /// [`FlowCacheOf::set_meter_hint`], which checks the key), [`NO_HINT`]
+    /// when the key is inserted, so a hint is only ever for its slot's key.
+    meter: Hint,
+}
+
+// The meter's hint fits beside the key: still one line.
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
+
+/// A classifier generation as a slot keeps it: its low 32 bits, never 0
+/// (the classifier skips generations whose low bits are 0). Two
+/// classifiers 2^32 builds apart share it; a slot written by the first
+/// and untouched since would hit for the second.
+#[inline(always)]
+fn slot_generation(generation: u64) -> u32 {
+    generation as u32
 }
 
 /// A fixed-size, `W`-way set-associative cache from a packet's full filter
@@ -100,7 +119,7 @@ impl<const W: usize> FlowCacheOf<W> {
     /// misses of its lookups before it probes (the value is meaningless).
     #[inline]
     pub(crate) fn touch(&self, set: usize) -> u64 {
-        self.sets.get(set).map_or(0, |s| s[0].generation)
+        self.sets.get(set).map_or(0, |s| u64::from(s[0].generation))
     }
 
     /// [`FlowCache::lookup`] with the set already found by [`FlowCache::set_of`].
@@ -121,10 +140,41 @@ impl<const W: usize> FlowCacheOf<W> {
     /// `generation` (uncounted: see [`FlowCache::count`]).
     #[inline]
     pub(crate) fn probe(&self, generation: u64, key: &Key, set_idx: usize) -> Option<Verdict> {
+        self.probe_hinted(generation, key, set_idx).map(|(v, _)| v)
+    }
+
+    /// [`FlowCache::probe`] with the slot's meter hint.
+    #[inline(always)]
+    pub(crate) fn probe_hinted(
+        &self,
+        generation: u64,
+        key: &Key,
+        set_idx: usize,
+    ) -> Option<(Verdict, Hint)> {
+        let generation = slot_generation(generation);
         let set = self.sets.get(set_idx)?;
         set.iter()
             .find(|s| s.generation == generation && s.key == *key)
-            .map(|s| s.verdict)
+            .map(|s| (s.verdict, s.meter))
+    }
+
+    /// Keeps the meter's `hint` in `key`'s slot of set `set_idx`, if the
+    /// key (from classifier `generation`) is there.
+    #[inline]
+    pub(crate) fn set_meter_hint(
+        &mut self,
+        generation: u64,
+        key: &Key,
+        set_idx: usize,
+        hint: Hint,
+    ) {
+        let generation = slot_generation(generation);
+        if let Some(s) = self.sets.get_mut(set_idx).and_then(|set| {
+            set.iter_mut()
+                .find(|s| s.generation == generation && s.key == *key)
+        }) {
+            s.meter = hint;
+        }
     }
 
     /// Adds lookups answered from the cache and lookups that went to the
@@ -141,6 +191,7 @@ impl<const W: usize> FlowCacheOf<W> {
     /// (a new flow seen twice in one burst) is not inserted again.
     #[inline]
     pub(crate) fn insert(&mut self, generation: u64, key: &Key, set_idx: usize, verdict: Verdict) {
+        let generation = slot_generation(generation);
         let Some(set) = self.sets.get_mut(set_idx) else {
             return;
         };
@@ -152,6 +203,94 @@ impl<const W: usize> FlowCacheOf<W> {
             key: *key,
             generation,
             verdict,
+            meter: NO_HINT,
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::stage::filter::{Action, Cidr, Match, PortRange, Rule};
+    use crate::stage::parse::{parse, Layers};
+    use crate::stage::Direction;
+
+    fn udp(sp: u16, dp: u16) -> Vec<u8> {
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(sp, dp)
+            .write(&mut f, &[0; 10])
+            .unwrap();
+        f
+    }
+
+    fn classifier(five_tuple: bool) -> Classifier {
+        let net = Some(vec![Cidr::new(Ipv4Addr::new(10, 0, 0, 0), 8)]);
+        let matches = Match {
+            src: net.clone(),
+            dst: net,
+            proto: five_tuple.then_some(17),
+            src_port: five_tuple.then_some(PortRange::ANY),
+            dst_port: five_tuple.then_some(PortRange::ANY),
+            ..Match::default()
+        };
+        let rule = Rule {
+            id: 1,
+            matches,
+            action: Action::Drop,
+        };
+        Classifier::build(&[rule], Action::Drop).unwrap()
+    }
+
+    /// Classifies `ls` through `cache` and returns each packet's hint.
+    fn hints(c: &Classifier, cache: &mut FlowCache, ls: &[Layers]) -> Vec<Hint> {
+        let n = ls.len();
+        let (ports, dirs) = (vec![0; n], vec![Direction::Ingress; n]);
+        let (mut out, mut hints) = (vec![Verdict::DEFAULT; n], vec![NO_HINT; n]);
+        c.classify_burst_hinted(cache, ls, &ports, &dirs, &mut out, &mut hints);
+        hints
+    }
+
+    fn keep(c: &Classifier, cache: &mut FlowCache, ls: &[Layers], hints: &[Hint], fresh: u32) {
+        let n = ls.len();
+        let (ports, dirs) = (vec![0; n], vec![Direction::Ingress; n]);
+        c.keep_meter_hints(cache, ls, &ports, &dirs, hints, fresh);
+    }
+
+    #[test]
+    fn a_hint_is_handed_out_for_its_key_only_and_dropped_with_its_slot() {
+        let c = classifier(true);
+        assert!(c.flow_keyed());
+        // One set: every key takes the same slot.
+        let mut cache = FlowCache::new(1);
+        let (a, b) = (parse(&udp(1000, 53)), parse(&udp(1001, 53)));
+        assert_eq!(hints(&c, &mut cache, &[a]), [NO_HINT], "inserted without");
+        keep(&c, &mut cache, &[a], &[7 << 32 | 5], 1);
+        assert_eq!(hints(&c, &mut cache, &[a]), [7 << 32 | 5]);
+        // Another flow takes the slot: its packets get no hint, and the
+        // first flow's hint is not kept in a slot it no longer has.
+        assert_eq!(hints(&c, &mut cache, &[b]), [NO_HINT]);
+        keep(&c, &mut cache, &[a], &[9 << 32 | 5], 1);
+        assert_eq!(hints(&c, &mut cache, &[b]), [NO_HINT]);
+        // A burst where a later packet takes the slot of an earlier one:
+        // the earlier packet's hint is not kept in the later one's slot.
+        keep(&c, &mut cache, &[a, b], &[9 << 32 | 5, NO_HINT], 0b01);
+        assert_eq!(hints(&c, &mut cache, &[b]), [NO_HINT]);
+    }
+
+    #[test]
+    fn a_key_without_the_whole_five_tuple_gets_no_hint() {
+        let c = classifier(false);
+        assert!(!c.flow_keyed());
+        let mut cache = FlowCache::new(1);
+        let a = parse(&udp(1000, 53));
+        hints(&c, &mut cache, &[a]);
+        keep(&c, &mut cache, &[a], &[7 << 32 | 5], 1);
+        // The slot is shared by every flow between the two addresses.
+        assert_eq!(hints(&c, &mut cache, &[parse(&udp(1001, 53))]), [NO_HINT]);
+        assert_eq!(hints(&c, &mut cache, &[a]), [NO_HINT]);
     }
 }

@@ -40,6 +40,7 @@ pub use rule::{
     TcpFlags, VlanMatch,
 };
 
+use crate::flow::table::Hint;
 use crate::stage::parse::Layers;
 use crate::stage::slice::SliceSpec;
 use crate::stage::{Direction, BURST};
@@ -140,6 +141,17 @@ impl FilterCounters {
 /// flow-cache slot never looks valid.
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
+/// The next classifier generation: none whose low 32 bits, all a
+/// flow-cache slot keeps of it, are 0.
+fn next_generation() -> u64 {
+    loop {
+        let g = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        if g as u32 != 0 {
+            return g;
+        }
+    }
+}
+
 /// A rule list compiled for fast first-match lookup. Immutable once built;
 /// shared by all workers, replaced whole on a policy change.
 #[derive(Clone, Debug)]
@@ -147,6 +159,10 @@ pub struct Classifier {
     tuples: Tuples,
     /// Key bits some rule reads; the rest of a packet key is zeroed.
     used: Key,
+    /// `used` holds the whole five-tuple and the IP version: a cached key
+    /// is one flow in one direction, so the flow cache can keep the flow
+    /// meter's hint for it.
+    flow_keyed: bool,
     /// When no rule reads any field (a match-all policy, or none), every
     /// packet gets this verdict: no key, no cache.
     constant: Option<Verdict>,
@@ -188,16 +204,20 @@ impl Classifier {
         let tuples = Tuples::build(entries, residuals);
         let used = compile::used_fields(rules);
         let constant = (used == Key::default()).then(|| Verdict(tuples.lookup(&used)));
+        let five_tuple = key::SPORT_MASK | key::DPORT_MASK | key::PROTO_MASK | key::IPVER_MASK;
+        let flow_keyed =
+            used.src == u128::MAX && used.dst == u128::MAX && used.a & five_tuple == five_tuple;
         Ok(Classifier {
             tuples,
             used,
+            flow_keyed,
             constant,
             actions: rules.iter().map(|r| r.action.clone()).collect(),
             ids: rules.iter().map(|r| r.id).collect(),
             drops: rules.iter().map(|r| r.action == Action::Drop).collect(),
             default_drops: default == Action::Drop,
             default,
-            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+            generation: next_generation(),
             #[cfg(feature = "dpdk")]
             acl: None,
         })
@@ -209,13 +229,14 @@ impl Classifier {
         Classifier {
             tuples: Tuples::default(),
             used: Key::default(),
+            flow_keyed: false,
             constant: Some(Verdict::DEFAULT),
             actions: Vec::new(),
             ids: Vec::new(),
             drops: Vec::new(),
             default_drops: default == Action::Drop,
             default,
-            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+            generation: next_generation(),
             #[cfg(feature = "dpdk")]
             acl: None,
         }
@@ -356,6 +377,77 @@ impl Classifier {
         dirs: &[Direction],
         out: &mut [Verdict],
     ) -> usize {
+        self.classify_into::<W, false>(cache, layers, in_ports, dirs, out, &mut [])
+    }
+
+    /// Whether the key holds the whole five-tuple and the IP version: the
+    /// flow cache then keeps the flow meter's hints
+    /// ([`Classifier::classify_burst_hinted`]).
+    pub fn flow_keyed(&self) -> bool {
+        self.flow_keyed && self.constant.is_none()
+    }
+
+    /// [`Classifier::classify_burst_cached`] that also hands out, in
+    /// `hints[i]`, the flow meter's hint its cache slot keeps for packet
+    /// `i` (untouched for a packet the cache missed), when the classifier
+    /// is [`Classifier::flow_keyed`] (else every hint is left untouched).
+    pub(crate) fn classify_burst_hinted<const W: usize>(
+        &self,
+        cache: &mut FlowCacheOf<W>,
+        layers: &[Layers],
+        in_ports: &[u16],
+        dirs: &[Direction],
+        out: &mut [Verdict],
+        hints: &mut [Hint],
+    ) -> usize {
+        if self.flow_keyed {
+            self.classify_into::<W, true>(cache, layers, in_ports, dirs, out, hints)
+        } else {
+            self.classify_into::<W, false>(cache, layers, in_ports, dirs, out, &mut [])
+        }
+    }
+
+    /// Keeps `hints[i]` in packet `i`'s flow-cache slot for every bit `i`
+    /// of `fresh`, where the slot still holds the packet's key (a later
+    /// packet of the burst may have taken it), when the classifier is
+    /// [`Classifier::flow_keyed`].
+    pub(crate) fn keep_meter_hints<const W: usize>(
+        &self,
+        cache: &mut FlowCacheOf<W>,
+        layers: &[Layers],
+        in_ports: &[u16],
+        dirs: &[Direction],
+        hints: &[Hint],
+        mut fresh: u32,
+    ) {
+        if !self.flow_keyed() {
+            return;
+        }
+        while fresh != 0 {
+            let i = fresh.trailing_zeros() as usize;
+            fresh &= fresh - 1;
+            let (Some(l), Some(&port), Some(&dir), Some(&hint)) =
+                (layers.get(i), in_ports.get(i), dirs.get(i), hints.get(i))
+            else {
+                continue;
+            };
+            let k = self.key(l, port, dir);
+            cache.set_meter_hint(self.generation, &k, cache.set_of(&k), hint);
+        }
+    }
+
+    /// [`Classifier::classify_burst_cached`], with each hit's meter hint
+    /// in `hints` when `HINTED`.
+    #[inline(always)]
+    fn classify_into<const W: usize, const HINTED: bool>(
+        &self,
+        cache: &mut FlowCacheOf<W>,
+        layers: &[Layers],
+        in_ports: &[u16],
+        dirs: &[Direction],
+        out: &mut [Verdict],
+        hints: &mut [Hint],
+    ) -> usize {
         let n = layers
             .len()
             .min(in_ports.len())
@@ -399,8 +491,13 @@ impl Classifier {
                 .zip(&mut out[start..end])
                 .enumerate()
             {
-                if let Some(v) = cache.probe(self.generation, k, *s) {
+                if let Some((v, hint)) = cache.probe_hinted(self.generation, k, *s) {
                     *o = v;
+                    if HINTED {
+                        if let Some(h) = hints.get_mut(start + i) {
+                            *h = hint;
+                        }
+                    }
                     continue;
                 }
                 let (word, bit) = ((*s >> 6) & 3, 1u64 << (*s & 63));
