@@ -590,6 +590,20 @@ impl FlowTable {
         None
     }
 
+    /// Starts loading the first line of every entry `hints` name, for a
+    /// burst whose hints come well before its pass: their misses overlap
+    /// the work in between instead of stalling the pass.
+    #[cfg(feature = "dpdk")]
+    #[inline]
+    pub fn prefetch_hinted(&mut self, hints: &[Hint]) {
+        let entries = self.table.buckets().as_flattened();
+        for &hint in hints {
+            if let Some(e) = entries.get((hint & 0x7fff_ffff) as usize) {
+                crate::dpdk::prefetch(e);
+            }
+        }
+    }
+
     /// Counts a packet into the entry its flow cache slot's `hint` names,
     /// if the hint still holds (the entry has not been freed since);
     /// returns the flow's hash folded as encap takes it ([`fold32`] of

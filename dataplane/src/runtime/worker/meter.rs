@@ -158,6 +158,12 @@ impl Meter {
         fresh
     }
 
+    /// Starts loading the entries a burst's hints name.
+    #[inline]
+    pub fn prefetch_hinted(&mut self, hints: &[Hint]) {
+        self.table.prefetch_hinted(hints);
+    }
+
     /// Counts one decapsulated frame (decap inputs: no policy, no rule).
     #[inline]
     pub fn observe_decapped(&mut self, m: &Mbuf, l: &Layers, tunnel: FlowTunnel, now_ns: u64) {

@@ -540,6 +540,11 @@ impl Worker {
                 &mut verdicts[..n],
             );
         }
+        if hinted {
+            if let Some(m) = &mut self.meter {
+                m.prefetch_hinted(&hints[..n]);
+            }
+        }
         // A burst whose packets all matched one rule (a match-all policy,
         // or one flow's packets) and that protect leaves alone has one plan:
         // looked up once, and its sequence numbers, rule hits and target
