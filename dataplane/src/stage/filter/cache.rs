@@ -115,11 +115,17 @@ impl<const W: usize> FlowCacheOf<W> {
         key.hash() as usize & self.set_mask
     }
 
-    /// Loads the first line of a set, for a burst to overlap the cache
-    /// misses of its lookups before it probes (the value is meaningless).
-    #[inline]
-    pub(crate) fn touch(&self, set: usize) -> u64 {
-        self.sets.get(set).map_or(0, |s| u64::from(s[0].generation))
+    /// Starts loading the first line of a set, for a burst to overlap the
+    /// cache misses of its lookups before it probes: a prefetch under
+    /// DPDK; without it (no `unsafe` outside the DPDK layer), a load.
+    #[inline(always)]
+    pub(crate) fn prefetch(&self, set: usize) {
+        if let Some(s) = self.sets.get(set) {
+            #[cfg(feature = "dpdk")]
+            crate::dpdk::prefetch(s);
+            #[cfg(not(feature = "dpdk"))]
+            core::hint::black_box(s[0].generation);
+        }
     }
 
     /// [`FlowCache::lookup`] with the set already found by [`FlowCache::set_of`].

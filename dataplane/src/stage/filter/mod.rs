@@ -365,8 +365,8 @@ impl Classifier {
 
     /// Classify a burst through `cache`: `out[i]` gets the verdict for
     /// `layers[i]` received on `in_ports[i]` in direction `dirs[i]`. In
-    /// three passes per [`BURST`] packets: every key and its set, one load
-    /// per set, then the probes — so the cache misses of a burst overlap
+    /// two passes per [`BURST`] packets: every key and its set, whose line
+    /// starts loading, then the probes — so the cache misses of a burst overlap
     /// instead of stalling one lookup after another. Processes as many
     /// packets as the shortest slice holds and returns that number.
     pub fn classify_burst_cached<const W: usize>(
@@ -470,10 +470,8 @@ impl Classifier {
             {
                 *k = self.key(l, port, dir);
                 *s = cache.set_of(k);
+                cache.prefetch(*s);
             }
-            let sink = sets[..m].iter().fold(0, |x, s| x ^ cache.touch(*s));
-            // Keeps the loads: their only purpose is the cache fill.
-            core::hint::black_box(sink);
             // Probe; the misses are classified together (rte_acl walks
             // them in SIMD lanes), then inserted. A new flow seen twice in
             // the burst is classified once: its later packets follow the
