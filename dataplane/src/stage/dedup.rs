@@ -997,9 +997,9 @@ impl Dedup {
         let mut n = 0;
         for ((fp, f), l) in fps.iter_mut().zip(frames).zip(layers) {
             *fp = self.fingerprint_frame(f, l);
+            self.prefetch(*fp);
             n += 1;
         }
-        self.prefetch(&fps[..n]);
         n
     }
 
@@ -1058,29 +1058,17 @@ impl Dedup {
         self.stats.add(&tally);
     }
 
-    /// Starts loading the buckets of `fps`, so that their cache misses
-    /// overlap: a prefetch under DPDK; without it (no `unsafe` outside
-    /// the DPDK layer), one load per bucket, so few instructions apart
-    /// that the misses are in flight together all the same.
+    /// Starts loading the bucket of `fp`, as each packet is fingerprinted,
+    /// so that a burst's cache misses overlap: a prefetch under DPDK (it
+    /// retires without waiting for the line, so the hashing goes on);
+    /// without it (no `unsafe` outside the DPDK layer), a load.
     #[inline(always)]
-    fn prefetch(&self, fps: &[Fingerprint]) {
-        let buckets = self.table.buckets();
-        #[cfg(feature = "dpdk")]
-        for fp in fps {
-            if let Some(b) = buckets.get(self.bucket_index(*fp)) {
-                crate::dpdk::prefetch(b);
-            }
-        }
-        #[cfg(not(feature = "dpdk"))]
-        {
-            let mut sink = 0u64;
-            for fp in fps {
-                if let Some(b) = buckets.get(self.bucket_index(*fp)) {
-                    sink ^= b.tag[0];
-                }
-            }
-            // Keeps the loads: their only purpose is the cache fill.
-            core::hint::black_box(sink);
+    fn prefetch(&self, fp: Fingerprint) {
+        if let Some(b) = self.table.buckets().get(self.bucket_index(fp)) {
+            #[cfg(feature = "dpdk")]
+            crate::dpdk::prefetch(b);
+            #[cfg(not(feature = "dpdk"))]
+            core::hint::black_box(b.tag[0]);
         }
     }
 
