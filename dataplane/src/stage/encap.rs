@@ -602,20 +602,18 @@ impl EncapTemplate {
         self.seq = seq;
     }
 
-    /// The outer IPv4 header's per-packet fields in the copied template
-    /// at `l3`: total length, the next ID, and the checksum patched from the
-    /// template's precomputed sum.
+    /// The outer IPv4 header's per-packet fields in the copied template's
+    /// IPv4 header `ip`: total length, the next ID, and the checksum
+    /// patched from the template's precomputed sum.
     #[inline(always)]
-    fn outer_ipv4(&mut self, h: &mut [u8], l3: usize, ip_len: u16) {
+    fn outer_ipv4(&mut self, ip: &mut [u8; ipv4::MIN_HEADER_LEN], ip_len: u16) {
         let id = self.ip_id;
         self.ip_id = id.wrapping_add(1);
         let c = ipv4_checksum(self.base_sum, ip_len, id);
-        if let Some(ip) = arr::<{ ipv4::MIN_HEADER_LEN }>(h, l3) {
-            // Total length and ID are adjacent: one store.
-            let len_id = u32::from(ip_len) << 16 | u32::from(id);
-            ip[2..6].copy_from_slice(&len_id.to_be_bytes());
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
-        }
+        // Total length and ID are adjacent: one store.
+        let len_id = u32::from(ip_len) << 16 | u32::from(id);
+        ip[2..6].copy_from_slice(&len_id.to_be_bytes());
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
     }
 
     /// Encapsulates one frame. `now_ns` (ns since the Unix epoch) is only
@@ -662,7 +660,8 @@ impl EncapTemplate {
         }
         Some(match meta.flow_hash {
             Some(h) => h,
-            None => flow_hash(meta.layers, frame.data()),
+            // The frame's bytes are found only for a frame without IP.
+            None => fold32(flow_hash64_with(meta.layers, || frame.data())),
         })
     }
 
@@ -675,7 +674,7 @@ impl EncapTemplate {
     fn encap_udp4<F: Frame>(&mut self, frame: &mut F, hash: u32) -> Result<(), EncapError> {
         let hl = self.len;
         let total = frame.pkt_len() + hl;
-        let (l3, l4) = (self.l3, self.l4);
+        let l3 = self.l3;
         let Ok(h) = frame.prepend(hl) else {
             self.counters.no_headroom += 1;
             return Err(EncapError::NoHeadroom);
@@ -683,10 +682,17 @@ impl EncapTemplate {
         copy_header(h, &self.hdr);
         // Both lengths fit in 16 bits: max_inner keeps the IP packet within the MTU.
         let ip_len = (total - l3) as u16;
-        self.outer_ipv4(h, l3, ip_len);
-        if let Some(u) = arr::<{ udp::HEADER_LEN }>(h, l4) {
+        // The template's IPv4 header has no options, so its UDP header
+        // (`l4`) follows it: one view of both, one bounds check.
+        let headers = h
+            .get_mut(l3..)
+            .and_then(|r| r.split_first_chunk_mut::<{ ipv4::MIN_HEADER_LEN }>())
+            .and_then(|(ip, r)| Some((ip, r.first_chunk_mut::<{ udp::HEADER_LEN }>()?)));
+        if let Some((ip, u)) = headers {
+            self.outer_ipv4(ip, ip_len);
+            let udp_len = ip_len - ipv4::MIN_HEADER_LEN as u16;
             u[0..2].copy_from_slice(&udp_src_port(hash).to_be_bytes());
-            u[4..6].copy_from_slice(&((total - l4) as u16).to_be_bytes());
+            u[4..6].copy_from_slice(&udp_len.to_be_bytes());
         }
         self.counters.packets += 1;
         self.counters.bytes += total as u64;
@@ -791,7 +797,9 @@ impl EncapTemplate {
         // Both lengths fit in 16 bits: max_inner keeps the IP packet within the MTU.
         let ip_len = (total - l3) as u16;
         if self.v4 {
-            self.outer_ipv4(h, l3, ip_len);
+            if let Some(ip) = arr::<{ ipv4::MIN_HEADER_LEN }>(h, l3) {
+                self.outer_ipv4(ip, ip_len);
+            }
         } else if let Some(ip) = arr::<8>(h, l3) {
             let plen = ip_len - ipv6::HEADER_LEN as u16;
             ip[4..6].copy_from_slice(&plen.to_be_bytes());
@@ -978,6 +986,14 @@ pub fn flow_hash(layers: Option<&Layers>, frame: &[u8]) -> u32 {
 // (registers saved, the layers reloaded) doubled.
 #[inline(always)]
 pub fn flow_hash64(layers: Option<&Layers>, frame: &[u8]) -> u64 {
+    flow_hash64_with(layers, || frame)
+}
+
+/// [`flow_hash64`] with the frame's bytes asked for only when the hash
+/// reads them (no IP): a caller holding an mbuf then does not find its
+/// data for every packet.
+#[inline(always)]
+fn flow_hash64_with<'a>(layers: Option<&Layers>, frame: impl FnOnce() -> &'a [u8]) -> u64 {
     match layers {
         Some(l) if l.ip_version != 0 => {
             let ports = l.fragment == Fragment::None;
@@ -989,7 +1005,7 @@ pub fn flow_hash64(layers: Option<&Layers>, frame: &[u8]) -> u64 {
                 l.l4_proto,
             )
         }
-        _ => l2_hash64(frame),
+        _ => l2_hash64(frame()),
     }
 }
 
