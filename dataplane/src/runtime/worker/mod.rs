@@ -175,6 +175,10 @@ pub(super) struct Worker {
     idle: Idle,
     /// The flow table, when metering is on.
     meter: Option<meter::Meter>,
+    /// What parse found in the burst's packets: kept between bursts (parse
+    /// fills every slot it uses), where an array on the stack was zeroed
+    /// per burst, 2 KiB of stores. Lent to [`Worker::process_burst`].
+    layers: Option<Box<[Layers; BURST]>>,
 }
 
 /// The loop's own state between rounds.
@@ -299,6 +303,7 @@ impl Worker {
             rule_hits: rules::RuleTally::default(),
             idle,
             meter,
+            layers: Some(Box::new([Layers::default(); BURST])),
         };
         w.s.stats.counters.started.add(1);
         Ok((w, lp))
@@ -477,6 +482,22 @@ impl Worker {
     // instructions spent per packet inside it.
     #[inline(never)]
     fn process(&mut self, t: &Tables, rx: &mut Batch<BURST>, dir: Option<Direction>) {
+        let mut layers = self
+            .layers
+            .take()
+            .unwrap_or_else(|| Box::new([Layers::default(); BURST]));
+        self.process_burst(t, rx, dir, &mut layers);
+        self.layers = Some(layers);
+    }
+
+    #[inline(always)]
+    fn process_burst(
+        &mut self,
+        t: &Tables,
+        rx: &mut Batch<BURST>,
+        dir: Option<Direction>,
+        layers: &mut [Layers; BURST],
+    ) {
         if let Some(d) = self.direct {
             let plain = self.s.protect.load(Ordering::Relaxed) == 0 && !self.s.trace.armed();
             if plain && self.forward_direct(t, rx, dir, d) {
@@ -488,7 +509,6 @@ impl Worker {
         c.rx.add(n as u64);
         c.bursts.add(1);
         let now_ns = self.s.clock.now_ns();
-        let mut layers = [Layers::default(); BURST];
         let mut verdicts = [Verdict::default(); BURST];
         let mut plans = [RulePlan::default(); BURST];
         let mut dups = [DedupVerdict::Unique; BURST];
@@ -649,10 +669,10 @@ impl Worker {
         if !tracing && uniform && !any_sampled {
             if let [a] = *self.plans.targets(plans[0]) {
                 let done = match a.tool {
-                    Some(tool) => self.forward_single_tool(t, rx, &layers, &dups, a, tool),
+                    Some(tool) => self.forward_single_tool(t, rx, layers, &dups, a, tool),
                     None => self.forward_single(
                         rx,
-                        &layers,
+                        layers,
                         &dups,
                         &dirs,
                         hashed,
