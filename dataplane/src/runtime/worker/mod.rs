@@ -23,7 +23,7 @@ use crate::runtime::tables::Tables;
 use crate::runtime::trace::{DestTrace, Trace, TraceRecord};
 use crate::stage::dedup::{Dedup, DedupConfig, Fingerprint, Verdict as DedupVerdict};
 use crate::stage::encap::{EncapError, EncapMeta, EncapTemplate};
-use crate::stage::filter::{Action, FlowCache, Verdict};
+use crate::stage::filter::{Action, BurstFields, FlowCache, Verdict};
 use crate::stage::parse::{parse, parse_to, Layers};
 use crate::stage::slice::{keep_len, slice, SliceSpec};
 use crate::stage::tag::TagInfo;
@@ -537,20 +537,17 @@ impl Worker {
             self.dedup
                 .prefetch_burst(rx.as_slice(), &layers[..n], &mut fps[..n]);
         }
-        // With metering, and a key that is the flow's, the flow cache
-        // hands out the meter's hints.
+        // With metering, the flow cache hands out the meter's hints where
+        // the key is the flow's.
         let metering = self.meter.is_some() && self.plans.any_meter();
-        let hinted = metering && cls.flow_keyed();
         let mut hints = [NO_HINT; BURST];
-        if hinted {
-            cls.classify_burst_hinted(
-                &mut self.cache,
-                &layers[..n],
-                &ports[..n],
-                &dirs[..n],
-                &mut verdicts[..n],
-                &mut hints[..n],
-            );
+        let fields = BurstFields {
+            layers: &layers[..n],
+            in_ports: &ports[..n],
+            dirs: &dirs[..n],
+        };
+        let hinted = if metering {
+            cls.classify_burst_hinted(&mut self.cache, fields, &mut verdicts[..n], &mut hints[..n])
         } else {
             cls.classify_burst_cached(
                 &mut self.cache,
@@ -559,7 +556,8 @@ impl Worker {
                 &dirs[..n],
                 &mut verdicts[..n],
             );
-        }
+            false
+        };
         if hinted {
             if let Some(m) = &mut self.meter {
                 m.prefetch_hinted(&hints[..n]);
@@ -640,14 +638,7 @@ impl Worker {
                 };
                 // Where the meter probed: its hints kept for the next packets.
                 if fresh != 0 {
-                    cls.keep_meter_hints(
-                        &mut self.cache,
-                        l,
-                        &ports[..n],
-                        &dirs[..n],
-                        &hints,
-                        fresh,
-                    );
+                    cls.keep_meter_hints(&mut self.cache, fields, &hints, fresh);
                 }
                 hashed = Some(&hashes);
             }

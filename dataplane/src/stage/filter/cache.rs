@@ -219,7 +219,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::stage::filter::{Action, Cidr, Match, PortRange, Rule};
+    use crate::stage::filter::{Action, BurstFields, Cidr, Match, PortRange, Rule};
     use crate::stage::parse::{parse, Layers};
     use crate::stage::Direction;
 
@@ -251,20 +251,36 @@ mod tests {
         Classifier::build(&[rule], Action::Drop).unwrap()
     }
 
-    /// Classifies `ls` through `cache` and returns each packet's hint.
-    fn hints(c: &Classifier, cache: &mut FlowCache, ls: &[Layers]) -> Vec<Hint> {
+    /// One burst as the worker meters it: `ls` classified through `cache`,
+    /// then, if it handed out hints, `kept[i]` kept for each bit `i` of
+    /// `fresh` (the meter's hints for the packets it probed). Returns the
+    /// hints the cache handed out.
+    fn burst(
+        c: &Classifier,
+        cache: &mut FlowCache,
+        ls: &[Layers],
+        kept: &[Hint],
+        fresh: u32,
+    ) -> Vec<Hint> {
         let n = ls.len();
         let (ports, dirs) = (vec![0; n], vec![Direction::Ingress; n]);
         let (mut out, mut hints) = (vec![Verdict::DEFAULT; n], vec![NO_HINT; n]);
-        c.classify_burst_hinted(cache, ls, &ports, &dirs, &mut out, &mut hints);
+        let fields = BurstFields {
+            layers: ls,
+            in_ports: &ports,
+            dirs: &dirs,
+        };
+        let handed = c.classify_burst_hinted(cache, fields, &mut out, &mut hints);
+        assert_eq!(handed, c.flow_keyed());
+        if handed {
+            c.keep_meter_hints(cache, fields, kept, fresh);
+        }
         hints
     }
 
-    fn keep(c: &Classifier, cache: &mut FlowCache, ls: &[Layers], hints: &[Hint], fresh: u32) {
-        let n = ls.len();
-        let (ports, dirs) = (vec![0; n], vec![Direction::Ingress; n]);
-        c.keep_meter_hints(cache, ls, &ports, &dirs, hints, fresh);
-    }
+    const H1: Hint = 7 << 32 | 5;
+    const H2: Hint = 9 << 32 | 5;
+    const H3: Hint = 11 << 32 | 6;
 
     #[test]
     fn a_hint_is_handed_out_for_its_key_only_and_dropped_with_its_slot() {
@@ -272,19 +288,28 @@ mod tests {
         assert!(c.flow_keyed());
         // One set: every key takes the same slot.
         let mut cache = FlowCache::new(1);
-        let (a, b) = (parse(&udp(1000, 53)), parse(&udp(1001, 53)));
-        assert_eq!(hints(&c, &mut cache, &[a]), [NO_HINT], "inserted without");
-        keep(&c, &mut cache, &[a], &[7 << 32 | 5], 1);
-        assert_eq!(hints(&c, &mut cache, &[a]), [7 << 32 | 5]);
-        // Another flow takes the slot: its packets get no hint, and the
-        // first flow's hint is not kept in a slot it no longer has.
-        assert_eq!(hints(&c, &mut cache, &[b]), [NO_HINT]);
-        keep(&c, &mut cache, &[a], &[9 << 32 | 5], 1);
-        assert_eq!(hints(&c, &mut cache, &[b]), [NO_HINT]);
-        // A burst where a later packet takes the slot of an earlier one:
-        // the earlier packet's hint is not kept in the later one's slot.
-        keep(&c, &mut cache, &[a, b], &[9 << 32 | 5, NO_HINT], 0b01);
-        assert_eq!(hints(&c, &mut cache, &[b]), [NO_HINT]);
+        let (a, b, d) = (
+            parse(&udp(1000, 53)),
+            parse(&udp(1001, 53)),
+            parse(&udp(1002, 53)),
+        );
+        assert_eq!(
+            burst(&c, &mut cache, &[a], &[H1], 1),
+            [NO_HINT],
+            "inserted without"
+        );
+        assert_eq!(burst(&c, &mut cache, &[a], &[], 0), [H1]);
+        // Another flow takes the slot: its packets get no hint.
+        assert_eq!(burst(&c, &mut cache, &[b], &[], 0), [NO_HINT]);
+        // A burst where a later packet takes the slot of an earlier one
+        // (both miss, inserted in order): the earlier packet's hint is not
+        // kept in the later one's slot, the later one's is.
+        burst(&c, &mut cache, &[a, d], &[H2, H3], 0b11);
+        assert_eq!(burst(&c, &mut cache, &[d], &[], 0), [H3]);
+        // Only the earlier one's hint to keep: the later one's slot stays
+        // without.
+        burst(&c, &mut cache, &[b, a], &[H2, NO_HINT], 0b01);
+        assert_eq!(burst(&c, &mut cache, &[a], &[], 0), [NO_HINT]);
     }
 
     #[test]
@@ -293,10 +318,12 @@ mod tests {
         assert!(!c.flow_keyed());
         let mut cache = FlowCache::new(1);
         let a = parse(&udp(1000, 53));
-        hints(&c, &mut cache, &[a]);
-        keep(&c, &mut cache, &[a], &[7 << 32 | 5], 1);
+        burst(&c, &mut cache, &[a], &[H1], 1);
         // The slot is shared by every flow between the two addresses.
-        assert_eq!(hints(&c, &mut cache, &[parse(&udp(1001, 53))]), [NO_HINT]);
-        assert_eq!(hints(&c, &mut cache, &[a]), [NO_HINT]);
+        assert_eq!(
+            burst(&c, &mut cache, &[parse(&udp(1001, 53))], &[], 0),
+            [NO_HINT]
+        );
+        assert_eq!(burst(&c, &mut cache, &[a], &[], 0), [NO_HINT]);
     }
 }

@@ -106,6 +106,25 @@ pub enum BuildError {
     TooManyRules(usize),
 }
 
+/// What the classifier reads of a burst's packets: packet `i`'s headers,
+/// the port it came in on and its direction.
+#[derive(Clone, Copy)]
+pub(crate) struct BurstFields<'a> {
+    pub layers: &'a [Layers],
+    pub in_ports: &'a [u16],
+    pub dirs: &'a [Direction],
+}
+
+impl BurstFields<'_> {
+    /// Packets every slice has.
+    fn len(&self) -> usize {
+        self.layers
+            .len()
+            .min(self.in_ports.len())
+            .min(self.dirs.len())
+    }
+}
+
 /// Per-worker filter counters: plain `u64`s, summed by the main lcore.
 /// Indexed by rule position in the classifier they were last used with;
 /// they restart from zero when the worker sees a new classifier (the
@@ -377,7 +396,12 @@ impl Classifier {
         dirs: &[Direction],
         out: &mut [Verdict],
     ) -> usize {
-        self.classify_into::<W, false>(cache, layers, in_ports, dirs, out, &mut [])
+        let burst = BurstFields {
+            layers,
+            in_ports,
+            dirs,
+        };
+        self.classify_into::<W, false>(cache, burst, out, &mut [])
     }
 
     /// Whether the key holds the whole five-tuple and the IP version: the
@@ -387,48 +411,51 @@ impl Classifier {
         self.flow_keyed && self.constant.is_none()
     }
 
-    /// [`Classifier::classify_burst_cached`] that also hands out, in
-    /// `hints[i]`, the flow meter's hint its cache slot keeps for packet
-    /// `i` (untouched for a packet the cache missed), when the classifier
-    /// is [`Classifier::flow_keyed`] (else every hint is left untouched).
+    /// The worker's classification of a burst when it meters:
+    /// [`Classifier::classify_burst_cached`] that, when the classifier is
+    /// [`Classifier::flow_keyed`], also hands out in `hints[i]` the flow
+    /// meter's hint packet `i`'s cache slot keeps (untouched for a packet
+    /// the cache missed). Returns whether it handed out hints: the one
+    /// place that decides it.
     pub(crate) fn classify_burst_hinted<const W: usize>(
         &self,
         cache: &mut FlowCacheOf<W>,
-        layers: &[Layers],
-        in_ports: &[u16],
-        dirs: &[Direction],
+        burst: BurstFields<'_>,
         out: &mut [Verdict],
         hints: &mut [Hint],
-    ) -> usize {
-        if self.flow_keyed {
-            self.classify_into::<W, true>(cache, layers, in_ports, dirs, out, hints)
-        } else {
-            self.classify_into::<W, false>(cache, layers, in_ports, dirs, out, &mut [])
+    ) -> bool {
+        if !self.flow_keyed() {
+            self.classify_into::<W, false>(cache, burst, out, &mut []);
+            return false;
         }
+        self.classify_into::<W, true>(cache, burst, out, hints);
+        true
     }
 
     /// Keeps `hints[i]` in packet `i`'s flow-cache slot for every bit `i`
     /// of `fresh`, where the slot still holds the packet's key (a later
-    /// packet of the burst may have taken it), when the classifier is
-    /// [`Classifier::flow_keyed`].
+    /// packet of the burst may have taken it); only after
+    /// [`Classifier::classify_burst_hinted`] handed out hints for `burst`.
+    /// The keys are built again here: `fresh` holds the few packets the
+    /// meter had to probe (new flows, stale hints), where keeping every
+    /// packet's key from the classifier cost each packet (+6 instructions
+    /// on the full pipeline without metering, measured).
     pub(crate) fn keep_meter_hints<const W: usize>(
         &self,
         cache: &mut FlowCacheOf<W>,
-        layers: &[Layers],
-        in_ports: &[u16],
-        dirs: &[Direction],
+        burst: BurstFields<'_>,
         hints: &[Hint],
         mut fresh: u32,
     ) {
-        if !self.flow_keyed() {
-            return;
-        }
         while fresh != 0 {
             let i = fresh.trailing_zeros() as usize;
             fresh &= fresh - 1;
-            let (Some(l), Some(&port), Some(&dir), Some(&hint)) =
-                (layers.get(i), in_ports.get(i), dirs.get(i), hints.get(i))
-            else {
+            let (Some(l), Some(&port), Some(&dir), Some(&hint)) = (
+                burst.layers.get(i),
+                burst.in_ports.get(i),
+                burst.dirs.get(i),
+                hints.get(i),
+            ) else {
                 continue;
             };
             let k = self.key(l, port, dir);
@@ -442,17 +469,16 @@ impl Classifier {
     fn classify_into<const W: usize, const HINTED: bool>(
         &self,
         cache: &mut FlowCacheOf<W>,
-        layers: &[Layers],
-        in_ports: &[u16],
-        dirs: &[Direction],
+        burst: BurstFields<'_>,
         out: &mut [Verdict],
         hints: &mut [Hint],
     ) -> usize {
-        let n = layers
-            .len()
-            .min(in_ports.len())
-            .min(dirs.len())
-            .min(out.len());
+        let BurstFields {
+            layers,
+            in_ports,
+            dirs,
+        } = burst;
+        let n = burst.len().min(out.len());
         if let Some(v) = self.constant {
             out[..n].fill(v);
             return n;
