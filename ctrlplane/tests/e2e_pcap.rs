@@ -548,3 +548,99 @@ fn a_match_all_tunnel_sends_what_the_general_path_sends() {
         assert!(total(&direct_report, "parse_errors") > 0, "{direct_report}");
     }
 }
+
+/// Two destinations behind one match-all rule: every burst follows one
+/// plan and takes the hoisted loop for several destinations. The same
+/// frames with a dropped filler frame between each two make every burst
+/// mixed, which takes the general path. Both must send the same bytes —
+/// copies and clones (from 1,024 bytes), the slice, ERSPAN II's sequence
+/// numbers, duplicates (the mirror copies) only to the destination that
+/// keeps them — and count the same, every packet once.
+#[test]
+fn two_destinations_hoisted_send_what_the_general_path_sends() {
+    let frames = every_shape();
+    let policy = r#"
+[[destination]]
+name = "noc"
+tunnel = "vxlan"
+remote = "192.0.2.10"
+vni = 100
+dedup = false
+
+[[destination]]
+name = "ids"
+tunnel = "erspan2"
+remote = "192.0.2.20"
+session = 7
+slice = 96
+dedup = true
+
+[[rule]]
+name = "filler"
+src = "198.51.100.0/24"
+
+[[rule]]
+name = "all"
+to = ["noc", "ids"]
+"#;
+    let filler = {
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 1, 1], [2, 0, 0, 0, 2, 2])
+            .ipv4([198, 51, 100, 1], [10, 9, 0, 1], 64)
+            .udp(9, 9)
+            .write(&mut out, &[0; 18])
+            .expect("build");
+        out
+    };
+    let run = |mixed: bool| {
+        let dir = tmpdir("two-dests");
+        let input: Vec<Vec<u8>> = if mixed {
+            frames
+                .iter()
+                .flat_map(|f| [f.clone(), filler.clone()])
+                .collect()
+        } else {
+            frames.clone()
+        };
+        let (report, wire) = run_policy(&dir, "two-dests", &input, policy);
+        assert_eq!(total(&report, "rx"), input.len() as u64, "{report}");
+        let _ = std::fs::remove_dir_all(dir);
+        (wire, report)
+    };
+    let (hoisted, hoisted_report) = run(false);
+    let (general, general_report) = run(true);
+    assert_eq!(
+        total(&general_report, "filtered"),
+        frames.len() as u64,
+        "{general_report}"
+    );
+    assert_eq!(hoisted.len(), general.len());
+    for (k, (h, g)) in hoisted.iter().zip(&general).enumerate() {
+        assert_eq!(h, g, "frame {k}");
+    }
+    for counter in ["forwarded", "deduplicated", "parse_errors"] {
+        assert_eq!(
+            total(&hoisted_report, counter),
+            total(&general_report, counter),
+            "{counter}\n{hoisted_report}\n{general_report}"
+        );
+    }
+    // Each duplicate still went to the NOC: forwarded, not deduplicated.
+    assert_eq!(
+        total(&hoisted_report, "deduplicated"),
+        0,
+        "{hoisted_report}"
+    );
+    for dest in ["noc", "ids"] {
+        assert_eq!(
+            dest_row(&hoisted_report, dest),
+            dest_row(&general_report, dest),
+            "{dest}"
+        );
+    }
+    // The mirror copies went to the NOC only.
+    assert!(
+        dest_tx(&hoisted_report, "noc") > dest_tx(&hoisted_report, "ids"),
+        "{hoisted_report}"
+    );
+}

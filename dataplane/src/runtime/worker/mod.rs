@@ -25,7 +25,7 @@ use crate::stage::dedup::{Dedup, DedupConfig, Fingerprint, Verdict as DedupVerdi
 use crate::stage::encap::{EncapError, EncapMeta, EncapTemplate};
 use crate::stage::filter::{Action, BurstFields, FlowCache, Verdict};
 use crate::stage::parse::{parse, parse_to, Layers};
-use crate::stage::slice::{keep_len, slice, SliceSpec};
+use crate::stage::slice::{slice, SliceSpec};
 use crate::stage::tag::TagInfo;
 use crate::stage::{Direction, BURST};
 use crate::wire::ethernet::ethertype;
@@ -35,6 +35,7 @@ mod decap;
 mod direct;
 mod intake;
 mod meter;
+mod multi;
 mod plan;
 mod rules;
 mod tool;
@@ -658,8 +659,8 @@ impl Worker {
         self.reserve_sequences(t, burst_plans, &shed[..n], &dups[..n], sampling);
         let tracing = self.s.trace.armed();
         if !tracing && uniform && !any_sampled {
-            if let [a] = *self.plans.targets(plans[0]) {
-                let done = match a.tool {
+            let done = match *self.plans.targets(plans[0]) {
+                [a] => match a.tool {
                     Some(tool) => self.forward_single_tool(t, rx, layers, &dups, a, tool),
                     None => self.forward_single(
                         rx,
@@ -671,10 +672,12 @@ impl Worker {
                         a,
                         now_ns,
                     ),
-                };
-                if done {
-                    return;
-                }
+                },
+                [] => false,
+                _ => self.forward_multi(rx, layers, &dups, &dirs, hashed, plans[0], now_ns),
+            };
+            if done {
+                return;
             }
         }
         for (i, m) in rx.drain().enumerate() {
@@ -1029,38 +1032,27 @@ impl Worker {
         edits: bool,
     ) -> crate::dpdk::Result<Mbuf> {
         // A tunnel destination that slices gets only the front of the
-        // frame copied: one byte past the cut, so that the slice still cuts
-        // and says so (ERSPAN's T bit). Not when it edits (its slice
-        // follows the edited headers) or is rate-limited (the limiter
-        // charges the frame's length before the slice); not to a tool
-        // group, whose balancing hash may read past the cut. Cheapest
-        // checks first: a frame no longer than the cut decides at once.
-        let len = src.pkt_len();
-        let front = match keep_len(l, a.slice) {
-            Some(keep)
-                if keep < len
-                    && !a.edits
-                    && a.tool.is_none()
-                    && !self
-                        .limiters
-                        .get(a.dest)
-                        .is_some_and(DestLimiter::is_limited) =>
-            {
-                keep + 1
-            }
-            _ => usize::MAX,
+        // frame copied. Not when it edits (its slice follows the edited
+        // headers) or is rate-limited (the limiter charges the frame's
+        // length before the slice); not to a tool group, whose balancing
+        // hash may read past the cut.
+        let front = || {
+            !a.edits
+                && a.tool.is_none()
+                && !self
+                    .limiters
+                    .get(a.dest)
+                    .is_some_and(DestLimiter::is_limited)
         };
-        if len.min(front) >= CLONE_MIN_LEN && l.ip_version != 0 && !edits {
-            // Only tunnels: encap writes nothing inside the frame. No
-            // target of the packet may edit (strip, mask) either: the last
-            // one does so in the original, whose bytes a clone shares.
+        // Only tunnels: encap writes nothing inside the frame. No target
+        // of the packet may edit (strip, mask) either: the last one does
+        // so in the original, whose bytes a clone shares.
+        let clones = || {
             let tunnel =
                 matches!(self.templates.get(a.dest), Some(Some(t)) if !t.checksums_payload());
-            if let Some(clones) = self.s.clone_pool.as_ref().filter(|_| tunnel) {
-                return src.share(clones).and_then(|c| c.with_header(clones));
-            }
-        }
-        src.copy_front(&self.s.pool, front)
+            self.s.clone_pool.as_deref().filter(|_| tunnel && !edits)
+        };
+        multi::copy_for(src, l, a.slice, front, clones, &self.s.pool)
     }
 
     /// Each packet's rule hit: once for the burst when it all matched one

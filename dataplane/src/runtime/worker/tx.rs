@@ -7,6 +7,12 @@
 //! packet with several copies has a *fate* slot, resolved when its last copy
 //! is sent or dropped — forwarded if any went out, else the first drop
 //! reason. Control frames (`NO_FATE`) count nowhere.
+//!
+//! A packet whose copies all wait in one lane and leave in one TX burst
+//! needs no fate slot: a TX burst sends a prefix of the lane, so the
+//! packet went out if and only if its first queued copy did. That copy is
+//! its *lead* (see [`lead`]) and settles the packet; the others
+//! (`FOLLOW`) count on their destination only.
 
 use crossbeam_utils::CachePadded;
 
@@ -32,6 +38,41 @@ pub(super) struct TxMeta {
 pub(super) const NO_FATE: u16 = u16::MAX;
 /// The copy is its packet's only one: it settles the packet's fate itself.
 pub(super) const SOLO: u16 = u16::MAX - 1;
+/// A copy queued behind its packet's lead in the same lane, within the
+/// same TX burst: counted on its destination only.
+pub(super) const FOLLOW: u16 = SOLO - 1 - DestDrop::ALL.len() as u16;
+
+/// The fate of a packet's lead: its first queued copy, every other copy
+/// queued after it in the same lane with no flush in between (see
+/// [`LaneTx::make_room`]). Sent, the packet is forwarded; dropped, its
+/// terminal is `first_drop`, the first reason another copy was dropped
+/// before it was queued, else `dropped_tx_full`. A lead with no such
+/// reason is a [`SOLO`] copy.
+#[inline(always)]
+pub(super) fn lead(first_drop: Option<DestDrop>) -> u16 {
+    match first_drop {
+        None | Some(DestDrop::TxFull) => SOLO,
+        Some(why) => SOLO - 1 - why as u16,
+    }
+}
+
+/// The terminal of a packet whose lead (or `SOLO` copy) was dropped.
+fn lead_dropped(fate: u16) -> Terminal {
+    let why = usize::from(SOLO - fate)
+        .checked_sub(1)
+        .and_then(|i| DestDrop::ALL.get(i))
+        .copied()
+        .unwrap_or(DestDrop::TxFull);
+    why.terminal()
+}
+
+/// Whether `fate` is a lead's or a follower's (or `SOLO`): a packet with
+/// no fate slot.
+#[inline(always)]
+fn no_slot(fate: u16) -> bool {
+    (FOLLOW..=SOLO).contains(&fate)
+}
+
 /// The counter slot of a copy that belongs to no destination (a decap
 /// input's frame to its tool port): counted on the port and in its
 /// packet's terminal only.
@@ -120,6 +161,31 @@ pub(super) struct LaneTx<'a> {
 }
 
 impl LaneTx<'_> {
+    /// Sends the lane first unless `n` more copies fit (`n` at most
+    /// `TX_BUF`): a packet's copies queued next then leave in one TX burst,
+    /// as its lead and followers must.
+    #[inline(always)]
+    pub fn make_room(&mut self, n: usize) {
+        if self.lane.tx.len() + n > TX_BUF {
+            self.flush();
+        }
+    }
+
+    /// Where the next copy queued goes in the lane.
+    #[inline(always)]
+    pub fn next_at(&self) -> usize {
+        self.lane.tx.len()
+    }
+
+    /// Sets the fate of the copy queued at `at` since the last
+    /// [`LaneTx::make_room`] (a lead whose packet lost a copy after it).
+    #[inline]
+    pub fn set_fate(&mut self, at: usize, fate: u16) {
+        if let Some(m) = self.lane.meta.get_mut(at) {
+            m.fate = fate;
+        }
+    }
+
     /// Queues a copy, sending the lane first when it is full.
     #[inline(always)]
     pub fn push(&mut self, m: Mbuf, meta: TxMeta) {
@@ -424,13 +490,15 @@ fn done(fates: &mut [Fate; FATES], meta: TxMeta, sent: bool, stats: &WorkerStats
             dc.drop(DestDrop::TxFull).add(1);
         }
     }
-    if meta.fate == SOLO {
-        let term = if sent {
-            Terminal::Forwarded
-        } else {
-            Terminal::DroppedTxFull
-        };
-        stats.counters.terminal(term).add(1);
+    if no_slot(meta.fate) {
+        if meta.fate != FOLLOW {
+            let term = if sent {
+                Terminal::Forwarded
+            } else {
+                lead_dropped(meta.fate)
+            };
+            stats.counters.terminal(term).add(1);
+        }
         return;
     }
     let fate = usize::from(meta.fate);
@@ -460,14 +528,16 @@ fn resolve(fates: &[Fate; FATES], fate: usize, stats: &WorkerStats) -> Terminal 
 
 /// Counts copies `meta` as sent; returns how many and their bytes (not
 /// counting control frames, which belong to no destination). Runs of
-/// one-copy packets to the same destination (the common case: often the
-/// whole burst) are counted with one add per counter, not one per packet.
+/// copies without a fate slot to the same destination (the common case:
+/// often the whole burst) are counted with one add per counter, not one
+/// per copy; the packets they settle with one add for the lane.
 fn sent(meta: &[TxMeta], fates: &mut [Fate; FATES], stats: &WorkerStats) -> (u64, u64) {
     let (n, mut all_packets, mut all_bytes) = (meta.len(), 0u64, 0u64);
+    let mut forwarded = 0u64;
     let mut k = 0;
     while k < n {
         let first = meta[k];
-        if first.fate != SOLO {
+        if !no_slot(first.fate) {
             done(fates, first, true, stats);
             if first.fate != NO_FATE {
                 all_packets += 1;
@@ -477,8 +547,9 @@ fn sent(meta: &[TxMeta], fates: &mut [Fate; FATES], stats: &WorkerStats) -> (u64
             continue;
         }
         let (mut j, mut bytes) = (k, 0u64);
-        while j < n && meta[j].fate == SOLO && meta[j].slot == first.slot {
+        while j < n && no_slot(meta[j].fate) && meta[j].slot == first.slot {
             bytes += u64::from(meta[j].bytes);
+            forwarded += u64::from(meta[j].fate != FOLLOW);
             j += 1;
         }
         let packets = (j - k) as u64;
@@ -486,10 +557,12 @@ fn sent(meta: &[TxMeta], fates: &mut [Fate; FATES], stats: &WorkerStats) -> (u64
             dc.tx_packets.add(packets);
             dc.tx_bytes.add(bytes);
         }
-        stats.counters.terminal(Terminal::Forwarded).add(packets);
         all_packets += packets;
         all_bytes += bytes;
         k = j;
+    }
+    if forwarded != 0 {
+        stats.counters.terminal(Terminal::Forwarded).add(forwarded);
     }
     (all_packets, all_bytes)
 }
@@ -536,5 +609,45 @@ mod tests {
         assert_eq!(stats.counters.terminal_sum(), packets);
         assert_eq!(stats.counters.terminal(Terminal::Forwarded).get(), packets);
         assert_eq!(stats.dests[0].tx_packets.get(), packets + 1);
+    }
+
+    /// A packet's lead and its followers: sent, the packet is forwarded
+    /// once and each copy counts on its destination; a lead dropped at TX
+    /// gives the packet the reason another copy was dropped before it was
+    /// queued, else `dropped_tx_full`; a follower never counts a packet.
+    #[test]
+    fn a_lead_settles_its_packet_and_followers_count_on_their_destination() {
+        let stats = WorkerStats::default();
+        let mut fates = [Fate::default(); FATES];
+        let copy = |fate, slot| TxMeta {
+            fate,
+            slot,
+            bytes: 100,
+        };
+        let lane = [
+            copy(lead(None), 0),
+            copy(FOLLOW, 1),
+            copy(lead(Some(DestDrop::NoMbuf)), 0),
+            copy(FOLLOW, 1),
+            copy(SOLO, 1),
+        ];
+        assert_eq!(sent(&lane, &mut fates, &stats), (5, 500));
+        assert_eq!(stats.counters.terminal(Terminal::Forwarded).get(), 3);
+        assert_eq!(stats.counters.terminal_sum(), 3);
+        assert_eq!(stats.dests[0].tx_packets.get(), 2);
+        assert_eq!(stats.dests[1].tx_packets.get(), 3);
+        assert_eq!(stats.dests[1].tx_bytes.get(), 300);
+
+        let stats = WorkerStats::default();
+        for why in DestDrop::ALL {
+            done(&mut fates, copy(lead(Some(why)), 0), false, &stats);
+            done(&mut fates, copy(FOLLOW, 1), false, &stats);
+            assert_eq!(stats.counters.terminal(why.terminal()).get(), 1, "{why:?}");
+            stats.counters.terminal(why.terminal()).set(0);
+        }
+        assert_eq!(stats.counters.terminal_sum(), 0);
+        done(&mut fates, copy(lead(None), 0), false, &stats);
+        assert_eq!(stats.counters.terminal(Terminal::DroppedTxFull).get(), 1);
+        assert_eq!(stats.dests[1].drop(DestDrop::TxFull).get(), 8);
     }
 }
