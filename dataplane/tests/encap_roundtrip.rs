@@ -202,7 +202,6 @@ fn run(c: &Case) -> Result<(), TestCaseError> {
         TunnelConfig::L2Gre { .. } => prop_assert_eq!(t.sequence, None),
         _ => {}
     }
-    prop_assert_eq!(tpl.counters().packets, 1);
     prop_assert_eq!(tpl.counters().truncated_to_mtu, u64::from(cut_by_mtu));
     Ok(())
 }
@@ -287,5 +286,4 @@ fn burst_verdicts_line_up() {
         assert_eq!(f.data(), &frames_in[i][..]);
     }
     assert_eq!(tpl.counters().no_headroom, 1);
-    assert_eq!(tpl.counters().packets, 7);
 }
