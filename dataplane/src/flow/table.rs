@@ -613,20 +613,13 @@ impl FlowTable {
     ///
     /// [`fold32`]: crate::stage::encap::fold32
     #[inline(always)]
-    pub fn count_hinted(
-        &mut self,
-        p: Packet<'_>,
-        hint: Hint,
-        now_ns: u64,
-        t: &mut Tally,
-    ) -> Option<u32> {
+    pub fn count_hinted(&mut self, p: Packet<'_>, hint: Hint, now_ns: u64) -> Option<u32> {
         let entries = self.table.buckets().as_flattened_mut();
         let e = entries.get_mut((hint & 0x7fff_ffff) as usize)?;
         if e.generation != (hint >> 32) as u32 {
             return None;
         }
         e.add(p, (hint >> 31) as usize & 1, now_ns);
-        t.packets += 1;
         Some((e.tag >> 32) as u32)
     }
 
@@ -817,6 +810,16 @@ mod tests {
         v
     }
 
+    /// Every flow of `t`, flushed out.
+    fn flushed(t: &mut FlowTable, stats: &MeterStats) -> Vec<Expired> {
+        let mut v = Vec::new();
+        t.flush(stats, &mut |e| {
+            v.push(e);
+            true
+        });
+        v
+    }
+
     #[test]
     fn both_directions_make_one_record_with_the_first_sender_as_initiator() {
         let stats = MeterStats::default();
@@ -875,13 +878,9 @@ mod tests {
         assert!(missed > 0);
         assert_eq!(stats.misses.get(), missed);
         assert_eq!(t.active() + missed, 4 * MIN_ENTRIES as u64);
-        let mut flushed = 0;
-        t.flush(&stats, &mut |e| {
-            assert_eq!(e.reason, EndReason::ForcedEnd);
-            flushed += 1;
-            true
-        });
-        assert_eq!(flushed + missed, 4 * MIN_ENTRIES as u64);
+        let out = flushed(&mut t, &stats);
+        assert!(out.iter().all(|e| e.reason == EndReason::ForcedEnd));
+        assert_eq!(out.len() as u64 + missed, 4 * MIN_ENTRIES as u64);
         assert_eq!(t.active(), 0);
     }
 
@@ -937,11 +936,7 @@ mod tests {
             (t.active(), stats.packets.get(), stats.created.get()),
             (1, 3, 1)
         );
-        let mut v = Vec::new();
-        t.flush(&stats, &mut |e| {
-            v.push(e);
-            true
-        });
+        let v = flushed(&mut t, &stats);
         let r = v[0].entry.record(v[0].reason, vec![]);
         assert_eq!(r.key.initiator.to_string(), "2001:db8::1");
         assert_eq!(
@@ -997,11 +992,7 @@ mod tests {
                 misses: 0
             }
         );
-        let mut v = Vec::new();
-        t.flush(&stats, &mut |e| {
-            v.push(e);
-            true
-        });
+        let v = flushed(&mut t, &stats);
         assert_eq!(v.len(), 1);
         let r = v[0].entry.record(v[0].reason, vec![]);
         assert_eq!(
@@ -1081,20 +1072,15 @@ mod tests {
         let rev = t.count(packet(&ls), 2, &mut tally).unwrap();
         assert_ne!(rev, fwd);
         for (hint, now) in [(fwd, 3), (rev, 4), (rev, 5)] {
-            let hash = t.count_hinted(packet(&lc), hint, now, &mut tally);
+            let hash = t.count_hinted(packet(&lc), hint, now);
             assert_eq!(
                 hash,
                 Some(crate::stage::encap::flow_hash(Some(&lc), &c2s)),
                 "encap's hash"
             );
         }
-        assert_eq!(tally.packets, 4);
         let stats = MeterStats::default();
-        let mut v = Vec::new();
-        t.flush(&stats, &mut |e| {
-            v.push(e);
-            true
-        });
+        let v = flushed(&mut t, &stats);
         let r = v[0].entry.record(v[0].reason, vec![]);
         assert_eq!((r.forward.packets, r.reverse.packets), (2, 3));
         assert_eq!(r.end_ms, 0);
@@ -1107,33 +1093,20 @@ mod tests {
         let mut t = FlowTable::new(small(), 12).unwrap();
         let f = tcp([10, 0, 0, 9], 5000, [10, 0, 0, 1], 80, 0x10);
         let l = parse(&f);
-        let mut tally = Tally::default();
         // Idle expiry.
         let hint = make(&mut t, &l, 0);
         assert_eq!(drain(&mut t, 1_000_000, &stats).len(), 1);
-        assert_eq!(
-            t.count_hinted(packet(&l), hint, 1_000_001, &mut tally),
-            None
-        );
+        assert_eq!(t.count_hinted(packet(&l), hint, 1_000_001), None);
         // The same flow again, in the same entry: the old hint stays stale.
         let again = make(&mut t, &l, 1_000_002);
         assert_eq!(again & 0x7fff_ffff, hint & 0x7fff_ffff, "same entry");
         assert_ne!(again, hint);
-        assert_eq!(
-            t.count_hinted(packet(&l), hint, 1_000_003, &mut tally),
-            None
-        );
-        assert!(t
-            .count_hinted(packet(&l), again, 1_000_004, &mut tally)
-            .is_some());
+        assert_eq!(t.count_hinted(packet(&l), hint, 1_000_003), None);
+        assert!(t.count_hinted(packet(&l), again, 1_000_004).is_some());
         // Flushed.
         t.flush(&stats, &mut |_| true);
-        assert_eq!(
-            t.count_hinted(packet(&l), again, 1_000_005, &mut tally),
-            None
-        );
-        assert_eq!(tally.packets, 1);
-        assert_eq!(t.count_hinted(packet(&l), NO_HINT, 0, &mut tally), None);
+        assert_eq!(t.count_hinted(packet(&l), again, 1_000_005), None);
+        assert_eq!(t.count_hinted(packet(&l), NO_HINT, 0), None);
     }
 
     #[test]
@@ -1153,13 +1126,8 @@ mod tests {
         assert_eq!(drain(&mut t, 1, &stats).len(), 1, "FIN: ended");
         let new = make(&mut t, &lb, 2);
         assert_eq!(new & 0x7fff_ffff, old & 0x7fff_ffff, "same entry");
-        let mut tally = Tally::default();
-        assert_eq!(t.count_hinted(packet(&la), old, 3, &mut tally), None);
-        let mut v = Vec::new();
-        t.flush(&stats, &mut |e| {
-            v.push(e);
-            true
-        });
+        assert_eq!(t.count_hinted(packet(&la), old, 3), None);
+        let v = flushed(&mut t, &stats);
         let r = v[0].entry.record(v[0].reason, vec![]);
         assert_eq!(r.key.initiator.to_string(), "10.0.0.7");
         assert_eq!((r.forward.packets, r.reverse.packets), (1, 0));

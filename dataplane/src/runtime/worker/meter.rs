@@ -52,10 +52,11 @@ impl Meter {
     }
 
     /// Counts a burst's packets into their flows (those whose rule
-    /// meters): one pass over the burst, then the new flows. Leaves every
-    /// packet's [`flow_hash`] in `hashes` on the way: the table's hash is
-    /// the same function, so encap takes its UDP source port from there
-    /// rather than hashing the flow a second time.
+    /// meters): the packets whose hint holds first, then the others, then
+    /// the new flows. Leaves every packet's [`flow_hash`] in `hashes` on
+    /// the way: the table's hash is the same function, so encap takes its
+    /// UDP source port from there rather than hashing the flow a second
+    /// time.
     ///
     /// `HINTED`: `hints` holds each packet's [`Hint`] from its flow cache
     /// slot (the classifier's key holds the whole five-tuple). A packet
@@ -79,13 +80,42 @@ impl Meter {
         hints: &mut [Hint; BURST],
     ) -> u32 {
         let mut t = Tally::default();
+        let n = ms.len().min(layers.len()).min(dups.len()).min(BURST);
+        // The packets left to count the long way.
+        let mut rest = ((1u64 << n) - 1) as u32;
+        if HINTED {
+            let hinted = Hinted {
+                ms,
+                layers,
+                dups,
+                hints,
+                now_ns,
+            };
+            // Both iterators index like the slices they are zipped with.
+            let counted = match plans {
+                BurstPlans::One(p) if !p.meter => 0,
+                BurstPlans::One(_) => hinted.count(&mut self.table, hashes, (0..n).map(|_| true)),
+                BurstPlans::Each(ps) => {
+                    hinted.count(&mut self.table, hashes, ps.iter().map(|p| p.meter))
+                }
+            };
+            rest &= !counted;
+            t.packets += u64::from(counted.count_ones());
+        }
         let mut new = [0u8; BURST];
         let mut nn = 0;
         let mut fresh = 0u32;
-        let burst = ms.iter().zip(layers).zip(dups).zip(hashes);
-        for (i, ((((m, l), d), h), hint)) in burst.zip(hints.iter_mut()).enumerate() {
-            let Some(p) = plans.get(i) else {
-                break;
+        while rest != 0 {
+            let i = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            let (Some(m), Some(l), Some(d), Some(h), Some(p)) = (
+                ms.get(i),
+                layers.get(i),
+                dups.get(i),
+                hashes.get_mut(i),
+                plans.get(i),
+            ) else {
+                continue;
             };
             let packet = Packet {
                 layers: l,
@@ -93,12 +123,6 @@ impl Meter {
                 duplicate: *d == DedupVerdict::Duplicate,
             };
             let found = if l.ip_version != 0 && l.fragment == Fragment::None {
-                if HINTED && p.meter {
-                    if let Some(hash) = self.table.count_hinted(packet, *hint, now_ns, &mut t) {
-                        *h = hash;
-                        continue;
-                    }
-                }
                 let ends = ends(l);
                 let hash = mix_ends(ends.0, ends.1, l.l4_proto);
                 *h = fold32(hash);
@@ -106,7 +130,7 @@ impl Meter {
                     || match self.table.count_hashed(packet, ends, hash, now_ns, &mut t) {
                         Some(found) => {
                             if HINTED {
-                                *hint = found;
+                                hints[i] = found;
                                 fresh |= 1 << i;
                             }
                             true
@@ -121,10 +145,8 @@ impl Meter {
                 !p.meter || self.table.count(packet, now_ns, &mut t).is_some()
             };
             if !found {
-                if let Some(slot) = new.get_mut(nn) {
-                    *slot = i as u8;
-                    nn += 1;
-                }
+                new[nn] = i as u8;
+                nn += 1;
             }
         }
         for &i in &new[..nn] {
@@ -148,10 +170,8 @@ impl Meter {
             let made = self.table.create(packet, now_ns, first, &mut t);
             let hinted = l.ip_version != 0 && l.fragment == Fragment::None;
             if HINTED && hinted && made != NO_HINT {
-                if let Some(hint) = hints.get_mut(i) {
-                    *hint = made;
-                    fresh |= 1 << i;
-                }
+                hints[i] = made;
+                fresh |= 1 << i;
             }
         }
         self.table.publish(&t, &self.stats);
@@ -203,5 +223,48 @@ impl Meter {
                 Err(_) => return false,
             }
         });
+    }
+}
+
+/// A burst as its hinted pass reads it.
+struct Hinted<'a> {
+    ms: &'a [Mbuf],
+    layers: &'a [Layers],
+    dups: &'a [DedupVerdict],
+    hints: &'a [Hint; BURST],
+    now_ns: u64,
+}
+
+impl Hinted<'_> {
+    /// Counts each packet whose rule meters (`meters`, one a packet) and
+    /// whose hint holds at its entry, its hash for encap from there;
+    /// returns their mask. A fragment is left out: encap hashes it
+    /// without its ports. In a pass of its own, so that its few values
+    /// stay in registers (out of line: inside `observe_burst` they are
+    /// spilled), and most packets of a burst take only this.
+    #[inline(never)]
+    fn count(
+        &self,
+        table: &mut FlowTable,
+        hashes: &mut [u32],
+        meters: impl Iterator<Item = bool>,
+    ) -> u32 {
+        let mut counted = 0u32;
+        let burst = self.ms.iter().zip(self.layers).zip(self.dups);
+        let each = burst.zip(self.hints).zip(hashes.iter_mut()).zip(meters);
+        for (i, (((((m, l), d), &hint), h), meter)) in each.enumerate() {
+            if meter && l.fragment == Fragment::None {
+                let packet = Packet {
+                    layers: l,
+                    len: m.pkt_len() as u32,
+                    duplicate: *d == DedupVerdict::Duplicate,
+                };
+                if let Some(hash) = table.count_hinted(packet, hint, self.now_ns) {
+                    *h = hash;
+                    counted |= 1 << i;
+                }
+            }
+        }
+        counted
     }
 }
