@@ -3,14 +3,16 @@
 //! thread's whole work per record from a worker's expired entry to a UDP
 //! datagram on loopback, and a worker's flow table update per packet
 //! (`FlowTable::observe`) over 1 Ki and 256 Ki flows in a 1 Mi-entry
-//! table, both directions.
+//! table, both directions, and the same packets counted through their
+//! flow cache slots' hints (`FlowTable::count_hinted`, what the worker
+//! does for a packet whose classifier key is its flow's).
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dataplane::flow::ipfix::MessageBuilder;
 use dataplane::flow::table::{
-    Expired, FirstPacket, FlowTable, MeterConfig, MeterStats, PacketMeta,
+    Expired, FirstPacket, FlowTable, Hint, MeterConfig, MeterStats, Packet, PacketMeta, Tally,
 };
 use dataplane::flow::{DirectionCounts, EndReason, FlowKey, FlowRecord};
 use dataplane::stage::parse::{parse, Layers};
@@ -185,5 +187,54 @@ fn table_observe(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ipfix_encode, export_path, table_observe);
+/// One frame as the table counts it.
+fn packet<'a>(f: &[u8], l: &'a Layers) -> Packet<'a> {
+    Packet {
+        layers: l,
+        len: f.len() as u32,
+        duplicate: false,
+    }
+}
+
+/// The packets of `table_observe` counted by their hints: each flow made
+/// by its first packet, the other direction's hint from its probe, then
+/// every packet counted at the entry its hint names (no hash, no probe).
+fn table_hinted(c: &mut Criterion) {
+    let mut g = c.benchmark_group("flow_table_hinted");
+    for flows in [1u32 << 10, 1 << 18] {
+        let pkts = frames(flows);
+        let cfg = MeterConfig {
+            entries: 1 << 20,
+            ..MeterConfig::default()
+        };
+        let mut t = FlowTable::new(cfg, 7).expect("table");
+        let mut tally = Tally::default();
+        let hints: Vec<Hint> = pkts
+            .iter()
+            .map(|(f, l)| match t.count(packet(f, l), 0, &mut tally) {
+                Some(hint) => hint,
+                None => t.create(packet(f, l), 0, FirstPacket::default(), &mut tally),
+            })
+            .collect();
+        g.throughput(Throughput::Elements(pkts.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(flows), &pkts, |b, pkts| {
+            let mut now = 0u64;
+            b.iter(|| {
+                for ((f, l), &hint) in pkts.iter().zip(&hints) {
+                    now += 1;
+                    black_box(t.count_hinted(packet(f, l), hint, now));
+                }
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    ipfix_encode,
+    export_path,
+    table_observe,
+    table_hinted
+);
 criterion_main!(benches);
