@@ -104,6 +104,7 @@ fn ipv4_udp_fields() {
             l4_proto: 17,
             l4_offset: 34,
             payload_offset: 42,
+            ip_end: 52,
             src_addr: 0x0a01_0203,
             dst_addr: 0xc0a8_6407,
             src_port: 5353,
@@ -412,6 +413,7 @@ fn ipv4_lengths_that_lie() {
         assert_eq!(l.error, Some(ParseError::BadL3));
         assert_eq!((l.l3_offset, l.l4_offset, l.payload_offset), (14, 0, 14));
         assert_eq!(l.l4_proto, 0);
+        assert_eq!(l.ip_end, 0, "no end kept for lying lengths");
         l
     };
     bad_l3(&|f| f[14] = 0x44); // IHL 4
@@ -435,6 +437,7 @@ fn ipv4_gso_total_length_zero_runs_to_the_end() {
     let l = parse(&f);
     assert_eq!(l.error, None);
     assert_eq!((l.l4_offset, l.payload_offset, l.dst_port), (34, 42, 4789));
+    assert_eq!(l.ip_end as usize, f.len());
 }
 
 #[test]
@@ -444,6 +447,7 @@ fn ethernet_padding_is_ignored() {
     f.resize(60, 0);
     let l = parse(&f);
     assert_eq!((l.error, l.l4_offset, l.payload_offset), (None, 34, 42));
+    assert_eq!(l.ip_end, 14 + 28, "the padding is not the packet's");
 
     // IPv6 says 8 bytes of payload: a TCP header "in" the padding is cut short.
     let mut f = cat(&[&eth(0x86dd), &ipv6_hdr(6, 8), &tcp_hdr(0)]);
@@ -451,6 +455,7 @@ fn ethernet_padding_is_ignored() {
     let l = parse(&f);
     assert_eq!(l.error, Some(ParseError::TruncatedL4));
     assert_eq!((l.l4_offset, l.payload_offset), (54, 54));
+    assert_eq!(l.ip_end, 14 + 48);
     assert_eq!((l.src_port, l.dst_port), (1234, 80), "ports were inside");
 }
 

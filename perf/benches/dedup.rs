@@ -69,6 +69,7 @@ fn frame(len: usize) -> (VecFrame, Layers) {
         l4_proto: 17,
         l4_offset: 34,
         payload_offset: 42,
+        ip_end: len as u32,
         ..Layers::default()
     };
     (VecFrame::new(&b), layers)

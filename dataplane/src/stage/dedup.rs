@@ -326,6 +326,27 @@ impl<'k> State<'k> {
     /// mutable header fields to ignore), and its length.
     #[inline(always)]
     fn piece(&mut self, bytes: &[u8], m0: u64, m1: u64) {
+        // 33 to 47 bytes, the IP packet of a minimum-size frame: the rounds
+        // below unrolled (no block, one whole chunk, a tail), without
+        // their loop and length tests.
+        let n = bytes.len();
+        if n.wrapping_sub(33) < 15 {
+            if let (Some((c0, rest)), Some(last)) =
+                (bytes.split_first_chunk::<16>(), bytes.last_chunk::<16>())
+            {
+                let c1 = rest.first_chunk::<16>().unwrap_or(last);
+                let (a, b) = words(c0);
+                self.round(a & m0, b & m1);
+                self.h1 ^= self.keys.0[5];
+                let (a, b) = words(c1);
+                self.round(a, b);
+                let (a, b) = words(last);
+                let [ma, mb] = TAIL_MASKS[(n - 32) % 16];
+                self.round(a & ma, b & mb);
+                self.lens = self.lens.rotate_left(21) ^ n as u64;
+                return;
+            }
+        }
         if let Some((first, mut rest)) = bytes.split_first_chunk::<16>() {
             let (a, b) = words(first);
             self.round(a & m0, b & m1);
@@ -508,6 +529,9 @@ pub struct Dedup {
     /// Number of buckets - 1.
     mask: u64,
     keys: Keys,
+    /// The masks of the first 16 bytes of an IPv4 ([0]) and an IPv6 ([1])
+    /// packet: the fields a hop rewrites, DSCP/ECN too if configured.
+    ip_masks: [[u64; 2]; 2],
     window_us: u32,
     ignore_dscp_ecn: bool,
     include_l2: bool,
@@ -595,6 +619,11 @@ impl Dedup {
             table,
             mask: nb as u64 - 1,
             keys: Keys::from_seed(cfg.seed),
+            ip_masks: if cfg.ignore_dscp_ecn {
+                [[V4_TOS, V4_M1], [V6_HOP & V6_TC, !0]]
+            } else {
+                [[!0, V4_M1], [V6_HOP, !0]]
+            },
             window_us: cfg.window_us,
             ignore_dscp_ecn: cfg.ignore_dscp_ecn,
             include_l2: cfg.include_l2,
@@ -649,13 +678,19 @@ impl Dedup {
     pub fn fingerprint(&self, data: &[u8], layers: &Layers) -> Fingerprint {
         // IP without L2, nearly every packet: inlined into the burst's
         // loop (the call, with its saved registers, cost a fifth of it).
-        if (layers.ip_version == 4 || layers.ip_version == 6) && !self.include_l2 {
-            let l3 = usize::from(layers.l3_offset).min(data.len());
-            let mut st = State::new(&self.keys);
-            self.ip_piece(&mut st, data.get(l3..).unwrap_or(&[]), layers.ip_version);
-            st.finish()
-        } else {
-            self.fingerprint_other(data, layers)
+        // Parse checked the IP header's lengths and kept where the packet
+        // ends, so its header is not read again here; where parse did not
+        // (`ip_end` 0), the slow path reads it.
+        let ip = data.get(usize::from(layers.l3_offset)..layers.ip_end as usize);
+        match ip {
+            Some(ip) if layers.ip_end != 0 && !self.include_l2 => {
+                // Index 0 for IPv4, 1 for IPv6: bit 1 of the version.
+                let [m0, m1] = self.ip_masks[usize::from(layers.ip_version >> 1 & 1)];
+                let mut st = State::new(&self.keys);
+                st.piece(ip, m0, m1);
+                st.finish()
+            }
+            _ => self.fingerprint_other(data, layers),
         }
     }
 
@@ -675,23 +710,20 @@ impl Dedup {
             } else {
                 ip.len()
             };
-            let m0 = if self.ignore_dscp_ecn { V4_TOS } else { !0 };
-            (end, m0, V4_M1)
+            let [m0, m1] = self.ip_masks[0];
+            (end, m0, m1)
         } else {
-            let m0 = if self.ignore_dscp_ecn {
-                V6_HOP & V6_TC
-            } else {
-                V6_HOP
-            };
             // A jumbogram or a GSO super-frame runs to the end of the
             // frame, or every such packet of a flow would share one key.
             let end = ipv6::packet_len(u16_at(ip, ipv6::field::LENGTH), ip.len());
-            (end, m0, !0)
+            let [m0, m1] = self.ip_masks[1];
+            (end, m0, m1)
         };
         st.piece(&ip[..end.min(ip.len())], m0, m1);
     }
 
-    /// [`Dedup::fingerprint`] of what is not IP, or with the L2 header.
+    /// [`Dedup::fingerprint`] of what is not IP, of IP that parse did not
+    /// check or that runs past `data`, or with the L2 header.
     #[inline(never)]
     fn fingerprint_other(&self, data: &[u8], layers: &Layers) -> Fingerprint {
         let mut st = State::new(&self.keys);
@@ -786,16 +818,12 @@ impl Dedup {
                     } else {
                         avail
                     };
-                    let m0 = if self.ignore_dscp_ecn { V4_TOS } else { !0 };
-                    (end, m0, V4_M1)
+                    let [m0, m1] = self.ip_masks[0];
+                    (end, m0, m1)
                 } else {
-                    let m0 = if self.ignore_dscp_ecn {
-                        V6_HOP & V6_TC
-                    } else {
-                        V6_HOP
-                    };
                     let end = ipv6::packet_len(u16_across(l3 + ipv6::field::LENGTH), avail);
-                    (end, m0, !0)
+                    let [m0, m1] = self.ip_masks[1];
+                    (end, m0, m1)
                 };
                 Cover {
                     l2: self.include_l2.then_some(0..l3),

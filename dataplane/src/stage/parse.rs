@@ -72,6 +72,13 @@ pub struct Layers {
     /// IP, the end of the L2/MPLS headers; after an error, the end of the
     /// last header that was whole.
     pub payload_offset: u16,
+    /// End of the IP packet: where its length field says it ends, or the
+    /// end of the frame when that field is 0 (GSO, jumbograms). 0 when the
+    /// frame has no IP header whose lengths parse could check (none, cut
+    /// short, lying). Dedup's fingerprint covers the IP packet to here
+    /// without reading its header again. A `u32`: a GSO super-frame's
+    /// packet may end past 64 KiB (an mbuf's length is a `u32`).
+    pub ip_end: u32,
     /// Source address: IPv4 in the low 32 bits, IPv6 as 128 bits.
     pub src_addr: u128,
     /// Destination address, same encoding as `src_addr`.
@@ -316,6 +323,13 @@ fn off16(at: usize) -> u16 {
     at as u16
 }
 
+/// [`Layers::ip_end`] of an IP packet ending at `end`, which is at most the
+/// frame's length: a `u32` on the appliance (an mbuf's `pkt_len`).
+#[inline(always)]
+fn ip_end(end: usize) -> u32 {
+    end as u32
+}
+
 /// `f` is the first segment, `len` (at least `f.len()`) the frame's length.
 #[inline(always)]
 fn parse_into(f: &[u8], len: usize, l: &mut Layers) -> Result<(), ParseError> {
@@ -410,6 +424,7 @@ fn ipv4(f: &[u8], len: usize, l3: usize, l: &mut Layers) -> Result<(), ParseErro
     if header_len < ipv4::MIN_HEADER_LEN || ip_len < header_len || ip_len > avail {
         return Err(ParseError::BadL3);
     }
+    l.ip_end = ip_end(l3 + ip_len);
     let proto = h[ipv4::field::PROTOCOL];
     l.l4_proto = proto;
     let l4 = l3 + header_len;
@@ -444,6 +459,7 @@ fn ipv6(f: &[u8], len: usize, l3: usize, l: &mut Layers) -> Result<(), ParseErro
         return Err(ParseError::BadL3);
     }
     let end = l3 + ip_len;
+    l.ip_end = ip_end(end);
     let mut next = h[ipv6::field::NXT_HDR];
     let mut off = l3 + ipv6::HEADER_LEN;
     l.payload_offset = off16(off);
