@@ -105,6 +105,8 @@ impl Meter {
         let mut new = [0u8; BURST];
         let mut nn = 0;
         let mut fresh = 0u32;
+        // The packets of `new` whose flow the five-tuple keys (a hint can name it).
+        let mut keyed = 0u32;
         while rest != 0 {
             let i = rest.trailing_zeros() as usize;
             rest &= rest - 1;
@@ -117,12 +119,9 @@ impl Meter {
             ) else {
                 continue;
             };
-            let packet = Packet {
-                layers: l,
-                len: m.pkt_len() as u32,
-                duplicate: *d == DedupVerdict::Duplicate,
-            };
-            let found = if l.ip_version != 0 && l.fragment == Fragment::None {
+            let packet = packet(m, l, d);
+            let five_tuple = l.ip_version != 0 && l.fragment == Fragment::None;
+            let found = if five_tuple {
                 let ends = ends(l);
                 let hash = mix_ends(ends.0, ends.1, l.l4_proto);
                 *h = fold32(hash);
@@ -147,6 +146,7 @@ impl Meter {
             if !found {
                 new[nn] = i as u8;
                 nn += 1;
+                keyed |= u32::from(five_tuple) << i;
             }
         }
         for &i in &new[..nn] {
@@ -156,11 +156,7 @@ impl Meter {
             else {
                 continue;
             };
-            let packet = Packet {
-                layers: l,
-                len: m.pkt_len() as u32,
-                duplicate: *d == DedupVerdict::Duplicate,
-            };
+            let packet = packet(m, l, d);
             let first = FirstPacket {
                 port: m.port(),
                 direction: dirs.get(i).copied().unwrap_or_default(),
@@ -168,8 +164,7 @@ impl Meter {
                 tunnel: None,
             };
             let made = self.table.create(packet, now_ns, first, &mut t);
-            let hinted = l.ip_version != 0 && l.fragment == Fragment::None;
-            if HINTED && hinted && made != NO_HINT {
+            if HINTED && keyed & (1 << i) != 0 && made != NO_HINT {
                 hints[i] = made;
                 fresh |= 1 << i;
             }
@@ -226,6 +221,16 @@ impl Meter {
     }
 }
 
+/// What the flow table counts of packet `m` (its `l`ayers, dedup's `d`).
+#[inline(always)]
+fn packet<'a>(m: &Mbuf, l: &'a Layers, d: &DedupVerdict) -> Packet<'a> {
+    Packet {
+        layers: l,
+        len: m.pkt_len() as u32,
+        duplicate: *d == DedupVerdict::Duplicate,
+    }
+}
+
 /// A burst as its hinted pass reads it.
 struct Hinted<'a> {
     ms: &'a [Mbuf],
@@ -254,11 +259,7 @@ impl Hinted<'_> {
         let each = burst.zip(self.hints).zip(hashes.iter_mut()).zip(meters);
         for (i, (((((m, l), d), &hint), h), meter)) in each.enumerate() {
             if meter && l.fragment == Fragment::None {
-                let packet = Packet {
-                    layers: l,
-                    len: m.pkt_len() as u32,
-                    duplicate: *d == DedupVerdict::Duplicate,
-                };
+                let packet = packet(m, l, d);
                 if let Some(hash) = table.count_hinted(packet, hint, self.now_ns) {
                     *h = hash;
                     counted |= 1 << i;
