@@ -44,7 +44,7 @@ bench:
 	SLUICE_HUGEPAGES=$(BENCH_HUGEPAGES) bash scripts/setup.sh; t1=$$(date +%s); \
 	$(CARGO) build --release -p ctrlplane -p perf --bin sluice --bin e2e $(BENCHES); t2=$$(date +%s); \
 	$(CARGO) bench --profile release -p ctrlplane -p perf $(BENCHES) -- --warm-up-time 0.3 --measurement-time 0.7 --sample-size 10 --nresamples 10000; t3=$$(date +%s); \
-	$(BENCH_TARGET)/release/e2e --sluice $(BENCH_TARGET)/release/sluice --work-dir $(BENCH_TARGET)/perf-e2e --measure 1 --doc docs/PERFORMANCE.md || rc=$$?; t4=$$(date +%s); \
+	$(BENCH_TARGET)/release/e2e --sluice $(BENCH_TARGET)/release/sluice --work-dir $(BENCH_TARGET)/perf-e2e --out-dir perf/results --measure 1 --doc docs/PERFORMANCE.md || rc=$$?; t4=$$(date +%s); \
 	echo "bench: setup $$((t1 - t0)) s, build $$((t2 - t1)) s, criterion $$((t3 - t2)) s, end to end $$((t4 - t3)) s: $$((t4 - t0)) s in all (load $$(cut -d' ' -f1-3 /proc/loadavg))"; \
 	exit $$rc
 

@@ -57,9 +57,11 @@ struct Args {
     /// Where the captures, configs and logs go.
     #[arg(long, default_value = "target/perf-e2e")]
     work_dir: PathBuf,
-    /// Where e2e.json, e2e.md and e2e.png go.
-    #[arg(long, default_value = "perf/results")]
-    out_dir: PathBuf,
+    /// Where e2e.json, e2e.md and e2e.png go; the work dir unless given
+    /// (`make bench` gives perf/results: only the bench's run is the
+    /// repository's record).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
     /// Also record a `perf` profile of Sluice during one extra run per
     /// scenario; the reports go to <out-dir>/profiles/.
     #[arg(long)]
@@ -71,6 +73,14 @@ struct Args {
     /// (`make bench`: docs/PERFORMANCE.md).
     #[arg(long)]
     doc: Option<PathBuf>,
+}
+
+impl Args {
+    fn out_dir(&self) -> PathBuf {
+        self.out_dir
+            .clone()
+            .unwrap_or_else(|| self.work_dir.clone())
+    }
 }
 
 fn sh(cmd: &str, args: &[&str]) -> String {
@@ -598,7 +608,7 @@ fn profile(
     policy: &Path,
     r: &mut ScenarioResult,
 ) {
-    let profiles = a.out_dir.join("profiles");
+    let profiles = a.out_dir().join("profiles");
     let _ = std::fs::create_dir_all(&profiles);
     let dir = a.work_dir.join(&s.name);
     let lcores = match sluice_lcores(a, s) {
@@ -719,8 +729,9 @@ fn main() -> ExitCode {
         ));
     }
     let reporting = Instant::now();
-    if let Err(e) = std::fs::create_dir_all(&a.out_dir) {
-        eprintln!("e2e: {}: {e}", a.out_dir.display());
+    let out_dir = a.out_dir();
+    if let Err(e) = std::fs::create_dir_all(&out_dir) {
+        eprintln!("e2e: {}: {e}", out_dir.display());
         return ExitCode::from(1);
     }
     let md = report::markdown(&results);
@@ -734,7 +745,7 @@ fn main() -> ExitCode {
     };
     let mut ok = true;
     for (name, body) in [("e2e.json", json), ("e2e.md", md)] {
-        if let Err(e) = std::fs::write(a.out_dir.join(name), body) {
+        if let Err(e) = std::fs::write(out_dir.join(name), body) {
             eprintln!("e2e: {name}: {e}");
             ok = false;
         }
@@ -749,7 +760,7 @@ fn main() -> ExitCode {
             ok = false;
         }
     }
-    if let Err(e) = report::chart(&results, &a.out_dir.join("e2e.png")) {
+    if let Err(e) = report::chart(&results, &out_dir.join("e2e.png")) {
         eprintln!("e2e: chart: {e}");
         ok = false;
     }
@@ -757,7 +768,7 @@ fn main() -> ExitCode {
     let whole = started.elapsed();
     println!(
         "e2e: results in {} ({:.0} s)\n\ne2e: where the time went\n{}\ne2e: by capture (all its program runs)\n{}",
-        a.out_dir.display(),
+        out_dir.display(),
         whole.as_secs_f64(),
         phases.summary(whole),
         by_capture.summary(whole)
