@@ -8,8 +8,8 @@ mod filter {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     use dataplane::stage::filter::{
-        Action, Cidr, Classifier, FilterCounters, FlowCache, FlowCacheOf, Match, PortRange, Rule,
-        TcpFlags, Verdict, VlanMatch,
+        Action, BurstFields, Cidr, Classifier, FilterCounters, FlowCache, FlowCacheOf, Match,
+        PortRange, Rule, TcpFlags, Verdict, VlanMatch,
     };
     use dataplane::stage::parse::{Fragment, Layers};
     use dataplane::stage::Direction;
@@ -368,7 +368,12 @@ mod filter {
                 let ports: Vec<u16> = chunk.iter().map(|p| p.port).collect();
                 let dirs: Vec<Direction> = chunk.iter().map(|p| p.dir).collect();
                 let mut out = [Verdict::DEFAULT; 32];
-                c.classify_burst_cached(&mut cache, &layers, &ports, &dirs, &mut out);
+                let burst = BurstFields {
+                    layers: &layers,
+                    in_ports: &ports,
+                    dirs: &dirs,
+                };
+                c.classify_burst_cached(&mut cache, burst, &mut out);
                 for (p, v) in chunk.iter().zip(out.iter()) {
                     let want = c.classify(&p.l, p.port, p.dir);
                     prop_assert_eq!(*v, want, "{} ways, round {}: {:?}", W, round, p);
@@ -402,7 +407,12 @@ mod filter {
                 let ports: Vec<u16> = chunk.iter().map(|p| p.port).collect();
                 let dirs: Vec<Direction> = chunk.iter().map(|p| p.dir).collect();
                 let mut out = [Verdict::DEFAULT; 32];
-                a.classify_burst_cached(&mut cache, &layers, &ports, &dirs, &mut out);
+                let burst = BurstFields {
+                    layers: &layers,
+                    in_ports: &ports,
+                    dirs: &dirs,
+                };
+                a.classify_burst_cached(&mut cache, burst, &mut out);
                 for (p, v) in chunk.iter().zip(out.iter()) {
                     let want = naive(rules, &p.l, p.port, p.dir);
                     prop_assert_eq!(v.rule_index(), want, "acl, round {}: {:?}", round, p);

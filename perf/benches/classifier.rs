@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dataplane::stage::filter::{AclMissPath, Action, Classifier, FlowCache, Verdict};
+use dataplane::stage::filter::{AclMissPath, Action, BurstFields, Classifier, FlowCache, Verdict};
 use dataplane::stage::parse::Layers;
 use dataplane::stage::{Direction, BURST};
 
@@ -94,7 +94,12 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
                 b.iter(|| {
                     let burst = &order[at..at + BURST];
                     at = (at + BURST) % order.len();
-                    cls.classify_burst_cached(&mut cache, burst, &ports, &dirs, &mut out);
+                    let fields = BurstFields {
+                        layers: burst,
+                        in_ports: &ports,
+                        dirs: &dirs,
+                    };
+                    cls.classify_burst_cached(&mut cache, fields, &mut out);
                     black_box(&out);
                 })
             });

@@ -21,7 +21,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dataplane::stage::filter::{Action, Classifier, FlowCacheOf, Verdict};
+use dataplane::stage::filter::{Action, BurstFields, Classifier, FlowCacheOf, Verdict};
 use dataplane::stage::parse::Layers;
 use dataplane::stage::{Direction, BURST};
 
@@ -121,7 +121,12 @@ fn case<const W: usize>(
             let mut run = |cache: &mut FlowCacheOf<W>, packets: usize| {
                 for _ in 0..packets / BURST {
                     o.burst(flows, &mut burst);
-                    cls.classify_burst_cached(cache, &burst, &ports, &dirs, &mut out);
+                    let fields = BurstFields {
+                        layers: &burst,
+                        in_ports: &ports,
+                        dirs: &dirs,
+                    };
+                    cls.classify_burst_cached(cache, fields, &mut out);
                 }
             };
             run(&mut fresh, 2 << 20);
@@ -135,7 +140,12 @@ fn case<const W: usize>(
         }
         b.iter(|| {
             o.burst(flows, &mut burst);
-            cls.classify_burst_cached(&mut cache, &burst, &ports, &dirs, &mut out);
+            let fields = BurstFields {
+                layers: &burst,
+                in_ports: &ports,
+                dirs: &dirs,
+            };
+            cls.classify_burst_cached(&mut cache, fields, &mut out);
             black_box(&out);
         })
     });

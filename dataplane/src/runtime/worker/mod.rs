@@ -550,13 +550,7 @@ impl Worker {
         let hinted = if metering {
             cls.classify_burst_hinted(&mut self.cache, fields, &mut verdicts[..n], &mut hints[..n])
         } else {
-            cls.classify_burst_cached(
-                &mut self.cache,
-                &layers[..n],
-                &ports[..n],
-                &dirs[..n],
-                &mut verdicts[..n],
-            );
+            cls.classify_burst_cached(&mut self.cache, fields, &mut verdicts[..n]);
             false
         };
         if hinted {

@@ -109,7 +109,7 @@ pub enum BuildError {
 /// What the classifier reads of a burst's packets: packet `i`'s headers,
 /// the port it came in on and its direction.
 #[derive(Clone, Copy)]
-pub(crate) struct BurstFields<'a> {
+pub struct BurstFields<'a> {
     pub layers: &'a [Layers],
     pub in_ports: &'a [u16],
     pub dirs: &'a [Direction],
@@ -383,24 +383,18 @@ impl Classifier {
     }
 
     /// Classify a burst through `cache`: `out[i]` gets the verdict for
-    /// `layers[i]` received on `in_ports[i]` in direction `dirs[i]`. In
-    /// two passes per [`BURST`] packets: every key and its set, whose line
-    /// starts loading, then the probes — so the cache misses of a burst overlap
-    /// instead of stalling one lookup after another. Processes as many
-    /// packets as the shortest slice holds and returns that number.
+    /// `burst.layers[i]` received on `burst.in_ports[i]` in direction
+    /// `burst.dirs[i]`. In two passes per [`BURST`] packets: every key and
+    /// its set, whose line starts loading, then the probes — so the cache
+    /// misses of a burst overlap instead of stalling one lookup after
+    /// another. Processes as many packets as the shortest slice holds and
+    /// returns that number.
     pub fn classify_burst_cached<const W: usize>(
         &self,
         cache: &mut FlowCacheOf<W>,
-        layers: &[Layers],
-        in_ports: &[u16],
-        dirs: &[Direction],
+        burst: BurstFields<'_>,
         out: &mut [Verdict],
     ) -> usize {
-        let burst = BurstFields {
-            layers,
-            in_ports,
-            dirs,
-        };
         self.classify_into::<W, false>(cache, burst, out, &mut [])
     }
 
@@ -581,7 +575,12 @@ impl Classifier {
         if counters.generation != self.generation {
             counters.reset_for(self);
         }
-        let n = self.classify_burst_cached(cache, layers, in_ports, dirs, out);
+        let burst = BurstFields {
+            layers,
+            in_ports,
+            dirs,
+        };
+        let n = self.classify_burst_cached(cache, burst, out);
         for v in &out[..n] {
             self.count(*v, counters);
         }
