@@ -288,6 +288,9 @@ pub struct EncapTemplate {
     ip_id: u16,
     /// GRE sequence (ERSPAN) or VXLAN extended sequence of the next packet.
     seq: u32,
+    /// The ERSPAN III timestamp of the frames encapsulated now
+    /// ([`EncapTemplate::set_stamp`]).
+    stamp: Stamp,
     counters: EncapCounters,
 }
 
@@ -556,6 +559,7 @@ impl EncapTemplate {
             oversize: cfg.oversize,
             ip_id: 0,
             seq: 0,
+            stamp: Stamp::default(),
             counters: EncapCounters::default(),
         })
     }
@@ -616,9 +620,6 @@ impl EncapTemplate {
 
     /// Encapsulates one frame. `now_ns` (ns since the Unix epoch) is only
     /// read by ERSPAN III. On error (counted) the frame is left as it came.
-    // Inlined into the hoisted loops: a call per packet saved and restored
-    // six registers and passed the meta through memory, for a short path
-    // of a few dozen instructions.
     #[inline(always)]
     pub fn encap<F: Frame>(
         &mut self,
@@ -626,24 +627,59 @@ impl EncapTemplate {
         meta: &EncapMeta<'_>,
         now_ns: u64,
     ) -> Result<(), EncapError> {
+        self.set_stamp(now_ns);
+        self.encap_stamped(frame, meta)
+    }
+
+    /// Sets the time, `now_ns` (ns since the Unix epoch), that
+    /// [`EncapTemplate::encap_stamped`] gives ERSPAN III frames: a loop
+    /// over a burst computes the timestamp words once, not per frame.
+    #[inline]
+    pub fn set_stamp(&mut self, now_ns: u64) {
+        self.stamp = self.stamp(now_ns);
+    }
+
+    /// [`EncapTemplate::encap`] at the time last given to
+    /// [`EncapTemplate::set_stamp`].
+    // Inlined into the hoisted loops: a call per packet saved and restored
+    // six registers and passed the meta through memory, for a short path
+    // of a few dozen instructions.
+    #[inline(always)]
+    pub fn encap_stamped<F: Frame>(
+        &mut self,
+        frame: &mut F,
+        meta: &EncapMeta<'_>,
+    ) -> Result<(), EncapError> {
         match self.short_path_hash(frame, meta) {
             Some(hash) => self.encap_udp4(frame, hash),
-            None => self.encap_general(frame, *meta, now_ns),
+            None => self.encap_general(frame, *meta),
         }
     }
 
-    /// [`EncapTemplate::encap`] off its short path. Out of line, with the
+    /// [`EncapTemplate::encap`] off the VXLAN short path: ERSPAN III's
+    /// short path, else [`EncapTemplate::encap_one`]. Out of line, with the
     /// meta by value: a hoisted loop then builds no meta in memory for the
-    /// short path, whose fields stay in registers.
+    /// inlined VXLAN short path, whose fields stay in registers, and carries
+    /// no more live values through it (inlined, the ERSPAN III path cost
+    /// full-1dest +8 instructions a packet).
     #[inline(never)]
     fn encap_general<F: Frame>(
         &mut self,
         frame: &mut F,
         meta: EncapMeta<'_>,
-        now_ns: u64,
     ) -> Result<(), EncapError> {
-        let stamp = self.stamp(now_ns);
-        self.encap_one(frame, &meta, stamp)
+        if let Kind::ErspanIII {
+            session,
+            hw_id,
+            words,
+            ..
+        } = self.kind
+        {
+            if self.v4 && meta.tag_override.is_none() && frame.pkt_len() <= self.max_inner {
+                return self.encap_erspan3_v4(frame, &meta, session, hw_id, words);
+            }
+        }
+        self.encap_one(frame, &meta)
     }
 
     /// The frame's [`flow_hash`] (the caller's when it has it) when the
@@ -695,6 +731,52 @@ impl EncapTemplate {
         Ok(())
     }
 
+    /// [`EncapTemplate::encap`] for an ERSPAN III over IPv4 template and
+    /// no rule's tag, a frame within the MTU: the template's bytes, then
+    /// the IPv4 total length, ID and checksum, the GRE sequence number, and
+    /// the ERSPAN III words ([`erspan3_fields`], as the general path writes
+    /// them) with the burst's timestamp. The kind's fields are the caller's
+    /// match.
+    #[inline(always)]
+    fn encap_erspan3_v4<F: Frame>(
+        &mut self,
+        frame: &mut F,
+        meta: &EncapMeta<'_>,
+        session: u16,
+        hw_id: Option<u8>,
+        words: ErspanWords,
+    ) -> Result<(), EncapError> {
+        let hl = self.len;
+        let total = frame.pkt_len() + hl;
+        let l3 = self.l3;
+        let Ok(h) = frame.prepend(hl) else {
+            self.counters.no_headroom += 1;
+            return Err(EncapError::NoHeadroom);
+        };
+        copy_header(h, &self.hdr);
+        let seq = self.seq;
+        self.seq = seq.wrapping_add(1);
+        // Fits in 16 bits: max_inner keeps the IP packet within the MTU.
+        let ip_len = (total - l3) as u16;
+        // The template's IPv4 header has no options and its GRE header
+        // only S (the sequence at +4), so GRE follows at `l4` = l3 + 20 and
+        // ERSPAN at `tun` = l4 + 8: one view of all three.
+        let headers = h
+            .get_mut(l3..)
+            .and_then(|r| r.split_first_chunk_mut::<{ ipv4::MIN_HEADER_LEN }>())
+            .and_then(|(ip, r)| {
+                let (g, e) = r.split_first_chunk_mut::<{ gre::BASE_LEN + 4 }>()?;
+                Some((ip, g, e))
+            });
+        if let Some((ip, g, e)) = headers {
+            self.outer_ipv4(ip, ip_len);
+            g[4..8].copy_from_slice(&seq.to_be_bytes());
+            let session = tag::session(session, None);
+            erspan3_fields(e, &words, meta, session, meta.sliced, hw_id, self.stamp);
+        }
+        Ok(())
+    }
+
     /// Encapsulates a burst: `verdicts[i]` says what happened to
     /// `frames[i]`. Processes as many frames as all three slices have;
     /// returns how many were encapsulated.
@@ -705,18 +787,17 @@ impl EncapTemplate {
         now_ns: u64,
         verdicts: &mut [Result<(), EncapError>],
     ) -> usize {
-        let stamp = self.stamp(now_ns);
+        self.set_stamp(now_ns);
         let mut ok = 0;
         for ((f, m), v) in frames.iter_mut().zip(metas).zip(verdicts.iter_mut()) {
-            *v = match self.short_path_hash(f, m) {
-                Some(hash) => self.encap_udp4(f, hash),
-                None => self.encap_one(f, m, stamp),
-            };
+            *v = self.encap_stamped(f, m);
             ok += usize::from(v.is_ok());
         }
         ok
     }
 
+    /// The ERSPAN III timestamp words for `now_ns` in this template's
+    /// granularity; nothing for other tunnels.
     fn stamp(&self, now_ns: u64) -> Stamp {
         match self.kind {
             Kind::ErspanIII {
@@ -745,8 +826,8 @@ impl EncapTemplate {
         &mut self,
         frame: &mut F,
         meta: &EncapMeta<'_>,
-        stamp: Stamp,
     ) -> Result<(), EncapError> {
+        let stamp = self.stamp;
         let hl = self.len;
         if frame.headroom() < hl {
             self.counters.no_headroom += 1;
@@ -865,24 +946,11 @@ impl EncapTemplate {
                 let seq = self.seq;
                 self.seq = seq.wrapping_add(1);
                 let session = tag::session(session, meta.tag_override);
-                let orig_vlan = meta.layers.and_then(|l| l.outer_vlan);
                 if let Some(g) = arr::<8>(h, l4) {
                     g[4..8].copy_from_slice(&seq.to_be_bytes());
                 }
-                const WITH_SUB: usize = erspan::TYPE_III_LEN + erspan::PLATFORM_LEN;
-                let w = |e: &mut [u8]| {
-                    tag::write_erspan3(&words, e, tag, session, truncated, hw_id, orig_vlan);
-                };
-                if stamp.sub {
-                    if let Some(e) = arr::<WITH_SUB>(h, tun) {
-                        w(e);
-                        e[4..8].copy_from_slice(&stamp.lo.to_be_bytes());
-                        // Sub-header ID 3, word 1: the upper timestamp bits.
-                        e[16..20].copy_from_slice(&stamp.hi.to_be_bytes());
-                    }
-                } else if let Some(e) = arr::<{ erspan::TYPE_III_LEN }>(h, tun) {
-                    w(e);
-                    e[4..8].copy_from_slice(&stamp.lo.to_be_bytes());
+                if let Some(e) = h.get_mut(tun..) {
+                    erspan3_fields(e, &words, meta, session, truncated, hw_id, stamp);
                 }
             }
         }
@@ -911,6 +979,40 @@ impl EncapTemplate {
             c => c,
         };
         set_u16(frame.data_mut(), l4 + 6, c);
+    }
+}
+
+/// The ERSPAN III header's per-packet fields in `e`, the header copied
+/// from the template (and what follows it): [`tag::write_erspan3`]'s, then
+/// the timestamp, its upper bits in the platform sub-header when the
+/// template has one. Both encap paths write them here.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn erspan3_fields(
+    e: &mut [u8],
+    words: &ErspanWords,
+    meta: &EncapMeta<'_>,
+    session: u16,
+    truncated: bool,
+    hw_id: Option<u8>,
+    stamp: Stamp,
+) {
+    const WITH_SUB: usize = erspan::TYPE_III_LEN + erspan::PLATFORM_LEN;
+    let orig_vlan = meta.layers.and_then(|l| l.outer_vlan);
+    // A copy: were `write_erspan3` left out of line, a reference into the
+    // caller's meta would keep the whole meta in memory for every packet,
+    // whichever path it takes.
+    let tag = &{ meta.tag };
+    if stamp.sub {
+        if let Some(e) = e.first_chunk_mut::<WITH_SUB>() {
+            tag::write_erspan3(words, e, tag, session, truncated, hw_id, orig_vlan);
+            e[4..8].copy_from_slice(&stamp.lo.to_be_bytes());
+            // Sub-header ID 3, word 1: the upper timestamp bits.
+            e[16..20].copy_from_slice(&stamp.hi.to_be_bytes());
+        }
+    } else if let Some(e) = e.first_chunk_mut::<{ erspan::TYPE_III_LEN }>() {
+        tag::write_erspan3(words, e, tag, session, truncated, hw_id, orig_vlan);
+        e[4..8].copy_from_slice(&stamp.lo.to_be_bytes());
     }
 }
 
@@ -1059,6 +1161,7 @@ pub fn fold32(h: u64) -> u32 {
 mod tests {
     use super::*;
     use crate::frame::VecFrame;
+    use crate::stage::Direction;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn outer(v6: bool) -> OuterConfig {
@@ -1225,6 +1328,78 @@ mod tests {
                 assert_eq!(a.data(), b.data(), "{tunnel:?}, {n} bytes");
             }
             assert_eq!(short.counters(), general.counters());
+        }
+    }
+
+    #[test]
+    fn the_short_erspan3_path_writes_the_general_paths_bytes() {
+        // A rule's tag equal to the destination's session takes the
+        // general path and must give the same bytes as the short one, for
+        // both timestamp modes, sliced frames (T) or not, a mirrored frame
+        // with its own VLAN, either direction and a hardware ID given or not.
+        let plain = Layers {
+            ip_version: 4,
+            l4_proto: 6,
+            src_addr: 0x0a00_0001,
+            dst_addr: 0x0a00_0002,
+            ..Layers::default()
+        };
+        let tagged = Layers {
+            outer_vlan: Some(1104),
+            ..plain
+        };
+        let now = 1_700_000_000 * NS_PER_S + 123_456_789;
+        for timestamp in [TimestampMode::Ieee1588, TimestampMode::Us100] {
+            for hw_id in [None, Some(5)] {
+                let mut c = cfg(
+                    TunnelConfig::ErspanIII {
+                        session: 8,
+                        hw_id,
+                        timestamp,
+                    },
+                    false,
+                );
+                c.outer.vlan = Some(OuterVlan { vid: 10, pcp: 3 });
+                c.outer.dscp = 46;
+                let mut short = EncapTemplate::new(&c).unwrap();
+                short.set_next_seq(u32::MAX);
+                let mut general = short.clone();
+                let max = short.max_inner_len();
+                let cases = [
+                    (60usize, false, &plain, Direction::Ingress),
+                    (61, true, &tagged, Direction::Egress),
+                    (1000, false, &tagged, Direction::Ingress),
+                    (max, true, &plain, Direction::Egress),
+                ];
+                for (n, sliced, l, direction) in cases {
+                    let inner: Vec<u8> = (0..n).map(|i| i as u8).collect();
+                    let (mut a, mut b) = (VecFrame::new(&inner), VecFrame::new(&inner));
+                    let meta = EncapMeta {
+                        layers: Some(l),
+                        tag: TagInfo {
+                            appliance_id: 0x1234,
+                            input_port: 0x0321,
+                            rule_id: 7,
+                            direction,
+                        },
+                        sliced,
+                        ..EncapMeta::default()
+                    };
+                    short.encap(&mut a, &meta, now).unwrap();
+                    let overridden = EncapMeta {
+                        tag_override: Some(8),
+                        ..meta
+                    };
+                    general.encap(&mut b, &overridden, now).unwrap();
+                    assert_eq!(a.data(), b.data(), "{timestamp:?} {hw_id:?}, {n} bytes");
+                    let e = erspan::Packet::new_checked(&a.data()[46..]).unwrap();
+                    assert_eq!(e.truncated(), sliced);
+                    assert_eq!(e.session_id(), 8);
+                }
+                assert_eq!(short.next_seq(), general.next_seq());
+                assert_eq!(short.next_seq(), 3);
+                assert_eq!(short.counters(), general.counters());
+            }
         }
     }
 

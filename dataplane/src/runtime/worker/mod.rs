@@ -733,6 +733,7 @@ impl Worker {
         let Some(Some(tmpl)) = self.templates.get_mut(a.dest) else {
             return false;
         };
+        tmpl.set_stamp(now_ns);
         let stats = &*self.s.stats;
         let dc = &stats.dests[usize::from(a.slot)];
         let appliance_id = self.s.appliance_id;
@@ -759,7 +760,6 @@ impl Worker {
                 layers: &layers[i],
                 hash,
                 tag,
-                now_ns,
             };
             encap_solo(tmpl, m, &a, copy, stats, dc, &mut lane);
         }
@@ -1140,11 +1140,11 @@ impl Worker {
             }
         }
         let seq = tmpl.next_seq();
-        let (sliced, sliced_len) =
-            match encap_copy(tmpl, &mut copy, a, layers, hash, tag, p.now_ns, dc) {
-                Ok(done) => done,
-                Err((why, len)) => return dropped(why, len, trace),
-            };
+        tmpl.set_stamp(p.now_ns);
+        let (sliced, sliced_len) = match encap_copy(tmpl, &mut copy, a, layers, hash, tag, dc) {
+            Ok(done) => done,
+            Err((why, len)) => return dropped(why, len, trace),
+        };
         let bytes = copy.pkt_len() as u32;
         if let Some(r) = trace {
             let what = match t.policy.destinations.get(a.dest).and_then(|d| d.tunnel()) {
@@ -1247,7 +1247,6 @@ fn encap_copy(
     layers: &Layers,
     flow_hash: Option<u32>,
     tag: TagInfo,
-    now_ns: u64,
     dc: &DestCounters,
 ) -> Result<(bool, usize), (DestDrop, usize)> {
     let sliced = a.slice != SliceSpec::Whole && slice(copy, layers, a.slice).truncated();
@@ -1262,7 +1261,7 @@ fn encap_copy(
     // Longer than the MTU leaves room for: encap cuts it (or refuses it,
     // with `oversize = "drop"`).
     let over_mtu = sliced_len > tmpl.max_inner_len();
-    if let Err(e) = tmpl.encap(copy, &meta, now_ns) {
+    if let Err(e) = tmpl.encap_stamped(copy, &meta) {
         let why = match e {
             EncapError::TooBig => DestDrop::TooBig,
             EncapError::NoHeadroom => DestDrop::Error,
@@ -1281,7 +1280,6 @@ struct Copy<'a> {
     layers: &'a Layers,
     hash: Option<u32>,
     tag: TagInfo,
-    now_ns: u64,
 }
 
 /// Encapsulates `m`, its packet's only copy, for target `a` and queues it
@@ -1298,7 +1296,7 @@ fn encap_solo(
     dc: &DestCounters,
     lane: &mut LaneTx<'_>,
 ) {
-    match encap_copy(tmpl, &mut m, a, c.layers, c.hash, c.tag, c.now_ns, dc) {
+    match encap_copy(tmpl, &mut m, a, c.layers, c.hash, c.tag, dc) {
         Ok(_) => {
             let meta = TxMeta {
                 fate: SOLO,

@@ -54,8 +54,11 @@ impl Worker {
         let (mut unique, mut copies) = (0u8, 0u8);
         let mut clones: [Option<&Mempool>; MAX_TARGETS] = [None; MAX_TARGETS];
         for (k, a) in targets.iter().enumerate() {
-            let tunnel = match self.templates.get(a.dest) {
-                Some(Some(t)) => !t.checksums_payload(),
+            let tunnel = match self.templates.get_mut(a.dest) {
+                Some(Some(t)) => {
+                    t.set_stamp(now_ns);
+                    !t.checksums_payload()
+                }
                 _ => return false,
             };
             if a.tool.is_some()
@@ -129,7 +132,7 @@ impl Worker {
                 let Some(Some(tmpl)) = self.templates.get_mut(a.dest) else {
                     continue;
                 };
-                match encap_copy(tmpl, &mut copy, a, l, hash, tag, now_ns, dc) {
+                match encap_copy(tmpl, &mut copy, a, l, hash, tag, dc) {
                     Ok(_) => {
                         let meta = TxMeta {
                             fate: if queued { FOLLOW } else { lead(None) },
