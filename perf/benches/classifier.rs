@@ -1,6 +1,7 @@
 //! Criterion comparison of the classifier's miss path: TupleMerge (the
 //! `filter` stage's own tables) against DPDK's `rte_acl` built from the
-//! same compiled entries, on the same rule sets and the same keys as
+//! same compiled entries and the per-field bit vectors built from the
+//! rules (the appliance's miss path), on the same rule sets and the same keys as
 //! `benches/filter.rs` (1,000 and 10,000 mixed rules, 65,536 flows). The
 //! flow cache's size and associativity: `benches/flow_cache.rs`.
 //!
@@ -15,7 +16,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use dataplane::stage::filter::{AclMissPath, Action, BurstFields, Classifier, FlowCache, Verdict};
+use dataplane::stage::filter::{
+    AclMissPath, Action, BitVecMissPath, BurstFields, Classifier, FlowCache, Verdict,
+};
 use dataplane::stage::parse::Layers;
 use dataplane::stage::{Direction, BURST};
 
@@ -54,6 +57,22 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
             acl.rule_counts(),
             t.elapsed()
         );
+        let t = Instant::now();
+        let bv = BitVecMissPath::build(&rules).expect("bit vectors build the bench rules");
+        eprintln!(
+            "classifier: {n} rules -> bit vectors of {:.1} MB ({}), built in {:?}",
+            bv.memory() as f64 / 1e6,
+            bv.describe(),
+            t.elapsed()
+        );
+        // `Classifier::build` makes the bit vectors for policies up to
+        // `BITVEC_MAX_RULES`; here every size has them, the others none.
+        let mut with_bv = tm.clone();
+        with_bv
+            .adopt_bitvec(&rules)
+            .expect("bit vectors build the bench rules");
+        let mut tm = tm;
+        tm.drop_bitvec();
         let mut with_acl = tm.clone();
         with_acl
             .adopt_acl()
@@ -68,6 +87,24 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
             }
         }
         assert_eq!(differ, 0, "rte_acl and TupleMerge disagree at {n} rules");
+        for burst in order.chunks(BURST) {
+            bv.classify_burst(&tm, burst, &ports, &dirs, &mut out);
+            for (l, v) in burst.iter().zip(&out) {
+                differ += usize::from(tm.classify(l, 0, Direction::Ingress) != *v);
+            }
+        }
+        assert_eq!(
+            differ, 0,
+            "bit vectors and TupleMerge disagree at {n} rules"
+        );
+        {
+            let mut hist = [0usize; 22];
+            for l in &order {
+                let v = tm.classify(l, 0, Direction::Ingress);
+                hist[v.rule_index().map_or(21, |i| (i / 512).min(20))] += 1;
+            }
+            eprintln!("classifier: first match by block of 512 (last: default): {hist:?}");
+        }
 
         let mut at = 0usize;
         g.bench_function(BenchmarkId::new("alone/tuplemerge", n), |b| {
@@ -88,7 +125,19 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
                 black_box(&out);
             })
         });
-        for (name, cls) in [("miss/tuplemerge", &tm), ("miss/rte_acl", &with_acl)] {
+        g.bench_function(BenchmarkId::new("alone/bitvec", n), |b| {
+            b.iter(|| {
+                let burst = &order[at..at + BURST];
+                at = (at + BURST) % order.len();
+                bv.classify_burst(&tm, burst, &ports, &dirs, &mut out);
+                black_box(&out);
+            })
+        });
+        for (name, cls) in [
+            ("miss/tuplemerge", &tm),
+            ("miss/rte_acl", &with_acl),
+            ("miss/bitvec", &with_bv),
+        ] {
             let mut cache = FlowCache::new(4096);
             g.bench_function(BenchmarkId::new(name, n), |b| {
                 b.iter(|| {

@@ -95,11 +95,15 @@ pub struct CompiledPolicy {
 impl CompiledPolicy {
     /// Moves the classifier's flow-cache misses onto rte_acl (on the main
     /// lcore, before the policy reaches the workers: building takes up to
-    /// seconds for 10,000 rules). rte_acl is as fast as TupleMerge at 1,000
-    /// rules and about twice as fast at 10,000 (`perf/benches/classifier.rs`).
-    /// Without EAL, or for a policy rte_acl cannot express, the classifier
-    /// keeps TupleMerge and the reason is returned.
+    /// seconds for 10,000 rules) when its bit vectors could not be built.
+    /// rte_acl is as fast as TupleMerge at 1,000 rules and about twice as
+    /// fast at 10,000 (`perf/benches/classifier.rs`). Without EAL, or for a
+    /// policy rte_acl cannot express, the classifier keeps TupleMerge and
+    /// the reason is returned.
     pub fn use_acl(&mut self) -> Result<(), String> {
+        if self.classifier.uses_bitvec() {
+            return Ok(());
+        }
         if !crate::dpdk::eal_running() {
             return Err("EAL is not running".into());
         }

@@ -9,18 +9,22 @@
 //! Inside: rules expand to value/mask entries (`compile`), stored in
 //! tuple-merge hash tables (`tuple`); per-field interval maps pick the
 //! tables worth probing (`prune`); a per-worker flow cache answers repeat
-//! flows without any of it (`cache`). Under DPDK the runtime also loads
-//! the entries into `rte_acl` (`acl`), and the flow cache's misses go
-//! there, a burst at a time.
+//! flows without any of it (`cache`). The flow cache's misses go, a burst
+//! at a time, to per-field bit vectors built from the rules (`bitvec`) for
+//! policies up to [`BITVEC_MAX_RULES`], else, under DPDK, to `rte_acl`
+//! built from the entries (`acl`).
 //!
 //! Costs (criterion, `perf/benches/filter.rs` and `classifier.rs`, 2-core
 //! VM shared with other builds): flow-cache hit ~10-15 ns/packet at any
 //! rule count; TupleMerge alone ~35 / ~120 / ~290 ns at 10 / 1,000 /
-//! 10,000 mixed rules, rte_acl ~105 / ~85 at 1,000 / 10,000; build ~10 ms
-//! (TupleMerge) and 1-7 s (rte_acl) for 10,000 rules.
+//! 10,000 mixed rules, rte_acl ~105 / ~85 at 1,000 / 10,000; behind the
+//! flow cache, bit vectors ~0.77× rte_acl's time at 1,000 rules and ~1.06×
+//! at 10,000; build ~10 ms (TupleMerge), 15-30 ms / 0.2-0.35 s (bit
+//! vectors, 1,000 / 10,000 rules) and 0.3-0.7 s / 2-4 s (rte_acl).
 
 #[cfg(feature = "dpdk")]
 mod acl;
+mod bitvec;
 mod cache;
 mod compile;
 mod key;
@@ -29,11 +33,11 @@ mod rule;
 mod tuple;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-#[cfg(feature = "dpdk")]
 use std::sync::Arc;
 
 #[cfg(feature = "dpdk")]
 pub use acl::{AclBuildError, AclMissPath};
+pub use bitvec::{BitVecBuildError, BitVecMissPath};
 pub use cache::{FlowCache, FlowCacheOf};
 pub use rule::{
     Cidr, CidrParseError, Field, Match, PortRange, Rule, RuleError, RuleErrorKind, RuleId,
@@ -46,6 +50,14 @@ use crate::stage::slice::SliceSpec;
 use crate::stage::{Direction, BURST};
 use key::Key;
 use tuple::{Tuples, NO_MATCH};
+
+/// Policies of up to this many rules classify their flow-cache misses on
+/// bit vectors, larger ones on rte_acl (`perf/benches/classifier.rs`,
+/// ns a packet behind the flow cache: at 1,000 rules the bit vectors take
+/// ~0.77× rte_acl's time, at 10,000 ~1.06×, their first cache line of
+/// each field's vector no longer in the caches; the crossover, between
+/// the two, is not measured).
+pub const BITVEC_MAX_RULES: usize = 4096;
 
 /// Index of a destination in the compiled policy's destination table.
 pub type DestId = u16;
@@ -196,6 +208,10 @@ pub struct Classifier {
     /// misses are classified there, a burst at a time.
     #[cfg(feature = "dpdk")]
     acl: Option<Arc<AclMissPath>>,
+    /// The same rules as per-field bit vectors, built with the classifier:
+    /// flow-cache misses are classified there (else on rte_acl, else on
+    /// TupleMerge).
+    bitvec: Option<Arc<BitVecMissPath>>,
 }
 
 impl Classifier {
@@ -226,7 +242,7 @@ impl Classifier {
         let five_tuple = key::SPORT_MASK | key::DPORT_MASK | key::PROTO_MASK | key::IPVER_MASK;
         let flow_keyed =
             used.src == u128::MAX && used.dst == u128::MAX && used.a & five_tuple == five_tuple;
-        Ok(Classifier {
+        let mut c = Classifier {
             tuples,
             used,
             flow_keyed,
@@ -239,7 +255,26 @@ impl Classifier {
             generation: next_generation(),
             #[cfg(feature = "dpdk")]
             acl: None,
-        })
+            bitvec: None,
+        };
+        if rules.len() <= BITVEC_MAX_RULES {
+            // A policy too large for the bit vectors' 16-bit class tables
+            // (tens of thousands of distinct prefixes) goes without: its
+            // misses go to rte_acl or TupleMerge, like a larger policy's.
+            let _ = c.adopt_bitvec(rules);
+        }
+        Ok(c)
+    }
+
+    /// Builds the bit-vector miss path from `rules`, the list this
+    /// classifier was built from, and uses it from now on: what
+    /// [`Classifier::build`] does up to [`BITVEC_MAX_RULES`] rules, and
+    /// what the benches do beyond.
+    pub fn adopt_bitvec(&mut self, rules: &[Rule]) -> Result<(), BitVecBuildError> {
+        if self.constant.is_none() {
+            self.bitvec = Some(Arc::new(BitVecMissPath::build(rules)?));
+        }
+        Ok(())
     }
 
     /// A classifier with no rules: everything takes `default`.
@@ -258,18 +293,32 @@ impl Classifier {
             generation: next_generation(),
             #[cfg(feature = "dpdk")]
             acl: None,
+            bitvec: None,
         }
     }
 
     /// Builds the rte_acl miss path for this classifier and uses it from
-    /// now on (needs EAL; on the main lcore: building takes up to seconds).
-    /// A policy rte_acl cannot express keeps the TupleMerge path and says why.
+    /// now on, when the bit vectors could not be built (needs EAL; on the
+    /// main lcore: building takes up to seconds). A policy rte_acl cannot
+    /// express keeps the TupleMerge path and says why.
     #[cfg(feature = "dpdk")]
     pub fn adopt_acl(&mut self) -> Result<(), AclBuildError> {
-        if self.constant.is_none() {
+        if self.constant.is_none() && self.bitvec.is_none() {
             self.acl = Some(Arc::new(AclMissPath::build(self)?));
         }
         Ok(())
+    }
+
+    /// Whether flow-cache misses go to the bit vectors.
+    pub fn uses_bitvec(&self) -> bool {
+        self.bitvec.is_some()
+    }
+
+    /// Classifies flow-cache misses without the bit vectors from now on
+    /// (on rte_acl once adopted, else TupleMerge): for the benches and
+    /// tests that compare the miss paths.
+    pub fn drop_bitvec(&mut self) {
+        self.bitvec = None;
     }
 
     /// Whether flow-cache misses go to rte_acl.
@@ -280,9 +329,14 @@ impl Classifier {
         false
     }
 
-    /// Rule indices of the first matches of `keys`, on rte_acl when built.
+    /// Rule indices of the first matches of `keys`, on the bit vectors or
+    /// rte_acl when built.
     #[inline]
     fn lookup_keys(&self, keys: &[Key], out: &mut [u32]) {
+        if let Some(bv) = &self.bitvec {
+            bv.lookup_burst(keys, out);
+            return;
+        }
         #[cfg(feature = "dpdk")]
         if let Some(acl) = &self.acl {
             acl.lookup_burst(&self.tuples, keys, out);
