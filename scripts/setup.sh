@@ -40,6 +40,7 @@ PACKAGES=(
   etcd-server                 # the controllers' fleet store (v3 API); tests start their own
   protobuf-compiler           # protoc: etcd-client's build script generates its gRPC stubs
   nfdump                      # nfcapd: the IPFIX export's second independent judge
+  qemu-user                   # e2e_startup runs sluice on an emulated older CPU
 )
 
 say() { printf 'setup: %s\n' "$*"; }

@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::{Command, Output};
 
 use common::*;
 
@@ -170,4 +171,37 @@ fn non_ethernet_capture_is_refused_by_link_type() {
         err.contains("has link type RAW (101), not Ethernet"),
         "{err}"
     );
+}
+
+/// Runs sluice's `--version` on an emulated CPU (qemu-user, `-cpu MODEL`).
+fn version_on_cpu(model: &str) -> Output {
+    Command::new("qemu-x86_64")
+        .args(["-cpu", model, SLUICE, "--version"])
+        .output()
+        .expect("qemu-x86_64 runs (scripts/setup.sh installs qemu-user)")
+}
+
+/// A build for x86-64-v3 (.cargo/config.toml) on an older CPU says what
+/// the CPU lacks and exits, instead of dying of SIGILL at its first AVX2
+/// instruction; on a v3 CPU it runs.
+#[test]
+fn an_older_cpu_is_named_not_crashed_on() {
+    let old = version_on_cpu("Nehalem");
+    let err = String::from_utf8_lossy(&old.stderr);
+    if cfg!(target_feature = "avx2") {
+        assert_eq!(old.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("needs an x86-64-v3 CPU") && err.contains("has no AVX2"),
+            "{err}"
+        );
+    } else {
+        assert!(old.status.success(), "{err}");
+    }
+    let new = version_on_cpu("Haswell");
+    assert!(
+        new.status.success(),
+        "{}",
+        String::from_utf8_lossy(&new.stderr)
+    );
+    assert!(String::from_utf8_lossy(&new.stdout).starts_with("sluice "));
 }
