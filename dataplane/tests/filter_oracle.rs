@@ -384,12 +384,6 @@ mod filter {
         Ok(())
     }
 
-    /// The same classifier with its flow-cache misses on rte_acl agrees
-    /// with the linear scan too. A policy rte_acl
-    /// cannot express (sets too large to expand) must say so; thousands
-    /// of random wildcard-heavy rules may exceed rte_acl's trie limits
-    /// (the runtime then keeps TupleMerge), a hundred must not.
-    #[cfg(feature = "dpdk")]
     /// Bursts through a `W`-way cache small enough to evict, twice over:
     /// the verdicts of the classifier without a cache.
     fn agrees_through<const W: usize>(c: &Classifier, pkts: &[Pkt]) -> Result<(), TestCaseError> {
@@ -415,6 +409,12 @@ mod filter {
         Ok(())
     }
 
+    /// The same classifier with its flow-cache misses on rte_acl agrees
+    /// with the linear scan too. A policy rte_acl
+    /// cannot express (sets too large to expand) must say so; thousands
+    /// of random wildcard-heavy rules may exceed rte_acl's trie limits
+    /// (the runtime then keeps TupleMerge), a hundred must not.
+    #[cfg(feature = "dpdk")]
     fn check_acl(c: &Classifier, rules: &[Rule], pkts: &[Pkt]) -> Result<(), TestCaseError> {
         use dataplane::stage::filter::AclBuildError;
         dataplane::dpdk::testing::shared_eal("filter-oracle");
