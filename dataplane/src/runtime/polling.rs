@@ -12,7 +12,16 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use super::worker::run_state;
+/// What the main lcore asks of the workers.
+pub mod run_state {
+    /// Poll the inputs and forward.
+    pub const RUNNING: u8 = 0;
+    /// Console `stop`: inputs are not polled (the device counts what it
+    /// cannot hold as missed); ARP/ND and control frames still flow.
+    pub const PAUSED: u8 = 1;
+    /// Drain the TX buffer and leave the loop.
+    pub const EXIT: u8 = 2;
+}
 
 /// One lcore's flag: up while its current round polls the inputs.
 #[derive(Debug, Default)]

@@ -48,16 +48,9 @@ use plan::{BurstPlans, Plans, RulePlan, Target};
 use tool::{sampled_out, takes, Edits, Sampled};
 use tx::{LaneTx, TxBuffer, TxMeta, NO_FATE, SOLO};
 
-/// What the main lcore asks of the workers.
-pub mod run_state {
-    /// Poll the inputs and forward.
-    pub const RUNNING: u8 = 0;
-    /// Console `stop`: inputs are not polled (the device counts what it
-    /// cannot hold as missed); ARP/ND and control frames still flow.
-    pub const PAUSED: u8 = 1;
-    /// Drain the TX buffer and leave the loop.
-    pub const EXIT: u8 = 2;
-}
+// The run word's values live beside the flag that reads them, which
+// builds without DPDK (the counters hold it).
+pub use super::polling::run_state;
 
 /// Where a worker receives from.
 #[derive(Debug)]

@@ -167,6 +167,8 @@ impl<const W: usize> FlowCacheOf<W> {
     /// Keeps the meter's `hint` in `key`'s slot of set `set_idx`, if the
     /// key (from classifier `generation`) is there.
     #[inline]
+    // The worker (DPDK only) is the caller.
+    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
     pub(crate) fn set_meter_hint(
         &mut self,
         generation: u64,

@@ -465,6 +465,8 @@ impl Classifier {
     /// meter's hint packet `i`'s cache slot keeps (untouched for a packet
     /// the cache missed). Returns whether it handed out hints: the one
     /// place that decides it.
+    // The worker (DPDK only) is the caller.
+    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
     pub(crate) fn classify_burst_hinted<const W: usize>(
         &self,
         cache: &mut FlowCacheOf<W>,
@@ -488,6 +490,8 @@ impl Classifier {
     /// meter had to probe (new flows, stale hints), where keeping every
     /// packet's key from the classifier cost each packet (+6 instructions
     /// on the full pipeline without metering, measured).
+    // The worker (DPDK only) is the caller.
+    #[cfg_attr(not(feature = "dpdk"), allow(dead_code))]
     pub(crate) fn keep_meter_hints<const W: usize>(
         &self,
         cache: &mut FlowCacheOf<W>,
