@@ -353,27 +353,52 @@ mod filter {
         Ok(())
     }
 
+    /// A chunk of packets as the burst API takes them.
+    struct Burst {
+        layers: Vec<Layers>,
+        ports: Vec<u16>,
+        dirs: Vec<Direction>,
+    }
+
+    impl Burst {
+        fn of(chunk: &[Pkt]) -> Burst {
+            Burst {
+                layers: chunk.iter().map(|p| p.l).collect(),
+                ports: chunk.iter().map(|p| p.port).collect(),
+                dirs: chunk.iter().map(|p| p.dir).collect(),
+            }
+        }
+    }
+
+    /// `chunk`'s verdicts from `c` through `cache`, as the worker asks.
+    fn cached<const W: usize>(
+        c: &Classifier,
+        cache: &mut FlowCacheOf<W>,
+        chunk: &[Pkt],
+    ) -> [Verdict; 32] {
+        let b = Burst::of(chunk);
+        let mut out = [Verdict::DEFAULT; 32];
+        let fields = BurstFields {
+            layers: &b.layers,
+            in_ports: &b.ports,
+            dirs: &b.dirs,
+        };
+        c.classify_burst_cached(cache, fields, &mut out);
+        out
+    }
+
     /// The bit-vector miss path, alone and behind a small flow cache,
     /// agrees with the linear scan: it takes every valid policy.
     fn check_bitvec(c: &Classifier, rules: &[Rule], pkts: &[Pkt]) -> Result<(), TestCaseError> {
         let bv = BitVecMissPath::build(rules).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let b = c;
-        prop_assert!(b.uses_bitvec() || c.constant_verdict().is_some());
+        prop_assert!(c.uses_bitvec() || c.constant_verdict().is_some());
         let mut cache = FlowCache::new(8);
         for round in 0..2 {
             for chunk in pkts.chunks(32) {
-                let layers: Vec<Layers> = chunk.iter().map(|p| p.l).collect();
-                let ports: Vec<u16> = chunk.iter().map(|p| p.port).collect();
-                let dirs: Vec<Direction> = chunk.iter().map(|p| p.dir).collect();
-                let mut out = [Verdict::DEFAULT; 32];
+                let out = cached(c, &mut cache, chunk);
+                let b = Burst::of(chunk);
                 let mut alone = [Verdict::DEFAULT; 32];
-                let burst = BurstFields {
-                    layers: &layers,
-                    in_ports: &ports,
-                    dirs: &dirs,
-                };
-                b.classify_burst_cached(&mut cache, burst, &mut out);
-                bv.classify_burst(c, &layers, &ports, &dirs, &mut alone);
+                bv.classify_burst(c, &b.layers, &b.ports, &b.dirs, &mut alone);
                 for ((p, v), a) in chunk.iter().zip(out.iter()).zip(alone.iter()) {
                     let want = naive(rules, &p.l, p.port, p.dir);
                     prop_assert_eq!(v.rule_index(), want, "bitvec, round {}: {:?}", round, p);
@@ -390,16 +415,7 @@ mod filter {
         let mut cache = FlowCacheOf::<W>::new(16);
         for round in 0..2 {
             for chunk in pkts.chunks(32) {
-                let layers: Vec<Layers> = chunk.iter().map(|p| p.l).collect();
-                let ports: Vec<u16> = chunk.iter().map(|p| p.port).collect();
-                let dirs: Vec<Direction> = chunk.iter().map(|p| p.dir).collect();
-                let mut out = [Verdict::DEFAULT; 32];
-                let burst = BurstFields {
-                    layers: &layers,
-                    in_ports: &ports,
-                    dirs: &dirs,
-                };
-                c.classify_burst_cached(&mut cache, burst, &mut out);
+                let out = cached(c, &mut cache, chunk);
                 for (p, v) in chunk.iter().zip(out.iter()) {
                     let want = c.classify(&p.l, p.port, p.dir);
                     prop_assert_eq!(*v, want, "{} ways, round {}: {:?}", W, round, p);
@@ -436,16 +452,7 @@ mod filter {
         let mut cache = FlowCache::new(8);
         for round in 0..2 {
             for chunk in pkts.chunks(32) {
-                let layers: Vec<Layers> = chunk.iter().map(|p| p.l).collect();
-                let ports: Vec<u16> = chunk.iter().map(|p| p.port).collect();
-                let dirs: Vec<Direction> = chunk.iter().map(|p| p.dir).collect();
-                let mut out = [Verdict::DEFAULT; 32];
-                let burst = BurstFields {
-                    layers: &layers,
-                    in_ports: &ports,
-                    dirs: &dirs,
-                };
-                a.classify_burst_cached(&mut cache, burst, &mut out);
+                let out = cached(&a, &mut cache, chunk);
                 for (p, v) in chunk.iter().zip(out.iter()) {
                     let want = naive(rules, &p.l, p.port, p.dir);
                     prop_assert_eq!(v.rule_index(), want, "acl, round {}: {:?}", round, p);
