@@ -456,9 +456,12 @@ fn records_and_events_arrive_and_a_restarted_server_loses_and_doubles_nothing() 
     let nats = Nats::start(&ns, &conf);
     finish(traffic);
     let expected = before + u64::from(COUNT * PER);
+    // Each message is acknowledged once: a retry whose first attempt was
+    // stored before the kill (its acknowledgement lost) is acknowledged as
+    // a duplicate, and `duplicates` counts those among `acked`. The dump
+    // below checks that every message is stored, once.
     wait_console(&mut c, "show stream", 60, |t| {
-        stream_counter(t, "acked") - stream_counter(t, "duplicates") >= expected
-            && stream_counter(t, "buffered") == 0
+        stream_counter(t, "acked") >= expected && stream_counter(t, "buffered") == 0
     });
     let shown = c.command("show stream").expect("stream");
     assert_eq!(stream_counter(&shown, "overflow"), 0, "{shown}");
