@@ -1139,4 +1139,32 @@ mod filter {
         movable::<FlowCache>();
         movable::<FilterCounters>();
     }
+
+    #[test]
+    fn a_policy_the_bit_vectors_refuse_says_why_and_still_classifies() {
+        // A threat list of 17,000 hosts, each in its own /16: every one
+        // splits a /16 and a /24, more blocks than 16-bit entries can name.
+        let hosts: Vec<Cidr> = (0..17_000u32)
+            .map(|i| Cidr::new(Ipv4Addr::from(i << 16 | 0x0101), 32))
+            .collect();
+        let listed = Match {
+            src: Some(hosts),
+            ..Match::default()
+        };
+        let c = build(&[rule(7, listed)]);
+        assert!(!c.uses_bitvec());
+        let why = c.bitvec_refusal().expect("the refusal is kept").to_string();
+        assert!(why.starts_with("src: "), "{why}");
+        assert!(why.contains("/16 and /24 blocks"), "{why}");
+        assert_eq!(id_of(&c, &tcp4("0.42.1.1", B, 1000, 80)), Some(7));
+        assert_eq!(id_of(&c, &tcp4("0.42.1.2", B, 1000, 80)), None);
+        // A policy the bit vectors take has nothing to say.
+        let ten = Match {
+            src: cidrs(&["10.0.0.0/8"]),
+            ..Match::default()
+        };
+        let c = build(&[rule(1, ten)]);
+        assert!(c.uses_bitvec());
+        assert!(c.bitvec_refusal().is_none());
+    }
 }

@@ -41,14 +41,14 @@ pub enum PolicySource {
 impl PolicySource {
     /// Loads and compiles the policy, its classifier's flow-cache misses on
     /// rte_acl when it can (on the main lcore, before any worker sees it;
-    /// see `CompiledPolicy::use_acl`).
+    /// see `CompiledPolicy::choose_miss_path`).
     fn load(&self, ctx: &Context) -> Result<(Policy, CompiledPolicy), PolicyError> {
         let (model, mut compiled) = match self {
             PolicySource::File(p) => policy::load(p, ctx),
             PolicySource::BuiltIn(text) => policy::load_text(text, "built-in policy", ctx),
             PolicySource::Text { origin, text } => policy::load_text(text, origin, ctx),
         }?;
-        if let Err(why) = compiled.use_acl() {
+        if let Some(why) = compiled.choose_miss_path() {
             log(why);
         }
         Ok((model, compiled))

@@ -97,21 +97,34 @@ impl CompiledPolicy {
     /// lcore, before the policy reaches the workers: building takes up to
     /// seconds for 10,000 rules) when its bit vectors could not be built.
     /// rte_acl is as fast as TupleMerge at 1,000 rules and about twice as
-    /// fast at 10,000 (`perf/benches/classifier.rs`). Without EAL, or for a
-    /// policy rte_acl cannot express, the classifier keeps TupleMerge and
-    /// the reason is returned.
-    pub fn use_acl(&mut self) -> Result<(), String> {
+    /// fast at 10,000 (`perf/benches/classifier.rs`). Returns what the
+    /// operator should be told: why a policy's misses do not take the
+    /// fastest path its size allows (bit vectors refused, rte_acl refused
+    /// or no EAL), `None` when they do.
+    pub fn choose_miss_path(&mut self) -> Option<String> {
         if self.classifier.uses_bitvec() {
-            return Ok(());
+            return None;
         }
-        if !crate::dpdk::eal_running() {
-            return Err("EAL is not running".into());
-        }
-        self.classifier.adopt_acl().map_err(|e| {
-            format!(
-                "policy {:?}: flow-cache misses stay on TupleMerge: {e}",
+        let refused = self
+            .classifier
+            .bitvec_refusal()
+            .map(|e| format!("no bit vectors ({e}); "))
+            .unwrap_or_default();
+        let acl = if !crate::dpdk::eal_running() {
+            Err("EAL is not running".to_string())
+        } else {
+            self.classifier.adopt_acl().map_err(|e| e.to_string())
+        };
+        match acl {
+            Ok(()) if refused.is_empty() => None,
+            Ok(()) => Some(format!(
+                "policy {:?}: {refused}flow-cache misses go to rte_acl",
                 self.version
-            )
-        })
+            )),
+            Err(e) => Some(format!(
+                "policy {:?}: {refused}flow-cache misses stay on TupleMerge: {e}",
+                self.version
+            )),
+        }
     }
 }

@@ -38,10 +38,13 @@ const CHUNK: u32 = 1 << 15;
 struct Block([u64; WORDS]);
 
 /// Why the bit vectors cannot be built.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum BitVecBuildError {
     #[error("{field}: {classes} distinct rule sets, more than its table can name")]
     TooManyClasses { field: &'static str, classes: usize },
+    /// Addresses that split more /16s and /24s than 16-bit entries can name.
+    #[error("{field}: its IPv4 prefixes split {chunks} /16 and /24 blocks, more than its table can name")]
+    TooManyChunks { field: &'static str, chunks: usize },
 }
 
 /// A rule's accepted values of one field as inclusive intervals, or `None`
@@ -266,9 +269,11 @@ impl AddrField {
         let none_rules: Vec<Accepts> = rules.iter().map(|r| r.as_ref().map(|_| vec![])).collect();
         let (_, none) = sweep(&none_rules, 0, &mut classes);
         let none = none.first().copied().unwrap_or(0);
-        let too_many = |n: usize| BitVecBuildError::TooManyClasses { field, classes: n };
         if classes.count() >= CHUNK as usize {
-            return Err(too_many(classes.count()));
+            return Err(BitVecBuildError::TooManyClasses {
+                field,
+                classes: classes.count(),
+            });
         }
         // The class of [x, x + len) if one interval holds it all.
         let uniform = |x: u32, len: u32| {
@@ -310,7 +315,10 @@ impl AddrField {
                 }
             };
             if chunks.len() / 256 >= CHUNK as usize {
-                return Err(too_many(chunks.len() / 256));
+                return Err(BitVecBuildError::TooManyChunks {
+                    field,
+                    chunks: chunks.len() / 256,
+                });
             }
         }
         Ok(Some(AddrField {

@@ -212,6 +212,9 @@ pub struct Classifier {
     /// flow-cache misses are classified there (else on rte_acl, else on
     /// TupleMerge).
     bitvec: Option<Arc<BitVecMissPath>>,
+    /// Why a policy within [`BITVEC_MAX_RULES`] has no bit vectors: told
+    /// with the policy, since its misses then take a slower path.
+    bitvec_refused: Option<BitVecBuildError>,
 }
 
 impl Classifier {
@@ -256,12 +259,14 @@ impl Classifier {
             #[cfg(feature = "dpdk")]
             acl: None,
             bitvec: None,
+            bitvec_refused: None,
         };
         if rules.len() <= BITVEC_MAX_RULES {
-            // A policy too large for the bit vectors' 16-bit class tables
-            // (tens of thousands of distinct prefixes) goes without: its
-            // misses go to rte_acl or TupleMerge, like a larger policy's.
-            let _ = c.adopt_bitvec(rules);
+            // A policy too large for the bit vectors' 16-bit tables (tens
+            // of thousands of distinct prefixes) goes without: its misses go
+            // to rte_acl or TupleMerge, like a larger policy's, and
+            // `bitvec_refusal` says why.
+            c.bitvec_refused = c.adopt_bitvec(rules).err();
         }
         Ok(c)
     }
@@ -294,6 +299,7 @@ impl Classifier {
             #[cfg(feature = "dpdk")]
             acl: None,
             bitvec: None,
+            bitvec_refused: None,
         }
     }
 
@@ -312,6 +318,12 @@ impl Classifier {
     /// Whether flow-cache misses go to the bit vectors.
     pub fn uses_bitvec(&self) -> bool {
         self.bitvec.is_some()
+    }
+
+    /// Why [`Classifier::build`] could not build the bit vectors of a
+    /// policy within [`BITVEC_MAX_RULES`] rules.
+    pub fn bitvec_refusal(&self) -> Option<&BitVecBuildError> {
+        self.bitvec_refused.as_ref()
     }
 
     /// Classifies flow-cache misses without the bit vectors from now on
