@@ -38,18 +38,6 @@ fn main() {
     for flag in &cflags {
         build.flag(flag);
     }
-    // The CPU features the Rust code is compiled for, checked at start.
-    let features = env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
-    for f in features.split(',') {
-        if let Some(name) = match f {
-            "avx2" => Some("AVX2"),
-            "bmi2" => Some("BMI2"),
-            "fma" => Some("FMA"),
-            _ => None,
-        } {
-            build.define(&format!("SLUICE_CPU_NEEDS_{name}"), None);
-        }
-    }
     build.compile("sluice_shim");
 
     let bindings = bindgen::Builder::default()

@@ -47,32 +47,3 @@ unsigned sluice_rte_ring_free_count(const struct rte_ring *r) { return rte_ring_
 uint64_t sluice_rte_eth_rss_ip_tcp_udp(void) { return RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP; }
 
 uint32_t sluice_rte_eth_dev_intr_lsc(void) { return RTE_ETH_DEV_INTR_LSC; }
-
-/* The Rust code is compiled for the features build.rs lists in
- * SLUICE_CPU_NEEDS_* (its target-cpu, .cargo/config.toml). On a CPU
- * without one of them its first such instruction would die of SIGILL with
- * no word said: this constructor, compiled for DPDK's own floor, runs
- * before any Rust code and says what is missing instead. */
-#include <stdio.h>
-#include <stdlib.h>
-
-__attribute__((constructor)) static void sluice_cpu_check(void)
-{
-    const char *missing = NULL;
-    __builtin_cpu_init();
-#ifdef SLUICE_CPU_NEEDS_AVX2
-    if (!missing && !__builtin_cpu_supports("avx2")) missing = "AVX2";
-#endif
-#ifdef SLUICE_CPU_NEEDS_BMI2
-    if (!missing && !__builtin_cpu_supports("bmi2")) missing = "BMI2";
-#endif
-#ifdef SLUICE_CPU_NEEDS_FMA
-    if (!missing && !__builtin_cpu_supports("fma")) missing = "FMA";
-#endif
-    if (missing) {
-        fprintf(stderr, "sluice: this build needs an x86-64-v3 CPU (AVX2, BMI2, FMA, MOVBE); "
-                        "this one has no %s. Build for it with RUSTFLAGS=\"-C target-cpu=x86-64-v2\".\n",
-                missing);
-        exit(1);
-    }
-}

@@ -173,35 +173,47 @@ fn non_ethernet_capture_is_refused_by_link_type() {
     );
 }
 
-/// Runs sluice's `--version` on an emulated CPU (qemu-user, `-cpu MODEL`).
-fn version_on_cpu(model: &str) -> Output {
-    Command::new("qemu-x86_64")
-        .args(["-cpu", model, SLUICE, "--version"])
-        .output()
-        .expect("qemu-x86_64 runs (scripts/setup.sh installs qemu-user)")
-}
-
 /// A build for x86-64-v3 (.cargo/config.toml) on an older CPU says what
 /// the CPU lacks and exits, instead of dying of SIGILL at its first AVX2
-/// instruction; on a v3 CPU it runs.
+/// instruction; on a v3 CPU it runs. So for each program a package ships.
 #[test]
 fn an_older_cpu_is_named_not_crashed_on() {
-    let old = version_on_cpu("Nehalem");
-    let err = String::from_utf8_lossy(&old.stderr);
-    if cfg!(target_feature = "avx2") {
-        assert_eq!(old.status.code(), Some(1), "{err}");
+    let controller = Path::new(SLUICE).with_file_name("sluice-controller");
+    let programs = [
+        ("sluice", Path::new(SLUICE)),
+        ("sluice-cli", Path::new(env!("CARGO_BIN_EXE_sluice-cli"))),
+        ("sluice-controller", controller.as_path()),
+    ];
+    for (name, bin) in programs {
+        let old = version_on_cpu(bin, "Nehalem");
+        let err = String::from_utf8_lossy(&old.stderr);
+        if cfg!(target_feature = "avx2") {
+            assert_eq!(old.status.code(), Some(1), "{name}: {err}");
+            assert!(
+                err.starts_with(&format!("{name}: this build needs an x86-64-v3 CPU"))
+                    && err.contains("this one has no AVX."),
+                "{name}: {err}"
+            );
+        } else {
+            assert!(old.status.success(), "{name}: {err}");
+        }
+        let new = version_on_cpu(bin, "Haswell");
         assert!(
-            err.contains("needs an x86-64-v3 CPU") && err.contains("has no AVX2"),
-            "{err}"
+            new.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&new.stderr)
         );
-    } else {
-        assert!(old.status.success(), "{err}");
+        let out = String::from_utf8_lossy(&new.stdout);
+        assert!(out.starts_with(&format!("{name} ")), "{name}: {out}");
     }
-    let new = version_on_cpu("Haswell");
-    assert!(
-        new.status.success(),
-        "{}",
-        String::from_utf8_lossy(&new.stderr)
-    );
-    assert!(String::from_utf8_lossy(&new.stdout).starts_with("sluice "));
+}
+
+/// Runs a program's `--version` on an emulated CPU (qemu-user, `-cpu MODEL`).
+fn version_on_cpu(bin: &Path, model: &str) -> Output {
+    Command::new("qemu-x86_64")
+        .args(["-cpu", model])
+        .arg(bin)
+        .arg("--version")
+        .output()
+        .expect("qemu-x86_64 runs (scripts/setup.sh installs qemu-user)")
 }
