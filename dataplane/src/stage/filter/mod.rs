@@ -53,11 +53,12 @@ use tuple::{Tuples, NO_MATCH};
 
 /// Policies of up to this many rules classify their flow-cache misses on
 /// bit vectors, larger ones on rte_acl (`perf/benches/classifier.rs`,
-/// ns a packet behind the flow cache: at 1,000 rules the bit vectors take
-/// ~0.77× rte_acl's time, at 10,000 ~1.06×, their first cache line of
-/// each field's vector no longer in the caches; the crossover, between
-/// the two, is not measured).
-pub const BITVEC_MAX_RULES: usize = 4096;
+/// ns a packet behind the flow cache: the bit vectors take 0.7–0.85× rte_acl's
+/// time from 1,000 to 9,000 rules, 1.06–1.4× at 10,000, where their
+/// chunks and vectors no longer stay in the caches; docs/PERFORMANCE.md,
+/// "Session 13: where the bit vectors stop"). They also build 10–25×
+/// faster, which a policy reload waits for.
+pub const BITVEC_MAX_RULES: usize = 8192;
 
 /// Index of a destination in the compiled policy's destination table.
 pub type DestId = u16;
