@@ -1,7 +1,7 @@
 //! The packed lookup key: every header field a rule can look at, laid out so
 //! that masking, hashing and comparing are a handful of word operations.
 
-use crate::stage::parse::{Fragment, Layers};
+use crate::stage::parse::Layers;
 use crate::stage::Direction;
 
 /// Header fields of one packet (or the value/mask of a rule), packed.
@@ -9,7 +9,9 @@ use crate::stage::Direction;
 /// Addresses keep the `Layers` encoding (IPv4 in the low 32 bits), so a
 /// packet key is built without branching on the IP version; the version
 /// itself sits in `a` and every address match also constrains it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+// `Hash` hashes the same fields `eq` compares, as the derived one would.
+#[allow(clippy::derived_hash_with_manual_eq)]
+#[derive(Clone, Copy, Debug, Default, Hash)]
 pub(crate) struct Key {
     pub src: u128,
     pub dst: u128,
@@ -55,10 +57,11 @@ pub(crate) const TCP: u8 = 6;
 ///
 /// Port and TCP-flag matches only apply to such packets: otherwise a rule
 /// "dst ports 0-1023" would catch ICMP and non-first fragments, whose ports
-/// parse reports as 0.
+/// parse reports as 0. A non-first fragment has no `l4_offset` (parse
+/// stops at its IP header), so the offset alone rules it out.
 #[inline(always)]
 pub(crate) fn has_ports(l: &Layers) -> bool {
-    l.l4_offset != 0 && l.fragment != Fragment::Later && PORTED[usize::from(l.l4_proto)]
+    l.l4_offset != 0 && PORTED[usize::from(l.l4_proto)]
 }
 
 /// The IP protocols whose header starts with the two ports: TCP, UDP,
@@ -73,6 +76,17 @@ const PORTED: [bool; 256] = {
     t[136] = true;
     t
 };
+
+/// The whole key at once, without a branch per field: the flow cache
+/// compares a key per packet.
+impl PartialEq for Key {
+    #[inline(always)]
+    fn eq(&self, o: &Key) -> bool {
+        ((self.src ^ o.src) | (self.dst ^ o.dst) | u128::from((self.a ^ o.a) | (self.b ^ o.b))) == 0
+    }
+}
+
+impl Eq for Key {}
 
 impl Key {
     /// The key of one packet.
@@ -145,24 +159,25 @@ impl Key {
         ((self.a & IPVER_MASK) >> IPVER_SHIFT) as u8
     }
 
-    /// A cheap, well-mixed 64-bit hash (folded 64×64→128 multiplies, as in
-    /// wyhash/foldhash): the addresses' low words in one multiply, the
-    /// rest with it in a second. The key is fixed-size, so this beats a
+    /// A cheap, well-mixed 64-bit hash: one folded 64×64→128 multiply (as
+    /// in wyhash/foldhash) of the addresses' words against the rest. An
+    /// IPv4 pair fills the first factor without loss (source low, the
+    /// destination rotated high). The key is fixed-size, so this beats a
     /// generic `Hasher` that feeds it field by field. Tables are built from
     /// rules, not from traffic, and the flow cache is bounded, so crafted
     /// collisions cost extra probes at worst, never unbounded work.
     #[inline]
     pub fn hash(&self) -> u64 {
-        const K: [u64; 3] = [
-            0x243f_6a88_85a3_08d3,
-            0x1319_8a2e_0370_7344,
-            0xa409_3822_299f_31d0,
-        ];
+        // The constants keep a factor from being 0 where the classifier's
+        // mask clears all its words (rules on ports only, or on addresses
+        // only): every key would land in one slot.
+        const K: [u64; 2] = [0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344];
         let (src_lo, src_hi) = (self.src as u64, (self.src >> 64) as u64);
         let (dst_lo, dst_hi) = (self.dst as u64, (self.dst >> 64) as u64);
-        let h = fold(src_lo ^ K[0], dst_lo ^ K[1]);
-        // `b`'s top 16 bits are always 0, so the second factor never is.
-        fold(h ^ self.a ^ src_hi ^ dst_hi.rotate_left(32), self.b ^ K[2])
+        fold(
+            src_lo ^ dst_lo.rotate_left(32) ^ src_hi ^ K[0],
+            self.a ^ self.b.rotate_left(48) ^ dst_hi.rotate_left(32) ^ K[1],
+        )
     }
 }
 
