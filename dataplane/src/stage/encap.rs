@@ -288,19 +288,54 @@ pub struct EncapTemplate {
     ip_id: u16,
     /// GRE sequence (ERSPAN) or VXLAN extended sequence of the next packet.
     seq: u32,
-    /// The ERSPAN III timestamp of the frames encapsulated now
-    /// ([`EncapTemplate::set_stamp`]).
+    /// The ERSPAN III timestamp words of the last time given, kept for
+    /// the next frames: a burst's frames share one time.
     stamp: Stamp,
     counters: EncapCounters,
 }
 
-/// The ERSPAN III timestamp words for one `now_ns` (computed once a burst).
+/// The ERSPAN III timestamp words for one `now_ns`.
 #[derive(Clone, Copy, Debug, Default)]
 struct Stamp {
+    /// The time they are for.
+    ns: u64,
     lo: u32,
     hi: u32,
     /// The template has the platform sub-header that `hi` goes into.
     sub: bool,
+}
+
+impl Stamp {
+    /// The ERSPAN III timestamp words for `now_ns` in the granularity of
+    /// `kind`; nothing for other tunnels.
+    // Out of line: asked once a burst.
+    #[inline(never)]
+    fn of(kind: Kind, now_ns: u64) -> Stamp {
+        match kind {
+            Kind::ErspanIII {
+                timestamp: TimestampMode::Ieee1588,
+                ..
+            } => Stamp {
+                ns: now_ns,
+                lo: (now_ns % NS_PER_S) as u32,
+                hi: (now_ns / NS_PER_S) as u32,
+                sub: true,
+            },
+            Kind::ErspanIII {
+                timestamp: TimestampMode::Us100,
+                ..
+            } => Stamp {
+                ns: now_ns,
+                lo: (now_ns / NS_PER_100US) as u32,
+                hi: 0,
+                sub: false,
+            },
+            _ => Stamp {
+                ns: now_ns,
+                ..Stamp::default()
+            },
+        }
+    }
 }
 
 const NS_PER_S: u64 = 1_000_000_000;
@@ -559,7 +594,7 @@ impl EncapTemplate {
             oversize: cfg.oversize,
             ip_id: 0,
             seq: 0,
-            stamp: Stamp::default(),
+            stamp: Stamp::of(kind, 0),
             counters: EncapCounters::default(),
         })
     }
@@ -619,7 +654,12 @@ impl EncapTemplate {
     }
 
     /// Encapsulates one frame. `now_ns` (ns since the Unix epoch) is only
-    /// read by ERSPAN III. On error (counted) the frame is left as it came.
+    /// read by ERSPAN III, whose timestamp words are computed when it
+    /// changes (once a burst), not per frame. On error (counted) the frame
+    /// is left as it came.
+    // Inlined into the hoisted loops: a call per packet saved and restored
+    // six registers and passed the meta through memory, for a short path
+    // of a few dozen instructions.
     #[inline(always)]
     pub fn encap<F: Frame>(
         &mut self,
@@ -627,32 +667,17 @@ impl EncapTemplate {
         meta: &EncapMeta<'_>,
         now_ns: u64,
     ) -> Result<(), EncapError> {
-        self.set_stamp(now_ns);
-        self.encap_stamped(frame, meta)
-    }
-
-    /// Sets the time, `now_ns` (ns since the Unix epoch), that
-    /// [`EncapTemplate::encap_stamped`] gives ERSPAN III frames: a loop
-    /// over a burst computes the timestamp words once, not per frame.
-    #[inline]
-    pub fn set_stamp(&mut self, now_ns: u64) {
-        self.stamp = self.stamp(now_ns);
-    }
-
-    /// [`EncapTemplate::encap`] at the time last given to
-    /// [`EncapTemplate::set_stamp`].
-    // Inlined into the hoisted loops: a call per packet saved and restored
-    // six registers and passed the meta through memory, for a short path
-    // of a few dozen instructions.
-    #[inline(always)]
-    pub fn encap_stamped<F: Frame>(
-        &mut self,
-        frame: &mut F,
-        meta: &EncapMeta<'_>,
-    ) -> Result<(), EncapError> {
         match self.short_path_hash(frame, meta) {
             Some(hash) => self.encap_udp4(frame, hash),
-            None => self.encap_general(frame, *meta),
+            None => self.encap_general(frame, *meta, now_ns),
+        }
+    }
+
+    /// Makes the template's ERSPAN III timestamp words those of `now_ns`.
+    #[inline(always)]
+    fn stamp_at(&mut self, now_ns: u64) {
+        if self.stamp.ns != now_ns {
+            self.stamp = Stamp::of(self.kind, now_ns);
         }
     }
 
@@ -667,6 +692,7 @@ impl EncapTemplate {
         &mut self,
         frame: &mut F,
         meta: EncapMeta<'_>,
+        now_ns: u64,
     ) -> Result<(), EncapError> {
         if let Kind::ErspanIII {
             session,
@@ -676,10 +702,11 @@ impl EncapTemplate {
         } = self.kind
         {
             if self.v4 && meta.tag_override.is_none() && frame.pkt_len() <= self.max_inner {
+                self.stamp_at(now_ns);
                 return self.encap_erspan3_v4(frame, &meta, session, hw_id, words);
             }
         }
-        self.encap_one(frame, &meta)
+        self.encap_one(frame, &meta, now_ns)
     }
 
     /// The frame's [`flow_hash`] (the caller's when it has it) when the
@@ -735,8 +762,8 @@ impl EncapTemplate {
     /// no rule's tag, a frame within the MTU: the template's bytes, then
     /// the IPv4 total length, ID and checksum, the GRE sequence number, and
     /// the ERSPAN III words ([`erspan3_fields`], as the general path writes
-    /// them) with the burst's timestamp. The kind's fields are the caller's
-    /// match.
+    /// them) with the template's timestamp words. The kind's fields are
+    /// the caller's match.
     #[inline(always)]
     fn encap_erspan3_v4<F: Frame>(
         &mut self,
@@ -787,37 +814,12 @@ impl EncapTemplate {
         now_ns: u64,
         verdicts: &mut [Result<(), EncapError>],
     ) -> usize {
-        self.set_stamp(now_ns);
         let mut ok = 0;
         for ((f, m), v) in frames.iter_mut().zip(metas).zip(verdicts.iter_mut()) {
-            *v = self.encap_stamped(f, m);
+            *v = self.encap(f, m, now_ns);
             ok += usize::from(v.is_ok());
         }
         ok
-    }
-
-    /// The ERSPAN III timestamp words for `now_ns` in this template's
-    /// granularity; nothing for other tunnels.
-    fn stamp(&self, now_ns: u64) -> Stamp {
-        match self.kind {
-            Kind::ErspanIII {
-                timestamp: TimestampMode::Ieee1588,
-                ..
-            } => Stamp {
-                lo: (now_ns % NS_PER_S) as u32,
-                hi: (now_ns / NS_PER_S) as u32,
-                sub: true,
-            },
-            Kind::ErspanIII {
-                timestamp: TimestampMode::Us100,
-                ..
-            } => Stamp {
-                lo: (now_ns / NS_PER_100US) as u32,
-                hi: 0,
-                sub: false,
-            },
-            _ => Stamp::default(),
-        }
     }
 
     // Out of line: the short path above stays small where it is inlined.
@@ -826,8 +828,8 @@ impl EncapTemplate {
         &mut self,
         frame: &mut F,
         meta: &EncapMeta<'_>,
+        now_ns: u64,
     ) -> Result<(), EncapError> {
-        let stamp = self.stamp;
         let hl = self.len;
         if frame.headroom() < hl {
             self.counters.no_headroom += 1;
@@ -946,6 +948,8 @@ impl EncapTemplate {
                 let seq = self.seq;
                 self.seq = seq.wrapping_add(1);
                 let session = tag::session(session, meta.tag_override);
+                self.stamp_at(now_ns);
+                let stamp = self.stamp;
                 if let Some(g) = arr::<8>(h, l4) {
                     g[4..8].copy_from_slice(&seq.to_be_bytes());
                 }

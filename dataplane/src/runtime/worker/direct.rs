@@ -130,7 +130,7 @@ impl Worker {
         self.rule_hits.count(d.rule_id, n, bytes);
         // Every packet takes a sequence number, as in the general path.
         tmpl.set_next_seq(shared.seq.fetch_add(n as u32, Ordering::Relaxed));
-        tmpl.set_stamp(self.s.clock.now_ns());
+        let now_ns = self.s.clock.now_ns();
         let dc = &stats.dests[usize::from(a.slot)];
         let appliance_id = self.s.appliance_id;
         let directions = &self.s.port_direction;
@@ -160,6 +160,7 @@ impl Worker {
                 layers,
                 hash: Some(hash),
                 tag,
+                now_ns,
             };
             encap_solo(tmpl, m, &a, copy, stats, dc, &mut lane);
         });

@@ -646,22 +646,22 @@ impl Worker {
         self.reserve_sequences(t, burst_plans, &shed[..n], &dups[..n], sampling);
         let tracing = self.s.trace.armed();
         if !tracing && uniform && !any_sampled {
+            let b = Burst {
+                layers,
+                dups: &dups,
+                dirs: &dirs,
+                hashes: hashed,
+                rule_id: plans[0].rule_id,
+                appliance_id: self.s.appliance_id,
+                now_ns,
+            };
             let done = match *self.plans.targets(plans[0]) {
                 [a] => match a.tool {
                     Some(tool) => self.forward_single_tool(t, rx, layers, &dups, a, tool),
-                    None => self.forward_single(
-                        rx,
-                        layers,
-                        &dups,
-                        &dirs,
-                        hashed,
-                        plans[0].rule_id,
-                        a,
-                        now_ns,
-                    ),
+                    None => self.forward_single(rx, b, a),
                 },
                 [] => false,
-                _ => self.forward_multi(rx, layers, &dups, &dirs, hashed, plans[0], now_ns),
+                _ => self.forward_multi(rx, b, plans[0]),
             };
             if done {
                 return;
@@ -702,19 +702,8 @@ impl Worker {
     /// loop, and each copy settles its packet itself. Returns false, with
     /// the burst untouched, when the destination needs the general path
     /// (no next hop yet, or a rate limit).
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn forward_single(
-        &mut self,
-        rx: &mut Batch<BURST>,
-        layers: &[Layers; BURST],
-        dups: &[DedupVerdict; BURST],
-        dirs: &[Direction; BURST],
-        hashes: Option<&[u32; BURST]>,
-        rule_id: u32,
-        a: Target,
-        now_ns: u64,
-    ) -> bool {
+    fn forward_single(&mut self, rx: &mut Batch<BURST>, b: Burst<'_>, a: Target) -> bool {
         if a.edits
             || self
                 .limiters
@@ -726,10 +715,8 @@ impl Worker {
         let Some(Some(tmpl)) = self.templates.get_mut(a.dest) else {
             return false;
         };
-        tmpl.set_stamp(now_ns);
         let stats = &*self.s.stats;
         let dc = &stats.dests[usize::from(a.slot)];
-        let appliance_id = self.s.appliance_id;
         let Some(mut lane) = self
             .tx
             .uplink(usize::from(a.uplink), &mut self.s.uplink_tx, stats)
@@ -737,25 +724,17 @@ impl Worker {
             return false;
         };
         let mut deduplicated = 0u64;
-        for (i, m) in rx.drain().enumerate() {
-            if a.dedup && dups[i] == DedupVerdict::Duplicate {
+        let mut i = 0;
+        rx.drain_each(|m| {
+            let at = i;
+            i += 1;
+            if a.dedup && b.dups[at] == DedupVerdict::Duplicate {
                 deduplicated += 1;
-                continue;
+                return;
             }
-            let tag = TagInfo {
-                appliance_id,
-                input_port: m.port(),
-                rule_id,
-                direction: dirs[i],
-            };
-            let hash = hashes.map(|h| h[i]);
-            let copy = Copy {
-                layers: &layers[i],
-                hash,
-                tag,
-            };
+            let copy = b.copy(at, m.port());
             encap_solo(tmpl, m, &a, copy, stats, dc, &mut lane);
-        }
+        });
         count_deduplicated(stats, deduplicated);
         true
     }
@@ -1133,8 +1112,13 @@ impl Worker {
             }
         }
         let seq = tmpl.next_seq();
-        tmpl.set_stamp(p.now_ns);
-        let (sliced, sliced_len) = match encap_copy(tmpl, &mut copy, a, layers, hash, tag, dc) {
+        let c = Copy {
+            layers,
+            hash,
+            tag,
+            now_ns: p.now_ns,
+        };
+        let (sliced, sliced_len) = match encap_copy(tmpl, &mut copy, a, c, dc) {
             Ok(done) => done,
             Err((why, len)) => return dropped(why, len, trace),
         };
@@ -1231,30 +1215,27 @@ impl Worker {
 /// whether the slice cut it and its length after the slice, or why it
 /// cannot go (counted on the destination) with that length, for traces. The destination's `truncated_to_mtu` counts copies
 /// encap cut to the MTU.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn encap_copy(
     tmpl: &mut EncapTemplate,
     copy: &mut Mbuf,
     a: &Target,
-    layers: &Layers,
-    flow_hash: Option<u32>,
-    tag: TagInfo,
+    c: Copy<'_>,
     dc: &DestCounters,
 ) -> Result<(bool, usize), (DestDrop, usize)> {
-    let sliced = a.slice != SliceSpec::Whole && slice(copy, layers, a.slice).truncated();
+    let sliced = a.slice != SliceSpec::Whole && slice(copy, c.layers, a.slice).truncated();
     let sliced_len = copy.pkt_len();
     let meta = EncapMeta {
-        layers: Some(layers),
-        flow_hash,
-        tag,
+        layers: Some(c.layers),
+        flow_hash: c.hash,
+        tag: c.tag,
         tag_override: a.tag,
         sliced,
     };
     // Longer than the MTU leaves room for: encap cuts it (or refuses it,
     // with `oversize = "drop"`).
     let over_mtu = sliced_len > tmpl.max_inner_len();
-    if let Err(e) = tmpl.encap_stamped(copy, &meta) {
+    if let Err(e) = tmpl.encap(copy, &meta, c.now_ns) {
         let why = match e {
             EncapError::TooBig => DestDrop::TooBig,
             EncapError::NoHeadroom => DestDrop::Error,
@@ -1269,10 +1250,44 @@ fn encap_copy(
 }
 
 /// What encap needs of one packet besides its bytes and its target.
+#[derive(Clone, Copy)]
 struct Copy<'a> {
     layers: &'a Layers,
     hash: Option<u32>,
     tag: TagInfo,
+    now_ns: u64,
+}
+
+/// What the loops that take a whole burst of one plan read of each
+/// packet besides its mbuf, by the packet's index in the burst.
+#[derive(Clone, Copy)]
+struct Burst<'a> {
+    layers: &'a [Layers; BURST],
+    dups: &'a [DedupVerdict; BURST],
+    dirs: &'a [Direction; BURST],
+    /// Each packet's flow hash when the meter computed it.
+    hashes: Option<&'a [u32; BURST]>,
+    rule_id: u32,
+    appliance_id: u16,
+    now_ns: u64,
+}
+
+impl<'a> Burst<'a> {
+    /// Packet `i`'s [`Copy`], `port` the one it came in on.
+    #[inline(always)]
+    fn copy(&self, i: usize, port: u16) -> Copy<'a> {
+        Copy {
+            layers: &self.layers[i],
+            hash: self.hashes.map(|h| h[i]),
+            tag: TagInfo {
+                appliance_id: self.appliance_id,
+                input_port: port,
+                rule_id: self.rule_id,
+                direction: self.dirs[i],
+            },
+            now_ns: self.now_ns,
+        }
+    }
 }
 
 /// Encapsulates `m`, its packet's only copy, for target `a` and queues it
@@ -1289,7 +1304,7 @@ fn encap_solo(
     dc: &DestCounters,
     lane: &mut LaneTx<'_>,
 ) {
-    match encap_copy(tmpl, &mut m, a, c.layers, c.hash, c.tag, dc) {
+    match encap_copy(tmpl, &mut m, a, c, dc) {
         Ok(_) => {
             let meta = TxMeta {
                 fate: SOLO,

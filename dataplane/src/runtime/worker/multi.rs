@@ -11,12 +11,11 @@ use crate::runtime::ratelimit::DestLimiter;
 use crate::stage::dedup::Verdict as DedupVerdict;
 use crate::stage::parse::Layers;
 use crate::stage::slice::{keep_len, SliceSpec};
-use crate::stage::tag::TagInfo;
-use crate::stage::{Direction, BURST};
+use crate::stage::BURST;
 
 use super::plan::RulePlan;
 use super::tx::{lead, TxMeta, FOLLOW};
-use super::{count_deduplicated, encap_copy, Worker, CLONE_MIN_LEN};
+use super::{count_deduplicated, encap_copy, Burst, Worker, CLONE_MIN_LEN};
 
 /// The most destinations the hoisted loop takes (bits of a `u8` mask);
 /// a rule with more takes the general path.
@@ -30,17 +29,12 @@ impl Worker {
     /// it, as in [`Worker::forward`]) and queued together; the first one
     /// queued settles the packet. Returns false, with the burst untouched,
     /// when the plan needs the general path.
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub(super) fn forward_multi(
         &mut self,
         rx: &mut Batch<BURST>,
-        layers: &[Layers; BURST],
-        dups: &[DedupVerdict; BURST],
-        dirs: &[Direction; BURST],
-        hashes: Option<&[u32; BURST]>,
+        b: Burst<'_>,
         plan: RulePlan,
-        now_ns: u64,
     ) -> bool {
         let targets = self.plans.targets(plan);
         let Some(uplink) = targets.first().map(|a| a.uplink) else {
@@ -54,11 +48,8 @@ impl Worker {
         let (mut unique, mut copies) = (0u8, 0u8);
         let mut clones: [Option<&Mempool>; MAX_TARGETS] = [None; MAX_TARGETS];
         for (k, a) in targets.iter().enumerate() {
-            let tunnel = match self.templates.get_mut(a.dest) {
-                Some(Some(t)) => {
-                    t.set_stamp(now_ns);
-                    !t.checksums_payload()
-                }
+            let tunnel = match self.templates.get(a.dest) {
+                Some(Some(t)) => !t.checksums_payload(),
                 _ => return false,
             };
             if a.tool.is_some()
@@ -77,7 +68,6 @@ impl Worker {
         }
         let stats = &*self.s.stats;
         let pool = &*self.s.pool;
-        let appliance_id = self.s.appliance_id;
         let Some(mut lane) = self
             .tx
             .uplink(usize::from(uplink), &mut self.s.uplink_tx, stats)
@@ -85,25 +75,22 @@ impl Worker {
             return false;
         };
         let mut deduplicated = 0u64;
-        for (i, m) in rx.drain().enumerate() {
-            let takers = if dups[i] == DedupVerdict::Duplicate {
+        let mut i = 0;
+        rx.drain_each(|m| {
+            let at = i;
+            i += 1;
+            let takers = if b.dups[at] == DedupVerdict::Duplicate {
                 copies
             } else {
                 unique
             };
             if takers == 0 {
                 deduplicated += 1;
-                continue;
+                return;
             }
             let last = 7 - takers.leading_zeros() as usize;
-            let tag = TagInfo {
-                appliance_id,
-                input_port: m.port(),
-                rule_id: plan.rule_id,
-                direction: dirs[i],
-            };
-            let l = &layers[i];
-            let hash = hashes.map(|h| h[i]);
+            let c = b.copy(at, m.port());
+            let l = c.layers;
             lane.make_room(takers.count_ones() as usize);
             let lead_at = lane.next_at();
             let mut first_drop = None;
@@ -132,7 +119,7 @@ impl Worker {
                 let Some(Some(tmpl)) = self.templates.get_mut(a.dest) else {
                     continue;
                 };
-                match encap_copy(tmpl, &mut copy, a, l, hash, tag, dc) {
+                match encap_copy(tmpl, &mut copy, a, c, dc) {
                     Ok(_) => {
                         let meta = TxMeta {
                             fate: if queued { FOLLOW } else { lead(None) },
@@ -155,7 +142,7 @@ impl Worker {
                     .terminal(why.unwrap_or(DestDrop::Error).terminal())
                     .add(1),
             }
-        }
+        });
         count_deduplicated(stats, deduplicated);
         true
     }
