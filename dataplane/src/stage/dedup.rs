@@ -886,7 +886,10 @@ impl Dedup {
                 }
                 // The same packet, seen before the window: refresh in place
                 // so a bucket never holds one key twice.
-                Some(w) => w,
+                Some(w) => {
+                    tally.expired_replacements += 1;
+                    w
+                }
                 // Else the first empty way, else the (first) oldest, which
                 // is expired whenever any way is: the ages are worked out
                 // only for a full bucket.
@@ -900,17 +903,15 @@ impl Dedup {
                                 victim = w;
                             }
                         }
+                        if ages[victim] < window {
+                            tally.evictions += 1;
+                        } else {
+                            tally.expired_replacements += 1;
+                        }
                         victim
                     }
                 },
             };
-        if b.tag[victim] != 0 {
-            if age(b.meta[victim]) < window {
-                tally.evictions += 1;
-            } else {
-                tally.expired_replacements += 1;
-            }
-        }
         b.tag[victim] = fp.tag;
         b.meta[victim] = (now_us << TS_SHIFT) | check;
         tally.inserts += 1;
