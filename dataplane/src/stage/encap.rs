@@ -726,6 +726,23 @@ impl EncapTemplate {
         })
     }
 
+    /// The short paths' start: the template's bytes prepended to the
+    /// frame, and the outer IP packet's length, which fits in 16 bits
+    /// (max_inner keeps it within the MTU).
+    #[inline(always)]
+    fn prepend_template<'f, F: Frame>(
+        &mut self,
+        frame: &'f mut F,
+    ) -> Result<(&'f mut [u8], u16), EncapError> {
+        let total = frame.pkt_len() + self.len;
+        let Ok(h) = frame.prepend(self.len) else {
+            self.counters.no_headroom += 1;
+            return Err(EncapError::NoHeadroom);
+        };
+        copy_header(h, &self.hdr);
+        Ok((h, (total - self.l3) as u16))
+    }
+
     /// [`EncapTemplate::encap`] for a `udp4` template and no rule's tag:
     /// the template's bytes, then the IPv4 total length, ID and checksum
     /// (from the template's pre-summed words) and the UDP source port and
@@ -733,16 +750,8 @@ impl EncapTemplate {
     /// the MTU: a longer one takes the general path.
     #[inline(always)]
     fn encap_udp4<F: Frame>(&mut self, frame: &mut F, hash: u32) -> Result<(), EncapError> {
-        let hl = self.len;
-        let total = frame.pkt_len() + hl;
         let l3 = self.l3;
-        let Ok(h) = frame.prepend(hl) else {
-            self.counters.no_headroom += 1;
-            return Err(EncapError::NoHeadroom);
-        };
-        copy_header(h, &self.hdr);
-        // Both lengths fit in 16 bits: max_inner keeps the IP packet within the MTU.
-        let ip_len = (total - l3) as u16;
+        let (h, ip_len) = self.prepend_template(frame)?;
         // The template's IPv4 header has no options, so its UDP header
         // (`l4`) follows it: one view of both, one bounds check.
         let headers = h
@@ -773,18 +782,10 @@ impl EncapTemplate {
         hw_id: Option<u8>,
         words: ErspanWords,
     ) -> Result<(), EncapError> {
-        let hl = self.len;
-        let total = frame.pkt_len() + hl;
         let l3 = self.l3;
-        let Ok(h) = frame.prepend(hl) else {
-            self.counters.no_headroom += 1;
-            return Err(EncapError::NoHeadroom);
-        };
-        copy_header(h, &self.hdr);
+        let (h, ip_len) = self.prepend_template(frame)?;
         let seq = self.seq;
         self.seq = seq.wrapping_add(1);
-        // Fits in 16 bits: max_inner keeps the IP packet within the MTU.
-        let ip_len = (total - l3) as u16;
         // The template's IPv4 header has no options and its GRE header
         // only S (the sequence at +4), so GRE follows at `l4` = l3 + 20 and
         // ERSPAN at `tun` = l4 + 8: one view of all three.
